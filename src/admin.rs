@@ -1,0 +1,61 @@
+//! The admin HTTP port: `/metrics`, `/healthz`, `/readyz`, `/status`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::policy::PolicyStore;
+
+/// Shared state of the admin handlers.
+#[derive(Debug, Clone)]
+pub struct AdminState {
+    /// The policy store (readiness and status).
+    pub store: Arc<PolicyStore>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+/// The admin router.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/status", get(status))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+    match state.store.current() {
+        Some(_) => (StatusCode::OK, "ready\n"),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "no policy snapshot loaded\n"),
+    }
+}
+
+async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    state.metrics.run_upkeep();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+/// The snapshot in force and the latest reload attempt, as JSON.
+async fn status(State(state): State<AdminState>) -> impl IntoResponse {
+    let snapshot = state.store.current().map(|s| {
+        serde_json::json!({
+            "generation": s.generation,
+            "hash": s.hash,
+            "policies": s.policy_count(),
+            "loaded_at": crate::gate::rfc3339(s.loaded_at),
+        })
+    });
+    axum::Json(serde_json::json!({
+        "ready": snapshot.is_some(),
+        "policy_dir": state.store.dir().display().to_string(),
+        "snapshot": snapshot,
+        "last_reload": state.store.last_reload(),
+    }))
+}

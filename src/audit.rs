@@ -1,0 +1,183 @@
+//! The audit stream: one JSON line per decision, on its own sink (stdout or
+//! a file), separate from diagnostic logs. The schema is `proto/audit.proto`.
+//!
+//! Lines are handed to a writer thread through a bounded channel, so the Check
+//! path never waits on disk or a pipe unless the channel is full (then it
+//! blocks rather than drop an event: an audit trail with holes is worse than
+//! back-pressure).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::config::{AuditConfig, AuditSink};
+use crate::gate::Outcome;
+use crate::policy::eval::DeterminingPolicy;
+use crate::request::HttpRequest;
+
+/// Events buffered between the Check path and the writer thread.
+const CHANNEL_CAPACITY: usize = 65_536;
+
+/// One decision, as written to the audit log. Never a token, a cookie or a body.
+#[derive(Debug, Serialize)]
+pub struct AuditEvent<'a> {
+    /// RFC 3339 time of the decision.
+    pub time: String,
+    /// Unique decision id (also in the response and upstream headers).
+    pub decision_id: &'a str,
+    /// `x-request-id`.
+    pub request_id: &'a str,
+    /// `allow` or `deny`.
+    pub decision: &'static str,
+    /// Fixed reason code.
+    pub reason: &'static str,
+    /// Principal uid.
+    pub principal: &'a str,
+    /// SPIFFE id of the calling workload, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spiffe_id: Option<&'a str>,
+    /// Where the workload identity came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload_source: Option<crate::identity::WorkloadSource>,
+    /// Why credentials were refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_error: Option<&'a str>,
+    /// Action uid.
+    pub action: &'a str,
+    /// Resource uid.
+    pub resource: &'a str,
+    /// How the request was understood.
+    pub protocol: &'static str,
+    /// Determining policies with their annotations.
+    pub policies: Vec<&'a DeterminingPolicy>,
+    /// Snapshot generation that decided.
+    pub policy_generation: u64,
+    /// Snapshot content hash.
+    pub policy_hash: &'a str,
+    /// Evaluation errors.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub errors: &'a [String],
+    /// Whether the decision came from the cache.
+    pub cache_hit: bool,
+    /// Time spent deciding, in microseconds.
+    pub latency_us: u64,
+    /// Peer IP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    /// HTTP method.
+    pub method: &'a str,
+    /// Host.
+    pub host: &'a str,
+    /// Path (without query).
+    pub path: &'a str,
+    /// Extra fields, reserved for later protocol details.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<&'static str, String>,
+}
+
+// === impl AuditEvent ===
+
+impl<'a> AuditEvent<'a> {
+    /// Builds the event for one decision.
+    pub fn new(outcome: &'a Outcome, req: &'a HttpRequest, now: SystemTime, latency: Duration) -> Self {
+        let workload = outcome.identity.workload.as_ref();
+        Self {
+            time: crate::gate::rfc3339(now),
+            decision_id: &outcome.decision_id,
+            request_id: &req.id,
+            decision: if outcome.decision.is_allow() { "allow" } else { "deny" },
+            reason: outcome.decision.reason.as_str(),
+            principal: &outcome.principal,
+            spiffe_id: workload.map(|w| w.id.as_str()),
+            workload_source: workload.map(|w| w.source),
+            identity_error: outcome.identity_error.as_ref().map(|e| e.message.as_str()),
+            action: &outcome.action,
+            resource: &outcome.resource,
+            protocol: outcome.protocol.as_str(),
+            policies: outcome.decision.policies.iter().map(|p| p.as_ref()).collect(),
+            policy_generation: outcome.policy_generation,
+            policy_hash: &outcome.policy_hash,
+            errors: &outcome.decision.errors,
+            cache_hit: outcome.cache_hit,
+            latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            source_ip: req.source.ip.map(|ip| ip.to_string()),
+            method: &req.method,
+            host: &req.host,
+            path: &req.path,
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+/// Where audit lines go.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    tx: Option<SyncSender<String>>,
+    writer: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+// === impl AuditLog ===
+
+impl AuditLog {
+    /// Opens the configured sink.
+    pub fn open(cfg: &AuditConfig) -> std::io::Result<Self> {
+        let out: Box<dyn Write + Send> = match (cfg.sink, &cfg.path) {
+            (AuditSink::Off, _) => return Ok(Self { tx: None, writer: Arc::new(Mutex::new(None)) }),
+            (AuditSink::Stdout, _) => Box::new(std::io::stdout()),
+            (AuditSink::File, Some(path)) => {
+                Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?)
+            }
+            (AuditSink::File, None) => {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "audit.path is required"));
+            }
+        };
+        let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
+        let handle = std::thread::Builder::new().name("cedar-gate-audit".into()).spawn(move || write_loop(rx, out))?;
+        Ok(Self { tx: Some(tx), writer: Arc::new(Mutex::new(Some(handle))) })
+    }
+
+    /// Records one event.
+    pub fn record(&self, event: &AuditEvent<'_>) {
+        let Some(tx) = &self.tx else { return };
+        match serde_json::to_string(event) {
+            Ok(line) => {
+                if tx.send(line).is_err() {
+                    tracing::error!(target: "cedar_gate::audit", "audit writer has stopped; event lost");
+                }
+            }
+            Err(e) => tracing::error!(target: "cedar_gate::audit", error = %e, "cannot serialize audit event"),
+        }
+    }
+
+    /// Flushes and stops the writer (after the last `record`).
+    pub fn close(mut self) {
+        self.tx = None;
+        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle {
+            // Other clones may still hold senders; the writer ends when all are dropped.
+            drop(self);
+            let _ = handle.join();
+        }
+    }
+}
+
+fn write_loop(rx: Receiver<String>, out: Box<dyn Write + Send>) {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+    while let Ok(line) = rx.recv() {
+        let mut ok = writeln!(out, "{line}").is_ok();
+        // Drain what is already queued, then flush once.
+        while let Ok(line) = rx.try_recv() {
+            ok &= writeln!(out, "{line}").is_ok();
+        }
+        ok &= out.flush().is_ok();
+        if !ok {
+            tracing::error!(target: "cedar_gate::audit", "cannot write audit events");
+        }
+    }
+    let _ = out.flush();
+}

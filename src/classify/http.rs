@@ -1,0 +1,31 @@
+//! Plain HTTP: every method is action `http` (the method is in the context),
+//! and the resource is `Route::"<path>"`, the path without its query string.
+
+use crate::classify::{Operation, Protocol};
+use crate::policy::model::{ACTION, ROUTE, builtin_uid};
+use crate::request::HttpRequest;
+
+/// The action name for plain HTTP.
+pub const ACTION_HTTP: &str = "http";
+
+/// Maps a request to `Action::"http"` on `Route::"<path>"`.
+pub fn classify(req: &HttpRequest) -> Operation {
+    Operation {
+        protocol: Protocol::Http,
+        action: builtin_uid(ACTION, ACTION_HTTP),
+        resource: builtin_uid(ROUTE, &req.path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_is_path_without_query() {
+        let req = HttpRequest { method: "GET".into(), path: "/v1/models".into(), query: "x=1".into(), ..Default::default() };
+        let op = classify(&req);
+        assert_eq!(op.resource.to_string(), r#"Route::"/v1/models""#);
+        assert_eq!(op.action.to_string(), r#"Action::"http""#);
+    }
+}

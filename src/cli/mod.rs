@@ -1,0 +1,68 @@
+//! Command-line interface: `serve`, `validate`, `check`.
+
+pub mod check;
+pub mod request_file;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// cedar-gate: Envoy ext_authz with Cedar policies for AI traffic.
+#[derive(Debug, Parser)]
+#[command(name = "cedar-gate", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve ext_authz over gRPC, with an admin HTTP port.
+    Serve(ServeArgs),
+    /// Check a policy directory (schema, policies, entities); exit 1 with every diagnostic.
+    Validate(ValidateArgs),
+    /// Decide one request offline and explain the decision.
+    Check(CheckArgs),
+}
+
+/// `serve` flags; each can also come from the environment.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// YAML config file.
+    #[arg(long, env = "CEDAR_GATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Policy directory (overrides `policy_dir` in the config).
+    #[arg(long, env = "CEDAR_GATE_POLICY_DIR")]
+    pub policy_dir: Option<PathBuf>,
+    /// gRPC listen address [default: 0.0.0.0:9191].
+    #[arg(long, env = "CEDAR_GATE_GRPC_LISTEN")]
+    pub grpc_listen: Option<SocketAddr>,
+    /// Admin HTTP listen address [default: 0.0.0.0:9464].
+    #[arg(long, env = "CEDAR_GATE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+}
+
+/// `validate` flags.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Policy directory.
+    #[arg(long, env = "CEDAR_GATE_POLICY_DIR")]
+    pub policy_dir: PathBuf,
+}
+
+/// `check` flags.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Policy directory.
+    #[arg(long, env = "CEDAR_GATE_POLICY_DIR")]
+    pub policy_dir: PathBuf,
+    /// JSON request file (`-` for standard input).
+    #[arg(long)]
+    pub request: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

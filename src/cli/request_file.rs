@@ -1,0 +1,125 @@
+//! The JSON form of a Cedar request used by `check` (and policy tests):
+//!
+//! ```json
+//! {
+//!   "principal": {"type": "Workload", "id": "spiffe://example.org/ns/agents/sa/bot",
+//!                 "attrs": {}, "parents": [{"type": "Group", "id": "approved-agents"}]},
+//!   "action": "http",
+//!   "resource": {"type": "Route", "id": "/v1/models"},
+//!   "context": {"request": {"method": "POST"}}
+//! }
+//! ```
+//! `attrs`, `parents` and `context` are optional. A `Workload` principal gets
+//! the attributes derived from its SPIFFE id, as in the server. The context is
+//! merged over the one the server would build for such a request, so a file
+//! names only what matters to it.
+
+use std::time::SystemTime;
+
+use cedar_policy::EntityUid;
+use serde::Deserialize;
+
+use crate::identity::spiffe::SpiffeId;
+use crate::identity::{Identity, Workload, WorkloadSource};
+use crate::policy::eval::{AuthzRequest, PrincipalSpec};
+use crate::policy::model::{ACTION, ROUTE, Value, WORKLOAD, builtin_uid, uid_from_json, workload_attrs};
+use crate::request::HttpRequest;
+
+/// A request file's content.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestFile {
+    /// The principal.
+    pub principal: PrincipalJson,
+    /// The action id (`"http"`) or uid (`{"type": "Action", "id": "http"}`).
+    pub action: serde_json::Value,
+    /// The resource uid.
+    pub resource: serde_json::Value,
+    /// Context entries to set (merged over the defaults).
+    #[serde(default)]
+    pub context: Option<serde_json::Value>,
+}
+
+/// A principal with optional attributes and parents.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalJson {
+    /// Entity type.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Entity id.
+    pub id: String,
+    /// Attributes (Cedar JSON).
+    #[serde(default)]
+    pub attrs: serde_json::Map<String, serde_json::Value>,
+    /// Parent uids.
+    #[serde(default)]
+    pub parents: Vec<serde_json::Value>,
+}
+
+// === impl RequestFile ===
+
+impl RequestFile {
+    /// Converts to the question the server would ask Cedar.
+    pub fn to_authz(&self, now: SystemTime) -> Result<AuthzRequest, String> {
+        let uid = crate::policy::model::uid(&self.principal.ty, &self.principal.id)
+            .map_err(|e| format!("principal: bad type `{}`: {e}", self.principal.ty))?;
+        let mut attrs = Vec::new();
+        let mut identity = Identity::default();
+        if self.principal.ty == WORKLOAD {
+            let id = SpiffeId::parse(&self.principal.id).map_err(|e| format!("principal: {e}"))?;
+            attrs = workload_attrs(&id);
+            identity.workload = Some(Workload { id, source: WorkloadSource::PeerPrincipal, not_after: None });
+        }
+        for (k, v) in &self.principal.attrs {
+            let v = Value::from_json(v, &format!("principal.attrs.{k}")).map_err(|e| e.to_string())?;
+            attrs.retain(|(name, _)| name != k);
+            attrs.push((k.clone(), v));
+        }
+        let parents = self
+            .principal
+            .parents
+            .iter()
+            .map(|p| uid_from_json(p).map_err(|e| format!("principal.parents: {e}")))
+            .collect::<Result<Vec<EntityUid>, String>>()?;
+        let action = match &self.action {
+            serde_json::Value::String(s) if !s.contains("::") => builtin_uid(ACTION, s),
+            other => uid_from_json(other).map_err(|e| format!("action: {e}"))?,
+        };
+        let resource = uid_from_json(&self.resource).map_err(|e| format!("resource: {e}"))?;
+
+        // Default context: what the server would send for such a request.
+        let req = HttpRequest {
+            id: "cedar-gate-check".to_owned(),
+            method: "GET".to_owned(),
+            scheme: "https".to_owned(),
+            path: if resource.type_name().to_string() == ROUTE { resource.id().unescaped().to_owned() } else { String::new() },
+            ..Default::default()
+        };
+        let op = crate::classify::Operation {
+            protocol: crate::classify::Protocol::Http,
+            action: action.clone(),
+            resource: resource.clone(),
+        };
+        let mut authz = crate::gate::authz_request(&req, &identity, &op, now);
+        authz.principal = PrincipalSpec { uid, attrs, parents };
+        if let Some(ctx) = &self.context {
+            let Value::Record(given) = Value::from_json(ctx, "context").map_err(|e| e.to_string())? else {
+                return Err("context must be a JSON object".to_owned());
+            };
+            merge(&mut authz.context, given);
+        }
+        Ok(authz)
+    }
+}
+
+/// Merges `given` over `base`: records recursively, anything else replaced.
+fn merge(base: &mut Vec<(String, Value)>, given: Vec<(String, Value)>) {
+    for (k, v) in given {
+        match (base.iter_mut().find(|(name, _)| *name == k), v) {
+            (Some((_, Value::Record(inner))), Value::Record(more)) => merge(inner, more),
+            (Some(slot), v) => slot.1 = v,
+            (None, v) => base.push((k, v)),
+        }
+    }
+}

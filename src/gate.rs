@@ -1,0 +1,191 @@
+//! The decision core: identity → operation → Cedar → [`Outcome`]. Plain
+//! synchronous Rust, no tonic: the gRPC handler converts at the edges.
+
+use std::time::SystemTime;
+
+use cedar_policy::EntityUid;
+
+use crate::classify::{self, Operation, Protocol};
+use crate::config::Config;
+use crate::identity::{self, Identity, IdentityError};
+use crate::policy::eval::{AuthzRequest, Decision, PrincipalSpec, Reason};
+use crate::policy::model::{ANONYMOUS, Value, WORKLOAD, builtin_uid, workload_attrs};
+use crate::policy::snapshot::Snapshot;
+use crate::request::HttpRequest;
+
+/// Prefix of the headers cedar-gate sets; client-sent ones are never trusted.
+pub const HEADER_PREFIX: &str = "x-cedar-gate-";
+
+/// Everything decided about one request: what the response, the audit event
+/// and the metrics are built from.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Unique id of this decision (UUIDv7, time-ordered).
+    pub decision_id: String,
+    /// The decision.
+    pub decision: Decision,
+    /// The principal uid as Cedar prints it, e.g. `Workload::"spiffe://..."`.
+    pub principal: String,
+    /// The resolved identity (empty when credentials were refused).
+    pub identity: Identity,
+    /// Why credentials were refused, when they were.
+    pub identity_error: Option<IdentityRejection>,
+    /// How the request was understood.
+    pub protocol: Protocol,
+    /// `Action::"..."`.
+    pub action: String,
+    /// The resource uid.
+    pub resource: String,
+    /// Generation of the snapshot that decided.
+    pub policy_generation: u64,
+    /// Content hash of that snapshot.
+    pub policy_hash: String,
+    /// Whether the decision came from the cache.
+    pub cache_hit: bool,
+    /// Client-sent `x-cedar-gate-*` header names, to strip before upstream.
+    pub forged_headers: Vec<String>,
+}
+
+/// A refused credential: a fixed code and a safe message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRejection {
+    /// Fixed snake_case code (metrics label).
+    pub code: &'static str,
+    /// Human-readable message; never contains a credential.
+    pub message: String,
+}
+
+// === impl Outcome ===
+
+impl Outcome {
+    /// Whether the answer is a 401 (no acceptable credentials) rather than a 403.
+    pub fn is_unauthenticated(&self) -> bool {
+        matches!(self.decision.reason, Reason::Unauthenticated | Reason::InvalidIdentity)
+    }
+}
+
+/// Decides requests against a snapshot.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    config: std::sync::Arc<Config>,
+}
+
+// === impl Gate ===
+
+impl Gate {
+    /// A gate with the given configuration.
+    pub fn new(config: std::sync::Arc<Config>) -> Self {
+        Self { config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Decides one request.
+    pub fn check(&self, snapshot: &Snapshot, req: &HttpRequest, now: SystemTime) -> Outcome {
+        let op = classify::classify(req);
+        let mut outcome = Outcome {
+            decision_id: uuid::Uuid::now_v7().to_string(),
+            decision: Decision::deny(Reason::InvalidIdentity, Vec::new()),
+            principal: String::new(),
+            identity: Identity::default(),
+            identity_error: None,
+            protocol: op.protocol,
+            action: op.action.to_string(),
+            resource: op.resource.to_string(),
+            policy_generation: snapshot.generation,
+            policy_hash: snapshot.hash.clone(),
+            cache_hit: false,
+            forged_headers: req
+                .headers
+                .iter()
+                .filter(|(k, _)| k.starts_with(HEADER_PREFIX))
+                .map(|(k, _)| k.clone())
+                .collect(),
+        };
+        let identity = match identity::resolve(req, &self.config.identity, now) {
+            Ok(identity) => identity,
+            Err(e) => {
+                outcome.identity_error = Some(rejection(&e));
+                return outcome;
+            }
+        };
+        let authz = authz_request(req, &identity, &op, now);
+        outcome.principal = authz.principal.uid.to_string();
+        outcome.identity = identity;
+        let mut decision = snapshot.decide(&authz, self.config.authorization.on_policy_error);
+        if decision.reason == Reason::NoPermit && authz.principal.uid.type_name().to_string() == ANONYMOUS {
+            // No credentials and no policy for Anonymous: ask for credentials.
+            decision.reason = Reason::Unauthenticated;
+        }
+        outcome.decision = decision;
+        outcome
+    }
+}
+
+fn rejection(e: &IdentityError) -> IdentityRejection {
+    IdentityRejection { code: e.reason(), message: e.to_string() }
+}
+
+/// The uid of the single anonymous principal.
+pub fn anonymous_uid() -> EntityUid {
+    builtin_uid(ANONYMOUS, "anonymous")
+}
+
+/// Builds the Cedar question for a request.
+pub fn authz_request(req: &HttpRequest, identity: &Identity, op: &Operation, now: SystemTime) -> AuthzRequest {
+    let workload_spec = identity.workload.as_ref().map(|w| PrincipalSpec {
+        uid: builtin_uid(WORKLOAD, w.id.as_str()),
+        attrs: workload_attrs(&w.id),
+        parents: Vec::new(),
+    });
+    let principal = workload_spec
+        .clone()
+        .unwrap_or_else(|| PrincipalSpec { uid: anonymous_uid(), attrs: Vec::new(), parents: Vec::new() });
+
+    let mut request = vec![
+        ("method".to_owned(), Value::str(&req.method)),
+        ("host".to_owned(), Value::str(&req.host)),
+        ("path".to_owned(), Value::str(&req.path)),
+        ("scheme".to_owned(), Value::str(&req.scheme)),
+        ("request_id".to_owned(), Value::str(&req.id)),
+        ("time".to_owned(), Value::Datetime(rfc3339(now))),
+    ];
+    if let Some(ip) = req.source.ip {
+        request.push(("source_ip".to_owned(), Value::Ip(ip.to_string())));
+    }
+    let mut auth = vec![(
+        "method".to_owned(),
+        Value::str(if identity.workload.is_some() { "mtls" } else { "none" }),
+    )];
+    if let Some(w) = &workload_spec {
+        auth.push(("workload".to_owned(), Value::Entity(w.uid.clone())));
+    }
+    if let Some(w) = &identity.workload {
+        auth.push(("spiffe_id".to_owned(), Value::str(w.id.as_str())));
+    }
+    AuthzRequest {
+        principal,
+        extra: Vec::new(),
+        action: op.action.clone(),
+        resource: op.resource.clone(),
+        context: vec![("request".to_owned(), Value::Record(request)), ("auth".to_owned(), Value::Record(auth))],
+    }
+}
+
+/// RFC 3339 UTC with milliseconds, the form Cedar's `datetime` accepts.
+pub fn rfc3339(t: SystemTime) -> String {
+    let t = time::OffsetDateTime::from(t);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}

@@ -1,0 +1,487 @@
+//! The peer certificate Envoy forwards in `attributes.source.certificate`.
+//!
+//! Envoy sends the URL-encoded PEM of the client's leaf certificate. Envoy terminated the
+//! TLS connection and already verified the chain and the signature against its trust
+//! bundle, so this module does not: it only reads the X.509-SVID's SPIFFE id and re-checks
+//! the validity window against our own clock.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use percent_encoding::percent_decode_str;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::error::PEMError;
+use x509_parser::extensions::GeneralName;
+use x509_parser::pem::parse_x509_pem;
+use x509_parser::time::ASN1Time;
+
+use crate::identity::spiffe::{SpiffeId, SpiffeIdError};
+
+/// Largest input accepted, in bytes, before or after URL-decoding. A leaf SVID is ~1 KiB.
+const MAX_INPUT_BYTES: usize = 64 * 1024;
+/// A URI SAN with this scheme (any case) is taken as the SPIFFE id.
+const SPIFFE_SCHEME: &str = "spiffe:";
+/// How much of a PEM label an error message repeats.
+const MAX_LABEL_ECHO: usize = 64;
+
+/// What the authorizer needs from the client's leaf certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCertificate {
+    /// The single SPIFFE id in the URI SAN.
+    pub spiffe_id: SpiffeId,
+    /// Start of the validity window.
+    pub not_before: SystemTime,
+    /// End of the validity window (inclusive).
+    pub not_after: SystemTime,
+}
+
+/// Why the forwarded peer certificate was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertError {
+    /// The input is larger than 64 KiB.
+    #[error("peer certificate is {len} bytes, more than the 65536 allowed")]
+    TooLarge {
+        /// Length of the input in bytes.
+        len: usize,
+    },
+    /// A `%` is not followed by two hex digits.
+    #[error("peer certificate has a malformed percent escape at byte {offset}")]
+    InvalidPercentEncoding {
+        /// Where the `%` is.
+        offset: usize,
+    },
+    /// The URL-decoded bytes are not UTF-8.
+    #[error("URL-decoded peer certificate is not UTF-8")]
+    NotUtf8,
+    /// There is no `-----BEGIN ...-----` line.
+    #[error("peer certificate has no PEM block")]
+    NoPemBlock,
+    /// The PEM block is truncated or its base64 is invalid.
+    #[error("peer certificate PEM is malformed")]
+    MalformedPem,
+    /// The PEM block is not a `CERTIFICATE`.
+    #[error("peer certificate PEM label is `{label}`, not `CERTIFICATE`")]
+    WrongPemLabel {
+        /// The label found, cut to 64 characters.
+        label: String,
+    },
+    /// The DER inside the PEM is not an X.509 certificate.
+    #[error("peer certificate is not a valid X.509 certificate")]
+    MalformedCertificate,
+    /// The subject alternative name extension is malformed or repeated.
+    #[error("peer certificate has a malformed subject alternative name extension")]
+    MalformedSubjectAltName,
+    /// No URI SAN has the `spiffe` scheme.
+    #[error("peer certificate has no SPIFFE id in its URI SANs")]
+    NoSpiffeId,
+    /// More than one URI SAN has the `spiffe` scheme; an X.509-SVID has exactly one.
+    #[error("peer certificate has {count} SPIFFE ids in its URI SANs; an X.509-SVID has one")]
+    MultipleSpiffeIds {
+        /// How many were found.
+        count: usize,
+    },
+    /// The `spiffe` URI SAN is not a valid SPIFFE id.
+    #[error("peer certificate URI SAN is not a valid SPIFFE id: {0}")]
+    InvalidSpiffeId(#[from] SpiffeIdError),
+    /// A validity time cannot be represented as a `SystemTime`.
+    #[error("peer certificate validity is out of range")]
+    ValidityOutOfRange,
+    /// The certificate's validity window has not started.
+    #[error("peer certificate is not valid before unix time {not_before}")]
+    NotYetValid {
+        /// `notBefore`, in seconds since the Unix epoch.
+        not_before: i64,
+    },
+    /// The certificate's validity window has ended.
+    #[error("peer certificate expired at unix time {not_after}")]
+    Expired {
+        /// `notAfter`, in seconds since the Unix epoch.
+        not_after: i64,
+    },
+}
+
+/// Parses Envoy's `attributes.source.certificate`: a URL-encoded PEM leaf certificate.
+pub fn parse_url_encoded_pem(s: &str, now: SystemTime) -> Result<PeerCertificate, CertError> {
+    if s.len() > MAX_INPUT_BYTES {
+        return Err(CertError::TooLarge { len: s.len() });
+    }
+    // `percent_decode_str` passes malformed escapes through; we want them rejected.
+    let bytes = s.as_bytes();
+    let is_hex = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_hexdigit);
+    if let Some(offset) =
+        (0..bytes.len()).find(|&i| bytes[i] == b'%' && !(is_hex(i + 1) && is_hex(i + 2)))
+    {
+        return Err(CertError::InvalidPercentEncoding { offset });
+    }
+    let pem = percent_decode_str(s)
+        .decode_utf8()
+        .map_err(|_| CertError::NotUtf8)?;
+    parse_pem(pem.as_bytes(), now)
+}
+
+/// Parses a PEM leaf certificate, reads its SPIFFE id and checks it is valid at `now`.
+///
+/// Only the first PEM block is read. The chain and signature are not verified here:
+/// Envoy terminated the TLS connection and verified them before forwarding.
+pub fn parse_pem(pem: &[u8], now: SystemTime) -> Result<PeerCertificate, CertError> {
+    if pem.len() > MAX_INPUT_BYTES {
+        return Err(CertError::TooLarge { len: pem.len() });
+    }
+    let (_, block) = parse_x509_pem(pem).map_err(|e| match e {
+        x509_parser::nom::Err::Error(PEMError::MissingHeader) => CertError::NoPemBlock,
+        _ => CertError::MalformedPem,
+    })?;
+    if block.label != "CERTIFICATE" {
+        return Err(CertError::WrongPemLabel {
+            label: block.label.chars().take(MAX_LABEL_ECHO).collect(),
+        });
+    }
+    let cert = block
+        .parse_x509()
+        .map_err(|_| CertError::MalformedCertificate)?;
+
+    let spiffe_id = spiffe_id(&cert)?;
+
+    let validity = cert.validity();
+    let not_before = to_system_time(validity.not_before)?;
+    let not_after = to_system_time(validity.not_after)?;
+    if now < not_before {
+        return Err(CertError::NotYetValid {
+            not_before: validity.not_before.timestamp(),
+        });
+    }
+    if now > not_after {
+        return Err(CertError::Expired {
+            not_after: validity.not_after.timestamp(),
+        });
+    }
+
+    Ok(PeerCertificate {
+        spiffe_id,
+        not_before,
+        not_after,
+    })
+}
+
+/// The one SPIFFE id among the URI SANs, per the X.509-SVID spec. URI SANs of other
+/// schemes are ignored.
+fn spiffe_id(cert: &X509Certificate<'_>) -> Result<SpiffeId, CertError> {
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|_| CertError::MalformedSubjectAltName)?
+        .ok_or(CertError::NoSpiffeId)?;
+    let mut ids = Vec::new();
+    for name in &san.value.general_names {
+        match name {
+            // A name x509-parser could not decode might be a SPIFFE id; fail closed.
+            GeneralName::Invalid(..) => return Err(CertError::MalformedSubjectAltName),
+            // The scheme is matched case-insensitively so `SPIFFE://` is rejected as an
+            // invalid id rather than silently skipped.
+            GeneralName::URI(uri)
+                if uri
+                    .get(..SPIFFE_SCHEME.len())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(SPIFFE_SCHEME)) =>
+            {
+                ids.push(*uri);
+            }
+            _ => {}
+        }
+    }
+    match ids.as_slice() {
+        [] => Err(CertError::NoSpiffeId),
+        [id] => Ok(SpiffeId::parse(id)?),
+        _ => Err(CertError::MultipleSpiffeIds { count: ids.len() }),
+    }
+}
+
+fn to_system_time(t: ASN1Time) -> Result<SystemTime, CertError> {
+    let secs = t.timestamp();
+    let offset = Duration::from_secs(secs.unsigned_abs());
+    if secs >= 0 {
+        UNIX_EPOCH.checked_add(offset)
+    } else {
+        UNIX_EPOCH.checked_sub(offset)
+    }
+    .ok_or(CertError::ValidityOutOfRange)
+}
+
+// === impl CertError ===
+
+impl CertError {
+    /// A short, stable snake_case code for metrics labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "too_large",
+            Self::InvalidPercentEncoding { .. } => "invalid_percent_encoding",
+            Self::NotUtf8 => "not_utf8",
+            Self::NoPemBlock => "no_pem_block",
+            Self::MalformedPem => "malformed_pem",
+            Self::WrongPemLabel { .. } => "wrong_pem_label",
+            Self::MalformedCertificate => "malformed_certificate",
+            Self::MalformedSubjectAltName => "malformed_subject_alt_name",
+            Self::NoSpiffeId => "no_spiffe_id",
+            Self::MultipleSpiffeIds { .. } => "multiple_spiffe_ids",
+            Self::InvalidSpiffeId(_) => "invalid_spiffe_id",
+            Self::ValidityOutOfRange => "validity_out_of_range",
+            Self::NotYetValid { .. } => "not_yet_valid",
+            Self::Expired { .. } => "expired",
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    use rcgen::{CertificateParams, KeyPair, SanType, date_time_ymd};
+
+    const AGENT: &str = "spiffe://example.org/ns/default/sa/agent";
+    /// 2025-06-01T00:00:00Z, inside the default test validity window.
+    const NOW_SECS: u64 = 1_748_736_000;
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(NOW_SECS)
+    }
+
+    fn uri(s: &str) -> SanType {
+        SanType::URI(s.try_into().unwrap())
+    }
+
+    /// A self-signed PEM certificate valid 2025-01-01 to 2026-01-01.
+    fn pem_with(sans: Vec<SanType>) -> String {
+        let mut params = CertificateParams::default();
+        params.subject_alt_names = sans;
+        params.not_before = date_time_ymd(2025, 1, 1);
+        params.not_after = date_time_ymd(2026, 1, 1);
+        pem_from(params)
+    }
+
+    fn pem_from(params: CertificateParams) -> String {
+        let key = KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    /// URL-encodes the way Envoy's `urlEncodedPemEncodedPeerCertificate` does.
+    fn envoy_encode(pem: &str) -> String {
+        pem.replace('\n', "%0A")
+            .replace(' ', "%20")
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D")
+    }
+
+    fn err(pem: &str) -> CertError {
+        parse_pem(pem.as_bytes(), now()).unwrap_err()
+    }
+
+    #[test]
+    fn parses_valid_svid() {
+        let pem = pem_with(vec![uri(AGENT)]);
+        let expected = PeerCertificate {
+            spiffe_id: SpiffeId::parse(AGENT).unwrap(),
+            not_before: UNIX_EPOCH + Duration::from_secs(1_735_689_600),
+            not_after: UNIX_EPOCH + Duration::from_secs(1_767_225_600),
+        };
+        assert_eq!(parse_pem(pem.as_bytes(), now()).unwrap(), expected);
+
+        let fully_encoded = utf8_percent_encode(&pem, NON_ALPHANUMERIC).to_string();
+        assert_eq!(
+            parse_url_encoded_pem(&fully_encoded, now()).unwrap(),
+            expected
+        );
+        assert_eq!(
+            parse_url_encoded_pem(&envoy_encode(&pem), now()).unwrap(),
+            expected
+        );
+    }
+
+    #[test]
+    fn ignores_other_sans() {
+        let pem = pem_with(vec![
+            SanType::DnsName("agent.example.org".try_into().unwrap()),
+            uri("https://example.org/agent"),
+            uri(AGENT),
+        ]);
+        let cert = parse_pem(pem.as_bytes(), now()).unwrap();
+        assert_eq!(cert.spiffe_id.as_str(), AGENT);
+    }
+
+    #[test]
+    fn validity_bounds_are_inclusive() {
+        let pem = pem_with(vec![uri(AGENT)]);
+        let at = |secs| parse_pem(pem.as_bytes(), UNIX_EPOCH + Duration::from_secs(secs));
+        assert!(at(1_735_689_600).is_ok());
+        assert!(at(1_767_225_600).is_ok());
+    }
+
+    #[test]
+    fn rejects_certificate_without_san() {
+        assert_eq!(err(&pem_with(vec![])), CertError::NoSpiffeId);
+    }
+
+    #[test]
+    fn rejects_dns_san_only() {
+        let pem = pem_with(vec![SanType::DnsName(
+            "agent.example.org".try_into().unwrap(),
+        )]);
+        assert_eq!(err(&pem), CertError::NoSpiffeId);
+    }
+
+    #[test]
+    fn rejects_two_spiffe_ids() {
+        let pem = pem_with(vec![
+            uri(AGENT),
+            uri("spiffe://example.org/ns/default/sa/other"),
+        ]);
+        assert_eq!(err(&pem), CertError::MultipleSpiffeIds { count: 2 });
+    }
+
+    #[test]
+    fn rejects_invalid_spiffe_id() {
+        let pem = pem_with(vec![uri("spiffe://Example.org/ns/default/sa/agent")]);
+        let e = err(&pem);
+        assert_eq!(
+            e,
+            CertError::InvalidSpiffeId(SpiffeIdError::InvalidTrustDomainChar('E'))
+        );
+        assert_eq!(e.reason(), "invalid_spiffe_id");
+        // An upper-case scheme is not skipped as "some other URI".
+        let pem = pem_with(vec![uri("SPIFFE://example.org/a")]);
+        assert_eq!(
+            err(&pem),
+            CertError::InvalidSpiffeId(SpiffeIdError::WrongScheme)
+        );
+    }
+
+    #[test]
+    fn rejects_expired() {
+        let mut params = CertificateParams::default();
+        params.subject_alt_names = vec![uri(AGENT)];
+        params.not_before = date_time_ymd(2024, 1, 1);
+        params.not_after = date_time_ymd(2025, 1, 1);
+        assert_eq!(
+            err(&pem_from(params)),
+            CertError::Expired {
+                not_after: 1_735_689_600
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_not_yet_valid() {
+        let mut params = CertificateParams::default();
+        params.subject_alt_names = vec![uri(AGENT)];
+        params.not_before = date_time_ymd(2026, 1, 1);
+        params.not_after = date_time_ymd(2027, 1, 1);
+        assert_eq!(
+            err(&pem_from(params)),
+            CertError::NotYetValid {
+                not_before: 1_767_225_600
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert_eq!(err(""), CertError::NoPemBlock);
+        assert_eq!(err("hello, world"), CertError::NoPemBlock);
+        assert_eq!(
+            parse_pem(&[0xff, 0xfe, 0x00, 0x80], now()).unwrap_err(),
+            CertError::NoPemBlock
+        );
+    }
+
+    #[test]
+    fn rejects_truncated_pem() {
+        let pem = pem_with(vec![uri(AGENT)]);
+        assert_eq!(err(&pem[..pem.len() / 2]), CertError::MalformedPem);
+        let no_end = pem.replace("-----END CERTIFICATE-----", "");
+        assert_eq!(err(&no_end), CertError::MalformedPem);
+    }
+
+    #[test]
+    fn rejects_bad_base64() {
+        let pem = "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
+        assert_eq!(err(pem), CertError::MalformedPem);
+    }
+
+    #[test]
+    fn rejects_truncated_der() {
+        // Keep whole base64 lines so the PEM decodes but the DER is cut short.
+        let pem = pem_with(vec![uri(AGENT)]);
+        let lines: Vec<&str> = pem.lines().collect();
+        let truncated = [&lines[..3], &lines[lines.len() - 1..]].concat().join("\n");
+        assert_eq!(err(&truncated), CertError::MalformedCertificate);
+    }
+
+    #[test]
+    fn rejects_non_certificate_der() {
+        let pem = "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n";
+        assert_eq!(err(pem), CertError::MalformedCertificate);
+    }
+
+    #[test]
+    fn rejects_wrong_pem_label() {
+        let key = KeyPair::generate().unwrap().serialize_pem();
+        assert_eq!(
+            err(&key),
+            CertError::WrongPemLabel {
+                label: "PRIVATE KEY".into()
+            }
+        );
+        let long = format!(
+            "-----BEGIN {}-----\nAAAA\n-----END X-----\n",
+            "X".repeat(500)
+        );
+        let CertError::WrongPemLabel { label } = err(&long) else {
+            unreachable!("expected a wrong label");
+        };
+        assert_eq!(label.len(), MAX_LABEL_ECHO);
+    }
+
+    #[test]
+    fn rejects_too_large() {
+        let big = "A".repeat(MAX_INPUT_BYTES + 1);
+        assert_eq!(
+            parse_url_encoded_pem(&big, now()).unwrap_err(),
+            CertError::TooLarge {
+                len: MAX_INPUT_BYTES + 1
+            }
+        );
+        assert_eq!(
+            err(&big),
+            CertError::TooLarge {
+                len: MAX_INPUT_BYTES + 1
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_percent_encoding() {
+        for (s, offset) in [("%zz", 0), ("abc%4", 3), ("abc%", 3), ("%41%g1", 3)] {
+            assert_eq!(
+                parse_url_encoded_pem(s, now()).unwrap_err(),
+                CertError::InvalidPercentEncoding { offset },
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_non_utf8() {
+        assert_eq!(
+            parse_url_encoded_pem("%C3%28", now()).unwrap_err(),
+            CertError::NotUtf8
+        );
+    }
+
+    #[test]
+    fn reasons_are_stable() {
+        assert_eq!(CertError::NoSpiffeId.reason(), "no_spiffe_id");
+        assert_eq!(CertError::Expired { not_after: 0 }.reason(), "expired");
+        assert_eq!(
+            CertError::InvalidSpiffeId(SpiffeIdError::Port).to_string(),
+            "peer certificate URI SAN is not a valid SPIFFE id: SPIFFE trust domain must not contain a port"
+        );
+    }
+}

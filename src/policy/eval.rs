@@ -1,0 +1,152 @@
+//! One authorization question and its answer, in cedar-gate's terms.
+//!
+//! Authorization semantics are Cedar's: a matching `forbid` wins, otherwise a
+//! matching `permit` allows, otherwise deny. cedar-gate adds one rule: when any
+//! policy failed to evaluate, the answer is deny with reason `policy_error`
+//! (unless configured otherwise), because Cedar skips erroring policies and a
+//! skipped `forbid` would otherwise allow.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cedar_policy::EntityUid;
+use serde::Serialize;
+
+use crate::policy::model::Value;
+
+/// The principal of a request: its uid, request-time attributes, and the
+/// parents it brings with it (for example groups from a token). Parents and
+/// attributes recorded for the same uid in `entities.json` are added at
+/// evaluation time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PrincipalSpec {
+    /// The principal's uid.
+    pub uid: EntityUid,
+    /// Attributes computed for this request.
+    pub attrs: Vec<(String, Value)>,
+    /// Parents carried by the credential.
+    pub parents: Vec<EntityUid>,
+}
+
+/// A complete Cedar question. `Eq + Hash` so it can key the decision cache.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AuthzRequest {
+    /// Who.
+    pub principal: PrincipalSpec,
+    /// Other entities the request brings (for example the workload behind a
+    /// token, referenced from the context); static parents are added likewise.
+    pub extra: Vec<PrincipalSpec>,
+    /// Which action (`Action::"..."`).
+    pub action: EntityUid,
+    /// On what.
+    pub resource: EntityUid,
+    /// The context record.
+    pub context: Vec<(String, Value)>,
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// The request may proceed.
+    Allow,
+    /// The request is refused.
+    Deny,
+}
+
+/// Why a decision came out as it did. A fixed set, so it can label metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// A `permit` matched and no `forbid` did.
+    PolicyPermit,
+    /// A `forbid` matched.
+    PolicyForbid,
+    /// No `permit` matched (Cedar's default deny).
+    NoPermit,
+    /// A policy failed to evaluate; denied to fail closed.
+    PolicyError,
+    /// The request does not fit the schema (for example an undeclared action).
+    InvalidRequest,
+    /// No credentials, and no policy permits `Anonymous`.
+    Unauthenticated,
+    /// Credentials were presented but are not acceptable.
+    InvalidIdentity,
+}
+
+// === impl Reason ===
+
+impl Reason {
+    /// The snake_case name used in metrics, metadata and the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::PolicyPermit => "policy_permit",
+            Reason::PolicyForbid => "policy_forbid",
+            Reason::NoPermit => "no_permit",
+            Reason::PolicyError => "policy_error",
+            Reason::InvalidRequest => "invalid_request",
+            Reason::Unauthenticated => "unauthenticated",
+            Reason::InvalidIdentity => "invalid_identity",
+        }
+    }
+
+    /// Every reason, for pre-registering metric series.
+    pub const ALL: [Reason; 7] = [
+        Reason::PolicyPermit,
+        Reason::PolicyForbid,
+        Reason::NoPermit,
+        Reason::PolicyError,
+        Reason::InvalidRequest,
+        Reason::Unauthenticated,
+        Reason::InvalidIdentity,
+    ];
+}
+
+/// A policy that determined a decision, with its annotations (for example
+/// `@owner`), so the audit trail names the policy and its owning team.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeterminingPolicy {
+    /// The `@id` annotation, or `<file>#<n>` for policies without one.
+    pub id: String,
+    /// All annotations except `id`.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The answer to an [`AuthzRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Allow or deny.
+    pub effect: Effect,
+    /// Why.
+    pub reason: Reason,
+    /// The policies that determined it (permits for allow, forbids for a forbid).
+    pub policies: Vec<Arc<DeterminingPolicy>>,
+    /// Evaluation errors, each naming its policy. Never includes policy text.
+    pub errors: Vec<String>,
+}
+
+// === impl Decision ===
+
+impl Decision {
+    /// A deny that no policy took part in.
+    pub fn deny(reason: Reason, errors: Vec<String>) -> Self {
+        Self { effect: Effect::Deny, reason, policies: Vec::new(), errors }
+    }
+
+    /// Whether the request may proceed.
+    pub fn is_allow(&self) -> bool {
+        self.effect == Effect::Allow
+    }
+
+    /// The determining policy ids, comma-separated.
+    pub fn policy_ids(&self) -> String {
+        let mut out = String::new();
+        for (i, p) in self.policies.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&p.id);
+        }
+        out
+    }
+}

@@ -1,0 +1,278 @@
+//! Loading a policy directory into a [`Snapshot`]: all of it or nothing.
+//!
+//! Policies are validated against the schema in strict mode. A policy that
+//! does not validate is refused rather than loaded, because at evaluation time
+//! Cedar skips policies that error, and a skipped `forbid` allows.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use cedar_policy::{Entities, PolicyId, PolicySet, Schema, ValidationMode, Validator};
+use sha2::{Digest, Sha256};
+
+use crate::identity::spiffe::SpiffeId;
+use crate::policy::diagnostic::Diagnostic;
+use crate::policy::model::{WORKLOAD, workload_attrs};
+use crate::policy::snapshot::{Parts, Snapshot};
+
+/// The schema file name inside a policy directory.
+pub const SCHEMA_FILE: &str = "schema.cedarschema";
+/// The entities file name inside a policy directory (optional).
+pub const ENTITIES_FILE: &str = "entities.json";
+/// Largest file accepted in a policy directory.
+const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Why a policy directory was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyLoadError {
+    /// The directory or a file in it could not be read.
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The content is invalid; every problem found is listed.
+    #[error("{} problem(s) in the policy directory:\n{}", .0.len(), .0.iter().map(|d| format!("  {d}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Diagnostic>),
+}
+
+// === impl PolicyLoadError ===
+
+impl PolicyLoadError {
+    /// Every diagnostic, one per line, for logs and the admin endpoint.
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        match self {
+            PolicyLoadError::Read { path, source } => {
+                vec![Diagnostic::file(&path.display().to_string(), format!("cannot read: {source}"))]
+            }
+            PolicyLoadError::Invalid(d) => d.clone(),
+        }
+    }
+}
+
+/// The raw files of a policy directory.
+#[derive(Debug, Default)]
+struct Files {
+    schema: Option<String>,
+    entities: Option<String>,
+    /// `*.cedar` files, sorted by name.
+    policies: Vec<(String, String)>,
+    hash: String,
+}
+
+/// Reads, parses and validates a policy directory. `generation` is recorded
+/// in the snapshot.
+pub fn load_dir(dir: &Path, generation: u64) -> Result<Snapshot, PolicyLoadError> {
+    let files = read_files(dir)?;
+    let parts = build(files)?;
+    Ok(Snapshot::new(parts, generation))
+}
+
+fn read_files(dir: &Path) -> Result<Files, PolicyLoadError> {
+    let read_err = |path: &Path, source| PolicyLoadError::Read { path: path.to_owned(), source };
+    let mut names: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| read_err(dir, e))? {
+        let entry = entry.map_err(|e| read_err(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Skip hidden entries: Kubernetes ConfigMap mounts keep `..data` and
+        // timestamped directories next to the visible symlinks.
+        if name.starts_with('.') {
+            continue;
+        }
+        if name == SCHEMA_FILE || name == ENTITIES_FILE || name.ends_with(".cedar") {
+            names.push(name);
+        }
+    }
+    names.sort();
+    let mut files = Files::default();
+    let mut hasher = Sha256::new();
+    for name in names {
+        let path = dir.join(&name);
+        // Follows symlinks, as ConfigMap mounts need.
+        let meta = std::fs::metadata(&path).map_err(|e| read_err(&path, e))?;
+        if !meta.is_file() {
+            continue;
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(PolicyLoadError::Invalid(vec![Diagnostic::file(
+                &name,
+                format!("file is {} bytes, more than the {MAX_FILE_BYTES} allowed", meta.len()),
+            )]));
+        }
+        let bytes = std::fs::read(&path).map_err(|e| read_err(&path, e))?;
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update((bytes.len() as u64).to_be_bytes());
+        hasher.update(&bytes);
+        let text = String::from_utf8(bytes).map_err(|_| {
+            PolicyLoadError::Invalid(vec![Diagnostic::file(&name, "file is not valid UTF-8")])
+        })?;
+        match name.as_str() {
+            SCHEMA_FILE => files.schema = Some(text),
+            ENTITIES_FILE => files.entities = Some(text),
+            _ => files.policies.push((name, text)),
+        }
+    }
+    files.hash = hex(&hasher.finalize());
+    Ok(files)
+}
+
+fn build(files: Files) -> Result<Parts, PolicyLoadError> {
+    let mut diags: Vec<Diagnostic> = Vec::new();
+    let mut warnings: Vec<Diagnostic> = Vec::new();
+
+    // Schema.
+    let Some(schema_text) = files.schema.as_deref() else {
+        return Err(PolicyLoadError::Invalid(vec![Diagnostic::file(
+            SCHEMA_FILE,
+            "missing: a policy directory needs a schema (policies are validated strictly against it)",
+        )]));
+    };
+    let schema = match Schema::from_cedarschema_str(schema_text) {
+        Ok((schema, schema_warnings)) => {
+            for w in schema_warnings {
+                warnings.extend(Diagnostic::from_miette(SCHEMA_FILE, schema_text, &w));
+            }
+            schema
+        }
+        Err(e) => {
+            diags.extend(Diagnostic::from_miette(SCHEMA_FILE, schema_text, &e));
+            return Err(PolicyLoadError::Invalid(diags));
+        }
+    };
+
+    // Policies: parsed per file so diagnostics name the file; re-identified by @id.
+    let mut policies = PolicySet::new();
+    let mut origin: HashMap<PolicyId, (String, usize)> = HashMap::new();
+    let mut sources: HashMap<String, &str> = HashMap::new();
+    for (file, text) in &files.policies {
+        sources.insert(file.clone(), text);
+        let set = match PolicySet::from_str(text) {
+            Ok(set) => set,
+            Err(e) => {
+                diags.extend(Diagnostic::from_miette(file, text, &e));
+                continue;
+            }
+        };
+        if set.templates().next().is_some() {
+            diags.push(Diagnostic::file(file, "policy templates are not supported; write static policies"));
+            continue;
+        }
+        // Keep the file's order (the parser numbers policies `policy0`, `policy1`,
+        // ... in order) so generated ids are stable.
+        let mut in_file: Vec<_> = set.policies().collect();
+        in_file.sort_by_key(|p| p.id().to_string().trim_start_matches("policy").parse::<usize>().unwrap_or(usize::MAX));
+        for (n, policy) in in_file.into_iter().enumerate() {
+            let id = match policy.annotation("id") {
+                Some(id) if !id.trim().is_empty() => id.to_owned(),
+                Some(_) => {
+                    diags.push(Diagnostic::file(file, format!("policy #{n} has an empty `@id`")));
+                    continue;
+                }
+                None => format!("{file}#{n}"),
+            };
+            let pid = PolicyId::new(&id);
+            if let Some((other, _)) = origin.get(&pid) {
+                diags.push(Diagnostic::file(file, format!("duplicate policy id `{id}` (also in `{other}`)")));
+                continue;
+            }
+            if let Err(e) = policies.add(policy.new_id(pid.clone())) {
+                diags.push(Diagnostic::file(file, format!("policy `{id}`: {e}")));
+                continue;
+            }
+            origin.insert(pid, (file.clone(), n));
+        }
+    }
+    if files.policies.is_empty() {
+        warnings.push(Diagnostic::file(".", "no `*.cedar` files: every request will be denied"));
+    }
+
+    // Strict validation against the schema.
+    let validation = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
+    for e in validation.validation_errors() {
+        diags.push(located(&origin, &sources, e.policy_id(), e));
+    }
+    for w in validation.validation_warnings() {
+        warnings.push(located(&origin, &sources, w.policy_id(), w));
+    }
+
+    // Entities, validated against the schema; workload attributes derived from ids.
+    let entities = match files.entities.as_deref() {
+        None => schema.action_entities().map_err(|e| e.to_string()),
+        Some(text) => parse_entities(text, &schema),
+    };
+    let entities = entities.unwrap_or_else(|msg| {
+        diags.push(Diagnostic::file(ENTITIES_FILE, msg));
+        Entities::empty()
+    });
+
+    if !diags.is_empty() {
+        return Err(PolicyLoadError::Invalid(diags));
+    }
+    Ok(Parts { schema, policies, entities, hash: files.hash, warnings })
+}
+
+fn parse_entities(text: &str, schema: &Schema) -> Result<Entities, String> {
+    let mut json: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    let list = json.as_array_mut().ok_or("must be a JSON array of entities")?;
+    for (i, entity) in list.iter_mut().enumerate() {
+        let ty = entity.pointer("/uid/type").and_then(|t| t.as_str()).unwrap_or_default();
+        if ty != WORKLOAD {
+            continue;
+        }
+        // Workload attributes come from the SPIFFE id, exactly as at request
+        // time, so entities.json lists only a workload's parents.
+        let id = entity.pointer("/uid/id").and_then(|t| t.as_str()).unwrap_or_default();
+        let spiffe = SpiffeId::parse(id)
+            .map_err(|e| format!("entity #{i}: `Workload` id `{id}` is not a SPIFFE id: {e}"))?;
+        let attrs = entity
+            .as_object_mut()
+            .ok_or_else(|| format!("entity #{i} is not an object"))?
+            .entry("attrs")
+            .or_insert_with(|| serde_json::json!({}));
+        let attrs = attrs.as_object_mut().ok_or_else(|| format!("entity #{i}: `attrs` is not an object"))?;
+        for (k, v) in workload_attrs(&spiffe) {
+            if let crate::policy::model::Value::Str(s) = v {
+                attrs.insert(k, serde_json::Value::String(s));
+            }
+        }
+    }
+    Entities::from_json_value(json, Some(schema)).map_err(|e| {
+        let mut msg = e.to_string();
+        if let Some(help) = miette::Diagnostic::help(&e) {
+            msg.push_str(&format!(" (help: {help})"));
+        }
+        msg
+    })
+}
+
+/// A validation diagnostic located at its file, line and column.
+fn located(
+    origin: &HashMap<PolicyId, (String, usize)>,
+    sources: &HashMap<String, &str>,
+    id: &PolicyId,
+    err: &dyn miette::Diagnostic,
+) -> Diagnostic {
+    match origin.get(id) {
+        Some((file, _)) => {
+            let source = sources.get(file).copied().unwrap_or_default();
+            let mut d = Diagnostic::from_miette(file, source, err);
+            let mut first = d.pop().unwrap_or_else(|| Diagnostic::file(file, err.to_string()));
+            first.message = format!("policy `{id}`: {}", first.message);
+            first
+        }
+        None => Diagnostic { file: None, line: None, column: None, message: format!("policy `{id}`: {err}") },
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

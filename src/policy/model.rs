@@ -1,0 +1,203 @@
+//! The Cedar data model cedar-gate speaks: entity type names, and a plain,
+//! comparable value type for attributes and context.
+//!
+//! Requests are described with [`Value`] rather than Cedar's own expression
+//! types because [`Value`] is `Eq + Hash`: the very same description is the
+//! decision-cache key, so "the key covers everything evaluation reads" holds by
+//! construction.
+
+use std::str::FromStr;
+
+use cedar_policy::{EntityId, EntityTypeName, EntityUid, ExpressionConstructionError, RestrictedExpression};
+
+use crate::identity::spiffe::SpiffeId;
+
+/// Entity type of mTLS workloads (id: the SPIFFE id).
+pub const WORKLOAD: &str = "Workload";
+/// Entity type of callers without credentials (one entity, id `anonymous`).
+pub const ANONYMOUS: &str = "Anonymous";
+/// Entity type of groups (parents of principals).
+pub const GROUP: &str = "Group";
+/// Entity type of plain HTTP resources (id: the path without query).
+pub const ROUTE: &str = "Route";
+/// Entity type of actions.
+pub const ACTION: &str = "Action";
+
+/// A Cedar value as cedar-gate builds it: comparable and hashable.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Value {
+    /// A string.
+    Str(String),
+    /// A 64-bit integer.
+    Long(i64),
+    /// A boolean.
+    Bool(bool),
+    /// An `ipaddr` extension value, from its textual form.
+    Ip(String),
+    /// A `datetime` extension value, from RFC 3339 text.
+    Datetime(String),
+    /// An entity reference.
+    Entity(EntityUid),
+    /// A set.
+    Set(Vec<Value>),
+    /// A record (attribute order does not matter to Cedar but does to `Eq`;
+    /// builders emit a fixed order).
+    Record(Vec<(String, Value)>),
+}
+
+/// An error converting JSON into a [`Value`].
+#[derive(Debug, thiserror::Error)]
+pub enum ValueError {
+    /// `null` has no Cedar counterpart.
+    #[error("`null` is not a Cedar value (at `{0}`)")]
+    Null(String),
+    /// A number that is not a 64-bit integer.
+    #[error("`{1}` is not a 64-bit integer (at `{0}`)")]
+    NotInteger(String, String),
+    /// A malformed `__entity` or `__extn` escape.
+    #[error("invalid escape at `{0}`: {1}")]
+    Escape(String, String),
+}
+
+// === impl Value ===
+
+impl Value {
+    /// A string value.
+    pub fn str(s: impl Into<String>) -> Self {
+        Value::Str(s.into())
+    }
+
+    /// Converts to Cedar's restricted expression.
+    pub fn to_expr(&self) -> Result<RestrictedExpression, ExpressionConstructionError> {
+        Ok(match self {
+            Value::Str(s) => RestrictedExpression::new_string(s.clone()),
+            Value::Long(n) => RestrictedExpression::new_long(*n),
+            Value::Bool(b) => RestrictedExpression::new_bool(*b),
+            Value::Ip(ip) => RestrictedExpression::new_ip(ip),
+            Value::Datetime(dt) => RestrictedExpression::new_datetime(dt),
+            Value::Entity(uid) => RestrictedExpression::new_entity_uid(uid.clone()),
+            Value::Set(items) => RestrictedExpression::new_set(
+                items.iter().map(Value::to_expr).collect::<Result<Vec<_>, _>>()?,
+            ),
+            Value::Record(fields) => RestrictedExpression::new_record(
+                fields
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), v.to_expr()?)))
+                    .collect::<Result<Vec<_>, ExpressionConstructionError>>()?,
+            )?,
+        })
+    }
+
+    /// Converts Cedar-JSON-style input (as in `entities.json` and request files):
+    /// `{"__entity": {"type", "id"}}`, `{"__extn": {"fn": "ip"|"datetime", "arg"}}`.
+    pub fn from_json(v: &serde_json::Value, at: &str) -> Result<Self, ValueError> {
+        use serde_json::Value as J;
+        Ok(match v {
+            J::Null => return Err(ValueError::Null(at.to_owned())),
+            J::Bool(b) => Value::Bool(*b),
+            J::Number(n) => Value::Long(
+                n.as_i64().ok_or_else(|| ValueError::NotInteger(at.to_owned(), n.to_string()))?,
+            ),
+            J::String(s) => Value::Str(s.clone()),
+            J::Array(items) => Value::Set(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| Value::from_json(x, &format!("{at}[{i}]")))
+                    .collect::<Result<_, _>>()?,
+            ),
+            J::Object(map) => {
+                if let Some(e) = map.get("__entity") {
+                    let uid = uid_from_json(e).map_err(|m| ValueError::Escape(at.to_owned(), m))?;
+                    return Ok(Value::Entity(uid));
+                }
+                if let Some(x) = map.get("__extn") {
+                    let f = x.get("fn").and_then(|f| f.as_str()).unwrap_or_default();
+                    let arg = x.get("arg").and_then(|a| a.as_str()).unwrap_or_default().to_owned();
+                    return match f {
+                        "ip" | "ipaddr" => Ok(Value::Ip(arg)),
+                        "datetime" => Ok(Value::Datetime(arg)),
+                        other => Err(ValueError::Escape(at.to_owned(), format!("unsupported extension function `{other}`"))),
+                    };
+                }
+                Value::Record(
+                    map.iter()
+                        .map(|(k, x)| Ok((k.clone(), Value::from_json(x, &format!("{at}.{k}"))?)))
+                        .collect::<Result<_, ValueError>>()?,
+                )
+            }
+        })
+    }
+}
+
+/// Parses `{"type": "T", "id": "x"}` or the string form `T::"x"`.
+pub fn uid_from_json(v: &serde_json::Value) -> Result<EntityUid, String> {
+    if let Some(s) = v.as_str() {
+        return EntityUid::from_str(s).map_err(|e| format!("`{s}` is not an entity uid: {e}"));
+    }
+    let ty = v.get("type").and_then(|t| t.as_str()).ok_or("missing string `type`")?;
+    let id = v.get("id").and_then(|t| t.as_str()).ok_or("missing string `id`")?;
+    uid(ty, id).map_err(|e| format!("bad entity type `{ty}`: {e}"))
+}
+
+/// Builds an entity uid from a type name and an id.
+pub fn uid(ty: &str, id: &str) -> Result<EntityUid, cedar_policy::ParseErrors> {
+    Ok(EntityUid::from_type_name_and_id(EntityTypeName::from_str(ty)?, EntityId::new(id)))
+}
+
+/// Builds a uid for one of cedar-gate's own type names (the constants above).
+#[allow(clippy::expect_used)]
+pub fn builtin_uid(ty: &'static str, id: &str) -> EntityUid {
+    // INVARIANT: `ty` is one of this module's constants, all valid Cedar
+    // identifiers (checked by the `builtin_types_parse` test).
+    let ty = EntityTypeName::from_str(ty).expect("builtin entity type names are valid");
+    EntityUid::from_type_name_and_id(ty, EntityId::new(id))
+}
+
+/// The request-time attributes of a workload principal, derived from its SPIFFE id.
+pub fn workload_attrs(id: &SpiffeId) -> Vec<(String, Value)> {
+    let mut attrs = vec![
+        ("trust_domain".to_owned(), Value::str(id.trust_domain())),
+        ("path".to_owned(), Value::str(id.path())),
+    ];
+    if let Some((ns, sa)) = id.kubernetes() {
+        attrs.push(("namespace".to_owned(), Value::str(ns)));
+        attrs.push(("service_account".to_owned(), Value::str(sa)));
+    }
+    attrs
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_escapes() {
+        let v = serde_json::json!({"a": {"__entity": {"type": "Group", "id": "x"}}, "ip": {"__extn": {"fn": "ip", "arg": "10.0.0.1"}}, "n": 3});
+        let Value::Record(fields) = Value::from_json(&v, "ctx").unwrap() else { unreachable!() };
+        assert!(fields.iter().any(|(k, v)| k == "a" && matches!(v, Value::Entity(_))));
+        assert!(fields.iter().any(|(k, v)| k == "ip" && *v == Value::Ip("10.0.0.1".into())));
+    }
+
+    #[test]
+    fn json_rejects_floats_and_null() {
+        assert!(Value::from_json(&serde_json::json!(1.5), "x").is_err());
+        assert!(Value::from_json(&serde_json::json!(null), "x").is_err());
+    }
+
+    #[test]
+    fn builtin_types_parse() {
+        for ty in [WORKLOAD, ANONYMOUS, GROUP, ROUTE, ACTION] {
+            assert!(EntityTypeName::from_str(ty).is_ok(), "{ty}");
+        }
+    }
+
+    #[test]
+    fn k8s_workload_attrs() {
+        let id = SpiffeId::parse("spiffe://example.org/ns/agents/sa/bot").unwrap();
+        let attrs = workload_attrs(&id);
+        assert!(attrs.contains(&("namespace".into(), Value::str("agents"))));
+        assert!(attrs.contains(&("service_account".into(), Value::str("bot"))));
+    }
+}

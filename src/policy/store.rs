@@ -1,0 +1,93 @@
+//! The snapshot in force, swapped atomically on reload.
+//!
+//! A request loads the snapshot once (one `Arc` clone) and uses it to the end,
+//! so it sees the old snapshot or the new one, never a mix. A failed reload
+//! leaves the last good snapshot in place and is remembered for the admin port.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwapOption;
+
+use crate::policy::diagnostic::Diagnostic;
+use crate::policy::load::{PolicyLoadError, load_dir};
+use crate::policy::snapshot::Snapshot;
+
+/// The outcome of the latest reload attempt, for `/status` and logs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadStatus {
+    /// Whether the latest attempt succeeded.
+    pub ok: bool,
+    /// When it happened (seconds since the Unix epoch).
+    pub at_unix: u64,
+    /// Its diagnostics, when it failed.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Holds the snapshot in force.
+#[derive(Debug)]
+pub struct PolicyStore {
+    dir: PathBuf,
+    current: ArcSwapOption<Snapshot>,
+    generation: AtomicU64,
+    last: Mutex<Option<ReloadStatus>>,
+    // Serializes reloads so generations are handed out in swap order.
+    reload_lock: Mutex<()>,
+}
+
+// === impl PolicyStore ===
+
+impl PolicyStore {
+    /// An empty store for `dir`; nothing is loaded until [`PolicyStore::reload`].
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            current: ArcSwapOption::empty(),
+            generation: AtomicU64::new(0),
+            last: Mutex::new(None),
+            reload_lock: Mutex::new(()),
+        }
+    }
+
+    /// The policy directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The snapshot in force, if one was ever loaded.
+    pub fn current(&self) -> Option<Arc<Snapshot>> {
+        self.current.load_full()
+    }
+
+    /// The latest reload attempt.
+    pub fn last_reload(&self) -> Option<ReloadStatus> {
+        self.last.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Loads the directory and, if it is valid, swaps it in. On error the
+    /// previous snapshot stays in force.
+    pub fn reload(&self) -> Result<Arc<Snapshot>, PolicyLoadError> {
+        let _serial = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let next = self.generation.load(Ordering::Acquire) + 1;
+        let result = load_dir(&self.dir, next).map(Arc::new);
+        let at_unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let status = match &result {
+            Ok(snapshot) => {
+                self.generation.store(next, Ordering::Release);
+                self.current.store(Some(snapshot.clone()));
+                ReloadStatus { ok: true, at_unix, diagnostics: Vec::new() }
+            }
+            Err(e) => ReloadStatus { ok: false, at_unix, diagnostics: e.diagnostics() },
+        };
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(status);
+        }
+        result
+    }
+}

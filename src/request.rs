@@ -1,0 +1,178 @@
+//! The HTTP request Envoy asks about, converted from the wire type at the edge.
+
+use std::net::IpAddr;
+
+use envoy_types::pb::envoy::config::core::v3::address::Address;
+use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
+
+/// Most request headers accepted in one Check (Envoy's own default limit is 100).
+pub const MAX_HEADERS: usize = 256;
+
+/// The direct peer, as Envoy saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Peer {
+    /// Socket address IP, if Envoy sent one.
+    pub ip: Option<IpAddr>,
+    /// `source.principal`: the peer certificate's URI SAN (or subject).
+    pub principal: String,
+    /// `source.certificate`: URL-encoded PEM, when forwarded.
+    pub certificate: String,
+}
+
+/// One HTTP request, as cedar-gate's logic sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// `x-request-id` or Envoy's request id.
+    pub id: String,
+    /// Upper-case method.
+    pub method: String,
+    /// Host (`:authority`).
+    pub host: String,
+    /// Path without query string.
+    pub path: String,
+    /// Query string (without `?`).
+    pub query: String,
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Headers, names lower-case, sorted by name (multiple values joined by `,`).
+    pub headers: Vec<(String, String)>,
+    /// The body bytes Envoy forwarded (possibly partial).
+    pub body: Vec<u8>,
+    /// The direct peer.
+    pub source: Peer,
+}
+
+/// Why a CheckRequest could not be understood.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RequestError {
+    /// No `attributes.request.http`: not an HTTP check.
+    #[error("check request has no HTTP attributes")]
+    NotHttp,
+    /// More headers than [`MAX_HEADERS`].
+    #[error("request has {0} headers, more than the {MAX_HEADERS} allowed")]
+    TooManyHeaders(usize),
+}
+
+// === impl HttpRequest ===
+
+impl HttpRequest {
+    /// A header's value by lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .ok()
+            .and_then(|i| self.headers.get(i))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl TryFrom<CheckRequest> for HttpRequest {
+    type Error = RequestError;
+
+    fn try_from(req: CheckRequest) -> Result<Self, Self::Error> {
+        let attrs = req.attributes.unwrap_or_default();
+        let source = attrs.source.unwrap_or_default();
+        let ip = source.address.and_then(|a| a.address).and_then(|a| match a {
+            Address::SocketAddress(s) => s.address.parse().ok(),
+            _ => None,
+        });
+        let http = attrs.request.and_then(|r| r.http).ok_or(RequestError::NotHttp)?;
+
+        let mut headers: Vec<(String, String)> = if !http.headers.is_empty() {
+            http.headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect()
+        } else {
+            // `encode_raw_headers: true` sends `header_map` instead.
+            http.header_map
+                .map(|m| m.headers)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| {
+                    let v = if h.raw_value.is_empty() { h.value } else { String::from_utf8_lossy(&h.raw_value).into_owned() };
+                    (h.key.to_ascii_lowercase(), v)
+                })
+                .collect()
+        };
+        if headers.len() > MAX_HEADERS {
+            return Err(RequestError::TooManyHeaders(headers.len()));
+        }
+        headers.sort_by(|a, b| a.0.cmp(&b.0));
+        // Join repeated names (raw header maps may repeat them).
+        headers.dedup_by(|later, earlier| {
+            if later.0 == earlier.0 {
+                earlier.1.push(',');
+                earlier.1.push_str(&later.1);
+                true
+            } else {
+                false
+            }
+        });
+
+        // Envoy puts the path with query in `path`; split it off.
+        let (path, query) = match http.path.split_once('?') {
+            Some((p, q)) => (p.to_owned(), q.to_owned()),
+            None => (http.path, http.query),
+        };
+        let mut out = HttpRequest {
+            id: http.id,
+            method: http.method.to_ascii_uppercase(),
+            host: http.host,
+            path,
+            query,
+            scheme: http.scheme,
+            headers,
+            body: if http.raw_body.is_empty() { http.body.into_bytes() } else { http.raw_body },
+            source: Peer { ip, principal: source.principal, certificate: source.certificate },
+        };
+        if let Some(rid) = out.header("x-request-id") {
+            out.id = rid.to_owned();
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
+
+    fn check(http: attribute_context::HttpRequest) -> CheckRequest {
+        CheckRequest {
+            attributes: Some(AttributeContext {
+                request: Some(attribute_context::Request { http: Some(http), ..Default::default() }),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn splits_query_and_prefers_request_id_header() {
+        let mut http = attribute_context::HttpRequest {
+            id: "envoy-id".into(),
+            method: "post".into(),
+            path: "/v1/x?a=b".into(),
+            ..Default::default()
+        };
+        http.headers.insert("X-Request-Id".into(), "rid-1".into());
+        let r = HttpRequest::try_from(check(http)).unwrap();
+        assert_eq!(r.path, "/v1/x");
+        assert_eq!(r.query, "a=b");
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.id, "rid-1");
+        assert_eq!(r.header("x-request-id"), Some("rid-1"));
+    }
+
+    #[test]
+    fn not_http_is_an_error() {
+        assert_eq!(HttpRequest::try_from(CheckRequest::default()), Err(RequestError::NotHttp));
+    }
+
+    #[test]
+    fn too_many_headers() {
+        let mut http = attribute_context::HttpRequest::default();
+        for i in 0..=MAX_HEADERS {
+            http.headers.insert(format!("h{i}"), "v".into());
+        }
+        assert_eq!(HttpRequest::try_from(check(http)), Err(RequestError::TooManyHeaders(MAX_HEADERS + 1)));
+    }
+}

@@ -1,0 +1,126 @@
+//! Shared test harness: real processes and real TLS, all on loopback.
+//!
+//! - [`CedarGate`]: the `cedar-gate serve` binary with a temp config and audit file.
+//! - [`Envoy`]: a real Envoy running a shipped config from `envoy/`.
+//! - [`Upstream`]: an HTTP server standing in for the protected service; records requests.
+//! - [`TestPki`]: a CA, a server certificate and SPIFFE client certificates.
+//! - [`MtlsClient`]: an HTTPS client presenting a client certificate to Envoy.
+//! - [`Stack`]: all of the above wired together, as the end-to-end tests use them.
+//!
+//! Every wait is a bounded poll ([`eventually`]), never a fixed sleep. Every child process is
+//! killed when its guard drops, and its logs are printed if the test is failing.
+
+// The helpers are shared by several test modules; not every module uses every helper.
+#![allow(dead_code, unused_imports)]
+
+pub mod client;
+pub mod envoy;
+pub mod gate;
+pub mod pki;
+pub mod stack;
+pub mod upstream;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub use client::MtlsClient;
+pub use envoy::Envoy;
+pub use gate::{CedarGate, GateOptions};
+pub use pki::{ClientCert, TestPki};
+pub use stack::Stack;
+pub use upstream::{SeenRequest, Upstream};
+
+/// SPIFFE ids used by the example policies in `cedar/`.
+pub mod ids {
+    /// In `Group::"approved-agents"`: may call `/v1/*`.
+    pub const RESEARCH_AGENT: &str = "spiffe://example.org/ns/agents/sa/research-agent";
+    /// In no group: denied with reason `no_permit`.
+    pub const ROGUE_AGENT: &str = "spiffe://example.org/ns/agents/sa/rogue-agent";
+    /// Approved but also quarantined: denied by `forbid-quarantined`.
+    pub const QUARANTINED_AGENT: &str = "spiffe://example.org/ns/agents/sa/quarantined-agent";
+    /// Same path as the research agent, foreign trust domain.
+    pub const FOREIGN_AGENT: &str = "spiffe://evil.org/ns/agents/sa/research-agent";
+}
+
+/// The default bound for waiting on something that should happen quickly.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The repository root (where `Cargo.toml`, `cedar/` and `envoy/` live).
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A path inside the repository.
+pub fn repo_path(rel: &str) -> PathBuf {
+    repo_root().join(rel)
+}
+
+/// A loopback port that was free a moment ago and has not been handed out before in this
+/// test process. A process started on it may still lose a race with another process on the
+/// host; prefer binding `127.0.0.1:0` yourself (as [`Upstream`] does) where the code allows it.
+pub fn free_port() -> u16 {
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind 127.0.0.1:0")
+            .port();
+        if HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
+}
+
+/// [`free_port`] as a `127.0.0.1` socket address.
+pub fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// Polls `probe` every 50 ms until it returns `Some`, for at most `timeout`.
+/// Panics naming `what` when time runs out.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A plain-HTTP client for admin endpoints on loopback (no proxy, short timeouts).
+pub fn plain_http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("build plain HTTP client")
+}
+
+/// Parses a file of JSON lines, skipping lines that are not JSON objects (for example a
+/// line still being written, or a non-JSON log line). A missing file reads as empty.
+pub fn read_json_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+        .filter(serde_json::Value::is_object)
+        .collect()
+}
+
+/// The contents of `path` for a failure report (`<missing>` if it cannot be read).
+pub fn file_for_report(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|_| "<missing>".to_owned())
+}

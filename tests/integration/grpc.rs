@@ -1,0 +1,1 @@
+//! gRPC-level integration tests (lead)
