@@ -33,13 +33,19 @@ pub fn router(state: AdminState) -> Router {
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
     match state.store.current() {
         Some(_) => (StatusCode::OK, "ready\n"),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "no policy snapshot loaded\n"),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no policy snapshot loaded\n",
+        ),
     }
 }
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     state.metrics.run_upkeep();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
 }
 
 /// The snapshot in force and the latest reload attempt, as JSON.

@@ -89,13 +89,23 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
 
     let grpc = bind(settings.grpc_listen).await?;
     let admin = bind(settings.admin_listen).await?;
-    let grpc_addr = grpc.local_addr().map_err(|source| AppError::Bind { addr: settings.grpc_listen, source })?;
-    let admin_addr = admin.local_addr().map_err(|source| AppError::Bind { addr: settings.admin_listen, source })?;
+    let grpc_addr = grpc.local_addr().map_err(|source| AppError::Bind {
+        addr: settings.grpc_listen,
+        source,
+    })?;
+    let admin_addr = admin.local_addr().map_err(|source| AppError::Bind {
+        addr: settings.admin_listen,
+        source,
+    })?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_not_serving::<AuthorizationServer<AuthzService>>().await;
+    health
+        .set_not_serving::<AuthorizationServer<AuthzService>>()
+        .await;
     if reload(&store) {
-        health.set_serving::<AuthorizationServer<AuthzService>>().await;
+        health
+            .set_serving::<AuthorizationServer<AuthzService>>()
+            .await;
     }
 
     let (shutdown, mut stop_grpc) = watch::channel(false);
@@ -114,7 +124,10 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
             tracing::error!(error = %e, "gRPC server failed");
         }
     });
-    let admin_router = crate::admin::router(crate::admin::AdminState { store: store.clone(), metrics: prometheus });
+    let admin_router = crate::admin::router(crate::admin::AdminState {
+        store: store.clone(),
+        metrics: prometheus,
+    });
     let admin_task = tokio::spawn(async move {
         let result = axum::serve(admin, admin_router)
             .with_graceful_shutdown(async move {
@@ -126,7 +139,14 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         }
     });
     tracing::info!(grpc = %grpc_addr, admin = %admin_addr, policy_dir = %settings.policy_dir.display(), "cedar-gate listening");
-    Ok(Running { grpc_addr, admin_addr, store, shutdown, tasks: vec![grpc_task, admin_task], audit })
+    Ok(Running {
+        grpc_addr,
+        admin_addr,
+        store,
+        shutdown,
+        tasks: vec![grpc_task, admin_task],
+        audit,
+    })
 }
 
 /// Reloads policies, logging and counting the result. Returns whether a
@@ -160,7 +180,9 @@ pub fn reload(store: &PolicyStore) -> bool {
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
-    TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind { addr, source })
 }
 
 /// Runs until SIGTERM or Ctrl-C, then shuts down gracefully.
@@ -176,14 +198,15 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

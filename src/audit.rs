@@ -84,13 +84,22 @@ pub struct AuditEvent<'a> {
 
 impl<'a> AuditEvent<'a> {
     /// Builds the event for one decision.
-    pub fn new(outcome: &'a Outcome, req: &'a HttpRequest, now: SystemTime, latency: Duration) -> Self {
+    pub fn new(
+        outcome: &'a Outcome,
+        req: &'a HttpRequest,
+        now: SystemTime,
+        latency: Duration,
+    ) -> Self {
         let workload = outcome.identity.workload.as_ref();
         Self {
             time: crate::gate::rfc3339(now),
             decision_id: &outcome.decision_id,
             request_id: &req.id,
-            decision: if outcome.decision.is_allow() { "allow" } else { "deny" },
+            decision: if outcome.decision.is_allow() {
+                "allow"
+            } else {
+                "deny"
+            },
             reason: outcome.decision.reason.as_str(),
             principal: &outcome.principal,
             spiffe_id: workload.map(|w| w.id.as_str()),
@@ -99,7 +108,12 @@ impl<'a> AuditEvent<'a> {
             action: &outcome.action,
             resource: &outcome.resource,
             protocol: outcome.protocol.as_str(),
-            policies: outcome.decision.policies.iter().map(|p| p.as_ref()).collect(),
+            policies: outcome
+                .decision
+                .policies
+                .iter()
+                .map(|p| p.as_ref())
+                .collect(),
             policy_generation: outcome.policy_generation,
             policy_hash: &outcome.policy_hash,
             errors: &outcome.decision.errors,
@@ -127,18 +141,34 @@ impl AuditLog {
     /// Opens the configured sink.
     pub fn open(cfg: &AuditConfig) -> std::io::Result<Self> {
         let out: Box<dyn Write + Send> = match (cfg.sink, &cfg.path) {
-            (AuditSink::Off, _) => return Ok(Self { tx: None, writer: Arc::new(Mutex::new(None)) }),
-            (AuditSink::Stdout, _) => Box::new(std::io::stdout()),
-            (AuditSink::File, Some(path)) => {
-                Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?)
+            (AuditSink::Off, _) => {
+                return Ok(Self {
+                    tx: None,
+                    writer: Arc::new(Mutex::new(None)),
+                });
             }
+            (AuditSink::Stdout, _) => Box::new(std::io::stdout()),
+            (AuditSink::File, Some(path)) => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            ),
             (AuditSink::File, None) => {
-                return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "audit.path is required"));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "audit.path is required",
+                ));
             }
         };
         let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
-        let handle = std::thread::Builder::new().name("cedar-gate-audit".into()).spawn(move || write_loop(rx, out))?;
-        Ok(Self { tx: Some(tx), writer: Arc::new(Mutex::new(Some(handle))) })
+        let handle = std::thread::Builder::new()
+            .name("cedar-gate-audit".into())
+            .spawn(move || write_loop(rx, out))?;
+        Ok(Self {
+            tx: Some(tx),
+            writer: Arc::new(Mutex::new(Some(handle))),
+        })
     }
 
     /// Records one event.
@@ -150,7 +180,9 @@ impl AuditLog {
                     tracing::error!(target: "cedar_gate::audit", "audit writer has stopped; event lost");
                 }
             }
-            Err(e) => tracing::error!(target: "cedar_gate::audit", error = %e, "cannot serialize audit event"),
+            Err(e) => {
+                tracing::error!(target: "cedar_gate::audit", error = %e, "cannot serialize audit event")
+            }
         }
     }
 

@@ -136,7 +136,10 @@ pub struct ResponseConfig {
 
 impl Default for ResponseConfig {
     fn default() -> Self {
-        Self { remove_headers: Vec::new(), realm: default_realm() }
+        Self {
+            remove_headers: Vec::new(),
+            realm: default_realm(),
+        }
     }
 }
 
@@ -183,7 +186,10 @@ pub struct LoggingConfig {
 
 impl Default for LoggingConfig {
     fn default() -> Self {
-        Self { format: LogFormat::default(), level: default_level() }
+        Self {
+            format: LogFormat::default(),
+            level: default_level(),
+        }
     }
 }
 
@@ -207,8 +213,10 @@ pub enum LogFormat {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_yaml(&text)
     }
 
@@ -221,7 +229,9 @@ impl Config {
             serde_norway::from_str(text)
         }
         .map_err(|e| ConfigError::Parse {
-            location: e.location().map(|l| format!("line {} column {}", l.line(), l.column())),
+            location: e
+                .location()
+                .map(|l| format!("line {} column {}", l.line(), l.column())),
             message: e.to_string(),
         })?;
         config.validate()?;
@@ -252,7 +262,11 @@ impl Config {
             });
         }
         for h in &self.response.remove_headers {
-            if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if h.is_empty()
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
                 return Err(ConfigError::Invalid {
                     key: "response.remove_headers",
                     message: format!("has `{h}`, not a header name"),

@@ -60,7 +60,10 @@ pub struct IdentityRejection {
 impl Outcome {
     /// Whether the answer is a 401 (no acceptable credentials) rather than a 403.
     pub fn is_unauthenticated(&self) -> bool {
-        matches!(self.decision.reason, Reason::Unauthenticated | Reason::InvalidIdentity)
+        matches!(
+            self.decision.reason,
+            Reason::Unauthenticated | Reason::InvalidIdentity
+        )
     }
 }
 
@@ -116,7 +119,9 @@ impl Gate {
         outcome.principal = authz.principal.uid.to_string();
         outcome.identity = identity;
         let mut decision = snapshot.decide(&authz, self.config.authorization.on_policy_error);
-        if decision.reason == Reason::NoPermit && authz.principal.uid.type_name().to_string() == ANONYMOUS {
+        if decision.reason == Reason::NoPermit
+            && authz.principal.uid.type_name().to_string() == ANONYMOUS
+        {
             // No credentials and no policy for Anonymous: ask for credentials.
             decision.reason = Reason::Unauthenticated;
         }
@@ -126,7 +131,10 @@ impl Gate {
 }
 
 fn rejection(e: &IdentityError) -> IdentityRejection {
-    IdentityRejection { code: e.reason(), message: e.to_string() }
+    IdentityRejection {
+        code: e.reason(),
+        message: e.to_string(),
+    }
 }
 
 /// The uid of the single anonymous principal.
@@ -135,15 +143,22 @@ pub fn anonymous_uid() -> EntityUid {
 }
 
 /// Builds the Cedar question for a request.
-pub fn authz_request(req: &HttpRequest, identity: &Identity, op: &Operation, now: SystemTime) -> AuthzRequest {
+pub fn authz_request(
+    req: &HttpRequest,
+    identity: &Identity,
+    op: &Operation,
+    now: SystemTime,
+) -> AuthzRequest {
     let workload_spec = identity.workload.as_ref().map(|w| PrincipalSpec {
         uid: builtin_uid(WORKLOAD, w.id.as_str()),
         attrs: workload_attrs(&w.id),
         parents: Vec::new(),
     });
-    let principal = workload_spec
-        .clone()
-        .unwrap_or_else(|| PrincipalSpec { uid: anonymous_uid(), attrs: Vec::new(), parents: Vec::new() });
+    let principal = workload_spec.clone().unwrap_or_else(|| PrincipalSpec {
+        uid: anonymous_uid(),
+        attrs: Vec::new(),
+        parents: Vec::new(),
+    });
 
     let mut request = vec![
         ("method".to_owned(), Value::str(&req.method)),
@@ -158,7 +173,11 @@ pub fn authz_request(req: &HttpRequest, identity: &Identity, op: &Operation, now
     }
     let mut auth = vec![(
         "method".to_owned(),
-        Value::str(if identity.workload.is_some() { "mtls" } else { "none" }),
+        Value::str(if identity.workload.is_some() {
+            "mtls"
+        } else {
+            "none"
+        }),
     )];
     if let Some(w) = &workload_spec {
         auth.push(("workload".to_owned(), Value::Entity(w.uid.clone())));
@@ -171,7 +190,10 @@ pub fn authz_request(req: &HttpRequest, identity: &Identity, op: &Operation, now
         extra: Vec::new(),
         action: op.action.clone(),
         resource: op.resource.clone(),
-        context: vec![("request".to_owned(), Value::Record(request)), ("auth".to_owned(), Value::Record(auth))],
+        context: vec![
+            ("request".to_owned(), Value::Record(request)),
+            ("auth".to_owned(), Value::Record(auth)),
+        ],
     }
 }
 

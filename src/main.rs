@@ -38,12 +38,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("no policy directory: pass --policy-dir or set `policy_dir` in the config")?;
     let default = |s: &str| s.parse().context("default listen address");
     let settings = Settings {
-        grpc_listen: args.grpc_listen.or(config.grpc_listen).map_or_else(|| default(DEFAULT_GRPC_LISTEN), Ok)?,
-        admin_listen: args.admin_listen.or(config.admin_listen).map_or_else(|| default(DEFAULT_ADMIN_LISTEN), Ok)?,
+        grpc_listen: args
+            .grpc_listen
+            .or(config.grpc_listen)
+            .map_or_else(|| default(DEFAULT_GRPC_LISTEN), Ok)?,
+        admin_listen: args
+            .admin_listen
+            .or(config.admin_listen)
+            .map_or_else(|| default(DEFAULT_ADMIN_LISTEN), Ok)?,
         policy_dir,
         config,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(app::run(settings))?;
     Ok(())
 }
@@ -51,7 +59,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn init_logging(cfg: &LoggingConfig) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.level));
     // Diagnostic logs go to stderr; stdout is the audit stream's default.
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cfg.format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),

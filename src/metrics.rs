@@ -30,8 +30,8 @@ pub const BUILD_INFO: &str = "cedar_gate_build_info";
 
 /// Histogram buckets in seconds: 5 µs to 100 ms.
 const LATENCY_BUCKETS: [f64; 17] = [
-    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_075, 0.000_1, 0.000_25, 0.000_5, 0.000_75, 0.001, 0.002_5,
-    0.005, 0.007_5, 0.01, 0.025, 0.05, 0.1,
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_075, 0.000_1, 0.000_25, 0.000_5, 0.000_75,
+    0.001, 0.002_5, 0.005, 0.007_5, 0.01, 0.025, 0.05, 0.1,
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -56,21 +56,39 @@ pub fn install() -> PrometheusHandle {
 
 fn describe() {
     describe_counter!(CHECKS, "Checks answered, by decision and reason.");
-    describe_histogram!(CHECK_DURATION, metrics::Unit::Seconds, "Time to answer a Check.");
-    describe_counter!(CHECK_ERRORS, "Check requests that could not be answered with a decision, by reason.");
+    describe_histogram!(
+        CHECK_DURATION,
+        metrics::Unit::Seconds,
+        "Time to answer a Check."
+    );
+    describe_counter!(
+        CHECK_ERRORS,
+        "Check requests that could not be answered with a decision, by reason."
+    );
     describe_counter!(IDENTITY_REJECTIONS, "Credentials refused, by reason.");
     describe_counter!(POLICY_RELOADS, "Policy reloads, by result.");
-    describe_gauge!(POLICY_GENERATION, "Generation of the policy snapshot in force.");
+    describe_gauge!(
+        POLICY_GENERATION,
+        "Generation of the policy snapshot in force."
+    );
     describe_gauge!(POLICIES_LOADED, "Number of policies in force.");
-    describe_gauge!(POLICY_LAST_RELOAD, "Unix time of the last successful policy reload.");
+    describe_gauge!(
+        POLICY_LAST_RELOAD,
+        "Unix time of the last successful policy reload."
+    );
     describe_gauge!(BUILD_INFO, "Build information.");
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
 /// Records one answered Check.
 pub fn record_check(outcome: &Outcome, elapsed: Duration) {
-    let decision = if outcome.decision.is_allow() { "allow" } else { "deny" };
-    counter!(CHECKS, "decision" => decision, "reason" => outcome.decision.reason.as_str()).increment(1);
+    let decision = if outcome.decision.is_allow() {
+        "allow"
+    } else {
+        "deny"
+    };
+    counter!(CHECKS, "decision" => decision, "reason" => outcome.decision.reason.as_str())
+        .increment(1);
     histogram!(CHECK_DURATION).record(elapsed.as_secs_f64());
     if let Some(rejection) = &outcome.identity_error {
         counter!(IDENTITY_REJECTIONS, "reason" => rejection.code).increment(1);
@@ -89,7 +107,11 @@ pub fn record_reload(snapshot: Result<&crate::policy::Snapshot, ()>) {
             counter!(POLICY_RELOADS, "result" => "success").increment(1);
             gauge!(POLICY_GENERATION).set(s.generation as f64);
             gauge!(POLICIES_LOADED).set(s.policy_count() as f64);
-            let at = s.loaded_at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default();
+            let at = s
+                .loaded_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default();
             gauge!(POLICY_LAST_RELOAD).set(at);
         }
         Err(()) => counter!(POLICY_RELOADS, "result" => "failure").increment(1),

@@ -72,14 +72,23 @@ impl TryFrom<CheckRequest> for HttpRequest {
     fn try_from(req: CheckRequest) -> Result<Self, Self::Error> {
         let attrs = req.attributes.unwrap_or_default();
         let source = attrs.source.unwrap_or_default();
-        let ip = source.address.and_then(|a| a.address).and_then(|a| match a {
-            Address::SocketAddress(s) => s.address.parse().ok(),
-            _ => None,
-        });
-        let http = attrs.request.and_then(|r| r.http).ok_or(RequestError::NotHttp)?;
+        let ip = source
+            .address
+            .and_then(|a| a.address)
+            .and_then(|a| match a {
+                Address::SocketAddress(s) => s.address.parse().ok(),
+                _ => None,
+            });
+        let http = attrs
+            .request
+            .and_then(|r| r.http)
+            .ok_or(RequestError::NotHttp)?;
 
         let mut headers: Vec<(String, String)> = if !http.headers.is_empty() {
-            http.headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect()
+            http.headers
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect()
         } else {
             // `encode_raw_headers: true` sends `header_map` instead.
             http.header_map
@@ -87,7 +96,11 @@ impl TryFrom<CheckRequest> for HttpRequest {
                 .unwrap_or_default()
                 .into_iter()
                 .map(|h| {
-                    let v = if h.raw_value.is_empty() { h.value } else { String::from_utf8_lossy(&h.raw_value).into_owned() };
+                    let v = if h.raw_value.is_empty() {
+                        h.value
+                    } else {
+                        String::from_utf8_lossy(&h.raw_value).into_owned()
+                    };
                     (h.key.to_ascii_lowercase(), v)
                 })
                 .collect()
@@ -120,8 +133,16 @@ impl TryFrom<CheckRequest> for HttpRequest {
             query,
             scheme: http.scheme,
             headers,
-            body: if http.raw_body.is_empty() { http.body.into_bytes() } else { http.raw_body },
-            source: Peer { ip, principal: source.principal, certificate: source.certificate },
+            body: if http.raw_body.is_empty() {
+                http.body.into_bytes()
+            } else {
+                http.raw_body
+            },
+            source: Peer {
+                ip,
+                principal: source.principal,
+                certificate: source.certificate,
+            },
         };
         if let Some(rid) = out.header("x-request-id") {
             out.id = rid.to_owned();
@@ -139,7 +160,10 @@ mod tests {
     fn check(http: attribute_context::HttpRequest) -> CheckRequest {
         CheckRequest {
             attributes: Some(AttributeContext {
-                request: Some(attribute_context::Request { http: Some(http), ..Default::default() }),
+                request: Some(attribute_context::Request {
+                    http: Some(http),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
         }
@@ -164,7 +188,10 @@ mod tests {
 
     #[test]
     fn not_http_is_an_error() {
-        assert_eq!(HttpRequest::try_from(CheckRequest::default()), Err(RequestError::NotHttp));
+        assert_eq!(
+            HttpRequest::try_from(CheckRequest::default()),
+            Err(RequestError::NotHttp)
+        );
     }
 
     #[test]
@@ -173,6 +200,9 @@ mod tests {
         for i in 0..=MAX_HEADERS {
             http.headers.insert(format!("h{i}"), "v".into());
         }
-        assert_eq!(HttpRequest::try_from(check(http)), Err(RequestError::TooManyHeaders(MAX_HEADERS + 1)));
+        assert_eq!(
+            HttpRequest::try_from(check(http)),
+            Err(RequestError::TooManyHeaders(MAX_HEADERS + 1))
+        );
     }
 }

@@ -3,8 +3,8 @@
 //! credential ever goes into a response.
 
 use envoy_types::ext_authz::v3::pb::{
-    CheckResponse, DeniedHttpResponse, HeaderAppendAction, HeaderValue, HeaderValueOption, HttpResponse, HttpStatus,
-    OkHttpResponse,
+    CheckResponse, DeniedHttpResponse, HeaderAppendAction, HeaderValue, HeaderValueOption,
+    HttpResponse, HttpStatus, OkHttpResponse,
 };
 use envoy_types::pb::google::protobuf::{Struct, Value as PbValue, value::Kind};
 use envoy_types::pb::google::rpc;
@@ -27,12 +27,22 @@ pub fn build(outcome: &Outcome, cfg: &ResponseConfig) -> CheckResponse {
     let (code, http_response) = if outcome.decision.is_allow() {
         (CODE_OK, HttpResponse::OkResponse(ok_response(outcome, cfg)))
     } else if outcome.is_unauthenticated() {
-        (CODE_UNAUTHENTICATED, HttpResponse::DeniedResponse(denied(outcome, 401, Some(challenge(outcome, cfg)))))
+        (
+            CODE_UNAUTHENTICATED,
+            HttpResponse::DeniedResponse(denied(outcome, 401, Some(challenge(outcome, cfg)))),
+        )
     } else {
-        (CODE_PERMISSION_DENIED, HttpResponse::DeniedResponse(denied(outcome, 403, None)))
+        (
+            CODE_PERMISSION_DENIED,
+            HttpResponse::DeniedResponse(denied(outcome, 403, None)),
+        )
     };
     CheckResponse {
-        status: Some(rpc::Status { code, message: String::new(), details: Vec::new() }),
+        status: Some(rpc::Status {
+            code,
+            message: String::new(),
+            details: Vec::new(),
+        }),
         http_response: Some(http_response),
         dynamic_metadata: Some(metadata(outcome)),
     }
@@ -40,8 +50,16 @@ pub fn build(outcome: &Outcome, cfg: &ResponseConfig) -> CheckResponse {
 
 fn ok_response(outcome: &Outcome, cfg: &ResponseConfig) -> OkHttpResponse {
     let headers = vec![
-        header(PRINCIPAL_HEADER, &outcome.principal, HeaderAppendAction::OverwriteIfExistsOrAdd),
-        header(DECISION_ID_HEADER, &outcome.decision_id, HeaderAppendAction::OverwriteIfExistsOrAdd),
+        header(
+            PRINCIPAL_HEADER,
+            &outcome.principal,
+            HeaderAppendAction::OverwriteIfExistsOrAdd,
+        ),
+        header(
+            DECISION_ID_HEADER,
+            &outcome.decision_id,
+            HeaderAppendAction::OverwriteIfExistsOrAdd,
+        ),
     ];
     // Headers we set are overwritten; any other client-sent x-cedar-gate-*
     // header is removed so the upstream can trust the whole prefix.
@@ -52,21 +70,41 @@ fn ok_response(outcome: &Outcome, cfg: &ResponseConfig) -> OkHttpResponse {
         .cloned()
         .collect();
     headers_to_remove.extend(cfg.remove_headers.iter().map(|h| h.to_ascii_lowercase()));
-    OkHttpResponse { headers, headers_to_remove, ..Default::default() }
+    OkHttpResponse {
+        headers,
+        headers_to_remove,
+        ..Default::default()
+    }
 }
 
 fn denied(outcome: &Outcome, status: i32, www_authenticate: Option<String>) -> DeniedHttpResponse {
-    let error = if status == 401 { "unauthenticated" } else { "forbidden" };
+    let error = if status == 401 {
+        "unauthenticated"
+    } else {
+        "forbidden"
+    };
     let body = serde_json::json!({
         "error": error,
         "decision_id": outcome.decision_id,
         "reason": outcome.decision.reason.as_str(),
     });
-    let mut headers = vec![header("content-type", "application/json", HeaderAppendAction::OverwriteIfExistsOrAdd)];
+    let mut headers = vec![header(
+        "content-type",
+        "application/json",
+        HeaderAppendAction::OverwriteIfExistsOrAdd,
+    )];
     if let Some(challenge) = www_authenticate {
-        headers.push(header("www-authenticate", &challenge, HeaderAppendAction::OverwriteIfExistsOrAdd));
+        headers.push(header(
+            "www-authenticate",
+            &challenge,
+            HeaderAppendAction::OverwriteIfExistsOrAdd,
+        ));
     }
-    DeniedHttpResponse { status: Some(HttpStatus { code: status }), headers, body: body.to_string() }
+    DeniedHttpResponse {
+        status: Some(HttpStatus { code: status }),
+        headers,
+        body: body.to_string(),
+    }
 }
 
 /// The `WWW-Authenticate` challenge of a 401 (RFC 6750 form).
@@ -74,7 +112,10 @@ fn challenge(outcome: &Outcome, cfg: &ResponseConfig) -> String {
     let mut out = format!("Bearer realm=\"{}\"", cfg.realm);
     if let Some(rejection) = &outcome.identity_error {
         // The code is a fixed identifier: safe to quote, never a credential.
-        out.push_str(&format!(", error=\"invalid_token\", error_description=\"{}\"", rejection.code));
+        out.push_str(&format!(
+            ", error=\"invalid_token\", error_description=\"{}\"",
+            rejection.code
+        ));
     }
     out
 }
@@ -82,7 +123,11 @@ fn challenge(outcome: &Outcome, cfg: &ResponseConfig) -> String {
 fn header(key: &str, value: &str, action: HeaderAppendAction) -> HeaderValueOption {
     #[allow(deprecated)]
     HeaderValueOption {
-        header: Some(HeaderValue { key: key.to_owned(), value: value.to_owned(), raw_value: Vec::new() }),
+        header: Some(HeaderValue {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            raw_value: Vec::new(),
+        }),
         append: None,
         append_action: action.into(),
         keep_empty_value: false,
@@ -100,24 +145,46 @@ fn metadata(outcome: &Outcome) -> Struct {
         ("resource", s(&outcome.resource)),
         ("protocol", s(outcome.protocol.as_str())),
         ("policies", s(&d.policy_ids())),
-        ("policy_generation", PbValue { kind: Some(Kind::NumberValue(outcome.policy_generation as f64)) }),
-        ("cache_hit", PbValue { kind: Some(Kind::BoolValue(outcome.cache_hit)) }),
+        (
+            "policy_generation",
+            PbValue {
+                kind: Some(Kind::NumberValue(outcome.policy_generation as f64)),
+            },
+        ),
+        (
+            "cache_hit",
+            PbValue {
+                kind: Some(Kind::BoolValue(outcome.cache_hit)),
+            },
+        ),
     ];
-    Struct { fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect() }
+    Struct {
+        fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+    }
 }
 
 fn s(v: &str) -> PbValue {
-    PbValue { kind: Some(Kind::StringValue(v.to_owned())) }
+    PbValue {
+        kind: Some(Kind::StringValue(v.to_owned())),
+    }
 }
 
 /// The answer to a Check that could not be understood: a 400, no decision.
 pub fn bad_request(message: &str) -> CheckResponse {
     let body = serde_json::json!({ "error": "bad_request", "reason": "invalid_request", "message": message });
     CheckResponse {
-        status: Some(rpc::Status { code: 3, message: String::new(), details: Vec::new() }),
+        status: Some(rpc::Status {
+            code: 3,
+            message: String::new(),
+            details: Vec::new(),
+        }),
         http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
             status: Some(HttpStatus { code: 400 }),
-            headers: vec![header("content-type", "application/json", HeaderAppendAction::OverwriteIfExistsOrAdd)],
+            headers: vec![header(
+                "content-type",
+                "application/json",
+                HeaderAppendAction::OverwriteIfExistsOrAdd,
+            )],
             body: body.to_string(),
         })),
         dynamic_metadata: None,

@@ -33,7 +33,10 @@ impl AuthzService {
 #[tonic::async_trait]
 impl Authorization for AuthzService {
     #[tracing::instrument(name = "check", skip_all, fields(decision_id))]
-    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
         let started = Instant::now();
         // The only gRPC error we return. Envoy then applies its own
         // `failure_mode_allow` (false in every shipped config: deny).
@@ -56,7 +59,8 @@ impl Authorization for AuthzService {
 
         tracing::Span::current().record("decision_id", outcome.decision_id.as_str());
         metrics::record_check(&outcome, elapsed);
-        self.audit.record(&AuditEvent::new(&outcome, &req, now, elapsed));
+        self.audit
+            .record(&AuditEvent::new(&outcome, &req, now, elapsed));
         if !outcome.decision.is_allow() {
             tracing::info!(
                 decision.reason = outcome.decision.reason.as_str(),

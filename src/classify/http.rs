@@ -23,7 +23,12 @@ mod tests {
 
     #[test]
     fn route_is_path_without_query() {
-        let req = HttpRequest { method: "GET".into(), path: "/v1/models".into(), query: "x=1".into(), ..Default::default() };
+        let req = HttpRequest {
+            method: "GET".into(),
+            path: "/v1/models".into(),
+            query: "x=1".into(),
+            ..Default::default()
+        };
         let op = classify(&req);
         assert_eq!(op.resource.to_string(), r#"Route::"/v1/models""#);
         assert_eq!(op.action.to_string(), r#"Action::"http""#);

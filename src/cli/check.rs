@@ -86,10 +86,24 @@ pub fn explain(snapshot: &Snapshot, file: &RequestFile) -> Result<serde_json::Va
 }
 
 fn print_report(r: &serde_json::Value) {
-    let s = |k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    let s = |k: &str| {
+        r.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
     println!("decision: {} ({})", s("decision"), s("reason"));
-    println!("request:  {} {} {}", s("principal"), s("action"), s("resource"));
-    let policies = r.get("policies").and_then(|p| p.as_array()).cloned().unwrap_or_default();
+    println!(
+        "request:  {} {} {}",
+        s("principal"),
+        s("action"),
+        s("resource")
+    );
+    let policies = r
+        .get("policies")
+        .and_then(|p| p.as_array())
+        .cloned()
+        .unwrap_or_default();
     if policies.is_empty() {
         println!("policies: none");
     }
@@ -98,11 +112,21 @@ fn print_report(r: &serde_json::Value) {
         let ann = p
             .get("annotations")
             .and_then(|a| a.as_object())
-            .map(|a| a.iter().map(|(k, v)| format!("@{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(" "))
+            .map(|a| {
+                a.iter()
+                    .map(|(k, v)| format!("@{k}={}", v.as_str().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .unwrap_or_default();
         println!("policy:   {id} {ann}");
     }
-    for e in r.get("errors").and_then(|e| e.as_array()).cloned().unwrap_or_default() {
+    for e in r
+        .get("errors")
+        .and_then(|e| e.as_array())
+        .cloned()
+        .unwrap_or_default()
+    {
         println!("error:    {}", e.as_str().unwrap_or_default());
     }
     println!("snapshot: {}", s("policy_hash"));

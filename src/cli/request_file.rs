@@ -22,7 +22,9 @@ use serde::Deserialize;
 use crate::identity::spiffe::SpiffeId;
 use crate::identity::{Identity, Workload, WorkloadSource};
 use crate::policy::eval::{AuthzRequest, PrincipalSpec};
-use crate::policy::model::{ACTION, ROUTE, Value, WORKLOAD, builtin_uid, uid_from_json, workload_attrs};
+use crate::policy::model::{
+    ACTION, ROUTE, Value, WORKLOAD, builtin_uid, uid_from_json, workload_attrs,
+};
 use crate::request::HttpRequest;
 
 /// A request file's content.
@@ -69,10 +71,15 @@ impl RequestFile {
         if self.principal.ty == WORKLOAD {
             let id = SpiffeId::parse(&self.principal.id).map_err(|e| format!("principal: {e}"))?;
             attrs = workload_attrs(&id);
-            identity.workload = Some(Workload { id, source: WorkloadSource::PeerPrincipal, not_after: None });
+            identity.workload = Some(Workload {
+                id,
+                source: WorkloadSource::PeerPrincipal,
+                not_after: None,
+            });
         }
         for (k, v) in &self.principal.attrs {
-            let v = Value::from_json(v, &format!("principal.attrs.{k}")).map_err(|e| e.to_string())?;
+            let v =
+                Value::from_json(v, &format!("principal.attrs.{k}")).map_err(|e| e.to_string())?;
             attrs.retain(|(name, _)| name != k);
             attrs.push((k.clone(), v));
         }
@@ -93,7 +100,11 @@ impl RequestFile {
             id: "cedar-gate-check".to_owned(),
             method: "GET".to_owned(),
             scheme: "https".to_owned(),
-            path: if resource.type_name().to_string() == ROUTE { resource.id().unescaped().to_owned() } else { String::new() },
+            path: if resource.type_name().to_string() == ROUTE {
+                resource.id().unescaped().to_owned()
+            } else {
+                String::new()
+            },
             ..Default::default()
         };
         let op = crate::classify::Operation {
@@ -102,9 +113,15 @@ impl RequestFile {
             resource: resource.clone(),
         };
         let mut authz = crate::gate::authz_request(&req, &identity, &op, now);
-        authz.principal = PrincipalSpec { uid, attrs, parents };
+        authz.principal = PrincipalSpec {
+            uid,
+            attrs,
+            parents,
+        };
         if let Some(ctx) = &self.context {
-            let Value::Record(given) = Value::from_json(ctx, "context").map_err(|e| e.to_string())? else {
+            let Value::Record(given) =
+                Value::from_json(ctx, "context").map_err(|e| e.to_string())?
+            else {
                 return Err("context must be a JSON object".to_owned());
             };
             merge(&mut authz.context, given);

@@ -99,12 +99,18 @@ impl IdentityError {
 pub const XFCC_HEADER: &str = "x-forwarded-client-cert";
 
 /// Resolves the caller's identity from what Envoy sent.
-pub fn resolve(req: &HttpRequest, cfg: &IdentityConfig, now: SystemTime) -> Result<Identity, IdentityError> {
+pub fn resolve(
+    req: &HttpRequest,
+    cfg: &IdentityConfig,
+    now: SystemTime,
+) -> Result<Identity, IdentityError> {
     let mut workload = peer_workload(req, now)?;
     if cfg.xfcc.trusted {
         if let Some(header) = req.header(XFCC_HEADER) {
             let peer_ok = cfg.xfcc.trusted_peers.is_empty()
-                || workload.as_ref().is_some_and(|w| cfg.xfcc.trusted_peers.iter().any(|p| p == w.id.as_str()));
+                || workload
+                    .as_ref()
+                    .is_some_and(|w| cfg.xfcc.trusted_peers.iter().any(|p| p == w.id.as_str()));
             if peer_ok {
                 workload = Some(xfcc_workload(header, cfg)?);
             }
@@ -112,7 +118,9 @@ pub fn resolve(req: &HttpRequest, cfg: &IdentityConfig, now: SystemTime) -> Resu
     }
     if let Some(w) = &workload {
         if !cfg.trust_domains.iter().any(|td| td == w.id.trust_domain()) {
-            return Err(IdentityError::UntrustedDomain(w.id.trust_domain().to_owned()));
+            return Err(IdentityError::UntrustedDomain(
+                w.id.trust_domain().to_owned(),
+            ));
         }
     }
     Ok(Identity { workload })
@@ -123,7 +131,10 @@ fn peer_workload(req: &HttpRequest, now: SystemTime) -> Result<Option<Workload>,
     let cert = if req.source.certificate.is_empty() {
         None
     } else {
-        Some(cert::parse_url_encoded_pem(&req.source.certificate, now).map_err(IdentityError::Certificate)?)
+        Some(
+            cert::parse_url_encoded_pem(&req.source.certificate, now)
+                .map_err(IdentityError::Certificate)?,
+        )
     };
     if principal.starts_with("spiffe://") {
         let id = SpiffeId::parse(principal).map_err(IdentityError::PeerPrincipal)?;
@@ -133,20 +144,40 @@ fn peer_workload(req: &HttpRequest, now: SystemTime) -> Result<Option<Workload>,
             }
         }
         let not_after = cert.map(|c| c.not_after);
-        return Ok(Some(Workload { id, source: WorkloadSource::PeerPrincipal, not_after }));
+        return Ok(Some(Workload {
+            id,
+            source: WorkloadSource::PeerPrincipal,
+            not_after,
+        }));
     }
     // A non-SPIFFE principal (a DNS SAN or subject) is not a workload identity.
-    Ok(cert.map(|c| Workload { id: c.spiffe_id, source: WorkloadSource::PeerCertificate, not_after: Some(c.not_after) }))
+    Ok(cert.map(|c| Workload {
+        id: c.spiffe_id,
+        source: WorkloadSource::PeerCertificate,
+        not_after: Some(c.not_after),
+    }))
 }
 
 fn xfcc_workload(header: &str, cfg: &IdentityConfig) -> Result<Workload, IdentityError> {
     let elements = xfcc::parse(header).map_err(IdentityError::Xfcc)?;
-    let element = cfg.xfcc.element.pick(&elements).ok_or(IdentityError::XfccSpiffeCount(0))?;
+    let element = cfg
+        .xfcc
+        .element
+        .pick(&elements)
+        .ok_or(IdentityError::XfccSpiffeCount(0))?;
     let mut uris = element.uri.iter().filter(|u| u.starts_with("spiffe://"));
     let (Some(uri), None) = (uris.next(), uris.next()) else {
-        let n = element.uri.iter().filter(|u| u.starts_with("spiffe://")).count();
+        let n = element
+            .uri
+            .iter()
+            .filter(|u| u.starts_with("spiffe://"))
+            .count();
         return Err(IdentityError::XfccSpiffeCount(n));
     };
     let id = SpiffeId::parse(uri).map_err(IdentityError::XfccSpiffeId)?;
-    Ok(Workload { id, source: WorkloadSource::Xfcc, not_after: None })
+    Ok(Workload {
+        id,
+        source: WorkloadSource::Xfcc,
+        not_after: None,
+    })
 }

@@ -31,7 +31,12 @@ impl fmt::Display for Diagnostic {
 impl Diagnostic {
     /// A diagnostic about a whole file.
     pub fn file(file: &str, message: impl Into<String>) -> Self {
-        Self { file: Some(file.to_owned()), line: None, column: None, message: message.into() }
+        Self {
+            file: Some(file.to_owned()),
+            line: None,
+            column: None,
+            message: message.into(),
+        }
     }
 
     /// Converts a Cedar (miette) error into diagnostics, resolving its labelled
@@ -41,13 +46,19 @@ impl Diagnostic {
         let related: Vec<&dyn miette::Diagnostic> =
             err.related().map(|r| r.collect()).unwrap_or_default();
         if !related.is_empty() {
-            return related.into_iter().flat_map(|r| Self::from_miette(file, source, r)).collect();
+            return related
+                .into_iter()
+                .flat_map(|r| Self::from_miette(file, source, r))
+                .collect();
         }
         let mut message = err.to_string();
         if let Some(help) = err.help() {
             message.push_str(&format!(" (help: {help})"));
         }
-        let offset = err.labels().and_then(|mut labels| labels.next()).map(|l| l.offset());
+        let offset = err
+            .labels()
+            .and_then(|mut labels| labels.next())
+            .map(|l| l.offset());
         let (line, column) = match offset {
             Some(offset) => {
                 let (l, c) = line_col(source, offset);
@@ -55,7 +66,12 @@ impl Diagnostic {
             }
             None => (None, None),
         };
-        vec![Self { file: Some(file.to_owned()), line, column, message }]
+        vec![Self {
+            file: Some(file.to_owned()),
+            line,
+            column,
+            message,
+        }]
     }
 }
 
@@ -64,7 +80,12 @@ fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(source.len());
     let before = source.get(..offset).unwrap_or(source);
     let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map(|s| s.chars().count()).unwrap_or(0) + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, column)
 }
 

@@ -130,7 +130,12 @@ pub struct Decision {
 impl Decision {
     /// A deny that no policy took part in.
     pub fn deny(reason: Reason, errors: Vec<String>) -> Self {
-        Self { effect: Effect::Deny, reason, policies: Vec::new(), errors }
+        Self {
+            effect: Effect::Deny,
+            reason,
+            policies: Vec::new(),
+            errors,
+        }
     }
 
     /// Whether the request may proceed.

@@ -46,7 +46,10 @@ impl PolicyLoadError {
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
         match self {
             PolicyLoadError::Read { path, source } => {
-                vec![Diagnostic::file(&path.display().to_string(), format!("cannot read: {source}"))]
+                vec![Diagnostic::file(
+                    &path.display().to_string(),
+                    format!("cannot read: {source}"),
+                )]
             }
             PolicyLoadError::Invalid(d) => d.clone(),
         }
@@ -72,7 +75,10 @@ pub fn load_dir(dir: &Path, generation: u64) -> Result<Snapshot, PolicyLoadError
 }
 
 fn read_files(dir: &Path) -> Result<Files, PolicyLoadError> {
-    let read_err = |path: &Path, source| PolicyLoadError::Read { path: path.to_owned(), source };
+    let read_err = |path: &Path, source| PolicyLoadError::Read {
+        path: path.to_owned(),
+        source,
+    };
     let mut names: Vec<String> = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| read_err(dir, e))? {
         let entry = entry.map_err(|e| read_err(dir, e))?;
@@ -99,7 +105,10 @@ fn read_files(dir: &Path) -> Result<Files, PolicyLoadError> {
         if meta.len() > MAX_FILE_BYTES {
             return Err(PolicyLoadError::Invalid(vec![Diagnostic::file(
                 &name,
-                format!("file is {} bytes, more than the {MAX_FILE_BYTES} allowed", meta.len()),
+                format!(
+                    "file is {} bytes, more than the {MAX_FILE_BYTES} allowed",
+                    meta.len()
+                ),
             )]));
         }
         let bytes = std::fs::read(&path).map_err(|e| read_err(&path, e))?;
@@ -158,25 +167,40 @@ fn build(files: Files) -> Result<Parts, PolicyLoadError> {
             }
         };
         if set.templates().next().is_some() {
-            diags.push(Diagnostic::file(file, "policy templates are not supported; write static policies"));
+            diags.push(Diagnostic::file(
+                file,
+                "policy templates are not supported; write static policies",
+            ));
             continue;
         }
         // Keep the file's order (the parser numbers policies `policy0`, `policy1`,
         // ... in order) so generated ids are stable.
         let mut in_file: Vec<_> = set.policies().collect();
-        in_file.sort_by_key(|p| p.id().to_string().trim_start_matches("policy").parse::<usize>().unwrap_or(usize::MAX));
+        in_file.sort_by_key(|p| {
+            p.id()
+                .to_string()
+                .trim_start_matches("policy")
+                .parse::<usize>()
+                .unwrap_or(usize::MAX)
+        });
         for (n, policy) in in_file.into_iter().enumerate() {
             let id = match policy.annotation("id") {
                 Some(id) if !id.trim().is_empty() => id.to_owned(),
                 Some(_) => {
-                    diags.push(Diagnostic::file(file, format!("policy #{n} has an empty `@id`")));
+                    diags.push(Diagnostic::file(
+                        file,
+                        format!("policy #{n} has an empty `@id`"),
+                    ));
                     continue;
                 }
                 None => format!("{file}#{n}"),
             };
             let pid = PolicyId::new(&id);
             if let Some((other, _)) = origin.get(&pid) {
-                diags.push(Diagnostic::file(file, format!("duplicate policy id `{id}` (also in `{other}`)")));
+                diags.push(Diagnostic::file(
+                    file,
+                    format!("duplicate policy id `{id}` (also in `{other}`)"),
+                ));
                 continue;
             }
             if let Err(e) = policies.add(policy.new_id(pid.clone())) {
@@ -187,7 +211,10 @@ fn build(files: Files) -> Result<Parts, PolicyLoadError> {
         }
     }
     if files.policies.is_empty() {
-        warnings.push(Diagnostic::file(".", "no `*.cedar` files: every request will be denied"));
+        warnings.push(Diagnostic::file(
+            ".",
+            "no `*.cedar` files: every request will be denied",
+        ));
     }
 
     // Strict validation against the schema.
@@ -212,21 +239,35 @@ fn build(files: Files) -> Result<Parts, PolicyLoadError> {
     if !diags.is_empty() {
         return Err(PolicyLoadError::Invalid(diags));
     }
-    Ok(Parts { schema, policies, entities, hash: files.hash, warnings })
+    Ok(Parts {
+        schema,
+        policies,
+        entities,
+        hash: files.hash,
+        warnings,
+    })
 }
 
 fn parse_entities(text: &str, schema: &Schema) -> Result<Entities, String> {
     let mut json: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
-    let list = json.as_array_mut().ok_or("must be a JSON array of entities")?;
+    let list = json
+        .as_array_mut()
+        .ok_or("must be a JSON array of entities")?;
     for (i, entity) in list.iter_mut().enumerate() {
-        let ty = entity.pointer("/uid/type").and_then(|t| t.as_str()).unwrap_or_default();
+        let ty = entity
+            .pointer("/uid/type")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default();
         if ty != WORKLOAD {
             continue;
         }
         // Workload attributes come from the SPIFFE id, exactly as at request
         // time, so entities.json lists only a workload's parents.
-        let id = entity.pointer("/uid/id").and_then(|t| t.as_str()).unwrap_or_default();
+        let id = entity
+            .pointer("/uid/id")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default();
         let spiffe = SpiffeId::parse(id)
             .map_err(|e| format!("entity #{i}: `Workload` id `{id}` is not a SPIFFE id: {e}"))?;
         let attrs = entity
@@ -234,7 +275,9 @@ fn parse_entities(text: &str, schema: &Schema) -> Result<Entities, String> {
             .ok_or_else(|| format!("entity #{i} is not an object"))?
             .entry("attrs")
             .or_insert_with(|| serde_json::json!({}));
-        let attrs = attrs.as_object_mut().ok_or_else(|| format!("entity #{i}: `attrs` is not an object"))?;
+        let attrs = attrs
+            .as_object_mut()
+            .ok_or_else(|| format!("entity #{i}: `attrs` is not an object"))?;
         for (k, v) in workload_attrs(&spiffe) {
             if let crate::policy::model::Value::Str(s) = v {
                 attrs.insert(k, serde_json::Value::String(s));
@@ -260,19 +303,26 @@ fn located(
     match origin.get(id) {
         Some((file, _)) => {
             let source = sources.get(file).copied().unwrap_or_default();
+            // Cedar's messages already name the policy.
             let mut d = Diagnostic::from_miette(file, source, err);
-            let mut first = d.pop().unwrap_or_else(|| Diagnostic::file(file, err.to_string()));
-            first.message = format!("policy `{id}`: {}", first.message);
-            first
+            d.pop()
+                .unwrap_or_else(|| Diagnostic::file(file, err.to_string()))
         }
-        None => Diagnostic { file: None, line: None, column: None, message: format!("policy `{id}`: {err}") },
+        None => Diagnostic {
+            file: None,
+            line: None,
+            column: None,
+            message: format!("policy `{id}`: {err}"),
+        },
     }
 }
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

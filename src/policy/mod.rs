@@ -2,8 +2,8 @@
 
 pub mod diagnostic;
 pub mod eval;
-pub mod model;
 pub mod load;
+pub mod model;
 pub mod snapshot;
 pub mod store;
 

@@ -8,7 +8,9 @@
 
 use std::str::FromStr;
 
-use cedar_policy::{EntityId, EntityTypeName, EntityUid, ExpressionConstructionError, RestrictedExpression};
+use cedar_policy::{
+    EntityId, EntityTypeName, EntityUid, ExpressionConstructionError, RestrictedExpression,
+};
 
 use crate::identity::spiffe::SpiffeId;
 
@@ -77,7 +79,10 @@ impl Value {
             Value::Datetime(dt) => RestrictedExpression::new_datetime(dt),
             Value::Entity(uid) => RestrictedExpression::new_entity_uid(uid.clone()),
             Value::Set(items) => RestrictedExpression::new_set(
-                items.iter().map(Value::to_expr).collect::<Result<Vec<_>, _>>()?,
+                items
+                    .iter()
+                    .map(Value::to_expr)
+                    .collect::<Result<Vec<_>, _>>()?,
             ),
             Value::Record(fields) => RestrictedExpression::new_record(
                 fields
@@ -96,7 +101,8 @@ impl Value {
             J::Null => return Err(ValueError::Null(at.to_owned())),
             J::Bool(b) => Value::Bool(*b),
             J::Number(n) => Value::Long(
-                n.as_i64().ok_or_else(|| ValueError::NotInteger(at.to_owned(), n.to_string()))?,
+                n.as_i64()
+                    .ok_or_else(|| ValueError::NotInteger(at.to_owned(), n.to_string()))?,
             ),
             J::String(s) => Value::Str(s.clone()),
             J::Array(items) => Value::Set(
@@ -113,11 +119,18 @@ impl Value {
                 }
                 if let Some(x) = map.get("__extn") {
                     let f = x.get("fn").and_then(|f| f.as_str()).unwrap_or_default();
-                    let arg = x.get("arg").and_then(|a| a.as_str()).unwrap_or_default().to_owned();
+                    let arg = x
+                        .get("arg")
+                        .and_then(|a| a.as_str())
+                        .unwrap_or_default()
+                        .to_owned();
                     return match f {
                         "ip" | "ipaddr" => Ok(Value::Ip(arg)),
                         "datetime" => Ok(Value::Datetime(arg)),
-                        other => Err(ValueError::Escape(at.to_owned(), format!("unsupported extension function `{other}`"))),
+                        other => Err(ValueError::Escape(
+                            at.to_owned(),
+                            format!("unsupported extension function `{other}`"),
+                        )),
                     };
                 }
                 Value::Record(
@@ -135,14 +148,23 @@ pub fn uid_from_json(v: &serde_json::Value) -> Result<EntityUid, String> {
     if let Some(s) = v.as_str() {
         return EntityUid::from_str(s).map_err(|e| format!("`{s}` is not an entity uid: {e}"));
     }
-    let ty = v.get("type").and_then(|t| t.as_str()).ok_or("missing string `type`")?;
-    let id = v.get("id").and_then(|t| t.as_str()).ok_or("missing string `id`")?;
+    let ty = v
+        .get("type")
+        .and_then(|t| t.as_str())
+        .ok_or("missing string `type`")?;
+    let id = v
+        .get("id")
+        .and_then(|t| t.as_str())
+        .ok_or("missing string `id`")?;
     uid(ty, id).map_err(|e| format!("bad entity type `{ty}`: {e}"))
 }
 
 /// Builds an entity uid from a type name and an id.
 pub fn uid(ty: &str, id: &str) -> Result<EntityUid, cedar_policy::ParseErrors> {
-    Ok(EntityUid::from_type_name_and_id(EntityTypeName::from_str(ty)?, EntityId::new(id)))
+    Ok(EntityUid::from_type_name_and_id(
+        EntityTypeName::from_str(ty)?,
+        EntityId::new(id),
+    ))
 }
 
 /// Builds a uid for one of cedar-gate's own type names (the constants above).
@@ -175,9 +197,19 @@ mod tests {
     #[test]
     fn json_escapes() {
         let v = serde_json::json!({"a": {"__entity": {"type": "Group", "id": "x"}}, "ip": {"__extn": {"fn": "ip", "arg": "10.0.0.1"}}, "n": 3});
-        let Value::Record(fields) = Value::from_json(&v, "ctx").unwrap() else { unreachable!() };
-        assert!(fields.iter().any(|(k, v)| k == "a" && matches!(v, Value::Entity(_))));
-        assert!(fields.iter().any(|(k, v)| k == "ip" && *v == Value::Ip("10.0.0.1".into())));
+        let Value::Record(fields) = Value::from_json(&v, "ctx").unwrap() else {
+            unreachable!()
+        };
+        assert!(
+            fields
+                .iter()
+                .any(|(k, v)| k == "a" && matches!(v, Value::Entity(_)))
+        );
+        assert!(
+            fields
+                .iter()
+                .any(|(k, v)| k == "ip" && *v == Value::Ip("10.0.0.1".into()))
+        );
     }
 
     #[test]

@@ -17,7 +17,9 @@ use cedar_policy::{
 
 use crate::config::OnPolicyError;
 use crate::policy::diagnostic::Diagnostic;
-use crate::policy::eval::{AuthzRequest, Decision, DeterminingPolicy, Effect, PrincipalSpec, Reason};
+use crate::policy::eval::{
+    AuthzRequest, Decision, DeterminingPolicy, Effect, PrincipalSpec, Reason,
+};
 
 /// A loaded, validated policy directory. Never mutated after construction;
 /// reloads build a new one and swap it in whole.
@@ -66,7 +68,13 @@ pub(crate) struct Parts {
 
 impl Snapshot {
     pub(crate) fn new(parts: Parts, generation: u64) -> Self {
-        let Parts { schema, policies, entities, hash, warnings } = parts;
+        let Parts {
+            schema,
+            policies,
+            entities,
+            hash,
+            warnings,
+        } = parts;
         let reach = reach_map(&entities);
         let mut always: Vec<EntityUid> = Vec::new();
         let mut info = HashMap::new();
@@ -79,7 +87,10 @@ impl Snapshot {
             }
             info.insert(
                 policy.id().clone(),
-                Arc::new(DeterminingPolicy { id: policy.id().to_string(), annotations }),
+                Arc::new(DeterminingPolicy {
+                    id: policy.id().to_string(),
+                    annotations,
+                }),
             );
             if let Ok(json) = policy.to_json() {
                 collect_dereferenced_literals(&json, false, &mut always);
@@ -131,18 +142,26 @@ impl Snapshot {
     pub fn decide(&self, req: &AuthzRequest, on_error: OnPolicyError) -> Decision {
         let request = match self.cedar_request(req) {
             Ok(r) => r,
-            Err(RequestError::NotApplicable) => return Decision::deny(Reason::NoPermit, Vec::new()),
-            Err(RequestError::Invalid(msg)) => return Decision::deny(Reason::InvalidRequest, vec![msg]),
+            Err(RequestError::NotApplicable) => {
+                return Decision::deny(Reason::NoPermit, Vec::new());
+            }
+            Err(RequestError::Invalid(msg)) => {
+                return Decision::deny(Reason::InvalidRequest, vec![msg]);
+            }
         };
         let entities = match self.request_entities(req) {
             Ok(e) => e,
             Err(msg) => return Decision::deny(Reason::InvalidRequest, vec![msg]),
         };
-        let response = self.authorizer.is_authorized(&request, &self.policies, &entities);
+        let response = self
+            .authorizer
+            .is_authorized(&request, &self.policies, &entities);
         let diagnostics = response.diagnostics();
         let errors: Vec<String> = diagnostics.errors().map(|e| e.to_string()).collect();
-        let mut policies: Vec<Arc<DeterminingPolicy>> =
-            diagnostics.reason().filter_map(|id| self.info.get(id).cloned()).collect();
+        let mut policies: Vec<Arc<DeterminingPolicy>> = diagnostics
+            .reason()
+            .filter_map(|id| self.info.get(id).cloned())
+            .collect();
         policies.sort_by(|a, b| a.id.cmp(&b.id));
         let (effect, reason) = match response.decision() {
             cedar_policy::Decision::Allow => (Effect::Allow, Reason::PolicyPermit),
@@ -152,16 +171,32 @@ impl Snapshot {
         if !errors.is_empty() && on_error == OnPolicyError::Deny && reason != Reason::PolicyForbid {
             // Fail closed: an erroring forbid was skipped by Cedar, so an allow
             // (or even a default deny) cannot be trusted to be the real answer.
-            return Decision { effect: Effect::Deny, reason: Reason::PolicyError, policies: Vec::new(), errors };
+            return Decision {
+                effect: Effect::Deny,
+                reason: Reason::PolicyError,
+                policies: Vec::new(),
+                errors,
+            };
         }
-        Decision { effect, reason, policies, errors }
+        Decision {
+            effect,
+            reason,
+            policies,
+            errors,
+        }
     }
 
     fn cedar_request(&self, req: &AuthzRequest) -> Result<Request, RequestError> {
         let context = Context::from_pairs(
             req.context
                 .iter()
-                .map(|(k, v)| Ok((k.clone(), v.to_expr().map_err(|e| RequestError::Invalid(e.to_string()))?)))
+                .map(|(k, v)| {
+                    Ok((
+                        k.clone(),
+                        v.to_expr()
+                            .map_err(|e| RequestError::Invalid(e.to_string()))?,
+                    ))
+                })
                 .collect::<Result<Vec<_>, RequestError>>()?,
         )
         .map_err(|e| RequestError::Invalid(format!("context: {e}")))?;
@@ -239,7 +274,8 @@ impl Snapshot {
         for (k, v) in &spec.attrs {
             attrs.insert(k.clone(), v.to_expr().map_err(|e| e.to_string())?);
         }
-        Entity::new(spec.uid.clone(), attrs, parents).map_err(|e| format!("entity `{}`: {e}", spec.uid))
+        Entity::new(spec.uid.clone(), attrs, parents)
+            .map_err(|e| format!("entity `{}`: {e}", spec.uid))
     }
 }
 
@@ -254,8 +290,10 @@ fn reach_map(entities: &Entities) -> HashMap<EntityUid, Vec<EntityUid>> {
     let mut edges: HashMap<EntityUid, Vec<EntityUid>> = HashMap::new();
     for e in entities.iter() {
         let uid = e.uid();
-        let mut out: Vec<EntityUid> =
-            entities.ancestors(&uid).map(|a| a.cloned().collect()).unwrap_or_default();
+        let mut out: Vec<EntityUid> = entities
+            .ancestors(&uid)
+            .map(|a| a.cloned().collect())
+            .unwrap_or_default();
         if let Ok(json) = e.to_json_value() {
             if let Some(attrs) = json.get("attrs") {
                 collect_entity_refs(attrs, &mut out);
@@ -273,8 +311,11 @@ fn reach_map(entities: &Entities) -> HashMap<EntityUid, Vec<EntityUid>> {
             }
             stack.extend(edges.get(u).into_iter().flatten());
         }
-        let mut list: Vec<EntityUid> =
-            seen.into_iter().filter(|u| edges.contains_key(*u)).cloned().collect();
+        let mut list: Vec<EntityUid> = seen
+            .into_iter()
+            .filter(|u| edges.contains_key(*u))
+            .cloned()
+            .collect();
         list.sort();
         reach.insert(start.clone(), list);
     }
@@ -326,9 +367,9 @@ fn collect_dereferenced_literals(v: &serde_json::Value, in_deref: bool, out: &mu
                 }
             }
         }
-        serde_json::Value::Array(items) => {
-            items.iter().for_each(|x| collect_dereferenced_literals(x, in_deref, out))
-        }
+        serde_json::Value::Array(items) => items
+            .iter()
+            .for_each(|x| collect_dereferenced_literals(x, in_deref, out)),
         _ => {}
     }
 }

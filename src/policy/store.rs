@@ -81,9 +81,17 @@ impl PolicyStore {
             Ok(snapshot) => {
                 self.generation.store(next, Ordering::Release);
                 self.current.store(Some(snapshot.clone()));
-                ReloadStatus { ok: true, at_unix, diagnostics: Vec::new() }
+                ReloadStatus {
+                    ok: true,
+                    at_unix,
+                    diagnostics: Vec::new(),
+                }
             }
-            Err(e) => ReloadStatus { ok: false, at_unix, diagnostics: e.diagnostics() },
+            Err(e) => ReloadStatus {
+                ok: false,
+                at_unix,
+                diagnostics: e.diagnostics(),
+            },
         };
         if let Ok(mut last) = self.last.lock() {
             *last = Some(status);
