@@ -78,6 +78,38 @@ pub struct AuditEvent<'a> {
     /// Extra fields, reserved for later protocol details.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<&'static str, String>,
+    /// What the shadow policy set decided, when the snapshot has `@shadow` policies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowAudit<'a>>,
+}
+
+/// The shadow set's decision in an audit event.
+#[derive(Debug, Serialize)]
+pub struct ShadowAudit<'a> {
+    /// `allow` or `deny`.
+    pub decision: &'static str,
+    /// Fixed reason code.
+    pub reason: &'static str,
+    /// Whether it differs from the enforced decision.
+    pub disagrees: bool,
+    /// Its determining policies with their annotations.
+    pub policies: Vec<&'a DeterminingPolicy>,
+    /// Its evaluation errors.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub errors: &'a [String],
+}
+
+impl<'a> ShadowAudit<'a> {
+    fn new(shadow: &'a crate::shadow::ShadowOutcome) -> Self {
+        let d = &shadow.decision;
+        Self {
+            decision: if d.is_allow() { "allow" } else { "deny" },
+            reason: d.reason.as_str(),
+            disagrees: shadow.disagrees,
+            policies: d.policies.iter().map(|p| p.as_ref()).collect(),
+            errors: &d.errors,
+        }
+    }
 }
 
 // === impl AuditEvent ===
@@ -124,6 +156,7 @@ impl<'a> AuditEvent<'a> {
             host: &req.host,
             path: &req.path,
             extra: BTreeMap::new(),
+            shadow: outcome.shadow.as_ref().map(ShadowAudit::new),
         }
     }
 }

@@ -67,6 +67,76 @@ pub struct Config {
     /// Diagnostic logging.
     #[serde(default)]
     pub logging: LoggingConfig,
+    /// The decision cache.
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// How policy changes are picked up.
+    #[serde(default)]
+    pub policy_reload: PolicyReloadConfig,
+}
+
+/// Decision cache settings. Entries never outlive the snapshot that made them,
+/// the credential that earned them, nor `ttl_seconds`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Whether decisions are cached (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Most decisions held (default 100000).
+    #[serde(default = "default_cache_entries")]
+    pub max_entries: u64,
+    /// Longest an entry lives, in seconds (default 60).
+    #[serde(default = "default_cache_ttl")]
+    pub ttl_seconds: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_entries: default_cache_entries(),
+            ttl_seconds: default_cache_ttl(),
+        }
+    }
+}
+
+/// Policy hot-reload settings (`SIGHUP` always reloads).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyReloadConfig {
+    /// Watch the policy directory for changes (default true).
+    #[serde(default = "default_true")]
+    pub watch: bool,
+    /// Quiet period after the last change before reloading, in milliseconds
+    /// (default 200), so a burst of writes becomes one reload.
+    #[serde(default = "default_debounce_ms")]
+    pub debounce_ms: u64,
+}
+
+impl Default for PolicyReloadConfig {
+    fn default() -> Self {
+        Self {
+            watch: true,
+            debounce_ms: default_debounce_ms(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_cache_entries() -> u64 {
+    100_000
+}
+
+fn default_cache_ttl() -> u64 {
+    60
+}
+
+fn default_debounce_ms() -> u64 {
+    200
 }
 
 /// Workload (mTLS / SPIFFE) identity settings.
@@ -277,6 +347,19 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "response.realm",
                 message: "must not contain quotes or backslashes".to_owned(),
+            });
+        }
+        if self.cache.enabled && (self.cache.max_entries == 0 || self.cache.ttl_seconds == 0) {
+            return Err(ConfigError::Invalid {
+                key: "cache",
+                message: "`max_entries` and `ttl_seconds` must be positive (or set `enabled: false`)"
+                    .to_owned(),
+            });
+        }
+        if self.policy_reload.debounce_ms > 60_000 {
+            return Err(ConfigError::Invalid {
+                key: "policy_reload.debounce_ms",
+                message: "must be at most 60000".to_owned(),
             });
         }
         if self.audit.sink == AuditSink::File && self.audit.path.is_none() {

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use cedar_policy::EntityUid;
 
+use crate::cache::{self, DecisionCache};
 use crate::classify::{self, Operation, Protocol};
 use crate::config::Config;
 use crate::identity::{self, Identity, IdentityError};
@@ -12,6 +13,7 @@ use crate::policy::eval::{AuthzRequest, Decision, PrincipalSpec, Reason};
 use crate::policy::model::{ANONYMOUS, Value, WORKLOAD, builtin_uid, workload_attrs};
 use crate::policy::snapshot::Snapshot;
 use crate::request::HttpRequest;
+use crate::shadow::ShadowOutcome;
 
 /// Prefix of the headers cedar-gate sets; client-sent ones are never trusted.
 pub const HEADER_PREFIX: &str = "x-cedar-gate-";
@@ -44,6 +46,8 @@ pub struct Outcome {
     pub cache_hit: bool,
     /// Client-sent `x-cedar-gate-*` header names, to strip before upstream.
     pub forged_headers: Vec<String>,
+    /// The shadow set's decision, when the snapshot has `@shadow` policies.
+    pub shadow: Option<ShadowOutcome>,
 }
 
 /// A refused credential: a fixed code and a safe message.
@@ -71,6 +75,7 @@ impl Outcome {
 #[derive(Debug, Clone)]
 pub struct Gate {
     config: std::sync::Arc<Config>,
+    cache: Option<std::sync::Arc<DecisionCache>>,
 }
 
 // === impl Gate ===
@@ -78,7 +83,13 @@ pub struct Gate {
 impl Gate {
     /// A gate with the given configuration.
     pub fn new(config: std::sync::Arc<Config>) -> Self {
-        Self { config }
+        let cache = DecisionCache::from_config(&config.cache).map(std::sync::Arc::new);
+        Self { config, cache }
+    }
+
+    /// The decision cache, when enabled.
+    pub fn cache(&self) -> Option<&DecisionCache> {
+        self.cache.as_deref()
     }
 
     /// The configuration.
@@ -107,6 +118,7 @@ impl Gate {
                 .filter(|(k, _)| k.starts_with(HEADER_PREFIX))
                 .map(|(k, _)| k.clone())
                 .collect(),
+            shadow: None,
         };
         let identity = match identity::resolve(req, &self.config.identity, now) {
             Ok(identity) => identity,
@@ -117,8 +129,18 @@ impl Gate {
         };
         let authz = authz_request(req, &identity, &op, now);
         outcome.principal = authz.principal.uid.to_string();
+        let valid_until = credential_expiry(&identity);
         outcome.identity = identity;
-        let mut decision = snapshot.decide(&authz, self.config.authorization.on_policy_error);
+        let on_error = self.config.authorization.on_policy_error;
+        let decided = match &self.cache {
+            Some(c) => c.decide(snapshot, &authz, on_error, valid_until, now),
+            None => cache::evaluate(snapshot, &authz, on_error),
+        };
+        outcome.cache_hit = decided.cache_hit;
+        let mut decision = decided.decision;
+        outcome.shadow = decided
+            .shadow
+            .map(|shadow| ShadowOutcome::new(snapshot, &authz.action, &decision, shadow));
         if decision.reason == Reason::NoPermit
             && authz.principal.uid.type_name().to_string() == ANONYMOUS
         {
@@ -128,6 +150,16 @@ impl Gate {
         outcome.decision = decision;
         outcome
     }
+}
+
+/// When the caller's credentials stop being valid: nothing decided for them
+/// (a cached decision) may outlive this. Token `exp` joins here as the
+/// earliest of all credentials presented.
+pub fn credential_expiry(identity: &Identity) -> Option<SystemTime> {
+    [identity.workload.as_ref().and_then(|w| w.not_after)]
+        .into_iter()
+        .flatten()
+        .min()
 }
 
 fn rejection(e: &IdentityError) -> IdentityRejection {

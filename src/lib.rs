@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod app;
 pub mod audit;
+pub mod cache;
 pub mod classify;
 pub mod cli;
 pub mod config;
@@ -18,3 +19,4 @@ pub mod policy;
 pub mod request;
 pub mod response;
 pub mod service;
+pub mod shadow;

@@ -27,6 +27,21 @@ pub const POLICIES_LOADED: &str = "cedar_gate_policies_loaded";
 pub const POLICY_LAST_RELOAD: &str = "cedar_gate_policy_last_reload_success_timestamp_seconds";
 /// Build information (value 1, label `version`).
 pub const BUILD_INFO: &str = "cedar_gate_build_info";
+/// Decision cache lookups answered from the cache.
+pub const CACHE_HITS: &str = "cedar_gate_decision_cache_hits_total";
+/// Decision cache lookups that had to evaluate.
+pub const CACHE_MISSES: &str = "cedar_gate_decision_cache_misses_total";
+/// Decisions that skipped the cache because a policy reads per-request context.
+pub const CACHE_BYPASSES: &str = "cedar_gate_decision_cache_bypass_total";
+/// Decisions held (approximate).
+pub const CACHE_ENTRIES: &str = "cedar_gate_decision_cache_entries";
+/// Entries removed before being replaced or invalidated, by `cause` (`size`, `expired`).
+pub const CACHE_EVICTIONS: &str = "cedar_gate_decision_cache_evictions_total";
+/// Requests where the shadow set would have decided differently, by `action`
+/// and `shadow_decision`.
+pub const SHADOW_DISAGREEMENTS: &str = "cedar_gate_shadow_disagreements_total";
+/// `@shadow` policies in the snapshot in force.
+pub const SHADOW_POLICIES: &str = "cedar_gate_shadow_policies_loaded";
 
 /// Histogram buckets in seconds: 5 µs to 100 ms.
 const LATENCY_BUCKETS: [f64; 17] = [
@@ -77,6 +92,7 @@ fn describe() {
         "Unix time of the last successful policy reload."
     );
     describe_gauge!(BUILD_INFO, "Build information.");
+    describe_lifecycle();
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
@@ -92,6 +108,9 @@ pub fn record_check(outcome: &Outcome, elapsed: Duration) {
     histogram!(CHECK_DURATION).record(elapsed.as_secs_f64());
     if let Some(rejection) = &outcome.identity_error {
         counter!(IDENTITY_REJECTIONS, "reason" => rejection.code).increment(1);
+    }
+    if let Some(shadow) = outcome.shadow.as_ref().filter(|s| s.disagrees) {
+        record_shadow_disagreement(&shadow.action_label, shadow.decision.is_allow());
     }
 }
 
@@ -113,7 +132,51 @@ pub fn record_reload(snapshot: Result<&crate::policy::Snapshot, ()>) {
                 .map(|d| d.as_secs_f64())
                 .unwrap_or_default();
             gauge!(POLICY_LAST_RELOAD).set(at);
+            gauge!(SHADOW_POLICIES).set(s.shadow_count() as f64);
         }
         Err(()) => counter!(POLICY_RELOADS, "result" => "failure").increment(1),
     }
+}
+
+fn describe_lifecycle() {
+    describe_counter!(CACHE_HITS, "Decisions answered from the decision cache.");
+    describe_counter!(CACHE_MISSES, "Decision cache misses (evaluated).");
+    describe_counter!(
+        CACHE_BYPASSES,
+        "Decisions that skipped the cache because a policy reads per-request context."
+    );
+    describe_gauge!(CACHE_ENTRIES, "Decisions held in the cache (approximate).");
+    describe_counter!(CACHE_EVICTIONS, "Decision cache evictions, by cause.");
+    describe_counter!(
+        SHADOW_DISAGREEMENTS,
+        "Requests the shadow policy set would have decided differently, by action."
+    );
+    describe_gauge!(SHADOW_POLICIES, "Shadow policies in the snapshot in force.");
+}
+
+/// Records a decision cache lookup: `Some(hit)`, or `None` when bypassed.
+pub fn record_cache_lookup(hit: Option<bool>) {
+    match hit {
+        Some(true) => counter!(CACHE_HITS).increment(1),
+        Some(false) => counter!(CACHE_MISSES).increment(1),
+        None => counter!(CACHE_BYPASSES).increment(1),
+    }
+}
+
+/// Sets the cache size gauge.
+pub fn record_cache_entries(entries: u64) {
+    gauge!(CACHE_ENTRIES).set(entries as f64);
+}
+
+/// Counts one eviction (`size` or `expired`).
+pub fn record_cache_eviction(cause: &'static str) {
+    counter!(CACHE_EVICTIONS, "cause" => cause).increment(1);
+}
+
+/// Counts one shadow disagreement. `action` is an action id from the schema
+/// (a finite set), never request data.
+pub fn record_shadow_disagreement(action: &str, shadow_allows: bool) {
+    let shadow = if shadow_allows { "allow" } else { "deny" };
+    counter!(SHADOW_DISAGREEMENTS, "action" => action.to_owned(), "shadow_decision" => shadow)
+        .increment(1);
 }

@@ -25,7 +25,12 @@ use crate::policy::eval::{
 /// reloads build a new one and swap it in whole.
 pub struct Snapshot {
     schema: Schema,
+    /// The enforced policies (every policy without `@shadow`).
     policies: PolicySet,
+    /// Enforced ∪ `@shadow` policies, when there is at least one shadow policy.
+    shadow: Option<PolicySet>,
+    /// Volatile context paths some policy reads (see [`crate::policy::reads`]).
+    volatile_reads: Vec<String>,
     entities: Entities,
     /// For each stored entity: every other stored entity reachable from it
     /// through parents or entity-typed attributes, transitively.
@@ -76,9 +81,13 @@ impl Snapshot {
             warnings,
         } = parts;
         let reach = reach_map(&entities);
+        let (policies, shadow) = split_shadow(policies);
+        let volatile_reads = crate::policy::reads::volatile_reads(
+            shadow.as_ref().unwrap_or(&policies).policies(),
+        );
         let mut always: Vec<EntityUid> = Vec::new();
         let mut info = HashMap::new();
-        for policy in policies.policies() {
+        for policy in shadow.as_ref().unwrap_or(&policies).policies() {
             let mut annotations = std::collections::BTreeMap::new();
             for (k, v) in policy.annotations() {
                 if k != "id" {
@@ -111,6 +120,8 @@ impl Snapshot {
         Self {
             schema,
             policies,
+            shadow,
+            volatile_reads,
             entities,
             reach,
             always: closed,
@@ -128,6 +139,19 @@ impl Snapshot {
         self.policies.policies().count()
     }
 
+    /// Number of `@shadow` policies (evaluated next to the enforced set, never enforced).
+    pub fn shadow_count(&self) -> usize {
+        self.shadow
+            .as_ref()
+            .map_or(0, |s| s.policies().count() - self.policy_count())
+    }
+
+    /// Volatile context paths (for example `context.request.time`) that some
+    /// policy reads; empty when decisions do not depend on them.
+    pub fn volatile_reads(&self) -> &[String] {
+        &self.volatile_reads
+    }
+
     /// The schema in force.
     pub fn schema(&self) -> &Schema {
         &self.schema
@@ -140,22 +164,61 @@ impl Snapshot {
 
     /// Decides one request. Never panics; problems become a deny with a reason.
     pub fn decide(&self, req: &AuthzRequest, on_error: OnPolicyError) -> Decision {
+        match self.prepare(req) {
+            Ok((request, entities)) => self.judge(&self.policies, &request, &entities, on_error),
+            Err(decision) => decision,
+        }
+    }
+
+    /// Decides one request with the enforced set and, when the snapshot has
+    /// `@shadow` policies, with enforced ∪ shadow too (same Cedar request and
+    /// entities, built once). The first decision is the one enforced.
+    pub fn decide_with_shadow(
+        &self,
+        req: &AuthzRequest,
+        on_error: OnPolicyError,
+    ) -> (Decision, Option<Decision>) {
+        match self.prepare(req) {
+            Ok((request, entities)) => (
+                self.judge(&self.policies, &request, &entities, on_error),
+                self.shadow
+                    .as_ref()
+                    .map(|set| self.judge(set, &request, &entities, on_error)),
+            ),
+            // Not a question of policies: the shadow set would answer the same.
+            Err(decision) => {
+                let shadow = self.shadow.as_ref().map(|_| decision.clone());
+                (decision, shadow)
+            }
+        }
+    }
+
+    /// The Cedar request and the small entity store, or the decision that
+    /// makes evaluation moot.
+    fn prepare(&self, req: &AuthzRequest) -> Result<(Request, Entities), Decision> {
         let request = match self.cedar_request(req) {
             Ok(r) => r,
             Err(RequestError::NotApplicable) => {
-                return Decision::deny(Reason::NoPermit, Vec::new());
+                return Err(Decision::deny(Reason::NoPermit, Vec::new()));
             }
             Err(RequestError::Invalid(msg)) => {
-                return Decision::deny(Reason::InvalidRequest, vec![msg]);
+                return Err(Decision::deny(Reason::InvalidRequest, vec![msg]));
             }
         };
-        let entities = match self.request_entities(req) {
-            Ok(e) => e,
-            Err(msg) => return Decision::deny(Reason::InvalidRequest, vec![msg]),
-        };
-        let response = self
-            .authorizer
-            .is_authorized(&request, &self.policies, &entities);
+        let entities = self
+            .request_entities(req)
+            .map_err(|msg| Decision::deny(Reason::InvalidRequest, vec![msg]))?;
+        Ok((request, entities))
+    }
+
+    fn judge(
+        &self,
+        policies: &PolicySet,
+        request: &Request,
+        entities: &Entities,
+        on_error: OnPolicyError,
+    ) -> Decision {
+        let response = self.authorizer.is_authorized(request, policies, entities);
         let diagnostics = response.diagnostics();
         let errors: Vec<String> = diagnostics.errors().map(|e| e.to_string()).collect();
         let mut policies: Vec<Arc<DeterminingPolicy>> = diagnostics
@@ -283,6 +346,27 @@ enum RequestError {
     NotApplicable,
     Invalid(String),
 }
+
+/// Splits off the `@shadow` policies: returns the enforced set and, if any
+/// policy is marked `@shadow`, the full set (enforced ∪ shadow).
+fn split_shadow(all: PolicySet) -> (PolicySet, Option<PolicySet>) {
+    if !all.policies().any(is_shadow) {
+        return (all, None);
+    }
+    let mut enforced = PolicySet::new();
+    for policy in all.policies().filter(|p| !is_shadow(p)) {
+        // Ids are unique in `all`, so adding a subset cannot fail.
+        let _ = enforced.add(policy.clone());
+    }
+    (enforced, Some(all))
+}
+
+fn is_shadow(policy: &cedar_policy::Policy) -> bool {
+    policy.annotation(SHADOW_ANNOTATION).is_some()
+}
+
+/// The annotation that marks a policy for shadow evaluation.
+pub const SHADOW_ANNOTATION: &str = "shadow";
 
 /// Computes, for every stored entity, the entities reachable from it.
 fn reach_map(entities: &Entities) -> HashMap<EntityUid, Vec<EntityUid>> {

@@ -1,0 +1,244 @@
+//! The decision cache: repeated identical questions skip Cedar.
+//!
+//! Hard rule: a hit never returns a decision that evaluation would not return
+//! now. How that holds:
+//! - The key is the whole [`AuthzRequest`] (principal with its request-time
+//!   attributes and parents, other request entities, action, resource, context)
+//!   plus the snapshot generation, compared by equality (`Eq`), not by a hash.
+//!   The snapshot generation covers everything else evaluation reads (policies,
+//!   `entities.json`, schema); the on-error mode is fixed for the process.
+//! - Context that changes on every request ([`VOLATILE_CONTEXT`]): when no
+//!   policy of the snapshot reads it, it is blanked out of the key (evaluation
+//!   on a miss still gets the real values); when some policy reads it, the
+//!   decision depends on it and every request bypasses the cache.
+//! - Entries die with a reload (generation in the key, and the whole cache is
+//!   invalidated when a newer generation is first seen), never outlive the
+//!   credential that earned them (`valid_until`, checked on every hit against
+//!   the caller's clock, and moka's per-entry expiry) nor the configured TTL.
+//! - Errors and fail-closed outcomes (`policy_error`, `invalid_request`, any
+//!   decision carrying evaluation errors) are never cached.
+//! - Capacity is bounded (`max_entries`, moka's TinyLFU admission/eviction).
+//!
+//! [`VOLATILE_CONTEXT`]: crate::policy::reads::VOLATILE_CONTEXT
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use moka::Expiry;
+use moka::notification::RemovalCause;
+
+use crate::config::{CacheConfig, OnPolicyError};
+use crate::metrics;
+use crate::policy::eval::{AuthzRequest, Decision, Reason};
+use crate::policy::model::Value;
+use crate::policy::reads::VOLATILE_CONTEXT;
+use crate::policy::snapshot::Snapshot;
+
+/// A decision and, when the snapshot has `@shadow` policies, the shadow set's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    /// The enforced decision.
+    pub decision: Decision,
+    /// What enforced ∪ shadow would have decided.
+    pub shadow: Option<Decision>,
+    /// Whether this came from the cache.
+    pub cache_hit: bool,
+}
+
+/// Decides without any cache.
+pub fn evaluate(snapshot: &Snapshot, req: &AuthzRequest, on_error: OnPolicyError) -> Decided {
+    let (decision, shadow) = snapshot.decide_with_shadow(req, on_error);
+    Decided {
+        decision,
+        shadow,
+        cache_hit: false,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    generation: u64,
+    request: AuthzRequest,
+}
+
+#[derive(Debug)]
+struct Entry {
+    decision: Decision,
+    shadow: Option<Decision>,
+    /// The credential's end of validity, if it has one.
+    valid_until: Option<SystemTime>,
+    /// How long moka keeps the entry.
+    ttl: Duration,
+}
+
+struct PerEntryTtl;
+
+impl Expiry<Key, Arc<Entry>> for PerEntryTtl {
+    fn expire_after_create(&self, _: &Key, value: &Arc<Entry>, _: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &Key,
+        value: &Arc<Entry>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// The bounded decision cache (see the module docs for its rules).
+pub struct DecisionCache {
+    cache: moka::sync::Cache<Key, Arc<Entry>>,
+    ttl: Duration,
+    /// Newest snapshot generation seen; older ones are neither read nor written.
+    generation: AtomicU64,
+}
+
+impl std::fmt::Debug for DecisionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecisionCache")
+            .field("entries", &self.cache.entry_count())
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl DecisionCache ===
+
+impl DecisionCache {
+    /// A cache as configured, or `None` when disabled.
+    pub fn from_config(cfg: &CacheConfig) -> Option<Self> {
+        cfg.enabled
+            .then(|| Self::new(cfg.max_entries, Duration::from_secs(cfg.ttl_seconds)))
+    }
+
+    /// A cache of at most `max_entries` decisions, each kept at most `ttl`.
+    pub fn new(max_entries: u64, ttl: Duration) -> Self {
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(max_entries)
+            .expire_after(PerEntryTtl)
+            .eviction_listener(|_, _, cause| match cause {
+                RemovalCause::Size => metrics::record_cache_eviction("size"),
+                RemovalCause::Expired => metrics::record_cache_eviction("expired"),
+                // Invalidation on reload and replacement are not evictions.
+                RemovalCause::Explicit | RemovalCause::Replaced => {}
+            })
+            .build();
+        Self {
+            cache,
+            ttl,
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Decides `req` with `snapshot`, from the cache when it can.
+    /// `valid_until` is when the caller's credential stops being valid
+    /// (certificate not-after, token `exp`); `now` is the caller's clock.
+    pub fn decide(
+        &self,
+        snapshot: &Snapshot,
+        req: &AuthzRequest,
+        on_error: OnPolicyError,
+        valid_until: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Decided {
+        let newest = self.observe(snapshot.generation);
+        if snapshot.generation < newest || !snapshot.volatile_reads().is_empty() {
+            // A request still on an old snapshot, or decisions that depend on
+            // per-request context: evaluate, never cache.
+            metrics::record_cache_lookup(None);
+            return evaluate(snapshot, req, on_error);
+        }
+        let remaining = match valid_until {
+            Some(t) => match t.duration_since(now) {
+                Ok(left) if !left.is_zero() => left.min(self.ttl),
+                // Expired credentials are refused before this point; never cache.
+                _ => return evaluate(snapshot, req, on_error),
+            },
+            None => self.ttl,
+        };
+        let key = Key {
+            generation: snapshot.generation,
+            request: normalized(req),
+        };
+        if let Some(hit) = self.cache.get(&key)
+            && hit.valid_until.is_none_or(|t| now < t)
+        {
+            metrics::record_cache_lookup(Some(true));
+            return Decided {
+                decision: hit.decision.clone(),
+                shadow: hit.shadow.clone(),
+                cache_hit: true,
+            };
+        }
+        metrics::record_cache_lookup(Some(false));
+        let decided = evaluate(snapshot, req, on_error);
+        if cacheable(&decided.decision) && decided.shadow.as_ref().is_none_or(cacheable) {
+            self.cache.insert(
+                key,
+                Arc::new(Entry {
+                    decision: decided.decision.clone(),
+                    shadow: decided.shadow.clone(),
+                    valid_until,
+                    ttl: remaining,
+                }),
+            );
+            metrics::record_cache_entries(self.cache.entry_count());
+        }
+        decided
+    }
+
+    /// Records that `generation` is in force; invalidates everything when it
+    /// is newer than any seen before. Returns the newest generation seen.
+    fn observe(&self, generation: u64) -> u64 {
+        let before = self.generation.fetch_max(generation, Ordering::AcqRel);
+        if before < generation {
+            // Old entries are unreachable already (generation in the key);
+            // this frees their memory now instead of at their TTL.
+            self.cache.invalidate_all();
+            metrics::record_cache_entries(0);
+            return generation;
+        }
+        before
+    }
+
+    /// Decisions held (approximate; moka counts lazily).
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+}
+
+/// Only clean answers are cached: a decision that carries evaluation errors or
+/// fails closed is recomputed every time.
+fn cacheable(d: &Decision) -> bool {
+    d.errors.is_empty() && !matches!(d.reason, Reason::PolicyError | Reason::InvalidRequest)
+}
+
+/// The request with its volatile context blanked out. Only sound because the
+/// caller checked that no policy of the snapshot reads those paths.
+fn normalized(req: &AuthzRequest) -> AuthzRequest {
+    let mut key = req.clone();
+    for path in VOLATILE_CONTEXT {
+        let parts: Vec<&str> = path.split('.').collect();
+        blank(&mut key.context, &parts);
+    }
+    key
+}
+
+fn blank(record: &mut [(String, Value)], path: &[&str]) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    for (_, value) in record.iter_mut().filter(|entry| entry.0 == *first) {
+        match (rest.is_empty(), value) {
+            (true, v) => *v = Value::Bool(false),
+            (false, Value::Record(inner)) => blank(inner, rest),
+            (false, _) => {}
+        }
+    }
+}
+
