@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::gate::Gate;
 use crate::metrics;
 use crate::policy::PolicyStore;
+use crate::policy::watch::{PolicyWatcher, ReloadTrigger};
 use crate::service::AuthzService;
 
 /// Default gRPC listen address.
@@ -49,6 +50,9 @@ pub enum AppError {
     /// The audit sink could not be opened.
     #[error("cannot open the audit sink: {0}")]
     Audit(std::io::Error),
+    /// The policy reload thread could not be started.
+    #[error("cannot start the policy reloader: {0}")]
+    Reloader(std::io::Error),
 }
 
 /// A started server.
@@ -63,14 +67,25 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     audit: AuditLog,
+    reloader: Option<PolicyWatcher>,
 }
 
 // === impl Running ===
 
 impl Running {
+    /// Requests a policy reload, as `SIGHUP` does (debounced watcher thread).
+    pub fn trigger_reload(&self) -> bool {
+        self.reloader
+            .as_ref()
+            .is_some_and(|r| r.trigger().reload())
+    }
+
     /// Stops accepting, lets in-flight checks finish, then flushes the audit log.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        if let Some(reloader) = self.reloader {
+            let _ = tokio::task::spawn_blocking(move || reloader.stop()).await;
+        }
         for task in self.tasks {
             let _ = task.await;
         }
@@ -109,6 +124,11 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
     }
 
     let (shutdown, mut stop_grpc) = watch::channel(false);
+    let reloader = start_reloader(&config, store.clone(), health.clone())?;
+    let mut tasks = Vec::new();
+    if let Some(trigger) = reloader.as_ref().map(|r| r.trigger()) {
+        tasks.push(tokio::spawn(reload_on_sighup(trigger, shutdown.subscribe())));
+    }
     let mut stop_admin = shutdown.subscribe();
     let service = AuthzService::new(store.clone(), Gate::new(config.clone()), audit.clone());
     let grpc_task = tokio::spawn(async move {
@@ -144,8 +164,12 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         admin_addr,
         store,
         shutdown,
-        tasks: vec![grpc_task, admin_task],
+        tasks: {
+            tasks.extend([grpc_task, admin_task]);
+            tasks
+        },
         audit,
+        reloader,
     })
 }
 
@@ -161,6 +185,8 @@ pub fn reload(store: &PolicyStore) -> bool {
                 generation = snapshot.generation,
                 hash = %snapshot.hash,
                 policies = snapshot.policy_count(),
+                shadow_policies = snapshot.shadow_count(),
+                volatile_context_reads = ?snapshot.volatile_reads(),
                 "policy snapshot loaded"
             );
             metrics::record_reload(Ok(&snapshot));
@@ -176,6 +202,64 @@ pub fn reload(store: &PolicyStore) -> bool {
             metrics::record_reload(Err(()));
             false
         }
+    }
+}
+
+/// Starts the thread that reloads policies on directory changes and on
+/// request, and flips gRPC health to SERVING once a snapshot is in force
+/// (so a server that started with a bad directory becomes ready by itself).
+fn start_reloader(
+    config: &Config,
+    store: Arc<PolicyStore>,
+    health: tonic_health::server::HealthReporter,
+) -> Result<Option<PolicyWatcher>, AppError> {
+    let runtime = tokio::runtime::Handle::current();
+    let watch_dir = config.policy_reload.watch.then(|| store.dir().to_owned());
+    let debounce = std::time::Duration::from_millis(config.policy_reload.debounce_ms);
+    PolicyWatcher::start(watch_dir.as_deref(), debounce, move || {
+        if reload(&store) {
+            let health = health.clone();
+            runtime.spawn(async move {
+                health
+                    .set_serving::<AuthorizationServer<AuthzService>>()
+                    .await;
+            });
+        }
+    })
+    .map(Some)
+    .map_err(AppError::Reloader)
+}
+
+/// Reloads policies on `SIGHUP` until shutdown.
+async fn reload_on_sighup(trigger: ReloadTrigger, mut stop: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                got = hup.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    tracing::info!("SIGHUP: reloading policies");
+                    if !trigger.reload() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (trigger, stop.wait_for(|s| *s).await);
     }
 }
 

@@ -7,6 +7,7 @@ pub mod model;
 pub mod reads;
 pub mod snapshot;
 pub mod store;
+pub mod watch;
 
 pub use eval::{AuthzRequest, Decision, DeterminingPolicy, Effect, PrincipalSpec, Reason};
 pub use load::{PolicyLoadError, load_dir};
