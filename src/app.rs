@@ -75,9 +75,7 @@ pub struct Running {
 impl Running {
     /// Requests a policy reload, as `SIGHUP` does (debounced watcher thread).
     pub fn trigger_reload(&self) -> bool {
-        self.reloader
-            .as_ref()
-            .is_some_and(|r| r.trigger().reload())
+        self.reloader.as_ref().is_some_and(|r| r.trigger().reload())
     }
 
     /// Stops accepting, lets in-flight checks finish, then flushes the audit log.
@@ -127,7 +125,10 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
     let reloader = start_reloader(&config, store.clone(), health.clone())?;
     let mut tasks = Vec::new();
     if let Some(trigger) = reloader.as_ref().map(|r| r.trigger()) {
-        tasks.push(tokio::spawn(reload_on_sighup(trigger, shutdown.subscribe())));
+        tasks.push(tokio::spawn(reload_on_sighup(
+            trigger,
+            shutdown.subscribe(),
+        )));
     }
     let mut stop_admin = shutdown.subscribe();
     let service = AuthzService::new(store.clone(), Gate::new(config.clone()), audit.clone());

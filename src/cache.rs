@@ -241,4 +241,3 @@ fn blank(record: &mut [(String, Value)], path: &[&str]) {
         }
     }
 }
-

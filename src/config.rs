@@ -352,8 +352,9 @@ impl Config {
         if self.cache.enabled && (self.cache.max_entries == 0 || self.cache.ttl_seconds == 0) {
             return Err(ConfigError::Invalid {
                 key: "cache",
-                message: "`max_entries` and `ttl_seconds` must be positive (or set `enabled: false`)"
-                    .to_owned(),
+                message:
+                    "`max_entries` and `ttl_seconds` must be positive (or set `enabled: false`)"
+                        .to_owned(),
             });
         }
         if self.policy_reload.debounce_ms > 60_000 {

@@ -15,6 +15,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Validate(args) => check::validate(&args.policy_dir),
         Command::Check(args) => check::check(&args.policy_dir, &args.request, args.json),
+        Command::Test(args) => cedar_gate::cli::test::run(&args.policy_dir, &args.cases),
         Command::Serve(args) => match serve(args) {
             Ok(()) => 0,
             Err(e) => {

@@ -21,6 +21,7 @@ pub fn validate(dir: &Path) -> i32 {
                 snapshot.hash,
                 snapshot.warnings.len()
             );
+            print_snapshot_facts(&snapshot);
             0
         }
         Err(e) => {
@@ -44,6 +45,10 @@ pub fn check(dir: &Path, request: &Path, json: bool) -> i32 {
             return 1;
         }
     };
+    // The same diagnostics the server logs when it loads this directory.
+    for w in &snapshot.warnings {
+        eprintln!("warning: {w}");
+    }
     let text = match read_input(request) {
         Ok(t) => t,
         Err(e) => {
@@ -72,7 +77,15 @@ pub fn check(dir: &Path, request: &Path, json: bool) -> i32 {
 /// Decides a request file against a snapshot, as JSON.
 pub fn explain(snapshot: &Snapshot, file: &RequestFile) -> Result<serde_json::Value, String> {
     let authz = file.to_authz(SystemTime::now())?;
-    let decision = snapshot.decide(&authz, OnPolicyError::Deny);
+    let (decision, shadow) = snapshot.decide_with_shadow(&authz, OnPolicyError::Deny);
+    let shadow = shadow.map(|d| {
+        serde_json::json!({
+            "decision": if d.is_allow() { "allow" } else { "deny" },
+            "reason": d.reason.as_str(),
+            "policies": d.policies.iter().map(|p| p.as_ref()).collect::<Vec<_>>(),
+            "errors": d.errors,
+        })
+    });
     Ok(serde_json::json!({
         "decision": if decision.is_allow() { "allow" } else { "deny" },
         "reason": decision.reason.as_str(),
@@ -81,6 +94,8 @@ pub fn explain(snapshot: &Snapshot, file: &RequestFile) -> Result<serde_json::Va
         "resource": authz.resource.to_string(),
         "policies": decision.policies.iter().map(|p| p.as_ref()).collect::<Vec<_>>(),
         "errors": decision.errors,
+        "shadow": shadow,
+        "policy_generation": snapshot.generation,
         "policy_hash": snapshot.hash,
     }))
 }
@@ -129,7 +144,45 @@ fn print_report(r: &serde_json::Value) {
     {
         println!("error:    {}", e.as_str().unwrap_or_default());
     }
-    println!("snapshot: {}", s("policy_hash"));
+    if let Some(shadow) = r.get("shadow").filter(|v| !v.is_null()) {
+        let get = |k: &str| shadow.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+        let ids: Vec<&str> = shadow
+            .get("policies")
+            .and_then(|p| p.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.get("id").and_then(|v| v.as_str()))
+            .collect();
+        println!(
+            "shadow:   {} ({}) policies [{}]",
+            get("decision"),
+            get("reason"),
+            ids.join(", ")
+        );
+    }
+    println!(
+        "snapshot: generation {} hash {}",
+        r.get("policy_generation")
+            .and_then(|v| v.as_u64())
+            .unwrap_or_default(),
+        s("policy_hash")
+    );
+}
+
+/// What the server logs about a snapshot besides its warnings.
+fn print_snapshot_facts(snapshot: &Snapshot) {
+    println!(
+        "snapshot: generation {} (offline), hash {}, {} shadow policies",
+        snapshot.generation,
+        snapshot.hash,
+        snapshot.shadow_count()
+    );
+    if !snapshot.volatile_reads().is_empty() {
+        println!(
+            "note: policies read {}: every decision depends on per-request context, so the decision cache is bypassed",
+            snapshot.volatile_reads().join(", ")
+        );
+    }
 }
 
 fn read_input(path: &Path) -> std::io::Result<String> {

@@ -1,7 +1,8 @@
-//! Command-line interface: `serve`, `validate`, `check`.
+//! Command-line interface: `serve`, `validate`, `check`, `test`.
 
 pub mod check;
 pub mod request_file;
+pub mod test;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Decide one request offline and explain the decision.
     Check(CheckArgs),
+    /// Run policy unit tests: named requests with their expected decisions.
+    Test(TestArgs),
 }
 
 /// `serve` flags; each can also come from the environment.
@@ -65,4 +68,15 @@ pub struct CheckArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `test` flags.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// Policy directory.
+    #[arg(long, env = "CEDAR_GATE_POLICY_DIR")]
+    pub policy_dir: PathBuf,
+    /// Cases files (YAML `.yaml`/`.yml`, otherwise JSON).
+    #[arg(required = true)]
+    pub cases: Vec<PathBuf>,
 }

@@ -129,7 +129,9 @@ mod tests {
     fn whole_records_count_as_reading_everything() {
         let all = ["context.request.request_id", "context.request.time"];
         assert_eq!(
-            reads(r#"permit(principal, action, resource) when { context.request == context.request };"#),
+            reads(
+                r#"permit(principal, action, resource) when { context.request == context.request };"#
+            ),
             all
         );
         assert_eq!(

@@ -82,9 +82,8 @@ impl Snapshot {
         } = parts;
         let reach = reach_map(&entities);
         let (policies, shadow) = split_shadow(policies);
-        let volatile_reads = crate::policy::reads::volatile_reads(
-            shadow.as_ref().unwrap_or(&policies).policies(),
-        );
+        let volatile_reads =
+            crate::policy::reads::volatile_reads(shadow.as_ref().unwrap_or(&policies).policies());
         let mut always: Vec<EntityUid> = Vec::new();
         let mut info = HashMap::new();
         for policy in shadow.as_ref().unwrap_or(&policies).policies() {

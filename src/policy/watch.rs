@@ -178,20 +178,25 @@ mod tests {
         let count = Arc::new(AtomicUsize::new(0));
         let c = count.clone();
         let reader = dir.path().to_owned();
-        let watcher = PolicyWatcher::start(Some(dir.path()), Duration::from_millis(150), move || {
-            c.fetch_add(1, Ordering::SeqCst);
-            // Reading the directory (as a reload does) must not trigger another.
-            for e in std::fs::read_dir(&reader).unwrap() {
-                let _ = std::fs::read(e.unwrap().path());
-            }
-        })
-        .unwrap();
+        let watcher =
+            PolicyWatcher::start(Some(dir.path()), Duration::from_millis(150), move || {
+                c.fetch_add(1, Ordering::SeqCst);
+                // Reading the directory (as a reload does) must not trigger another.
+                for e in std::fs::read_dir(&reader).unwrap() {
+                    let _ = std::fs::read(e.unwrap().path());
+                }
+            })
+            .unwrap();
         for i in 0..20 {
             std::fs::write(dir.path().join("a.cedar"), format!("// {i}")).unwrap();
         }
         assert_eq!(wait_for(&count, 1), 1);
         std::thread::sleep(Duration::from_millis(600));
-        assert_eq!(count.load(Ordering::SeqCst), 1, "reads or a burst caused extra reloads");
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            1,
+            "reads or a burst caused extra reloads"
+        );
 
         assert!(watcher.trigger().reload());
         assert_eq!(wait_for(&count, 2), 2);
