@@ -50,6 +50,10 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         for entry in std::fs::read_dir(repo_path("cedar")).unwrap() {
             let entry = entry.unwrap();
+            // `cedar/tests/` holds policy unit tests, not policies.
+            if !entry.file_type().unwrap().is_file() {
+                continue;
+            }
             std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
         }
         for (name, text) in extra {
