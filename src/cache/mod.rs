@@ -241,3 +241,6 @@ fn blank(record: &mut [(String, Value)], path: &[&str]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
