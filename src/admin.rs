@@ -55,6 +55,8 @@ async fn status(State(state): State<AdminState>) -> impl IntoResponse {
             "generation": s.generation,
             "hash": s.hash,
             "policies": s.policy_count(),
+            "shadow_policies": s.shadow_count(),
+            "volatile_context_reads": s.volatile_reads(),
             "loaded_at": crate::gate::rfc3339(s.loaded_at),
         })
     });

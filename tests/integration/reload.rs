@@ -80,7 +80,7 @@ impl Server {
 
     /// A server over a copy of `cedar/`.
     async fn start(config: &str) -> Self {
-        Self::start_with(config, |d| copy_cedar(d)).await
+        Self::start_with(config, copy_cedar).await
     }
 
     fn running(&self) -> &Running {
@@ -550,5 +550,79 @@ async fn checks_racing_reloads_agree_with_the_generation_that_served_them() {
     eprintln!(
         "concurrency: {checked} checks across {} generations, all consistent",
         approved.len()
+    );
+}
+
+#[tokio::test]
+async fn shadow_policies_never_change_the_decision_and_disagreements_are_audited() {
+    let audit = tempfile::tempdir().unwrap();
+    let audit_path = audit.path().join("audit.log");
+    let config = CONFIG.replace(
+        "audit:\n  sink: off\n",
+        &format!(
+            "audit:\n  sink: file\n  path: {}\n",
+            serde_json::to_string(&audit_path).unwrap()
+        ),
+    );
+    let s = Server::start_with(&config, |d| {
+        copy_cedar(d);
+        std::fs::write(
+            d.join("candidate.cedar"),
+            format!(
+                "@id(\"candidate-block-research\")\n@owner(\"security\")\n@shadow\nforbid (principal == Workload::\"{RESEARCH_AGENT}\", action, resource);\n"
+            ),
+        )
+        .unwrap();
+    })
+    .await;
+    assert_eq!(
+        s.status().await["snapshot"]["policies"],
+        4,
+        "shadow policies are not enforced"
+    );
+
+    // Enforced: still allowed, twice (the second from the cache, shadow included).
+    let first = s.check(RESEARCH_AGENT, "/v1/models").await;
+    let second = s.check(RESEARCH_AGENT, "/v1/models").await;
+    assert!(first.allowed && second.allowed);
+    assert!(!first.cache_hit && second.cache_hit, "{first:?} {second:?}");
+    // Agreement: the rogue agent is denied either way.
+    assert!(!s.check(ROGUE_AGENT, "/v1/models").await.allowed);
+
+    let events = eventually("three audit events", WAIT, || async {
+        let lines = crate::common::read_json_lines(&audit_path);
+        (lines.len() >= 3).then_some(lines)
+    })
+    .await;
+    for e in &events[..2] {
+        assert_eq!(e["decision"], "allow", "{e}");
+        assert_eq!(e["shadow"]["decision"], "deny", "{e}");
+        assert_eq!(e["shadow"]["disagrees"], true, "{e}");
+        assert_eq!(
+            e["shadow"]["policies"][0]["id"], "candidate-block-research",
+            "{e}"
+        );
+        assert_eq!(
+            e["shadow"]["policies"][0]["annotations"]["owner"], "security",
+            "{e}"
+        );
+    }
+    assert_eq!(events[1]["cache_hit"], true);
+    assert_eq!(events[2]["shadow"]["disagrees"], false, "{}", events[2]);
+
+    let metrics = s.admin("/metrics").await.1;
+    assert!(
+        metrics.contains(
+            "cedar_gate_shadow_disagreements_total{action=\"http\",shadow_decision=\"deny\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cedar_gate_decision_cache_hits_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cedar_gate_shadow_policies_loaded"),
+        "{metrics}"
     );
 }
