@@ -171,7 +171,7 @@ pub struct XfccConfig {
 }
 
 /// What to do when a policy reports an evaluation error.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnPolicyError {
     /// Deny with reason `policy_error` (fail closed). Cedar skips erroring

@@ -59,6 +59,7 @@ pub fn evaluate(snapshot: &Snapshot, req: &AuthzRequest, on_error: OnPolicyError
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     generation: u64,
+    on_error: OnPolicyError,
     request: AuthzRequest,
 }
 
@@ -163,6 +164,7 @@ impl DecisionCache {
         };
         let key = Key {
             generation: snapshot.generation,
+            on_error,
             request: normalized(req),
         };
         if let Some(hit) = self.cache.get(&key)
