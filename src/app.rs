@@ -177,7 +177,17 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
 /// Reloads policies, logging and counting the result. Returns whether a
 /// snapshot is now in force from this attempt.
 pub fn reload(store: &PolicyStore) -> bool {
+    let before = store.current().map(|s| s.generation);
     match store.reload() {
+        Ok(snapshot) if before == Some(snapshot.generation) => {
+            tracing::info!(
+                generation = snapshot.generation,
+                hash = %snapshot.hash,
+                "policy directory unchanged; snapshot kept"
+            );
+            metrics::record_reload(Ok(&snapshot));
+            true
+        }
         Ok(snapshot) => {
             for w in &snapshot.warnings {
                 tracing::warn!(diagnostic = %w, "policy warning");

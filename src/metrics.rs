@@ -42,6 +42,9 @@ pub const CACHE_EVICTIONS: &str = "cedar_gate_decision_cache_evictions_total";
 pub const SHADOW_DISAGREEMENTS: &str = "cedar_gate_shadow_disagreements_total";
 /// `@shadow` policies in the snapshot in force.
 pub const SHADOW_POLICIES: &str = "cedar_gate_shadow_policies_loaded";
+/// 1 for the content hash (first 12 hex digits, label `hash`) of the snapshot
+/// in force, 0 for hashes that were in force before.
+pub const POLICY_SNAPSHOT: &str = "cedar_gate_policy_snapshot_info";
 
 /// Histogram buckets in seconds: 5 µs to 100 ms.
 const LATENCY_BUCKETS: [f64; 17] = [
@@ -133,6 +136,7 @@ pub fn record_reload(snapshot: Result<&crate::policy::Snapshot, ()>) {
                 .unwrap_or_default();
             gauge!(POLICY_LAST_RELOAD).set(at);
             gauge!(SHADOW_POLICIES).set(s.shadow_count() as f64);
+            record_snapshot_hash(&s.hash);
         }
         Err(()) => counter!(POLICY_RELOADS, "result" => "failure").increment(1),
     }
@@ -152,6 +156,23 @@ fn describe_lifecycle() {
         "Requests the shadow policy set would have decided differently, by action."
     );
     describe_gauge!(SHADOW_POLICIES, "Shadow policies in the snapshot in force.");
+    describe_gauge!(
+        POLICY_SNAPSHOT,
+        "1 for the content hash of the policy snapshot in force (label hash), 0 for earlier ones."
+    );
+}
+
+/// Marks `hash` as the snapshot in force. One series per distinct content
+/// loaded in the process's life: bounded by the number of policy changes.
+fn record_snapshot_hash(hash: &str) {
+    static LAST: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    let short: String = hash.chars().take(12).collect();
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(previous) = last.as_ref().filter(|p| **p != short) {
+        gauge!(POLICY_SNAPSHOT, "hash" => previous.clone()).set(0.0);
+    }
+    gauge!(POLICY_SNAPSHOT, "hash" => short.clone()).set(1.0);
+    *last = Some(short);
 }
 
 /// Records a decision cache lookup: `Some(hit)`, or `None` when bypassed.

@@ -67,8 +67,10 @@ impl PolicyStore {
         self.last.lock().map(|g| g.clone()).unwrap_or_default()
     }
 
-    /// Loads the directory and, if it is valid, swaps it in. On error the
-    /// previous snapshot stays in force.
+    /// Loads the directory and, if it is valid and differs from the snapshot
+    /// in force (content hash), swaps it in; identical content keeps the
+    /// snapshot in force and its generation. On error the previous snapshot
+    /// stays in force.
     pub fn reload(&self) -> Result<Arc<Snapshot>, PolicyLoadError> {
         let _serial = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let next = self.generation.load(Ordering::Acquire) + 1;
@@ -77,7 +79,18 @@ impl PolicyStore {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or_default();
+        // Same content as the snapshot in force (a `touch`, a no-op sync):
+        // keep it, so generation and decision cache stay as they are.
+        let result = match (result, self.current.load_full()) {
+            (Ok(snapshot), Some(current)) if snapshot.hash == current.hash => Ok(current),
+            (result, _) => result,
+        };
         let status = match &result {
+            Ok(snapshot) if snapshot.generation != next => ReloadStatus {
+                ok: true,
+                at_unix,
+                diagnostics: Vec::new(),
+            },
             Ok(snapshot) => {
                 self.generation.store(next, Ordering::Release);
                 self.current.store(Some(snapshot.clone()));

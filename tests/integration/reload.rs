@@ -128,6 +128,14 @@ impl Server {
         .await
     }
 
+    /// Waits until `/status` shows a successful last reload.
+    async fn wait_recovered(&self) {
+        eventually("a successful reload on /status", WAIT, || async {
+            (self.status().await["last_reload"]["ok"] == true).then_some(())
+        })
+        .await
+    }
+
     /// Waits until `/status` shows a failed last reload.
     async fn wait_failure(&self) -> serde_json::Value {
         eventually("a failed reload on /status", WAIT, || async {
@@ -242,13 +250,14 @@ async fn good_edit_bad_edit_and_recovery() {
         "{metrics}"
     );
 
-    // Recovery: the next good update is picked up by itself.
+    // Recovery: the next good update is picked up by itself. The content is
+    // back to generation g2's, so g2 stays in force (same hash, cache kept).
     std::fs::remove_file(s.path("broken.cedar")).unwrap();
-    let g3 = s.wait_swap(g2).await;
-    assert_eq!(s.status().await["last_reload"]["ok"], true);
-    assert!(s.check(ROGUE_AGENT, "/v1/models").await.generation >= g3);
+    s.wait_recovered().await;
+    assert_eq!(s.generation().await, g2);
+    assert!(s.check(ROGUE_AGENT, "/v1/models").await.allowed);
 
-    // A missing schema is a failure too; restoring it recovers.
+    // A missing schema is a failure too; the next real change recovers.
     let schema = std::fs::read_to_string(s.path("schema.cedarschema")).unwrap();
     std::fs::remove_file(s.path("schema.cedarschema")).unwrap();
     let status = s.wait_failure().await;
@@ -263,7 +272,10 @@ async fn good_edit_bad_edit_and_recovery() {
         "last good kept"
     );
     replace(&s.path("schema.cedarschema"), &schema);
-    s.wait_swap(g3).await;
+    replace(&s.path("entities.json"), ENTITIES_NOBODY);
+    let g3 = s.wait_swap(g2).await;
+    let a = s.check(ROGUE_AGENT, "/v1/models").await;
+    assert!(!a.allowed && a.generation == g3, "{a:?}");
 }
 
 /// Builds a ConfigMap-style mount: `<name> -> ..data/<name>`, `..data -> ..<version>`.
