@@ -83,7 +83,7 @@ pub struct CacheConfig {
     /// Whether decisions are cached (default true).
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// Most decisions held (default 100000).
+    /// Most decisions held (default 10000; roughly 1 KB each).
     #[serde(default = "default_cache_entries")]
     pub max_entries: u64,
     /// Longest an entry lives, in seconds (default 60).
@@ -128,7 +128,7 @@ fn default_true() -> bool {
 }
 
 fn default_cache_entries() -> u64 {
-    100_000
+    10_000
 }
 
 fn default_cache_ttl() -> u64 {
