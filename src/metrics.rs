@@ -36,6 +36,24 @@ pub const TLS_CERT_EXPIRY: &str = "cedar_gate_tls_certificate_expiry_timestamp_s
 /// Build information (value 1, label `version`).
 pub const BUILD_INFO: &str = "cedar_gate_build_info";
 
+/// Every metric this module defines (other modules add their own, e.g. the
+/// decision cache and JWKS metrics). Alert rules are checked against it.
+pub const ALL: &[&str] = &[
+    CHECKS,
+    CHECK_DURATION,
+    EVALUATION_DURATION,
+    CHECK_ERRORS,
+    IDENTITY_REJECTIONS,
+    POLICY_RELOADS,
+    POLICY_GENERATION,
+    POLICIES_LOADED,
+    POLICY_LAST_RELOAD,
+    TLS_RELOADS,
+    TLS_HANDSHAKE_FAILURES,
+    TLS_CERT_EXPIRY,
+    BUILD_INFO,
+];
+
 /// Histogram buckets in seconds: 5 µs to 100 ms.
 const LATENCY_BUCKETS: [f64; 17] = [
     0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_075, 0.000_1, 0.000_25, 0.000_5, 0.000_75,
