@@ -145,6 +145,26 @@ def validate_policies(cm: dict, cedar_gate: Path, label: str) -> None:
         check(result.returncode == 0, f"{label}: `cedar-gate validate` accepts the rendered policy files")
 
 
+# Values whose content is a Kubernetes object or a free-form map: the schema types them
+# as objects without listing their keys.
+FREE_FORM = {"podSecurityContext", "securityContext", "resources", "livenessProbe",
+             "readinessProbe", "startupProbe", "affinity", "nodeSelector", "podAnnotations",
+             "podLabels", "policies"}
+
+
+def undescribed(values: dict, schema: dict, path: str = "") -> list[str]:
+    """Keys in values.yaml that values.schema.json does not describe."""
+    missing = []
+    props = schema.get("properties", {})
+    for key, value in values.items():
+        where = f"{path}.{key}" if path else key
+        if key not in props:
+            missing.append(where)
+        elif isinstance(value, dict) and key not in FREE_FORM and "properties" in props[key]:
+            missing += undescribed(value, props[key], where)
+    return missing
+
+
 def make_tls_files(dest: Path) -> None:
     """A throwaway CA and a server certificate for the paths the chart's TLS config names."""
     def run(*cmd: str) -> None:
@@ -381,6 +401,8 @@ def main() -> int:
     )
 
     print("schema")
+    missing = undescribed(load_values(CHART / "values.yaml"), json.loads((CHART / "values.schema.json").read_text()))
+    check(not missing, f"values.schema.json describes every value in values.yaml {missing or ''}")
     wrong = load_values(WRONG_TYPE_VALUES)
     try:
         render(wrong)
