@@ -30,6 +30,7 @@ helm-test: $(HELM_STAMP) ## render, lint and validate the Helm chart offline
 	  --cedar-gate $(CEDAR_GATE_DEBUG_BIN) --kube-version $(HELM_KUBE_VERSION)
 	@if command -v promtool >/dev/null; then \
 	  promtool check rules deploy/prometheus/cedar-gate-rules.yaml; \
+	  promtool test rules deploy/prometheus/cedar-gate-rules.test.yaml; \
 	else \
-	  echo "promtool not installed: skipping \`promtool check rules\` (apt-get install prometheus)"; \
+	  echo "promtool not installed: skipping \`promtool check/test rules\` (apt-get install prometheus)"; \
 	fi
