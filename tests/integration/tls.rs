@@ -15,7 +15,8 @@ use rcgen::{
 };
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-use crate::common::{WAIT, eventually, repo_path};
+use crate::common::ids::{RESEARCH_AGENT, ROGUE_AGENT};
+use crate::common::{Envoy, TestPki, Upstream, WAIT, eventually, repo_path};
 
 /// A CA that issues a server certificate for `localhost` and client certificates.
 struct Ca {
@@ -39,8 +40,14 @@ impl Ca {
 
     /// (certificate PEM, key PEM)
     fn issue(&self, san: &str, eku: ExtendedKeyUsagePurpose) -> (String, String) {
-        let mut params = CertificateParams::new(vec![san.to_owned()]).unwrap();
-        params.extended_key_usages = vec![eku];
+        self.issue_for(&[san], vec![eku])
+    }
+
+    /// (certificate PEM, key PEM) with several DNS SANs and extended key usages.
+    fn issue_for(&self, sans: &[&str], ekus: Vec<ExtendedKeyUsagePurpose>) -> (String, String) {
+        let sans = sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let mut params = CertificateParams::new(sans).unwrap();
+        params.extended_key_usages = ekus;
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         (cert.pem(), key.serialize_pem())
@@ -58,7 +65,7 @@ impl Ca {
 fn tls_config(dir: &Path, client_ca: bool) -> String {
     let path = |name: &str| serde_json::to_string(&dir.join(name)).unwrap();
     let mut yaml = format!(
-        "audit:\n  sink: off\nserver:\n  max_message_bytes: 65536\n  \
+        "identity:\n  trust_domains: [example.org]\naudit:\n  sink: off\nserver:\n  max_message_bytes: 65536\n  \
          concurrency_limit_per_connection: 64\n  tls:\n    cert_file: {}\n    key_file: {}\n    \
          reload_interval_seconds: 1\n",
         path("tls.crt"),
@@ -188,5 +195,92 @@ async fn rotated_certificate_is_served_without_restart() {
     std::fs::write(dir.path().join("tls.crt"), "garbage").unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     check_over_tls(&running, &new_ca.pem(), None).await.unwrap();
+    running.shutdown().await;
+}
+
+/// The shipped `envoy/sidecar.yaml` as deployed: a real Envoy calls cedar-gate over mutual
+/// TLS (its workload certificate as the client certificate, cedar-gate's DNS name pinned),
+/// and the decisions come back through it. Only the cedar-gate address, ports and
+/// certificate directory are substituted.
+#[tokio::test]
+async fn sidecar_envoy_calls_cedar_gate_over_mutual_tls() {
+    // Callers' certificates come from the test PKI; the workload CA issues the sidecar's
+    // certificate (server and client use, like a SPIFFE SVID) and cedar-gate's.
+    let pki = TestPki::new();
+    let workload_ca = Ca::new("workload CA");
+    let (svid, svid_key) = workload_ca.issue_for(
+        &["localhost"],
+        vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+    );
+    std::fs::write(pki.dir().join("server.crt"), svid).unwrap();
+    std::fs::write(pki.dir().join("server.key"), svid_key).unwrap();
+    // The sidecar's one CA bundle verifies callers and cedar-gate alike.
+    let bundle = format!("{}{}", pki.ca_pem(), workload_ca.pem());
+    std::fs::write(pki.dir().join("ca.crt"), bundle).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = workload_ca.issue(
+        "cedar-gate.cedar-gate.svc",
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    std::fs::write(dir.path().join("tls.crt"), cert).unwrap();
+    std::fs::write(dir.path().join("tls.key"), key).unwrap();
+    std::fs::write(dir.path().join("client-ca.crt"), workload_ca.pem()).unwrap();
+    let running = start(&tls_config(dir.path(), true)).await;
+    let upstream = Upstream::start().await;
+
+    let shipped = std::fs::read_to_string(repo_path("envoy/sidecar.yaml")).unwrap();
+    let template = dir.path().join("sidecar.yaml");
+    std::fs::write(
+        &template,
+        shipped.replace("cedar-gate.cedar-gate.svc.cluster.local", "127.0.0.1"),
+    )
+    .unwrap();
+    let envoy = Envoy::start_config(&template, running.grpc_addr, upstream.addr(), &pki).await;
+
+    let port = envoy.listener_port();
+    let caller = |spiffe_id: &str| {
+        let cert = pki.client(spiffe_id);
+        reqwest::Client::builder()
+            .no_proxy()
+            .tls_certs_only([reqwest::Certificate::from_pem(workload_ca.pem().as_bytes()).unwrap()])
+            .identity(
+                reqwest::Identity::from_pem(
+                    format!("{}{}", cert.cert_pem, cert.key_pem).as_bytes(),
+                )
+                .unwrap(),
+            )
+            .resolve(
+                "localhost",
+                std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            )
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    };
+    let url = format!("https://localhost:{port}/v1/models");
+    let allowed = caller(RESEARCH_AGENT).get(&url).send().await.unwrap();
+    assert_eq!(allowed.status(), 200, "{}", envoy.logs());
+    let denied = caller(ROGUE_AGENT).get(&url).send().await.unwrap();
+    assert_eq!(denied.status(), 403);
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "only the allowed request went upstream"
+    );
+
+    let stats = envoy.stats().await;
+    let handshakes = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cluster.cedar_gate.ssl.handshake: "))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(
+        handshakes.is_some_and(|n| n > 0),
+        "no TLS handshake to cedar-gate in Envoy's stats"
+    );
+    drop(envoy);
     running.shutdown().await;
 }
