@@ -9,7 +9,8 @@ HELM_VENV ?= .venv-helm
 HELM_PYTHON ?= python3
 HELM_KUBE_VERSION ?= 1.31.0
 HELM_STAMP := $(HELM_VENV)/.helm-tools
-CEDAR_GATE_DEBUG_BIN := target/debug/cedar-gate
+# The debug binary `cargo build` just made (honours CARGO_TARGET_DIR).
+CEDAR_GATE_DEBUG_BIN ?= $(or $(CARGO_TARGET_DIR),target)/debug/cedar-gate
 
 $(HELM_STAMP):
 	$(HELM_PYTHON) -m venv $(HELM_VENV)
