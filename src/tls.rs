@@ -15,7 +15,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
@@ -34,6 +34,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepted connections waiting for tonic; the accept loop waits when full.
 const ACCEPT_BACKLOG: usize = 128;
+
+/// Handshakes in progress at once. Beyond it the accept loop waits, so a flood of
+/// connections that never finish their handshake cannot grow tasks and memory without
+/// bound (the kernel's listen backlog absorbs the rest).
+const MAX_PENDING_HANDSHAKES: usize = 1024;
 
 /// Why a TLS configuration could not be built from its files.
 #[derive(Debug, thiserror::Error)]
@@ -253,8 +258,16 @@ pub fn incoming(
     tls: Arc<ReloadingTls>,
 ) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
     let (tx, rx) = mpsc::channel(ACCEPT_BACKLOG);
+    let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
     tokio::spawn(async move {
         loop {
+            let permit = tokio::select! {
+                permit = pending.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return,
+                },
+                () = tx.closed() => return,
+            };
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 () = tx.closed() => return,
@@ -274,7 +287,10 @@ pub fn incoming(
             // Handshakes run beside the accept loop: one slow client must not
             // hold up the others.
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                let handshake =
+                    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                drop(permit);
+                match handshake {
                     Ok(Ok(stream)) => {
                         let _ = tx.send(Ok(stream)).await;
                     }
