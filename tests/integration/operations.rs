@@ -243,3 +243,41 @@ fn helm_defaults_match_the_server() {
     Config::from_yaml(&config)
         .unwrap_or_else(|e| panic!("ci/full-values.yaml config refused: {e}"));
 }
+
+/// `server.max_message_bytes` is enforced: a Check larger than the limit is refused with a
+/// gRPC error (Envoy then applies its fail-closed `failure_mode_allow: false`), a smaller
+/// one is decided.
+#[tokio::test]
+async fn oversized_check_is_refused_by_the_message_limit() {
+    let running = app::start(Settings {
+        config: Config::from_yaml(
+            "identity:\n  trust_domains: [example.org]\naudit:\n  sink: off\nserver:\n  \
+             max_message_bytes: 4096\n",
+        )
+        .unwrap(),
+        policy_dir: repo_path("cedar"),
+        grpc_listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+    })
+    .await
+    .unwrap();
+    let mut client = AuthorizationClient::connect(format!("http://{}", running.grpc_addr))
+        .await
+        .unwrap();
+    client
+        .check(check(RESEARCH_AGENT, "/v1/models"))
+        .await
+        .unwrap();
+    let mut big = check(RESEARCH_AGENT, "/v1/chat/completions");
+    if let Some(http) = big
+        .attributes
+        .as_mut()
+        .and_then(|a| a.request.as_mut())
+        .and_then(|r| r.http.as_mut())
+    {
+        http.body = "x".repeat(8192);
+    }
+    let err = client.check(big).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::OutOfRange, "{err:?}");
+    running.shutdown().await;
+}
