@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tokio::net::TcpListener;
@@ -16,6 +17,7 @@ use crate::gate::Gate;
 use crate::metrics;
 use crate::policy::PolicyStore;
 use crate::service::AuthzService;
+use crate::tls::{ReloadingTls, TlsError};
 
 /// Default gRPC listen address.
 pub const DEFAULT_GRPC_LISTEN: &str = "0.0.0.0:9191";
@@ -49,6 +51,9 @@ pub enum AppError {
     /// The audit sink could not be opened.
     #[error("cannot open the audit sink: {0}")]
     Audit(std::io::Error),
+    /// `server.tls` is set but its files are not usable.
+    #[error("cannot set up TLS on the gRPC listener: {0}")]
+    Tls(TlsError),
 }
 
 /// A started server.
@@ -86,6 +91,12 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
     let config = Arc::new(settings.config);
     let store = Arc::new(PolicyStore::new(&settings.policy_dir));
     let audit = AuditLog::open(&config.audit).map_err(AppError::Audit)?;
+    // Checked before binding: bad certificate files stop start-up, never
+    // degrade to plaintext.
+    let tls = match &config.server.tls {
+        Some(files) => Some(ReloadingTls::new(files.clone()).map_err(AppError::Tls)?),
+        None => None,
+    };
 
     let grpc = bind(settings.grpc_listen).await?;
     let admin = bind(settings.admin_listen).await?;
@@ -111,15 +122,31 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
     let (shutdown, mut stop_grpc) = watch::channel(false);
     let mut stop_admin = shutdown.subscribe();
     let service = AuthzService::new(store.clone(), Gate::new(config.clone()), audit.clone());
+    let router = server_builder(&config.server)
+        .add_service(health_service)
+        .add_service(
+            AuthorizationServer::new(service)
+                .max_decoding_message_size(config.server.max_message_bytes),
+        );
+    let tls_watcher = tls.as_ref().map(ReloadingTls::spawn_watcher);
     let grpc_task = tokio::spawn(async move {
-        let result = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .add_service(health_service)
-            .add_service(AuthorizationServer::new(service))
-            .serve_with_incoming_shutdown(TcpIncoming::from(grpc), async move {
-                let _ = stop_grpc.wait_for(|s| *s).await;
-            })
-            .await;
+        let stopped = async move {
+            let _ = stop_grpc.wait_for(|s| *s).await;
+        };
+        let result = match tls {
+            Some(tls) => {
+                router
+                    .serve_with_incoming_shutdown(crate::tls::incoming(grpc, tls), stopped)
+                    .await
+            }
+            None => {
+                let incoming = TcpIncoming::from(grpc).with_nodelay(Some(true));
+                router.serve_with_incoming_shutdown(incoming, stopped).await
+            }
+        };
+        if let Some(watcher) = tls_watcher {
+            watcher.abort();
+        }
         if let Err(e) = result {
             tracing::error!(error = %e, "gRPC server failed");
         }
@@ -138,7 +165,7 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
             tracing::error!(error = %e, "admin server failed");
         }
     });
-    tracing::info!(grpc = %grpc_addr, admin = %admin_addr, policy_dir = %settings.policy_dir.display(), "cedar-gate listening");
+    tracing::info!(grpc = %grpc_addr, grpc_tls = config.server.tls.is_some(), admin = %admin_addr, policy_dir = %settings.policy_dir.display(), "cedar-gate listening");
     Ok(Running {
         grpc_addr,
         admin_addr,
@@ -147,6 +174,22 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         tasks: vec![grpc_task, admin_task],
         audit,
     })
+}
+
+/// The tonic server with the limits from `server:`.
+fn server_builder(limits: &crate::config::ServerConfig) -> tonic::transport::Server {
+    let keepalive = (limits.http2_keepalive_interval_seconds > 0)
+        .then(|| Duration::from_secs(limits.http2_keepalive_interval_seconds));
+    let builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(keepalive)
+        .http2_keepalive_timeout(Some(Duration::from_secs(
+            limits.http2_keepalive_timeout_seconds,
+        )));
+    match limits.concurrency_limit_per_connection {
+        Some(limit) => builder.concurrency_limit_per_connection(limit),
+        None => builder,
+    }
 }
 
 /// Reloads policies, logging and counting the result. Returns whether a

@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 use crate::identity::xfcc::XfccElementChoice;
 
+mod server;
+pub use server::{ServerConfig, TlsConfig};
+
 /// Errors raised while reading or validating the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -67,6 +70,9 @@ pub struct Config {
     /// Diagnostic logging.
     #[serde(default)]
     pub logging: LoggingConfig,
+    /// gRPC server limits and optional TLS.
+    #[serde(default)]
+    pub server: ServerConfig,
 }
 
 /// Workload (mTLS / SPIFFE) identity settings.
@@ -285,7 +291,7 @@ impl Config {
                 message: "is required when `audit.sink` is `file`".to_owned(),
             });
         }
-        Ok(())
+        self.server.validate()
     }
 }
 

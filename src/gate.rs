@@ -118,7 +118,9 @@ impl Gate {
         let authz = authz_request(req, &identity, &op, now);
         outcome.principal = authz.principal.uid.to_string();
         outcome.identity = identity;
+        let evaluation = std::time::Instant::now();
         let mut decision = snapshot.decide(&authz, self.config.authorization.on_policy_error);
+        crate::metrics::record_evaluation(evaluation.elapsed());
         if decision.reason == Reason::NoPermit
             && authz.principal.uid.type_name().to_string() == ANONYMOUS
         {

@@ -18,3 +18,4 @@ pub mod policy;
 pub mod request;
 pub mod response;
 pub mod service;
+pub mod tls;
