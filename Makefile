@@ -21,9 +21,11 @@ ENVOY_BIN_SH = $${ENVOY_BIN:-$$(ls -1d $(CURDIR)/$(VENV)/lib/python3*/site-packa
 # Every Envoy config we ship; each is validated by `make test`.
 ENVOY_CONFIGS := $(wildcard envoy/*.yaml)
 
+include mk/helm.mk
+
 .PHONY: help
 help: ## list targets
-	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 $(ENVOY_STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -76,7 +78,7 @@ validate-envoy: $(ENVOY_STAMP) ## validate every shipped Envoy config with the r
 	done
 
 .PHONY: test
-test: $(ENVOY_STAMP) fmt lint validate-policies validate-envoy ## everything CI runs
+test: $(ENVOY_STAMP) fmt lint validate-policies validate-envoy helm-test ## everything CI runs
 	ENVOY_BIN="$(ENVOY_BIN_SH)" $(CARGO) test
 
 .PHONY: e2e
@@ -86,4 +88,4 @@ e2e: $(ENVOY_STAMP) ## only the end-to-end tests through Envoy
 .PHONY: clean
 clean: ## remove build output and the virtualenv
 	$(CARGO) clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(HELM_VENV)

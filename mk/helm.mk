@@ -29,9 +29,8 @@ helm-test: $(HELM_STAMP) ## render, lint and validate the Helm chart offline
 	$(CARGO) build --quiet --bin cedar-gate
 	PATH="$(abspath $(HELM_VENV))/bin:$$PATH" $(HELM_VENV)/bin/python scripts/check-chart.py \
 	  --cedar-gate $(CEDAR_GATE_DEBUG_BIN) --kube-version $(HELM_KUBE_VERSION)
-	@if command -v promtool >/dev/null; then \
-	  promtool check rules deploy/prometheus/cedar-gate-rules.yaml; \
-	  promtool test rules deploy/prometheus/cedar-gate-rules.test.yaml; \
-	else \
-	  echo "promtool not installed: skipping \`promtool check/test rules\` (apt-get install prometheus)"; \
-	fi
+	@command -v promtool >/dev/null || { \
+	  echo "installing promtool (Debian package prometheus) for the alert-rule checks"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	promtool check rules deploy/prometheus/cedar-gate-rules.yaml
+	promtool test rules deploy/prometheus/cedar-gate-rules.test.yaml
