@@ -67,6 +67,11 @@ pub struct Config {
     /// Diagnostic logging.
     #[serde(default)]
     pub logging: LoggingConfig,
+    /// Route table: which protocol (OpenAI, Anthropic, Gemini, Bedrock, MCP,
+    /// plain HTTP) a request speaks. Compiled while parsing; first match wins;
+    /// unmatched requests are plain HTTP.
+    #[serde(default)]
+    pub routes: crate::classify::Routes,
 }
 
 /// Workload (mTLS / SPIFFE) identity settings.
