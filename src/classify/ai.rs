@@ -200,7 +200,9 @@ pub fn object(body: &Json) -> Result<&Json, BodyError> {
     if body.is_object() {
         Ok(body)
     } else {
-        Err(BodyError::Invalid("the body must be a JSON object".to_owned()))
+        Err(BodyError::Invalid(
+            "the body must be a JSON object".to_owned(),
+        ))
     }
 }
 
@@ -261,7 +263,8 @@ mod tests {
 
     #[test]
     fn counts_saturate_and_round_up() {
-        let v = json!({"a": 10, "b": 1.5, "c": 1e300, "d": 18446744073709551615u64, "e": "9", "f": -3});
+        let v =
+            json!({"a": 10, "b": 1.5, "c": 1e300, "d": 18446744073709551615u64, "e": "9", "f": -3});
         assert_eq!(opt_count(&v, "a").unwrap(), Some(10));
         assert_eq!(opt_count(&v, "b").unwrap(), Some(2));
         assert_eq!(opt_count(&v, "c").unwrap(), Some(i64::MAX));

@@ -53,10 +53,7 @@ fn fill(info: &mut AiInfo, json: &Json) -> Result<(), BodyError> {
     info.temperature_milli = opt_milli(obj, "temperature")?;
     let messages = opt_array(obj, "messages")?;
     info.message_count = len(messages.len());
-    info.prompt_chars = messages
-        .iter()
-        .map(text_chars)
-        .fold(0, i64::saturating_add);
+    info.prompt_chars = messages.iter().map(text_chars).fold(0, i64::saturating_add);
     for key in ["system", "prompt"] {
         match get(obj, key) {
             None => {}
@@ -85,13 +82,20 @@ mod tests {
             body: body.as_bytes().to_vec(),
             ..Default::default()
         };
-        parse(&req, &BodyReader::with_rules(&req, BodyMode::Required, 65536))
+        parse(
+            &req,
+            &BodyReader::with_rules(&req, BodyMode::Required, 65536),
+        )
     }
 
     #[test]
     fn endpoints() {
-        let op = run("POST", "/v1/messages", r#"{"model":"claude-x","max_tokens":10,"messages":[]}"#)
-            .unwrap();
+        let op = run(
+            "POST",
+            "/v1/messages",
+            r#"{"model":"claude-x","max_tokens":10,"messages":[]}"#,
+        )
+        .unwrap();
         assert_eq!(op.action.to_string(), r#"Action::"chat""#);
         assert_eq!(op.model.as_deref(), Some("claude-x"));
         let op = run("GET", "/v1/models/claude-x", "").unwrap();

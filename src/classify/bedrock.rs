@@ -101,10 +101,7 @@ fn fill_invoke(info: &mut AiInfo, json: &Json) -> Result<(), BodyError> {
     info.max_output_tokens = max;
     let messages = opt_array(obj, "messages")?;
     info.message_count = len(messages.len());
-    info.prompt_chars = messages
-        .iter()
-        .map(text_chars)
-        .fold(0, i64::saturating_add);
+    info.prompt_chars = messages.iter().map(text_chars).fold(0, i64::saturating_add);
     for key in ["system", "prompt", "inputText"] {
         match get(obj, key) {
             None => {}
@@ -117,7 +114,11 @@ fn fill_invoke(info: &mut AiInfo, json: &Json) -> Result<(), BodyError> {
             Some(_) => return Err(BodyError::field(key, "a string or an array")),
         }
     }
-    tool_names(info, opt_array(obj, "tools")?, &[&["name"], &["toolSpec", "name"]]);
+    tool_names(
+        info,
+        opt_array(obj, "tools")?,
+        &[&["name"], &["toolSpec", "name"]],
+    );
     Ok(())
 }
 
@@ -130,7 +131,10 @@ mod tests {
     fn model_ids() {
         assert_eq!(
             model_and_op("/model/anthropic.claude-3-haiku-20240307-v1:0/converse"),
-            Some(("anthropic.claude-3-haiku-20240307-v1:0".to_owned(), "converse"))
+            Some((
+                "anthropic.claude-3-haiku-20240307-v1:0".to_owned(),
+                "converse"
+            ))
         );
         assert_eq!(
             model_and_op(

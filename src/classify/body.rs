@@ -184,7 +184,9 @@ fn multipart_field(body: &[u8], boundary: &str, name: &str) -> Option<String> {
             continue;
         };
         if disposition.split(';').any(|p| p.trim() == wanted) {
-            let v = value.strip_suffix("\r\n").or_else(|| value.strip_suffix('\n'));
+            let v = value
+                .strip_suffix("\r\n")
+                .or_else(|| value.strip_suffix('\n'));
             return Some(v.unwrap_or(value).to_owned());
         }
     }
@@ -338,7 +340,10 @@ mod tests {
     #[test]
     fn multipart_model_field() {
         let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp3\"\r\n\r\nBINARY\r\n--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--XyZ--\r\n";
-        let r = req(body, &[("content-type", "multipart/form-data; boundary=XyZ")]);
+        let r = req(
+            body,
+            &[("content-type", "multipart/form-data; boundary=XyZ")],
+        );
         let reader = BodyReader::with_rules(&r, BodyMode::Required, 1024);
         let b = reader.multipart_boundary().unwrap();
         assert_eq!(b, "XyZ");

@@ -68,14 +68,21 @@ fn model_and_method(path: &str) -> Option<(&str, Option<&str>)> {
     if collection {
         // The `/tunedModels/` marker sits right before `rest` in `path`.
         let start = path.len() - rest.len() - "tunedModels/".len();
-        return Some((&path[start..start + "tunedModels/".len() + model.len()], method));
+        return Some((
+            &path[start..start + "tunedModels/".len() + model.len()],
+            method,
+        ));
     }
     Some((model, method))
 }
 
 /// A field in camelCase or snake_case.
 fn either<'a>(obj: &'a Json, camel: &'a str, snake: &'a str) -> &'a str {
-    if get(obj, camel).is_some() { camel } else { snake }
+    if get(obj, camel).is_some() {
+        camel
+    } else {
+        snake
+    }
 }
 
 fn fill(info: &mut AiInfo, json: &Json) -> Result<(), BodyError> {
@@ -88,7 +95,10 @@ fn fill(info: &mut AiInfo, json: &Json) -> Result<(), BodyError> {
         .chain(requests)
         .map(text_chars)
         .fold(0, i64::saturating_add);
-    for key in ["content", either(obj, "systemInstruction", "system_instruction")] {
+    for key in [
+        "content",
+        either(obj, "systemInstruction", "system_instruction"),
+    ] {
         match get(obj, key) {
             None => {}
             Some(v @ Json::Object(_)) => {
@@ -102,11 +112,15 @@ fn fill(info: &mut AiInfo, json: &Json) -> Result<(), BodyError> {
     }
     if let Some(config) = get(obj, either(obj, "generationConfig", "generation_config")) {
         let config = object(config)?;
-        info.max_output_tokens =
-            opt_count(config, either(config, "maxOutputTokens", "max_output_tokens"))?;
+        info.max_output_tokens = opt_count(
+            config,
+            either(config, "maxOutputTokens", "max_output_tokens"),
+        )?;
         info.temperature_milli = opt_milli(config, "temperature")?;
-        info.response_format =
-            opt_str(config, either(config, "responseMimeType", "response_mime_type"))?;
+        info.response_format = opt_str(
+            config,
+            either(config, "responseMimeType", "response_mime_type"),
+        )?;
     }
     for tool in opt_array(obj, "tools")? {
         info.has_tools = true;

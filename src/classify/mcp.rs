@@ -222,7 +222,10 @@ mod tests {
     use super::*;
 
     fn ops(body: &str) -> Result<Vec<Operation>, BodyError> {
-        messages(&crate::classify::body::parse_json(body.as_bytes())?, "files")
+        messages(
+            &crate::classify::body::parse_json(body.as_bytes())?,
+            "files",
+        )
     }
 
     #[test]
@@ -240,11 +243,21 @@ mod tests {
         let actions: Vec<String> = o.iter().map(|o| o.action.to_string()).collect();
         assert_eq!(
             actions,
-            [r#"Action::"list_tools""#, r#"Action::"notification""#, r#"Action::"response""#]
+            [
+                r#"Action::"list_tools""#,
+                r#"Action::"notification""#,
+                r#"Action::"response""#
+            ]
         );
         assert!(ops("[]").is_err());
-        let big = format!("[{}]", vec![r#"{"jsonrpc":"2.0","method":"ping","id":1}"#; 65].join(","));
-        assert!(matches!(ops(&big), Err(BodyError::BatchTooLarge { len: 65, .. })));
+        let big = format!(
+            "[{}]",
+            vec![r#"{"jsonrpc":"2.0","method":"ping","id":1}"#; 65].join(",")
+        );
+        assert!(matches!(
+            ops(&big),
+            Err(BodyError::BatchTooLarge { len: 65, .. })
+        ));
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub mod mcp;
 pub mod openai;
 pub mod routes;
 
+#[cfg(test)]
+mod fixtures;
+
 use cedar_policy::EntityUid;
 
 use crate::policy::model::{ACTION, Value, builtin_uid};

@@ -61,7 +61,9 @@ pub fn parse(req: &HttpRequest, body: &BodyReader<'_>) -> Result<Operation, Body
         multipart(body, boundary, base)?
     } else {
         let from_path = deployment.is_some();
-        ai::from_body(body, base, |info, json| fill(info, json, endpoint, from_path))?
+        ai::from_body(body, base, |info, json| {
+            fill(info, json, endpoint, from_path)
+        })?
     };
     Ok(info.operation(Protocol::Openai, action, &req.path))
 }
@@ -93,7 +95,12 @@ fn model_in_path(tail: &str) -> Option<&str> {
     (!id.is_empty()).then_some(id)
 }
 
-fn fill(info: &mut AiInfo, json: &Json, endpoint: &str, model_from_path: bool) -> Result<(), BodyError> {
+fn fill(
+    info: &mut AiInfo,
+    json: &Json,
+    endpoint: &str,
+    model_from_path: bool,
+) -> Result<(), BodyError> {
     let obj = object(json)?;
     if !model_from_path {
         info.model = Some(required_model(obj)?);
@@ -203,7 +210,10 @@ mod tests {
         assert_eq!(split_path("/v1/chat/completions").2, "v1/chat/completions");
         let (p, d, t) = split_path("/openai/deployments/gpt-4o/chat/completions");
         assert_eq!((p, d, t), ("azure", Some("gpt-4o"), "chat/completions"));
-        assert_eq!(model_in_path("v1/models/meta-llama/Llama-3"), Some("meta-llama/Llama-3"));
+        assert_eq!(
+            model_in_path("v1/models/meta-llama/Llama-3"),
+            Some("meta-llama/Llama-3")
+        );
         assert_eq!(model_in_path("v1/models/"), None);
     }
 
@@ -229,7 +239,19 @@ mod tests {
     fn model_is_required_and_typed() {
         assert!(run(&post("/v1/chat/completions", r#"{"messages":[]}"#)).is_err());
         assert!(run(&post("/v1/chat/completions", r#"{"model":7}"#)).is_err());
-        assert!(run(&post("/v1/chat/completions", r#"{"model":"m","max_tokens":"9"}"#)).is_err());
-        assert!(run(&post("/v1/chat/completions", r#"{"model":"m","messages":"x"}"#)).is_err());
+        assert!(
+            run(&post(
+                "/v1/chat/completions",
+                r#"{"model":"m","max_tokens":"9"}"#
+            ))
+            .is_err()
+        );
+        assert!(
+            run(&post(
+                "/v1/chat/completions",
+                r#"{"model":"m","messages":"x"}"#
+            ))
+            .is_err()
+        );
     }
 }

@@ -303,7 +303,9 @@ fn compile_pattern(p: &str) -> Result<PathMatch, String> {
 /// `host:port` → `host`; `[v6]:port` → `[v6]`.
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split_once(']').map_or(host, |(h, _)| &host[..=h.len()]);
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| &host[..=h.len()]);
     }
     match host.rsplit_once(':') {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
@@ -355,7 +357,8 @@ mod tests {
         assert!(r.find(&req("GET", "my.openai.azure.com", "/x")).is_none());
         assert!(r.find(&req("POST", "openai.azure.com", "/x")).is_none());
         assert_eq!(
-            r.find(&req("GET", "api.example.com", "/")).map(|r| r.protocol),
+            r.find(&req("GET", "api.example.com", "/"))
+                .map(|r| r.protocol),
             Some(Protocol::Gemini)
         );
     }
