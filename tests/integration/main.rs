@@ -4,6 +4,7 @@
 // Tests may unwrap and panic: a failing assertion is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod ai;
 mod common;
 mod e2e;
 mod grpc;
