@@ -7,4 +7,5 @@
 mod ai;
 mod common;
 mod e2e;
+mod e2e_ai;
 mod grpc;
