@@ -501,3 +501,14 @@ async fn ai_unreadable_bodies_fail_closed_with_specific_reasons() {
         .await;
     assert!(allowed(&resp), "{:?}", resp.http_response);
 }
+
+#[tokio::test]
+async fn ai_unknown_provider_paths_are_plain_http_and_batch_apis_are_refused() {
+    let mut s = Server::start().await;
+    let resp = s.check(post(RESEARCH_AGENT, "/v1/batches", br#"{"input_file_id":"file-abc123","endpoint":"/v1/chat/completions","completion_window":"24h"}"#)).await;
+    let json = forbidden(&resp);
+    assert_eq!(json["reason"], "policy_forbid");
+    assert_eq!(meta(&resp, "action"), "Action::\"http\"");
+    assert_eq!(meta(&resp, "protocol"), "openai");
+    assert_eq!(meta(&resp, "policies"), "forbid-provider-batch-apis");
+}
