@@ -401,6 +401,31 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn compile_and_match_never_panic(
+            pattern in "[/a-z{}*:%.-]{0,24}",
+            prefix in proptest::bool::ANY,
+            path in "[/a-z{}*:%.-]{0,32}",
+            host in "[a-zA-Z0-9.:\\[\\]*-]{0,20}",
+        ) {
+            let spec = RouteSpec {
+                name: None,
+                host: Some(host.clone()),
+                path_prefix: prefix.then(|| pattern.clone()),
+                path: (!prefix).then(|| pattern.clone()),
+                methods: vec!["POST".into()],
+                protocol: Protocol::Openai,
+                server: None,
+                body: BodyMode::Required,
+                max_body_bytes: None,
+            };
+            if let Ok(r) = Routes::compile(vec![spec]) {
+                let _ = r.find(&req("POST", &host, &path));
+            }
+        }
+    }
+
     #[test]
     fn strip_port_forms() {
         assert_eq!(strip_port("a.b:8443"), "a.b");
