@@ -162,25 +162,28 @@ impl Gate {
                 outcome.decision = decision;
                 return outcome;
             }
-            allowed = Some(match allowed {
-                None => decision,
-                Some(mut merged) => {
-                    for p in decision.policies {
-                        if !merged.policies.iter().any(|q| q.id == p.id) {
-                            merged.policies.push(p);
-                        }
-                    }
-                    merged.policies.sort_by(|a, b| a.id.cmp(&b.id));
-                    merged.errors.extend(decision.errors);
-                    merged
-                }
-            });
+            match &mut allowed {
+                None => allowed = Some(decision),
+                Some(merged) => merge_allow(merged, decision),
+            }
         }
         if let Some(decision) = allowed {
             outcome.decision = decision;
         }
         outcome
     }
+}
+
+/// Folds one more allow of a batch into the batch's allow: the policies of
+/// every operation (each once, sorted) and every error.
+fn merge_allow(merged: &mut Decision, more: Decision) {
+    for p in more.policies {
+        if !merged.policies.iter().any(|q| q.id == p.id) {
+            merged.policies.push(p);
+        }
+    }
+    merged.policies.sort_by(|a, b| a.id.cmp(&b.id));
+    merged.errors.extend(more.errors);
 }
 
 fn rejection(e: &IdentityError) -> IdentityRejection {
