@@ -427,6 +427,16 @@ mod tests {
     }
 
     #[test]
+    fn config_error_names_the_route() {
+        let err = crate::config::Config::from_yaml(
+            "routes:\n  - {path_prefix: /v1/, protocol: openai}\n  - {path: /a/**/b, protocol: mcp, server: s}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("routes[1]") && err.contains("`**`"), "{err}");
+    }
+
+    #[test]
     fn strip_port_forms() {
         assert_eq!(strip_port("a.b:8443"), "a.b");
         assert_eq!(strip_port("a.b"), "a.b");
