@@ -159,17 +159,18 @@ impl<'a> BodyReader<'a> {
 
     /// A text field of a `multipart/form-data` body (first occurrence).
     pub fn multipart_field(&self, boundary: &str, name: &str) -> Result<Option<String>, BodyError> {
-        let body = self.bytes()?;
-        Ok(multipart_field(body, boundary, name))
+        multipart_field(self.bytes()?, boundary, name)
     }
 }
 
 /// Finds `name="<name>"` in a multipart body and returns its value. Only the
-/// small text fields cedar-gate reads (for example `model`) are looked at.
-fn multipart_field(body: &[u8], boundary: &str, name: &str) -> Option<String> {
+/// small text fields cedar-gate reads (for example `model`) are looked at. A
+/// field sent twice is refused: the upstream may keep the other one.
+fn multipart_field(body: &[u8], boundary: &str, name: &str) -> Result<Option<String>, BodyError> {
     let delim = format!("--{boundary}");
     let text = String::from_utf8_lossy(body);
     let wanted = format!("name=\"{name}\"");
+    let mut found: Option<String> = None;
     for part in text.split(delim.as_str()).skip(1) {
         let Some((head, value)) = part
             .split_once("\r\n\r\n")
@@ -184,13 +185,18 @@ fn multipart_field(body: &[u8], boundary: &str, name: &str) -> Option<String> {
             continue;
         };
         if disposition.split(';').any(|p| p.trim() == wanted) {
+            if found.is_some() {
+                return Err(BodyError::Invalid(format!(
+                    "form field `{name}` appears more than once"
+                )));
+            }
             let v = value
                 .strip_suffix("\r\n")
                 .or_else(|| value.strip_suffix('\n'));
-            return Some(v.unwrap_or(value).to_owned());
+            found = Some(v.unwrap_or(value).to_owned());
         }
     }
-    None
+    Ok(found)
 }
 
 /// Parses JSON strictly: duplicate keys and trailing data are errors; depth
@@ -352,5 +358,16 @@ mod tests {
             Some("whisper-1")
         );
         assert_eq!(reader.multipart_field(b, "nope").unwrap(), None);
+        let twice = [
+            &body[..body.len() - 9],
+            b"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\no1\r\n--XyZ--\r\n",
+        ]
+        .concat();
+        let r = req(
+            &twice,
+            &[("content-type", "multipart/form-data; boundary=XyZ")],
+        );
+        let reader = BodyReader::with_rules(&r, BodyMode::Required, 1024);
+        assert!(reader.multipart_field("XyZ", "model").is_err());
     }
 }

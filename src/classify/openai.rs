@@ -57,7 +57,14 @@ pub fn parse(req: &HttpRequest, body: &BodyReader<'_>) -> Result<Operation, Body
     };
     let mut base = AiInfo::new(provider, endpoint);
     base.model = deployment.map(str::to_owned);
-    let info = if let Some(boundary) = body.multipart_boundary() {
+    // Only the upload endpoints take multipart; elsewhere the body must be JSON,
+    // so a multipart content type cannot smuggle a second reading of the body.
+    let upload = matches!(
+        *endpoint,
+        "audio/transcriptions" | "audio/translations" | "images/edits" | "images/variations"
+    );
+    let boundary = body.multipart_boundary().filter(|_| upload);
+    let info = if let Some(boundary) = boundary {
         multipart(body, boundary, base)?
     } else {
         let from_path = deployment.is_some();
@@ -226,6 +233,21 @@ mod tests {
         .unwrap();
         assert_eq!(op.resource.to_string(), r#"Model::"gpt-4o-prod""#);
         assert_eq!(op.action.to_string(), r#"Action::"chat""#);
+    }
+
+    #[test]
+    fn multipart_only_on_upload_endpoints() {
+        let mut req = post(
+            "/v1/chat/completions",
+            "--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ngpt-4o-mini\r\n--b--\r\n",
+        );
+        req.headers = vec![(
+            "content-type".into(),
+            "multipart/form-data; boundary=b".into(),
+        )];
+        assert!(matches!(run(&req), Err(BodyError::Invalid(_))));
+        req.path = "/v1/audio/transcriptions".into();
+        assert_eq!(run(&req).unwrap().model.as_deref(), Some("gpt-4o-mini"));
     }
 
     #[test]
