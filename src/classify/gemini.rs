@@ -76,12 +76,15 @@ fn model_and_method(path: &str) -> Option<(&str, Option<&str>)> {
     Some((model, method))
 }
 
-/// A field in camelCase or snake_case.
-fn either<'a>(obj: &'a Json, camel: &'a str, snake: &'a str) -> &'a str {
-    if get(obj, camel).is_some() {
-        camel
-    } else {
-        snake
+/// A field in camelCase or snake_case. Both at once is refused: which one
+/// the upstream keeps is not ours to guess.
+fn either<'a>(obj: &Json, camel: &'a str, snake: &'a str) -> Result<&'a str, BodyError> {
+    match (get(obj, camel).is_some(), get(obj, snake).is_some()) {
+        (true, true) => Err(BodyError::Invalid(format!(
+            "both `{camel}` and `{snake}` are set"
+        ))),
+        (true, false) => Ok(camel),
+        _ => Ok(snake),
     }
 }
 
@@ -97,7 +100,7 @@ fn fill(info: &mut AiInfo, json: &Json) -> Result<(), BodyError> {
         .fold(0, i64::saturating_add);
     for key in [
         "content",
-        either(obj, "systemInstruction", "system_instruction"),
+        either(obj, "systemInstruction", "system_instruction")?,
     ] {
         match get(obj, key) {
             None => {}
@@ -110,16 +113,16 @@ fn fill(info: &mut AiInfo, json: &Json) -> Result<(), BodyError> {
             Some(_) => return Err(BodyError::field(key, "an object")),
         }
     }
-    if let Some(config) = get(obj, either(obj, "generationConfig", "generation_config")) {
+    if let Some(config) = get(obj, either(obj, "generationConfig", "generation_config")?) {
         let config = object(config)?;
         info.max_output_tokens = opt_count(
             config,
-            either(config, "maxOutputTokens", "max_output_tokens"),
+            either(config, "maxOutputTokens", "max_output_tokens")?,
         )?;
         info.temperature_milli = opt_milli(config, "temperature")?;
         info.response_format = opt_str(
             config,
-            either(config, "responseMimeType", "response_mime_type"),
+            either(config, "responseMimeType", "response_mime_type")?,
         )?;
     }
     for tool in opt_array(obj, "tools")? {
@@ -150,6 +153,19 @@ fn fill(info: &mut AiInfo, json: &Json) -> Result<(), BodyError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_spellings_at_once_are_refused() {
+        let req = HttpRequest {
+            method: "POST".into(),
+            path: "/v1beta/models/gemini-2.0-flash:generateContent".into(),
+            body: br#"{"generationConfig":{"maxOutputTokens":10,"max_output_tokens":99999}}"#
+                .to_vec(),
+            ..Default::default()
+        };
+        let body = BodyReader::with_rules(&req, crate::classify::routes::BodyMode::Required, 4096);
+        assert!(matches!(parse(&req, &body), Err(BodyError::Invalid(_))));
+    }
 
     #[test]
     fn model_paths() {
