@@ -6,7 +6,6 @@
 //! blocks rather than drop an event: an audit trail with holes is worse than
 //! back-pressure).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -75,9 +74,15 @@ pub struct AuditEvent<'a> {
     pub host: &'a str,
     /// Path (without query).
     pub path: &'a str,
-    /// Extra fields, reserved for later protocol details.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub extra: BTreeMap<&'static str, String>,
+    /// The model asked for (the denied operation's, on a deny).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<&'a str>,
+    /// The MCP tool called, as `<server>/<tool>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<&'a str>,
+    /// Operations decided, when more than one (a JSON-RPC batch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operations: Option<usize>,
 }
 
 // === impl AuditEvent ===
@@ -123,7 +128,9 @@ impl<'a> AuditEvent<'a> {
             method: &req.method,
             host: &req.host,
             path: &req.path,
-            extra: BTreeMap::new(),
+            model: outcome.model.as_deref(),
+            tool: outcome.tool.as_deref(),
+            operations: (outcome.operations > 1).then_some(outcome.operations),
         }
     }
 }

@@ -73,6 +73,11 @@ pub struct Config {
     /// gRPC server limits and optional TLS.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Route table: which protocol (OpenAI, Anthropic, Gemini, Bedrock, MCP,
+    /// plain HTTP) a request speaks. Compiled while parsing; first match wins;
+    /// unmatched requests are plain HTTP.
+    #[serde(default)]
+    pub routes: crate::classify::Routes,
 }
 
 /// Workload (mTLS / SPIFFE) identity settings.

@@ -36,6 +36,12 @@ pub struct Outcome {
     pub action: String,
     /// The resource uid.
     pub resource: String,
+    /// The model asked for, if any (the denied operation's, on a deny).
+    pub model: Option<String>,
+    /// The MCP tool called, as `<server>/<tool>`, if any.
+    pub tool: Option<String>,
+    /// Operations decided: 1, or the JSON-RPC batch size.
+    pub operations: usize,
     /// Generation of the snapshot that decided.
     pub policy_generation: u64,
     /// Content hash of that snapshot.
@@ -86,18 +92,28 @@ impl Gate {
         &self.config
     }
 
-    /// Decides one request.
+    /// Decides one request. A JSON-RPC batch is several operations: each is
+    /// decided, the first denial is the answer, and an allow names the
+    /// policies of every operation.
     pub fn check(&self, snapshot: &Snapshot, req: &HttpRequest, now: SystemTime) -> Outcome {
-        let op = classify::classify(req);
+        let classified = classify::classify(req, &self.config.routes);
+        let first = match &classified {
+            Ok(ops) => ops.first().cloned(),
+            Err(refusal) => Some(classify::http::classify_as(req, refusal.protocol)),
+        }
+        .unwrap_or_else(|| classify::http::classify(req));
         let mut outcome = Outcome {
             decision_id: uuid::Uuid::now_v7().to_string(),
             decision: Decision::deny(Reason::InvalidIdentity, Vec::new()),
             principal: String::new(),
             identity: Identity::default(),
             identity_error: None,
-            protocol: op.protocol,
-            action: op.action.to_string(),
-            resource: op.resource.to_string(),
+            protocol: first.protocol,
+            action: first.action.to_string(),
+            resource: first.resource.to_string(),
+            model: first.model.clone(),
+            tool: first.tool.clone(),
+            operations: classified.as_ref().map_or(1, Vec::len),
             policy_generation: snapshot.generation,
             policy_hash: snapshot.hash.clone(),
             cache_hit: false,
@@ -115,21 +131,61 @@ impl Gate {
                 return outcome;
             }
         };
-        let authz = authz_request(req, &identity, &op, now);
+        let authz = authz_request(req, &identity, &first, now);
         outcome.principal = authz.principal.uid.to_string();
         outcome.identity = identity;
-        let evaluation = std::time::Instant::now();
-        let mut decision = snapshot.decide(&authz, self.config.authorization.on_policy_error);
-        crate::metrics::record_evaluation(evaluation.elapsed());
-        if decision.reason == Reason::NoPermit
-            && authz.principal.uid.type_name().to_string() == ANONYMOUS
-        {
-            // No credentials and no policy for Anonymous: ask for credentials.
-            decision.reason = Reason::Unauthenticated;
+        let ops = match classified {
+            Ok(ops) => ops,
+            Err(refusal) => {
+                // Fail closed: a body the protocol needs but cannot read.
+                outcome.decision =
+                    Decision::deny(refusal.error.reason(), vec![refusal.error.to_string()]);
+                return outcome;
+            }
+        };
+        let mut allowed: Option<Decision> = None;
+        for op in &ops {
+            let authz = authz_request(req, &outcome.identity, op, now);
+            let evaluation = std::time::Instant::now();
+            let mut decision = snapshot.decide(&authz, self.config.authorization.on_policy_error);
+            crate::metrics::record_evaluation(evaluation.elapsed());
+            if decision.reason == Reason::NoPermit
+                && authz.principal.uid.type_name().to_string() == ANONYMOUS
+            {
+                // No credentials and no policy for Anonymous: ask for credentials.
+                decision.reason = Reason::Unauthenticated;
+            }
+            if !decision.is_allow() {
+                outcome.protocol = op.protocol;
+                outcome.action = op.action.to_string();
+                outcome.resource = op.resource.to_string();
+                outcome.model = op.model.clone();
+                outcome.tool = op.tool.clone();
+                outcome.decision = decision;
+                return outcome;
+            }
+            match &mut allowed {
+                None => allowed = Some(decision),
+                Some(merged) => merge_allow(merged, decision),
+            }
         }
-        outcome.decision = decision;
+        if let Some(decision) = allowed {
+            outcome.decision = decision;
+        }
         outcome
     }
+}
+
+/// Folds one more allow of a batch into the batch's allow: the policies of
+/// every operation (each once, sorted) and every error.
+fn merge_allow(merged: &mut Decision, more: Decision) {
+    for p in more.policies {
+        if !merged.policies.iter().any(|q| q.id == p.id) {
+            merged.policies.push(p);
+        }
+    }
+    merged.policies.sort_by(|a, b| a.id.cmp(&b.id));
+    merged.errors.extend(more.errors);
 }
 
 fn rejection(e: &IdentityError) -> IdentityRejection {
@@ -187,15 +243,18 @@ pub fn authz_request(
     if let Some(w) = &identity.workload {
         auth.push(("spiffe_id".to_owned(), Value::str(w.id.as_str())));
     }
+    let mut context = vec![
+        ("request".to_owned(), Value::Record(request)),
+        ("auth".to_owned(), Value::Record(auth)),
+    ];
+    // Protocol records (`ai`, `mcp`), optional in the schema.
+    context.extend(op.context.iter().cloned());
     AuthzRequest {
         principal,
         extra: Vec::new(),
         action: op.action.clone(),
         resource: op.resource.clone(),
-        context: vec![
-            ("request".to_owned(), Value::Record(request)),
-            ("auth".to_owned(), Value::Record(auth)),
-        ],
+        context,
     }
 }
 
