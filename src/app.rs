@@ -102,7 +102,10 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
     health
         .set_not_serving::<AuthorizationServer<AuthzService>>()
         .await;
-    if reload(&store) {
+    let gate = Gate::new(config.clone());
+    let tokens = gate.tokens().cloned();
+    let policies_loaded = reload(&store);
+    if policies_loaded && tokens.as_ref().is_none_or(|t| t.ready()) {
         health
             .set_serving::<AuthorizationServer<AuthzService>>()
             .await;
@@ -110,7 +113,18 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
 
     let (shutdown, mut stop_grpc) = watch::channel(false);
     let mut stop_admin = shutdown.subscribe();
-    let service = AuthzService::new(store.clone(), Gate::new(config.clone()), audit.clone());
+    let mut token_tasks = Vec::new();
+    if let Some(tokens) = &tokens {
+        token_tasks = tokens.start(&shutdown);
+        if policies_loaded && !tokens.ready() {
+            token_tasks.push(tokio::spawn(serve_when_keys_ready(
+                tokens.clone(),
+                health.clone(),
+                shutdown.subscribe(),
+            )));
+        }
+    }
+    let service = AuthzService::new(store.clone(), gate, audit.clone());
     let grpc_task = tokio::spawn(async move {
         let result = tonic::transport::Server::builder()
             .tcp_nodelay(true)
@@ -127,6 +141,7 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
     let admin_router = crate::admin::router(crate::admin::AdminState {
         store: store.clone(),
         metrics: prometheus,
+        tokens,
     });
     let admin_task = tokio::spawn(async move {
         let result = axum::serve(admin, admin_router)
@@ -144,7 +159,7 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         admin_addr,
         store,
         shutdown,
-        tasks: vec![grpc_task, admin_task],
+        tasks: [grpc_task, admin_task].into_iter().chain(token_tasks).collect(),
         audit,
     })
 }
@@ -175,6 +190,28 @@ pub fn reload(store: &PolicyStore) -> bool {
             }
             metrics::record_reload(Err(()));
             false
+        }
+    }
+}
+
+/// gRPC health turns SERVING once every required issuer has keys (the policy
+/// snapshot is already loaded when this runs).
+async fn serve_when_keys_ready(
+    tokens: Arc<crate::identity::token::TokenVerifier>,
+    health: tonic_health::server::HealthReporter,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if tokens.ready() {
+            health
+                .set_serving::<AuthorizationServer<AuthzService>>()
+                .await;
+            tracing::info!("issuer keys loaded: serving");
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
         }
     }
 }

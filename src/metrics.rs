@@ -25,6 +25,8 @@ pub const POLICY_GENERATION: &str = "cedar_gate_policy_generation";
 pub const POLICIES_LOADED: &str = "cedar_gate_policies_loaded";
 /// Unix time of the last successful reload.
 pub const POLICY_LAST_RELOAD: &str = "cedar_gate_policy_last_reload_success_timestamp_seconds";
+/// Issuer key set fetches, by `issuer` (config-bounded) and `result`.
+pub const JWKS_REFRESHES: &str = "cedar_gate_jwks_refreshes_total";
 /// Build information (value 1, label `version`).
 pub const BUILD_INFO: &str = "cedar_gate_build_info";
 
@@ -76,6 +78,10 @@ fn describe() {
         POLICY_LAST_RELOAD,
         "Unix time of the last successful policy reload."
     );
+    describe_counter!(
+        JWKS_REFRESHES,
+        "Issuer key set fetches, by issuer and result (a failure keeps the last good keys)."
+    );
     describe_gauge!(BUILD_INFO, "Build information.");
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
@@ -116,4 +122,11 @@ pub fn record_reload(snapshot: Result<&crate::policy::Snapshot, ()>) {
         }
         Err(()) => counter!(POLICY_RELOADS, "result" => "failure").increment(1),
     }
+}
+
+/// Records one key set fetch for an issuer. The issuer label is bounded by the
+/// config (only configured issuers are ever fetched).
+pub fn record_jwks_refresh(issuer: &str, ok: bool) {
+    let result = if ok { "success" } else { "failure" };
+    counter!(JWKS_REFRESHES, "issuer" => issuer.to_owned(), "result" => result).increment(1);
 }
