@@ -340,6 +340,73 @@ mod tests {
         assert_eq!(parse_algorithm("EdDSA").unwrap(), Algorithm::EdDSA);
     }
 
+    fn config(issuers: &str) -> Result<crate::config::Config, ConfigError> {
+        crate::config::Config::from_yaml(&format!("identity:\n  issuers:\n{issuers}"))
+    }
+
+    const AGENTS: &str = "  - issuer: https://agents.example.com\n    jwks_url: https://agents.example.com/jwks\n    audiences: [cedar-gate]\n    entity_type: Agent\n";
+
+    #[test]
+    fn valid_issuer_defaults() {
+        let c = config(AGENTS).unwrap();
+        let i = &c.identity.issuers[0];
+        assert_eq!(i.subject_claim, "sub");
+        assert_eq!(i.algorithms, vec!["RS256"]);
+        assert_eq!(i.leeway_seconds, DEFAULT_LEEWAY_SECONDS);
+        assert!(i.required);
+        assert_eq!(c.identity.principal, PrincipalSource::Token);
+    }
+
+    #[test]
+    fn refused_at_load() {
+        let cases = [
+            (format!("{AGENTS}    algorithms: [none]\n"), "never accepted"),
+            (format!("{AGENTS}    algorithms: [HS256]\n"), "HMAC"),
+            (format!("{AGENTS}    leeway_seconds: 301\n"), "leeway_seconds"),
+            (format!("{AGENTS}    max_lifetime_seconds: 0\n"), "max_lifetime_seconds"),
+            (format!("{AGENTS}    discovery: true\n"), "exactly one key source"),
+            (AGENTS.replace("https://agents.example.com/jwks", "http://agents.example.com/jwks"), "jwks_url"),
+            (AGENTS.replace("[cedar-gate]", "[]"), "audience"),
+            (AGENTS.replace("Agent", "Workload"), "reserved"),
+            (AGENTS.replace("Agent", "not a type"), "entity type"),
+            (format!("{AGENTS}{}", AGENTS.replace("agents.example.com", "other.example.com")), "one entity type per issuer"),
+            (format!("{AGENTS}{AGENTS}"), "configured twice"),
+            (format!("{AGENTS}    colour: blue\n"), "colour"),
+        ];
+        for (yaml, needle) in cases {
+            let err = config(&yaml).unwrap_err().to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
+    fn token_options() {
+        let ok = crate::config::Config::from_yaml(&format!(
+            "identity:\n  principal: workload\n  token_header: x-agent-token\n  jwt_authn_metadata:\n    payload_key: jwt_payload\n  issuers:\n{AGENTS}response:\n  resource_metadata: https://gw.example.com/.well-known/oauth-protected-resource\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.identity.principal, PrincipalSource::Workload);
+        assert_eq!(
+            ok.identity.jwt_authn_metadata.unwrap().namespace,
+            DEFAULT_JWT_AUTHN_NAMESPACE
+        );
+        let err = crate::config::Config::from_yaml(
+            "identity:\n  jwt_authn_metadata:\n    payload_key: p\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("identity.issuers"), "{err}");
+        let err =
+            crate::config::Config::from_yaml("response:\n  resource_metadata: 'x\"y'\n").unwrap_err();
+        assert!(err.to_string().contains("resource_metadata"), "{err}");
+    }
+
+    #[test]
+    fn example_token_config_is_valid() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tokens.yaml");
+        let c = crate::config::Config::load(&path).unwrap();
+        assert_eq!(c.identity.issuers.len(), 2);
+    }
+
     #[test]
     fn fetchable_urls() {
         assert!(fetchable("https://idp.example.com/jwks"));

@@ -410,7 +410,11 @@ mod tests {
         assert_eq!(keys.len(), 1);
         let set = KeySet { keys, generation: 1 };
         assert!(set.candidates(Some("k1"), Algorithm::RS256).is_ok());
-        assert!(set.candidates(Some("k1"), Algorithm::PS256).is_ok());
+        // The JWK says RS256: the same RSA key may not verify PS256.
+        assert_eq!(
+            set.candidates(Some("k1"), Algorithm::PS256).unwrap_err(),
+            TokenError::KeyAlgorithmMismatch
+        );
         assert_eq!(
             set.candidates(Some("hmac"), Algorithm::HS256).unwrap_err(),
             TokenError::UnknownKeyId
@@ -423,6 +427,18 @@ mod tests {
             set.candidates(Some("nope"), Algorithm::RS256).unwrap_err(),
             TokenError::UnknownKeyId
         );
+    }
+
+    #[test]
+    fn key_without_alg_fits_its_family() {
+        let mut jwk = rsa_jwk("k");
+        jwk.as_object_mut().unwrap().remove("alg");
+        let doc = json!({ "keys": [jwk] });
+        let keys = parse_jwks(doc.to_string().as_bytes(), "test").unwrap();
+        let set = KeySet { keys, generation: 1 };
+        assert!(set.candidates(Some("k"), Algorithm::PS256).is_ok());
+        assert!(set.candidates(None, Algorithm::RS512).is_ok());
+        assert!(set.candidates(None, Algorithm::EdDSA).is_err());
     }
 
     #[test]
