@@ -7,3 +7,5 @@
 mod common;
 mod e2e;
 mod grpc;
+mod jwt;
+mod jwt_e2e;
