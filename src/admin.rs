@@ -42,13 +42,13 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
             );
         }
     }
-    if let Some(waiting) = state.tokens.as_ref().map(|t| t.waiting_for()) {
-        if !waiting.is_empty() {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("waiting for keys of issuer(s): {}\n", waiting.join(", ")),
-            );
-        }
+    if let Some(waiting) = state.tokens.as_ref().map(|t| t.waiting_for())
+        && !waiting.is_empty()
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("waiting for keys of issuer(s): {}\n", waiting.join(", ")),
+        );
     }
     (StatusCode::OK, "ready\n".to_owned())
 }

@@ -304,16 +304,15 @@ impl Config {
             self.identity.token_header.as_deref(),
             self.identity.jwt_authn_metadata.as_ref(),
         )?;
-        if let Some(url) = &self.response.resource_metadata {
-            if (!url.starts_with("https://") && !url.starts_with("http://"))
+        if let Some(url) = &self.response.resource_metadata
+            && ((!url.starts_with("https://") && !url.starts_with("http://"))
                 || url.contains('"')
-                || url.contains('\\')
-            {
-                return Err(ConfigError::Invalid {
-                    key: "response.resource_metadata",
-                    message: "must be an http(s) URL without quotes or backslashes".to_owned(),
-                });
-            }
+                || url.contains('\\'))
+        {
+            return Err(ConfigError::Invalid {
+                key: "response.resource_metadata",
+                message: "must be an http(s) URL without quotes or backslashes".to_owned(),
+            });
         }
         if self.audit.sink == AuditSink::File && self.audit.path.is_none() {
             return Err(ConfigError::Invalid {

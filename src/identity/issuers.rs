@@ -212,13 +212,13 @@ pub fn validate(
                 ),
             ));
         }
-        if let Some(url) = &i.jwks_url {
-            if !fetchable(url) {
-                return Err(invalid(
-                    "identity.issuers.jwks_url",
-                    format!("`{url}` must be https:// (http:// only on loopback)"),
-                ));
-            }
+        if let Some(url) = &i.jwks_url
+            && !fetchable(url)
+        {
+            return Err(invalid(
+                "identity.issuers.jwks_url",
+                format!("`{url}` must be https:// (http:// only on loopback)"),
+            ));
         }
         if i.discovery && !fetchable(name) {
             return Err(invalid(
@@ -240,7 +240,10 @@ pub fn validate(
         }
         for alg in &i.algorithms {
             parse_algorithm(alg).map_err(|m| {
-                invalid("identity.issuers.algorithms", format!("issuer `{name}`: {m}"))
+                invalid(
+                    "identity.issuers.algorithms",
+                    format!("issuer `{name}`: {m}"),
+                )
             })?;
         }
         if i.leeway_seconds > MAX_LEEWAY_SECONDS {
@@ -297,17 +300,16 @@ pub fn validate(
             }
         }
     }
-    if let Some(h) = token_header {
-        if h.is_empty()
+    if let Some(h) = token_header
+        && (h.is_empty()
             || !h
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(invalid(
-                "identity.token_header",
-                format!("`{h}` is not a header name"),
-            ));
-        }
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        return Err(invalid(
+            "identity.token_header",
+            format!("`{h}` is not a header name"),
+        ));
     }
     if let Some(m) = jwt_authn {
         if m.namespace.is_empty() || m.payload_key.is_empty() {
@@ -360,16 +362,40 @@ mod tests {
     #[test]
     fn refused_at_load() {
         let cases = [
-            (format!("{AGENTS}    algorithms: [none]\n"), "never accepted"),
+            (
+                format!("{AGENTS}    algorithms: [none]\n"),
+                "never accepted",
+            ),
             (format!("{AGENTS}    algorithms: [HS256]\n"), "HMAC"),
-            (format!("{AGENTS}    leeway_seconds: 301\n"), "leeway_seconds"),
-            (format!("{AGENTS}    max_lifetime_seconds: 0\n"), "max_lifetime_seconds"),
-            (format!("{AGENTS}    discovery: true\n"), "exactly one key source"),
-            (AGENTS.replace("https://agents.example.com/jwks", "http://agents.example.com/jwks"), "jwks_url"),
+            (
+                format!("{AGENTS}    leeway_seconds: 301\n"),
+                "leeway_seconds",
+            ),
+            (
+                format!("{AGENTS}    max_lifetime_seconds: 0\n"),
+                "max_lifetime_seconds",
+            ),
+            (
+                format!("{AGENTS}    discovery: true\n"),
+                "exactly one key source",
+            ),
+            (
+                AGENTS.replace(
+                    "https://agents.example.com/jwks",
+                    "http://agents.example.com/jwks",
+                ),
+                "jwks_url",
+            ),
             (AGENTS.replace("[cedar-gate]", "[]"), "audience"),
             (AGENTS.replace("Agent", "Workload"), "reserved"),
             (AGENTS.replace("Agent", "not a type"), "entity type"),
-            (format!("{AGENTS}{}", AGENTS.replace("agents.example.com", "other.example.com")), "one entity type per issuer"),
+            (
+                format!(
+                    "{AGENTS}{}",
+                    AGENTS.replace("agents.example.com", "other.example.com")
+                ),
+                "one entity type per issuer",
+            ),
             (format!("{AGENTS}{AGENTS}"), "configured twice"),
             (format!("{AGENTS}    colour: blue\n"), "colour"),
         ];
@@ -395,8 +421,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("identity.issuers"), "{err}");
-        let err =
-            crate::config::Config::from_yaml("response:\n  resource_metadata: 'x\"y'\n").unwrap_err();
+        let err = crate::config::Config::from_yaml("response:\n  resource_metadata: 'x\"y'\n")
+            .unwrap_err();
         assert!(err.to_string().contains("resource_metadata"), "{err}");
     }
 

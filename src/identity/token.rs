@@ -47,7 +47,10 @@ impl moka::Expiry<[u8; 32], Cached> for UntilExpiry {
         value: &Cached,
         _created_at: Instant,
     ) -> Option<Duration> {
-        let left = value.token.expires_at.saturating_sub(unix_now(SystemTime::now()));
+        let left = value
+            .token
+            .expires_at
+            .saturating_sub(unix_now(SystemTime::now()));
         Some(Duration::from_secs(u64::try_from(left).unwrap_or(0)))
     }
 }
@@ -193,14 +196,13 @@ impl TokenVerifier {
         req: &HttpRequest,
         now: SystemTime,
     ) -> Result<Option<Arc<VerifiedToken>>, TokenError> {
-        if let Some(m) = &self.jwt_authn {
-            if let Some(payload) = req
+        if let Some(m) = &self.jwt_authn
+            && let Some(payload) = req
                 .filter_metadata
                 .get(&m.namespace)
                 .and_then(|ns| ns.get(&m.payload_key))
-            {
-                return self.trusted_payload(payload, now).map(Some);
-            }
+        {
+            return self.trusted_payload(payload, now).map(Some);
         }
         match self.bearer(req) {
             Some(token) => self.verify(token, now).map(Some),
@@ -239,19 +241,19 @@ impl TokenVerifier {
             return Err(TokenError::TooLarge(token.len()));
         }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(cache) = &self.cache {
-            if let Some(hit) = cache.get(&digest) {
-                let fresh = self
-                    .issuers
-                    .iter()
-                    .find(|i| i.rules.issuer == hit.token.issuer)
-                    .and_then(|i| i.keys.current())
-                    .is_some_and(|k| k.generation == hit.generation);
-                if fresh && hit.token.is_current(now_s) {
-                    return Ok(hit.token);
-                }
-                cache.invalidate(&digest);
+        if let Some(cache) = &self.cache
+            && let Some(hit) = cache.get(&digest)
+        {
+            let fresh = self
+                .issuers
+                .iter()
+                .find(|i| i.rules.issuer == hit.token.issuer)
+                .and_then(|i| i.keys.current())
+                .is_some_and(|k| k.generation == hit.generation);
+            if fresh && hit.token.is_current(now_s) {
+                return Ok(hit.token);
             }
+            cache.invalidate(&digest);
         }
         let parsed = jwt::parse(token)?;
         let issuer = self.issuer(parsed.claims.get("iss"))?;
