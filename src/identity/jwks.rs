@@ -24,6 +24,9 @@ use crate::identity::jwt::TokenError;
 pub const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
 /// Most keys kept from one JWKS.
 pub const MAX_KEYS: usize = 64;
+/// Most keys tried for a token without `kid` (each try is a signature check, so an
+/// attacker must not be able to make one request cost dozens).
+pub const MAX_KEYS_WITHOUT_KID: usize = 4;
 /// Time allowed for one HTTP fetch.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -117,9 +120,12 @@ impl KeySet {
         if by_kid.is_empty() {
             return Err(TokenError::UnknownKeyId);
         }
-        let fitting: Vec<&Key> = by_kid.into_iter().filter(|k| k.fits(alg)).collect();
+        let mut fitting: Vec<&Key> = by_kid.into_iter().filter(|k| k.fits(alg)).collect();
         if fitting.is_empty() {
             return Err(TokenError::KeyAlgorithmMismatch);
+        }
+        if kid.is_none() {
+            fitting.truncate(MAX_KEYS_WITHOUT_KID);
         }
         Ok(fitting)
     }
@@ -390,8 +396,8 @@ mod tests {
     fn rsa_jwk(kid: &str) -> serde_json::Value {
         let pem = include_bytes!("../../tests/fixtures/jwt/rsa-a.pem");
         let enc = jsonwebtoken::EncodingKey::from_rsa_pem(pem).unwrap();
-        let mut jwk = serde_json::to_value(Jwk::from_encoding_key(&enc, Algorithm::RS256).unwrap())
-            .unwrap();
+        let mut jwk =
+            serde_json::to_value(Jwk::from_encoding_key(&enc, Algorithm::RS256).unwrap()).unwrap();
         jwk["kid"] = json!(kid);
         jwk
     }
@@ -408,7 +414,10 @@ mod tests {
         ]});
         let keys = parse_jwks(doc.to_string().as_bytes(), "test").unwrap();
         assert_eq!(keys.len(), 1);
-        let set = KeySet { keys, generation: 1 };
+        let set = KeySet {
+            keys,
+            generation: 1,
+        };
         assert!(set.candidates(Some("k1"), Algorithm::RS256).is_ok());
         // The JWK says RS256: the same RSA key may not verify PS256.
         assert_eq!(
@@ -435,10 +444,31 @@ mod tests {
         jwk.as_object_mut().unwrap().remove("alg");
         let doc = json!({ "keys": [jwk] });
         let keys = parse_jwks(doc.to_string().as_bytes(), "test").unwrap();
-        let set = KeySet { keys, generation: 1 };
+        let set = KeySet {
+            keys,
+            generation: 1,
+        };
         assert!(set.candidates(Some("k"), Algorithm::PS256).is_ok());
         assert!(set.candidates(None, Algorithm::RS512).is_ok());
         assert!(set.candidates(None, Algorithm::EdDSA).is_err());
+    }
+
+    #[test]
+    fn tokens_without_kid_try_a_bounded_number_of_keys() {
+        let doc = json!({ "keys": vec![rsa_jwk("k"); 10] });
+        let keys = parse_jwks(doc.to_string().as_bytes(), "test").unwrap();
+        let set = KeySet {
+            keys,
+            generation: 1,
+        };
+        assert_eq!(
+            set.candidates(None, Algorithm::RS256).unwrap().len(),
+            MAX_KEYS_WITHOUT_KID
+        );
+        assert_eq!(
+            set.candidates(Some("k"), Algorithm::RS256).unwrap().len(),
+            10
+        );
     }
 
     #[test]

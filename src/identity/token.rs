@@ -36,6 +36,10 @@ struct Cached {
     generation: u64,
 }
 
+/// Longest an entry is kept, whatever its `exp` says (hits re-check the clock anyway;
+/// this also keeps `Instant + Duration` far from overflow).
+const MAX_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// Expires each entry at its token's `exp` (plus nothing: the leeway is for
 /// clock skew at verification, a cached entry never outlives `exp`).
 struct UntilExpiry;
@@ -51,7 +55,7 @@ impl moka::Expiry<[u8; 32], Cached> for UntilExpiry {
             .token
             .expires_at
             .saturating_sub(unix_now(SystemTime::now()));
-        Some(Duration::from_secs(u64::try_from(left).unwrap_or(0)))
+        Some(Duration::from_secs(u64::try_from(left).unwrap_or(0)).min(MAX_CACHE_TTL))
     }
 }
 
@@ -359,4 +363,124 @@ pub fn context(t: &VerifiedToken, now: i64) -> Vec<(String, crate::policy::model
         ));
     }
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::jwk::Jwk;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use serde_json::json;
+
+    const PEM: &[u8] = include_bytes!("../../tests/fixtures/jwt/rsa-a.pem");
+
+    fn verifier(dir: &std::path::Path, cache: u64, extra: &str) -> TokenVerifier {
+        let enc = EncodingKey::from_rsa_pem(PEM).unwrap();
+        let mut jwk =
+            serde_json::to_value(Jwk::from_encoding_key(&enc, Algorithm::RS256).unwrap()).unwrap();
+        jwk["kid"] = json!("k1");
+        let path = dir.join("jwks.json");
+        std::fs::write(&path, json!({ "keys": [jwk] }).to_string()).unwrap();
+        let yaml = format!(
+            "identity:\n  token_cache_capacity: {cache}\n{extra}  issuers:\n  - issuer: https://idp\n    jwks_file: {}\n    audiences: [api]\n    entity_type: User\n",
+            path.display()
+        );
+        let cfg = crate::config::Config::from_yaml(&yaml).unwrap();
+        TokenVerifier::new(&cfg.identity).unwrap()
+    }
+
+    fn sign(claims: serde_json::Value) -> String {
+        let mut h = Header::new(Algorithm::RS256);
+        h.kid = Some("k1".into());
+        jsonwebtoken::encode(&h, &claims, &EncodingKey::from_rsa_pem(PEM).unwrap()).unwrap()
+    }
+
+    fn req(headers: &[(&str, &str)]) -> HttpRequest {
+        let mut headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        headers.sort();
+        HttpRequest {
+            headers,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn file_keys_make_it_ready_and_cache_hits_share_the_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = verifier(dir.path(), 100, "");
+        assert!(v.ready());
+        let now = SystemTime::now();
+        let t = unix_now(now);
+        let token = sign(json!({"iss": "https://idp", "sub": "u", "aud": "api", "exp": t + 60}));
+        let a = v.verify(&token, now).unwrap();
+        let b = v.verify(&token, now).unwrap();
+        assert!(
+            Arc::ptr_eq(&a, &b),
+            "second verification should be a cache hit"
+        );
+        // A cached token is still refused once expired (leeway 30 s).
+        assert_eq!(
+            v.verify(&token, now + Duration::from_secs(91)).unwrap_err(),
+            TokenError::Expired
+        );
+        // Without a cache, each verification is fresh.
+        let v = verifier(dir.path(), 0, "");
+        let a = v.verify(&token, now).unwrap();
+        let b = v.verify(&token, now).unwrap();
+        assert!(!Arc::ptr_eq(&a, &b));
+    }
+
+    #[test]
+    fn bearer_extraction() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = verifier(dir.path(), 0, "");
+        let now = SystemTime::now();
+        // No header, or another scheme: no token.
+        assert_eq!(v.resolve(&req(&[]), now), Ok(None));
+        assert_eq!(
+            v.resolve(&req(&[("authorization", "Basic dTpw")]), now),
+            Ok(None)
+        );
+        // `Bearer` with nothing after it is a malformed token, not "no token".
+        assert_eq!(
+            v.resolve(&req(&[("authorization", "Bearer")]), now),
+            Err(TokenError::Malformed)
+        );
+        assert_eq!(
+            v.resolve(&req(&[("authorization", "bearer x.y")]), now),
+            Err(TokenError::Malformed)
+        );
+        // A custom header takes the bare value.
+        let v = verifier(dir.path(), 0, "  token_header: X-Agent-Token\n");
+        let t = unix_now(now);
+        let token = sign(json!({"iss": "https://idp", "sub": "u", "aud": "api", "exp": t + 60}));
+        let got = v.resolve(&req(&[("x-agent-token", &token)]), now).unwrap();
+        assert_eq!(got.unwrap().subject, "u");
+        assert_eq!(
+            v.resolve(&req(&[("authorization", &format!("Bearer {token}"))]), now),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn context_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = verifier(dir.path(), 0, "");
+        let now = SystemTime::now();
+        let t = unix_now(now);
+        let token = sign(
+            json!({"iss": "https://idp", "sub": "u", "aud": "api", "iat": t - 7, "exp": t + 60, "scp": ["a"]}),
+        );
+        let vt = v.verify(&token, now).unwrap();
+        let ctx = context(&vt, t);
+        use crate::policy::model::Value;
+        assert!(ctx.contains(&("token_age_seconds".into(), Value::Long(7))));
+        assert!(ctx.contains(&("token_remaining_seconds".into(), Value::Long(60))));
+        assert!(ctx.contains(&("scopes".into(), Value::Set(vec![Value::str("a")]))));
+        assert!(!ctx.iter().any(|(k, _)| k == "actor" || k == "jti"));
+    }
 }
