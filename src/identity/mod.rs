@@ -130,23 +130,23 @@ pub fn resolve(
     now: SystemTime,
 ) -> Result<Identity, IdentityError> {
     let mut workload = peer_workload(req, now)?;
-    if cfg.xfcc.trusted {
-        if let Some(header) = req.header(XFCC_HEADER) {
-            let peer_ok = cfg.xfcc.trusted_peers.is_empty()
-                || workload
-                    .as_ref()
-                    .is_some_and(|w| cfg.xfcc.trusted_peers.iter().any(|p| p == w.id.as_str()));
-            if peer_ok {
-                workload = Some(xfcc_workload(header, cfg)?);
-            }
+    if cfg.xfcc.trusted
+        && let Some(header) = req.header(XFCC_HEADER)
+    {
+        let peer_ok = cfg.xfcc.trusted_peers.is_empty()
+            || workload
+                .as_ref()
+                .is_some_and(|w| cfg.xfcc.trusted_peers.iter().any(|p| p == w.id.as_str()));
+        if peer_ok {
+            workload = Some(xfcc_workload(header, cfg)?);
         }
     }
-    if let Some(w) = &workload {
-        if !cfg.trust_domains.iter().any(|td| td == w.id.trust_domain()) {
-            return Err(IdentityError::UntrustedDomain(
-                w.id.trust_domain().to_owned(),
-            ));
-        }
+    if let Some(w) = &workload
+        && !cfg.trust_domains.iter().any(|td| td == w.id.trust_domain())
+    {
+        return Err(IdentityError::UntrustedDomain(
+            w.id.trust_domain().to_owned(),
+        ));
     }
     Ok(Identity {
         workload,
@@ -166,10 +166,10 @@ fn peer_workload(req: &HttpRequest, now: SystemTime) -> Result<Option<Workload>,
     };
     if principal.starts_with("spiffe://") {
         let id = SpiffeId::parse(principal).map_err(IdentityError::PeerPrincipal)?;
-        if let Some(c) = &cert {
-            if c.spiffe_id != id {
-                return Err(IdentityError::CertificateMismatch);
-            }
+        if let Some(c) = &cert
+            && c.spiffe_id != id
+        {
+            return Err(IdentityError::CertificateMismatch);
         }
         let not_after = cert.map(|c| c.not_after);
         return Ok(Some(Workload {

@@ -4,6 +4,7 @@ pub mod diagnostic;
 pub mod eval;
 pub mod load;
 pub mod model;
+pub mod slice;
 pub mod snapshot;
 pub mod store;
 

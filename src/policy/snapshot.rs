@@ -20,6 +20,7 @@ use crate::policy::diagnostic::Diagnostic;
 use crate::policy::eval::{
     AuthzRequest, Decision, DeterminingPolicy, Effect, PrincipalSpec, Reason,
 };
+use crate::policy::slice::Slicer;
 
 /// A loaded, validated policy directory. Never mutated after construction;
 /// reloads build a new one and swap it in whole.
@@ -34,6 +35,7 @@ pub struct Snapshot {
     /// (`Group::"x".owner`), with their reach: needed by every request.
     always: Vec<EntityUid>,
     info: HashMap<PolicyId, Arc<DeterminingPolicy>>,
+    slicer: Slicer,
     authorizer: Authorizer,
     /// Monotonic number of this snapshot within the process (1 = first load).
     pub generation: u64,
@@ -76,6 +78,7 @@ impl Snapshot {
             warnings,
         } = parts;
         let reach = reach_map(&entities);
+        let slicer = Slicer::new(&policies);
         let mut always: Vec<EntityUid> = Vec::new();
         let mut info = HashMap::new();
         for policy in policies.policies() {
@@ -115,6 +118,7 @@ impl Snapshot {
             reach,
             always: closed,
             info,
+            slicer,
             authorizer: Authorizer::new(),
             generation,
             hash,
@@ -149,13 +153,14 @@ impl Snapshot {
                 return Decision::deny(Reason::InvalidRequest, vec![msg]);
             }
         };
-        let entities = match self.request_entities(req) {
+        let (entities, ancestors) = match self.request_entities(req) {
             Ok(e) => e,
             Err(msg) => return Decision::deny(Reason::InvalidRequest, vec![msg]),
         };
-        let response = self
-            .authorizer
-            .is_authorized(&request, &self.policies, &entities);
+        let slice = self
+            .slicer
+            .slice(&req.principal.uid, &ancestors, &req.action, &self.entities);
+        let response = self.authorizer.is_authorized(&request, &slice, &entities);
         let diagnostics = response.diagnostics();
         let errors: Vec<String> = diagnostics.errors().map(|e| e.to_string()).collect();
         let mut policies: Vec<Arc<DeterminingPolicy>> = diagnostics
@@ -216,16 +221,36 @@ impl Snapshot {
         })
     }
 
-    /// Builds the small per-request entity store.
-    fn request_entities(&self, req: &AuthzRequest) -> Result<Entities, String> {
+    /// Evaluates against every policy, without slicing (for equivalence tests).
+    #[cfg(test)]
+    fn decide_unsliced(&self, req: &AuthzRequest) -> Option<cedar_policy::Response> {
+        let request = self.cedar_request(req).ok()?;
+        let (entities, _) = self.request_entities(req).ok()?;
+        Some(
+            self.authorizer
+                .is_authorized(&request, &self.policies, &entities),
+        )
+    }
+
+    /// Builds the small per-request entity store; also returns the principal's
+    /// ancestors (exactly those the store gives it), which select the slice.
+    fn request_entities(
+        &self,
+        req: &AuthzRequest,
+    ) -> Result<(Entities, HashSet<EntityUid>), String> {
         let mut out: Vec<Entity> = Vec::with_capacity(8);
         let mut needed: Vec<&EntityUid> = Vec::with_capacity(16);
         let mut own: HashSet<&EntityUid> = HashSet::new();
+        let mut principal_ancestors = HashSet::new();
         for spec in std::iter::once(&req.principal).chain(&req.extra) {
             if !own.insert(&spec.uid) {
                 continue;
             }
-            out.push(self.request_entity(spec, &mut needed)?);
+            let entity = self.request_entity(spec, &mut needed)?;
+            if spec.uid == req.principal.uid {
+                principal_ancestors = entity.1;
+            }
+            out.push(entity.0);
         }
         if self.entities.get(&req.resource).is_some() {
             needed.push(&req.resource);
@@ -242,7 +267,8 @@ impl Snapshot {
                 out.push(e.clone());
             }
         }
-        Entities::from_entities(out, None).map_err(|e| format!("entities: {e}"))
+        let entities = Entities::from_entities(out, None).map_err(|e| format!("entities: {e}"))?;
+        Ok((entities, principal_ancestors))
     }
 
     /// The request's own entity for `spec`: its request-time attributes over the
@@ -251,7 +277,7 @@ impl Snapshot {
         &'a self,
         spec: &'a PrincipalSpec,
         needed: &mut Vec<&'a EntityUid>,
-    ) -> Result<Entity, String> {
+    ) -> Result<(Entity, HashSet<EntityUid>), String> {
         let mut parents: HashSet<EntityUid> = HashSet::new();
         let mut attrs: HashMap<String, RestrictedExpression> = HashMap::new();
         if let Some(stored) = self.entities.get(&spec.uid) {
@@ -274,8 +300,9 @@ impl Snapshot {
         for (k, v) in &spec.attrs {
             attrs.insert(k.clone(), v.to_expr().map_err(|e| e.to_string())?);
         }
-        Entity::new(spec.uid.clone(), attrs, parents)
-            .map_err(|e| format!("entity `{}`: {e}", spec.uid))
+        let entity = Entity::new(spec.uid.clone(), attrs, parents.clone())
+            .map_err(|e| format!("entity `{}`: {e}", spec.uid))?;
+        Ok((entity, parents))
     }
 }
 
@@ -294,10 +321,10 @@ fn reach_map(entities: &Entities) -> HashMap<EntityUid, Vec<EntityUid>> {
             .ancestors(&uid)
             .map(|a| a.cloned().collect())
             .unwrap_or_default();
-        if let Ok(json) = e.to_json_value() {
-            if let Some(attrs) = json.get("attrs") {
-                collect_entity_refs(attrs, &mut out);
-            }
+        if let Ok(json) = e.to_json_value()
+            && let Some(attrs) = json.get("attrs")
+        {
+            collect_entity_refs(attrs, &mut out);
         }
         edges.insert(uid, out);
     }
@@ -344,13 +371,11 @@ fn collect_entity_refs(v: &serde_json::Value, out: &mut Vec<EntityUid>) {
 fn collect_dereferenced_literals(v: &serde_json::Value, in_deref: bool, out: &mut Vec<EntityUid>) {
     match v {
         serde_json::Value::Object(map) => {
-            if in_deref {
-                if let Some(e) = map.get("__entity") {
-                    if let Ok(uid) = crate::policy::model::uid_from_json(e) {
-                        out.push(uid);
-                    }
-                    return;
+            if in_deref && let Some(e) = map.get("__entity") {
+                if let Ok(uid) = crate::policy::model::uid_from_json(e) {
+                    out.push(uid);
                 }
+                return;
             }
             for (k, x) in map {
                 let deref_op = matches!(k.as_str(), "." | "has" | "getTag" | "hasTag");
@@ -371,5 +396,105 @@ fn collect_dereferenced_literals(v: &serde_json::Value, in_deref: bool, out: &mu
             .iter()
             .for_each(|x| collect_dereferenced_literals(x, in_deref, out)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::policy::model::{Value, builtin_uid};
+    use proptest::prelude::*;
+
+    const SCHEMA: &str = r#"
+entity Group in [Group];
+entity Workload in [Group] { trust_domain: String, path: String, namespace?: String, service_account?: String };
+entity Route;
+type Ctx = { request: { path: String } };
+action http appliesTo { principal: [Workload], resource: [Route], context: Ctx };
+action other appliesTo { principal: [Workload], resource: [Route], context: Ctx };
+action "inference";
+action chat in ["inference"] appliesTo { principal: [Workload], resource: [Route], context: Ctx };
+"#;
+
+    fn workload(i: u8) -> String {
+        format!("spiffe://example.org/ns/n/sa/w{i}")
+    }
+
+    fn policy_strategy() -> impl Strategy<Value = String> {
+        let effect = prop_oneof![Just("permit"), Just("forbid")];
+        let principal = prop_oneof![
+            Just("principal".to_owned()),
+            (0u8..4).prop_map(|i| format!("principal == Workload::\"{}\"", workload(i))),
+            (0u8..4).prop_map(|g| format!("principal in Group::\"g{g}\"")),
+            Just("principal is Workload".to_owned()),
+            (0u8..4).prop_map(|g| format!("principal is Workload in Group::\"g{g}\"")),
+        ];
+        let action = prop_oneof![
+            Just("action"),
+            Just("action == Action::\"http\""),
+            Just("action in [Action::\"other\", Action::\"chat\"]"),
+            Just("action in Action::\"inference\""),
+        ];
+        let cond = prop_oneof![
+            Just(""),
+            Just("when { context.request.path like \"/v1/*\" }"),
+            (0u8..4).prop_map(|g| Box::leak(
+                format!("when {{ principal in Group::\"g{g}\" }}").into_boxed_str()
+            ) as &str),
+            Just("when { 9223372036854775807 + 1 > 0 }"),
+        ];
+        (effect, principal, action, cond)
+            .prop_map(|(e, p, a, c)| format!("{e}({p}, {a}, resource) {c};"))
+    }
+
+    fn load(policies: &[String]) -> Snapshot {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("schema.cedarschema"), SCHEMA).unwrap();
+        std::fs::write(dir.path().join("p.cedar"), policies.join("\n")).unwrap();
+        // Nested groups: g1 in g0, g3 in g2; w0 in g1, w2 in g3.
+        let entities = serde_json::json!([
+            {"uid": {"type": "Group", "id": "g0"}, "attrs": {}, "parents": []},
+            {"uid": {"type": "Group", "id": "g1"}, "attrs": {}, "parents": [{"type": "Group", "id": "g0"}]},
+            {"uid": {"type": "Group", "id": "g2"}, "attrs": {}, "parents": []},
+            {"uid": {"type": "Group", "id": "g3"}, "attrs": {}, "parents": [{"type": "Group", "id": "g2"}]},
+            {"uid": {"type": "Workload", "id": workload(0)}, "attrs": {}, "parents": [{"type": "Group", "id": "g1"}]},
+            {"uid": {"type": "Workload", "id": workload(2)}, "attrs": {}, "parents": [{"type": "Group", "id": "g3"}]},
+        ]);
+        std::fs::write(dir.path().join("entities.json"), entities.to_string()).unwrap();
+        crate::policy::load_dir(dir.path(), 1).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        /// Slicing never changes a decision, its determining policies or its errors.
+        #[test]
+        fn sliced_equals_full(
+            policies in proptest::collection::vec(policy_strategy(), 1..24),
+            requests in proptest::collection::vec((0u8..5, proptest::collection::vec(0u8..4, 0..3), 0u8..3, any::<bool>()), 1..12),
+        ) {
+            let snapshot = load(&policies);
+            for (w, extra_groups, action, v1) in requests {
+                let req = AuthzRequest {
+                    principal: PrincipalSpec {
+                        uid: builtin_uid("Workload", &workload(w)),
+                        attrs: vec![("trust_domain".into(), Value::str("example.org")), ("path".into(), Value::str("/x"))],
+                        parents: extra_groups.iter().map(|g| builtin_uid("Group", &format!("g{g}"))).collect(),
+                    },
+                    extra: Vec::new(),
+                    action: builtin_uid("Action", ["http", "other", "chat"][action as usize]),
+                    resource: builtin_uid("Route", "/r"),
+                    context: vec![("request".into(), Value::Record(vec![("path".into(), Value::str(if v1 { "/v1/x" } else { "/x" }))]))],
+                };
+                let full = snapshot.decide_unsliced(&req).unwrap();
+                let sliced = snapshot.decide(&req, crate::config::OnPolicyError::Ignore);
+                let mut full_reason: Vec<String> = full.diagnostics().reason().map(|p| p.to_string()).collect();
+                full_reason.sort();
+                let sliced_reason: Vec<String> = sliced.policies.iter().map(|p| p.id.clone()).collect();
+                prop_assert_eq!(full.decision() == cedar_policy::Decision::Allow, sliced.is_allow());
+                prop_assert_eq!(full_reason, sliced_reason);
+                prop_assert_eq!(full.diagnostics().errors().count(), sliced.errors.len());
+            }
+        }
     }
 }
