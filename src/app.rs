@@ -159,7 +159,10 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         admin_addr,
         store,
         shutdown,
-        tasks: [grpc_task, admin_task].into_iter().chain(token_tasks).collect(),
+        tasks: [grpc_task, admin_task]
+            .into_iter()
+            .chain(token_tasks)
+            .collect(),
         audit,
     })
 }

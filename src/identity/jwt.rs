@@ -430,7 +430,8 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, TokenError> {
         return Err(TokenError::TooLarge(token.len()));
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Malformed);
     };
@@ -537,7 +538,10 @@ mod tests {
         assert_eq!(t.actors, vec!["agent-1", "agent-0"]);
         assert_eq!(
             t.claims,
-            vec![("tenant".into(), "acme".into()), ("level".into(), "3".into())]
+            vec![
+                ("tenant".into(), "acme".into()),
+                ("level".into(), "3".into())
+            ]
         );
     }
 
@@ -663,7 +667,15 @@ mod tests {
             parse(&"a".repeat(MAX_TOKEN_BYTES + 1)).unwrap_err(),
             TokenError::TooLarge(MAX_TOKEN_BYTES + 1)
         );
-        for bad in ["", "a.b", "a.b.c.d", "a..c", "a.b.c d", "a.b.c=", &format!("{h}.{p}.")] {
+        for bad in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "a..c",
+            "a.b.c d",
+            "a.b.c=",
+            &format!("{h}.{p}."),
+        ] {
             assert_eq!(parse(bad).unwrap_err(), TokenError::Malformed, "{bad}");
         }
         assert_eq!(

@@ -20,9 +20,9 @@ pub mod xfcc;
 use std::time::SystemTime;
 
 use crate::config::IdentityConfig;
-use jwt::{TokenError, VerifiedToken};
 use crate::request::HttpRequest;
 use cert::CertError;
+use jwt::{TokenError, VerifiedToken};
 use spiffe::{SpiffeId, SpiffeIdError};
 use xfcc::XfccError;
 
