@@ -410,7 +410,6 @@ fn actors(act: Option<&Json>) -> Result<Vec<String>, TokenError> {
 }
 
 /// A compact JWS split and decoded, signature not yet checked.
-#[derive(Debug)]
 pub struct Parsed<'a> {
     /// `alg` as written.
     pub alg: String,
@@ -422,6 +421,16 @@ pub struct Parsed<'a> {
     pub signing_input: &'a str,
     /// The base64url signature segment.
     pub signature: &'a str,
+}
+
+impl std::fmt::Debug for Parsed<'_> {
+    // The signing input and signature are the token itself: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parsed")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Splits and decodes a compact JWS. Checks size and structure only.
@@ -698,6 +707,34 @@ mod tests {
             parse(&format!("{crit}.{p}.c2ln")).unwrap_err(),
             TokenError::UnsupportedHeader
         );
+    }
+
+    proptest::proptest! {
+        /// Untrusted input never panics the parser, whatever its segments hold.
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,300}") {
+            let _ = parse(&s);
+        }
+
+        #[test]
+        fn parse_never_panics_on_encoded_garbage(
+            h in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            p in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            s in "[A-Za-z0-9_-]{0,40}",
+        ) {
+            let token = format!("{}.{}.{s}", URL_SAFE_NO_PAD.encode(h), URL_SAFE_NO_PAD.encode(p));
+            let _ = parse(&token);
+        }
+
+        #[test]
+        fn claim_rules_never_panic(exp in proptest::num::i64::ANY, iat in proptest::num::i64::ANY, nbf in proptest::num::f64::ANY) {
+            let r = rules("max_lifetime_seconds: 60\n");
+            let mut c = base();
+            c["exp"] = json!(exp);
+            c["iat"] = json!(iat);
+            c["nbf"] = serde_json::Number::from_f64(nbf).map_or(Json::Null, Json::Number);
+            let _ = check(&r, c);
+        }
     }
 
     #[test]

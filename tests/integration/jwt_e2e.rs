@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::idp::{Idp, SigningKey, now};
-use crate::common::ids::RESEARCH_AGENT;
+use crate::common::ids::{FOREIGN_AGENT, RESEARCH_AGENT};
 use crate::common::upstream::UPSTREAM_BODY;
 use crate::common::{GateOptions, Stack, repo_path};
 
@@ -47,8 +47,8 @@ fn agent_token(key: &SigningKey, iat: i64, lifetime: i64) -> String {
     }))
 }
 
-/// Asserts a 401 with the token challenge naming `reason`.
-async fn assert_unauthorized(resp: reqwest::Response, reason: &str) {
+/// Asserts a 401 with the token challenge naming `reason`; returns the decision id.
+async fn assert_unauthorized(resp: reqwest::Response, reason: &str) -> String {
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     let challenge = resp
         .headers()
@@ -64,6 +64,7 @@ async fn assert_unauthorized(resp: reqwest::Response, reason: &str) {
     );
     let body: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
     assert_eq!(body["error"], "unauthenticated", "{body}");
+    body["decision_id"].as_str().unwrap_or_default().to_owned()
 }
 
 /// An agent with only a token (no client certificate) is allowed by the shipped
@@ -187,4 +188,60 @@ async fn expired_or_long_lived_token_is_refused() {
             .contains("cedar_gate_identity_rejections_total{reason=\"token_lifetime_exceeded\"} 2"),
         "{metrics}"
     );
+}
+
+/// Without SAN matchers in `envoy-tokens.yaml`, a certificate of a foreign trust domain
+/// (signed by the trusted CA) gets through the handshake; cedar-gate refuses it with 401
+/// even with a valid token, and the audit event names the reason.
+#[tokio::test]
+async fn foreign_trust_domain_certificate_is_refused_even_with_a_token() {
+    let key = SigningKey::rsa_a("k1");
+    let idp = Idp::start(&[&key]).await;
+    let stack = Stack::start_with(&repo_path("envoy/envoy-tokens.yaml"), gate_options(&idp)).await;
+    let resp = stack
+        .client(FOREIGN_AGENT)
+        .get("/v1/models")
+        .bearer_auth(agent_token(&key, now() - 5, 300))
+        .send()
+        .await
+        .expect("request through Envoy");
+    let decision_id = assert_unauthorized_identity(resp, "untrusted_trust_domain").await;
+    let audit = stack.gate.audit_event(&decision_id).await;
+    assert_eq!(
+        audit["identity_reason"], "untrusted_trust_domain",
+        "{audit}"
+    );
+    assert!(stack.upstream.requests().is_empty());
+
+    // And an expired token's refusal is attributable in the audit log too.
+    let expired = agent_token(&key, now() - 600, 300);
+    let resp = stack
+        .client_without_certificate()
+        .get("/v1/models")
+        .bearer_auth(expired)
+        .send()
+        .await
+        .unwrap();
+    let decision_id = assert_unauthorized(resp, "token_expired").await;
+    let audit = stack.gate.audit_event(&decision_id).await;
+    assert_eq!(audit["decision"], "deny", "{audit}");
+    assert_eq!(audit["reason"], "invalid_identity", "{audit}");
+    assert_eq!(audit["identity_reason"], "token_expired", "{audit}");
+}
+
+/// A 401 for a refused identity (any kind): returns the decision id.
+async fn assert_unauthorized_identity(resp: reqwest::Response, reason: &str) -> String {
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        challenge.contains(&format!("error_description=\"{reason}\"")),
+        "{challenge}"
+    );
+    let body: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    body["decision_id"].as_str().unwrap_or_default().to_owned()
 }
