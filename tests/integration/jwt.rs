@@ -591,10 +591,14 @@ async fn discovery_and_user_only_through_an_approved_workload() {
     assert_eq!(meta(&resp, "principal"), "User::\"alice\"");
     assert_eq!(meta(&resp, "policies"), "users-through-approved-workloads");
 
-    // The same user directly, or through an unapproved workload: no permit.
+    // The same user directly, or through an unapproved workload: the guardrail forbids.
     let resp = s.bearer(&token, "/v1/models").await;
     assert_eq!(code(&resp), 7);
-    assert_eq!(meta(&resp, "reason"), "no_permit");
+    assert_eq!(meta(&resp, "reason"), "policy_forbid");
+    assert_eq!(
+        meta(&resp, "policies"),
+        "forbid-users-without-approved-workload"
+    );
     let resp = s
         .check(request(
             ROGUE_AGENT,
@@ -602,7 +606,17 @@ async fn discovery_and_user_only_through_an_approved_workload() {
             &[("authorization", &auth)],
         ))
         .await;
-    assert_eq!(meta(&resp, "reason"), "no_permit");
+    assert_eq!(meta(&resp, "reason"), "policy_forbid");
+
+    // Even a token whose groups claim names `approved-agents` (which the workload policy
+    // `approved-agents-api` permits) cannot let the user in directly.
+    let grouped = key.sign(
+        &json!({"iss": iss, "sub": "mallory", "aud": "cedar-gate", "iat": t, "exp": t + 60,
+        "groups": ["approved-agents"]}),
+    );
+    let resp = s.bearer(&grouped, "/v1/models").await;
+    assert_eq!(meta(&resp, "reason"), "policy_forbid");
+    assert_eq!(meta(&resp, "principal"), "User::\"mallory\"");
 }
 
 /// The token's claims reach Cedar: issuer, scopes, age, remaining lifetime, jti, actor
