@@ -115,6 +115,7 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
     let mut stop_admin = shutdown.subscribe();
     let mut token_tasks = Vec::new();
     if let Some(tokens) = &tokens {
+        tracing::info!(?tokens, "token issuers configured");
         token_tasks = tokens.start(&shutdown);
         if policies_loaded && !tokens.ready() {
             token_tasks.push(tokio::spawn(serve_when_keys_ready(
