@@ -28,7 +28,8 @@ pub struct Outcome {
     pub decision: Decision,
     /// The principal uid as Cedar prints it, e.g. `Workload::"spiffe://..."`.
     pub principal: String,
-    /// The resolved identity (empty when credentials were refused).
+    /// The resolved identity (empty when credentials were refused; only the
+    /// workload when a token was refused).
     pub identity: Identity,
     /// Why credentials were refused, when they were.
     pub identity_error: Option<IdentityRejection>,
@@ -133,6 +134,9 @@ impl Gate {
                 Ok(token) => identity.token = token,
                 Err(e) => {
                     outcome.identity_error = Some(rejection(&IdentityError::Token(e)));
+                    // Keep the (accepted) workload for the audit trail: which
+                    // workload presented the refused token.
+                    outcome.identity = identity;
                     return outcome;
                 }
             }

@@ -227,6 +227,21 @@ async fn foreign_trust_domain_certificate_is_refused_even_with_a_token() {
     assert_eq!(audit["decision"], "deny", "{audit}");
     assert_eq!(audit["reason"], "invalid_identity", "{audit}");
     assert_eq!(audit["identity_reason"], "token_expired", "{audit}");
+
+    // From an approved workload, the refused token is a 401 too, attributed to the workload.
+    let expired = agent_token(&key, now() - 600, 300);
+    let resp = stack
+        .client(RESEARCH_AGENT)
+        .get("/v1/models")
+        .bearer_auth(expired)
+        .send()
+        .await
+        .unwrap();
+    let decision_id = assert_unauthorized(resp, "token_expired").await;
+    let audit = stack.gate.audit_event(&decision_id).await;
+    assert_eq!(audit["spiffe_id"], RESEARCH_AGENT, "{audit}");
+    assert_eq!(audit["auth_method"], "mtls", "{audit}");
+    assert!(stack.upstream.requests().is_empty());
 }
 
 /// A 401 for a refused identity (any kind): returns the decision id.
