@@ -355,7 +355,12 @@ impl IssuerKeys {
     ) {
         loop {
             let started = tokio::time::Instant::now();
-            match source.fetch(&http).await {
+            // A slow IdP must not hold up shutdown.
+            let fetched = tokio::select! {
+                r = source.fetch(&http) => r,
+                _ = shutdown.wait_for(|s| *s) => return,
+            };
+            match fetched {
                 Ok(keys) => {
                     let n = keys.len();
                     let generation = self.install(keys);
