@@ -113,7 +113,10 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
     health
         .set_not_serving::<AuthorizationServer<AuthzService>>()
         .await;
-    if reload(&store) {
+    let gate = Gate::new(config.clone());
+    let tokens = gate.tokens().cloned();
+    let policies_loaded = reload(&store);
+    if policies_loaded && tokens.as_ref().is_none_or(|t| t.ready()) {
         health
             .set_serving::<AuthorizationServer<AuthzService>>()
             .await;
@@ -121,7 +124,19 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
 
     let (shutdown, mut stop_grpc) = watch::channel(false);
     let mut stop_admin = shutdown.subscribe();
-    let service = AuthzService::new(store.clone(), Gate::new(config.clone()), audit.clone());
+    let mut token_tasks = Vec::new();
+    if let Some(tokens) = &tokens {
+        tracing::info!(?tokens, "token issuers configured");
+        token_tasks = tokens.start(&shutdown);
+        if policies_loaded && !tokens.ready() {
+            token_tasks.push(tokio::spawn(serve_when_keys_ready(
+                tokens.clone(),
+                health.clone(),
+                shutdown.subscribe(),
+            )));
+        }
+    }
+    let service = AuthzService::new(store.clone(), gate, audit.clone());
     let router = server_builder(&config.server)
         .add_service(health_service)
         .add_service(
@@ -154,6 +169,7 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
     let admin_router = crate::admin::router(crate::admin::AdminState {
         store: store.clone(),
         metrics: prometheus,
+        tokens,
     });
     let admin_task = tokio::spawn(async move {
         let result = axum::serve(admin, admin_router)
@@ -171,7 +187,10 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         admin_addr,
         store,
         shutdown,
-        tasks: vec![grpc_task, admin_task],
+        tasks: [grpc_task, admin_task]
+            .into_iter()
+            .chain(token_tasks)
+            .collect(),
         audit,
     })
 }
@@ -218,6 +237,28 @@ pub fn reload(store: &PolicyStore) -> bool {
             }
             metrics::record_reload(Err(()));
             false
+        }
+    }
+}
+
+/// gRPC health turns SERVING once every required issuer has keys (the policy
+/// snapshot is already loaded when this runs).
+async fn serve_when_keys_ready(
+    tokens: Arc<crate::identity::token::TokenVerifier>,
+    health: tonic_health::server::HealthReporter,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if tokens.ready() {
+            health
+                .set_serving::<AuthorizationServer<AuthzService>>()
+                .await;
+            tracing::info!("issuer keys loaded: serving");
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
         }
     }
 }

@@ -46,6 +46,14 @@ pub struct AuditEvent<'a> {
     /// Why credentials were refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_error: Option<&'a str>,
+    /// The fixed code of `identity_error` (as in the 401 and the metrics).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_reason: Option<&'static str>,
+    /// How the caller authenticated: `mtls`, `jwt`, `mtls+jwt` or `none`.
+    pub auth_method: &'static str,
+    /// The verified token's identity (never the token itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenAudit<'a>>,
     /// Action uid.
     pub action: &'a str,
     /// Resource uid.
@@ -110,6 +118,15 @@ impl<'a> AuditEvent<'a> {
             spiffe_id: workload.map(|w| w.id.as_str()),
             workload_source: workload.map(|w| w.source),
             identity_error: outcome.identity_error.as_ref().map(|e| e.message.as_str()),
+            identity_reason: outcome.identity_error.as_ref().map(|e| e.code),
+            auth_method: outcome.identity.method(),
+            token: outcome.identity.token.as_deref().map(|t| TokenAudit {
+                issuer: &t.issuer,
+                subject: &t.subject,
+                jti: t.jti.as_deref(),
+                actors: &t.actors,
+                expires_at: t.expires_at,
+            }),
             action: &outcome.action,
             resource: &outcome.resource,
             protocol: outcome.protocol.as_str(),
@@ -133,6 +150,23 @@ impl<'a> AuditEvent<'a> {
             operations: (outcome.operations > 1).then_some(outcome.operations),
         }
     }
+}
+
+/// Who a token said the caller is.
+#[derive(Debug, Serialize)]
+pub struct TokenAudit<'a> {
+    /// `iss`.
+    pub issuer: &'a str,
+    /// The subject claim.
+    pub subject: &'a str,
+    /// `jti`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<&'a str>,
+    /// RFC 8693 `act` chain, acting party first.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub actors: &'a [String],
+    /// `exp` (Unix seconds).
+    pub expires_at: i64,
 }
 
 /// Where audit lines go.

@@ -7,9 +7,11 @@ use cedar_policy::EntityUid;
 
 use crate::classify::{self, Operation, Protocol};
 use crate::config::Config;
+use crate::identity::issuers::PrincipalSource;
+use crate::identity::token::{TokenVerifier, unix_now};
 use crate::identity::{self, Identity, IdentityError};
 use crate::policy::eval::{AuthzRequest, Decision, PrincipalSpec, Reason};
-use crate::policy::model::{ANONYMOUS, Value, WORKLOAD, builtin_uid, workload_attrs};
+use crate::policy::model::{ANONYMOUS, GROUP, Value, WORKLOAD, builtin_uid, workload_attrs};
 use crate::policy::snapshot::Snapshot;
 use crate::request::HttpRequest;
 
@@ -26,7 +28,8 @@ pub struct Outcome {
     pub decision: Decision,
     /// The principal uid as Cedar prints it, e.g. `Workload::"spiffe://..."`.
     pub principal: String,
-    /// The resolved identity (empty when credentials were refused).
+    /// The resolved identity (empty when credentials were refused; only the
+    /// workload when a token was refused).
     pub identity: Identity,
     /// Why credentials were refused, when they were.
     pub identity_error: Option<IdentityRejection>,
@@ -77,6 +80,8 @@ impl Outcome {
 #[derive(Debug, Clone)]
 pub struct Gate {
     config: std::sync::Arc<Config>,
+    /// Token verification (issuers, keys, cache); `None` without issuers.
+    tokens: Option<std::sync::Arc<TokenVerifier>>,
 }
 
 // === impl Gate ===
@@ -84,7 +89,14 @@ pub struct Gate {
 impl Gate {
     /// A gate with the given configuration.
     pub fn new(config: std::sync::Arc<Config>) -> Self {
-        Self { config }
+        let tokens = TokenVerifier::new(&config.identity).map(std::sync::Arc::new);
+        Self { config, tokens }
+    }
+
+    /// The token verifier, when issuers are configured (its key refresh tasks
+    /// are started by the server; readiness waits for required issuers).
+    pub fn tokens(&self) -> Option<&std::sync::Arc<TokenVerifier>> {
+        self.tokens.as_ref()
     }
 
     /// The configuration.
@@ -124,14 +136,28 @@ impl Gate {
                 .map(|(k, _)| k.clone())
                 .collect(),
         };
-        let identity = match identity::resolve(req, &self.config.identity, now) {
+        let mut identity = match identity::resolve(req, &self.config.identity, now) {
             Ok(identity) => identity,
             Err(e) => {
                 outcome.identity_error = Some(rejection(&e));
                 return outcome;
             }
         };
-        let authz = authz_request(req, &identity, &first, now);
+        if let Some(tokens) = &self.tokens {
+            // A presented token that fails is a 401, even when a workload
+            // identity would have sufficed: never fall back past a bad credential.
+            match tokens.resolve(req, now) {
+                Ok(token) => identity.token = token,
+                Err(e) => {
+                    outcome.identity_error = Some(rejection(&IdentityError::Token(e)));
+                    // Keep the (accepted) workload for the audit trail: which
+                    // workload presented the refused token.
+                    outcome.identity = identity;
+                    return outcome;
+                }
+            }
+        }
+        let authz = authz_request_for(req, &identity, &first, now, self.config.identity.principal);
         outcome.principal = authz.principal.uid.to_string();
         outcome.identity = identity;
         let ops = match classified {
@@ -145,7 +171,13 @@ impl Gate {
         };
         let mut allowed: Option<Decision> = None;
         for op in &ops {
-            let authz = authz_request(req, &outcome.identity, op, now);
+            let authz = authz_request_for(
+                req,
+                &outcome.identity,
+                op,
+                now,
+                self.config.identity.principal,
+            );
             let evaluation = std::time::Instant::now();
             let mut decision = snapshot.decide(&authz, self.config.authorization.on_policy_error);
             crate::metrics::record_evaluation(evaluation.elapsed());
@@ -200,23 +232,51 @@ pub fn anonymous_uid() -> EntityUid {
     builtin_uid(ANONYMOUS, "anonymous")
 }
 
-/// Builds the Cedar question for a request.
+/// Builds the Cedar question for a request (the token subject is the
+/// principal when there is one).
 pub fn authz_request(
     req: &HttpRequest,
     identity: &Identity,
     op: &Operation,
     now: SystemTime,
 ) -> AuthzRequest {
+    authz_request_for(req, identity, op, now, PrincipalSource::Token)
+}
+
+/// Builds the Cedar question, `choice` naming the principal when the request
+/// has both a workload and a token. The other identity is always in
+/// `context.auth`, so a policy can say "user U, only through workload W".
+pub fn authz_request_for(
+    req: &HttpRequest,
+    identity: &Identity,
+    op: &Operation,
+    now: SystemTime,
+    choice: PrincipalSource,
+) -> AuthzRequest {
     let workload_spec = identity.workload.as_ref().map(|w| PrincipalSpec {
         uid: builtin_uid(WORKLOAD, w.id.as_str()),
         attrs: workload_attrs(&w.id),
         parents: Vec::new(),
     });
-    let principal = workload_spec.clone().unwrap_or_else(|| PrincipalSpec {
-        uid: anonymous_uid(),
+    let token_spec = identity.token.as_ref().map(|t| PrincipalSpec {
+        uid: t.principal.clone(),
         attrs: Vec::new(),
-        parents: Vec::new(),
+        parents: t.groups.iter().map(|g| builtin_uid(GROUP, g)).collect(),
     });
+    let (principal, extra) = match (token_spec, workload_spec.clone(), choice) {
+        // The workload is referenced from the context: it must be in the store.
+        (Some(t), Some(w), PrincipalSource::Token) => (t, vec![w]),
+        (Some(_), Some(w), PrincipalSource::Workload) | (None, Some(w), _) => (w, Vec::new()),
+        (Some(t), None, _) => (t, Vec::new()),
+        (None, None, _) => (
+            PrincipalSpec {
+                uid: anonymous_uid(),
+                attrs: Vec::new(),
+                parents: Vec::new(),
+            },
+            Vec::new(),
+        ),
+    };
 
     let mut request = vec![
         ("method".to_owned(), Value::str(&req.method)),
@@ -229,19 +289,15 @@ pub fn authz_request(
     if let Some(ip) = req.source.ip {
         request.push(("source_ip".to_owned(), Value::Ip(ip.to_string())));
     }
-    let mut auth = vec![(
-        "method".to_owned(),
-        Value::str(if identity.workload.is_some() {
-            "mtls"
-        } else {
-            "none"
-        }),
-    )];
+    let mut auth = vec![("method".to_owned(), Value::str(identity.method()))];
     if let Some(w) = &workload_spec {
         auth.push(("workload".to_owned(), Value::Entity(w.uid.clone())));
     }
     if let Some(w) = &identity.workload {
         auth.push(("spiffe_id".to_owned(), Value::str(w.id.as_str())));
+    }
+    if let Some(t) = &identity.token {
+        auth.extend(crate::identity::token::context(t, unix_now(now)));
     }
     let mut context = vec![
         ("request".to_owned(), Value::Record(request)),
@@ -251,7 +307,7 @@ pub fn authz_request(
     context.extend(op.context.iter().cloned());
     AuthzRequest {
         principal,
-        extra: Vec::new(),
+        extra,
         action: op.action.clone(),
         resource: op.resource.clone(),
         context,

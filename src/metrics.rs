@@ -33,6 +33,8 @@ pub const TLS_RELOADS: &str = "cedar_gate_tls_reloads_total";
 pub const TLS_HANDSHAKE_FAILURES: &str = "cedar_gate_tls_handshake_failures_total";
 /// Unix time at which the served gRPC certificate expires.
 pub const TLS_CERT_EXPIRY: &str = "cedar_gate_tls_certificate_expiry_timestamp_seconds";
+/// Issuer key set fetches, by `issuer` (config-bounded) and `result`.
+pub const JWKS_REFRESHES: &str = "cedar_gate_jwks_refreshes_total";
 /// Build information (value 1, label `version`).
 pub const BUILD_INFO: &str = "cedar_gate_build_info";
 
@@ -51,6 +53,7 @@ pub const ALL: &[&str] = &[
     TLS_RELOADS,
     TLS_HANDSHAKE_FAILURES,
     TLS_CERT_EXPIRY,
+    JWKS_REFRESHES,
     BUILD_INFO,
 ];
 
@@ -119,6 +122,10 @@ fn describe() {
         TLS_CERT_EXPIRY,
         "Unix time at which the served gRPC certificate expires."
     );
+    describe_counter!(
+        JWKS_REFRESHES,
+        "Issuer key set fetches, by issuer and result (a failure keeps the last good keys)."
+    );
     describe_gauge!(BUILD_INFO, "Build information.");
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
@@ -180,4 +187,11 @@ pub fn record_tls_handshake_failure() {
 /// Records when the served certificate expires (Unix seconds).
 pub fn record_tls_expiry(not_after: i64) {
     gauge!(TLS_CERT_EXPIRY).set(not_after as f64);
+}
+
+/// Records one key set fetch for an issuer. The issuer label is bounded by the
+/// config (only configured issuers are ever fetched).
+pub fn record_jwks_refresh(issuer: &str, ok: bool) {
+    let result = if ok { "success" } else { "failure" };
+    counter!(JWKS_REFRESHES, "issuer" => issuer.to_owned(), "result" => result).increment(1);
 }

@@ -126,6 +126,10 @@ fn challenge(outcome: &Outcome, cfg: &ResponseConfig) -> String {
             rejection.code
         ));
     }
+    if let Some(url) = &cfg.resource_metadata {
+        // RFC 9728 §5.1: where the client finds how to obtain a token.
+        out.push_str(&format!(", resource_metadata=\"{url}\""));
+    }
     out
 }
 

@@ -10,7 +10,11 @@
 //!    because a client can send any header it likes.
 
 pub mod cert;
+pub mod issuers;
+pub mod jwks;
+pub mod jwt;
 pub mod spiffe;
+pub mod token;
 pub mod xfcc;
 
 use std::time::SystemTime;
@@ -18,6 +22,7 @@ use std::time::SystemTime;
 use crate::config::IdentityConfig;
 use crate::request::HttpRequest;
 use cert::CertError;
+use jwt::{TokenError, VerifiedToken};
 use spiffe::{SpiffeId, SpiffeIdError};
 use xfcc::XfccError;
 
@@ -50,6 +55,22 @@ pub struct Workload {
 pub struct Identity {
     /// The mTLS workload, if any.
     pub workload: Option<Workload>,
+    /// The verified bearer token, if any.
+    pub token: Option<std::sync::Arc<VerifiedToken>>,
+}
+
+// === impl Identity ===
+
+impl Identity {
+    /// How the caller authenticated: `mtls`, `jwt`, `mtls+jwt` or `none`.
+    pub fn method(&self) -> &'static str {
+        match (self.workload.is_some(), self.token.is_some()) {
+            (true, true) => "mtls+jwt",
+            (true, false) => "mtls",
+            (false, true) => "jwt",
+            (false, false) => "none",
+        }
+    }
 }
 
 /// Why presented credentials were refused (always a 401).
@@ -76,6 +97,9 @@ pub enum IdentityError {
     /// The SPIFFE id's trust domain is not in `identity.trust_domains`.
     #[error("trust domain `{0}` is not trusted")]
     UntrustedDomain(String),
+    /// A bearer token was presented and refused.
+    #[error("bearer token rejected: {0}")]
+    Token(#[source] TokenError),
 }
 
 // === impl IdentityError ===
@@ -91,6 +115,7 @@ impl IdentityError {
             IdentityError::XfccSpiffeCount(_) => "xfcc_spiffe_count",
             IdentityError::XfccSpiffeId(_) => "xfcc_invalid_spiffe_id",
             IdentityError::UntrustedDomain(_) => "untrusted_trust_domain",
+            IdentityError::Token(e) => e.reason(),
         }
     }
 }
@@ -123,7 +148,10 @@ pub fn resolve(
             w.id.trust_domain().to_owned(),
         ));
     }
-    Ok(Identity { workload })
+    Ok(Identity {
+        workload,
+        token: None,
+    })
 }
 
 fn peer_workload(req: &HttpRequest, now: SystemTime) -> Result<Option<Workload>, IdentityError> {

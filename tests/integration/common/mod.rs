@@ -16,6 +16,7 @@
 pub mod client;
 pub mod envoy;
 pub mod gate;
+pub mod idp;
 pub mod pki;
 pub mod stack;
 pub mod upstream;
