@@ -30,6 +30,7 @@ fn requests(n: usize) -> Vec<AuthzRequest> {
             source: WorkloadSource::PeerPrincipal,
             not_after: None,
         }),
+        token: None,
     };
     (0..n)
         .map(|i| {
@@ -41,7 +42,7 @@ fn requests(n: usize) -> Vec<AuthzRequest> {
                 scheme: "https".into(),
                 ..Default::default()
             };
-            let op = cedar_gate::classify::classify(&req);
+            let op = cedar_gate::classify::http::classify(&req);
             let now = SystemTime::now() + Duration::from_millis(i as u64);
             cedar_gate::gate::authz_request(&req, &identity, &op, now)
         })

@@ -18,6 +18,8 @@ pub struct AdminState {
     pub store: Arc<PolicyStore>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Token verification; not ready until every required issuer has keys.
+    pub tokens: Option<Arc<crate::identity::token::TokenVerifier>>,
 }
 
 /// The admin router.
@@ -32,12 +34,23 @@ pub fn router(state: AdminState) -> Router {
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
     match state.store.current() {
-        Some(_) => (StatusCode::OK, "ready\n"),
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no policy snapshot loaded\n",
-        ),
+        Some(_) => {}
+        None => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no policy snapshot loaded\n".to_owned(),
+            );
+        }
     }
+    if let Some(waiting) = state.tokens.as_ref().map(|t| t.waiting_for())
+        && !waiting.is_empty()
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("waiting for keys of issuer(s): {}\n", waiting.join(", ")),
+        );
+    }
+    (StatusCode::OK, "ready\n".to_owned())
 }
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {

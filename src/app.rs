@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tokio::net::TcpListener;
@@ -17,6 +18,7 @@ use crate::metrics;
 use crate::policy::PolicyStore;
 use crate::policy::watch::{PolicyWatcher, ReloadTrigger};
 use crate::service::AuthzService;
+use crate::tls::{ReloadingTls, TlsError};
 
 /// Default gRPC listen address.
 pub const DEFAULT_GRPC_LISTEN: &str = "0.0.0.0:9191";
@@ -53,6 +55,9 @@ pub enum AppError {
     /// The policy reload thread could not be started.
     #[error("cannot start the policy reloader: {0}")]
     Reloader(std::io::Error),
+    /// `server.tls` is set but its files are not usable.
+    #[error("cannot set up TLS on the gRPC listener: {0}")]
+    Tls(TlsError),
 }
 
 /// A started server.
@@ -99,6 +104,12 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
     let config = Arc::new(settings.config);
     let store = Arc::new(PolicyStore::new(&settings.policy_dir));
     let audit = AuditLog::open(&config.audit).map_err(AppError::Audit)?;
+    // Checked before binding: bad certificate files stop start-up, never
+    // degrade to plaintext.
+    let tls = match &config.server.tls {
+        Some(files) => Some(ReloadingTls::new(files.clone()).map_err(AppError::Tls)?),
+        None => None,
+    };
 
     let grpc = bind(settings.grpc_listen).await?;
     let admin = bind(settings.admin_listen).await?;
@@ -115,14 +126,17 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
     health
         .set_not_serving::<AuthorizationServer<AuthzService>>()
         .await;
-    if reload(&store) {
+    let gate = Gate::new(config.clone());
+    let tokens = gate.tokens().cloned();
+    let policies_loaded = reload(&store);
+    if policies_loaded && tokens.as_ref().is_none_or(|t| t.ready()) {
         health
             .set_serving::<AuthorizationServer<AuthzService>>()
             .await;
     }
 
     let (shutdown, mut stop_grpc) = watch::channel(false);
-    let reloader = start_reloader(&config, store.clone(), health.clone())?;
+    let reloader = start_reloader(&config, store.clone(), health.clone(), tokens.clone())?;
     let mut tasks = Vec::new();
     if let Some(trigger) = reloader.as_ref().map(|r| r.trigger()) {
         tasks.push(tokio::spawn(reload_on_sighup(
@@ -131,16 +145,45 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         )));
     }
     let mut stop_admin = shutdown.subscribe();
-    let service = AuthzService::new(store.clone(), Gate::new(config.clone()), audit.clone());
+    let mut token_tasks = Vec::new();
+    if let Some(tokens) = &tokens {
+        tracing::info!(?tokens, "token issuers configured");
+        token_tasks = tokens.start(&shutdown);
+        if !(policies_loaded && tokens.ready()) {
+            token_tasks.push(tokio::spawn(serve_when_keys_ready(
+                store.clone(),
+                tokens.clone(),
+                health.clone(),
+                shutdown.subscribe(),
+            )));
+        }
+    }
+    let service = AuthzService::new(store.clone(), gate, audit.clone());
+    let router = server_builder(&config.server)
+        .add_service(health_service)
+        .add_service(
+            AuthorizationServer::new(service)
+                .max_decoding_message_size(config.server.max_message_bytes),
+        );
+    let tls_watcher = tls.as_ref().map(ReloadingTls::spawn_watcher);
     let grpc_task = tokio::spawn(async move {
-        let result = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .add_service(health_service)
-            .add_service(AuthorizationServer::new(service))
-            .serve_with_incoming_shutdown(TcpIncoming::from(grpc), async move {
-                let _ = stop_grpc.wait_for(|s| *s).await;
-            })
-            .await;
+        let stopped = async move {
+            let _ = stop_grpc.wait_for(|s| *s).await;
+        };
+        let result = match tls {
+            Some(tls) => {
+                router
+                    .serve_with_incoming_shutdown(crate::tls::incoming(grpc, tls), stopped)
+                    .await
+            }
+            None => {
+                let incoming = TcpIncoming::from(grpc).with_nodelay(Some(true));
+                router.serve_with_incoming_shutdown(incoming, stopped).await
+            }
+        };
+        if let Some(watcher) = tls_watcher {
+            watcher.abort();
+        }
         if let Err(e) = result {
             tracing::error!(error = %e, "gRPC server failed");
         }
@@ -148,6 +191,7 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
     let admin_router = crate::admin::router(crate::admin::AdminState {
         store: store.clone(),
         metrics: prometheus,
+        tokens,
     });
     let admin_task = tokio::spawn(async move {
         let result = axum::serve(admin, admin_router)
@@ -159,19 +203,36 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
             tracing::error!(error = %e, "admin server failed");
         }
     });
-    tracing::info!(grpc = %grpc_addr, admin = %admin_addr, policy_dir = %settings.policy_dir.display(), "cedar-gate listening");
+    tracing::info!(grpc = %grpc_addr, grpc_tls = config.server.tls.is_some(), admin = %admin_addr, policy_dir = %settings.policy_dir.display(), "cedar-gate listening");
     Ok(Running {
         grpc_addr,
         admin_addr,
         store,
         shutdown,
-        tasks: {
-            tasks.extend([grpc_task, admin_task]);
-            tasks
-        },
+        tasks: [grpc_task, admin_task]
+            .into_iter()
+            .chain(token_tasks)
+            .chain(tasks)
+            .collect(),
         audit,
         reloader,
     })
+}
+
+/// The tonic server with the limits from `server:`.
+fn server_builder(limits: &crate::config::ServerConfig) -> tonic::transport::Server {
+    let keepalive = (limits.http2_keepalive_interval_seconds > 0)
+        .then(|| Duration::from_secs(limits.http2_keepalive_interval_seconds));
+    let builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(keepalive)
+        .http2_keepalive_timeout(Some(Duration::from_secs(
+            limits.http2_keepalive_timeout_seconds,
+        )));
+    match limits.concurrency_limit_per_connection {
+        Some(limit) => builder.concurrency_limit_per_connection(limit),
+        None => builder,
+    }
 }
 
 /// Reloads policies, logging and counting the result. Returns whether a
@@ -223,12 +284,14 @@ fn start_reloader(
     config: &Config,
     store: Arc<PolicyStore>,
     health: tonic_health::server::HealthReporter,
+    tokens: Option<Arc<crate::identity::token::TokenVerifier>>,
 ) -> Result<Option<PolicyWatcher>, AppError> {
     let runtime = tokio::runtime::Handle::current();
     let watch_dir = config.policy_reload.watch.then(|| store.dir().to_owned());
     let debounce = std::time::Duration::from_millis(config.policy_reload.debounce_ms);
     PolicyWatcher::start(watch_dir.as_deref(), debounce, move || {
-        if reload(&store) {
+        // Issuer keys not loaded yet: `serve_when_keys_ready` flips health later.
+        if reload(&store) && tokens.as_ref().is_none_or(|t| t.ready()) {
             let health = health.clone();
             runtime.spawn(async move {
                 health
@@ -271,6 +334,30 @@ async fn reload_on_sighup(trigger: ReloadTrigger, mut stop: watch::Receiver<bool
     #[cfg(not(unix))]
     {
         let _ = (trigger, stop.wait_for(|s| *s).await);
+    }
+}
+
+/// gRPC health turns SERVING once every required issuer has keys and a
+/// policy snapshot is in force.
+async fn serve_when_keys_ready(
+    store: Arc<PolicyStore>,
+    tokens: Arc<crate::identity::token::TokenVerifier>,
+    health: tonic_health::server::HealthReporter,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        // Policies may arrive later too (a hot reload fixing a bad directory).
+        if tokens.ready() && store.current().is_some() {
+            health
+                .set_serving::<AuthorizationServer<AuthzService>>()
+                .await;
+            tracing::info!("issuer keys loaded: serving");
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
     }
 }
 

@@ -6,7 +6,6 @@
 //! blocks rather than drop an event: an audit trail with holes is worse than
 //! back-pressure).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -47,6 +46,14 @@ pub struct AuditEvent<'a> {
     /// Why credentials were refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_error: Option<&'a str>,
+    /// The fixed code of `identity_error` (as in the 401 and the metrics).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_reason: Option<&'static str>,
+    /// How the caller authenticated: `mtls`, `jwt`, `mtls+jwt` or `none`.
+    pub auth_method: &'static str,
+    /// The verified token's identity (never the token itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenAudit<'a>>,
     /// Action uid.
     pub action: &'a str,
     /// Resource uid.
@@ -75,9 +82,15 @@ pub struct AuditEvent<'a> {
     pub host: &'a str,
     /// Path (without query).
     pub path: &'a str,
-    /// Extra fields, reserved for later protocol details.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub extra: BTreeMap<&'static str, String>,
+    /// The model asked for (the denied operation's, on a deny).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<&'a str>,
+    /// The MCP tool called, as `<server>/<tool>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<&'a str>,
+    /// Operations decided, when more than one (a JSON-RPC batch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operations: Option<usize>,
     /// What the shadow policy set decided, when the snapshot has `@shadow` policies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shadow: Option<ShadowAudit<'a>>,
@@ -137,6 +150,15 @@ impl<'a> AuditEvent<'a> {
             spiffe_id: workload.map(|w| w.id.as_str()),
             workload_source: workload.map(|w| w.source),
             identity_error: outcome.identity_error.as_ref().map(|e| e.message.as_str()),
+            identity_reason: outcome.identity_error.as_ref().map(|e| e.code),
+            auth_method: outcome.identity.method(),
+            token: outcome.identity.token.as_deref().map(|t| TokenAudit {
+                issuer: &t.issuer,
+                subject: &t.subject,
+                jti: t.jti.as_deref(),
+                actors: &t.actors,
+                expires_at: t.expires_at,
+            }),
             action: &outcome.action,
             resource: &outcome.resource,
             protocol: outcome.protocol.as_str(),
@@ -155,10 +177,29 @@ impl<'a> AuditEvent<'a> {
             method: &req.method,
             host: &req.host,
             path: &req.path,
-            extra: BTreeMap::new(),
+            model: outcome.model.as_deref(),
+            tool: outcome.tool.as_deref(),
+            operations: (outcome.operations > 1).then_some(outcome.operations),
             shadow: outcome.shadow.as_ref().map(ShadowAudit::new),
         }
     }
+}
+
+/// Who a token said the caller is.
+#[derive(Debug, Serialize)]
+pub struct TokenAudit<'a> {
+    /// `iss`.
+    pub issuer: &'a str,
+    /// The subject claim.
+    pub subject: &'a str,
+    /// `jti`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<&'a str>,
+    /// RFC 8693 `act` chain, acting party first.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub actors: &'a [String],
+    /// `exp` (Unix seconds).
+    pub expires_at: i64,
 }
 
 /// Where audit lines go.

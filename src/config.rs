@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 use crate::identity::xfcc::XfccElementChoice;
 
+mod server;
+pub use server::{ServerConfig, TlsConfig};
+
 /// Errors raised while reading or validating the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -73,6 +76,14 @@ pub struct Config {
     /// How policy changes are picked up.
     #[serde(default)]
     pub policy_reload: PolicyReloadConfig,
+    /// gRPC server limits and optional TLS.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Route table: which protocol (OpenAI, Anthropic, Gemini, Bedrock, MCP,
+    /// plain HTTP) a request speaks. Compiled while parsing; first match wins;
+    /// unmatched requests are plain HTTP.
+    #[serde(default)]
+    pub routes: crate::classify::Routes,
 }
 
 /// Decision cache settings. Entries never outlive the snapshot that made them,
@@ -150,6 +161,21 @@ pub struct IdentityConfig {
     /// `x-forwarded-client-cert` handling.
     #[serde(default)]
     pub xfcc: XfccConfig,
+    /// JWT / OIDC token issuers (see `docs/tokens.md`). Empty: tokens are ignored.
+    #[serde(default)]
+    pub issuers: Vec<crate::identity::issuers::IssuerConfig>,
+    /// Header carrying the token (default `authorization`, `Bearer` scheme).
+    #[serde(default)]
+    pub token_header: Option<String>,
+    /// Take the token payload from Envoy's `jwt_authn` metadata instead.
+    #[serde(default)]
+    pub jwt_authn_metadata: Option<crate::identity::issuers::JwtAuthnMetadataConfig>,
+    /// `token` (default) or `workload`: the principal when a request has both.
+    #[serde(default)]
+    pub principal: crate::identity::issuers::PrincipalSource,
+    /// Verified-token cache capacity (default 10,000; 0 disables it).
+    #[serde(default)]
+    pub token_cache_capacity: Option<u64>,
 }
 
 /// When to believe the `x-forwarded-client-cert` header.
@@ -202,6 +228,10 @@ pub struct ResponseConfig {
     /// Realm in the `WWW-Authenticate` challenge of a 401.
     #[serde(default = "default_realm")]
     pub realm: String,
+    /// RFC 9728 protected resource metadata URL, added to 401 challenges as
+    /// `resource_metadata="..."` so clients (for example MCP) find where to get a token.
+    #[serde(default)]
+    pub resource_metadata: Option<String>,
 }
 
 impl Default for ResponseConfig {
@@ -209,6 +239,7 @@ impl Default for ResponseConfig {
         Self {
             remove_headers: Vec::new(),
             realm: default_realm(),
+            resource_metadata: None,
         }
     }
 }
@@ -363,13 +394,28 @@ impl Config {
                 message: "must be at most 60000".to_owned(),
             });
         }
+        crate::identity::issuers::validate(
+            &self.identity.issuers,
+            self.identity.token_header.as_deref(),
+            self.identity.jwt_authn_metadata.as_ref(),
+        )?;
+        if let Some(url) = &self.response.resource_metadata
+            && ((!url.starts_with("https://") && !url.starts_with("http://"))
+                || url.contains('"')
+                || url.contains('\\'))
+        {
+            return Err(ConfigError::Invalid {
+                key: "response.resource_metadata",
+                message: "must be an http(s) URL without quotes or backslashes".to_owned(),
+            });
+        }
         if self.audit.sink == AuditSink::File && self.audit.path.is_none() {
             return Err(ConfigError::Invalid {
                 key: "audit.path",
                 message: "is required when `audit.sink` is `file`".to_owned(),
             });
         }
-        Ok(())
+        self.server.validate()
     }
 }
 

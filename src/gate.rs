@@ -8,9 +8,11 @@ use cedar_policy::EntityUid;
 use crate::cache::{self, DecisionCache};
 use crate::classify::{self, Operation, Protocol};
 use crate::config::Config;
+use crate::identity::issuers::PrincipalSource;
+use crate::identity::token::{TokenVerifier, unix_now};
 use crate::identity::{self, Identity, IdentityError};
 use crate::policy::eval::{AuthzRequest, Decision, PrincipalSpec, Reason};
-use crate::policy::model::{ANONYMOUS, Value, WORKLOAD, builtin_uid, workload_attrs};
+use crate::policy::model::{ANONYMOUS, GROUP, Value, WORKLOAD, builtin_uid, workload_attrs};
 use crate::policy::snapshot::Snapshot;
 use crate::request::HttpRequest;
 use crate::shadow::ShadowOutcome;
@@ -28,7 +30,8 @@ pub struct Outcome {
     pub decision: Decision,
     /// The principal uid as Cedar prints it, e.g. `Workload::"spiffe://..."`.
     pub principal: String,
-    /// The resolved identity (empty when credentials were refused).
+    /// The resolved identity (empty when credentials were refused; only the
+    /// workload when a token was refused).
     pub identity: Identity,
     /// Why credentials were refused, when they were.
     pub identity_error: Option<IdentityRejection>,
@@ -38,6 +41,12 @@ pub struct Outcome {
     pub action: String,
     /// The resource uid.
     pub resource: String,
+    /// The model asked for, if any (the denied operation's, on a deny).
+    pub model: Option<String>,
+    /// The MCP tool called, as `<server>/<tool>`, if any.
+    pub tool: Option<String>,
+    /// Operations decided: 1, or the JSON-RPC batch size.
+    pub operations: usize,
     /// Generation of the snapshot that decided.
     pub policy_generation: u64,
     /// Content hash of that snapshot.
@@ -75,6 +84,8 @@ impl Outcome {
 #[derive(Debug, Clone)]
 pub struct Gate {
     config: std::sync::Arc<Config>,
+    /// Token verification (issuers, keys, cache); `None` without issuers.
+    tokens: Option<std::sync::Arc<TokenVerifier>>,
     cache: Option<std::sync::Arc<DecisionCache>>,
 }
 
@@ -83,8 +94,13 @@ pub struct Gate {
 impl Gate {
     /// A gate with the given configuration.
     pub fn new(config: std::sync::Arc<Config>) -> Self {
+        let tokens = TokenVerifier::new(&config.identity).map(std::sync::Arc::new);
         let cache = DecisionCache::from_config(&config.cache).map(std::sync::Arc::new);
-        Self { config, cache }
+        Self {
+            config,
+            tokens,
+            cache,
+        }
     }
 
     /// The decision cache, when enabled.
@@ -92,23 +108,39 @@ impl Gate {
         self.cache.as_deref()
     }
 
+    /// The token verifier, when issuers are configured (its key refresh tasks
+    /// are started by the server; readiness waits for required issuers).
+    pub fn tokens(&self) -> Option<&std::sync::Arc<TokenVerifier>> {
+        self.tokens.as_ref()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
-    /// Decides one request.
+    /// Decides one request. A JSON-RPC batch is several operations: each is
+    /// decided, the first denial is the answer, and an allow names the
+    /// policies of every operation.
     pub fn check(&self, snapshot: &Snapshot, req: &HttpRequest, now: SystemTime) -> Outcome {
-        let op = classify::classify(req);
+        let classified = classify::classify(req, &self.config.routes);
+        let first = match &classified {
+            Ok(ops) => ops.first().cloned(),
+            Err(refusal) => Some(classify::http::classify_as(req, refusal.protocol)),
+        }
+        .unwrap_or_else(|| classify::http::classify(req));
         let mut outcome = Outcome {
             decision_id: uuid::Uuid::now_v7().to_string(),
             decision: Decision::deny(Reason::InvalidIdentity, Vec::new()),
             principal: String::new(),
             identity: Identity::default(),
             identity_error: None,
-            protocol: op.protocol,
-            action: op.action.to_string(),
-            resource: op.resource.to_string(),
+            protocol: first.protocol,
+            action: first.action.to_string(),
+            resource: first.resource.to_string(),
+            model: first.model.clone(),
+            tool: first.tool.clone(),
+            operations: classified.as_ref().map_or(1, Vec::len),
             policy_generation: snapshot.generation,
             policy_hash: snapshot.hash.clone(),
             cache_hit: false,
@@ -120,46 +152,133 @@ impl Gate {
                 .collect(),
             shadow: None,
         };
-        let identity = match identity::resolve(req, &self.config.identity, now) {
+        let mut identity = match identity::resolve(req, &self.config.identity, now) {
             Ok(identity) => identity,
             Err(e) => {
                 outcome.identity_error = Some(rejection(&e));
                 return outcome;
             }
         };
-        let authz = authz_request(req, &identity, &op, now);
+        if let Some(tokens) = &self.tokens {
+            // A presented token that fails is a 401, even when a workload
+            // identity would have sufficed: never fall back past a bad credential.
+            match tokens.resolve(req, now) {
+                Ok(token) => identity.token = token,
+                Err(e) => {
+                    outcome.identity_error = Some(rejection(&IdentityError::Token(e)));
+                    // Keep the (accepted) workload for the audit trail: which
+                    // workload presented the refused token.
+                    outcome.identity = identity;
+                    return outcome;
+                }
+            }
+        }
+        let authz = authz_request_for(req, &identity, &first, now, self.config.identity.principal);
         outcome.principal = authz.principal.uid.to_string();
         let valid_until = credential_expiry(&identity);
         outcome.identity = identity;
-        let on_error = self.config.authorization.on_policy_error;
-        let decided = match &self.cache {
-            Some(c) => c.decide(snapshot, &authz, on_error, valid_until, now),
-            None => cache::evaluate(snapshot, &authz, on_error),
+        let ops = match classified {
+            Ok(ops) => ops,
+            Err(refusal) => {
+                // Fail closed: a body the protocol needs but cannot read.
+                outcome.decision =
+                    Decision::deny(refusal.error.reason(), vec![refusal.error.to_string()]);
+                return outcome;
+            }
         };
-        outcome.cache_hit = decided.cache_hit;
-        let mut decision = decided.decision;
-        outcome.shadow = decided
-            .shadow
-            .map(|shadow| ShadowOutcome::new(snapshot, &authz.action, &decision, shadow));
-        if decision.reason == Reason::NoPermit
-            && authz.principal.uid.type_name().to_string() == ANONYMOUS
-        {
-            // No credentials and no policy for Anonymous: ask for credentials.
-            decision.reason = Reason::Unauthenticated;
+        let mut allowed: Option<Decision> = None;
+        // The shadow set's answer over the same operations (first denial wins).
+        let mut shadow: Option<Decision> = None;
+        let mut all_hits = true;
+        let on_error = self.config.authorization.on_policy_error;
+        for op in &ops {
+            let authz = authz_request_for(
+                req,
+                &outcome.identity,
+                op,
+                now,
+                self.config.identity.principal,
+            );
+            let evaluation = std::time::Instant::now();
+            let decided = match &self.cache {
+                Some(c) => c.decide(snapshot, &authz, on_error, valid_until, now),
+                None => cache::evaluate(snapshot, &authz, on_error),
+            };
+            if !decided.cache_hit {
+                crate::metrics::record_evaluation(evaluation.elapsed());
+            }
+            all_hits &= decided.cache_hit;
+            outcome.cache_hit = all_hits;
+            if let Some(s) = decided.shadow {
+                fold_shadow(&mut shadow, s);
+            }
+            let mut decision = decided.decision;
+            if decision.reason == Reason::NoPermit
+                && authz.principal.uid.type_name().to_string() == ANONYMOUS
+            {
+                // No credentials and no policy for Anonymous: ask for credentials.
+                decision.reason = Reason::Unauthenticated;
+            }
+            if !decision.is_allow() {
+                outcome.protocol = op.protocol;
+                outcome.action = op.action.to_string();
+                outcome.resource = op.resource.to_string();
+                outcome.model = op.model.clone();
+                outcome.tool = op.tool.clone();
+                outcome.shadow =
+                    shadow.map(|s| ShadowOutcome::new(snapshot, &op.action, &decision, s));
+                outcome.decision = decision;
+                return outcome;
+            }
+            match &mut allowed {
+                None => allowed = Some(decision),
+                Some(merged) => merge_allow(merged, decision),
+            }
         }
-        outcome.decision = decision;
+        if let Some(decision) = allowed {
+            outcome.decision = decision;
+        }
+        outcome.shadow =
+            shadow.map(|s| ShadowOutcome::new(snapshot, &first.action, &outcome.decision, s));
         outcome
     }
 }
 
+/// Folds one operation's shadow decision into the batch's: the first denial
+/// stands, allows merge like the enforced ones.
+fn fold_shadow(acc: &mut Option<Decision>, next: Decision) {
+    match acc {
+        None => *acc = Some(next),
+        Some(d) if !d.is_allow() => {}
+        Some(_) if !next.is_allow() => *acc = Some(next),
+        Some(d) => merge_allow(d, next),
+    }
+}
+
 /// When the caller's credentials stop being valid: nothing decided for them
-/// (a cached decision) may outlive this. Token `exp` joins here as the
-/// earliest of all credentials presented.
+/// (a cached decision) may outlive this. The earliest of the certificate's
+/// not-after and the token's `exp` (without leeway).
 pub fn credential_expiry(identity: &Identity) -> Option<SystemTime> {
-    [identity.workload.as_ref().and_then(|w| w.not_after)]
+    let token = identity.token.as_ref().map(|t| {
+        let exp = u64::try_from(t.expires_at).unwrap_or(0);
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(exp)
+    });
+    [identity.workload.as_ref().and_then(|w| w.not_after), token]
         .into_iter()
         .flatten()
         .min()
+}
+
+/// Folds one more allow of a batch into the batch's allow: the policies of
+/// every operation (each once, sorted) and every error.
+fn merge_allow(merged: &mut Decision, more: Decision) {
+    for p in more.policies {
+        if !merged.policies.iter().any(|q| q.id == p.id) {
+            merged.policies.push(p);
+        }
+    }
+    merged.policies.sort_by(|a, b| a.id.cmp(&b.id));
+    merged.errors.extend(more.errors);
 }
 
 fn rejection(e: &IdentityError) -> IdentityRejection {
@@ -174,23 +293,51 @@ pub fn anonymous_uid() -> EntityUid {
     builtin_uid(ANONYMOUS, "anonymous")
 }
 
-/// Builds the Cedar question for a request.
+/// Builds the Cedar question for a request (the token subject is the
+/// principal when there is one).
 pub fn authz_request(
     req: &HttpRequest,
     identity: &Identity,
     op: &Operation,
     now: SystemTime,
 ) -> AuthzRequest {
+    authz_request_for(req, identity, op, now, PrincipalSource::Token)
+}
+
+/// Builds the Cedar question, `choice` naming the principal when the request
+/// has both a workload and a token. The other identity is always in
+/// `context.auth`, so a policy can say "user U, only through workload W".
+pub fn authz_request_for(
+    req: &HttpRequest,
+    identity: &Identity,
+    op: &Operation,
+    now: SystemTime,
+    choice: PrincipalSource,
+) -> AuthzRequest {
     let workload_spec = identity.workload.as_ref().map(|w| PrincipalSpec {
         uid: builtin_uid(WORKLOAD, w.id.as_str()),
         attrs: workload_attrs(&w.id),
         parents: Vec::new(),
     });
-    let principal = workload_spec.clone().unwrap_or_else(|| PrincipalSpec {
-        uid: anonymous_uid(),
+    let token_spec = identity.token.as_ref().map(|t| PrincipalSpec {
+        uid: t.principal.clone(),
         attrs: Vec::new(),
-        parents: Vec::new(),
+        parents: t.groups.iter().map(|g| builtin_uid(GROUP, g)).collect(),
     });
+    let (principal, extra) = match (token_spec, workload_spec.clone(), choice) {
+        // The workload is referenced from the context: it must be in the store.
+        (Some(t), Some(w), PrincipalSource::Token) => (t, vec![w]),
+        (Some(_), Some(w), PrincipalSource::Workload) | (None, Some(w), _) => (w, Vec::new()),
+        (Some(t), None, _) => (t, Vec::new()),
+        (None, None, _) => (
+            PrincipalSpec {
+                uid: anonymous_uid(),
+                attrs: Vec::new(),
+                parents: Vec::new(),
+            },
+            Vec::new(),
+        ),
+    };
 
     let mut request = vec![
         ("method".to_owned(), Value::str(&req.method)),
@@ -203,29 +350,28 @@ pub fn authz_request(
     if let Some(ip) = req.source.ip {
         request.push(("source_ip".to_owned(), Value::Ip(ip.to_string())));
     }
-    let mut auth = vec![(
-        "method".to_owned(),
-        Value::str(if identity.workload.is_some() {
-            "mtls"
-        } else {
-            "none"
-        }),
-    )];
+    let mut auth = vec![("method".to_owned(), Value::str(identity.method()))];
     if let Some(w) = &workload_spec {
         auth.push(("workload".to_owned(), Value::Entity(w.uid.clone())));
     }
     if let Some(w) = &identity.workload {
         auth.push(("spiffe_id".to_owned(), Value::str(w.id.as_str())));
     }
+    if let Some(t) = &identity.token {
+        auth.extend(crate::identity::token::context(t, unix_now(now)));
+    }
+    let mut context = vec![
+        ("request".to_owned(), Value::Record(request)),
+        ("auth".to_owned(), Value::Record(auth)),
+    ];
+    // Protocol records (`ai`, `mcp`), optional in the schema.
+    context.extend(op.context.iter().cloned());
     AuthzRequest {
         principal,
-        extra: Vec::new(),
+        extra,
         action: op.action.clone(),
         resource: op.resource.clone(),
-        context: vec![
-            ("request".to_owned(), Value::Record(request)),
-            ("auth".to_owned(), Value::Record(auth)),
-        ],
+        context,
     }
 }
 

@@ -20,3 +20,4 @@ pub mod request;
 pub mod response;
 pub mod service;
 pub mod shadow;
+pub mod tls;

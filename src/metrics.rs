@@ -13,6 +13,8 @@ use crate::gate::Outcome;
 pub const CHECKS: &str = "cedar_gate_checks_total";
 /// Time to answer a Check (handler), in seconds.
 pub const CHECK_DURATION: &str = "cedar_gate_check_duration_seconds";
+/// Time spent in Cedar evaluation for one Check (`snapshot.decide`), in seconds.
+pub const EVALUATION_DURATION: &str = "cedar_gate_evaluation_duration_seconds";
 /// Check requests that could not be understood, or arrived before readiness.
 pub const CHECK_ERRORS: &str = "cedar_gate_check_errors_total";
 /// Credentials refused, by `reason`.
@@ -25,6 +27,14 @@ pub const POLICY_GENERATION: &str = "cedar_gate_policy_generation";
 pub const POLICIES_LOADED: &str = "cedar_gate_policies_loaded";
 /// Unix time of the last successful reload.
 pub const POLICY_LAST_RELOAD: &str = "cedar_gate_policy_last_reload_success_timestamp_seconds";
+/// TLS certificate reloads on the gRPC listener, by `result`.
+pub const TLS_RELOADS: &str = "cedar_gate_tls_reloads_total";
+/// TLS handshakes on the gRPC listener that failed or timed out.
+pub const TLS_HANDSHAKE_FAILURES: &str = "cedar_gate_tls_handshake_failures_total";
+/// Unix time at which the served gRPC certificate expires.
+pub const TLS_CERT_EXPIRY: &str = "cedar_gate_tls_certificate_expiry_timestamp_seconds";
+/// Issuer key set fetches, by `issuer` (config-bounded) and `result`.
+pub const JWKS_REFRESHES: &str = "cedar_gate_jwks_refreshes_total";
 /// Build information (value 1, label `version`).
 pub const BUILD_INFO: &str = "cedar_gate_build_info";
 /// Decision cache lookups answered from the cache.
@@ -45,6 +55,33 @@ pub const SHADOW_POLICIES: &str = "cedar_gate_shadow_policies_loaded";
 /// 1 for the content hash (first 12 hex digits, label `hash`) of the snapshot
 /// in force, 0 for hashes that were in force before.
 pub const POLICY_SNAPSHOT: &str = "cedar_gate_policy_snapshot_info";
+
+/// Every metric this module defines (other modules add their own, e.g. the
+/// decision cache and JWKS metrics). Alert rules are checked against it.
+pub const ALL: &[&str] = &[
+    CHECKS,
+    CHECK_DURATION,
+    EVALUATION_DURATION,
+    CHECK_ERRORS,
+    IDENTITY_REJECTIONS,
+    POLICY_RELOADS,
+    POLICY_GENERATION,
+    POLICIES_LOADED,
+    POLICY_LAST_RELOAD,
+    TLS_RELOADS,
+    TLS_HANDSHAKE_FAILURES,
+    TLS_CERT_EXPIRY,
+    JWKS_REFRESHES,
+    BUILD_INFO,
+    CACHE_HITS,
+    CACHE_MISSES,
+    CACHE_BYPASSES,
+    CACHE_ENTRIES,
+    CACHE_EVICTIONS,
+    SHADOW_DISAGREEMENTS,
+    SHADOW_POLICIES,
+    POLICY_SNAPSHOT,
+];
 
 /// Histogram buckets in seconds: 5 µs to 100 ms.
 const LATENCY_BUCKETS: [f64; 17] = [
@@ -79,6 +116,11 @@ fn describe() {
         metrics::Unit::Seconds,
         "Time to answer a Check."
     );
+    describe_histogram!(
+        EVALUATION_DURATION,
+        metrics::Unit::Seconds,
+        "Time spent evaluating Cedar policies for one Check."
+    );
     describe_counter!(
         CHECK_ERRORS,
         "Check requests that could not be answered with a decision, by reason."
@@ -93,6 +135,22 @@ fn describe() {
     describe_gauge!(
         POLICY_LAST_RELOAD,
         "Unix time of the last successful policy reload."
+    );
+    describe_counter!(
+        TLS_RELOADS,
+        "TLS certificate reloads on the gRPC listener, by result."
+    );
+    describe_counter!(
+        TLS_HANDSHAKE_FAILURES,
+        "TLS handshakes on the gRPC listener that failed or timed out."
+    );
+    describe_gauge!(
+        TLS_CERT_EXPIRY,
+        "Unix time at which the served gRPC certificate expires."
+    );
+    describe_counter!(
+        JWKS_REFRESHES,
+        "Issuer key set fetches, by issuer and result (a failure keeps the last good keys)."
     );
     describe_gauge!(BUILD_INFO, "Build information.");
     describe_lifecycle();
@@ -140,6 +198,34 @@ pub fn record_reload(snapshot: Result<&crate::policy::Snapshot, ()>) {
         }
         Err(()) => counter!(POLICY_RELOADS, "result" => "failure").increment(1),
     }
+}
+
+/// Records the time one Cedar evaluation took.
+pub fn record_evaluation(elapsed: Duration) {
+    histogram!(EVALUATION_DURATION).record(elapsed.as_secs_f64());
+}
+
+/// Records a TLS certificate reload attempt that found changed files.
+pub fn record_tls_reload(ok: bool) {
+    let result = if ok { "success" } else { "failure" };
+    counter!(TLS_RELOADS, "result" => result).increment(1);
+}
+
+/// Records a failed or timed-out TLS handshake.
+pub fn record_tls_handshake_failure() {
+    counter!(TLS_HANDSHAKE_FAILURES).increment(1);
+}
+
+/// Records when the served certificate expires (Unix seconds).
+pub fn record_tls_expiry(not_after: i64) {
+    gauge!(TLS_CERT_EXPIRY).set(not_after as f64);
+}
+
+/// Records one key set fetch for an issuer. The issuer label is bounded by the
+/// config (only configured issuers are ever fetched).
+pub fn record_jwks_refresh(issuer: &str, ok: bool) {
+    let result = if ok { "success" } else { "failure" };
+    counter!(JWKS_REFRESHES, "issuer" => issuer.to_owned(), "result" => result).increment(1);
 }
 
 fn describe_lifecycle() {

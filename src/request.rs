@@ -40,6 +40,9 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
     /// The direct peer.
     pub source: Peer,
+    /// `metadata_context.filter_metadata` as JSON, by namespace (for example
+    /// Envoy's `jwt_authn` payload when the ext_authz filter forwards it).
+    pub filter_metadata: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// Why a CheckRequest could not be understood.
@@ -71,6 +74,15 @@ impl TryFrom<CheckRequest> for HttpRequest {
 
     fn try_from(req: CheckRequest) -> Result<Self, Self::Error> {
         let attrs = req.attributes.unwrap_or_default();
+        let filter_metadata = attrs
+            .metadata_context
+            .map(|m| {
+                m.filter_metadata
+                    .into_iter()
+                    .map(|(k, v)| (k, struct_json(v)))
+                    .collect()
+            })
+            .unwrap_or_default();
         let source = attrs.source.unwrap_or_default();
         let ip = source
             .address
@@ -143,11 +155,43 @@ impl TryFrom<CheckRequest> for HttpRequest {
                 principal: source.principal,
                 certificate: source.certificate,
             },
+            filter_metadata,
         };
         if let Some(rid) = out.header("x-request-id") {
             out.id = rid.to_owned();
         }
         Ok(out)
+    }
+}
+
+/// A protobuf `Struct` as JSON (numbers that are whole stay integers, so
+/// NumericDate claims read as they were written).
+fn struct_json(s: envoy_types::pb::google::protobuf::Struct) -> serde_json::Value {
+    serde_json::Value::Object(
+        s.fields
+            .into_iter()
+            .map(|(k, v)| (k, value_json(v)))
+            .collect(),
+    )
+}
+
+fn value_json(v: envoy_types::pb::google::protobuf::Value) -> serde_json::Value {
+    use envoy_types::pb::google::protobuf::value::Kind;
+    match v.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(b),
+        Some(Kind::NumberValue(n)) => {
+            if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                serde_json::Value::from(n as i64)
+            } else {
+                serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, Into::into)
+            }
+        }
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s),
+        Some(Kind::StructValue(s)) => struct_json(s),
+        Some(Kind::ListValue(l)) => {
+            serde_json::Value::Array(l.values.into_iter().map(value_json).collect())
+        }
     }
 }
 

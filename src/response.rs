@@ -83,11 +83,20 @@ fn denied(outcome: &Outcome, status: i32, www_authenticate: Option<String>) -> D
     } else {
         "forbidden"
     };
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "error": error,
         "decision_id": outcome.decision_id,
         "reason": outcome.decision.reason.as_str(),
     });
+    // Which model or tool was refused (what the caller asked for, never why).
+    if status == 403 {
+        if let Some(model) = &outcome.model {
+            body["model"] = model.as_str().into();
+        }
+        if let Some(tool) = &outcome.tool {
+            body["tool"] = tool.as_str().into();
+        }
+    }
     let mut headers = vec![header(
         "content-type",
         "application/json",
@@ -117,6 +126,10 @@ fn challenge(outcome: &Outcome, cfg: &ResponseConfig) -> String {
             rejection.code
         ));
     }
+    if let Some(url) = &cfg.resource_metadata {
+        // RFC 9728 §5.1: where the client finds how to obtain a token.
+        out.push_str(&format!(", resource_metadata=\"{url}\""));
+    }
     out
 }
 
@@ -145,6 +158,8 @@ fn metadata(outcome: &Outcome) -> Struct {
         ("resource", s(&outcome.resource)),
         ("protocol", s(outcome.protocol.as_str())),
         ("policies", s(&d.policy_ids())),
+        ("model", s(outcome.model.as_deref().unwrap_or_default())),
+        ("tool", s(outcome.tool.as_deref().unwrap_or_default())),
         (
             "policy_generation",
             PbValue {

@@ -67,6 +67,8 @@ impl Authorization for AuthzService {
                 principal = %outcome.principal,
                 action = %outcome.action,
                 resource = %outcome.resource,
+                model = outcome.model.as_deref(),
+                tool = outcome.tool.as_deref(),
                 identity.error = outcome.identity_error.as_ref().map(|e| e.message.as_str()),
                 "denied"
             );

@@ -9,8 +9,9 @@
 //!   `entities.json`, schema); the on-error mode is fixed for the process.
 //! - Context that changes on every request ([`VOLATILE_CONTEXT`]): when no
 //!   policy of the snapshot reads it, it is blanked out of the key (evaluation
-//!   on a miss still gets the real values); when some policy reads it, the
-//!   decision depends on it and every request bypasses the cache.
+//!   on a miss still gets the real values); when some policy reads it, every
+//!   request that carries it bypasses the cache (a token's age is read by a
+//!   policy: token callers bypass, workloads without a token still hit).
 //! - Entries die with a reload (generation in the key, and the whole cache is
 //!   invalidated when a newer generation is first seen), never outlive the
 //!   credential that earned them (`valid_until`, checked on every hit against
@@ -148,9 +149,13 @@ impl DecisionCache {
         now: SystemTime,
     ) -> Decided {
         let newest = self.observe(snapshot.generation);
-        if snapshot.generation < newest || !snapshot.volatile_reads().is_empty() {
-            // A request still on an old snapshot, or decisions that depend on
-            // per-request context: evaluate, never cache.
+        let reads_volatile = snapshot
+            .volatile_reads()
+            .iter()
+            .any(|path| carries(&req.context, path));
+        if snapshot.generation < newest || reads_volatile {
+            // A request still on an old snapshot, or one whose decision depends
+            // on per-request context it carries: evaluate, never cache.
             metrics::record_cache_lookup(None);
             return evaluate(snapshot, req, on_error);
         }
@@ -220,8 +225,28 @@ fn cacheable(d: &Decision) -> bool {
     d.errors.is_empty() && !matches!(d.reason, Reason::PolicyError | Reason::InvalidRequest)
 }
 
+/// Whether `context` holds the value at `path` (`context.auth.token_age_seconds`).
+fn carries(context: &[(String, Value)], path: &str) -> bool {
+    let mut record = context;
+    let mut parts = path
+        .strip_prefix("context.")
+        .unwrap_or(path)
+        .split('.')
+        .peekable();
+    while let Some(part) = parts.next() {
+        match record.iter().find(|(name, _)| name == part) {
+            None => return false,
+            Some(_) if parts.peek().is_none() => return true,
+            Some((_, Value::Record(inner))) => record = inner,
+            Some(_) => return false,
+        }
+    }
+    false
+}
+
 /// The request with its volatile context blanked out. Only sound because the
-/// caller checked that no policy of the snapshot reads those paths.
+/// caller checked that no policy of the snapshot reads the volatile paths this
+/// request carries (paths it does not carry are absent, nothing to blank).
 fn normalized(req: &AuthzRequest) -> AuthzRequest {
     let mut key = req.clone();
     for path in VOLATILE_CONTEXT {

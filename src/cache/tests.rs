@@ -84,6 +84,7 @@ fn request(who: usize, path: usize, method: usize, id: usize, now: SystemTime) -
             source: WorkloadSource::PeerPrincipal,
             not_after: None,
         }),
+        token: None,
     };
     let req = HttpRequest {
         id: ["req-a", "req-b", "req-c"][id].to_owned(),
@@ -101,7 +102,7 @@ fn request(who: usize, path: usize, method: usize, id: usize, now: SystemTime) -
         scheme: "https".to_owned(),
         ..Default::default()
     };
-    let op = crate::classify::classify(&req);
+    let op = crate::classify::http::classify(&req);
     let mut authz = crate::gate::authz_request(&req, &identity, &op, now);
     if principal == Some(NEWCOMER) {
         // Group membership carried by the credential (as a token's groups would be).
@@ -307,5 +308,30 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn only_requests_carrying_a_read_volatile_value_bypass() {
+    // The shipped guardrails read `context.auth.token_age_seconds`.
+    let shipped = load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cedar"), 1).unwrap();
+    assert_eq!(shipped.volatile_reads(), ["context.auth.token_age_seconds"]);
+    let cache = DecisionCache::new(100, Duration::from_secs(60));
+    let workload = request(1, 0, 0, 0, t0());
+    let first = cache.decide(&shipped, &workload, OnPolicyError::Deny, None, t0());
+    let again = cache.decide(&shipped, &workload, OnPolicyError::Deny, None, t0());
+    assert!(!first.cache_hit && again.cache_hit, "no token: cached");
+
+    let mut with_age = workload.clone();
+    for (name, value) in &mut with_age.context {
+        if let (true, Value::Record(auth)) = (name == "auth", value) {
+            auth.push(("token_age_seconds".to_owned(), Value::Long(5)));
+        }
+    }
+    assert!(carries(&with_age.context, "context.auth.token_age_seconds"));
+    for _ in 0..2 {
+        let d = cache.decide(&shipped, &with_age, OnPolicyError::Deny, None, t0());
+        assert!(!d.cache_hit, "a token's age is read: never cached");
+        assert_eq!(d.decision, shipped.decide(&with_age, OnPolicyError::Deny));
     }
 }

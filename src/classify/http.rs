@@ -10,11 +10,17 @@ pub const ACTION_HTTP: &str = "http";
 
 /// Maps a request to `Action::"http"` on `Route::"<path>"`.
 pub fn classify(req: &HttpRequest) -> Operation {
-    Operation {
-        protocol: Protocol::Http,
-        action: builtin_uid(ACTION, ACTION_HTTP),
-        resource: builtin_uid(ROUTE, &req.path),
-    }
+    classify_as(req, Protocol::Http)
+}
+
+/// Plain HTTP on a route of another protocol (a path that protocol does not
+/// know, such as file uploads on an OpenAI route): still `Action::"http"`.
+pub fn classify_as(req: &HttpRequest, protocol: Protocol) -> Operation {
+    Operation::new(
+        protocol,
+        builtin_uid(ACTION, ACTION_HTTP),
+        builtin_uid(ROUTE, &req.path),
+    )
 }
 
 #[cfg(test)]

@@ -179,7 +179,7 @@ fn print_snapshot_facts(snapshot: &Snapshot) {
     );
     if !snapshot.volatile_reads().is_empty() {
         println!(
-            "note: policies read {}: every decision depends on per-request context, so the decision cache is bypassed",
+            "note: policies read {}: requests carrying these values bypass the decision cache",
             snapshot.volatile_reads().join(", ")
         );
     }

@@ -107,11 +107,11 @@ impl RequestFile {
             },
             ..Default::default()
         };
-        let op = crate::classify::Operation {
-            protocol: crate::classify::Protocol::Http,
-            action: action.clone(),
-            resource: resource.clone(),
-        };
+        let op = crate::classify::Operation::new(
+            crate::classify::Protocol::Http,
+            action.clone(),
+            resource.clone(),
+        );
         let mut authz = crate::gate::authz_request(&req, &identity, &op, now);
         authz.principal = PrincipalSpec {
             uid,

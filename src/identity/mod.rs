@@ -10,7 +10,11 @@
 //!    because a client can send any header it likes.
 
 pub mod cert;
+pub mod issuers;
+pub mod jwks;
+pub mod jwt;
 pub mod spiffe;
+pub mod token;
 pub mod xfcc;
 
 use std::time::SystemTime;
@@ -18,6 +22,7 @@ use std::time::SystemTime;
 use crate::config::IdentityConfig;
 use crate::request::HttpRequest;
 use cert::CertError;
+use jwt::{TokenError, VerifiedToken};
 use spiffe::{SpiffeId, SpiffeIdError};
 use xfcc::XfccError;
 
@@ -50,6 +55,22 @@ pub struct Workload {
 pub struct Identity {
     /// The mTLS workload, if any.
     pub workload: Option<Workload>,
+    /// The verified bearer token, if any.
+    pub token: Option<std::sync::Arc<VerifiedToken>>,
+}
+
+// === impl Identity ===
+
+impl Identity {
+    /// How the caller authenticated: `mtls`, `jwt`, `mtls+jwt` or `none`.
+    pub fn method(&self) -> &'static str {
+        match (self.workload.is_some(), self.token.is_some()) {
+            (true, true) => "mtls+jwt",
+            (true, false) => "mtls",
+            (false, true) => "jwt",
+            (false, false) => "none",
+        }
+    }
 }
 
 /// Why presented credentials were refused (always a 401).
@@ -76,6 +97,9 @@ pub enum IdentityError {
     /// The SPIFFE id's trust domain is not in `identity.trust_domains`.
     #[error("trust domain `{0}` is not trusted")]
     UntrustedDomain(String),
+    /// A bearer token was presented and refused.
+    #[error("bearer token rejected: {0}")]
+    Token(#[source] TokenError),
 }
 
 // === impl IdentityError ===
@@ -91,6 +115,7 @@ impl IdentityError {
             IdentityError::XfccSpiffeCount(_) => "xfcc_spiffe_count",
             IdentityError::XfccSpiffeId(_) => "xfcc_invalid_spiffe_id",
             IdentityError::UntrustedDomain(_) => "untrusted_trust_domain",
+            IdentityError::Token(e) => e.reason(),
         }
     }
 }
@@ -105,25 +130,28 @@ pub fn resolve(
     now: SystemTime,
 ) -> Result<Identity, IdentityError> {
     let mut workload = peer_workload(req, now)?;
-    if cfg.xfcc.trusted {
-        if let Some(header) = req.header(XFCC_HEADER) {
-            let peer_ok = cfg.xfcc.trusted_peers.is_empty()
-                || workload
-                    .as_ref()
-                    .is_some_and(|w| cfg.xfcc.trusted_peers.iter().any(|p| p == w.id.as_str()));
-            if peer_ok {
-                workload = Some(xfcc_workload(header, cfg)?);
-            }
+    if cfg.xfcc.trusted
+        && let Some(header) = req.header(XFCC_HEADER)
+    {
+        let peer_ok = cfg.xfcc.trusted_peers.is_empty()
+            || workload
+                .as_ref()
+                .is_some_and(|w| cfg.xfcc.trusted_peers.iter().any(|p| p == w.id.as_str()));
+        if peer_ok {
+            workload = Some(xfcc_workload(header, cfg)?);
         }
     }
-    if let Some(w) = &workload {
-        if !cfg.trust_domains.iter().any(|td| td == w.id.trust_domain()) {
-            return Err(IdentityError::UntrustedDomain(
-                w.id.trust_domain().to_owned(),
-            ));
-        }
+    if let Some(w) = &workload
+        && !cfg.trust_domains.iter().any(|td| td == w.id.trust_domain())
+    {
+        return Err(IdentityError::UntrustedDomain(
+            w.id.trust_domain().to_owned(),
+        ));
     }
-    Ok(Identity { workload })
+    Ok(Identity {
+        workload,
+        token: None,
+    })
 }
 
 fn peer_workload(req: &HttpRequest, now: SystemTime) -> Result<Option<Workload>, IdentityError> {
@@ -138,10 +166,10 @@ fn peer_workload(req: &HttpRequest, now: SystemTime) -> Result<Option<Workload>,
     };
     if principal.starts_with("spiffe://") {
         let id = SpiffeId::parse(principal).map_err(IdentityError::PeerPrincipal)?;
-        if let Some(c) = &cert {
-            if c.spiffe_id != id {
-                return Err(IdentityError::CertificateMismatch);
-            }
+        if let Some(c) = &cert
+            && c.spiffe_id != id
+        {
+            return Err(IdentityError::CertificateMismatch);
         }
         let not_after = cert.map(|c| c.not_after);
         return Ok(Some(Workload {

@@ -72,6 +72,16 @@ pub enum Reason {
     Unauthenticated,
     /// Credentials were presented but are not acceptable.
     InvalidIdentity,
+    /// The protocol needs the request body and there is none.
+    BodyMissing,
+    /// Envoy forwarded only part of a body the protocol needs.
+    BodyPartial,
+    /// A needed body is compressed, not JSON, malformed or mistyped.
+    BodyInvalid,
+    /// A needed body is longer than the route's `max_body_bytes`.
+    BodyTooLarge,
+    /// A JSON-RPC batch has more elements than allowed.
+    BatchTooLarge,
 }
 
 // === impl Reason ===
@@ -87,11 +97,16 @@ impl Reason {
             Reason::InvalidRequest => "invalid_request",
             Reason::Unauthenticated => "unauthenticated",
             Reason::InvalidIdentity => "invalid_identity",
+            Reason::BodyMissing => "body_missing",
+            Reason::BodyPartial => "body_partial",
+            Reason::BodyInvalid => "body_invalid",
+            Reason::BodyTooLarge => "body_too_large",
+            Reason::BatchTooLarge => "batch_too_large",
         }
     }
 
     /// Every reason, for pre-registering metric series.
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 12] = [
         Reason::PolicyPermit,
         Reason::PolicyForbid,
         Reason::NoPermit,
@@ -99,6 +114,11 @@ impl Reason {
         Reason::InvalidRequest,
         Reason::Unauthenticated,
         Reason::InvalidIdentity,
+        Reason::BodyMissing,
+        Reason::BodyPartial,
+        Reason::BodyInvalid,
+        Reason::BodyTooLarge,
+        Reason::BatchTooLarge,
     ];
 }
 

@@ -226,6 +226,19 @@ fn build(files: Files) -> Result<Parts, PolicyLoadError> {
         warnings.push(located(&origin, &sources, w.policy_id(), w));
     }
 
+    // Unscoped membership tests cost every request (slicing cannot skip them).
+    for id in crate::policy::slice::unscoped_membership_tests(&policies) {
+        let file = origin.get(&id).map(|(f, _)| f.as_str()).unwrap_or(".");
+        warnings.push(Diagnostic::file(
+            file,
+            format!(
+                "policy `{id}` tests `principal in ...` inside its condition with an unconstrained principal: \
+                 it is evaluated for every request; put the group in the scope (`principal in Group::\"...\"`) \
+                 so that requests from other principals skip it"
+            ),
+        ));
+    }
+
     // Entities, validated against the schema; workload attributes derived from ids.
     let entities = match files.entities.as_deref() {
         None => schema.action_entities().map_err(|e| e.to_string()),

@@ -5,6 +5,7 @@ pub mod eval;
 pub mod load;
 pub mod model;
 pub mod reads;
+pub mod slice;
 pub mod snapshot;
 pub mod store;
 pub mod watch;

@@ -160,9 +160,9 @@ pub fn uid_from_json(v: &serde_json::Value) -> Result<EntityUid, String> {
 }
 
 /// Builds an entity uid from a type name and an id.
-pub fn uid(ty: &str, id: &str) -> Result<EntityUid, cedar_policy::ParseErrors> {
+pub fn uid(ty: &str, id: &str) -> Result<EntityUid, String> {
     Ok(EntityUid::from_type_name_and_id(
-        EntityTypeName::from_str(ty)?,
+        EntityTypeName::from_str(ty).map_err(|e| e.to_string())?,
         EntityId::new(id),
     ))
 }

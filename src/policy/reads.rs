@@ -17,7 +17,12 @@ use serde_json::Value;
 /// Context paths (below `context`) whose values change on every request.
 /// A credential's age or remaining lifetime, if the context ever carries
 /// them, belong here too.
-pub const VOLATILE_CONTEXT: &[&str] = &["request.time", "request.request_id"];
+pub const VOLATILE_CONTEXT: &[&str] = &[
+    "request.time",
+    "request.request_id",
+    "auth.token_age_seconds",
+    "auth.token_remaining_seconds",
+];
 
 /// The volatile paths (`context.request.time`, ...) that any of `policies` reads.
 pub fn volatile_reads<'a>(policies: impl Iterator<Item = &'a Policy>) -> Vec<String> {
@@ -126,14 +131,28 @@ mod tests {
     }
 
     #[test]
+    fn token_age_reads_are_found() {
+        assert_eq!(
+            reads(
+                r#"forbid(principal, action, resource) when { context.auth has token_age_seconds && context.auth.token_age_seconds > 300 };"#
+            ),
+            ["context.auth.token_age_seconds"]
+        );
+    }
+
+    #[test]
     fn whole_records_count_as_reading_everything() {
-        let all = ["context.request.request_id", "context.request.time"];
         assert_eq!(
             reads(
                 r#"permit(principal, action, resource) when { context.request == context.request };"#
             ),
-            all
+            ["context.request.request_id", "context.request.time"]
         );
+        let mut all: Vec<String> = VOLATILE_CONTEXT
+            .iter()
+            .map(|p| format!("context.{p}"))
+            .collect();
+        all.sort();
         assert_eq!(
             reads(r#"permit(principal, action, resource) when { context == context };"#),
             all

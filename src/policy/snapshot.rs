@@ -20,6 +20,7 @@ use crate::policy::diagnostic::Diagnostic;
 use crate::policy::eval::{
     AuthzRequest, Decision, DeterminingPolicy, Effect, PrincipalSpec, Reason,
 };
+use crate::policy::slice::Slicer;
 
 /// A loaded, validated policy directory. Never mutated after construction;
 /// reloads build a new one and swap it in whole.
@@ -27,8 +28,9 @@ pub struct Snapshot {
     schema: Schema,
     /// The enforced policies (every policy without `@shadow`).
     policies: PolicySet,
-    /// Enforced ∪ `@shadow` policies, when there is at least one shadow policy.
-    shadow: Option<PolicySet>,
+    /// Enforced ∪ `@shadow` policies, when there is at least one shadow
+    /// policy, with its own slicer.
+    shadow: Option<(PolicySet, Slicer)>,
     /// Volatile context paths some policy reads (see [`crate::policy::reads`]).
     volatile_reads: Vec<String>,
     entities: Entities,
@@ -39,6 +41,7 @@ pub struct Snapshot {
     /// (`Group::"x".owner`), with their reach: needed by every request.
     always: Vec<EntityUid>,
     info: HashMap<PolicyId, Arc<DeterminingPolicy>>,
+    slicer: Slicer,
     authorizer: Authorizer,
     /// Monotonic number of this snapshot within the process (1 = first load).
     pub generation: u64,
@@ -84,6 +87,7 @@ impl Snapshot {
         let (policies, shadow) = split_shadow(policies);
         let volatile_reads =
             crate::policy::reads::volatile_reads(shadow.as_ref().unwrap_or(&policies).policies());
+        let slicer = Slicer::new(&policies);
         let mut always: Vec<EntityUid> = Vec::new();
         let mut info = HashMap::new();
         for policy in shadow.as_ref().unwrap_or(&policies).policies() {
@@ -116,6 +120,10 @@ impl Snapshot {
                 }
             }
         }
+        let shadow = shadow.map(|set| {
+            let slicer = Slicer::new(&set);
+            (set, slicer)
+        });
         Self {
             schema,
             policies,
@@ -125,6 +133,7 @@ impl Snapshot {
             reach,
             always: closed,
             info,
+            slicer,
             authorizer: Authorizer::new(),
             generation,
             hash,
@@ -142,7 +151,7 @@ impl Snapshot {
     pub fn shadow_count(&self) -> usize {
         self.shadow
             .as_ref()
-            .map_or(0, |s| s.policies().count() - self.policy_count())
+            .map_or(0, |(s, _)| s.policies().count() - self.policy_count())
     }
 
     /// Volatile context paths (for example `context.request.time`) that some
@@ -164,7 +173,7 @@ impl Snapshot {
     /// Decides one request. Never panics; problems become a deny with a reason.
     pub fn decide(&self, req: &AuthzRequest, on_error: OnPolicyError) -> Decision {
         match self.prepare(req) {
-            Ok((request, entities)) => self.judge(&self.policies, &request, &entities, on_error),
+            Ok(prepared) => self.judge(&self.slicer, req, &prepared, on_error),
             Err(decision) => decision,
         }
     }
@@ -178,11 +187,11 @@ impl Snapshot {
         on_error: OnPolicyError,
     ) -> (Decision, Option<Decision>) {
         match self.prepare(req) {
-            Ok((request, entities)) => (
-                self.judge(&self.policies, &request, &entities, on_error),
+            Ok(prepared) => (
+                self.judge(&self.slicer, req, &prepared, on_error),
                 self.shadow
                     .as_ref()
-                    .map(|set| self.judge(set, &request, &entities, on_error)),
+                    .map(|(_, slicer)| self.judge(slicer, req, &prepared, on_error)),
             ),
             // Not a question of policies: the shadow set would answer the same.
             Err(decision) => {
@@ -192,9 +201,9 @@ impl Snapshot {
         }
     }
 
-    /// The Cedar request and the small entity store, or the decision that
-    /// makes evaluation moot.
-    fn prepare(&self, req: &AuthzRequest) -> Result<(Request, Entities), Decision> {
+    /// The Cedar request, the small entity store and the principal's
+    /// ancestors, or the decision that makes evaluation moot.
+    fn prepare(&self, req: &AuthzRequest) -> Result<Prepared, Decision> {
         let request = match self.cedar_request(req) {
             Ok(r) => r,
             Err(RequestError::NotApplicable) => {
@@ -204,20 +213,30 @@ impl Snapshot {
                 return Err(Decision::deny(Reason::InvalidRequest, vec![msg]));
             }
         };
-        let entities = self
+        let (entities, ancestors) = self
             .request_entities(req)
             .map_err(|msg| Decision::deny(Reason::InvalidRequest, vec![msg]))?;
-        Ok((request, entities))
+        Ok(Prepared {
+            request,
+            entities,
+            ancestors,
+        })
     }
 
     fn judge(
         &self,
-        policies: &PolicySet,
-        request: &Request,
-        entities: &Entities,
+        slicer: &Slicer,
+        req: &AuthzRequest,
+        prepared: &Prepared,
         on_error: OnPolicyError,
     ) -> Decision {
-        let response = self.authorizer.is_authorized(request, policies, entities);
+        let Prepared {
+            request,
+            entities,
+            ancestors,
+        } = prepared;
+        let slice = slicer.slice(&req.principal.uid, ancestors, &req.action, &self.entities);
+        let response = self.authorizer.is_authorized(request, &slice, entities);
         let diagnostics = response.diagnostics();
         let errors: Vec<String> = diagnostics.errors().map(|e| e.to_string()).collect();
         let mut policies: Vec<Arc<DeterminingPolicy>> = diagnostics
@@ -278,16 +297,36 @@ impl Snapshot {
         })
     }
 
-    /// Builds the small per-request entity store.
-    fn request_entities(&self, req: &AuthzRequest) -> Result<Entities, String> {
+    /// Evaluates against every policy, without slicing (for equivalence tests).
+    #[cfg(test)]
+    fn decide_unsliced(&self, req: &AuthzRequest) -> Option<cedar_policy::Response> {
+        let request = self.cedar_request(req).ok()?;
+        let (entities, _) = self.request_entities(req).ok()?;
+        Some(
+            self.authorizer
+                .is_authorized(&request, &self.policies, &entities),
+        )
+    }
+
+    /// Builds the small per-request entity store; also returns the principal's
+    /// ancestors (exactly those the store gives it), which select the slice.
+    fn request_entities(
+        &self,
+        req: &AuthzRequest,
+    ) -> Result<(Entities, HashSet<EntityUid>), String> {
         let mut out: Vec<Entity> = Vec::with_capacity(8);
         let mut needed: Vec<&EntityUid> = Vec::with_capacity(16);
         let mut own: HashSet<&EntityUid> = HashSet::new();
+        let mut principal_ancestors = HashSet::new();
         for spec in std::iter::once(&req.principal).chain(&req.extra) {
             if !own.insert(&spec.uid) {
                 continue;
             }
-            out.push(self.request_entity(spec, &mut needed)?);
+            let entity = self.request_entity(spec, &mut needed)?;
+            if spec.uid == req.principal.uid {
+                principal_ancestors = entity.1;
+            }
+            out.push(entity.0);
         }
         if self.entities.get(&req.resource).is_some() {
             needed.push(&req.resource);
@@ -304,7 +343,8 @@ impl Snapshot {
                 out.push(e.clone());
             }
         }
-        Entities::from_entities(out, None).map_err(|e| format!("entities: {e}"))
+        let entities = Entities::from_entities(out, None).map_err(|e| format!("entities: {e}"))?;
+        Ok((entities, principal_ancestors))
     }
 
     /// The request's own entity for `spec`: its request-time attributes over the
@@ -313,7 +353,7 @@ impl Snapshot {
         &'a self,
         spec: &'a PrincipalSpec,
         needed: &mut Vec<&'a EntityUid>,
-    ) -> Result<Entity, String> {
+    ) -> Result<(Entity, HashSet<EntityUid>), String> {
         let mut parents: HashSet<EntityUid> = HashSet::new();
         let mut attrs: HashMap<String, RestrictedExpression> = HashMap::new();
         if let Some(stored) = self.entities.get(&spec.uid) {
@@ -336,14 +376,22 @@ impl Snapshot {
         for (k, v) in &spec.attrs {
             attrs.insert(k.clone(), v.to_expr().map_err(|e| e.to_string())?);
         }
-        Entity::new(spec.uid.clone(), attrs, parents)
-            .map_err(|e| format!("entity `{}`: {e}", spec.uid))
+        let entity = Entity::new(spec.uid.clone(), attrs, parents.clone())
+            .map_err(|e| format!("entity `{}`: {e}", spec.uid))?;
+        Ok((entity, parents))
     }
 }
 
 enum RequestError {
     NotApplicable,
     Invalid(String),
+}
+
+/// What one evaluation needs, built once per request.
+struct Prepared {
+    request: Request,
+    entities: Entities,
+    ancestors: HashSet<EntityUid>,
 }
 
 /// Splits off the `@shadow` policies: returns the enforced set and, if any
@@ -377,10 +425,10 @@ fn reach_map(entities: &Entities) -> HashMap<EntityUid, Vec<EntityUid>> {
             .ancestors(&uid)
             .map(|a| a.cloned().collect())
             .unwrap_or_default();
-        if let Ok(json) = e.to_json_value() {
-            if let Some(attrs) = json.get("attrs") {
-                collect_entity_refs(attrs, &mut out);
-            }
+        if let Ok(json) = e.to_json_value()
+            && let Some(attrs) = json.get("attrs")
+        {
+            collect_entity_refs(attrs, &mut out);
         }
         edges.insert(uid, out);
     }
@@ -427,13 +475,11 @@ fn collect_entity_refs(v: &serde_json::Value, out: &mut Vec<EntityUid>) {
 fn collect_dereferenced_literals(v: &serde_json::Value, in_deref: bool, out: &mut Vec<EntityUid>) {
     match v {
         serde_json::Value::Object(map) => {
-            if in_deref {
-                if let Some(e) = map.get("__entity") {
-                    if let Ok(uid) = crate::policy::model::uid_from_json(e) {
-                        out.push(uid);
-                    }
-                    return;
+            if in_deref && let Some(e) = map.get("__entity") {
+                if let Ok(uid) = crate::policy::model::uid_from_json(e) {
+                    out.push(uid);
                 }
+                return;
             }
             for (k, x) in map {
                 let deref_op = matches!(k.as_str(), "." | "has" | "getTag" | "hasTag");
@@ -454,5 +500,105 @@ fn collect_dereferenced_literals(v: &serde_json::Value, in_deref: bool, out: &mu
             .iter()
             .for_each(|x| collect_dereferenced_literals(x, in_deref, out)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::policy::model::{Value, builtin_uid};
+    use proptest::prelude::*;
+
+    const SCHEMA: &str = r#"
+entity Group in [Group];
+entity Workload in [Group] { trust_domain: String, path: String, namespace?: String, service_account?: String };
+entity Route;
+type Ctx = { request: { path: String } };
+action http appliesTo { principal: [Workload], resource: [Route], context: Ctx };
+action other appliesTo { principal: [Workload], resource: [Route], context: Ctx };
+action "inference";
+action chat in ["inference"] appliesTo { principal: [Workload], resource: [Route], context: Ctx };
+"#;
+
+    fn workload(i: u8) -> String {
+        format!("spiffe://example.org/ns/n/sa/w{i}")
+    }
+
+    fn policy_strategy() -> impl Strategy<Value = String> {
+        let effect = prop_oneof![Just("permit"), Just("forbid")];
+        let principal = prop_oneof![
+            Just("principal".to_owned()),
+            (0u8..4).prop_map(|i| format!("principal == Workload::\"{}\"", workload(i))),
+            (0u8..4).prop_map(|g| format!("principal in Group::\"g{g}\"")),
+            Just("principal is Workload".to_owned()),
+            (0u8..4).prop_map(|g| format!("principal is Workload in Group::\"g{g}\"")),
+        ];
+        let action = prop_oneof![
+            Just("action"),
+            Just("action == Action::\"http\""),
+            Just("action in [Action::\"other\", Action::\"chat\"]"),
+            Just("action in Action::\"inference\""),
+        ];
+        let cond = prop_oneof![
+            Just(""),
+            Just("when { context.request.path like \"/v1/*\" }"),
+            (0u8..4).prop_map(|g| Box::leak(
+                format!("when {{ principal in Group::\"g{g}\" }}").into_boxed_str()
+            ) as &str),
+            Just("when { 9223372036854775807 + 1 > 0 }"),
+        ];
+        (effect, principal, action, cond)
+            .prop_map(|(e, p, a, c)| format!("{e}({p}, {a}, resource) {c};"))
+    }
+
+    fn load(policies: &[String]) -> Snapshot {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("schema.cedarschema"), SCHEMA).unwrap();
+        std::fs::write(dir.path().join("p.cedar"), policies.join("\n")).unwrap();
+        // Nested groups: g1 in g0, g3 in g2; w0 in g1, w2 in g3.
+        let entities = serde_json::json!([
+            {"uid": {"type": "Group", "id": "g0"}, "attrs": {}, "parents": []},
+            {"uid": {"type": "Group", "id": "g1"}, "attrs": {}, "parents": [{"type": "Group", "id": "g0"}]},
+            {"uid": {"type": "Group", "id": "g2"}, "attrs": {}, "parents": []},
+            {"uid": {"type": "Group", "id": "g3"}, "attrs": {}, "parents": [{"type": "Group", "id": "g2"}]},
+            {"uid": {"type": "Workload", "id": workload(0)}, "attrs": {}, "parents": [{"type": "Group", "id": "g1"}]},
+            {"uid": {"type": "Workload", "id": workload(2)}, "attrs": {}, "parents": [{"type": "Group", "id": "g3"}]},
+        ]);
+        std::fs::write(dir.path().join("entities.json"), entities.to_string()).unwrap();
+        crate::policy::load_dir(dir.path(), 1).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        /// Slicing never changes a decision, its determining policies or its errors.
+        #[test]
+        fn sliced_equals_full(
+            policies in proptest::collection::vec(policy_strategy(), 1..24),
+            requests in proptest::collection::vec((0u8..5, proptest::collection::vec(0u8..4, 0..3), 0u8..3, any::<bool>()), 1..12),
+        ) {
+            let snapshot = load(&policies);
+            for (w, extra_groups, action, v1) in requests {
+                let req = AuthzRequest {
+                    principal: PrincipalSpec {
+                        uid: builtin_uid("Workload", &workload(w)),
+                        attrs: vec![("trust_domain".into(), Value::str("example.org")), ("path".into(), Value::str("/x"))],
+                        parents: extra_groups.iter().map(|g| builtin_uid("Group", &format!("g{g}"))).collect(),
+                    },
+                    extra: Vec::new(),
+                    action: builtin_uid("Action", ["http", "other", "chat"][action as usize]),
+                    resource: builtin_uid("Route", "/r"),
+                    context: vec![("request".into(), Value::Record(vec![("path".into(), Value::str(if v1 { "/v1/x" } else { "/x" }))]))],
+                };
+                let full = snapshot.decide_unsliced(&req).unwrap();
+                let sliced = snapshot.decide(&req, crate::config::OnPolicyError::Ignore);
+                let mut full_reason: Vec<String> = full.diagnostics().reason().map(|p| p.to_string()).collect();
+                full_reason.sort();
+                let sliced_reason: Vec<String> = sliced.policies.iter().map(|p| p.id.clone()).collect();
+                prop_assert_eq!(full.decision() == cedar_policy::Decision::Allow, sliced.is_allow());
+                prop_assert_eq!(full_reason, sliced_reason);
+                prop_assert_eq!(full.diagnostics().errors().count(), sliced.errors.len());
+            }
+        }
     }
 }

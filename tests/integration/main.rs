@@ -4,7 +4,13 @@
 // Tests may unwrap and panic: a failing assertion is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod ai;
 mod common;
 mod e2e;
+mod e2e_ai;
 mod grpc;
+mod jwt;
+mod jwt_e2e;
+mod operations;
 mod reload;
+mod tls;

@@ -16,6 +16,7 @@
 pub mod client;
 pub mod envoy;
 pub mod gate;
+pub mod idp;
 pub mod pki;
 pub mod stack;
 pub mod upstream;
@@ -69,7 +70,11 @@ pub fn free_port() -> u16 {
             .and_then(|l| l.local_addr())
             .expect("bind 127.0.0.1:0")
             .port();
-        if HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+        if HANDED_OUT
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(port)
+        {
             return port;
         }
     }

@@ -1,0 +1,291 @@
+//! The `ai` context record shared by the model-provider protocols, and the
+//! careful field readers they use.
+//!
+//! Cedar has no floating point: `temperature` becomes `temperature_milli`
+//! (`0.7` → `700`, rounded), and token counts that are fractional or beyond
+//! 64 bits saturate (so a `max_tokens` cap still denies them). A field of the
+//! wrong type is `body_invalid`: a lenient upstream might coerce
+//! `"max_tokens": "100000"`, and a policy must not be bypassed by a string.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value as Json;
+
+use crate::classify::body::{BodyError, BodyReader};
+use crate::classify::{MODEL, Operation, Protocol, action};
+use crate::policy::model::{ROUTE, Value, builtin_uid};
+
+/// Most tool names kept in `context.ai.tool_names`; `has_tools` stays exact.
+const MAX_TOOL_NAMES: usize = 128;
+
+/// What a model request asks for, as policies see it in `context.ai`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AiInfo {
+    /// `openai`, `azure`, `anthropic`, `gemini`, `bedrock`.
+    pub provider: String,
+    /// The provider's endpoint, e.g. `chat/completions`, `messages`, `converse`.
+    pub endpoint: String,
+    /// The model, from the body or the path.
+    pub model: Option<String>,
+    /// Whether the answer is streamed.
+    pub stream: bool,
+    /// The output token limit, whichever field the protocol uses.
+    pub max_output_tokens: Option<i64>,
+    /// Temperature × 1000, rounded.
+    pub temperature_milli: Option<i64>,
+    /// Messages (or contents / input items) in the request.
+    pub message_count: i64,
+    /// Approximate prompt size: characters of the text in the messages.
+    pub prompt_chars: i64,
+    /// Whether the request offers tools / functions to the model.
+    pub has_tools: bool,
+    /// Names of the offered tools / functions.
+    pub tool_names: BTreeSet<String>,
+    /// Requested response format (`json_object`, `json_schema`, a MIME type).
+    pub response_format: Option<String>,
+}
+
+// === impl AiInfo ===
+
+impl AiInfo {
+    /// A blank record for a provider and endpoint.
+    pub fn new(provider: &str, endpoint: &str) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            endpoint: endpoint.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    /// The Cedar record (fixed field order: it is part of the cache key).
+    pub fn to_value(&self) -> Value {
+        let mut fields = vec![
+            ("provider".to_owned(), Value::str(&self.provider)),
+            ("endpoint".to_owned(), Value::str(&self.endpoint)),
+        ];
+        if let Some(m) = &self.model {
+            fields.push(("model".to_owned(), Value::str(m)));
+        }
+        fields.push(("stream".to_owned(), Value::Bool(self.stream)));
+        if let Some(n) = self.max_output_tokens {
+            fields.push(("max_output_tokens".to_owned(), Value::Long(n)));
+        }
+        if let Some(t) = self.temperature_milli {
+            fields.push(("temperature_milli".to_owned(), Value::Long(t)));
+        }
+        fields.push(("message_count".to_owned(), Value::Long(self.message_count)));
+        fields.push(("prompt_chars".to_owned(), Value::Long(self.prompt_chars)));
+        fields.push(("has_tools".to_owned(), Value::Bool(self.has_tools)));
+        fields.push((
+            "tool_names".to_owned(),
+            Value::Set(self.tool_names.iter().map(Value::str).collect()),
+        ));
+        if let Some(f) = &self.response_format {
+            fields.push(("response_format".to_owned(), Value::str(f)));
+        }
+        Value::Record(fields)
+    }
+
+    /// Adds tool names (bounded).
+    pub fn add_tool(&mut self, name: &str) {
+        self.has_tools = true;
+        if self.tool_names.len() < MAX_TOOL_NAMES {
+            self.tool_names.insert(name.to_owned());
+        }
+    }
+
+    /// The operation: `action` on `Model::"<model>"`, or on `Route::"<path>"`
+    /// when no model applies (model listing, or an unreadable optional body).
+    pub fn operation(self, protocol: Protocol, action_name: &str, path: &str) -> Operation {
+        let resource = match &self.model {
+            Some(m) => builtin_uid(MODEL, m),
+            None => builtin_uid(ROUTE, path),
+        };
+        Operation {
+            protocol,
+            action: action(action_name),
+            resource,
+            model: self.model.clone(),
+            tool: None,
+            context: vec![("ai".to_owned(), self.to_value())],
+        }
+    }
+}
+
+/// Reads the JSON body into `base` with `fill`. Under `body: optional`, any
+/// problem (unreadable body, wrong field type) leaves `base` as it was: the
+/// request is then classified from its path alone.
+pub fn from_body(
+    body: &BodyReader<'_>,
+    base: AiInfo,
+    fill: impl FnOnce(&mut AiInfo, &Json) -> Result<(), BodyError>,
+) -> Result<AiInfo, BodyError> {
+    let Some(json) = body.json()? else {
+        return Ok(base);
+    };
+    let mut info = base.clone();
+    match body.lenient(fill(&mut info, &json))? {
+        Some(()) => Ok(info),
+        None => Ok(base),
+    }
+}
+
+/// The model named in the body, which the endpoint requires.
+pub fn required_model(obj: &Json) -> Result<String, BodyError> {
+    match opt_str(obj, "model")? {
+        Some(m) if !m.is_empty() => Ok(m),
+        _ => Err(BodyError::Invalid("`model` is required".to_owned())),
+    }
+}
+
+/// `obj[key]`, with `null` read as absent.
+pub fn get<'a>(obj: &'a Json, key: &str) -> Option<&'a Json> {
+    obj.get(key).filter(|v| !v.is_null())
+}
+
+/// A string field, if present.
+pub fn opt_str(obj: &Json, key: &str) -> Result<Option<String>, BodyError> {
+    match get(obj, key) {
+        None => Ok(None),
+        Some(Json::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(BodyError::field(key, "a string")),
+    }
+}
+
+/// A boolean field, absent = false.
+pub fn opt_bool(obj: &Json, key: &str) -> Result<bool, BodyError> {
+    match get(obj, key) {
+        None => Ok(false),
+        Some(Json::Bool(b)) => Ok(*b),
+        Some(_) => Err(BodyError::field(key, "a boolean")),
+    }
+}
+
+/// A count such as `max_tokens`: fractions round up and anything beyond 64
+/// bits saturates, so a cap is never evaded by the number's form.
+pub fn opt_count(obj: &Json, key: &str) -> Result<Option<i64>, BodyError> {
+    match get(obj, key) {
+        None => Ok(None),
+        Some(Json::Number(n)) => Ok(Some(match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i,
+            (None, Some(_), _) => i64::MAX,
+            // `as` saturates (and maps NaN to 0; JSON has no NaN).
+            (None, None, Some(f)) => f.ceil() as i64,
+            (None, None, None) => i64::MAX,
+        })),
+        Some(_) => Err(BodyError::field(key, "a number")),
+    }
+}
+
+/// A fraction such as `temperature`, × 1000 and rounded.
+pub fn opt_milli(obj: &Json, key: &str) -> Result<Option<i64>, BodyError> {
+    match get(obj, key) {
+        None => Ok(None),
+        Some(Json::Number(n)) => Ok(n.as_f64().map(|f| (f * 1000.0).round() as i64)),
+        Some(_) => Err(BodyError::field(key, "a number")),
+    }
+}
+
+/// An array field, if present.
+pub fn opt_array<'a>(obj: &'a Json, key: &str) -> Result<&'a [Json], BodyError> {
+    match get(obj, key) {
+        None => Ok(&[]),
+        Some(Json::Array(items)) => Ok(items),
+        Some(_) => Err(BodyError::field(key, "an array")),
+    }
+}
+
+/// The body must be a JSON object.
+pub fn object(body: &Json) -> Result<&Json, BodyError> {
+    if body.is_object() {
+        Ok(body)
+    } else {
+        Err(BodyError::Invalid(
+            "the body must be a JSON object".to_owned(),
+        ))
+    }
+}
+
+/// Approximate prompt size: characters in every string under `v`, except
+/// structural fields (`role`, `type`) and inline binary data.
+pub fn text_chars(v: &Json) -> i64 {
+    fn walk(v: &Json, total: &mut usize) {
+        match v {
+            Json::String(s) => *total = total.saturating_add(s.chars().count()),
+            Json::Array(items) => items.iter().for_each(|x| walk(x, total)),
+            Json::Object(map) => {
+                for (k, x) in map {
+                    if !matches!(
+                        k.as_str(),
+                        "role" | "type" | "data" | "image_url" | "inlineData" | "inline_data"
+                    ) {
+                        walk(x, total);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // Depth is bounded by the JSON parser's recursion limit.
+    let mut total = 0usize;
+    walk(v, &mut total);
+    i64::try_from(total).unwrap_or(i64::MAX)
+}
+
+/// Tool names from a `tools` array whose elements hold the name at one of
+/// `paths` (each a list of keys), e.g. `["function", "name"]`.
+pub fn tool_names(info: &mut AiInfo, tools: &[Json], paths: &[&[&str]]) {
+    for tool in tools {
+        info.has_tools = true;
+        for path in paths {
+            let mut cur = Some(tool);
+            for key in *path {
+                cur = cur.and_then(|c| get(c, key));
+            }
+            if let Some(Json::String(name)) = cur {
+                info.add_tool(name);
+                break;
+            }
+        }
+    }
+}
+
+/// `i64` from a length.
+pub fn len(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn counts_saturate_and_round_up() {
+        let v =
+            json!({"a": 10, "b": 1.5, "c": 1e300, "d": 18446744073709551615u64, "e": "9", "f": -3});
+        assert_eq!(opt_count(&v, "a").unwrap(), Some(10));
+        assert_eq!(opt_count(&v, "b").unwrap(), Some(2));
+        assert_eq!(opt_count(&v, "c").unwrap(), Some(i64::MAX));
+        assert_eq!(opt_count(&v, "d").unwrap(), Some(i64::MAX));
+        assert!(opt_count(&v, "e").is_err());
+        assert_eq!(opt_count(&v, "f").unwrap(), Some(-3));
+        assert_eq!(opt_count(&v, "zz").unwrap(), None);
+    }
+
+    #[test]
+    fn temperature_is_milli() {
+        let v = json!({"t": 0.7, "u": 2, "w": 1e300, "x": true});
+        assert_eq!(opt_milli(&v, "t").unwrap(), Some(700));
+        assert_eq!(opt_milli(&v, "u").unwrap(), Some(2000));
+        assert_eq!(opt_milli(&v, "w").unwrap(), Some(i64::MAX));
+        assert!(opt_milli(&v, "x").is_err());
+    }
+
+    #[test]
+    fn prompt_chars_skip_structure() {
+        let v = json!([{"role": "user", "content": [{"type": "text", "text": "héllo"}, {"type": "image_url", "image_url": {"url": "data:xxxx"}}]}]);
+        assert_eq!(text_chars(&v), 5);
+    }
+}

@@ -1,0 +1,373 @@
+//! Reading a request body safely: bounded, never trusted, never panicking.
+//!
+//! A body a protocol needs but cannot read denies the request with a specific
+//! reason, unless the route says `body: optional`. JSON is parsed strictly:
+//! duplicate object keys are refused, because the upstream may keep a
+//! different duplicate than we do (`{"model":"small","model":"frontier"}`), and
+//! nesting deeper than serde_json's recursion limit (128) is an error, not a
+//! stack overflow.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value as Json};
+
+use crate::classify::routes::{BodyMode, Route};
+use crate::policy::eval::Reason;
+use crate::request::HttpRequest;
+
+/// Header Envoy sets when it forwarded only the first `max_request_bytes`.
+pub const PARTIAL_BODY_HEADER: &str = "x-envoy-auth-partial-body";
+
+/// Why a body could not be used. The message goes to the audit log (never to
+/// the client) and never quotes the body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// No body, but the protocol needs one.
+    #[error("the request has no body")]
+    Missing,
+    /// Envoy forwarded only part of the body.
+    #[error("envoy forwarded a partial body (`{PARTIAL_BODY_HEADER}: true`)")]
+    Partial,
+    /// Longer than the route's `max_body_bytes`.
+    #[error("the body is {len} bytes, more than the {max} parsed")]
+    TooLarge {
+        /// Body length.
+        len: usize,
+        /// The route's bound.
+        max: usize,
+    },
+    /// Compressed, not JSON, malformed, or a field of the wrong type.
+    #[error("invalid body: {0}")]
+    Invalid(String),
+    /// A JSON-RPC batch with more elements than allowed.
+    #[error("JSON-RPC batch of {len} elements, more than the {max} allowed")]
+    BatchTooLarge {
+        /// Elements in the batch.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
+}
+
+// === impl BodyError ===
+
+impl BodyError {
+    /// The decision reason (a fixed metric label).
+    pub fn reason(&self) -> Reason {
+        match self {
+            BodyError::Missing => Reason::BodyMissing,
+            BodyError::Partial => Reason::BodyPartial,
+            BodyError::TooLarge { .. } => Reason::BodyTooLarge,
+            BodyError::Invalid(_) => Reason::BodyInvalid,
+            BodyError::BatchTooLarge { .. } => Reason::BatchTooLarge,
+        }
+    }
+
+    /// A field of the wrong type.
+    pub fn field(name: &str, expected: &str) -> Self {
+        BodyError::Invalid(format!("`{name}` must be {expected}"))
+    }
+}
+
+/// The body of one request, read under a route's rules.
+#[derive(Debug)]
+pub struct BodyReader<'a> {
+    req: &'a HttpRequest,
+    mode: BodyMode,
+    max: usize,
+}
+
+// === impl BodyReader ===
+
+impl<'a> BodyReader<'a> {
+    /// A reader for `req` under `route`'s body rules.
+    pub fn new(req: &'a HttpRequest, route: &Route) -> Self {
+        Self {
+            req,
+            mode: route.body,
+            max: route.max_body_bytes,
+        }
+    }
+
+    /// A reader with explicit rules (tests, fuzzing).
+    pub fn with_rules(req: &'a HttpRequest, mode: BodyMode, max: usize) -> Self {
+        Self { req, mode, max }
+    }
+
+    /// The body as strict JSON. `Ok(None)` when the body is unusable and the
+    /// route opted out of fail-closed parsing.
+    pub fn json(&self) -> Result<Option<Json>, BodyError> {
+        self.lenient(self.bytes().and_then(parse_json))
+    }
+
+    /// Applies the route's mode to an extraction result: with `body:
+    /// optional`, an error becomes `None` (classify from the path alone).
+    pub fn lenient<T>(&self, r: Result<T, BodyError>) -> Result<Option<T>, BodyError> {
+        match (r, self.mode) {
+            (Ok(v), _) => Ok(Some(v)),
+            (Err(_), BodyMode::Optional) => Ok(None),
+            (Err(e), BodyMode::Required) => Err(e),
+        }
+    }
+
+    /// The raw body after the checks every protocol shares.
+    pub fn bytes(&self) -> Result<&'a [u8], BodyError> {
+        let body = self.req.body.as_slice();
+        if self
+            .req
+            .header(PARTIAL_BODY_HEADER)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        {
+            return Err(BodyError::Partial);
+        }
+        if let Some(enc) = self.req.header("content-encoding") {
+            let enc = enc.trim();
+            if !enc.is_empty() && !enc.eq_ignore_ascii_case("identity") {
+                return Err(BodyError::Invalid(
+                    "compressed body (`content-encoding` is not `identity`)".to_owned(),
+                ));
+            }
+        }
+        if body.len() > self.max {
+            return Err(BodyError::TooLarge {
+                len: body.len(),
+                max: self.max,
+            });
+        }
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(BodyError::Missing);
+        }
+        Ok(body)
+    }
+
+    /// Whether the request is `multipart/form-data`, and its boundary.
+    pub fn multipart_boundary(&self) -> Option<&'a str> {
+        let ct = self.req.header("content-type")?;
+        let (mime, params) = ct.split_once(';')?;
+        if !mime.trim().eq_ignore_ascii_case("multipart/form-data") {
+            return None;
+        }
+        params.split(';').find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case("boundary")
+                .then(|| v.trim().trim_matches('"'))
+                .filter(|b| !b.is_empty())
+        })
+    }
+
+    /// A text field of a `multipart/form-data` body (first occurrence).
+    pub fn multipart_field(&self, boundary: &str, name: &str) -> Result<Option<String>, BodyError> {
+        multipart_field(self.bytes()?, boundary, name)
+    }
+}
+
+/// Finds `name="<name>"` in a multipart body and returns its value. Only the
+/// small text fields cedar-gate reads (for example `model`) are looked at. A
+/// field sent twice is refused: the upstream may keep the other one.
+fn multipart_field(body: &[u8], boundary: &str, name: &str) -> Result<Option<String>, BodyError> {
+    let delim = format!("--{boundary}");
+    let text = String::from_utf8_lossy(body);
+    let wanted = format!("name=\"{name}\"");
+    let mut found: Option<String> = None;
+    for part in text.split(delim.as_str()).skip(1) {
+        let Some((head, value)) = part
+            .split_once("\r\n\r\n")
+            .or_else(|| part.split_once("\n\n"))
+        else {
+            continue;
+        };
+        let Some(disposition) = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition"))
+        else {
+            continue;
+        };
+        if disposition.split(';').any(|p| p.trim() == wanted) {
+            if found.is_some() {
+                return Err(BodyError::Invalid(format!(
+                    "form field `{name}` appears more than once"
+                )));
+            }
+            let v = value
+                .strip_suffix("\r\n")
+                .or_else(|| value.strip_suffix('\n'));
+            found = Some(v.unwrap_or(value).to_owned());
+        }
+    }
+    Ok(found)
+}
+
+/// Parses JSON strictly: duplicate keys and trailing data are errors; depth
+/// is bounded by serde_json's recursion limit.
+pub fn parse_json(bytes: &[u8]) -> Result<Json, BodyError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v = StrictValue
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        // serde_json's messages name a position, not content (with
+        // `deserialize_any` no type error quotes a value); a duplicate key is
+        // quoted truncated.
+        .map_err(|e| BodyError::Invalid(format!("not valid JSON: {e}")))?;
+    Ok(v)
+}
+
+struct StrictValue;
+
+impl<'de> DeserializeSeed<'de> for StrictValue {
+    type Value = Json;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Json, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
+        Ok(Json::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Json, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Json, E> {
+        Ok(Json::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Json, E> {
+        Ok(Json::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+    fn visit_none<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(StrictValue)? {
+            out.push(v);
+        }
+        Ok(Json::Array(out))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                let shown: String = key.chars().take(64).collect();
+                return Err(de::Error::custom(format_args!("duplicate key `{shown}`")));
+            }
+            let v = map.next_value_seed(StrictValue)?;
+            out.insert(key, v);
+        }
+        Ok(Json::Object(out))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn req(body: &[u8], headers: &[(&str, &str)]) -> HttpRequest {
+        let mut headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        headers.sort();
+        HttpRequest {
+            method: "POST".into(),
+            body: body.to_vec(),
+            headers,
+            ..Default::default()
+        }
+    }
+
+    fn json(r: &HttpRequest, mode: BodyMode) -> Result<Option<Json>, BodyError> {
+        BodyReader::with_rules(r, mode, 1024).json()
+    }
+
+    #[test]
+    fn reasons() {
+        let required = BodyMode::Required;
+        assert_eq!(json(&req(b"", &[]), required), Err(BodyError::Missing));
+        assert_eq!(
+            json(&req(b"{}", &[(PARTIAL_BODY_HEADER, "true")]), required),
+            Err(BodyError::Partial)
+        );
+        assert!(matches!(
+            json(&req(b"{}", &[("content-encoding", "gzip")]), required),
+            Err(BodyError::Invalid(_))
+        ));
+        assert!(json(&req(b"{}", &[("content-encoding", "identity")]), required).is_ok());
+        assert!(matches!(
+            json(&req(&[b' '; 2000], &[]), required),
+            Err(BodyError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            json(&req(b"{", &[]), required),
+            Err(BodyError::Invalid(_))
+        ));
+        assert_eq!(json(&req(b"{", &[]), BodyMode::Optional), Ok(None));
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        assert!(parse_json(br#"{"model":"a","model":"b"}"#).is_err());
+        assert!(parse_json(br#"{"x":[{"a":1,"a":2}]}"#).is_err());
+        assert!(parse_json(br#"{"a":1,"b":{"a":2}}"#).is_ok());
+    }
+
+    #[test]
+    fn deep_nesting_and_huge_numbers_error_cleanly() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse_json(deep.as_bytes()).is_err());
+        let deep_obj = "{\"a\":".repeat(10_000);
+        assert!(parse_json(deep_obj.as_bytes()).is_err());
+        assert!(parse_json(b"1e999").is_err());
+        let big = parse_json(b"123456789012345678901234567890").unwrap();
+        assert!(big.is_f64());
+        assert!(parse_json(b"{} {}").is_err());
+    }
+
+    #[test]
+    fn multipart_model_field() {
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp3\"\r\n\r\nBINARY\r\n--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--XyZ--\r\n";
+        let r = req(
+            body,
+            &[("content-type", "multipart/form-data; boundary=XyZ")],
+        );
+        let reader = BodyReader::with_rules(&r, BodyMode::Required, 1024);
+        let b = reader.multipart_boundary().unwrap();
+        assert_eq!(b, "XyZ");
+        assert_eq!(
+            reader.multipart_field(b, "model").unwrap().as_deref(),
+            Some("whisper-1")
+        );
+        assert_eq!(reader.multipart_field(b, "nope").unwrap(), None);
+        let twice = [
+            &body[..body.len() - 9],
+            b"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\no1\r\n--XyZ--\r\n",
+        ]
+        .concat();
+        let r = req(
+            &twice,
+            &[("content-type", "multipart/form-data; boundary=XyZ")],
+        );
+        let reader = BodyReader::with_rules(&r, BodyMode::Required, 1024);
+        assert!(reader.multipart_field("XyZ", "model").is_err());
+    }
+}

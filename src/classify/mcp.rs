@@ -1,0 +1,279 @@
+//! Model Context Protocol over streamable HTTP (JSON-RPC 2.0).
+//!
+//! `POST` carries one message or a batch; every batch element becomes its own
+//! operation, and the gate denies the whole request if any is denied. `GET`
+//! (open the server-to-client stream) is `listen`, `DELETE` (end the session)
+//! is `end_session`. The server is named by the route, so a tool is
+//! `Tool::"<server>/<tool>"`; every other MCP operation is on
+//! `McpServer::"<server>"`, with the details (resource URI, prompt name) in
+//! `context.mcp`. MCP cannot be understood without its body: with
+//! `body: optional`, an unreadable body is plain HTTP.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value as Json;
+
+use crate::classify::ai::{get, len, opt_str};
+use crate::classify::body::{BodyError, BodyReader};
+use crate::classify::routes::Route;
+use crate::classify::{MCP_SERVER, Operation, Protocol, TOOL, action, http};
+use crate::policy::model::{Value, builtin_uid};
+use crate::request::HttpRequest;
+
+/// Most elements in one JSON-RPC batch.
+pub const MAX_BATCH: usize = 64;
+/// Most argument names kept in `context.mcp.argument_names`.
+const MAX_ARGUMENT_NAMES: usize = 128;
+
+/// What one MCP message asks for, as policies see it in `context.mcp`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct McpInfo {
+    /// The JSON-RPC method (`tools/call`), or `GET` / `DELETE` / `response`.
+    pub method: String,
+    /// The route's server name.
+    pub server: String,
+    /// `tools/call`: the tool name (without server).
+    pub tool: Option<String>,
+    /// `tools/call` / `prompts/get`: the argument names.
+    pub argument_names: BTreeSet<String>,
+    /// `resources/read` / `subscribe`: the resource URI.
+    pub uri: Option<String>,
+    /// `prompts/get`: the prompt name.
+    pub prompt: Option<String>,
+    /// Elements in the request (1 unless a batch).
+    pub batch_size: i64,
+}
+
+// === impl McpInfo ===
+
+impl McpInfo {
+    /// The Cedar record (fixed field order: it is part of the cache key).
+    pub fn to_value(&self) -> Value {
+        let mut fields = vec![
+            ("method".to_owned(), Value::str(&self.method)),
+            ("server".to_owned(), Value::str(&self.server)),
+        ];
+        if let Some(t) = &self.tool {
+            fields.push(("tool".to_owned(), Value::str(t)));
+        }
+        fields.push((
+            "argument_names".to_owned(),
+            Value::Set(self.argument_names.iter().map(Value::str).collect()),
+        ));
+        if let Some(u) = &self.uri {
+            fields.push(("uri".to_owned(), Value::str(u)));
+        }
+        if let Some(p) = &self.prompt {
+            fields.push(("prompt".to_owned(), Value::str(p)));
+        }
+        fields.push(("batch_size".to_owned(), Value::Long(self.batch_size)));
+        Value::Record(fields)
+    }
+
+    fn operation(self, action_name: &str) -> Operation {
+        let tool = self.tool.as_ref().map(|t| format!("{}/{t}", self.server));
+        let resource = match &tool {
+            Some(t) => builtin_uid(TOOL, t),
+            None => builtin_uid(MCP_SERVER, &self.server),
+        };
+        Operation {
+            protocol: Protocol::Mcp,
+            action: action(action_name),
+            resource,
+            model: None,
+            tool,
+            context: vec![("mcp".to_owned(), self.to_value())],
+        }
+    }
+}
+
+/// Classifies an MCP request into one operation per JSON-RPC message.
+pub fn parse(
+    req: &HttpRequest,
+    route: &Route,
+    body: &BodyReader<'_>,
+) -> Result<Vec<Operation>, BodyError> {
+    let info = |method: &str| McpInfo {
+        method: method.to_owned(),
+        server: route.server.clone(),
+        batch_size: 1,
+        ..Default::default()
+    };
+    match req.method.as_str() {
+        "GET" => return Ok(vec![info("GET").operation("listen")]),
+        "DELETE" => return Ok(vec![info("DELETE").operation("end_session")]),
+        "POST" => {}
+        _ => return Ok(vec![http::classify_as(req, Protocol::Mcp)]),
+    }
+    let Some(json) = body.json()? else {
+        return Ok(vec![http::classify_as(req, Protocol::Mcp)]);
+    };
+    match body.lenient(messages(&json, &route.server))? {
+        Some(ops) => Ok(ops),
+        None => Ok(vec![http::classify_as(req, Protocol::Mcp)]),
+    }
+}
+
+/// One operation per message; any malformed element invalidates the batch.
+pub fn messages(json: &Json, server: &str) -> Result<Vec<Operation>, BodyError> {
+    let items: &[Json] = match json {
+        Json::Array(items) if items.is_empty() => {
+            return Err(BodyError::Invalid("empty JSON-RPC batch".to_owned()));
+        }
+        Json::Array(items) if items.len() > MAX_BATCH => {
+            return Err(BodyError::BatchTooLarge {
+                len: items.len(),
+                max: MAX_BATCH,
+            });
+        }
+        Json::Array(items) => items,
+        single => std::slice::from_ref(single),
+    };
+    let batch_size = len(items.len());
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, msg)| {
+            message(msg, server, batch_size).map_err(|e| match e {
+                BodyError::Invalid(m) if items.len() > 1 => {
+                    BodyError::Invalid(format!("batch element {i}: {m}"))
+                }
+                other => other,
+            })
+        })
+        .collect()
+}
+
+fn message(msg: &Json, server: &str, batch_size: i64) -> Result<Operation, BodyError> {
+    if !msg.is_object() {
+        return Err(BodyError::Invalid(
+            "a JSON-RPC message must be an object".to_owned(),
+        ));
+    }
+    if get(msg, "jsonrpc").is_some_and(|v| v.as_str() != Some("2.0")) {
+        return Err(BodyError::Invalid("`jsonrpc` must be \"2.0\"".to_owned()));
+    }
+    let mut info = McpInfo {
+        server: server.to_owned(),
+        batch_size,
+        ..Default::default()
+    };
+    let Some(method) = opt_str(msg, "method")? else {
+        if get(msg, "result").is_some() || get(msg, "error").is_some() {
+            info.method = "response".to_owned();
+            return Ok(info.operation("response"));
+        }
+        return Err(BodyError::Invalid(
+            "a JSON-RPC message needs a `method`, a `result` or an `error`".to_owned(),
+        ));
+    };
+    let params = match get(msg, "params") {
+        None => &Json::Null,
+        Some(p @ Json::Object(_)) => p,
+        Some(_) => return Err(BodyError::field("params", "an object")),
+    };
+    info.method = method.clone();
+    let action_name = match method.as_str() {
+        "initialize" => "initialize",
+        "ping" => "ping",
+        m if m.starts_with("notifications/") => "notification",
+        "tools/list" => "list_tools",
+        "tools/call" => {
+            info.tool = Some(required_name(params, "name")?);
+            info.argument_names = argument_names(params)?;
+            "call_tool"
+        }
+        "resources/list" | "resources/templates/list" => "list_resources",
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+            info.uri = Some(required_name(params, "uri")?);
+            "read_resource"
+        }
+        "prompts/list" => "list_prompts",
+        "prompts/get" => {
+            info.prompt = Some(required_name(params, "name")?);
+            info.argument_names = argument_names(params)?;
+            "get_prompt"
+        }
+        _ => "mcp_other",
+    };
+    Ok(info.operation(action_name))
+}
+
+fn required_name(params: &Json, key: &str) -> Result<String, BodyError> {
+    match opt_str(params, key) {
+        Ok(Some(s)) if !s.is_empty() => Ok(s),
+        _ => Err(BodyError::Invalid(format!(
+            "`params.{key}` must be a non-empty string"
+        ))),
+    }
+}
+
+fn argument_names(params: &Json) -> Result<BTreeSet<String>, BodyError> {
+    match get(params, "arguments") {
+        None => Ok(BTreeSet::new()),
+        Some(Json::Object(args)) => Ok(args.keys().take(MAX_ARGUMENT_NAMES).cloned().collect()),
+        Some(_) => Err(BodyError::field("params.arguments", "an object")),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ops(body: &str) -> Result<Vec<Operation>, BodyError> {
+        messages(
+            &crate::classify::body::parse_json(body.as_bytes())?,
+            "files",
+        )
+    }
+
+    #[test]
+    fn tool_call() {
+        let o = ops(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/a"}}}"#).unwrap();
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].resource.to_string(), r#"Tool::"files/read_file""#);
+        assert_eq!(o[0].action.to_string(), r#"Action::"call_tool""#);
+        assert_eq!(o[0].tool.as_deref(), Some("files/read_file"));
+    }
+
+    #[test]
+    fn batches() {
+        let o = ops(r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":7,"result":{}}]"#).unwrap();
+        let actions: Vec<String> = o.iter().map(|o| o.action.to_string()).collect();
+        assert_eq!(
+            actions,
+            [
+                r#"Action::"list_tools""#,
+                r#"Action::"notification""#,
+                r#"Action::"response""#
+            ]
+        );
+        assert!(ops("[]").is_err());
+        let big = format!(
+            "[{}]",
+            vec![r#"{"jsonrpc":"2.0","method":"ping","id":1}"#; 65].join(",")
+        );
+        assert!(matches!(
+            ops(&big),
+            Err(BodyError::BatchTooLarge { len: 65, .. })
+        ));
+    }
+
+    #[test]
+    fn malformed() {
+        for bad in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":5}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":[]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":"x"}"#,
+            r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","id":1}"#,
+            r#"{"jsonrpc":"2.0","method":7}"#,
+            r#"[1]"#,
+            r#""x""#,
+        ] {
+            assert!(ops(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! The route table: which protocol a request speaks, by host, path and method.
+//!
+//! Compiled while the config is deserialized (`#[serde(try_from)]`), so an
+//! invalid pattern fails at load and never per request. First match wins; a
+//! request no route matches is plain HTTP.
+
+use serde::Deserialize;
+
+use crate::classify::Protocol;
+use crate::request::HttpRequest;
+
+/// Default bound on the body bytes parsed, equal to the shipped Envoy
+/// `with_request_body.max_request_bytes`.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest `max_body_bytes` accepted.
+pub const MAX_BODY_BYTES_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Whether a route's protocol must be able to read the body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyMode {
+    /// A body the protocol needs but cannot read denies the request (fail closed).
+    #[default]
+    Required,
+    /// A missing, partial or unreadable body is ignored: the request is
+    /// classified from its path alone (no model from the body, no tool).
+    Optional,
+}
+
+/// One route as written in the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// A name for logs and diagnostics.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `api.example.com` (exact, case-insensitive, port ignored) or
+    /// `*.example.com` (any subdomain). Absent: any host.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Matches paths starting with this string.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Matches a whole path, segment by segment: literal segments, `*` or
+    /// `{name}` for exactly one segment, and a final `**` for any rest.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Upper-case methods; absent or empty: any method.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// The protocol spoken on this route.
+    pub protocol: Protocol,
+    /// MCP only (required there): the server's name, prefixing tool names.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// `required` (default) or `optional`.
+    #[serde(default)]
+    pub body: BodyMode,
+    /// Most body bytes parsed; a longer body is `body_too_large`.
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+}
+
+/// A compiled route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The name, or `routes[<n>]`.
+    pub name: String,
+    host: Option<HostMatch>,
+    path: PathMatch,
+    methods: Vec<String>,
+    /// The protocol spoken on this route.
+    pub protocol: Protocol,
+    /// The MCP server name (MCP routes only).
+    pub server: String,
+    /// Whether the body must be readable.
+    pub body: BodyMode,
+    /// Most body bytes parsed.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostMatch {
+    Exact(String),
+    /// `*.example.com` stored as `.example.com`.
+    Suffix(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PathMatch {
+    Any,
+    Prefix(String),
+    Pattern { segments: Vec<Segment>, rest: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Any,
+}
+
+/// The compiled route table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Vec<RouteSpec>")]
+pub struct Routes {
+    routes: Vec<Route>,
+}
+
+/// Why a route could not be compiled.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("routes[{index}]: {message}")]
+pub struct RouteError {
+    /// Position in the list.
+    pub index: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+// === impl Routes ===
+
+impl Routes {
+    /// Compiles a route table.
+    pub fn compile(specs: Vec<RouteSpec>) -> Result<Self, RouteError> {
+        let routes = specs
+            .into_iter()
+            .enumerate()
+            .map(|(index, spec)| {
+                Route::compile(index, spec).map_err(|message| RouteError { index, message })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { routes })
+    }
+
+    /// The first route matching the request.
+    pub fn find(&self, req: &HttpRequest) -> Option<&Route> {
+        self.routes.iter().find(|r| r.matches(req))
+    }
+
+    /// Number of routes.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether there is no route (everything is plain HTTP).
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}
+
+impl TryFrom<Vec<RouteSpec>> for Routes {
+    type Error = RouteError;
+
+    fn try_from(specs: Vec<RouteSpec>) -> Result<Self, Self::Error> {
+        Self::compile(specs)
+    }
+}
+
+// === impl Route ===
+
+impl Route {
+    fn compile(index: usize, spec: RouteSpec) -> Result<Self, String> {
+        let host = spec.host.as_deref().map(compile_host).transpose()?;
+        let path = match (&spec.path_prefix, &spec.path) {
+            (Some(_), Some(_)) => return Err("set `path_prefix` or `path`, not both".to_owned()),
+            (Some(p), None) => {
+                if !p.starts_with('/') {
+                    return Err(format!("`path_prefix` `{p}` must start with `/`"));
+                }
+                PathMatch::Prefix(p.clone())
+            }
+            (None, Some(p)) => compile_pattern(p)?,
+            (None, None) => PathMatch::Any,
+        };
+        let mut methods = Vec::with_capacity(spec.methods.len());
+        for m in spec.methods {
+            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
+                return Err(format!("`methods` has `{m}`, not an HTTP method"));
+            }
+            methods.push(m.to_ascii_uppercase());
+        }
+        let server = match (spec.protocol, spec.server) {
+            (Protocol::Mcp, Some(s)) => {
+                if s.is_empty() || s.contains('/') || s.chars().any(char::is_control) {
+                    return Err(format!(
+                        "`server` `{s}` must be non-empty, without `/` (tools are named `<server>/<tool>`)"
+                    ));
+                }
+                s
+            }
+            (Protocol::Mcp, None) => {
+                return Err("`server` is required for `protocol: mcp`".to_owned());
+            }
+            (_, Some(_)) => return Err("`server` applies only to `protocol: mcp`".to_owned()),
+            (_, None) => String::new(),
+        };
+        let max_body_bytes = spec.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if max_body_bytes == 0 || max_body_bytes > MAX_BODY_BYTES_LIMIT {
+            return Err(format!(
+                "`max_body_bytes` must be between 1 and {MAX_BODY_BYTES_LIMIT}"
+            ));
+        }
+        Ok(Self {
+            name: spec.name.unwrap_or_else(|| format!("routes[{index}]")),
+            host,
+            path,
+            methods,
+            protocol: spec.protocol,
+            server,
+            body: spec.body,
+            max_body_bytes,
+        })
+    }
+
+    /// Whether the request is on this route.
+    pub fn matches(&self, req: &HttpRequest) -> bool {
+        if !self.methods.is_empty() && !self.methods.contains(&req.method) {
+            return false;
+        }
+        if let Some(host) = &self.host {
+            let h = strip_port(&req.host).to_ascii_lowercase();
+            let ok = match host {
+                HostMatch::Exact(e) => h == *e,
+                HostMatch::Suffix(s) => h.len() > s.len() && h.ends_with(s.as_str()),
+            };
+            if !ok {
+                return false;
+            }
+        }
+        match &self.path {
+            PathMatch::Any => true,
+            PathMatch::Prefix(p) => req.path.starts_with(p.as_str()),
+            PathMatch::Pattern { segments, rest } => {
+                let Some(path) = req.path.strip_prefix('/') else {
+                    return false;
+                };
+                let mut parts = path.split('/');
+                for seg in segments {
+                    match (seg, parts.next()) {
+                        (Segment::Literal(l), Some(p)) if p == l => {}
+                        (Segment::Any, Some(p)) if !p.is_empty() => {}
+                        _ => return false,
+                    }
+                }
+                *rest || parts.next().is_none()
+            }
+        }
+    }
+}
+
+fn compile_host(h: &str) -> Result<HostMatch, String> {
+    let lower = h.to_ascii_lowercase();
+    let (suffix, name) = match lower.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, lower.as_str()),
+    };
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    if !valid {
+        return Err(format!(
+            "`host` `{h}` must be a host name or `*.<domain>`, without port"
+        ));
+    }
+    Ok(if suffix {
+        HostMatch::Suffix(format!(".{name}"))
+    } else {
+        HostMatch::Exact(name.to_owned())
+    })
+}
+
+fn compile_pattern(p: &str) -> Result<PathMatch, String> {
+    let Some(body) = p.strip_prefix('/') else {
+        return Err(format!("`path` `{p}` must start with `/`"));
+    };
+    let parts: Vec<&str> = body.split('/').collect();
+    let mut segments = Vec::with_capacity(parts.len());
+    let mut rest = false;
+    for (i, part) in parts.iter().enumerate() {
+        if *part == "**" {
+            if i + 1 != parts.len() {
+                return Err(format!("`path` `{p}`: `**` must be the last segment"));
+            }
+            rest = true;
+        } else if *part == "*" {
+            segments.push(Segment::Any);
+        } else if let Some(name) = part.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(format!("`path` `{p}`: bad placeholder `{part}`"));
+            }
+            segments.push(Segment::Any);
+        } else if part.contains(['{', '}', '*']) {
+            return Err(format!(
+                "`path` `{p}`: `{part}` mixes a wildcard with text; use a whole segment"
+            ));
+        } else {
+            segments.push(Segment::Literal((*part).to_owned()));
+        }
+    }
+    Ok(PathMatch::Pattern { segments, rest })
+}
+
+/// `host:port` → `host`; `[v6]:port` → `[v6]`.
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| &host[..=h.len()]);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn routes(yaml: &str) -> Result<Routes, String> {
+        serde_norway::from_str::<Routes>(yaml).map_err(|e| e.to_string())
+    }
+
+    fn req(method: &str, host: &str, path: &str) -> HttpRequest {
+        HttpRequest {
+            method: method.into(),
+            host: host.into(),
+            path: path.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn first_match_wins_and_default_is_none() {
+        let r = routes(
+            "- {path_prefix: /v1/messages, protocol: anthropic}\n- {path_prefix: /v1/, protocol: openai}\n",
+        )
+        .unwrap();
+        let found = |p: &str| r.find(&req("POST", "x", p)).map(|r| r.protocol);
+        assert_eq!(found("/v1/messages"), Some(Protocol::Anthropic));
+        assert_eq!(found("/v1/chat/completions"), Some(Protocol::Openai));
+        assert_eq!(found("/healthz"), None);
+    }
+
+    #[test]
+    fn host_and_method_match() {
+        let r = routes(
+            "- {host: '*.openai.azure.com', methods: [post], protocol: openai}\n- {host: API.example.com, protocol: gemini}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            r.find(&req("POST", "my.openai.azure.com:443", "/x"))
+                .map(|r| r.protocol),
+            Some(Protocol::Openai)
+        );
+        assert!(r.find(&req("GET", "my.openai.azure.com", "/x")).is_none());
+        assert!(r.find(&req("POST", "openai.azure.com", "/x")).is_none());
+        assert_eq!(
+            r.find(&req("GET", "api.example.com", "/"))
+                .map(|r| r.protocol),
+            Some(Protocol::Gemini)
+        );
+    }
+
+    #[test]
+    fn patterns() {
+        let r = routes(
+            "- {path: '/openai/deployments/{deployment}/**', protocol: openai}\n- {path: /mcp/*, protocol: mcp, server: s}\n",
+        )
+        .unwrap();
+        let found = |p: &str| r.find(&req("POST", "x", p)).map(|r| r.protocol);
+        assert_eq!(
+            found("/openai/deployments/gpt4/chat/completions"),
+            Some(Protocol::Openai)
+        );
+        assert_eq!(found("/openai/deployments//chat"), None);
+        assert_eq!(found("/mcp/a"), Some(Protocol::Mcp));
+        assert_eq!(found("/mcp/a/b"), None);
+        assert_eq!(found("/mcp"), None);
+    }
+
+    #[test]
+    fn invalid_routes_fail_at_load() {
+        for bad in [
+            "- {path: /a/**/b, protocol: http}",
+            "- {path: /a/x*, protocol: http}",
+            "- {path: 'a', protocol: http}",
+            "- {path: '/{}', protocol: http}",
+            "- {path_prefix: /a, path: /b, protocol: http}",
+            "- {protocol: mcp}",
+            "- {protocol: mcp, server: a/b}",
+            "- {protocol: openai, server: a}",
+            "- {protocol: openai, max_body_bytes: 0}",
+            "- {protocol: openai, methods: ['GET /']}",
+            "- {protocol: openai, host: 'a:80'}",
+            "- {protocol: smtp}",
+            "- {protocol: http, extra: 1}",
+        ] {
+            assert!(routes(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn compile_and_match_never_panic(
+            pattern in "[/a-z{}*:%.-]{0,24}",
+            prefix in proptest::bool::ANY,
+            path in "[/a-z{}*:%.-]{0,32}",
+            host in "[a-zA-Z0-9.:\\[\\]*-]{0,20}",
+        ) {
+            let spec = RouteSpec {
+                name: None,
+                host: Some(host.clone()),
+                path_prefix: prefix.then(|| pattern.clone()),
+                path: (!prefix).then(|| pattern.clone()),
+                methods: vec!["POST".into()],
+                protocol: Protocol::Openai,
+                server: None,
+                body: BodyMode::Required,
+                max_body_bytes: None,
+            };
+            if let Ok(r) = Routes::compile(vec![spec]) {
+                let _ = r.find(&req("POST", &host, &path));
+            }
+        }
+    }
+
+    #[test]
+    fn config_error_names_the_route() {
+        let err = crate::config::Config::from_yaml(
+            "routes:\n  - {path_prefix: /v1/, protocol: openai}\n  - {path: /a/**/b, protocol: mcp, server: s}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("routes[1]") && err.contains("`**`"), "{err}");
+    }
+
+    #[test]
+    fn strip_port_forms() {
+        assert_eq!(strip_port("a.b:8443"), "a.b");
+        assert_eq!(strip_port("a.b"), "a.b");
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+    }
+}

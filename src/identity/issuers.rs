@@ -1,0 +1,445 @@
+//! Token issuer configuration (`identity.issuers`, `identity.token_header`,
+//! `identity.jwt_authn_metadata`, `identity.principal`) and its validation.
+//!
+//! Everything that can be wrong with an issuer is refused at load, never per
+//! request: `none` and HMAC algorithms, unbounded leeway, two issuers sharing a
+//! Cedar entity type (their principals could collide), plain-HTTP key URLs
+//! beyond loopback.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+
+/// Largest `leeway_seconds` accepted: clock skew, not a grace period.
+pub const MAX_LEEWAY_SECONDS: u64 = 300;
+/// Default `leeway_seconds`.
+pub const DEFAULT_LEEWAY_SECONDS: u64 = 30;
+/// Default `refresh_interval_seconds`.
+pub const DEFAULT_REFRESH_SECONDS: u64 = 300;
+/// Default `min_refresh_interval_seconds` (rate limit of unknown-`kid` refreshes).
+pub const DEFAULT_MIN_REFRESH_SECONDS: u64 = 10;
+/// Default `identity.token_header`.
+pub const DEFAULT_TOKEN_HEADER: &str = "authorization";
+/// Default namespace of Envoy's `jwt_authn` filter metadata.
+pub const DEFAULT_JWT_AUTHN_NAMESPACE: &str = "envoy.filters.http.jwt_authn";
+/// Default verified-token cache capacity.
+pub const DEFAULT_TOKEN_CACHE_CAPACITY: u64 = 10_000;
+
+/// Entity types cedar-gate itself uses; an issuer may not claim them.
+const RESERVED_ENTITY_TYPES: [&str; 8] = [
+    "Workload",
+    "Anonymous",
+    "Group",
+    "Route",
+    "RouteGroup",
+    "Action",
+    "Model",
+    "Tool",
+];
+
+/// One token issuer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// The exact `iss` value of its tokens.
+    pub issuer: String,
+    /// Key source: a JWKS file on disk (re-read on every refresh).
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// Key source: a JWKS URL (`https://`, or `http://` on loopback only).
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Key source: OIDC discovery from `<issuer>/.well-known/openid-configuration`.
+    #[serde(default)]
+    pub discovery: bool,
+    /// Extra CA certificates (PEM bundle) trusted for this issuer's HTTPS fetches,
+    /// for example the Kubernetes cluster CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Accepted `aud` values; a token must name at least one.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Accepted signature algorithms. `none` and `HS*` are refused at load.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Clock skew allowed on `exp`, `nbf` and `iat` (at most 300).
+    #[serde(default = "default_leeway")]
+    pub leeway_seconds: u64,
+    /// When set, tokens with `exp - iat` above it (or without `iat`) are refused.
+    #[serde(default)]
+    pub max_lifetime_seconds: Option<u64>,
+    /// Claims that must be present.
+    #[serde(default)]
+    pub required_claims: Vec<String>,
+    /// Cedar entity type of the subject (`User`, `Agent`, `Client`, ...).
+    /// One entity type per issuer, so principals of two issuers never collide.
+    pub entity_type: String,
+    /// Claim naming the subject (`sub`; `client_id` or `azp` for client credentials).
+    #[serde(default = "default_subject_claim")]
+    pub subject_claim: String,
+    /// Claim holding groups or roles (string or array of strings); each becomes
+    /// a `Group` parent of the principal.
+    #[serde(default)]
+    pub groups_claim: Option<String>,
+    /// Prepended to every group from `groups_claim` (for example `okta:`), so an
+    /// issuer cannot put its subjects into groups meant for another source.
+    #[serde(default)]
+    pub groups_prefix: String,
+    /// Claims copied into `context.auth.claims` (string, number and boolean
+    /// values, as strings). Declare each in the schema's `TokenClaims`.
+    #[serde(default)]
+    pub context_claims: Vec<String>,
+    /// Readiness waits until this issuer has a key set.
+    #[serde(default = "default_true")]
+    pub required: bool,
+    /// How often keys are re-fetched.
+    #[serde(default = "default_refresh")]
+    pub refresh_interval_seconds: u64,
+    /// Least time between two fetches (an unknown `kid` triggers one, at most
+    /// this often).
+    #[serde(default = "default_min_refresh")]
+    pub min_refresh_interval_seconds: u64,
+}
+
+/// Trusting Envoy's `jwt_authn` filter instead of verifying the token here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtAuthnMetadataConfig {
+    /// The filter metadata namespace (`metadata_context_namespaces` in Envoy's
+    /// ext_authz filter must list it).
+    #[serde(default = "default_jwt_authn_namespace")]
+    pub namespace: String,
+    /// The `payload_in_metadata` name of the jwt_authn provider.
+    pub payload_key: String,
+}
+
+/// Which identity is the principal when a request has both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalSource {
+    /// The token subject (the workload is in `context.auth.workload`).
+    #[default]
+    Token,
+    /// The mTLS workload (the token is in `context.auth`).
+    Workload,
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".to_owned()]
+}
+fn default_leeway() -> u64 {
+    DEFAULT_LEEWAY_SECONDS
+}
+fn default_subject_claim() -> String {
+    "sub".to_owned()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_refresh() -> u64 {
+    DEFAULT_REFRESH_SECONDS
+}
+fn default_min_refresh() -> u64 {
+    DEFAULT_MIN_REFRESH_SECONDS
+}
+fn default_jwt_authn_namespace() -> String {
+    DEFAULT_JWT_AUTHN_NAMESPACE.to_owned()
+}
+
+/// Parses an algorithm name from config, refusing `none` and HMAC.
+pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
+    if name.eq_ignore_ascii_case("none") {
+        return Err("`none` is never accepted".to_owned());
+    }
+    let alg = Algorithm::from_str(name).map_err(|_| format!("unknown algorithm `{name}`"))?;
+    if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+        return Err(format!(
+            "`{name}` is an HMAC algorithm; only public-key algorithms are accepted"
+        ));
+    }
+    Ok(alg)
+}
+
+fn invalid(key: &'static str, message: String) -> ConfigError {
+    ConfigError::Invalid { key, message }
+}
+
+/// Whether `url` may be fetched: `https://`, or `http://` to a loopback host.
+fn fetchable(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+/// Validates the token part of `identity`.
+pub fn validate(
+    issuers: &[IssuerConfig],
+    token_header: Option<&str>,
+    jwt_authn: Option<&JwtAuthnMetadataConfig>,
+) -> Result<(), ConfigError> {
+    let mut entity_types: Vec<&str> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    for i in issuers {
+        let name = i.issuer.as_str();
+        if name.is_empty() {
+            return Err(invalid("identity.issuers.issuer", "is empty".to_owned()));
+        }
+        if names.contains(&name) {
+            return Err(invalid(
+                "identity.issuers.issuer",
+                format!("`{name}` is configured twice"),
+            ));
+        }
+        names.push(name);
+        let sources = usize::from(i.jwks_file.is_some())
+            + usize::from(i.jwks_url.is_some())
+            + usize::from(i.discovery);
+        if sources != 1 {
+            return Err(invalid(
+                "identity.issuers",
+                format!(
+                    "issuer `{name}` needs exactly one key source: `jwks_file`, `jwks_url` or `discovery: true`"
+                ),
+            ));
+        }
+        if let Some(url) = &i.jwks_url
+            && !fetchable(url)
+        {
+            return Err(invalid(
+                "identity.issuers.jwks_url",
+                format!("`{url}` must be https:// (http:// only on loopback)"),
+            ));
+        }
+        if i.discovery && !fetchable(name) {
+            return Err(invalid(
+                "identity.issuers.discovery",
+                format!("issuer `{name}` must be an https:// URL for discovery"),
+            ));
+        }
+        if i.audiences.is_empty() || i.audiences.iter().any(String::is_empty) {
+            return Err(invalid(
+                "identity.issuers.audiences",
+                format!("issuer `{name}` needs at least one non-empty audience"),
+            ));
+        }
+        if i.algorithms.is_empty() {
+            return Err(invalid(
+                "identity.issuers.algorithms",
+                format!("issuer `{name}` has no algorithm"),
+            ));
+        }
+        for alg in &i.algorithms {
+            parse_algorithm(alg).map_err(|m| {
+                invalid(
+                    "identity.issuers.algorithms",
+                    format!("issuer `{name}`: {m}"),
+                )
+            })?;
+        }
+        if i.leeway_seconds > MAX_LEEWAY_SECONDS {
+            return Err(invalid(
+                "identity.issuers.leeway_seconds",
+                format!("is {}, more than {MAX_LEEWAY_SECONDS}", i.leeway_seconds),
+            ));
+        }
+        if i.max_lifetime_seconds == Some(0) {
+            return Err(invalid(
+                "identity.issuers.max_lifetime_seconds",
+                "must be positive".to_owned(),
+            ));
+        }
+        if i.refresh_interval_seconds == 0 || i.min_refresh_interval_seconds == 0 {
+            return Err(invalid(
+                "identity.issuers.refresh_interval_seconds",
+                "refresh intervals must be positive".to_owned(),
+            ));
+        }
+        let ty = i.entity_type.as_str();
+        if cedar_policy::EntityTypeName::from_str(ty).is_err() {
+            return Err(invalid(
+                "identity.issuers.entity_type",
+                format!("`{ty}` is not a Cedar entity type name"),
+            ));
+        }
+        if RESERVED_ENTITY_TYPES.contains(&ty) {
+            return Err(invalid(
+                "identity.issuers.entity_type",
+                format!("`{ty}` is reserved for cedar-gate's own entities"),
+            ));
+        }
+        if entity_types.contains(&ty) {
+            // Two issuers with one entity type could both mint `User::"alice"`.
+            return Err(invalid(
+                "identity.issuers.entity_type",
+                format!("`{ty}` is used by two issuers; use one entity type per issuer"),
+            ));
+        }
+        entity_types.push(ty);
+        if i.subject_claim.is_empty() {
+            return Err(invalid(
+                "identity.issuers.subject_claim",
+                "is empty".to_owned(),
+            ));
+        }
+        for c in &i.context_claims {
+            if c.is_empty() || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(invalid(
+                    "identity.issuers.context_claims",
+                    format!("`{c}` is not usable as a Cedar attribute name"),
+                ));
+            }
+        }
+    }
+    if let Some(h) = token_header
+        && (h.is_empty()
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        return Err(invalid(
+            "identity.token_header",
+            format!("`{h}` is not a header name"),
+        ));
+    }
+    if let Some(m) = jwt_authn {
+        if m.namespace.is_empty() || m.payload_key.is_empty() {
+            return Err(invalid(
+                "identity.jwt_authn_metadata",
+                "needs a non-empty `namespace` and `payload_key`".to_owned(),
+            ));
+        }
+        if issuers.is_empty() {
+            return Err(invalid(
+                "identity.jwt_authn_metadata",
+                "needs `identity.issuers`: tokens are mapped by their issuer".to_owned(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn algorithms() {
+        assert!(parse_algorithm("none").is_err());
+        assert!(parse_algorithm("NONE").is_err());
+        assert!(parse_algorithm("HS256").is_err());
+        assert!(parse_algorithm("RS257").is_err());
+        assert_eq!(parse_algorithm("EdDSA").unwrap(), Algorithm::EdDSA);
+    }
+
+    fn config(issuers: &str) -> Result<crate::config::Config, ConfigError> {
+        crate::config::Config::from_yaml(&format!("identity:\n  issuers:\n{issuers}"))
+    }
+
+    const AGENTS: &str = "  - issuer: https://agents.example.com\n    jwks_url: https://agents.example.com/jwks\n    audiences: [cedar-gate]\n    entity_type: Agent\n";
+
+    #[test]
+    fn valid_issuer_defaults() {
+        let c = config(AGENTS).unwrap();
+        let i = &c.identity.issuers[0];
+        assert_eq!(i.subject_claim, "sub");
+        assert_eq!(i.algorithms, vec!["RS256"]);
+        assert_eq!(i.leeway_seconds, DEFAULT_LEEWAY_SECONDS);
+        assert!(i.required);
+        assert_eq!(c.identity.principal, PrincipalSource::Token);
+    }
+
+    #[test]
+    fn refused_at_load() {
+        let cases = [
+            (
+                format!("{AGENTS}    algorithms: [none]\n"),
+                "never accepted",
+            ),
+            (format!("{AGENTS}    algorithms: [HS256]\n"), "HMAC"),
+            (
+                format!("{AGENTS}    leeway_seconds: 301\n"),
+                "leeway_seconds",
+            ),
+            (
+                format!("{AGENTS}    max_lifetime_seconds: 0\n"),
+                "max_lifetime_seconds",
+            ),
+            (
+                format!("{AGENTS}    discovery: true\n"),
+                "exactly one key source",
+            ),
+            (
+                AGENTS.replace(
+                    "https://agents.example.com/jwks",
+                    "http://agents.example.com/jwks",
+                ),
+                "jwks_url",
+            ),
+            (AGENTS.replace("[cedar-gate]", "[]"), "audience"),
+            (AGENTS.replace("Agent", "Workload"), "reserved"),
+            (AGENTS.replace("Agent", "not a type"), "entity type"),
+            (
+                format!(
+                    "{AGENTS}{}",
+                    AGENTS.replace("agents.example.com", "other.example.com")
+                ),
+                "one entity type per issuer",
+            ),
+            (format!("{AGENTS}{AGENTS}"), "configured twice"),
+            (format!("{AGENTS}    colour: blue\n"), "colour"),
+        ];
+        for (yaml, needle) in cases {
+            let err = config(&yaml).unwrap_err().to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
+    fn token_options() {
+        let ok = crate::config::Config::from_yaml(&format!(
+            "identity:\n  principal: workload\n  token_header: x-agent-token\n  jwt_authn_metadata:\n    payload_key: jwt_payload\n  issuers:\n{AGENTS}response:\n  resource_metadata: https://gw.example.com/.well-known/oauth-protected-resource\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.identity.principal, PrincipalSource::Workload);
+        assert_eq!(
+            ok.identity.jwt_authn_metadata.unwrap().namespace,
+            DEFAULT_JWT_AUTHN_NAMESPACE
+        );
+        let err = crate::config::Config::from_yaml(
+            "identity:\n  jwt_authn_metadata:\n    payload_key: p\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("identity.issuers"), "{err}");
+        let err = crate::config::Config::from_yaml("response:\n  resource_metadata: 'x\"y'\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("resource_metadata"), "{err}");
+    }
+
+    #[test]
+    fn example_token_config_is_valid() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tokens.yaml");
+        let c = crate::config::Config::load(&path).unwrap();
+        assert_eq!(c.identity.issuers.len(), 2);
+    }
+
+    #[test]
+    fn fetchable_urls() {
+        assert!(fetchable("https://idp.example.com/jwks"));
+        assert!(fetchable("http://127.0.0.1:8080/jwks"));
+        assert!(fetchable("http://localhost/jwks"));
+        assert!(!fetchable("http://idp.example.com/jwks"));
+        assert!(!fetchable("http://127.0.0.1.evil.com/jwks"));
+        assert!(!fetchable("file:///etc/passwd"));
+    }
+}

@@ -1,0 +1,753 @@
+//! JWT verification rules: one function per step, one [`TokenError`] variant per
+//! way a token can fail, each with a fixed reason code.
+//!
+//! Signatures are checked by `jsonwebtoken` (aws-lc-rs backend) with a key
+//! chosen here; the claim rules are cedar-gate's own so that every failure has
+//! its own reason in the 401, the audit event and the metrics.
+
+use std::str::FromStr;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cedar_policy::{EntityId, EntityTypeName, EntityUid};
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value as Json};
+
+use crate::identity::issuers::{IssuerConfig, parse_algorithm};
+
+/// Largest token accepted, in bytes (header + payload + signature, base64url).
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Most groups taken from a token.
+const MAX_GROUPS: usize = 256;
+/// Deepest RFC 8693 `act` nesting followed.
+const MAX_ACTOR_DEPTH: usize = 8;
+
+/// Why a token was refused (always a 401).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Longer than [`MAX_TOKEN_BYTES`].
+    #[error("token is {0} bytes, more than the 8192 allowed")]
+    TooLarge(usize),
+    /// Not three base64url segments.
+    #[error("token is not a compact JWS (three base64url segments)")]
+    Malformed,
+    /// The header is not base64url JSON with a string `alg`.
+    #[error("token header is not valid")]
+    MalformedHeader,
+    /// The header has a `crit` parameter (no extension is understood).
+    #[error("token header has critical extensions")]
+    UnsupportedHeader,
+    /// The payload is not a base64url JSON object.
+    #[error("token payload is not a JSON object")]
+    MalformedClaims,
+    /// `alg: none`.
+    #[error("unsigned tokens (`alg: none`) are never accepted")]
+    AlgorithmNone,
+    /// `iss` is missing or names no configured issuer.
+    #[error("token issuer is not configured")]
+    UnknownIssuer,
+    /// `alg` is not in the issuer's allow-list (HMAC never is).
+    #[error("algorithm `{0}` is not allowed for this issuer")]
+    AlgorithmNotAllowed(String),
+    /// The issuer has no key set yet (refresh scheduled).
+    #[error("no keys are available for this issuer yet")]
+    KeysUnavailable,
+    /// `kid` is not in the issuer's key set (refresh scheduled).
+    #[error("key id is not in the issuer's key set")]
+    UnknownKeyId,
+    /// No key of the issuer fits the token's algorithm.
+    #[error("no key of the issuer matches the token's algorithm")]
+    KeyAlgorithmMismatch,
+    /// The signature does not verify.
+    #[error("token signature is invalid")]
+    InvalidSignature,
+    /// No `exp`.
+    #[error("token has no `exp`")]
+    MissingExpiry,
+    /// `exp` has passed (beyond the leeway).
+    #[error("token has expired")]
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    #[error("token is not valid yet")]
+    NotYetValid,
+    /// `iat` is in the future (beyond the leeway).
+    #[error("token was issued in the future")]
+    IssuedInFuture,
+    /// A maximum lifetime is configured and the token has no `iat`.
+    #[error("token has no `iat`, needed to check its lifetime")]
+    MissingIssuedAt,
+    /// `exp - iat` is above the issuer's maximum lifetime.
+    #[error("token lifetime exceeds the maximum allowed")]
+    LifetimeExceeded,
+    /// `aud` names none of the accepted audiences.
+    #[error("token audience is not accepted")]
+    InvalidAudience,
+    /// A required claim is missing.
+    #[error("token lacks required claim `{0}`")]
+    MissingClaim(String),
+    /// The subject claim is missing or not a non-empty string.
+    #[error("token lacks a subject")]
+    MissingSubject,
+    /// A claim cedar-gate reads has the wrong shape.
+    #[error("token claim `{0}` is malformed")]
+    InvalidClaim(&'static str),
+}
+
+// === impl TokenError ===
+
+impl TokenError {
+    /// A fixed, snake_case code for the 401, metrics and the audit log.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TokenError::TooLarge(_) => "token_too_large",
+            TokenError::Malformed => "malformed_token",
+            TokenError::MalformedHeader => "malformed_token_header",
+            TokenError::UnsupportedHeader => "unsupported_token_header",
+            TokenError::MalformedClaims => "malformed_token_claims",
+            TokenError::AlgorithmNone => "algorithm_none",
+            TokenError::UnknownIssuer => "unknown_issuer",
+            TokenError::AlgorithmNotAllowed(_) => "algorithm_not_allowed",
+            TokenError::KeysUnavailable => "keys_unavailable",
+            TokenError::UnknownKeyId => "unknown_key_id",
+            TokenError::KeyAlgorithmMismatch => "key_algorithm_mismatch",
+            TokenError::InvalidSignature => "invalid_signature",
+            TokenError::MissingExpiry => "missing_exp",
+            TokenError::Expired => "token_expired",
+            TokenError::NotYetValid => "token_not_yet_valid",
+            TokenError::IssuedInFuture => "token_issued_in_future",
+            TokenError::MissingIssuedAt => "missing_iat",
+            TokenError::LifetimeExceeded => "token_lifetime_exceeded",
+            TokenError::InvalidAudience => "invalid_audience",
+            TokenError::MissingClaim(_) => "missing_required_claim",
+            TokenError::MissingSubject => "missing_subject",
+            TokenError::InvalidClaim(_) => "invalid_claim",
+        }
+    }
+}
+
+/// Where a verified token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenSource {
+    /// The bearer header, verified here.
+    Header,
+    /// Envoy's `jwt_authn` metadata, verified by Envoy.
+    JwtAuthn,
+}
+
+/// A token that passed every rule. Holds claims, never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VerifiedToken {
+    /// The configured issuer (`iss`).
+    pub issuer: String,
+    /// `<entity_type>::"<subject>"`.
+    pub principal: EntityUid,
+    /// The subject claim's value.
+    pub subject: String,
+    /// The first configured audience the token names.
+    pub audience: String,
+    /// From `scope` (space-separated) or `scp`.
+    pub scopes: Vec<String>,
+    /// Groups from `groups_claim`, prefixed, as `Group` uids.
+    pub groups: Vec<String>,
+    /// `iat`, if present.
+    pub issued_at: Option<i64>,
+    /// `nbf`, if present.
+    pub not_before: Option<i64>,
+    /// `exp`.
+    pub expires_at: i64,
+    /// The leeway applied to `exp` / `nbf`.
+    pub leeway: i64,
+    /// `jti`, if present.
+    pub jti: Option<String>,
+    /// RFC 8693 `act` chain: the acting party first, then whoever it acts for.
+    pub actors: Vec<String>,
+    /// `context_claims` present in the token, as strings.
+    pub claims: Vec<(String, String)>,
+    /// Header or `jwt_authn` metadata.
+    pub source: TokenSource,
+}
+
+// === impl VerifiedToken ===
+
+impl VerifiedToken {
+    /// Whether the time claims still hold at `now` (unix seconds).
+    pub fn is_current(&self, now: i64) -> bool {
+        now < self.expires_at.saturating_add(self.leeway)
+            && self
+                .not_before
+                .is_none_or(|nbf| now.saturating_add(self.leeway) >= nbf)
+    }
+}
+
+/// An issuer's claim rules, compiled from its config.
+#[derive(Debug, Clone)]
+pub struct IssuerRules {
+    /// `iss`.
+    pub issuer: String,
+    entity_type: EntityTypeName,
+    audiences: Vec<String>,
+    /// The allow-list.
+    pub algorithms: Vec<Algorithm>,
+    leeway: i64,
+    max_lifetime: Option<i64>,
+    required_claims: Vec<String>,
+    subject_claim: String,
+    groups_claim: Option<String>,
+    groups_prefix: String,
+    context_claims: Vec<String>,
+}
+
+// === impl IssuerRules ===
+
+impl IssuerRules {
+    /// Compiles a (validated) issuer config.
+    pub fn new(cfg: &IssuerConfig) -> Result<Self, String> {
+        let entity_type = EntityTypeName::from_str(&cfg.entity_type)
+            .map_err(|e| format!("entity type `{}`: {e}", cfg.entity_type))?;
+        Ok(Self {
+            issuer: cfg.issuer.clone(),
+            entity_type,
+            audiences: cfg.audiences.clone(),
+            algorithms: cfg
+                .algorithms
+                .iter()
+                .map(|a| parse_algorithm(a))
+                .collect::<Result<_, _>>()?,
+            leeway: secs(cfg.leeway_seconds),
+            max_lifetime: cfg.max_lifetime_seconds.map(secs),
+            required_claims: cfg.required_claims.clone(),
+            subject_claim: cfg.subject_claim.clone(),
+            groups_claim: cfg.groups_claim.clone(),
+            groups_prefix: cfg.groups_prefix.clone(),
+            context_claims: cfg.context_claims.clone(),
+        })
+    }
+
+    /// Checks `alg` against the allow-list.
+    pub fn algorithm(&self, alg: &str) -> Result<Algorithm, TokenError> {
+        Algorithm::from_str(alg)
+            .ok()
+            .filter(|a| self.algorithms.contains(a))
+            .ok_or_else(|| TokenError::AlgorithmNotAllowed(alg.chars().take(16).collect()))
+    }
+
+    /// Applies every claim rule to (signature-checked or Envoy-verified) claims.
+    pub fn check_claims(
+        &self,
+        claims: &Map<String, Json>,
+        now: i64,
+        source: TokenSource,
+    ) -> Result<VerifiedToken, TokenError> {
+        let exp = numeric_date(claims, "exp")?.ok_or(TokenError::MissingExpiry)?;
+        let nbf = numeric_date(claims, "nbf")?;
+        let iat = numeric_date(claims, "iat")?;
+        if now >= exp.saturating_add(self.leeway) {
+            return Err(TokenError::Expired);
+        }
+        if nbf.is_some_and(|nbf| now.saturating_add(self.leeway) < nbf) {
+            return Err(TokenError::NotYetValid);
+        }
+        if iat.is_some_and(|iat| iat > now.saturating_add(self.leeway)) {
+            return Err(TokenError::IssuedInFuture);
+        }
+        if let Some(max) = self.max_lifetime {
+            let iat = iat.ok_or(TokenError::MissingIssuedAt)?;
+            if exp.saturating_sub(iat) > max {
+                return Err(TokenError::LifetimeExceeded);
+            }
+        }
+        let audience = self.audience(claims.get("aud"))?;
+        for c in &self.required_claims {
+            if claims.get(c).is_none_or(Json::is_null) {
+                return Err(TokenError::MissingClaim(c.chars().take(64).collect()));
+            }
+        }
+        let subject = match claims.get(&self.subject_claim) {
+            Some(Json::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err(TokenError::MissingSubject),
+        };
+        let principal =
+            EntityUid::from_type_name_and_id(self.entity_type.clone(), EntityId::new(&subject));
+        Ok(VerifiedToken {
+            issuer: self.issuer.clone(),
+            principal,
+            subject,
+            audience,
+            scopes: scopes(claims)?,
+            groups: self.groups(claims)?,
+            issued_at: iat,
+            not_before: nbf,
+            expires_at: exp,
+            leeway: self.leeway,
+            jti: match claims.get("jti") {
+                None => None,
+                Some(Json::String(s)) => Some(s.clone()),
+                Some(_) => return Err(TokenError::InvalidClaim("jti")),
+            },
+            actors: actors(claims.get("act"))?,
+            claims: self.context_claims(claims),
+            source,
+        })
+    }
+
+    fn audience(&self, aud: Option<&Json>) -> Result<String, TokenError> {
+        let named: Vec<&str> = match aud {
+            Some(Json::String(s)) => vec![s.as_str()],
+            Some(Json::Array(items)) => items.iter().filter_map(Json::as_str).collect(),
+            _ => Vec::new(),
+        };
+        self.audiences
+            .iter()
+            .find(|a| named.contains(&a.as_str()))
+            .cloned()
+            .ok_or(TokenError::InvalidAudience)
+    }
+
+    fn groups(&self, claims: &Map<String, Json>) -> Result<Vec<String>, TokenError> {
+        let Some(path) = &self.groups_claim else {
+            return Ok(Vec::new());
+        };
+        // A dotted path reaches nested claims such as Keycloak's `realm_access.roles`.
+        let mut value = None;
+        let mut map = Some(claims);
+        for part in path.split('.') {
+            value = map.and_then(|m| m.get(part));
+            map = value.and_then(Json::as_object);
+        }
+        let groups: Vec<String> = match value {
+            None | Some(Json::Null) => Vec::new(),
+            Some(Json::String(s)) => vec![s.clone()],
+            Some(Json::Array(items)) => items
+                .iter()
+                .map(|g| g.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .ok_or(TokenError::InvalidClaim("groups"))?,
+            Some(_) => return Err(TokenError::InvalidClaim("groups")),
+        };
+        if groups.len() > MAX_GROUPS || groups.iter().any(String::is_empty) {
+            return Err(TokenError::InvalidClaim("groups"));
+        }
+        Ok(groups
+            .into_iter()
+            .map(|g| format!("{}{g}", self.groups_prefix))
+            .collect())
+    }
+
+    fn context_claims(&self, claims: &Map<String, Json>) -> Vec<(String, String)> {
+        self.context_claims
+            .iter()
+            .filter_map(|name| {
+                let v = match claims.get(name)? {
+                    Json::String(s) => s.clone(),
+                    Json::Number(n) => n.to_string(),
+                    Json::Bool(b) => b.to_string(),
+                    _ => return None,
+                };
+                Some((name.clone(), v))
+            })
+            .collect()
+    }
+}
+
+fn secs(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A NumericDate claim (seconds; fractions truncated).
+fn numeric_date(claims: &Map<String, Json>, name: &'static str) -> Result<Option<i64>, TokenError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Json::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+            .map(Some)
+            .ok_or(TokenError::InvalidClaim(name)),
+        Some(_) => Err(TokenError::InvalidClaim(name)),
+    }
+}
+
+fn scopes(claims: &Map<String, Json>) -> Result<Vec<String>, TokenError> {
+    let mut out: Vec<String> = Vec::new();
+    for name in ["scope", "scp"] {
+        match claims.get(name) {
+            None | Some(Json::Null) => {}
+            Some(Json::String(s)) => out.extend(s.split_whitespace().map(str::to_owned)),
+            Some(Json::Array(items)) => {
+                for i in items {
+                    out.push(
+                        i.as_str()
+                            .ok_or(TokenError::InvalidClaim("scope"))?
+                            .to_owned(),
+                    );
+                }
+            }
+            Some(_) => return Err(TokenError::InvalidClaim("scope")),
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// The RFC 8693 delegation chain: `act.sub`, then `act.act.sub`, ...
+fn actors(act: Option<&Json>) -> Result<Vec<String>, TokenError> {
+    let mut out = Vec::new();
+    let mut next = act;
+    while let Some(v) = next {
+        if out.len() == MAX_ACTOR_DEPTH {
+            return Err(TokenError::InvalidClaim("act"));
+        }
+        let obj = v.as_object().ok_or(TokenError::InvalidClaim("act"))?;
+        let sub = obj
+            .get("sub")
+            .and_then(Json::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or(TokenError::InvalidClaim("act"))?;
+        out.push(sub.to_owned());
+        next = obj.get("act");
+    }
+    Ok(out)
+}
+
+/// A compact JWS split and decoded, signature not yet checked.
+pub struct Parsed<'a> {
+    /// `alg` as written.
+    pub alg: String,
+    /// `kid`, if any.
+    pub kid: Option<String>,
+    /// The payload object.
+    pub claims: Map<String, Json>,
+    /// `header.payload`, what the signature covers.
+    pub signing_input: &'a str,
+    /// The base64url signature segment.
+    pub signature: &'a str,
+}
+
+impl std::fmt::Debug for Parsed<'_> {
+    // The signing input and signature are the token itself: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parsed")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Splits and decodes a compact JWS. Checks size and structure only.
+pub fn parse(token: &str) -> Result<Parsed<'_>, TokenError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::TooLarge(token.len()));
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    let b64url = |seg: &str| {
+        seg.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    // The signature may be empty here so that `alg: none` gets its own reason.
+    if h.is_empty() || p.is_empty() || !b64url(h) || !b64url(p) || !b64url(s) {
+        return Err(TokenError::Malformed);
+    }
+    let header: Map<String, Json> = URL_SAFE_NO_PAD
+        .decode(h)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(TokenError::MalformedHeader)?;
+    let alg = header
+        .get("alg")
+        .and_then(Json::as_str)
+        .ok_or(TokenError::MalformedHeader)?
+        .to_owned();
+    if alg.eq_ignore_ascii_case("none") {
+        return Err(TokenError::AlgorithmNone);
+    }
+    if s.is_empty() {
+        return Err(TokenError::Malformed);
+    }
+    if header.contains_key("crit") {
+        return Err(TokenError::UnsupportedHeader);
+    }
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Json::String(k)) => Some(k.clone()),
+        Some(_) => return Err(TokenError::MalformedHeader),
+    };
+    let claims: Map<String, Json> = URL_SAFE_NO_PAD
+        .decode(p)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(TokenError::MalformedClaims)?;
+    let signing_input = token.get(..h.len() + 1 + p.len()).unwrap_or_default();
+    Ok(Parsed {
+        alg,
+        kid,
+        claims,
+        signing_input,
+        signature: s,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rules(extra: &str) -> IssuerRules {
+        let yaml = format!(
+            "issuer: https://idp\njwks_file: /dev/null\naudiences: [api]\nentity_type: User\nalgorithms: [RS256, ES256]\nleeway_seconds: 10\ngroups_claim: groups\ncontext_claims: [tenant, level]\n{extra}"
+        );
+        let cfg: IssuerConfig = serde_norway::from_str(&yaml).unwrap();
+        IssuerRules::new(&cfg).unwrap()
+    }
+
+    fn claims(v: Json) -> Map<String, Json> {
+        v.as_object().unwrap().clone()
+    }
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn base() -> Json {
+        json!({"iss": "https://idp", "sub": "alice", "aud": "api", "iat": NOW - 10, "exp": NOW + 300})
+    }
+
+    fn check(r: &IssuerRules, v: Json) -> Result<VerifiedToken, TokenError> {
+        r.check_claims(&claims(v), NOW, TokenSource::Header)
+    }
+
+    fn with(mut v: Json, k: &str, x: Json) -> Json {
+        v[k] = x;
+        v
+    }
+
+    fn without(mut v: Json, k: &str) -> Json {
+        v.as_object_mut().unwrap().remove(k);
+        v
+    }
+
+    #[test]
+    fn valid_claims_map_to_a_principal() {
+        let r = rules("");
+        let t = check(
+            &r,
+            json!({"iss": "https://idp", "sub": "alice", "aud": ["x", "api"], "iat": NOW, "exp": NOW + 60,
+                "scope": "read write", "scp": ["admin"], "groups": ["eng"], "jti": "j1", "tenant": "acme", "level": 3,
+                "act": {"sub": "agent-1", "act": {"sub": "agent-0"}}}),
+        )
+        .unwrap();
+        assert_eq!(t.principal.to_string(), "User::\"alice\"");
+        assert_eq!(t.audience, "api");
+        assert_eq!(t.scopes, vec!["admin", "read", "write"]);
+        assert_eq!(t.groups, vec!["eng"]);
+        assert_eq!(t.jti.as_deref(), Some("j1"));
+        assert_eq!(t.actors, vec!["agent-1", "agent-0"]);
+        assert_eq!(
+            t.claims,
+            vec![
+                ("tenant".into(), "acme".into()),
+                ("level".into(), "3".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn time_rules() {
+        let r = rules("");
+        assert_eq!(
+            check(&r, without(base(), "exp")),
+            Err(TokenError::MissingExpiry)
+        );
+        assert_eq!(
+            check(&r, with(base(), "exp", json!(NOW - 11))),
+            Err(TokenError::Expired)
+        );
+        // Within the leeway.
+        assert!(check(&r, with(base(), "exp", json!(NOW - 5))).is_ok());
+        assert_eq!(
+            check(&r, with(base(), "nbf", json!(NOW + 11))),
+            Err(TokenError::NotYetValid)
+        );
+        assert!(check(&r, with(base(), "nbf", json!(NOW + 5))).is_ok());
+        assert_eq!(
+            check(&r, with(base(), "iat", json!(NOW + 60))),
+            Err(TokenError::IssuedInFuture)
+        );
+        assert_eq!(
+            check(&r, with(base(), "exp", json!("tomorrow"))),
+            Err(TokenError::InvalidClaim("exp"))
+        );
+    }
+
+    #[test]
+    fn max_lifetime() {
+        let r = rules("max_lifetime_seconds: 600\n");
+        assert!(check(&r, base()).is_ok());
+        assert_eq!(
+            check(&r, with(base(), "exp", json!(NOW + 3600))),
+            Err(TokenError::LifetimeExceeded)
+        );
+        assert_eq!(
+            check(&r, without(base(), "iat")),
+            Err(TokenError::MissingIssuedAt)
+        );
+        // Without a maximum, no iat is fine.
+        assert!(check(&rules(""), without(base(), "iat")).is_ok());
+    }
+
+    #[test]
+    fn audience_subject_required_claims() {
+        let r = rules("required_claims: [email]\n");
+        let ok = with(base(), "email", json!("a@x"));
+        assert!(check(&r, ok.clone()).is_ok());
+        assert_eq!(
+            check(&r, base()),
+            Err(TokenError::MissingClaim("email".into()))
+        );
+        assert_eq!(
+            check(&r, with(ok.clone(), "aud", json!("other"))),
+            Err(TokenError::InvalidAudience)
+        );
+        assert_eq!(
+            check(&r, without(ok.clone(), "aud")),
+            Err(TokenError::InvalidAudience)
+        );
+        assert_eq!(
+            check(&r, with(ok.clone(), "sub", json!(""))),
+            Err(TokenError::MissingSubject)
+        );
+        assert_eq!(
+            check(&r, with(ok, "sub", json!(42))),
+            Err(TokenError::MissingSubject)
+        );
+    }
+
+    #[test]
+    fn malformed_claims() {
+        let r = rules("");
+        assert_eq!(
+            check(&r, with(base(), "groups", json!([1]))),
+            Err(TokenError::InvalidClaim("groups"))
+        );
+        assert_eq!(
+            check(&r, with(base(), "act", json!("agent"))),
+            Err(TokenError::InvalidClaim("act"))
+        );
+        let mut act = json!({"sub": "a"});
+        for _ in 0..10 {
+            act = json!({"sub": "a", "act": act});
+        }
+        assert_eq!(
+            check(&r, with(base(), "act", act)),
+            Err(TokenError::InvalidClaim("act"))
+        );
+    }
+
+    #[test]
+    fn nested_groups_and_prefix() {
+        let r = rules("groups_prefix: \"idp:\"\n");
+        let r = IssuerRules {
+            groups_claim: Some("realm_access.roles".into()),
+            ..r
+        };
+        let t = check(
+            &r,
+            with(base(), "realm_access", json!({"roles": ["a", "b"]})),
+        )
+        .unwrap();
+        assert_eq!(t.groups, vec!["idp:a", "idp:b"]);
+    }
+
+    #[test]
+    fn parse_structure() {
+        let enc = |v: &Json| URL_SAFE_NO_PAD.encode(v.to_string());
+        let h = enc(&json!({"alg": "RS256", "kid": "k1"}));
+        let p = enc(&base());
+        let ok = format!("{h}.{p}.c2ln");
+        let parsed = parse(&ok).unwrap();
+        assert_eq!(parsed.alg, "RS256");
+        assert_eq!(parsed.kid.as_deref(), Some("k1"));
+        assert_eq!(parsed.signing_input, format!("{h}.{p}"));
+
+        assert_eq!(
+            parse(&"a".repeat(MAX_TOKEN_BYTES + 1)).unwrap_err(),
+            TokenError::TooLarge(MAX_TOKEN_BYTES + 1)
+        );
+        for bad in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "a..c",
+            "a.b.c d",
+            "a.b.c=",
+            &format!("{h}.{p}."),
+        ] {
+            assert_eq!(parse(bad).unwrap_err(), TokenError::Malformed, "{bad}");
+        }
+        assert_eq!(
+            parse(&format!("AAAA.{p}.c2ln")).unwrap_err(),
+            TokenError::MalformedHeader
+        );
+        assert_eq!(
+            parse(&format!("{h}.AAAA.c2ln")).unwrap_err(),
+            TokenError::MalformedClaims
+        );
+        let none = enc(&json!({"alg": "nOnE"}));
+        for sig in ["", "c2ln"] {
+            assert_eq!(
+                parse(&format!("{none}.{p}.{sig}")).unwrap_err(),
+                TokenError::AlgorithmNone
+            );
+        }
+        let crit = enc(&json!({"alg": "RS256", "crit": ["exp"]}));
+        assert_eq!(
+            parse(&format!("{crit}.{p}.c2ln")).unwrap_err(),
+            TokenError::UnsupportedHeader
+        );
+    }
+
+    proptest::proptest! {
+        /// Untrusted input never panics the parser, whatever its segments hold.
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,300}") {
+            let _ = parse(&s);
+        }
+
+        #[test]
+        fn parse_never_panics_on_encoded_garbage(
+            h in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            p in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            s in "[A-Za-z0-9_-]{0,40}",
+        ) {
+            let token = format!("{}.{}.{s}", URL_SAFE_NO_PAD.encode(h), URL_SAFE_NO_PAD.encode(p));
+            let _ = parse(&token);
+        }
+
+        #[test]
+        fn claim_rules_never_panic(exp in proptest::num::i64::ANY, iat in proptest::num::i64::ANY, nbf in proptest::num::f64::ANY) {
+            let r = rules("max_lifetime_seconds: 60\n");
+            let mut c = base();
+            c["exp"] = json!(exp);
+            c["iat"] = json!(iat);
+            c["nbf"] = serde_json::Number::from_f64(nbf).map_or(Json::Null, Json::Number);
+            let _ = check(&r, c);
+        }
+    }
+
+    #[test]
+    fn allow_list() {
+        let r = rules("");
+        assert_eq!(r.algorithm("RS256").unwrap(), Algorithm::RS256);
+        assert!(matches!(
+            r.algorithm("HS256"),
+            Err(TokenError::AlgorithmNotAllowed(_))
+        ));
+        assert!(matches!(
+            r.algorithm("PS256"),
+            Err(TokenError::AlgorithmNotAllowed(_))
+        ));
+    }
+}

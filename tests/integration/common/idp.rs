@@ -1,0 +1,189 @@
+//! A real HTTP identity provider on 127.0.0.1: OIDC discovery
+//! (`/.well-known/openid-configuration`) and a JWKS (`/jwks`) whose keys tests rotate,
+//! break and count fetches of. Plus signing keys (PEM fixtures in `tests/fixtures/jwt/`)
+//! and a token minter.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+/// A signing key with its `kid` and algorithm.
+#[derive(Clone)]
+pub struct SigningKey {
+    /// The key id in the JWKS and token headers.
+    pub kid: String,
+    /// The algorithm tokens are signed with.
+    pub alg: Algorithm,
+    key: EncodingKey,
+}
+
+/// The fixture PEMs (generated once with openssl; test-only keys).
+pub mod pem {
+    /// RSA 2048, key A.
+    pub const RSA_A: &str = include_str!("../../fixtures/jwt/rsa-a.pem");
+    /// Public half of RSA key A (the HMAC-confusion attack uses it as a secret).
+    pub const RSA_A_PUB: &str = include_str!("../../fixtures/jwt/rsa-a.pub.pem");
+    /// RSA 2048, key B.
+    pub const RSA_B: &str = include_str!("../../fixtures/jwt/rsa-b.pem");
+    /// EC P-256.
+    pub const EC_P256: &str = include_str!("../../fixtures/jwt/ec-p256.pem");
+    /// EC P-384.
+    pub const EC_P384: &str = include_str!("../../fixtures/jwt/ec-p384.pem");
+    /// Ed25519.
+    pub const ED25519: &str = include_str!("../../fixtures/jwt/ed25519.pem");
+}
+
+// === impl SigningKey ===
+
+impl SigningKey {
+    /// A key from a PEM fixture for `alg`.
+    pub fn new(kid: &str, alg: Algorithm, pem: &str) -> Self {
+        let key = match alg {
+            Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem.as_bytes()),
+            Algorithm::EdDSA => EncodingKey::from_ed_pem(pem.as_bytes()),
+            _ => EncodingKey::from_rsa_pem(pem.as_bytes()),
+        }
+        .expect("fixture key");
+        Self {
+            kid: kid.to_owned(),
+            alg,
+            key,
+        }
+    }
+
+    /// RSA key A as RS256 with kid `kid`.
+    pub fn rsa_a(kid: &str) -> Self {
+        Self::new(kid, Algorithm::RS256, pem::RSA_A)
+    }
+
+    /// The public JWK (with `kid` and `alg`).
+    pub fn jwk(&self) -> Value {
+        let mut jwk =
+            serde_json::to_value(Jwk::from_encoding_key(&self.key, self.alg).expect("jwk"))
+                .expect("jwk json");
+        jwk["kid"] = json!(self.kid);
+        jwk["use"] = json!("sig");
+        jwk
+    }
+
+    /// Signs `claims` (header: this key's `alg` and `kid`).
+    pub fn sign(&self, claims: &Value) -> String {
+        let mut header = Header::new(self.alg);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.key).expect("sign token")
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+struct IdpState {
+    jwks: Mutex<Value>,
+    issuer: Mutex<String>,
+    fetches: AtomicUsize,
+    /// Non-zero: `/jwks` answers with this status instead.
+    fail_with: AtomicU16,
+}
+
+/// The running IdP; stops when dropped.
+pub struct Idp {
+    addr: SocketAddr,
+    state: Arc<IdpState>,
+    task: JoinHandle<()>,
+}
+
+// === impl Idp ===
+
+impl Idp {
+    /// Serves `keys` on 127.0.0.1:0. Its discovery document names itself
+    /// (`http://127.0.0.1:<port>`) as the issuer.
+    pub async fn start(keys: &[&SigningKey]) -> Self {
+        let state = Arc::new(IdpState {
+            jwks: Mutex::new(jwks(keys)),
+            issuer: Mutex::new(String::new()),
+            fetches: AtomicUsize::new(0),
+            fail_with: AtomicU16::new(0),
+        });
+        let app = Router::new()
+            .route("/jwks", get(serve_jwks))
+            .route("/.well-known/openid-configuration", get(discovery))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind idp");
+        let addr = listener.local_addr().expect("idp addr");
+        *state.issuer.lock().unwrap() = format!("http://{addr}");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, state, task }
+    }
+
+    /// `http://127.0.0.1:<port>`: the issuer for discovery.
+    pub fn issuer(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The JWKS URL.
+    pub fn jwks_url(&self) -> String {
+        format!("http://{}/jwks", self.addr)
+    }
+
+    /// Replaces the served keys (rotation).
+    pub fn set_keys(&self, keys: &[&SigningKey]) {
+        *self.state.jwks.lock().unwrap() = jwks(keys);
+    }
+
+    /// Makes `/jwks` answer `status` (0: serve keys again).
+    pub fn fail_with(&self, status: u16) {
+        self.state.fail_with.store(status, Ordering::SeqCst);
+    }
+
+    /// How many times `/jwks` was requested.
+    pub fn fetches(&self) -> usize {
+        self.state.fetches.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn jwks(keys: &[&SigningKey]) -> Value {
+    json!({ "keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>() })
+}
+
+async fn serve_jwks(State(state): State<Arc<IdpState>>) -> Response {
+    state.fetches.fetch_add(1, Ordering::SeqCst);
+    let fail = state.fail_with.load(Ordering::SeqCst);
+    if fail != 0 {
+        return StatusCode::from_u16(fail)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response();
+    }
+    let body = state.jwks.lock().unwrap().clone();
+    axum::Json(body).into_response()
+}
+
+async fn discovery(State(state): State<Arc<IdpState>>) -> Response {
+    let issuer = state.issuer.lock().unwrap().clone();
+    axum::Json(json!({ "issuer": issuer, "jwks_uri": format!("{issuer}/jwks") })).into_response()
+}

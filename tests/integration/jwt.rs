@@ -1,0 +1,829 @@
+//! Token identity through the real server (in process, on 127.0.0.1:0) with a real HTTP
+//! JWKS / OIDC discovery server: algorithms, key rotation, readiness, the attack suite
+//! (each refusal with its own reason), and the Cedar mapping.
+
+use std::time::{Duration, Instant};
+
+use cedar_gate::app::{self, Running, Settings};
+use cedar_gate::config::Config;
+use envoy_types::pb::envoy::config::core::v3::Metadata;
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+use envoy_types::pb::envoy::service::auth::v3::{
+    AttributeContext, CheckRequest, CheckResponse, attribute_context,
+};
+use envoy_types::pb::google::protobuf::value::Kind;
+use envoy_types::pb::google::protobuf::{Struct, Value as PbValue};
+use jsonwebtoken::Algorithm;
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+use crate::common::idp::{Idp, SigningKey, now, pem};
+use crate::common::ids::{RESEARCH_AGENT, ROGUE_AGENT};
+use crate::common::{WAIT, eventually, repo_path};
+
+/// The agent platform issuer the shipped `cedar/tokens.cedar` names.
+const AGENTS: &str = "https://agents.example.com";
+const AUDIENCE: &str = "https://models.example.com";
+
+struct Server {
+    running: Option<Running>,
+    client: AuthorizationClient<Channel>,
+}
+
+impl Server {
+    async fn start(config: &str) -> Self {
+        let settings = Settings {
+            config: Config::from_yaml(config).unwrap(),
+            policy_dir: repo_path("cedar"),
+            grpc_listen: "127.0.0.1:0".parse().unwrap(),
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
+        };
+        let running = app::start(settings).await.unwrap();
+        let client = AuthorizationClient::connect(format!("http://{}", running.grpc_addr))
+            .await
+            .unwrap();
+        Self {
+            running: Some(running),
+            client,
+        }
+    }
+
+    /// Starts and waits (bounded) until `/readyz` is 200.
+    async fn start_ready(config: &str) -> Self {
+        let s = Self::start(config).await;
+        eventually("cedar-gate ready", WAIT, || async {
+            (s.admin("/readyz").await.0 == 200).then_some(())
+        })
+        .await;
+        s
+    }
+
+    async fn check(&mut self, req: CheckRequest) -> CheckResponse {
+        self.client.check(req).await.unwrap().into_inner()
+    }
+
+    async fn admin(&self, path: &str) -> (u16, String) {
+        let addr = self.running.as_ref().unwrap().admin_addr;
+        let resp = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    /// Checks a GET of `path` carrying `Authorization: Bearer <token>`.
+    async fn bearer(&mut self, token: &str, path: &str) -> CheckResponse {
+        let auth = format!("Bearer {token}");
+        self.check(request("", path, &[("authorization", &auth)]))
+            .await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            tokio::spawn(running.shutdown());
+        }
+    }
+}
+
+/// An issuer block for the agent platform, keys from `jwks_url`.
+fn agents_issuer(jwks_url: &str, algorithms: &str, extra: &str) -> String {
+    format!(
+        "  - issuer: {AGENTS}\n    jwks_url: {jwks_url}\n    audiences: [\"{AUDIENCE}\"]\n    algorithms: [{algorithms}]\n    entity_type: Agent\n    groups_claim: groups\n    max_lifetime_seconds: 900\n    leeway_seconds: 5\n    min_refresh_interval_seconds: 1\n    context_claims: [tenant]\n{extra}"
+    )
+}
+
+fn config(issuers: &str, extra: &str) -> String {
+    format!(
+        "identity:\n  trust_domains: [example.org]\n  issuers:\n{issuers}{extra}audit:\n  sink: off\n"
+    )
+}
+
+/// Claims of a valid agent token (lifetime 5 minutes, approved group).
+fn agent_claims() -> Value {
+    let t = now();
+    json!({
+        "iss": AGENTS, "sub": "research-bot", "aud": AUDIENCE, "iat": t - 5, "exp": t + 300,
+        "groups": ["approved-agents"], "jti": "jti-1", "scope": "models:read models:write",
+        "tenant": "acme",
+    })
+}
+
+fn request(principal: &str, path: &str, headers: &[(&str, &str)]) -> CheckRequest {
+    let http = attribute_context::HttpRequest {
+        id: "req-1".into(),
+        method: "GET".into(),
+        path: path.into(),
+        host: "models.example.com".into(),
+        scheme: "https".into(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    };
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            source: Some(attribute_context::Peer {
+                principal: principal.into(),
+                ..Default::default()
+            }),
+            request: Some(attribute_context::Request {
+                http: Some(http),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+fn code(resp: &CheckResponse) -> i32 {
+    resp.status.as_ref().map(|s| s.code).unwrap_or(-1)
+}
+
+fn meta(resp: &CheckResponse, key: &str) -> String {
+    match resp
+        .dynamic_metadata
+        .as_ref()
+        .and_then(|m| m.fields.get(key))
+        .and_then(|v| v.kind.clone())
+    {
+        Some(Kind::StringValue(s)) => s,
+        other => panic!("metadata `{key}`: {other:?}"),
+    }
+}
+
+/// The 401's `error_description` (the rejection reason), asserting the challenge's shape.
+fn rejection(resp: &CheckResponse) -> String {
+    let Some(HttpResponse::DeniedResponse(d)) = &resp.http_response else {
+        panic!("expected a denial, got {:?}", resp.http_response);
+    };
+    assert_eq!(d.status.as_ref().map(|s| s.code), Some(401), "{d:?}");
+    let body: Value = serde_json::from_str(&d.body).unwrap();
+    assert_eq!(body["reason"], "invalid_identity", "{body}");
+    let challenge = d
+        .headers
+        .iter()
+        .filter_map(|h| h.header.as_ref())
+        .find(|h| h.key == "www-authenticate")
+        .map(|h| h.value.clone())
+        .expect("www-authenticate");
+    assert!(
+        challenge.starts_with("Bearer realm=\"cedar-gate\", error=\"invalid_token\""),
+        "{challenge}"
+    );
+    challenge
+        .split("error_description=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no error_description in {challenge}"))
+        .to_owned()
+}
+
+fn b64(v: &Value) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+#[tokio::test]
+async fn every_supported_algorithm_is_accepted() {
+    let keys = [
+        SigningKey::new("rs256", Algorithm::RS256, pem::RSA_A),
+        SigningKey::new("rs384", Algorithm::RS384, pem::RSA_A),
+        SigningKey::new("rs512", Algorithm::RS512, pem::RSA_A),
+        SigningKey::new("ps256", Algorithm::PS256, pem::RSA_B),
+        SigningKey::new("es256", Algorithm::ES256, pem::EC_P256),
+        SigningKey::new("es384", Algorithm::ES384, pem::EC_P384),
+        SigningKey::new("eddsa", Algorithm::EdDSA, pem::ED25519),
+    ];
+    let idp = Idp::start(&keys.iter().collect::<Vec<_>>()).await;
+    let issuer = agents_issuer(
+        &idp.jwks_url(),
+        "RS256, RS384, RS512, PS256, ES256, ES384, EdDSA",
+        "",
+    );
+    let mut s = Server::start_ready(&config(&issuer, "")).await;
+    for key in &keys {
+        let resp = s.bearer(&key.sign(&agent_claims()), "/v1/models").await;
+        assert_eq!(code(&resp), 0, "{}: {:?}", key.kid, resp.http_response);
+        assert_eq!(meta(&resp, "principal"), "Agent::\"research-bot\"");
+    }
+}
+
+#[tokio::test]
+async fn attack_suite_each_refusal_has_its_reason() {
+    let key = SigningKey::rsa_a("k1");
+    let idp = Idp::start(&[&key]).await;
+    let mut s =
+        Server::start_ready(&config(&agents_issuer(&idp.jwks_url(), "RS256", ""), "")).await;
+    let t = now();
+    let with = |k: &str, v: Value| {
+        let mut c = agent_claims();
+        c[k] = v;
+        c
+    };
+    let without = |k: &str| {
+        let mut c = agent_claims();
+        c.as_object_mut().unwrap().remove(k);
+        c
+    };
+    let valid = key.sign(&agent_claims());
+    let [h, p, sig]: [&str; 3] = valid.split('.').collect::<Vec<_>>().try_into().unwrap();
+
+    // HS256 signed with the RSA public key as the HMAC secret (algorithm confusion).
+    let mut hs = jsonwebtoken::Header::new(Algorithm::HS256);
+    hs.kid = Some("k1".into());
+    let confused = jsonwebtoken::encode(
+        &hs,
+        &agent_claims(),
+        &jsonwebtoken::EncodingKey::from_secret(pem::RSA_A_PUB.as_bytes()),
+    )
+    .unwrap();
+    let none_header = b64(&json!({"alg": "none", "typ": "JWT"}));
+    let tampered = {
+        let mut c = agent_claims();
+        c["sub"] = json!("admin-bot");
+        format!("{h}.{}.{sig}", b64(&c))
+    };
+    let other_key = SigningKey::new("k1", Algorithm::RS256, pem::RSA_B);
+
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("alg none", format!("{none_header}.{p}."), "algorithm_none"),
+        (
+            "alg none with a signature",
+            format!("{none_header}.{p}.{sig}"),
+            "algorithm_none",
+        ),
+        (
+            "HS256 with the RSA public key",
+            confused,
+            "algorithm_not_allowed",
+        ),
+        (
+            "expired",
+            key.sign(&with("exp", json!(t - 60))),
+            "token_expired",
+        ),
+        (
+            "not yet valid",
+            key.sign(&with("nbf", json!(t + 120))),
+            "token_not_yet_valid",
+        ),
+        (
+            "issued in the future",
+            key.sign(&with("iat", json!(t + 120))),
+            "token_issued_in_future",
+        ),
+        (
+            "lifetime over the maximum",
+            key.sign(&with("exp", json!(t + 3600))),
+            "token_lifetime_exceeded",
+        ),
+        (
+            "no iat with a maximum lifetime",
+            key.sign(&without("iat")),
+            "missing_iat",
+        ),
+        ("no exp", key.sign(&without("exp")), "missing_exp"),
+        (
+            "wrong issuer",
+            key.sign(&with("iss", json!("https://evil.example.com"))),
+            "unknown_issuer",
+        ),
+        ("no issuer", key.sign(&without("iss")), "unknown_issuer"),
+        (
+            "wrong audience",
+            key.sign(&with("aud", json!("https://other.example.com"))),
+            "invalid_audience",
+        ),
+        ("no subject", key.sign(&without("sub")), "missing_subject"),
+        ("tampered payload", tampered, "invalid_signature"),
+        (
+            "signed by another key with the same kid",
+            other_key.sign(&agent_claims()),
+            "invalid_signature",
+        ),
+        (
+            "oversized",
+            format!("{h}.{}.{sig}", "A".repeat(9000)),
+            "token_too_large",
+        ),
+        (
+            "garbage header",
+            format!("bm90IGpzb24.{p}.{sig}"),
+            "malformed_token_header",
+        ),
+        (
+            "garbage payload",
+            format!("{h}.bm90IGpzb24.{sig}"),
+            "malformed_token_claims",
+        ),
+        (
+            "garbage signature",
+            format!("{h}.{p}.AAAA"),
+            "invalid_signature",
+        ),
+        (
+            "non-base64 signature",
+            format!("{h}.{p}.!!!"),
+            "malformed_token",
+        ),
+        (
+            "non-base64 header",
+            format!("***.{p}.{sig}"),
+            "malformed_token",
+        ),
+        ("two segments", format!("{h}.{p}"), "malformed_token"),
+        ("four segments", format!("{valid}.{sig}"), "malformed_token"),
+        ("empty bearer", String::new(), "malformed_token"),
+        ("not a JWT", "hello".to_owned(), "malformed_token"),
+    ];
+    for (what, token, reason) in &cases {
+        let resp = s.bearer(token, "/v1/models").await;
+        assert_eq!(rejection(&resp), *reason, "{what}");
+    }
+    // The valid token itself gets through, so each refusal above is about its one change.
+    assert_eq!(code(&s.bearer(&valid, "/v1/models").await), 0);
+
+    // A presented but bad token is a 401 even from an approved workload: no fallback.
+    let auth = format!("Bearer {}", key.sign(&with("exp", json!(t - 60))));
+    let resp = s
+        .check(request(
+            RESEARCH_AGENT,
+            "/v1/models",
+            &[("authorization", &auth)],
+        ))
+        .await;
+    assert_eq!(rejection(&resp), "token_expired");
+
+    let (_, metrics) = s.admin("/metrics").await;
+    for reason in [
+        "algorithm_none",
+        "token_expired",
+        "token_lifetime_exceeded",
+        "invalid_signature",
+    ] {
+        assert!(
+            metrics.contains(&format!(
+                "cedar_gate_identity_rejections_total{{reason=\"{reason}\"}}"
+            )),
+            "{reason}: {metrics}"
+        );
+    }
+    assert!(!metrics.contains("research-bot"), "no subject in metrics");
+}
+
+#[tokio::test]
+async fn unknown_kid_flood_fetches_a_bounded_number_of_times() {
+    let key = SigningKey::rsa_a("k1");
+    let idp = Idp::start(&[&key]).await;
+    let mut s =
+        Server::start_ready(&config(&agents_issuer(&idp.jwks_url(), "RS256", ""), "")).await;
+    let before = idp.fetches();
+    let started = Instant::now();
+    for i in 0..300 {
+        let bogus = SigningKey::new(&format!("bogus-{i}"), Algorithm::RS256, pem::RSA_B);
+        let resp = s.bearer(&bogus.sign(&agent_claims()), "/v1/models").await;
+        assert_eq!(rejection(&resp), "unknown_key_id");
+    }
+    // Let any scheduled refresh happen before counting.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let fetched = idp.fetches() - before;
+    // At most one fetch per `min_refresh_interval_seconds: 1`, plus one in flight.
+    let bound = elapsed.ceil() as usize + 1;
+    assert!(fetched >= 1, "an unknown kid must trigger a refresh");
+    assert!(
+        fetched <= bound,
+        "{fetched} JWKS fetches in {elapsed:.1}s for 300 bogus kids (bound {bound})"
+    );
+    // The real key still works.
+    assert_eq!(
+        code(&s.bearer(&key.sign(&agent_claims()), "/v1/models").await),
+        0
+    );
+}
+
+#[tokio::test]
+async fn key_rotation_new_kid_after_refresh_old_until_removed() {
+    let old = SigningKey::rsa_a("2026-old");
+    let new = SigningKey::new("2026-new", Algorithm::RS256, pem::RSA_B);
+    let idp = Idp::start(&[&old]).await;
+    // A long regular interval: only the unknown-kid trigger refreshes here.
+    let issuer = agents_issuer(
+        &idp.jwks_url(),
+        "RS256",
+        "    refresh_interval_seconds: 3600\n",
+    );
+    let mut s = Server::start_ready(&config(&issuer, "")).await;
+    let old_token = old.sign(&agent_claims());
+    let new_token = new.sign(&agent_claims());
+    assert_eq!(code(&s.bearer(&old_token, "/v1/models").await), 0);
+
+    // The IdP publishes the new key next to the old one; the first token with the new kid
+    // is refused at once (the Check path never waits on the network) and triggers a refresh.
+    idp.set_keys(&[&old, &new]);
+    assert_eq!(
+        rejection(&s.bearer(&new_token, "/v1/models").await),
+        "unknown_key_id"
+    );
+    eventually("new kid accepted after refresh", WAIT, || {
+        let mut client = s.client.clone();
+        let req = request(
+            "",
+            "/v1/models",
+            &[("authorization", &format!("Bearer {new_token}"))],
+        );
+        async move { (code(&client.check(req).await.unwrap().into_inner()) == 0).then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        code(&s.bearer(&old_token, "/v1/models").await),
+        0,
+        "old key still published"
+    );
+
+    // The old key is removed; the next refresh (triggered by any unknown kid) drops it,
+    // and the cached verification of the old token does not outlive its key.
+    idp.set_keys(&[&new]);
+    let probe = SigningKey::new("probe", Algorithm::RS256, pem::RSA_B).sign(&agent_claims());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        rejection(&s.bearer(&probe, "/v1/models").await),
+        "unknown_key_id"
+    );
+    eventually("old kid refused after removal", WAIT, || {
+        let mut client = s.client.clone();
+        let req = request(
+            "",
+            "/v1/models",
+            &[("authorization", &format!("Bearer {old_token}"))],
+        );
+        async move {
+            let resp = client.check(req).await.unwrap().into_inner();
+            (code(&resp) != 0).then(|| rejection(&resp))
+        }
+    })
+    .await;
+    assert_eq!(
+        rejection(&s.bearer(&old_token, "/v1/models").await),
+        "unknown_key_id"
+    );
+    assert_eq!(code(&s.bearer(&new_token, "/v1/models").await), 0);
+}
+
+#[tokio::test]
+async fn readiness_waits_for_required_keys_and_failed_refresh_keeps_last_good() {
+    let key = SigningKey::rsa_a("k1");
+    let idp = Idp::start(&[&key]).await;
+    idp.fail_with(500);
+    let issuer = agents_issuer(
+        &idp.jwks_url(),
+        "RS256",
+        "    refresh_interval_seconds: 1\n",
+    );
+    let mut s = Server::start(&config(&issuer, "")).await;
+    let (status, body) = s.admin("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains(AGENTS), "{body}");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(
+        Channel::from_shared(format!("http://{}", s.running.as_ref().unwrap().grpc_addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let service = "envoy.service.auth.v3.Authorization".to_owned();
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: service.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_ne!(status, serving);
+    assert_eq!(
+        rejection(&s.bearer(&key.sign(&agent_claims()), "/v1/models").await),
+        "keys_unavailable"
+    );
+
+    idp.fail_with(0);
+    eventually("ready once keys load", WAIT, || async {
+        (s.admin("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    eventually("gRPC health SERVING", WAIT, || {
+        let mut health = health.clone();
+        let service = service.clone();
+        async move {
+            let st = health
+                .check(tonic_health::pb::HealthCheckRequest { service })
+                .await
+                .ok()?;
+            (st.into_inner().status == serving).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(
+        code(&s.bearer(&key.sign(&agent_claims()), "/v1/models").await),
+        0
+    );
+
+    // The IdP breaks: refreshes fail (counted), the last good keys stay in use.
+    let fetched = idp.fetches();
+    idp.fail_with(503);
+    eventually("a failed refresh", WAIT, || async {
+        (idp.fetches() > fetched + 1).then_some(())
+    })
+    .await;
+    let mut claims = agent_claims();
+    claims["sub"] = json!("another-bot");
+    let fresh = key.sign(&claims);
+    assert_eq!(
+        code(&s.bearer(&fresh, "/v1/models").await),
+        0,
+        "last good keys kept"
+    );
+    assert_eq!(s.admin("/readyz").await.0, 200);
+    let (_, metrics) = s.admin("/metrics").await;
+    assert!(
+        metrics.contains(&format!(
+            "cedar_gate_jwks_refreshes_total{{issuer=\"{AGENTS}\",result=\"failure\"}}"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "cedar_gate_jwks_refreshes_total{{issuer=\"{AGENTS}\",result=\"success\"}}"
+        )),
+        "{metrics}"
+    );
+}
+
+/// A `User` issuer found by OIDC discovery, mapped with the workload in context: the shipped
+/// `users-through-approved-workloads` policy lets a user in only through an approved workload.
+#[tokio::test]
+async fn discovery_and_user_only_through_an_approved_workload() {
+    let key = SigningKey::new("u1", Algorithm::ES256, pem::EC_P256);
+    let idp = Idp::start(&[&key]).await;
+    let iss = idp.issuer();
+    let issuer = format!(
+        "  - issuer: {iss}\n    discovery: true\n    audiences: [cedar-gate]\n    algorithms: [ES256]\n    entity_type: User\n    groups_claim: groups\n"
+    );
+    let mut s = Server::start_ready(&config(&issuer, "")).await;
+    let t = now();
+    let token = key.sign(
+        &json!({"iss": iss, "sub": "alice", "aud": ["cedar-gate"], "iat": t, "exp": t + 60,
+        "act": {"sub": "research-bot"}}),
+    );
+    let auth = format!("Bearer {token}");
+
+    // Through the approved workload: allowed, the user is the principal.
+    let resp = s
+        .check(request(
+            RESEARCH_AGENT,
+            "/v1/models",
+            &[("authorization", &auth)],
+        ))
+        .await;
+    assert_eq!(code(&resp), 0, "{:?}", resp.http_response);
+    assert_eq!(meta(&resp, "principal"), "User::\"alice\"");
+    assert_eq!(meta(&resp, "policies"), "users-through-approved-workloads");
+
+    // The same user directly, or through an unapproved workload: the guardrail forbids.
+    let resp = s.bearer(&token, "/v1/models").await;
+    assert_eq!(code(&resp), 7);
+    assert_eq!(meta(&resp, "reason"), "policy_forbid");
+    assert_eq!(
+        meta(&resp, "policies"),
+        "forbid-users-without-approved-workload"
+    );
+    let resp = s
+        .check(request(
+            ROGUE_AGENT,
+            "/v1/models",
+            &[("authorization", &auth)],
+        ))
+        .await;
+    assert_eq!(meta(&resp, "reason"), "policy_forbid");
+
+    // Even a token whose groups claim names `approved-agents` (which the workload policy
+    // `approved-agents-api` permits) cannot let the user in directly.
+    let grouped = key.sign(
+        &json!({"iss": iss, "sub": "mallory", "aud": "cedar-gate", "iat": t, "exp": t + 60,
+        "groups": ["approved-agents"]}),
+    );
+    let resp = s.bearer(&grouped, "/v1/models").await;
+    assert_eq!(meta(&resp, "reason"), "policy_forbid");
+    assert_eq!(meta(&resp, "principal"), "User::\"mallory\"");
+}
+
+/// The token's claims reach Cedar: issuer, scopes, age, remaining lifetime, jti, actor
+/// chain, selected claims, and the workload next to the token subject.
+#[tokio::test]
+async fn token_context_reaches_policies() {
+    let key = SigningKey::rsa_a("k1");
+    let idp = Idp::start(&[&key]).await;
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(repo_path("cedar")).unwrap() {
+        let entry = entry.unwrap();
+        // `cedar/tests/` holds policy unit tests, not policies.
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::write(
+        dir.path().join("context.cedar"),
+        r#"@id("context-probe")
+permit (principal is Agent, action == Action::"http", resource == Route::"/probe")
+when {
+  context.auth.method == "mtls+jwt" &&
+  context.auth has workload && context.auth.workload == Workload::"spiffe://example.org/ns/agents/sa/research-agent" &&
+  context.auth has issuer && context.auth.issuer == "https://agents.example.com" &&
+  context.auth has audience && context.auth.audience == "https://models.example.com" &&
+  context.auth has scopes && context.auth.scopes.contains("models:write") &&
+  context.auth has token_age_seconds && context.auth.token_age_seconds >= 5 && context.auth.token_age_seconds < 60 &&
+  context.auth has token_remaining_seconds && context.auth.token_remaining_seconds > 200 &&
+  context.auth has jti && context.auth.jti == "jti-1" &&
+  context.auth has actor && context.auth.actor.sub == "planner" && context.auth.actor.chain.contains("orchestrator") &&
+  context.auth has claims && context.auth.claims has tenant && context.auth.claims.tenant == "acme"
+};
+"#,
+    )
+    .unwrap();
+    let issuer = agents_issuer(&idp.jwks_url(), "RS256", "");
+    let settings = Settings {
+        config: Config::from_yaml(&config(&issuer, "")).unwrap(),
+        policy_dir: dir.path().to_owned(),
+        grpc_listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+    };
+    let running = app::start(settings).await.unwrap();
+    let client = AuthorizationClient::connect(format!("http://{}", running.grpc_addr))
+        .await
+        .unwrap();
+    let mut s = Server {
+        running: Some(running),
+        client,
+    };
+    eventually("ready", WAIT, || async {
+        (s.admin("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+
+    let mut claims = agent_claims();
+    claims["act"] = json!({"sub": "planner", "act": {"sub": "orchestrator"}});
+    let auth = format!("Bearer {}", key.sign(&claims));
+    let resp = s
+        .check(request(
+            RESEARCH_AGENT,
+            "/probe",
+            &[("authorization", &auth)],
+        ))
+        .await;
+    assert_eq!(code(&resp), 0, "{:?}", resp.http_response);
+    assert_eq!(meta(&resp, "policies"), "context-probe");
+    // Twice: the second answer comes from the verified-token cache, same decision.
+    let resp = s
+        .check(request(
+            RESEARCH_AGENT,
+            "/probe",
+            &[("authorization", &auth)],
+        ))
+        .await;
+    assert_eq!(code(&resp), 0);
+    // Without the workload the probe does not match.
+    let resp = s.bearer(&key.sign(&claims), "/probe").await;
+    assert_eq!(meta(&resp, "reason"), "no_permit");
+}
+
+/// `identity.principal: workload` keeps the workload as principal; the token still counts
+/// (validated, and a bad one is still a 401).
+#[tokio::test]
+async fn workload_can_be_the_principal() {
+    let key = SigningKey::rsa_a("k1");
+    let idp = Idp::start(&[&key]).await;
+    let issuer = agents_issuer(&idp.jwks_url(), "RS256", "");
+    let mut s = Server::start_ready(&config(&issuer, "  principal: workload\n")).await;
+    let auth = format!("Bearer {}", key.sign(&agent_claims()));
+    let resp = s
+        .check(request(
+            RESEARCH_AGENT,
+            "/v1/models",
+            &[("authorization", &auth)],
+        ))
+        .await;
+    assert_eq!(code(&resp), 0);
+    assert_eq!(
+        meta(&resp, "principal"),
+        format!("Workload::\"{RESEARCH_AGENT}\"")
+    );
+    let mut expired = agent_claims();
+    expired["exp"] = json!(now() - 100);
+    let auth = format!("Bearer {}", key.sign(&expired));
+    let resp = s
+        .check(request(
+            RESEARCH_AGENT,
+            "/v1/models",
+            &[("authorization", &auth)],
+        ))
+        .await;
+    assert_eq!(rejection(&resp), "token_expired");
+}
+
+/// With `jwt_authn_metadata`, the payload Envoy's jwt_authn verified is used (no signature
+/// here), and the claim rules still apply.
+#[tokio::test]
+async fn jwt_authn_metadata_is_trusted_but_claims_still_checked() {
+    let key = SigningKey::rsa_a("k1");
+    let idp = Idp::start(&[&key]).await;
+    let issuer = agents_issuer(&idp.jwks_url(), "RS256", "");
+    let extra = "  jwt_authn_metadata:\n    payload_key: jwt_payload\n";
+    let mut s = Server::start_ready(&config(&issuer, extra)).await;
+    let with_payload = |claims: &Value| {
+        let mut req = request("", "/v1/models", &[]);
+        let payload = json_to_struct(claims);
+        let ns = Struct {
+            fields: [(
+                "jwt_payload".to_owned(),
+                PbValue {
+                    kind: Some(Kind::StructValue(payload)),
+                },
+            )]
+            .into(),
+        };
+        req.attributes.as_mut().unwrap().metadata_context = Some(Metadata {
+            filter_metadata: [("envoy.filters.http.jwt_authn".to_owned(), ns)].into(),
+            ..Default::default()
+        });
+        req
+    };
+    let resp = s.check(with_payload(&agent_claims())).await;
+    assert_eq!(code(&resp), 0, "{:?}", resp.http_response);
+    assert_eq!(meta(&resp, "principal"), "Agent::\"research-bot\"");
+    let mut long = agent_claims();
+    long["exp"] = json!(now() + 7200);
+    assert_eq!(
+        rejection(&s.check(with_payload(&long)).await),
+        "token_lifetime_exceeded"
+    );
+}
+
+/// RFC 9728: the 401 challenge names the protected resource metadata.
+#[tokio::test]
+async fn challenge_carries_resource_metadata() {
+    let key = SigningKey::rsa_a("k1");
+    let idp = Idp::start(&[&key]).await;
+    let issuer = agents_issuer(&idp.jwks_url(), "RS256", "");
+    let url = "https://models.example.com/.well-known/oauth-protected-resource";
+    let cfg = config(&issuer, "").replace(
+        "audit:",
+        &format!("response:\n  resource_metadata: {url}\naudit:"),
+    );
+    let mut s = Server::start_ready(&cfg).await;
+    for resp in [
+        s.bearer("garbage", "/v1/models").await,
+        s.check(request("", "/v1/models", &[])).await,
+    ] {
+        let Some(HttpResponse::DeniedResponse(d)) = &resp.http_response else {
+            panic!()
+        };
+        let challenge = d
+            .headers
+            .iter()
+            .filter_map(|h| h.header.as_ref())
+            .find(|h| h.key == "www-authenticate")
+            .map(|h| h.value.clone())
+            .unwrap();
+        assert!(
+            challenge.ends_with(&format!(", resource_metadata=\"{url}\"")),
+            "{challenge}"
+        );
+    }
+}
+
+fn json_to_struct(v: &Value) -> Struct {
+    Struct {
+        fields: v
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_pb(v)))
+            .collect(),
+    }
+}
+
+fn json_to_pb(v: &Value) -> PbValue {
+    let kind = match v {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(*b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap()),
+        Value::String(s) => Kind::StringValue(s.clone()),
+        Value::Array(items) => Kind::ListValue(envoy_types::pb::google::protobuf::ListValue {
+            values: items.iter().map(json_to_pb).collect(),
+        }),
+        Value::Object(_) => Kind::StructValue(json_to_struct(v)),
+    };
+    PbValue { kind: Some(kind) }
+}

@@ -1,0 +1,279 @@
+//! What operators rely on without reading code: the metrics a scrape returns, and the
+//! shipped Prometheus rules, Istio and Envoy Gateway manifests and Helm defaults agreeing
+//! with the server (metric names, ports, fail-closed settings).
+
+use std::path::Path;
+
+use cedar_gate::app::{self, DEFAULT_GRPC_LISTEN, Settings};
+use cedar_gate::config::Config;
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::{
+    AttributeContext, CheckRequest, attribute_context,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::common::ids::{RESEARCH_AGENT, ROGUE_AGENT};
+use crate::common::repo_path;
+
+/// Every YAML document in `path`, as JSON values.
+fn yaml_docs(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_norway::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn one_of_kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    let found: Vec<&Value> = docs.iter().filter(|d| d["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "expected one {kind}");
+    found[0]
+}
+
+fn grpc_port() -> u64 {
+    DEFAULT_GRPC_LISTEN
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn check(principal: &str, path: &str) -> CheckRequest {
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            source: Some(attribute_context::Peer {
+                principal: principal.into(),
+                ..Default::default()
+            }),
+            request: Some(attribute_context::Request {
+                http: Some(attribute_context::HttpRequest {
+                    id: "ops-1".into(),
+                    method: "POST".into(),
+                    path: path.into(),
+                    host: "models.example.com".into(),
+                    scheme: "https".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+#[tokio::test]
+async fn metrics_cover_checks_latency_and_policy_state() {
+    let running = app::start(Settings {
+        config: Config::from_yaml(
+            "identity:\n  trust_domains: [example.org]\naudit:\n  sink: off\n",
+        )
+        .unwrap(),
+        policy_dir: repo_path("cedar"),
+        grpc_listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+    })
+    .await
+    .unwrap();
+    let mut client = AuthorizationClient::connect(format!("http://{}", running.grpc_addr))
+        .await
+        .unwrap();
+    client
+        .check(check(RESEARCH_AGENT, "/v1/chat/completions"))
+        .await
+        .unwrap();
+    client
+        .check(check(ROGUE_AGENT, "/v1/chat/completions"))
+        .await
+        .unwrap();
+    client
+        .check(check("spiffe://evil.org/ns/a/sa/b", "/v1/chat/completions"))
+        .await
+        .unwrap();
+
+    let text = reqwest::get(format!("http://{}/metrics", running.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "cedar_gate_checks_total{decision=\"allow\",reason=\"policy_permit\"}",
+        "cedar_gate_checks_total{decision=\"deny\",reason=\"no_permit\"}",
+        "cedar_gate_identity_rejections_total{reason=",
+        // Buckets resolve microseconds (5 µs) up to tens of milliseconds (100 ms).
+        "cedar_gate_check_duration_seconds_bucket{le=\"0.000005\"}",
+        "cedar_gate_check_duration_seconds_bucket{le=\"0.1\"}",
+        "cedar_gate_evaluation_duration_seconds_bucket{le=\"0.000005\"}",
+        "cedar_gate_evaluation_duration_seconds_count",
+        "cedar_gate_policy_reloads_total{result=\"success\"}",
+        "cedar_gate_policy_generation",
+        "cedar_gate_policies_loaded",
+        "cedar_gate_policy_last_reload_success_timestamp_seconds",
+        "cedar_gate_build_info{version=",
+        "# HELP cedar_gate_checks_total",
+        "# TYPE cedar_gate_check_duration_seconds histogram",
+    ] {
+        assert!(
+            text.contains(needle),
+            "`{needle}` missing from /metrics:\n{text}"
+        );
+    }
+    // Bounded labels only: no principal, path or SPIFFE id in any series.
+    for secret in [RESEARCH_AGENT, ROGUE_AGENT, "evil.org", "/v1/chat"] {
+        assert!(!text.contains(secret), "`{secret}` leaked into /metrics");
+    }
+    running.shutdown().await;
+}
+
+#[test]
+fn prometheus_rules_are_well_formed_and_use_real_metrics() {
+    let path = repo_path("deploy/prometheus/cedar-gate-rules.yaml");
+    let docs = yaml_docs(&path);
+    assert_eq!(docs.len(), 1);
+    let groups = docs[0]["groups"].as_array().expect("groups");
+    assert!(!groups.is_empty());
+    let mut alerts = Vec::new();
+    for group in groups {
+        assert!(group["name"].is_string());
+        for rule in group["rules"].as_array().expect("rules") {
+            let expr = rule["expr"].as_str().expect("expr");
+            assert!(!expr.trim().is_empty());
+            match (rule["alert"].as_str(), rule["record"].as_str()) {
+                (Some(alert), None) => {
+                    assert!(rule["labels"]["severity"].is_string(), "{alert}: severity");
+                    assert!(
+                        rule["annotations"]["summary"].is_string(),
+                        "{alert}: summary"
+                    );
+                    alerts.push(alert.to_owned());
+                }
+                (None, Some(record)) => assert!(record.starts_with("cedar_gate:"), "{record}"),
+                _ => panic!("a rule is either an alert or a recording rule: {rule}"),
+            }
+            // Every metric the rule reads exists (a typo would silently never fire).
+            for name in metric_names(expr) {
+                let base = ["_bucket", "_count", "_sum"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(&name);
+                assert!(
+                    cedar_gate::metrics::ALL.contains(&base),
+                    "rule reads unknown metric `{name}`: {expr}"
+                );
+            }
+        }
+    }
+    // The README promises alerts for the deny rate, p99 latency and reload failures.
+    for expected in [
+        "CedarGateHighDenyRate",
+        "CedarGateSlowChecks",
+        "CedarGatePolicyReloadFailed",
+    ] {
+        assert!(
+            alerts.iter().any(|a| a == expected),
+            "missing alert {expected}"
+        );
+    }
+}
+
+/// `cedar_gate_<name>` tokens (recording-rule names use `cedar_gate:` and are skipped).
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("cedar_gate_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[test]
+fn istio_manifests_register_a_fail_closed_custom_provider() {
+    let mesh = yaml_docs(&repo_path("envoy/istio/mesh-config.yaml"));
+    let operator = one_of_kind(&mesh, "IstioOperator");
+    let provider = &operator["spec"]["meshConfig"]["extensionProviders"][0];
+    let grpc = &provider["envoyExtAuthzGrpc"];
+    assert_eq!(grpc["port"], grpc_port());
+    assert_eq!(grpc["failOpen"], false);
+    assert!(grpc["includeRequestBodyInCheck"]["maxRequestBytes"].is_u64());
+
+    let policies = yaml_docs(&repo_path("envoy/istio/authorizationpolicy.yaml"));
+    let authz = one_of_kind(&policies, "AuthorizationPolicy");
+    assert_eq!(authz["apiVersion"], "security.istio.io/v1");
+    assert_eq!(authz["spec"]["action"], "CUSTOM");
+    assert_eq!(authz["spec"]["provider"]["name"], provider["name"]);
+    let peer = one_of_kind(&policies, "PeerAuthentication");
+    assert_eq!(peer["spec"]["mtls"]["mode"], "STRICT");
+}
+
+#[test]
+fn envoy_gateway_security_policy_points_at_the_grpc_port() {
+    let docs = yaml_docs(&repo_path("envoy/envoy-gateway/securitypolicy.yaml"));
+    let policy = one_of_kind(&docs, "SecurityPolicy");
+    assert_eq!(policy["apiVersion"], "gateway.envoyproxy.io/v1alpha1");
+    let ext = &policy["spec"]["extAuth"];
+    assert_eq!(ext["failOpen"], false);
+    let backend = &ext["grpc"]["backendRefs"][0];
+    assert_eq!(backend["port"], grpc_port());
+    let grant = one_of_kind(&docs, "ReferenceGrant");
+    assert_eq!(grant["metadata"]["namespace"], backend["namespace"]);
+    assert_eq!(grant["spec"]["from"][0]["kind"], "SecurityPolicy");
+}
+
+#[test]
+fn helm_defaults_match_the_server() {
+    let values = yaml_docs(&repo_path("helm/cedar-gate/values.yaml"));
+    assert_eq!(values[0]["ports"]["grpc"], grpc_port());
+    // The config the chart renders must be one the server accepts (minus what the chart
+    // sets itself: listen addresses, policy_dir, server.tls).
+    let config = serde_norway::to_string(&values[0]["config"]).unwrap();
+    Config::from_yaml(&config).unwrap_or_else(|e| panic!("chart default config refused: {e}"));
+    let full = yaml_docs(&repo_path("helm/cedar-gate/ci/full-values.yaml"));
+    let config = serde_norway::to_string(&full[0]["config"]).unwrap();
+    Config::from_yaml(&config)
+        .unwrap_or_else(|e| panic!("ci/full-values.yaml config refused: {e}"));
+}
+
+/// `server.max_message_bytes` is enforced: a Check larger than the limit is refused with a
+/// gRPC error (Envoy then applies its fail-closed `failure_mode_allow: false`), a smaller
+/// one is decided.
+#[tokio::test]
+async fn oversized_check_is_refused_by_the_message_limit() {
+    let running = app::start(Settings {
+        config: Config::from_yaml(
+            "identity:\n  trust_domains: [example.org]\naudit:\n  sink: off\nserver:\n  \
+             max_message_bytes: 4096\n",
+        )
+        .unwrap(),
+        policy_dir: repo_path("cedar"),
+        grpc_listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+    })
+    .await
+    .unwrap();
+    let mut client = AuthorizationClient::connect(format!("http://{}", running.grpc_addr))
+        .await
+        .unwrap();
+    client
+        .check(check(RESEARCH_AGENT, "/v1/models"))
+        .await
+        .unwrap();
+    let mut big = check(RESEARCH_AGENT, "/v1/chat/completions");
+    if let Some(http) = big
+        .attributes
+        .as_mut()
+        .and_then(|a| a.request.as_mut())
+        .and_then(|r| r.http.as_mut())
+    {
+        http.body = "x".repeat(8192);
+    }
+    let err = client.check(big).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::OutOfRange, "{err:?}");
+    running.shutdown().await;
+}
