@@ -60,6 +60,10 @@ lint: ## clippy, warnings are errors
 validate-policies: ## validate the shipped Cedar schema, policies and entities
 	$(CARGO) run --quiet -- validate --policy-dir cedar
 
+.PHONY: test-policies
+test-policies: ## run the policy unit tests (cedar/tests/*.yaml) against cedar/
+	$(CARGO) run --quiet -- test --policy-dir cedar cedar/tests/*.yaml
+
 # `envoy --mode validate` needs the certificate files a config names to exist and parse,
 # so validate a copy whose /etc/envoy/certs/ points at a throwaway self-signed pair.
 .PHONY: validate-envoy
@@ -78,7 +82,7 @@ validate-envoy: $(ENVOY_STAMP) ## validate every shipped Envoy config with the r
 	done
 
 .PHONY: test
-test: $(ENVOY_STAMP) fmt lint validate-policies validate-envoy helm-test ## everything CI runs
+test: $(ENVOY_STAMP) fmt lint validate-policies test-policies validate-envoy helm-test ## everything CI runs
 	ENVOY_BIN="$(ENVOY_BIN_SH)" $(CARGO) test
 
 .PHONY: e2e
