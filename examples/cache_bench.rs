@@ -99,13 +99,11 @@ fn measure(name: &str, snapshot: &Snapshot) {
 fn generated(n: usize) -> Snapshot {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("cedar");
-    for f in [
-        "schema.cedarschema",
-        "entities.json",
-        "policies.cedar",
-        "guardrails.cedar",
-    ] {
-        std::fs::copy(root.join(f), dir.path().join(f)).unwrap();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
     }
     let mut text = String::new();
     for i in 0..n {
