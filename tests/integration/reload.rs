@@ -642,3 +642,55 @@ async fn shadow_policies_never_change_the_decision_and_disagreements_are_audited
         "{metrics}"
     );
 }
+
+/// The whole path: client ──mTLS──▶ real Envoy ──▶ cedar-gate binary. Removing the agent
+/// from its group in `entities.json` turns its next request into a 403 once the reload is
+/// visible, although its earlier allows are in the decision cache.
+#[tokio::test]
+async fn e2e_revocation_through_envoy() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_cedar(dir.path());
+    let stack = crate::common::Stack::start_with(
+        &repo_path("envoy/envoy.yaml"),
+        GateOptions {
+            policy_dir: dir.path().to_owned(),
+            config: crate::common::gate::DEFAULT_CONFIG.to_owned(),
+        },
+    )
+    .await;
+    let client = stack.client(RESEARCH_AGENT);
+    for _ in 0..3 {
+        let resp = client.get("/v1/models").send().await.unwrap();
+        assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    }
+    eventually("a cache hit in the audit log", WAIT, || async {
+        stack
+            .gate
+            .audit_lines()
+            .iter()
+            .any(|e| e["cache_hit"] == true)
+            .then_some(())
+    })
+    .await;
+
+    // Revoke: the research agent leaves `approved-agents`.
+    let path = dir.path().join("entities.json");
+    let mut entities: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for e in entities.as_array_mut().unwrap() {
+        if e["uid"]["id"] == RESEARCH_AGENT {
+            e["parents"] = serde_json::json!([]);
+        }
+    }
+    replace(&path, &entities.to_string());
+    eventually("generation 2 on /status", WAIT, || async {
+        let body = stack.gate.admin_get("/status").await.1;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        (v["snapshot"]["generation"] == 2).then_some(())
+    })
+    .await;
+    for _ in 0..3 {
+        let resp = client.get("/v1/models").send().await.unwrap();
+        assert_eq!(resp.status(), reqwest::StatusCode::FORBIDDEN);
+    }
+}
