@@ -12,5 +12,6 @@ mod grpc;
 mod jwt;
 mod jwt_e2e;
 mod operations;
+mod policy_tests;
 mod reload;
 mod tls;
