@@ -540,7 +540,7 @@ async fn checks_racing_reloads_agree_with_the_generation_that_served_them() {
     }
     stop.store(true, Ordering::Relaxed);
 
-    let mut checked = 0;
+    let (mut checked, mut hits) = (0, 0);
     for (n, w) in workers.into_iter().enumerate() {
         let principal = if n < 2 { RESEARCH_AGENT } else { ROGUE_AGENT };
         for (_, a) in w.await.unwrap() {
@@ -556,11 +556,13 @@ async fn checks_racing_reloads_agree_with_the_generation_that_served_them() {
                 a.generation
             );
             checked += 1;
+            hits += usize::from(a.cache_hit);
         }
     }
     assert!(checked > 100, "only {checked} checks");
+    assert!(hits > 0, "the cache took part");
     eprintln!(
-        "concurrency: {checked} checks across {} generations, all consistent",
+        "concurrency: {checked} checks ({hits} cache hits) across {} generations, all consistent",
         approved.len()
     );
 }
