@@ -9,9 +9,10 @@
 //!   `entities.json`, schema); the on-error mode is fixed for the process.
 //! - Context that changes on every request ([`VOLATILE_CONTEXT`]): when no
 //!   policy of the snapshot reads it, it is blanked out of the key (evaluation
-//!   on a miss still gets the real values); when some policy reads it, every
-//!   request that carries it bypasses the cache (a token's age is read by a
-//!   policy: token callers bypass, workloads without a token still hit).
+//!   on a miss still gets the real values); when some policy that can apply
+//!   to the request's principal type reads it, every such request that
+//!   carries it bypasses the cache (`principal is Agent` reads a token's age:
+//!   `Agent` token callers bypass; users' tokens and workloads still hit).
 //! - Entries die with a reload (generation in the key, and the whole cache is
 //!   invalidated when a newer generation is first seen), never outlive the
 //!   credential that earned them (`valid_until`, checked on every hit against
@@ -150,8 +151,7 @@ impl DecisionCache {
     ) -> Decided {
         let newest = self.observe(snapshot.generation);
         let reads_volatile = snapshot
-            .volatile_reads()
-            .iter()
+            .volatile_reads_for(&req.principal.uid)
             .any(|path| carries(&req.context, path));
         if snapshot.generation < newest || reads_volatile {
             // A request still on an old snapshot, or one whose decision depends

@@ -32,6 +32,7 @@ const POOL: &[&str] = &[
     r#"@id("reads-time") forbid (principal, action, resource) when { context.request.time < datetime("2000-01-01") };"#,
     r#"@id("shadow-research") @shadow forbid (principal == Workload::"spiffe://example.org/ns/agents/sa/research-agent", action, resource) when { context.request.method == "POST" };"#,
     r#"@id("shadow-open") @shadow permit (principal, action, resource) when { context.request.path like "/public/*" };"#,
+    r#"@id("agent-token-age") forbid (principal is Agent, action, resource) unless { context.auth has token_age_seconds && context.auth.token_age_seconds <= 60 };"#,
     r#"@id("overflows") forbid (principal, action, resource) when { context.request.path == "/boom" && 9223372036854775807 + 1 > 0 };"#,
 ];
 
@@ -70,6 +71,8 @@ fn t0() -> SystemTime {
 
 /// The request the gate would build.
 fn request(who: usize, path: usize, method: usize, id: usize, now: SystemTime) -> AuthzRequest {
+    // 6 and 7: token subjects (an `Agent`, a `User`) behind the research
+    // workload, whose token age varies with `id`.
     let principal = [
         None,
         Some(RESEARCH),
@@ -77,6 +80,8 @@ fn request(who: usize, path: usize, method: usize, id: usize, now: SystemTime) -
         Some(QUARANTINED),
         Some(NEWCOMER),
         Some(OTHER_NS),
+        Some(RESEARCH),
+        Some(RESEARCH),
     ][who];
     let identity = Identity {
         workload: principal.map(|p| Workload {
@@ -107,6 +112,20 @@ fn request(who: usize, path: usize, method: usize, id: usize, now: SystemTime) -
     if principal == Some(NEWCOMER) {
         // Group membership carried by the credential (as a token's groups would be).
         authz.principal.parents = vec![builtin_uid(GROUP, "approved-agents")];
+    }
+    if who >= 6 {
+        let ty = if who == 6 { "Agent" } else { "User" };
+        authz.principal = crate::policy::eval::PrincipalSpec {
+            uid: crate::policy::model::uid(ty, "subject-7").unwrap(),
+            attrs: Vec::new(),
+            parents: vec![builtin_uid(GROUP, "approved-agents")],
+        };
+        for (name, value) in &mut authz.context {
+            if let (true, Value::Record(auth)) = (name == "auth", value) {
+                let age = [5, 60, 7200][id];
+                auth.push(("token_age_seconds".to_owned(), Value::Long(age)));
+            }
+        }
     }
     authz
 }
@@ -166,7 +185,7 @@ fn a_policy_reading_time_bypasses_the_cache() {
 
 #[test]
 fn errors_are_never_cached() {
-    let s = snapshot(0b100_0000_0001, 0, 1);
+    let s = snapshot(0b1000_0000_0001, 0, 1);
     let cache = DecisionCache::new(100, Duration::from_secs(60));
     for _ in 0..2 {
         let d = cache.decide(
@@ -253,11 +272,11 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         // A few hot questions, so that hits (and their expiry) are common.
-        3 => (0..2usize, 0..2usize, 0..3usize, proptest::option::of(0..30u64))
-            .prop_map(|(who, path, id, valid_for)| Op::Check { who: who + 1, path, method: 0, id, valid_for }),
-        3 => (0..6usize, 0..6usize, 0..3usize, 0..3usize, proptest::option::of(0..30u64))
+        3 => (proptest::sample::select(vec![1usize, 2, 6, 7]), 0..2usize, 0..3usize, proptest::option::of(0..30u64))
+            .prop_map(|(who, path, id, valid_for)| Op::Check { who, path, method: 0, id, valid_for }),
+        3 => (0..8usize, 0..6usize, 0..3usize, 0..3usize, proptest::option::of(0..30u64))
             .prop_map(|(who, path, method, id, valid_for)| Op::Check { who, path, method, id, valid_for }),
-        1 => (0..6usize, 0..6usize).prop_map(|(who, path)| Op::CheckOld { who, path }),
+        1 => (0..8usize, 0..6usize).prop_map(|(who, path)| Op::CheckOld { who, path }),
         1 => (1..20u64).prop_map(Op::Advance),
         1 => (0..3usize).prop_map(|set| Op::Reload { set }),
     ]
@@ -313,7 +332,7 @@ proptest! {
 
 #[test]
 fn only_requests_carrying_a_read_volatile_value_bypass() {
-    // The shipped guardrails read `context.auth.token_age_seconds`.
+    // The shipped guardrails read `context.auth.token_age_seconds`, for `Agent` principals.
     let shipped = load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cedar"), 1).unwrap();
     assert_eq!(shipped.volatile_reads(), ["context.auth.token_age_seconds"]);
     let cache = DecisionCache::new(100, Duration::from_secs(60));
@@ -322,16 +341,32 @@ fn only_requests_carrying_a_read_volatile_value_bypass() {
     let again = cache.decide(&shipped, &workload, OnPolicyError::Deny, None, t0());
     assert!(!first.cache_hit && again.cache_hit, "no token: cached");
 
-    let mut with_age = workload.clone();
-    for (name, value) in &mut with_age.context {
-        if let (true, Value::Record(auth)) = (name == "auth", value) {
-            auth.push(("token_age_seconds".to_owned(), Value::Long(5)));
+    // A token subject whose requests carry the token's age.
+    let token_caller = |ty: &str, age: i64| {
+        let mut req = workload.clone();
+        req.principal.uid = crate::policy::model::uid(ty, "subject-7").unwrap();
+        req.principal.attrs.clear();
+        req.principal.parents = vec![builtin_uid(GROUP, "approved-agents")];
+        for (name, value) in &mut req.context {
+            if let (true, Value::Record(auth)) = (name == "auth", value) {
+                auth.push(("token_age_seconds".to_owned(), Value::Long(age)));
+            }
         }
-    }
-    assert!(carries(&with_age.context, "context.auth.token_age_seconds"));
+        req
+    };
+    let agent = token_caller("Agent", 5);
+    assert!(carries(&agent.context, "context.auth.token_age_seconds"));
     for _ in 0..2 {
-        let d = cache.decide(&shipped, &with_age, OnPolicyError::Deny, None, t0());
-        assert!(!d.cache_hit, "a token's age is read: never cached");
-        assert_eq!(d.decision, shipped.decide(&with_age, OnPolicyError::Deny));
+        let d = cache.decide(&shipped, &agent, OnPolicyError::Deny, None, t0());
+        assert!(!d.cache_hit, "an agent token's age is read: never cached");
+        assert_eq!(d.decision, shipped.decide(&agent, OnPolicyError::Deny));
     }
+    // No policy that applies to a `User` reads the age: cached across ages.
+    let user = token_caller("User", 5);
+    let older = token_caller("User", 7200);
+    let d = cache.decide(&shipped, &user, OnPolicyError::Deny, None, t0());
+    assert!(!d.cache_hit);
+    let d = cache.decide(&shipped, &older, OnPolicyError::Deny, None, t0());
+    assert!(d.cache_hit, "the age is not part of a user's decision");
+    assert_eq!(d.decision, shipped.decide(&older, OnPolicyError::Deny));
 }

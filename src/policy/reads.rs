@@ -11,7 +11,7 @@
 //! value (compared, passed to a function) counts as reading every volatile path
 //! below it.
 
-use cedar_policy::Policy;
+use cedar_policy::{EntityTypeName, Policy, PrincipalConstraint};
 use serde_json::Value;
 
 /// Context paths (below `context`) whose values change on every request.
@@ -26,21 +26,50 @@ pub const VOLATILE_CONTEXT: &[&str] = &[
 
 /// The volatile paths (`context.request.time`, ...) that any of `policies` reads.
 pub fn volatile_reads<'a>(policies: impl Iterator<Item = &'a Policy>) -> Vec<String> {
-    let mut found: Vec<String> = Vec::new();
-    for policy in policies {
-        let json = match policy.to_json() {
-            Ok(json) => json,
-            Err(_) => {
-                // Cannot tell: assume the worst.
-                add_all(&mut found);
-                continue;
-            }
-        };
-        walk(&json, &mut found);
-    }
+    let mut found: Vec<String> = scoped_volatile_reads(policies)
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
     found.sort();
     found.dedup();
     found
+}
+
+/// A volatile path some policy reads, and the principal type that policy is
+/// limited to by its scope (`principal is Agent`, `principal == Agent::"a"`).
+/// Cedar evaluates a policy's conditions only when its scope matches, so a
+/// request whose principal has another type never depends on such a read.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct VolatileRead {
+    /// `context.request.time`, ...
+    pub path: String,
+    /// The principal type the reading policy applies to; `None`: any.
+    pub principal_type: Option<EntityTypeName>,
+}
+
+/// Every (path, principal type) pair read by `policies`, deduplicated.
+pub fn scoped_volatile_reads<'a>(policies: impl Iterator<Item = &'a Policy>) -> Vec<VolatileRead> {
+    let mut out: Vec<VolatileRead> = Vec::new();
+    for policy in policies {
+        let mut found: Vec<String> = Vec::new();
+        match policy.to_json() {
+            Ok(json) => walk(&json, &mut found),
+            // Cannot tell: assume the worst.
+            Err(_) => add_all(&mut found),
+        }
+        let principal_type = match policy.principal_constraint() {
+            PrincipalConstraint::Eq(uid) => Some(uid.type_name().clone()),
+            PrincipalConstraint::Is(ty) | PrincipalConstraint::IsIn(ty, _) => Some(ty),
+            PrincipalConstraint::Any | PrincipalConstraint::In(_) => None,
+        };
+        out.extend(found.into_iter().map(|path| VolatileRead {
+            path,
+            principal_type: principal_type.clone(),
+        }));
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 fn walk(v: &Value, found: &mut Vec<String>) {
@@ -137,6 +166,35 @@ mod tests {
                 r#"forbid(principal, action, resource) when { context.auth has token_age_seconds && context.auth.token_age_seconds > 300 };"#
             ),
             ["context.auth.token_age_seconds"]
+        );
+    }
+
+    #[test]
+    fn reads_are_scoped_to_the_principal_type_of_the_policy() {
+        let set = cedar_policy::PolicySet::from_str(
+            r#"forbid(principal is Agent, action, resource) unless { context.auth.token_age_seconds < 60 };
+               forbid(principal == User::"u", action, resource) when { context.request.request_id == "x" };
+               forbid(principal in Group::"g", action, resource) when { context.request.time < datetime("2000-01-01") };"#,
+        )
+        .unwrap();
+        let reads = scoped_volatile_reads(set.policies());
+        let ty = |t: &str| Some(EntityTypeName::from_str(t).unwrap());
+        assert_eq!(
+            reads,
+            [
+                VolatileRead {
+                    path: "context.auth.token_age_seconds".into(),
+                    principal_type: ty("Agent")
+                },
+                VolatileRead {
+                    path: "context.request.request_id".into(),
+                    principal_type: ty("User")
+                },
+                VolatileRead {
+                    path: "context.request.time".into(),
+                    principal_type: None
+                },
+            ]
         );
     }
 

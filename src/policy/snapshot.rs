@@ -33,6 +33,8 @@ pub struct Snapshot {
     shadow: Option<(PolicySet, Slicer)>,
     /// Volatile context paths some policy reads (see [`crate::policy::reads`]).
     volatile_reads: Vec<String>,
+    /// The same, with the principal type each reading policy is limited to.
+    volatile_scoped: Vec<crate::policy::reads::VolatileRead>,
     entities: Entities,
     /// For each stored entity: every other stored entity reachable from it
     /// through parents or entity-typed attributes, transitively.
@@ -85,8 +87,13 @@ impl Snapshot {
         } = parts;
         let reach = reach_map(&entities);
         let (policies, shadow) = split_shadow(policies);
-        let volatile_reads =
-            crate::policy::reads::volatile_reads(shadow.as_ref().unwrap_or(&policies).policies());
+        let volatile_scoped = crate::policy::reads::scoped_volatile_reads(
+            shadow.as_ref().unwrap_or(&policies).policies(),
+        );
+        let mut volatile_reads: Vec<String> =
+            volatile_scoped.iter().map(|r| r.path.clone()).collect();
+        volatile_reads.sort();
+        volatile_reads.dedup();
         let slicer = Slicer::new(&policies);
         let mut always: Vec<EntityUid> = Vec::new();
         let mut info = HashMap::new();
@@ -129,6 +136,7 @@ impl Snapshot {
             policies,
             shadow,
             volatile_reads,
+            volatile_scoped,
             entities,
             reach,
             always: closed,
@@ -158,6 +166,22 @@ impl Snapshot {
     /// policy reads; empty when decisions do not depend on them.
     pub fn volatile_reads(&self) -> &[String] {
         &self.volatile_reads
+    }
+
+    /// The volatile context paths that policies applicable to a principal of
+    /// `principal`'s type read (a decision for it can depend on no other).
+    pub fn volatile_reads_for<'a>(
+        &'a self,
+        principal: &'a EntityUid,
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        self.volatile_scoped
+            .iter()
+            .filter(|r| {
+                r.principal_type
+                    .as_ref()
+                    .is_none_or(|t| t == principal.type_name())
+            })
+            .map(|r| r.path.as_str())
     }
 
     /// The schema in force.
