@@ -179,7 +179,7 @@ fn print_snapshot_facts(snapshot: &Snapshot) {
     );
     if !snapshot.volatile_reads().is_empty() {
         println!(
-            "note: policies read {}: requests carrying these values bypass the decision cache",
+            "note: policies read {}: requests carrying these values, from principals those policies can apply to, bypass the decision cache",
             snapshot.volatile_reads().join(", ")
         );
     }
