@@ -101,6 +101,14 @@ pub enum CertError {
 
 /// Parses Envoy's `attributes.source.certificate`: a URL-encoded PEM leaf certificate.
 pub fn parse_url_encoded_pem(s: &str, now: SystemTime) -> Result<PeerCertificate, CertError> {
+    let cert = decode_url_encoded_pem(s)?;
+    cert.check_validity(now)?;
+    Ok(cert)
+}
+
+/// Like [`parse_url_encoded_pem`] without the validity-window check, so the
+/// result depends on `s` alone and can be cached.
+pub fn decode_url_encoded_pem(s: &str) -> Result<PeerCertificate, CertError> {
     if s.len() > MAX_INPUT_BYTES {
         return Err(CertError::TooLarge { len: s.len() });
     }
@@ -115,7 +123,7 @@ pub fn parse_url_encoded_pem(s: &str, now: SystemTime) -> Result<PeerCertificate
     let pem = percent_decode_str(s)
         .decode_utf8()
         .map_err(|_| CertError::NotUtf8)?;
-    parse_pem(pem.as_bytes(), now)
+    decode_pem(pem.as_bytes())
 }
 
 /// Parses a PEM leaf certificate, reads its SPIFFE id and checks it is valid at `now`.
@@ -123,6 +131,13 @@ pub fn parse_url_encoded_pem(s: &str, now: SystemTime) -> Result<PeerCertificate
 /// Only the first PEM block is read. The chain and signature are not verified here:
 /// Envoy terminated the TLS connection and verified them before forwarding.
 pub fn parse_pem(pem: &[u8], now: SystemTime) -> Result<PeerCertificate, CertError> {
+    let cert = decode_pem(pem)?;
+    cert.check_validity(now)?;
+    Ok(cert)
+}
+
+/// Like [`parse_pem`] without the validity-window check.
+pub fn decode_pem(pem: &[u8]) -> Result<PeerCertificate, CertError> {
     if pem.len() > MAX_INPUT_BYTES {
         return Err(CertError::TooLarge { len: pem.len() });
     }
@@ -144,22 +159,37 @@ pub fn parse_pem(pem: &[u8], now: SystemTime) -> Result<PeerCertificate, CertErr
     let validity = cert.validity();
     let not_before = to_system_time(validity.not_before)?;
     let not_after = to_system_time(validity.not_after)?;
-    if now < not_before {
-        return Err(CertError::NotYetValid {
-            not_before: validity.not_before.timestamp(),
-        });
-    }
-    if now > not_after {
-        return Err(CertError::Expired {
-            not_after: validity.not_after.timestamp(),
-        });
-    }
-
     Ok(PeerCertificate {
         spiffe_id,
         not_before,
         not_after,
     })
+}
+
+// === impl PeerCertificate ===
+
+impl PeerCertificate {
+    /// Checks that `now` is inside the validity window (bounds inclusive).
+    pub fn check_validity(&self, now: SystemTime) -> Result<(), CertError> {
+        if now < self.not_before {
+            return Err(CertError::NotYetValid {
+                not_before: unix_seconds(self.not_before),
+            });
+        }
+        if now > self.not_after {
+            return Err(CertError::Expired {
+                not_after: unix_seconds(self.not_after),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
 }
 
 /// The one SPIFFE id among the URI SANs, per the X.509-SVID spec. URI SANs of other

@@ -154,15 +154,33 @@ pub fn resolve(
     })
 }
 
+/// Distinct peer certificates whose decoding is remembered.
+const CERT_CACHE_CAPACITY: u64 = 4096;
+
+/// Decodes a forwarded certificate once per distinct certificate: Envoy sends
+/// the same leaf with every request of a connection, and X.509 parsing costs
+/// more than a Cedar decision. Decoding depends on the text alone (the
+/// validity window is checked per request), so caching cannot change a result.
+fn decode_certificate(text: &str) -> Result<cert::PeerCertificate, CertError> {
+    static CACHE: std::sync::LazyLock<
+        moka::sync::Cache<String, Result<cert::PeerCertificate, CertError>>,
+    > = std::sync::LazyLock::new(|| moka::sync::Cache::new(CERT_CACHE_CAPACITY));
+    if let Some(hit) = CACHE.get(text) {
+        return hit;
+    }
+    let decoded = cert::decode_url_encoded_pem(text);
+    CACHE.insert(text.to_owned(), decoded.clone());
+    decoded
+}
+
 fn peer_workload(req: &HttpRequest, now: SystemTime) -> Result<Option<Workload>, IdentityError> {
     let principal = req.source.principal.as_str();
     let cert = if req.source.certificate.is_empty() {
         None
     } else {
-        Some(
-            cert::parse_url_encoded_pem(&req.source.certificate, now)
-                .map_err(IdentityError::Certificate)?,
-        )
+        let c = decode_certificate(&req.source.certificate).map_err(IdentityError::Certificate)?;
+        c.check_validity(now).map_err(IdentityError::Certificate)?;
+        Some(c)
     };
     if principal.starts_with("spiffe://") {
         let id = SpiffeId::parse(principal).map_err(IdentityError::PeerPrincipal)?;
