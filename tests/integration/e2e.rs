@@ -27,12 +27,7 @@ fn audit_policy_ids(event: &Value) -> Vec<String> {
 
 /// The access log's `policies` field (comma-separated ids from dynamic metadata).
 fn access_log_policy_ids(entry: &Value) -> Vec<String> {
-    entry["policies"]
-        .as_str()
-        .unwrap_or_default()
-        .split(',')
-        .map(|s| s.trim().to_owned())
-        .collect()
+    entry["policies"].as_str().unwrap_or_default().split(',').map(|s| s.trim().to_owned()).collect()
 }
 
 /// Asserts a 403 from cedar-gate: JSON body `{error: forbidden, reason, decision_id}`.
@@ -53,12 +48,7 @@ async fn assert_forbidden(resp: reqwest::Response, reason: &str) -> String {
 #[test]
 fn shipped_envoy_configs_validate() {
     let pki = TestPki::new();
-    let ports = EnvoyPorts {
-        listener: 8443,
-        admin: 9901,
-        authz: 9191,
-        upstream: 8080,
-    };
+    let ports = EnvoyPorts { listener: 8443, admin: 9901, authz: 9191, upstream: 8080 };
     let mut checked = 0;
     for entry in std::fs::read_dir(repo_path("envoy")).expect("read envoy/") {
         let path = entry.expect("envoy/ entry").path();
@@ -101,53 +91,31 @@ async fn approved_workload_reaches_upstream() {
     assert_eq!(seen.len(), 1, "upstream should see exactly one request");
     let req = &seen[0];
     assert_eq!(req.uri, "/v1/models");
-    assert_eq!(
-        req.header_all("x-cedar-gate-principal"),
-        vec![workload(RESEARCH_AGENT)]
-    );
-    assert!(
-        req.header_all("x_cedar_gate_principal").is_empty(),
-        "underscore header forwarded"
-    );
+    assert_eq!(req.header_all("x-cedar-gate-principal"), vec![workload(RESEARCH_AGENT)]);
+    assert!(req.header_all("x_cedar_gate_principal").is_empty(), "underscore header forwarded");
     let decision_ids = req.header_all("x-cedar-gate-decision-id");
-    assert_eq!(
-        decision_ids.len(),
-        1,
-        "one decision id header: {decision_ids:?}"
-    );
+    assert_eq!(decision_ids.len(), 1, "one decision id header: {decision_ids:?}");
     let decision_id = decision_ids[0].clone();
     assert_ne!(decision_id, "forged");
-    assert_eq!(
-        decision_id.len(),
-        36,
-        "decision id should be a UUID: {decision_id}"
-    );
+    assert_eq!(decision_id.len(), 36, "decision id should be a UUID: {decision_id}");
 
     let audit = stack.gate.audit_event(&decision_id).await;
     assert_eq!(audit["decision"], "allow", "{audit}");
     assert_eq!(audit["spiffe_id"], RESEARCH_AGENT, "{audit}");
     assert_eq!(audit["principal"], workload(RESEARCH_AGENT), "{audit}");
-    assert!(
-        audit_policy_ids(&audit).contains(&"approved-agents-api".to_owned()),
-        "{audit}"
-    );
+    assert!(audit_policy_ids(&audit).contains(&"approved-agents-api".to_owned()), "{audit}");
     // Envoy generated the request id; audit and upstream must agree on it.
     let request_id = req.header("x-request-id").expect("x-request-id upstream");
     assert_eq!(audit["request_id"], request_id, "{audit}");
 
     let entry = stack
         .envoy
-        .access_log_entry("the allowed request", |e| {
-            e["decision_id"] == decision_id.as_str()
-        })
+        .access_log_entry("the allowed request", |e| e["decision_id"] == decision_id.as_str())
         .await;
     assert_eq!(entry["decision"], "allow", "{entry}");
     assert_eq!(entry["response_code"], 200, "{entry}");
     assert_eq!(entry["principal"], workload(RESEARCH_AGENT), "{entry}");
-    assert!(
-        access_log_policy_ids(&entry).contains(&"approved-agents-api".to_owned()),
-        "{entry}"
-    );
+    assert!(access_log_policy_ids(&entry).contains(&"approved-agents-api".to_owned()), "{entry}");
 }
 
 /// A workload in no approved group is denied by default (`no_permit`), and the deny is
@@ -157,16 +125,9 @@ async fn unapproved_workload_is_forbidden() {
     let stack = Stack::start().await;
     let client = stack.client(ROGUE_AGENT);
 
-    let resp = client
-        .get("/v1/models")
-        .send()
-        .await
-        .expect("request through Envoy");
+    let resp = client.get("/v1/models").send().await.expect("request through Envoy");
     let decision_id = assert_forbidden(resp, "no_permit").await;
-    assert!(
-        stack.upstream.requests().is_empty(),
-        "a denied request reached the upstream"
-    );
+    assert!(stack.upstream.requests().is_empty(), "a denied request reached the upstream");
 
     let audit = stack.gate.audit_event(&decision_id).await;
     assert_eq!(audit["decision"], "deny", "{audit}");
@@ -175,9 +136,7 @@ async fn unapproved_workload_is_forbidden() {
 
     let entry = stack
         .envoy
-        .access_log_entry("the denied request", |e| {
-            e["decision_id"] == decision_id.as_str()
-        })
+        .access_log_entry("the denied request", |e| e["decision_id"] == decision_id.as_str())
         .await;
     assert_eq!(entry["decision"], "deny", "{entry}");
     assert_eq!(entry["reason"], "no_permit", "{entry}");
@@ -190,37 +149,18 @@ async fn unapproved_workload_is_forbidden() {
 async fn forbid_policies_win() {
     let stack = Stack::start().await;
 
-    let resp = stack
-        .client(QUARANTINED_AGENT)
-        .get("/v1/models")
-        .send()
-        .await
-        .expect("request");
+    let resp = stack.client(QUARANTINED_AGENT).get("/v1/models").send().await.expect("request");
     let decision_id = assert_forbidden(resp, "policy_forbid").await;
     let audit = stack.gate.audit_event(&decision_id).await;
     assert_eq!(audit["decision"], "deny", "{audit}");
-    assert!(
-        audit_policy_ids(&audit).contains(&"forbid-quarantined".to_owned()),
-        "{audit}"
-    );
+    assert!(audit_policy_ids(&audit).contains(&"forbid-quarantined".to_owned()), "{audit}");
 
-    let resp = stack
-        .client(RESEARCH_AGENT)
-        .get("/admin/users")
-        .send()
-        .await
-        .expect("request");
+    let resp = stack.client(RESEARCH_AGENT).get("/admin/users").send().await.expect("request");
     let decision_id = assert_forbidden(resp, "policy_forbid").await;
     let audit = stack.gate.audit_event(&decision_id).await;
-    assert!(
-        audit_policy_ids(&audit).contains(&"forbid-admin-paths".to_owned()),
-        "{audit}"
-    );
+    assert!(audit_policy_ids(&audit).contains(&"forbid-admin-paths".to_owned()), "{audit}");
 
-    assert!(
-        stack.upstream.requests().is_empty(),
-        "a forbidden request reached the upstream"
-    );
+    assert!(stack.upstream.requests().is_empty(), "a forbidden request reached the upstream");
 }
 
 /// Envoy normalizes the path before the check, so an encoded traversal out of `/v1/` is
@@ -232,29 +172,14 @@ async fn encoded_path_traversal_is_decided_on_the_normalized_path() {
 
     // `..%2F` is not a dot segment to the client, so it is sent as is; Envoy decodes the
     // slash and resolves `..`, giving `/admin/users`.
-    let resp = client
-        .get("/v1/..%2Fadmin/users")
-        .send()
-        .await
-        .expect("request");
+    let resp = client.get("/v1/..%2Fadmin/users").send().await.expect("request");
     let decision_id = assert_forbidden(resp, "policy_forbid").await;
     let audit = stack.gate.audit_event(&decision_id).await;
-    assert!(
-        audit_policy_ids(&audit).contains(&"forbid-admin-paths".to_owned()),
-        "{audit}"
-    );
-    assert!(
-        stack.upstream.requests().is_empty(),
-        "a forbidden request reached the upstream"
-    );
+    assert!(audit_policy_ids(&audit).contains(&"forbid-admin-paths".to_owned()), "{audit}");
+    assert!(stack.upstream.requests().is_empty(), "a forbidden request reached the upstream");
 
     // Duplicate slashes are merged: the upstream gets the path the policy allowed.
-    let resp = client
-        .get("/v1//models")
-        .header("x-test-id", "slashes")
-        .send()
-        .await
-        .expect("request");
+    let resp = client.get("/v1//models").header("x-test-id", "slashes").send().await.expect("request");
     assert_eq!(resp.status(), StatusCode::OK);
     let seen = stack.upstream.requests_tagged("slashes");
     assert_eq!(seen.len(), 1);
@@ -268,31 +193,15 @@ async fn gate_down_fails_closed() {
     let mut stack = Stack::start().await;
     let client = stack.client(RESEARCH_AGENT);
 
-    let resp = client
-        .get("/v1/models")
-        .send()
-        .await
-        .expect("request with gate up");
-    assert_eq!(
-        resp.status(),
-        StatusCode::OK,
-        "sanity: allowed while cedar-gate runs"
-    );
+    let resp = client.get("/v1/models").send().await.expect("request with gate up");
+    assert_eq!(resp.status(), StatusCode::OK, "sanity: allowed while cedar-gate runs");
 
     stack.gate.stop();
     for _ in 0..3 {
-        let resp = client
-            .get("/v1/models")
-            .send()
-            .await
-            .expect("request with gate down");
+        let resp = client.get("/v1/models").send().await.expect("request with gate down");
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
-    assert_eq!(
-        stack.upstream.requests().len(),
-        1,
-        "only the request made while up got through"
-    );
+    assert_eq!(stack.upstream.requests().len(), 1, "only the request made while up got through");
 }
 
 /// Envoy's SAN matcher refuses a certificate from another trust domain (even one signed by
@@ -316,8 +225,5 @@ async fn foreign_trust_domain_and_missing_certificate_are_refused() {
             ),
         }
     }
-    assert!(
-        stack.upstream.requests().is_empty(),
-        "a refused client reached the upstream"
-    );
+    assert!(stack.upstream.requests().is_empty(), "a refused client reached the upstream");
 }

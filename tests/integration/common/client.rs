@@ -42,10 +42,7 @@ impl MtlsClient {
             builder = builder.identity(identity);
         }
         let http = builder.build().expect("build mTLS client");
-        Self {
-            http,
-            base: format!("https://localhost:{port}"),
-        }
+        Self { http, base: format!("https://localhost:{port}") }
     }
 
     /// `https://localhost:<port>`.

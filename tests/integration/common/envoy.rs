@@ -62,10 +62,7 @@ pub fn render_config(shipped: &str, ports: EnvoyPorts, cert_dir: &Path) -> Strin
     ];
     let mut out = shipped.to_owned();
     for (from, to) in rules {
-        assert!(
-            out.contains(from),
-            "shipped Envoy config has no `{from}` to substitute"
-        );
+        assert!(out.contains(from), "shipped Envoy config has no `{from}` to substitute");
         out = out.replace(from, &to);
     }
     out
@@ -81,25 +78,14 @@ pub fn envoy_binary() -> PathBuf {
         panic!("ENVOY_BIN is not set: {hint}");
     };
     let path = PathBuf::from(path);
-    assert!(
-        path.is_file(),
-        "ENVOY_BIN={} does not exist: {hint}",
-        path.display()
-    );
+    assert!(path.is_file(), "ENVOY_BIN={} does not exist: {hint}", path.display());
     path
 }
 
 /// Runs `envoy --mode validate` on `config_path`; returns Envoy's output on failure.
 pub fn validate(config_path: &Path) -> Result<(), String> {
     let out = Command::new(envoy_binary())
-        .args([
-            "--mode",
-            "validate",
-            "--disable-hot-restart",
-            "-l",
-            "warn",
-            "-c",
-        ])
+        .args(["--mode", "validate", "--disable-hot-restart", "-l", "warn", "-c"])
         .arg(config_path)
         .output()
         .expect("run envoy --mode validate");
@@ -138,23 +124,14 @@ impl Envoy {
         pki: &TestPki,
     ) -> Self {
         let binary = envoy_binary();
-        let dir = tempfile::Builder::new()
-            .prefix("cedar-gate-envoy-")
-            .tempdir()
-            .expect("envoy tempdir");
+        let dir = tempfile::Builder::new().prefix("cedar-gate-envoy-").tempdir().expect("envoy tempdir");
         let template = std::fs::read_to_string(shipped)
             .unwrap_or_else(|e| panic!("read {}: {e}", shipped.display()));
         // Port 0 for the listener and admin: the kernel picks, so there is no race for a
         // port; the real ones are read back from the admin address file and /listeners.
-        let ports = EnvoyPorts {
-            listener: 0,
-            admin: 0,
-            authz: authz.port(),
-            upstream: upstream.port(),
-        };
+        let ports = EnvoyPorts { listener: 0, admin: 0, authz: authz.port(), upstream: upstream.port() };
         let config_path = dir.path().join("envoy.yaml");
-        std::fs::write(&config_path, render_config(&template, ports, pki.dir()))
-            .expect("write envoy config");
+        std::fs::write(&config_path, render_config(&template, ports, pki.dir())).expect("write envoy config");
 
         let admin_file = dir.path().join("admin-address");
         let stdout = File::create(dir.path().join("stdout.log")).expect("envoy stdout file");
@@ -191,15 +168,8 @@ impl Envoy {
         let http = plain_http_client();
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!(
-                    "envoy exited before it was ready ({status}):\n{}",
-                    self.logs()
-                );
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("envoy exited before it was ready ({status}):\n{}", self.logs());
             }
             if self.admin_addr.port() == 0
                 && let Some(addr) = std::fs::read_to_string(admin_file)
@@ -228,11 +198,10 @@ impl Envoy {
         let listeners: Value = async { http.get(&url).send().await?.json::<Value>().await }
             .await
             .unwrap_or_else(|e| panic!("GET {url}: {e}\n{}", self.logs()));
-        let port =
-            listeners["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
-                .as_u64()
-                .and_then(|p| u16::try_from(p).ok())
-                .filter(|&p| p != 0);
+        let port = listeners["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|&p| p != 0);
         port.unwrap_or_else(|| panic!("no listener port in {listeners}"))
     }
 

@@ -10,9 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use super::{
-    WAIT, eventually, file_for_report, free_addr, plain_http_client, read_json_lines, repo_path,
-};
+use super::{WAIT, eventually, file_for_report, free_addr, plain_http_client, read_json_lines, repo_path};
 
 /// How long cedar-gate may take to load its policies and answer `/readyz` with 200.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -38,10 +36,7 @@ pub struct GateOptions {
 
 impl Default for GateOptions {
     fn default() -> Self {
-        Self {
-            policy_dir: repo_path("cedar"),
-            config: DEFAULT_CONFIG.to_owned(),
-        }
+        Self { policy_dir: repo_path("cedar"), config: DEFAULT_CONFIG.to_owned() }
     }
 }
 
@@ -66,17 +61,11 @@ impl CedarGate {
     /// 200, that is until a policy snapshot is loaded. Panics with the server's output if
     /// it exits or does not become ready in time.
     pub async fn start_with(opts: GateOptions) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("cedar-gate-")
-            .tempdir()
-            .expect("gate tempdir");
+        let dir = tempfile::Builder::new().prefix("cedar-gate-").tempdir().expect("gate tempdir");
         let audit = dir.path().join("audit.log");
         // A JSON string is a valid YAML scalar, whatever the temp path contains.
         let audit_yaml = serde_json::to_string(&audit).expect("audit path as JSON");
-        let config = format!(
-            "{}\naudit:\n  sink: file\n  path: {audit_yaml}\n",
-            opts.config
-        );
+        let config = format!("{}\naudit:\n  sink: file\n  path: {audit_yaml}\n", opts.config);
         let config_path = dir.path().join("cedar-gate.yaml");
         std::fs::write(&config_path, config).expect("write gate config");
 
@@ -100,12 +89,7 @@ impl CedarGate {
             .spawn()
             .expect("spawn cedar-gate");
 
-        let mut gate = Self {
-            child: Some(child),
-            dir,
-            grpc_addr,
-            admin_addr,
-        };
+        let mut gate = Self { child: Some(child), dir, grpc_addr, admin_addr };
         gate.wait_ready().await;
         gate
     }
@@ -115,15 +99,8 @@ impl CedarGate {
         let url = format!("{}/readyz", self.admin_url());
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!(
-                    "cedar-gate exited before it was ready ({status}):\n{}",
-                    self.logs()
-                );
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("cedar-gate exited before it was ready ({status}):\n{}", self.logs());
             }
             if let Ok(resp) = http.get(&url).send().await
                 && resp.status() == reqwest::StatusCode::OK
@@ -131,10 +108,7 @@ impl CedarGate {
                 return;
             }
             if tokio::time::Instant::now() >= deadline {
-                panic!(
-                    "cedar-gate not ready after {READY_TIMEOUT:?} ({url}):\n{}",
-                    self.logs()
-                );
+                panic!("cedar-gate not ready after {READY_TIMEOUT:?} ({url}):\n{}", self.logs());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -177,15 +151,9 @@ impl CedarGate {
 
     /// Waits (bounded) for the audit event with this `decision_id` and returns it.
     pub async fn audit_event(&self, decision_id: &str) -> Value {
-        eventually(
-            &format!("audit event with decision_id {decision_id}"),
-            WAIT,
-            || async {
-                self.audit_lines()
-                    .into_iter()
-                    .find(|e| e["decision_id"] == decision_id)
-            },
-        )
+        eventually(&format!("audit event with decision_id {decision_id}"), WAIT, || async {
+            self.audit_lines().into_iter().find(|e| e["decision_id"] == decision_id)
+        })
         .await
     }
 
@@ -219,9 +187,7 @@ impl CedarGate {
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 }
 

@@ -69,11 +69,7 @@ pub fn free_port() -> u16 {
             .and_then(|l| l.local_addr())
             .expect("bind 127.0.0.1:0")
             .port();
-        if HANDED_OUT
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(port)
-        {
+        if HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
             return port;
         }
     }

@@ -37,10 +37,7 @@ impl TestPki {
     /// Creates the CA and the server certificate and writes `ca.crt`, `server.crt` and
     /// `server.key` into a new temporary directory.
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("cedar-gate-pki-")
-            .tempdir()
-            .expect("pki tempdir");
+        let dir = tempfile::Builder::new().prefix("cedar-gate-pki-").tempdir().expect("pki tempdir");
 
         let mut params = CertificateParams::default();
         params.distinguished_name = dn("cedar-gate test CA");
@@ -50,9 +47,8 @@ impl TestPki {
         std::fs::write(dir.path().join("ca.crt"), ca.pem()).expect("write ca.crt");
 
         let pki = Self { dir, ca };
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                .expect("server SANs");
+        let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("server SANs");
         params.distinguished_name = dn("localhost");
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -79,28 +75,19 @@ impl TestPki {
         let mut params = CertificateParams::default();
         // SPIFFE X.509-SVIDs carry the identity in the URI SAN; the CN is informational.
         params.distinguished_name = dn("workload");
-        params.subject_alt_names = vec![SanType::URI(
-            spiffe_id.try_into().expect("SPIFFE id is not IA5"),
-        )];
+        params.subject_alt_names =
+            vec![SanType::URI(spiffe_id.try_into().expect("SPIFFE id is not IA5"))];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let (cert_pem, key_pem) = self.issue(params);
 
-        let stem: String = spiffe_id
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
+        let stem: String =
+            spiffe_id.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
         let cert_path = self.dir().join(format!("client-{stem}.crt"));
         let key_path = self.dir().join(format!("client-{stem}.key"));
         std::fs::write(&cert_path, &cert_pem).expect("write client cert");
         std::fs::write(&key_path, &key_pem).expect("write client key");
-        ClientCert {
-            spiffe_id: spiffe_id.to_owned(),
-            cert_pem,
-            key_pem,
-            cert_path,
-            key_path,
-        }
+        ClientCert { spiffe_id: spiffe_id.to_owned(), cert_pem, key_pem, cert_path, key_path }
     }
 
     /// Signs `params` with a fresh P-256 key; returns (certificate PEM, key PEM).

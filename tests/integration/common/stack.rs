@@ -32,14 +32,8 @@ impl Stack {
         let pki = TestPki::new();
         let upstream = Upstream::start().await;
         let gate = CedarGate::start_with(gate).await;
-        let envoy =
-            Envoy::start_config(envoy_config, gate.grpc_addr(), upstream.addr(), &pki).await;
-        Self {
-            envoy,
-            gate,
-            upstream,
-            pki,
-        }
+        let envoy = Envoy::start_config(envoy_config, gate.grpc_addr(), upstream.addr(), &pki).await;
+        Self { envoy, gate, upstream, pki }
     }
 
     /// A client certificate for `spiffe_id`, signed by the stack's CA.

@@ -47,9 +47,8 @@ impl Upstream {
     pub async fn start() -> Self {
         let seen = Seen::default();
         let app = Router::new().fallback(record).with_state(seen.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind upstream listener");
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind upstream listener");
         let addr = listener.local_addr().expect("upstream address");
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -69,10 +68,7 @@ impl Upstream {
 
     /// The requests whose `x-test-id` header is `test_id` (see [`super::MtlsClient`]).
     pub fn requests_tagged(&self, test_id: &str) -> Vec<SeenRequest> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.header("x-test-id") == Some(test_id))
-            .collect()
+        self.requests().into_iter().filter(|r| r.header("x-test-id") == Some(test_id)).collect()
     }
 }
 
@@ -105,17 +101,12 @@ async fn record(State(seen): State<Seen>, req: Request) -> Response {
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     };
-    let uri = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| parts.uri.to_string(), |pq| pq.to_string());
-    seen.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(SeenRequest {
-            method: parts.method,
-            uri,
-            headers: parts.headers,
-            body,
-        });
+    let uri = parts.uri.path_and_query().map_or_else(|| parts.uri.to_string(), |pq| pq.to_string());
+    seen.lock().unwrap_or_else(|e| e.into_inner()).push(SeenRequest {
+        method: parts.method,
+        uri,
+        headers: parts.headers,
+        body,
+    });
     ([(header::CONTENT_TYPE, "application/json")], UPSTREAM_BODY).into_response()
 }
