@@ -8,7 +8,9 @@ use std::path::Path;
 use envoy_types::pb::envoy::config::core::v3::{
     Address, HeaderMap, HeaderValue, SocketAddress, address,
 };
-use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, attribute_context};
+use envoy_types::pb::envoy::service::auth::v3::{
+    AttributeContext, CheckRequest, attribute_context,
+};
 use prost::Message;
 
 const AGENT: &str = "spiffe://example.org/ns/agents/sa/research-agent";
@@ -61,23 +63,59 @@ fn main() -> std::io::Result<()> {
     let leaf = std::fs::read_to_string(dir.join("cert_pem/spiffe-leaf.urlencoded"))?;
     let xfcc = std::fs::read_to_string(dir.join("xfcc/two-elements"))?;
     let mut seeds: Vec<(&str, CheckRequest)> = vec![
-        ("allow", request(AGENT, "GET", "/v1/models?limit=5", &[("x-request-id", "r1")])),
-        ("no-permit", request("spiffe://example.org/ns/x/sa/rogue", "POST", "/v1/chat/completions", &[])),
+        (
+            "allow",
+            request(
+                AGENT,
+                "GET",
+                "/v1/models?limit=5",
+                &[("x-request-id", "r1")],
+            ),
+        ),
+        (
+            "no-permit",
+            request(
+                "spiffe://example.org/ns/x/sa/rogue",
+                "POST",
+                "/v1/chat/completions",
+                &[],
+            ),
+        ),
         ("forbid-admin", request(AGENT, "GET", "/admin/users", &[])),
         ("anonymous-health", request("", "GET", "/healthz", &[])),
-        ("foreign-domain", request("spiffe://evil.org/ns/a/sa/b", "GET", "/v1/x", &[])),
+        (
+            "foreign-domain",
+            request("spiffe://evil.org/ns/a/sa/b", "GET", "/v1/x", &[]),
+        ),
         (
             "forged-headers",
-            request(AGENT, "POST", "/v1/chat/completions", &[
-                ("x-cedar-gate-principal", "forged"),
-                ("authorization", "Bearer x"),
-                ("content-type", "application/json"),
-            ]),
+            request(
+                AGENT,
+                "POST",
+                "/v1/chat/completions",
+                &[
+                    ("x-cedar-gate-principal", "forged"),
+                    ("authorization", "Bearer x"),
+                    ("content-type", "application/json"),
+                ],
+            ),
         ),
-        ("xfcc", request("spiffe://b.org/gw", "GET", "/v1/models", &[("x-forwarded-client-cert", &xfcc)])),
+        (
+            "xfcc",
+            request(
+                "spiffe://b.org/gw",
+                "GET",
+                "/v1/models",
+                &[("x-forwarded-client-cert", &xfcc)],
+            ),
+        ),
     ];
     let mut with_cert = request(AGENT, "GET", "/v1/models", &[]);
-    if let Some(src) = with_cert.attributes.as_mut().and_then(|a| a.source.as_mut()) {
+    if let Some(src) = with_cert
+        .attributes
+        .as_mut()
+        .and_then(|a| a.source.as_mut())
+    {
         src.certificate = leaf;
     }
     seeds.push(("peer-certificate", with_cert));
@@ -85,13 +123,30 @@ fn main() -> std::io::Result<()> {
     let mut raw = request(AGENT, "POST", "/v1/chat/completions", &[]);
     http_mut(&mut raw).header_map = Some(HeaderMap {
         headers: vec![
-            HeaderValue { key: "x-request-id".into(), raw_value: b"raw-1".to_vec(), ..Default::default() },
-            HeaderValue { key: "x-bin".into(), raw_value: vec![0xff, 0xfe, b'a'], ..Default::default() },
-            HeaderValue { key: "x-bin".into(), raw_value: b"again".to_vec(), ..Default::default() },
+            HeaderValue {
+                key: "x-request-id".into(),
+                raw_value: b"raw-1".to_vec(),
+                ..Default::default()
+            },
+            HeaderValue {
+                key: "x-bin".into(),
+                raw_value: vec![0xff, 0xfe, b'a'],
+                ..Default::default()
+            },
+            HeaderValue {
+                key: "x-bin".into(),
+                raw_value: b"again".to_vec(),
+                ..Default::default()
+            },
         ],
     });
     seeds.push(("raw-headers", raw));
-    let mut body = request(AGENT, "POST", "/v1/chat/completions", &[("content-type", "application/json")]);
+    let mut body = request(
+        AGENT,
+        "POST",
+        "/v1/chat/completions",
+        &[("content-type", "application/json")],
+    );
     http_mut(&mut body).raw_body =
         br#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true}"#.to_vec();
     seeds.push(("openai-body", body));
