@@ -65,7 +65,8 @@ fn main() -> anyhow::Result<()> {
             .tcp_nodelay(true)
             .add_service(AuthorizationServer::new(NullAuthz))
             .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener),
+                // As in cedar-gate's app.rs: the builder's tcp_nodelay does not reach this listener.
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                 async {
                     let _ = tokio::signal::ctrl_c().await;
                 },
