@@ -17,6 +17,7 @@
 #   AUDIT [devnull: audit events serialized and written to /dev/null; `off` for none]
 #   ENVOY_BIN [.venv/lib/python3*/site-packages/envoy/_bin/envoy; Envoy part skipped if absent]
 #   CARGO [cargo]
+#   PARTS ["grpc scaling envoy memory"]: which parts to run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +38,7 @@ INFLIGHT=${INFLIGHT:-16}
 WRK_CONNS=${WRK_CONNS:-16}
 BASE_PORT=${BASE_PORT:-29100}
 AUDIT=${AUDIT:-devnull}
+PARTS=${PARTS:-grpc scaling envoy memory}
 CARGO=${CARGO:-cargo}
 OUT=${OUT:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 ENVOY_BIN=${ENVOY_BIN:-$(compgen -G '.venv/lib/python3*/site-packages/envoy/_bin/envoy' | head -n1 || true)}
@@ -66,6 +68,7 @@ cleanup() {
 trap cleanup EXIT
 
 log() { printf '== %s\n' "$*" >&2; }
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 
 # Polls a URL (bounded) until it answers 200 with a body matching $2.
 wait_http() {
@@ -142,8 +145,8 @@ with open(path, "a") as f:
         "host": platform.node(), "cpus": os.cpu_count(), "loadavg": " ".join(open("/proc/loadavg").read().split()[:3])}) + "\n")
 EOF
 
-log "generating policy sets: $SCALING (and 100)"
-for n in 100 $SCALING; do
+log "generating policy sets"
+for n in 100 $(part scaling && echo "$SCALING"); do
   [[ -d $OUT/policies/p$n ]] || python3 scripts/gen_policies.py --policies "$n" "$OUT/policies/p$n" >&2
 done
 
@@ -152,7 +155,7 @@ NULL_PID=$!
 PIDS+=("$NULL_PID")
 
 # --- 1. gRPC: null vs cedar-gate -------------------------------------------------
-for scenario in spiffe-distinct spiffe-repeat; do
+part grpc && for scenario in spiffe-distinct spiffe-repeat; do
   log "gRPC $scenario: null vs cedar-gate (100 policies)"
   start_gate "$OUT/policies/p100"
   loadgen --target "127.0.0.1:$NULL_PORT" --scenario "$scenario" --duration 1s --warmup 0s > /dev/null
@@ -168,7 +171,7 @@ for scenario in spiffe-distinct spiffe-repeat; do
 done
 
 # --- 2. policy-count scaling ---------------------------------------------------
-for n in $SCALING; do
+part scaling && for n in $SCALING; do
   log "scaling: $n policies"
   start_gate "$OUT/policies/p$n"
   loadgen --target "127.0.0.1:$GATE_PORT" --scenario spiffe-distinct --duration 1s --warmup 0s > /dev/null
@@ -181,7 +184,9 @@ for n in $SCALING; do
 done
 
 # --- 3. through Envoy ----------------------------------------------------------
-if [[ -n $ENVOY_BIN && -x $ENVOY_BIN ]] && command -v wrk > /dev/null; then
+if ! part envoy; then
+  :
+elif [[ -n $ENVOY_BIN && -x $ENVOY_BIN ]] && command -v wrk > /dev/null; then
   cat > "$OUT/post.lua" <<'EOF'
 wrk.method = "POST"
 wrk.body = '{"model":"bench","messages":[]}'
@@ -222,6 +227,7 @@ else
 fi
 
 # --- 4. resident memory after many distinct principals ---------------------------
+if part memory; then
 log "memory: $RSS_PRINCIPALS distinct principals (100 policies, default cache settings)"
 start_gate "$OUT/policies/p100"
 rss0=$(rss_kib "$GATE_PID" VmRSS)
@@ -232,6 +238,7 @@ hwm=$(rss_kib "$GATE_PID" VmHWM)
 merge_json "{\"kind\":\"rss\",\"policies\":100,\"principals\":$RSS_PRINCIPALS,\"rss_start_mib\":$(mib "$rss0"),\"rss_end_mib\":$(mib "$rss1"),\"hwm_mib\":$(mib "$hwm")}" \
   "$run" >> "$RESULTS"
 stop_pid "$GATE_PID"
+fi
 
 python3 "$REPORT" table "$RESULTS" | tee "$OUT/results.md"
 log "results: $OUT/results.md ($OUT/results.jsonl)"
