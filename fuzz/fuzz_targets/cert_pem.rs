@@ -17,9 +17,9 @@ fuzz_target!(|data: &[u8]| {
             let _ = (e.reason(), e.to_string());
         }
     }
-    if let Ok(s) = std::str::from_utf8(data) {
-        if let Err(e) = cert::parse_url_encoded_pem(s, now) {
-            let _ = (e.reason(), e.to_string());
-        }
+    if let Ok(s) = std::str::from_utf8(data)
+        && let Err(e) = cert::parse_url_encoded_pem(s, now)
+    {
+        let _ = (e.reason(), e.to_string());
     }
 });
