@@ -22,6 +22,7 @@ ENVOY_BIN_SH = $${ENVOY_BIN:-$$(ls -1d $(CURDIR)/$(VENV)/lib/python3*/site-packa
 ENVOY_CONFIGS := $(wildcard envoy/*.yaml)
 
 include mk/helm.mk
+include mk/bench.mk
 
 .PHONY: help
 help: ## list targets
@@ -82,7 +83,7 @@ validate-envoy: $(ENVOY_STAMP) ## validate every shipped Envoy config with the r
 	done
 
 .PHONY: test
-test: $(ENVOY_STAMP) fmt lint validate-policies test-policies validate-envoy helm-test ## everything CI runs
+test: $(ENVOY_STAMP) fmt lint validate-policies test-policies validate-envoy helm-test fuzz-smoke ## everything CI runs
 	ENVOY_BIN="$(ENVOY_BIN_SH)" $(CARGO) test
 
 .PHONY: e2e

@@ -15,3 +15,4 @@ mod operations;
 mod policy_tests;
 mod reload;
 mod tls;
+mod robustness;

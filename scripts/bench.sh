@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# The benchmark run behind BENCHMARKS.md. Builds release once, then on loopback only:
+#   1. Check over gRPC: null ext_authz server vs cedar-gate (100 scoped policies), for each
+#      scenario, with cedar-gate's own handler p50 / p99 from its /metrics histogram;
+#   2. policy-count scaling: 10, 100, 1,000, 10,000 scoped policies;
+#   3. through a real Envoy with wrk: no ext_authz / ext_authz -> null / ext_authz -> cedar-gate;
+#   4. resident memory of cedar-gate after one million distinct principals.
+# Writes $OUT/results.jsonl and $OUT/results.md (the tables for BENCHMARKS.md) and prints
+# the tables. Every process it starts is stopped by pid on exit.
+#
+# Usage: scripts/bench.sh [--smoke]
+#   --smoke   2 s runs, 2 policy sizes, 20,000 principals for the memory run: proves the
+#             harness works in about a minute; the figures are NOT benchmark figures.
+# Environment (defaults in brackets):
+#   DURATION [10s] CONNS [2] INFLIGHT [16] WRK_CONNS [16] SCALING ["10 100 1000 10000"]
+#   RSS_PRINCIPALS [1000000] BASE_PORT [29100] OUT [target/bench/<UTC time>]
+#   AUDIT [devnull: audit events serialized and written to /dev/null; `off` for none]
+#   ENVOY_BIN [.venv/lib/python3*/site-packages/envoy/_bin/envoy; Envoy part skipped if absent]
+#   CARGO [cargo]
+#   PARTS ["grpc scaling envoy memory"]: which parts to run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODE=full
+if [[ ${1:-} == --smoke ]]; then
+  MODE=smoke
+fi
+if [[ $MODE == smoke ]]; then
+  DURATION=${DURATION:-2s}
+  SCALING=${SCALING:-"10 1000"}
+  RSS_PRINCIPALS=${RSS_PRINCIPALS:-20000}
+fi
+DURATION=${DURATION:-10s}
+SCALING=${SCALING:-"10 100 1000 10000"}
+RSS_PRINCIPALS=${RSS_PRINCIPALS:-1000000}
+CONNS=${CONNS:-2}
+INFLIGHT=${INFLIGHT:-16}
+WRK_CONNS=${WRK_CONNS:-16}
+BASE_PORT=${BASE_PORT:-29100}
+AUDIT=${AUDIT:-devnull}
+PARTS=${PARTS:-grpc scaling envoy memory}
+CARGO=${CARGO:-cargo}
+OUT=${OUT:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
+ENVOY_BIN=${ENVOY_BIN:-$(compgen -G '.venv/lib/python3*/site-packages/envoy/_bin/envoy' | head -n1 || true)}
+
+NULL_PORT=$BASE_PORT
+GATE_PORT=$((BASE_PORT + 1))
+ADMIN_PORT=$((BASE_PORT + 2))
+ENVOY_PORT=$((BASE_PORT + 3))
+ENVOY_ADMIN=$((BASE_PORT + 4))
+
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+RESULTS=$OUT/results.jsonl
+: > "$RESULTS"
+BIN=target/release
+REPORT=scripts/bench_report.py
+
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+log() { printf '== %s\n' "$*" >&2; }
+part() { [[ " $PARTS " == *" $1 "* ]]; }
+
+# Polls a URL (bounded) until it answers 200 with a body matching $2.
+wait_http() {
+  local url=$1 want=$2 limit=${3:-120} i
+  for ((i = 0; i < limit * 10; i++)); do
+    if curl -fsS --max-time 1 "$url" 2>/dev/null | grep -q "$want"; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "timed out waiting for $url" >&2
+  return 1
+}
+
+# Stops one process this script started and forgets it (so `cleanup` never signals a
+# reused pid).
+stop_pid() {
+  local pid=$1 keep=() p
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do
+    [[ $p == "$pid" ]] || keep+=("$p")
+  done
+  PIDS=("${keep[@]}")
+}
+
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+merge_json() {
+  python3 -c 'import json,sys; d={}; [d.update(json.loads(a)) for a in sys.argv[1:]]; print(json.dumps(d))' "$@"
+}
+
+loadgen() {
+  "$BIN/examples/loadgen" --connections "$CONNS" --inflight "$INFLIGHT" --json "$@"
+}
+
+# Starts cedar-gate over policy dir $1 (extra YAML in $2); sets GATE_PID and LOAD_S.
+start_gate() {
+  local dir=$1 extra=${2:-} cfg=$OUT/gate.yaml t0
+  {
+    printf 'identity:\n  trust_domains: [example.org]\n%s' "$extra"
+    if [[ $AUDIT == off ]]; then
+      printf 'audit:\n  sink: off\n'
+    else
+      printf 'audit:\n  sink: file\n  path: /dev/null\n'
+    fi
+    # Denials are logged at info; keep the diagnostic log out of the measurement.
+    printf 'logging:\n  level: warn\n'
+  } > "$cfg"
+  t0=$(date +%s.%N)
+  "$BIN/cedar-gate" serve --config "$cfg" --policy-dir "$dir" \
+    --grpc-listen "127.0.0.1:$GATE_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" \
+    >> "$OUT/gate.log" 2>&1 &
+  GATE_PID=$!
+  PIDS+=("$GATE_PID")
+  wait_http "http://127.0.0.1:$ADMIN_PORT/readyz" ready 300
+  LOAD_S=$(python3 -c "import time; print(round(time.time() - $t0, 2))")
+}
+
+scrape() { curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" > "$1"; }
+
+rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+
+# --- build --------------------------------------------------------------------
+log "building release (cedar-gate, loadgen, null-authz)"
+"$CARGO" build --release --quiet --bin cedar-gate --example loadgen --example null-authz
+
+python3 - "$RESULTS" "$MODE" "$DURATION" "$CONNS" "$INFLIGHT" <<'EOF'
+import json, os, platform, sys, datetime
+path, mode, duration, conns, inflight = sys.argv[1:]
+with open(path, "a") as f:
+    f.write(json.dumps({"kind": "meta", "mode": mode, "duration": duration, "connections": int(conns),
+        "inflight": int(inflight), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(), "cpus": os.cpu_count(), "loadavg": " ".join(open("/proc/loadavg").read().split()[:3])}) + "\n")
+EOF
+
+log "generating policy sets"
+for n in 100 $(part scaling && echo "$SCALING"); do
+  [[ -d $OUT/policies/p$n ]] || python3 scripts/gen_policies.py --policies "$n" "$OUT/policies/p$n" >&2
+done
+
+"$BIN/examples/null-authz" --listen "127.0.0.1:$NULL_PORT" 2>> "$OUT/null.log" &
+NULL_PID=$!
+PIDS+=("$NULL_PID")
+
+# --- 1. gRPC: null vs cedar-gate -------------------------------------------------
+part grpc && for scenario in spiffe-distinct spiffe-repeat; do
+  log "gRPC $scenario: null vs cedar-gate (100 policies)"
+  start_gate "$OUT/policies/p100"
+  loadgen --target "127.0.0.1:$NULL_PORT" --scenario "$scenario" --duration 1s --warmup 0s > /dev/null
+  loadgen --target "127.0.0.1:$GATE_PORT" --scenario "$scenario" --duration 1s --warmup 0s > /dev/null
+  null=$(loadgen --target "127.0.0.1:$NULL_PORT" --scenario "$scenario" --duration "$DURATION" --warmup 0s --label null)
+  scrape "$OUT/before.prom"
+  gate=$(loadgen --target "127.0.0.1:$GATE_PORT" --scenario "$scenario" --duration "$DURATION" --warmup 0s --label cedar-gate)
+  scrape "$OUT/after.prom"
+  handler=$(python3 "$REPORT" handler "$OUT/before.prom" "$OUT/after.prom")
+  merge_json '{"kind":"grpc"}' "$null" >> "$RESULTS"
+  merge_json '{"kind":"grpc"}' "$gate" "$handler" >> "$RESULTS"
+  stop_pid "$GATE_PID"
+done
+
+# --- 2. policy-count scaling ---------------------------------------------------
+part scaling && for n in $SCALING; do
+  log "scaling: $n policies"
+  start_gate "$OUT/policies/p$n"
+  loadgen --target "127.0.0.1:$GATE_PORT" --scenario spiffe-distinct --duration 1s --warmup 0s > /dev/null
+  scrape "$OUT/before.prom"
+  gate=$(loadgen --target "127.0.0.1:$GATE_PORT" --scenario spiffe-distinct --duration "$DURATION" --warmup 0s --label "cedar-gate-$n")
+  scrape "$OUT/after.prom"
+  handler=$(python3 "$REPORT" handler "$OUT/before.prom" "$OUT/after.prom")
+  merge_json "{\"kind\":\"scaling\",\"policies\":$n,\"load_s\":$LOAD_S}" "$gate" "$handler" >> "$RESULTS"
+  stop_pid "$GATE_PID"
+done
+
+# --- 3. through Envoy ----------------------------------------------------------
+if ! part envoy; then
+  :
+elif [[ -n $ENVOY_BIN && -x $ENVOY_BIN ]] && command -v wrk > /dev/null; then
+  cat > "$OUT/post.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = '{"model":"bench","messages":[]}'
+wrk.headers["content-type"] = "application/json"
+wrk.headers["x-forwarded-client-cert"] = "URI=spiffe://example.org/ns/bench/sa/agent-1"
+EOF
+  start_gate "$OUT/policies/p100" $'  xfcc:\n    trusted: true\n'
+  for label in no-ext-authz ext-authz-null ext-authz-cedar-gate; do
+    log "Envoy: $label"
+    case $label in
+      no-ext-authz) filter=/dev/null; authz=$NULL_PORT ;;
+      ext-authz-null) filter=bench/envoy/ext_authz.yaml.in; authz=$NULL_PORT ;;
+      ext-authz-cedar-gate) filter=bench/envoy/ext_authz.yaml.in; authz=$GATE_PORT ;;
+    esac
+    python3 - bench/envoy/envoy-bench.yaml.in "$filter" "$OUT/envoy-$label.yaml" \
+      "$ENVOY_ADMIN" "$ENVOY_PORT" "$authz" <<'EOF'
+import sys
+src, filt, dst, admin, listen, authz = sys.argv[1:]
+text = open(src).read().replace("@EXT_AUTHZ@\n", open(filt).read())
+for k, v in (("@ADMIN_PORT@", admin), ("@LISTEN_PORT@", listen), ("@AUTHZ_PORT@", authz)):
+    text = text.replace(k, v)
+open(dst, "w").write(text)
+EOF
+    "$ENVOY_BIN" -c "$OUT/envoy-$label.yaml" --concurrency 1 --disable-hot-restart -l warn \
+      --log-path "$OUT/envoy-$label.log" &
+    envoy_pid=$!
+    PIDS+=("$envoy_pid")
+    wait_http "http://127.0.0.1:$ENVOY_ADMIN/ready" LIVE 30
+    url=http://127.0.0.1:$ENVOY_PORT/v1/chat/completions
+    wrk -t1 -c"$WRK_CONNS" -d1s -s "$OUT/post.lua" "$url" > /dev/null
+    wrk -t1 -c"$WRK_CONNS" -d"$DURATION" --latency -s "$OUT/post.lua" "$url" > "$OUT/wrk-$label.txt"
+    merge_json "{\"kind\":\"envoy\",\"label\":\"$label\"}" "$(python3 "$REPORT" wrk "$OUT/wrk-$label.txt")" >> "$RESULTS"
+    stop_pid "$envoy_pid"
+  done
+  stop_pid "$GATE_PID"
+else
+  log "Envoy part skipped: set ENVOY_BIN (run \`make venv\`) and install wrk"
+fi
+
+# --- 4. resident memory after many distinct principals ---------------------------
+if part memory; then
+log "memory: $RSS_PRINCIPALS distinct principals (100 policies, default cache settings)"
+start_gate "$OUT/policies/p100"
+rss0=$(rss_kib "$GATE_PID" VmRSS)
+run=$(loadgen --target "127.0.0.1:$GATE_PORT" --scenario spiffe-distinct --principals "$RSS_PRINCIPALS" \
+  --requests "$RSS_PRINCIPALS" --duration 900s --warmup 0s --label memory)
+rss1=$(rss_kib "$GATE_PID" VmRSS)
+hwm=$(rss_kib "$GATE_PID" VmHWM)
+merge_json "{\"kind\":\"rss\",\"policies\":100,\"principals\":$RSS_PRINCIPALS,\"rss_start_mib\":$(mib "$rss0"),\"rss_end_mib\":$(mib "$rss1"),\"hwm_mib\":$(mib "$hwm")}" \
+  "$run" >> "$RESULTS"
+stop_pid "$GATE_PID"
+fi
+
+python3 "$REPORT" table "$RESULTS" | tee "$OUT/results.md"
+log "results: $OUT/results.md ($OUT/results.jsonl)"

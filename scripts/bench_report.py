@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Helpers for scripts/bench.sh (standard library only).
+
+  bench_report.py handler BEFORE.prom AFTER.prom
+      p50 / p99 of cedar-gate's own Check handler over the interval between two scrapes of
+      /metrics, from the `cedar_gate_check_duration_seconds` bucket deltas (linear
+      interpolation inside a bucket, as Prometheus' histogram_quantile does). JSON line.
+  bench_report.py wrk WRK_OUTPUT
+      requests/s, p50 / p99 latency and non-2xx count from `wrk --latency` output. JSON line.
+  bench_report.py table RESULTS.jsonl
+      the markdown tables for BENCHMARKS.md.
+"""
+
+import json
+import re
+import sys
+
+METRIC = "cedar_gate_check_duration_seconds"
+
+
+def buckets(path):
+    out = {}
+    with open(path) as f:
+        for line in f:
+            m = re.match(METRIC + r'_bucket\{le="([^"]+)"\} (\S+)', line)
+            if m:
+                le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
+                out[le] = out.get(le, 0.0) + float(m.group(2))
+    return out
+
+
+def quantile(q, cumulative):
+    """cumulative: sorted [(le, count)], counts cumulative."""
+    if not cumulative or cumulative[-1][1] <= 0:
+        return None
+    rank = q * cumulative[-1][1]
+    prev_le, prev_count = 0.0, 0.0
+    for le, count in cumulative:
+        if count >= rank:
+            if le == float("inf"):
+                return prev_le
+            if count == prev_count:
+                return le
+            return prev_le + (le - prev_le) * (rank - prev_count) / (count - prev_count)
+        prev_le, prev_count = le, count
+    return cumulative[-1][0]
+
+
+def handler(before, after):
+    b, a = buckets(before), buckets(after)
+    delta = sorted((le, a.get(le, 0.0) - b.get(le, 0.0)) for le in a)
+    us = lambda v: None if v is None else round(v * 1e6, 1)
+    return {
+        "handler_count": int(delta[-1][1]) if delta else 0,
+        "handler_p50_us": us(quantile(0.50, delta)),
+        "handler_p99_us": us(quantile(0.99, delta)),
+    }
+
+
+def to_us(s):
+    m = re.match(r"([\d.]+)(us|ms|s)$", s)
+    if not m:
+        return None
+    v = float(m.group(1))
+    return round(v * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)], 1)
+
+
+def wrk(path):
+    text = open(path).read()
+    out = {}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    out["rps"] = float(m.group(1)) if m else None
+    for pct, key in (("50", "p50_us"), ("99", "p99_us")):
+        m = re.search(r"^\s+" + pct + r"(?:\.000)?%\s+(\S+)", text, re.M)
+        out[key] = to_us(m.group(1)) if m else None
+    m = re.search(r"(\d+) requests in", text)
+    out["requests"] = int(m.group(1)) if m else None
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    out["non_2xx"] = int(m.group(1)) if m else 0
+    return out
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "n/a"
+    return f"{v:,.{digits}f}"
+
+
+def ratio(a, b):
+    return "n/a" if not a or not b else f"{a / b:.2f}"
+
+
+def table(path):
+    rows = [json.loads(l) for l in open(path) if l.strip()]
+    meta = next((r for r in rows if r.get("kind") == "meta"), {})
+    print(f"Run: {meta.get('date', '?')} on {meta.get('host', '?')}, {meta.get('cpus', '?')} CPUs, "
+          f"load average before start {meta.get('loadavg', '?')}; mode {meta.get('mode', '?')}; "
+          f"{meta.get('duration', '?')} per run, loadgen {meta.get('connections', '?')} connections x "
+          f"{meta.get('inflight', '?')} in flight.")
+    print()
+
+    grpc = [r for r in rows if r.get("kind") == "grpc"]
+    if grpc:
+        print("### Check over loopback gRPC: cedar-gate vs the null server (100 scoped policies)")
+        print()
+        print("| scenario | null req/s | cedar-gate req/s | ratio | null p50 / p99 / p99.9 µs | cedar-gate p50 / p99 / p99.9 µs | handler p50 / p99 µs | allow / deny |")
+        print("|---|---:|---:|---:|---|---|---|---|")
+        for sc in dict.fromkeys(r["scenario"] for r in grpc):
+            n = next((r for r in grpc if r["scenario"] == sc and r["label"] == "null"), {})
+            c = next((r for r in grpc if r["scenario"] == sc and r["label"] == "cedar-gate"), {})
+            lat = lambda r: f"{fmt(r.get('p50_us'), 1)} / {fmt(r.get('p99_us'), 1)} / {fmt(r.get('p999_us'), 1)}"
+            print(f"| {sc} | {fmt(n.get('rps'))} | {fmt(c.get('rps'))} | {ratio(c.get('rps'), n.get('rps'))} | "
+                  f"{lat(n)} | {lat(c)} | {fmt(c.get('handler_p50_us'), 1)} / {fmt(c.get('handler_p99_us'), 1)} | "
+                  f"{c.get('allow', 0):,} / {c.get('deny', 0):,} |")
+        print()
+
+    scaling = [r for r in rows if r.get("kind") == "scaling"]
+    if scaling:
+        print("### Policy-count scaling (spiffe-distinct, every policy scoped to a group)")
+        print()
+        print("| policies | req/s | client p50 / p99 µs | handler p50 / p99 µs | allow / deny | load time s |")
+        print("|---:|---:|---|---|---|---:|")
+        for r in scaling:
+            print(f"| {r['policies']:,} | {fmt(r.get('rps'))} | {fmt(r.get('p50_us'), 1)} / {fmt(r.get('p99_us'), 1)} | "
+                  f"{fmt(r.get('handler_p50_us'), 1)} / {fmt(r.get('handler_p99_us'), 1)} | "
+                  f"{r.get('allow', 0):,} / {r.get('deny', 0):,} | {fmt(r.get('load_s'), 1)} |")
+        base = next((r for r in scaling if r["policies"] == min(x["policies"] for x in scaling)), None)
+        top = next((r for r in scaling if r["policies"] == max(x["policies"] for x in scaling)), None)
+        if base and top and base.get("handler_p50_us") and top.get("handler_p50_us"):
+            print()
+            print(f"Handler p50 at {top['policies']:,} / at {base['policies']:,} policies: "
+                  f"{top['handler_p50_us'] / base['handler_p50_us']:.2f}x.")
+        print()
+
+    envoy = [r for r in rows if r.get("kind") == "envoy"]
+    if envoy:
+        print("### Through Envoy (wrk, plain HTTP, direct_response route)")
+        print()
+        none = next((r for r in envoy if r["label"] == "no-ext-authz"), {})
+        null = next((r for r in envoy if r["label"] == "ext-authz-null"), {})
+        print("| Envoy | req/s | p50 / p99 µs | non-2xx | vs no ext_authz | vs ext_authz → null |")
+        print("|---|---:|---|---:|---:|---:|")
+        for r in envoy:
+            print(f"| {r['label']} | {fmt(r.get('rps'))} | {fmt(r.get('p50_us'), 1)} / {fmt(r.get('p99_us'), 1)} | "
+                  f"{r.get('non_2xx', 0):,} | {ratio(r.get('rps'), none.get('rps'))} | {ratio(r.get('rps'), null.get('rps'))} |")
+        print()
+
+    rss = [r for r in rows if r.get("kind") == "rss"]
+    for r in rss:
+        print("### Resident memory")
+        print()
+        print(f"cedar-gate with {r['policies']} policies: RSS {r['rss_start_mib']:.1f} MiB after start; "
+              f"after {r['principals']:,} distinct principals ({r['requests']:,} checks in {r['elapsed_s']:.0f} s, "
+              f"allow {r['allow']:,} / deny {r['deny']:,}): RSS {r['rss_end_mib']:.1f} MiB, peak (VmHWM) {r['hwm_mib']:.1f} MiB.")
+        print()
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    cmd = sys.argv[1]
+    if cmd == "handler" and len(sys.argv) == 4:
+        print(json.dumps(handler(sys.argv[2], sys.argv[3])))
+    elif cmd == "wrk":
+        print(json.dumps(wrk(sys.argv[2])))
+    elif cmd == "table":
+        table(sys.argv[2])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

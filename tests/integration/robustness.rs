@@ -1,0 +1,378 @@
+//! Robustness: shutdown under load, and hostile CheckRequests over gRPC. The real server
+//! runs in process on `127.0.0.1:0`; every wait is bounded.
+//!
+//! "Clean answer" means: a `CheckResponse` with a status (a decision or a 400), or, for a
+//! message over the gRPC size limit, a gRPC `RESOURCE_EXHAUSTED`; never a dropped
+//! connection, a hang or a crash. After each hostile request the server must still answer
+//! a normal check correctly and report itself healthy.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cedar_gate::app::{self, Running, Settings};
+use cedar_gate::config::Config;
+use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::{
+    AttributeContext, CheckRequest, CheckResponse, attribute_context,
+};
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::common::ids::{RESEARCH_AGENT, ROGUE_AGENT};
+use crate::common::repo_path;
+
+const CONFIG: &str =
+    "identity:\n  trust_domains: [example.org]\naudit:\n  sink: off\nlogging:\n  level: warn\n";
+/// Bound on any single answer (debug build, shared 2-core CI machine).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
+const OK: i32 = 0;
+const PERMISSION_DENIED: i32 = 7;
+const INVALID_ARGUMENT: i32 = 3;
+
+async fn start() -> Running {
+    let settings = Settings {
+        config: Config::from_yaml(CONFIG).unwrap(),
+        policy_dir: repo_path("cedar"),
+        grpc_listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+    };
+    app::start(settings).await.unwrap()
+}
+
+async fn channel(running: &Running) -> Channel {
+    Endpoint::from_shared(format!("http://{}", running.grpc_addr))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(ANSWER_TIMEOUT)
+        .connect()
+        .await
+        .unwrap()
+}
+
+fn http(principal: &str, method: &str, path: &str) -> CheckRequest {
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            source: Some(attribute_context::Peer {
+                principal: principal.into(),
+                ..Default::default()
+            }),
+            request: Some(attribute_context::Request {
+                http: Some(attribute_context::HttpRequest {
+                    id: "robustness".into(),
+                    method: method.into(),
+                    path: path.into(),
+                    host: "models.example.com".into(),
+                    scheme: "https".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+fn http_mut(req: &mut CheckRequest) -> &mut attribute_context::HttpRequest {
+    req.attributes
+        .as_mut()
+        .and_then(|a| a.request.as_mut())
+        .and_then(|r| r.http.as_mut())
+        .unwrap()
+}
+
+fn code(resp: &CheckResponse) -> i32 {
+    resp.status.as_ref().map(|s| s.code).unwrap_or(-1)
+}
+
+/// The server still decides a normal request correctly and reports SERVING.
+async fn assert_healthy(running: &Running, ch: &Channel) {
+    let mut client = AuthorizationClient::new(ch.clone());
+    let allow = client
+        .check(http(RESEARCH_AGENT, "GET", "/v1/models"))
+        .await
+        .unwrap();
+    assert_eq!(
+        code(allow.get_ref()),
+        OK,
+        "normal allow after hostile input"
+    );
+    let deny = client
+        .check(http(ROGUE_AGENT, "GET", "/v1/models"))
+        .await
+        .unwrap();
+    assert_eq!(
+        code(deny.get_ref()),
+        PERMISSION_DENIED,
+        "normal deny after hostile input"
+    );
+    let health = HealthClient::new(ch.clone())
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(health.get_ref().status(), ServingStatus::Serving);
+    let admin = reqwest::Client::builder().no_proxy().build().unwrap();
+    let healthz = admin
+        .get(format!("http://{}/healthz", running.admin_addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(healthz.status(), 200);
+}
+
+/// Sends one hostile request, bounded in time; returns its answer.
+async fn hostile(
+    ch: &Channel,
+    what: &str,
+    req: CheckRequest,
+) -> Result<CheckResponse, tonic::Status> {
+    let started = Instant::now();
+    let result = tokio::time::timeout(
+        ANSWER_TIMEOUT,
+        AuthorizationClient::new(ch.clone()).check(req),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{what}: no answer within {ANSWER_TIMEOUT:?}"));
+    eprintln!("{what}: answered in {:?}", started.elapsed());
+    result.map(tonic::Response::into_inner)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_check_requests_get_clean_answers_and_the_server_stays_healthy() {
+    let running = start().await;
+    let ch = channel(&running).await;
+    assert_healthy(&running, &ch).await;
+
+    // Numerous headers: exactly the limit is decided; far past it is a 400, not a crash.
+    let mut at_limit = http(RESEARCH_AGENT, "GET", "/v1/models");
+    for i in 0..cedar_gate::request::MAX_HEADERS {
+        http_mut(&mut at_limit)
+            .headers
+            .insert(format!("x-h-{i}"), "v".repeat(64));
+    }
+    let resp = hostile(&ch, "256 headers", at_limit).await.unwrap();
+    assert_eq!(code(&resp), OK);
+    let mut numerous = http(RESEARCH_AGENT, "GET", "/v1/models");
+    for i in 0..20_000 {
+        http_mut(&mut numerous)
+            .headers
+            .insert(format!("x-h-{i}"), "v".into());
+    }
+    let resp = hostile(&ch, "20,000 headers", numerous).await.unwrap();
+    assert_eq!(code(&resp), INVALID_ARGUMENT);
+    assert_healthy(&running, &ch).await;
+
+    // Huge header values, just under the 4 MiB gRPC message limit in total.
+    let mut huge = http(RESEARCH_AGENT, "GET", "/v1/models");
+    for i in 0..3 {
+        http_mut(&mut huge)
+            .headers
+            .insert(format!("x-huge-{i}"), "a".repeat(1 << 20));
+    }
+    http_mut(&mut huge)
+        .headers
+        .insert("x-forwarded-client-cert".into(), "By=".repeat(100_000));
+    http_mut(&mut huge).headers.insert(
+        "authorization".into(),
+        format!("Bearer {}", "x".repeat(200_000)),
+    );
+    let resp = hostile(&ch, "3 MiB of header values", huge).await.unwrap();
+    assert_eq!(
+        code(&resp),
+        OK,
+        "the research agent is allowed whatever its extra headers"
+    );
+    assert_healthy(&running, &ch).await;
+
+    // Invalid UTF-8 in raw header values (`encode_raw_headers: true`), including the
+    // headers cedar-gate reads itself.
+    let mut raw = http(RESEARCH_AGENT, "GET", "/v1/models");
+    let bad = vec![0xff, 0xfe, 0xc3, 0x28, b'a', 0x80];
+    http_mut(&mut raw).header_map = Some(HeaderMap {
+        headers: [
+            "x-request-id",
+            "x-forwarded-client-cert",
+            "authorization",
+            "x-cedar-gate-principal",
+            "x-other",
+        ]
+        .iter()
+        .map(|k| HeaderValue {
+            key: (*k).into(),
+            raw_value: bad.clone(),
+            ..Default::default()
+        })
+        .collect(),
+    });
+    let resp = hostile(&ch, "invalid UTF-8 raw headers", raw)
+        .await
+        .unwrap();
+    assert_eq!(code(&resp), OK);
+
+    // An enormous path (3 MiB) that the `/v1/*` pattern must scan, and one full of `*`,
+    // `%` and NUL.
+    let long = format!("/v1/{}", "a/".repeat(3 << 19));
+    let resp = hostile(&ch, "3 MiB path", http(RESEARCH_AGENT, "POST", &long))
+        .await
+        .unwrap();
+    assert_eq!(code(&resp), OK);
+    let odd = format!("/v1/{}", "*%00\0%2F..%2F".repeat(50_000));
+    let resp = hostile(&ch, "odd path", http(RESEARCH_AGENT, "GET", &odd))
+        .await
+        .unwrap();
+    assert!(
+        matches!(code(&resp), OK | PERMISSION_DENIED | INVALID_ARGUMENT),
+        "{resp:?}"
+    );
+    let resp = hostile(
+        &ch,
+        "admin path",
+        http(RESEARCH_AGENT, "GET", &format!("/admin{long}")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        code(&resp),
+        PERMISSION_DENIED,
+        "forbid-admin-paths still applies"
+    );
+    assert_healthy(&running, &ch).await;
+
+    // Over the gRPC message limit (4 MiB): refused by tonic (OUT_OF_RANGE) before any
+    // decoding work; the connection and the server survive.
+    let mut over = http(RESEARCH_AGENT, "GET", "/v1/models");
+    http_mut(&mut over).raw_body = vec![b'{'; 5 << 20];
+    let status = hostile(&ch, "5 MiB body", over).await.unwrap_err();
+    assert!(
+        matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{status:?}"
+    );
+    assert_healthy(&running, &ch).await;
+
+    // No HTTP attributes at all, and an empty request: 400.
+    let resp = hostile(&ch, "empty CheckRequest", CheckRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(code(&resp), INVALID_ARGUMENT);
+    assert_healthy(&running, &ch).await;
+
+    running.shutdown().await;
+}
+
+/// How a client sees a graceful stop: the server's HTTP/2 GOAWAY with NO_ERROR (a stream
+/// the server never started, safe to retry elsewhere), which tonic reports as `INTERNAL`
+/// with the h2 error as source; or the connection being gone (`UNAVAILABLE`).
+fn is_clean_refusal(status: &tonic::Status) -> bool {
+    let detail = format!("{status:?}");
+    match status.code() {
+        Code::Unavailable | Code::Cancelled => true,
+        Code::Internal | Code::Unknown => detail.contains("GoAway") && detail.contains("NO_ERROR"),
+        _ => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_under_load_completes_in_flight_checks_then_refuses_connections() {
+    let running = start().await;
+    let addr = running.grpc_addr;
+    let mut channels = Vec::new();
+    for _ in 0..4 {
+        channels.push(channel(&running).await);
+    }
+    let shutting_down = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let answered_after_signal = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for ch in &channels {
+        for _ in 0..8 {
+            let mut client = AuthorizationClient::new(ch.clone());
+            let (shutting_down, answered, after) = (
+                shutting_down.clone(),
+                answered.clone(),
+                answered_after_signal.clone(),
+            );
+            workers.push(tokio::spawn(async move {
+                // Until the server stops answering: every answer must be right, and the
+                // first failure must come after shutdown began and be a clean refusal.
+                loop {
+                    let result = client
+                        .check(http(RESEARCH_AGENT, "GET", "/v1/models"))
+                        .await;
+                    match result {
+                        Ok(resp) => {
+                            assert_eq!(
+                                code(resp.get_ref()),
+                                OK,
+                                "a completed check is a real decision"
+                            );
+                            answered.fetch_add(1, Ordering::Relaxed);
+                            if shutting_down.load(Ordering::Relaxed) {
+                                after.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Err(status) => {
+                            assert!(
+                                shutting_down.load(Ordering::Relaxed),
+                                "check failed before shutdown: {status:?}"
+                            );
+                            assert!(is_clean_refusal(&status), "not a clean refusal: {status:?}");
+                            return;
+                        }
+                    }
+                }
+            }));
+        }
+    }
+
+    // Let the load build up, then stop while checks are in flight.
+    crate::common::eventually("checks flowing", Duration::from_secs(30), || {
+        let n = answered.load(Ordering::Relaxed);
+        async move { (n >= 200).then_some(()) }
+    })
+    .await;
+    shutting_down.store(true, Ordering::Relaxed);
+    let before = answered.load(Ordering::Relaxed);
+    tokio::time::timeout(Duration::from_secs(30), running.shutdown())
+        .await
+        .expect("graceful shutdown finishes while clients stay connected");
+
+    for w in workers {
+        tokio::time::timeout(Duration::from_secs(30), w)
+            .await
+            .expect("every client sees its answer or a clean refusal")
+            .unwrap();
+    }
+    let after = answered_after_signal.load(Ordering::Relaxed);
+    eprintln!("answered {before} before the signal, {after} after it");
+    // 32 checks were in flight when shutdown began: those the server had received were
+    // drained, not dropped.
+    assert!(
+        after > 0,
+        "no in-flight check completed after shutdown began"
+    );
+
+    // New connections are refused outright (the listener is closed), not accepted and hung.
+    let refused =
+        tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+            .await
+            .expect("connect attempt is answered at once");
+    assert!(
+        refused.is_err(),
+        "the gRPC port still accepts connections after shutdown"
+    );
+    let err = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await;
+    assert!(
+        err.is_err(),
+        "a new gRPC channel cannot connect after shutdown"
+    );
+}
