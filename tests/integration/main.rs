@@ -14,5 +14,5 @@ mod jwt_e2e;
 mod operations;
 mod policy_tests;
 mod reload;
-mod tls;
 mod robustness;
+mod tls;
