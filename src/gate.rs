@@ -345,7 +345,7 @@ pub fn authz_request_for(
         ("path".to_owned(), Value::str(&req.path)),
         ("scheme".to_owned(), Value::str(&req.scheme)),
         ("request_id".to_owned(), Value::str(&req.id)),
-        ("time".to_owned(), Value::Datetime(rfc3339(now))),
+        ("time".to_owned(), Value::Datetime(rfc3339_seconds(now))),
     ];
     if let Some(ip) = req.source.ip {
         request.push(("source_ip".to_owned(), Value::Ip(ip.to_string())));
@@ -373,6 +373,22 @@ pub fn authz_request_for(
         resource: op.resource.clone(),
         context,
     }
+}
+
+/// RFC 3339 UTC to the second: `context.request.time`. A second is all a
+/// time-of-day or expiry policy needs, and consecutive requests then share the
+/// value (see `policy::model::extension`).
+pub fn rfc3339_seconds(t: SystemTime) -> String {
+    let t = time::OffsetDateTime::from(t);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// RFC 3339 UTC with milliseconds, the form Cedar's `datetime` accepts.

@@ -1,0 +1,70 @@
+//! AI-traffic classification from a fuzzed body: the first byte picks a provider path
+//! from the shipped route table (`config/cedar-gate.yaml`), the rest is the request body.
+//! Covers the OpenAI, Anthropic, Gemini, Bedrock and MCP JSON-RPC parsers and the bounded
+//! body reader.
+//!
+//! Invariants: never panics; a classified request yields at least one operation and no
+//! more than the batch limit; each operation names an action and a resource.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use cedar_gate::classify::{self, Routes};
+use cedar_gate::config::Config;
+use cedar_gate::request::HttpRequest;
+use libfuzzer_sys::fuzz_target;
+
+const PATHS: &[&str] = &[
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/responses",
+    "/v1/embeddings",
+    "/v1/images/generations",
+    "/v1/messages",
+    "/v1beta/models/gemini-1.5-pro:generateContent",
+    "/v1beta/models/gemini-1.5-pro:streamGenerateContent",
+    "/model/anthropic.claude-3-sonnet/invoke",
+    "/model/meta.llama3/converse",
+    "/openai/deployments/gpt-4o/chat/completions",
+    "/mcp/github",
+    "/mcp/files",
+];
+
+fn routes() -> &'static Routes {
+    static ROUTES: OnceLock<Routes> = OnceLock::new();
+    ROUTES.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/cedar-gate.yaml");
+        let text = std::fs::read_to_string(path).expect("example config");
+        Config::from_yaml(&text).expect("example config is valid").routes
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let path = PATHS[usize::from(selector) % PATHS.len()];
+    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    if selector & 0x80 != 0 {
+        headers.push(("x-envoy-auth-partial-body".to_owned(), "true".to_owned()));
+    }
+    headers.sort();
+    let req = HttpRequest {
+        id: "fuzz".into(),
+        method: "POST".into(),
+        host: "models.example.com".into(),
+        path: path.into(),
+        scheme: "https".into(),
+        headers,
+        body: body.to_vec(),
+        ..Default::default()
+    };
+    if let Ok(ops) = classify::classify(&req, routes()) {
+        assert!(!ops.is_empty());
+        assert!(ops.len() <= 64);
+        for op in &ops {
+            assert!(!op.action.to_string().is_empty());
+            assert!(!op.resource.to_string().is_empty());
+        }
+    }
+});
