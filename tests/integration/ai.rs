@@ -4,9 +4,7 @@
 
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use envoy_types::pb::envoy::service::auth::v3::{
-    AttributeContext, CheckRequest, CheckResponse, attribute_context,
-};
+use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use envoy_types::pb::google::protobuf::value::Kind;
 use serde_json::Value;
 use tonic::transport::Channel;
@@ -111,35 +109,14 @@ fn request(
     how: Body,
     headers: &[(&str, &str)],
 ) -> CheckRequest {
-    let mut http = attribute_context::HttpRequest {
-        id: "envoy-req-ai".into(),
-        method: method.into(),
-        path: path.into(),
-        host: "gateway.example.com".into(),
-        scheme: "https".into(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..Default::default()
-    };
+    let mut http = crate::common::check::http(method, path, headers);
+    http.id = "envoy-req-ai".into();
+    http.host = "gateway.example.com".into();
     match how {
         Body::Raw => http.raw_body = body.to_vec(),
         Body::Text => http.body = String::from_utf8(body.to_vec()).unwrap(),
     }
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            source: Some(attribute_context::Peer {
-                principal: principal.into(),
-                ..Default::default()
-            }),
-            request: Some(attribute_context::Request {
-                http: Some(http),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    }
+    crate::common::check::check_request(principal, http)
 }
 
 fn post(principal: &str, path: &str, body: &[u8]) -> CheckRequest {

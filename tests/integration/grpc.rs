@@ -9,12 +9,11 @@ use cedar_gate::config::Config;
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use envoy_types::pb::envoy::service::auth::v3::{
-    AttributeContext, CheckRequest, CheckResponse, attribute_context,
-};
+use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use envoy_types::pb::google::protobuf::value::Kind;
 use tonic::transport::Channel;
 
+use crate::common::check::{check_request, http};
 use crate::common::ids::{QUARANTINED_AGENT, RESEARCH_AGENT, ROGUE_AGENT};
 use crate::common::repo_path;
 
@@ -84,39 +83,18 @@ impl Drop for Server {
     }
 }
 
-/// A CheckRequest as Envoy sends it.
+/// A CheckRequest as Envoy sends it, from peer address 10.1.2.3.
 fn request(principal: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> CheckRequest {
-    let http = attribute_context::HttpRequest {
-        id: "envoy-req-1".into(),
-        method: method.into(),
-        path: path.into(),
-        host: "models.example.com".into(),
-        scheme: "https".into(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..Default::default()
-    };
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            source: Some(attribute_context::Peer {
-                principal: principal.into(),
-                address: Some(Address {
-                    address: Some(address::Address::SocketAddress(SocketAddress {
-                        address: "10.1.2.3".into(),
-                        ..Default::default()
-                    })),
-                }),
+    let mut req = check_request(principal, http(method, path, headers));
+    if let Some(source) = req.attributes.as_mut().and_then(|a| a.source.as_mut()) {
+        source.address = Some(Address {
+            address: Some(address::Address::SocketAddress(SocketAddress {
+                address: "10.1.2.3".into(),
                 ..Default::default()
-            }),
-            request: Some(attribute_context::Request {
-                http: Some(http),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+            })),
+        });
     }
+    req
 }
 
 fn status_code(resp: &CheckResponse) -> i32 {

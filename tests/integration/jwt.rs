@@ -9,9 +9,7 @@ use cedar_gate::config::Config;
 use envoy_types::pb::envoy::config::core::v3::Metadata;
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use envoy_types::pb::envoy::service::auth::v3::{
-    AttributeContext, CheckRequest, CheckResponse, attribute_context,
-};
+use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use envoy_types::pb::google::protobuf::value::Kind;
 use envoy_types::pb::google::protobuf::{Struct, Value as PbValue};
 use jsonwebtoken::Algorithm;
@@ -109,31 +107,9 @@ fn agent_claims() -> Value {
 }
 
 fn request(principal: &str, path: &str, headers: &[(&str, &str)]) -> CheckRequest {
-    let http = attribute_context::HttpRequest {
-        id: "req-1".into(),
-        method: "GET".into(),
-        path: path.into(),
-        host: "models.example.com".into(),
-        scheme: "https".into(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..Default::default()
-    };
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            source: Some(attribute_context::Peer {
-                principal: principal.into(),
-                ..Default::default()
-            }),
-            request: Some(attribute_context::Request {
-                http: Some(http),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    }
+    let mut http = crate::common::check::http("GET", path, headers);
+    http.id = "req-1".into();
+    crate::common::check::check_request(principal, http)
 }
 
 fn code(resp: &CheckResponse) -> i32 {

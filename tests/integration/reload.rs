@@ -10,10 +10,8 @@ use std::time::{Duration, Instant};
 
 use cedar_gate::app::{self, Running, Settings};
 use cedar_gate::config::Config;
+use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use envoy_types::pb::envoy::service::auth::v3::{
-    AttributeContext, CheckRequest, attribute_context,
-};
 use envoy_types::pb::google::protobuf::value::Kind;
 use tonic::transport::Channel;
 
@@ -172,26 +170,9 @@ fn replace(path: &Path, text: &str) {
 }
 
 fn request(principal: &str, path: &str) -> CheckRequest {
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            source: Some(attribute_context::Peer {
-                principal: principal.into(),
-                ..Default::default()
-            }),
-            request: Some(attribute_context::Request {
-                http: Some(attribute_context::HttpRequest {
-                    id: "reload-test".into(),
-                    method: "GET".into(),
-                    path: path.into(),
-                    host: "models.example.com".into(),
-                    scheme: "https".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    }
+    let mut http = crate::common::check::http("GET", path, &[]);
+    http.id = "reload-test".into();
+    crate::common::check::check_request(principal, http)
 }
 
 async fn answer(

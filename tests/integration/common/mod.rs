@@ -13,6 +13,7 @@
 // The helpers are shared by several test modules; not every module uses every helper.
 #![allow(dead_code, unused_imports)]
 
+pub mod check;
 pub mod client;
 pub mod envoy;
 pub mod gate;
