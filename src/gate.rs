@@ -173,8 +173,11 @@ impl Gate {
                 }
             }
         }
-        let authz = authz_request_for(req, &identity, &first, now, self.config.identity.principal);
-        outcome.principal = authz.principal.uid.to_string();
+        let anonymous = identity.workload.is_none() && identity.token.is_none();
+        outcome.principal = principal_specs(&identity, self.config.identity.principal)
+            .0
+            .uid
+            .to_string();
         let valid_until = credential_expiry(&identity);
         outcome.identity = identity;
         let ops = match classified {
@@ -213,9 +216,7 @@ impl Gate {
                 fold_shadow(&mut shadow, s);
             }
             let mut decision = decided.decision;
-            if decision.reason == Reason::NoPermit
-                && authz.principal.uid.type_name().to_string() == ANONYMOUS
-            {
+            if decision.reason == Reason::NoPermit && anonymous {
                 // No credentials and no policy for Anonymous: ask for credentials.
                 decision.reason = Reason::Unauthenticated;
             }
@@ -304,18 +305,18 @@ pub fn authz_request(
     authz_request_for(req, identity, op, now, PrincipalSource::Token)
 }
 
-/// Builds the Cedar question, `choice` naming the principal when the request
-/// has both a workload and a token. The other identity is always in
-/// `context.auth`, so a policy can say "user U, only through workload W".
-pub fn authz_request_for(
-    req: &HttpRequest,
+fn workload_uid(w: &crate::identity::Workload) -> EntityUid {
+    builtin_uid(WORKLOAD, w.id.as_str())
+}
+
+/// The principal of a request, and the other entity it brings (the workload
+/// behind a token, referenced from the context, so it must be in the store).
+pub fn principal_specs(
     identity: &Identity,
-    op: &Operation,
-    now: SystemTime,
     choice: PrincipalSource,
-) -> AuthzRequest {
+) -> (PrincipalSpec, Vec<PrincipalSpec>) {
     let workload_spec = identity.workload.as_ref().map(|w| PrincipalSpec {
-        uid: builtin_uid(WORKLOAD, w.id.as_str()),
+        uid: workload_uid(w),
         attrs: workload_attrs(&w.id),
         parents: Vec::new(),
     });
@@ -324,8 +325,7 @@ pub fn authz_request_for(
         attrs: Vec::new(),
         parents: t.groups.iter().map(|g| builtin_uid(GROUP, g)).collect(),
     });
-    let (principal, extra) = match (token_spec, workload_spec.clone(), choice) {
-        // The workload is referenced from the context: it must be in the store.
+    match (token_spec, workload_spec, choice) {
         (Some(t), Some(w), PrincipalSource::Token) => (t, vec![w]),
         (Some(_), Some(w), PrincipalSource::Workload) | (None, Some(w), _) => (w, Vec::new()),
         (Some(t), None, _) => (t, Vec::new()),
@@ -337,7 +337,21 @@ pub fn authz_request_for(
             },
             Vec::new(),
         ),
-    };
+    }
+}
+
+/// Builds the Cedar question, `choice` naming the principal when the request
+/// has both a workload and a token. The other identity is always in
+/// `context.auth`, so a policy can say "user U, only through workload W".
+pub fn authz_request_for(
+    req: &HttpRequest,
+    identity: &Identity,
+    op: &Operation,
+    now: SystemTime,
+    choice: PrincipalSource,
+) -> AuthzRequest {
+    let (principal, extra) = principal_specs(identity, choice);
+    let workload = identity.workload.as_ref().map(workload_uid);
 
     let mut request = vec![
         ("method".to_owned(), Value::str(&req.method)),
@@ -351,8 +365,8 @@ pub fn authz_request_for(
         request.push(("source_ip".to_owned(), Value::Ip(ip.to_string())));
     }
     let mut auth = vec![("method".to_owned(), Value::str(identity.method()))];
-    if let Some(w) = &workload_spec {
-        auth.push(("workload".to_owned(), Value::Entity(w.uid.clone())));
+    if let Some(uid) = workload {
+        auth.push(("workload".to_owned(), Value::Entity(uid)));
     }
     if let Some(w) = &identity.workload {
         auth.push(("spiffe_id".to_owned(), Value::str(w.id.as_str())));
