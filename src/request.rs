@@ -7,6 +7,17 @@ use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 
 /// Most request headers accepted in one Check (Envoy's own default limit is 100).
 pub const MAX_HEADERS: usize = 256;
+/// Longest path plus query string accepted, in bytes. Envoy bounds all request headers
+/// together (60 KiB by default), but a gRPC caller talking to cedar-gate directly is bounded
+/// only by the message size (4 MiB), and the path is matched, copied into the Cedar context,
+/// the resource uid and the audit event: a multi-megabyte path costs seconds per Check.
+pub const MAX_PATH_BYTES: usize = 16 * 1024;
+/// Longest `:authority` (host) accepted, in bytes: a DNS name is at most 253, plus a port.
+pub const MAX_HOST_BYTES: usize = 1024;
+/// Longest single request header (name plus value) accepted, in bytes; above Envoy's default
+/// limit for all headers together (60 KiB), so only a direct caller or an Envoy with a raised
+/// `max_request_headers_kb` can reach it.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// The direct peer, as Envoy saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,6 +65,20 @@ pub enum RequestError {
     /// More headers than [`MAX_HEADERS`].
     #[error("request has {0} headers, more than the {MAX_HEADERS} allowed")]
     TooManyHeaders(usize),
+    /// Path and query longer than [`MAX_PATH_BYTES`].
+    #[error("request path is {0} bytes, more than the {MAX_PATH_BYTES} allowed")]
+    PathTooLong(usize),
+    /// Host longer than [`MAX_HOST_BYTES`].
+    #[error("request host is {0} bytes, more than the {MAX_HOST_BYTES} allowed")]
+    HostTooLong(usize),
+    /// One header (name plus value) longer than [`MAX_HEADER_BYTES`].
+    #[error("request header `{name}` is {len} bytes, more than the {MAX_HEADER_BYTES} allowed")]
+    HeaderTooLong {
+        /// The header name, cut to its first 64 characters.
+        name: String,
+        /// Name plus value, in bytes.
+        len: usize,
+    },
 }
 
 // === impl HttpRequest ===
@@ -95,6 +120,14 @@ impl TryFrom<CheckRequest> for HttpRequest {
             .request
             .and_then(|r| r.http)
             .ok_or(RequestError::NotHttp)?;
+        // Checked before anything is copied or parsed (see the constants for why).
+        let path_len = http.path.len() + http.query.len();
+        if path_len > MAX_PATH_BYTES {
+            return Err(RequestError::PathTooLong(path_len));
+        }
+        if http.host.len() > MAX_HOST_BYTES {
+            return Err(RequestError::HostTooLong(http.host.len()));
+        }
 
         let mut headers: Vec<(String, String)> = if !http.headers.is_empty() {
             http.headers
@@ -119,6 +152,20 @@ impl TryFrom<CheckRequest> for HttpRequest {
         };
         if headers.len() > MAX_HEADERS {
             return Err(RequestError::TooManyHeaders(headers.len()));
+        }
+        if let Some((name, value)) = headers
+            .iter()
+            .find(|(k, v)| k.len() + v.len() > MAX_HEADER_BYTES)
+        {
+            return Err(RequestError::HeaderTooLong {
+                // Echoed in the 400 and the log: cut, and nothing but printable ASCII.
+                name: name
+                    .chars()
+                    .take(64)
+                    .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+                    .collect(),
+                len: name.len() + value.len(),
+            });
         }
         headers.sort_by(|a, b| a.0.cmp(&b.0));
         // Join repeated names (raw header maps may repeat them).
@@ -196,9 +243,10 @@ fn value_json(v: envoy_types::pb::google::protobuf::Value) -> serde_json::Value 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
+    use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
     use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
 
     fn check(http: attribute_context::HttpRequest) -> CheckRequest {
@@ -248,5 +296,116 @@ mod tests {
             HttpRequest::try_from(check(http)),
             Err(RequestError::TooManyHeaders(MAX_HEADERS + 1))
         );
+    }
+
+    #[test]
+    fn path_and_query_are_bounded_together() {
+        // At the bound: accepted, whether the query is in `path` or in `query`.
+        let at = format!("/v1/{}", "a".repeat(MAX_PATH_BYTES - 4));
+        let http = attribute_context::HttpRequest {
+            path: at.clone(),
+            ..Default::default()
+        };
+        assert_eq!(HttpRequest::try_from(check(http)).unwrap().path, at);
+        let (p, q) = at.split_at(MAX_PATH_BYTES / 2);
+        let http = attribute_context::HttpRequest {
+            path: format!("{p}?{}", &q[1..]),
+            ..Default::default()
+        };
+        assert!(HttpRequest::try_from(check(http)).is_ok());
+
+        // One byte over, in the path, in the query string, or split between the two fields.
+        let over = format!("{at}b");
+        let http = attribute_context::HttpRequest {
+            path: over.clone(),
+            ..Default::default()
+        };
+        assert_eq!(
+            HttpRequest::try_from(check(http)),
+            Err(RequestError::PathTooLong(MAX_PATH_BYTES + 1))
+        );
+        let http = attribute_context::HttpRequest {
+            path: "/v1/x".into(),
+            query: "q".repeat(MAX_PATH_BYTES),
+            ..Default::default()
+        };
+        assert_eq!(
+            HttpRequest::try_from(check(http)),
+            Err(RequestError::PathTooLong(MAX_PATH_BYTES + 5))
+        );
+        let http = attribute_context::HttpRequest {
+            path: format!("/v1/{}", "a".repeat(3 << 20)),
+            ..Default::default()
+        };
+        let err = HttpRequest::try_from(check(http)).unwrap_err();
+        assert_eq!(err, RequestError::PathTooLong(4 + (3 << 20)));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "request path is {} bytes, more than the 16384 allowed",
+                4 + (3 << 20)
+            )
+        );
+    }
+
+    #[test]
+    fn host_is_bounded() {
+        let http = attribute_context::HttpRequest {
+            host: "h".repeat(MAX_HOST_BYTES),
+            ..Default::default()
+        };
+        assert!(HttpRequest::try_from(check(http)).is_ok());
+        let http = attribute_context::HttpRequest {
+            host: format!("{}.example.com:443", "h".repeat(MAX_HOST_BYTES)),
+            ..Default::default()
+        };
+        assert_eq!(
+            HttpRequest::try_from(check(http)),
+            Err(RequestError::HostTooLong(MAX_HOST_BYTES + 16))
+        );
+    }
+
+    #[test]
+    fn one_header_is_bounded_and_its_name_is_echoed_safely() {
+        let ok = "v".repeat(MAX_HEADER_BYTES - "x-big".len());
+        let mut http = attribute_context::HttpRequest::default();
+        http.headers.insert("x-big".into(), ok.clone());
+        assert_eq!(
+            HttpRequest::try_from(check(http)).unwrap().header("x-big"),
+            Some(ok.as_str())
+        );
+
+        let mut http = attribute_context::HttpRequest::default();
+        http.headers.insert("x-big".into(), format!("{ok}v"));
+        assert_eq!(
+            HttpRequest::try_from(check(http)),
+            Err(RequestError::HeaderTooLong {
+                name: "x-big".into(),
+                len: MAX_HEADER_BYTES + 1
+            })
+        );
+
+        // A raw header map (`encode_raw_headers`), a name that is itself the long part and
+        // holds bytes that must not reach a log line or the 400 body as they are.
+        let name = format!("x-\n\u{1b}[31m{}", "n".repeat(MAX_HEADER_BYTES));
+        let http = attribute_context::HttpRequest {
+            header_map: Some(HeaderMap {
+                headers: vec![HeaderValue {
+                    key: name.clone(),
+                    raw_value: b"v".to_vec(),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        };
+        let Err(RequestError::HeaderTooLong { name: echoed, len }) =
+            HttpRequest::try_from(check(http))
+        else {
+            panic!("a long header name is refused");
+        };
+        assert_eq!(len, name.len() + 1);
+        assert_eq!(echoed.chars().count(), 64);
+        assert!(echoed.starts_with("x-??[31m"), "{echoed}");
+        assert!(echoed.chars().all(|c| c.is_ascii_graphic()), "{echoed}");
     }
 }

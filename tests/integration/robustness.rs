@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 
 use cedar_gate::app::{self, Running, Settings};
 use cedar_gate::config::Config;
+use cedar_gate::request::{MAX_HEADER_BYTES, MAX_PATH_BYTES};
 use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{
     AttributeContext, CheckRequest, CheckResponse, attribute_context,
 };
@@ -87,6 +89,19 @@ fn http_mut(req: &mut CheckRequest) -> &mut attribute_context::HttpRequest {
 
 fn code(resp: &CheckResponse) -> i32 {
     resp.status.as_ref().map(|s| s.code).unwrap_or(-1)
+}
+
+/// Asserts a 400 (`INVALID_ARGUMENT` with an HTTP 400 for Envoy to send) and returns the
+/// `message` of its JSON body.
+fn bad_request_message(resp: &CheckResponse) -> String {
+    assert_eq!(code(resp), INVALID_ARGUMENT, "{resp:?}");
+    let Some(HttpResponse::DeniedResponse(denied)) = &resp.http_response else {
+        panic!("a 400 carries a denied response: {resp:?}");
+    };
+    assert_eq!(denied.status.as_ref().map(|s| s.code), Some(400));
+    let body: serde_json::Value = serde_json::from_str(&denied.body).unwrap();
+    assert_eq!(body["error"], "bad_request", "{body}");
+    body["message"].as_str().unwrap_or_default().to_owned()
 }
 
 /// The server still decides a normal request correctly and reports SERVING.
@@ -168,19 +183,21 @@ async fn hostile_check_requests_get_clean_answers_and_the_server_stays_healthy()
     assert_eq!(code(&resp), INVALID_ARGUMENT);
     assert_healthy(&running, &ch).await;
 
-    // Huge header values, just under the 4 MiB gRPC message limit in total.
+    // Huge header values, about 3 MiB in total (under the 4 MiB gRPC message limit), each
+    // just under the per-header bound, including the headers cedar-gate reads itself.
     let mut huge = http(RESEARCH_AGENT, "GET", "/v1/models");
-    for i in 0..3 {
+    let under = MAX_HEADER_BYTES - 64;
+    for i in 0..48 {
         http_mut(&mut huge)
             .headers
-            .insert(format!("x-huge-{i}"), "a".repeat(1 << 20));
+            .insert(format!("x-huge-{i}"), "a".repeat(under));
     }
     http_mut(&mut huge)
         .headers
-        .insert("x-forwarded-client-cert".into(), "By=".repeat(100_000));
+        .insert("x-forwarded-client-cert".into(), "By=".repeat(under / 3));
     http_mut(&mut huge).headers.insert(
         "authorization".into(),
-        format!("Bearer {}", "x".repeat(200_000)),
+        format!("Bearer {}", "x".repeat(under)),
     );
     let resp = hostile(&ch, "3 MiB of header values", huge).await.unwrap();
     assert_eq!(
@@ -188,6 +205,16 @@ async fn hostile_check_requests_get_clean_answers_and_the_server_stays_healthy()
         OK,
         "the research agent is allowed whatever its extra headers"
     );
+    // One header over the bound: a 400 naming it, before anything reads it.
+    let mut over = http(RESEARCH_AGENT, "GET", "/v1/models");
+    http_mut(&mut over)
+        .headers
+        .insert("x-huge".into(), "a".repeat(MAX_HEADER_BYTES));
+    let resp = hostile(&ch, "one header over the bound", over)
+        .await
+        .unwrap();
+    let message = bad_request_message(&resp);
+    assert!(message.contains("header `x-huge`"), "{message}");
     assert_healthy(&running, &ch).await;
 
     // Invalid UTF-8 in raw header values (`encode_raw_headers: true`), including the
@@ -215,14 +242,20 @@ async fn hostile_check_requests_get_clean_answers_and_the_server_stays_healthy()
         .unwrap();
     assert_eq!(code(&resp), OK);
 
-    // An enormous path (3 MiB) that the `/v1/*` pattern must scan, and one full of `*`,
-    // `%` and NUL.
-    let long = format!("/v1/{}", "a/".repeat(3 << 19));
-    let resp = hostile(&ch, "3 MiB path", http(RESEARCH_AGENT, "POST", &long))
-        .await
-        .unwrap();
+    // A path at the length bound that the `/v1/*` pattern must scan, one full of `*`, `%`
+    // and NUL, and an admin path at the bound.
+    let long = format!("/v1/{}", "a/".repeat((MAX_PATH_BYTES - 16) / 2));
+    assert!(long.len() + "/admin".len() <= MAX_PATH_BYTES);
+    let resp = hostile(
+        &ch,
+        "path at the bound",
+        http(RESEARCH_AGENT, "POST", &long),
+    )
+    .await
+    .unwrap();
     assert_eq!(code(&resp), OK);
-    let odd = format!("/v1/{}", "*%00\0%2F..%2F".repeat(50_000));
+    let odd = format!("/v1/{}", "*%00\0%2F..%2F".repeat(1_200));
+    assert!(odd.len() <= MAX_PATH_BYTES);
     let resp = hostile(&ch, "odd path", http(RESEARCH_AGENT, "GET", &odd))
         .await
         .unwrap();
@@ -242,6 +275,26 @@ async fn hostile_check_requests_get_clean_answers_and_the_server_stays_healthy()
         PERMISSION_DENIED,
         "forbid-admin-paths still applies"
     );
+    assert_healthy(&running, &ch).await;
+
+    // Over the path bound: a 3 MiB path (Envoy would never send it; a direct gRPC caller
+    // can) and an over-long query string are refused with a 400 before any matching, and
+    // so is a 2 MiB host.
+    let enormous = format!("/v1/{}", "a/".repeat(3 << 19));
+    let resp = hostile(&ch, "3 MiB path", http(RESEARCH_AGENT, "POST", &enormous))
+        .await
+        .unwrap();
+    let message = bad_request_message(&resp);
+    assert!(message.starts_with("request path is"), "{message}");
+    let query = format!("/v1/models?q={}", "a".repeat(MAX_PATH_BYTES));
+    let resp = hostile(&ch, "long query", http(RESEARCH_AGENT, "GET", &query))
+        .await
+        .unwrap();
+    assert!(bad_request_message(&resp).starts_with("request path is"));
+    let mut host = http(RESEARCH_AGENT, "GET", "/v1/models");
+    http_mut(&mut host).host = format!("{}.example.com", "h".repeat(2 << 20));
+    let resp = hostile(&ch, "2 MiB host", host).await.unwrap();
+    assert!(bad_request_message(&resp).starts_with("request host is"));
     assert_healthy(&running, &ch).await;
 
     // Over the gRPC message limit (4 MiB): refused by tonic (OUT_OF_RANGE) before any
