@@ -29,6 +29,21 @@ pub enum BodyError {
     /// Envoy forwarded only part of the body.
     #[error("envoy forwarded a partial body (`{PARTIAL_BODY_HEADER}: true`)")]
     Partial,
+    /// Fewer body bytes than the request's `content-length` (Envoy cut the body without
+    /// marking it partial).
+    #[error("envoy forwarded {len} of the {declared} body bytes (`content-length`)")]
+    Truncated {
+        /// Bytes forwarded.
+        len: usize,
+        /// The request's `content-length`.
+        declared: u64,
+    },
+    /// Exactly the route's `max_body_bytes` and no `content-length` to prove the body ends
+    /// there (chunked HTTP/1.1, HTTP/2): Envoy may have cut it without marking it partial.
+    #[error(
+        "the body is exactly the {0} bytes parsed at most and has no `content-length`; it may have been cut"
+    )]
+    AtLimit(usize),
     /// Longer than the route's `max_body_bytes`.
     #[error("the body is {len} bytes, more than the {max} parsed")]
     TooLarge {
@@ -57,7 +72,9 @@ impl BodyError {
     pub fn reason(&self) -> Reason {
         match self {
             BodyError::Missing => Reason::BodyMissing,
-            BodyError::Partial => Reason::BodyPartial,
+            BodyError::Partial | BodyError::Truncated { .. } | BodyError::AtLimit(_) => {
+                Reason::BodyPartial
+            }
             BodyError::TooLarge { .. } => Reason::BodyTooLarge,
             BodyError::Invalid(_) => Reason::BodyInvalid,
             BodyError::BatchTooLarge { .. } => Reason::BatchTooLarge,
@@ -120,6 +137,29 @@ impl<'a> BodyReader<'a> {
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
         {
             return Err(BodyError::Partial);
+        }
+        // Envoy sets the partial-body header only when it had buffered *more* than
+        // `max_request_bytes` when it asked: a body whose first bytes fill its buffer
+        // exactly (a client pausing there, or TLS records adding up) comes with
+        // `false` and is cut all the same. The request's own length tells the truth;
+        // without one, a body of exactly the limit (`max_body_bytes` is documented to
+        // equal Envoy's `max_request_bytes`) cannot be told from a cut one. An empty
+        // body is left to `Missing` (Envoy not configured to send bodies).
+        let declared = self
+            .req
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        match declared {
+            Some(declared) if !body.is_empty() && declared > body.len() as u64 => {
+                return Err(BodyError::Truncated {
+                    len: body.len(),
+                    declared,
+                });
+            }
+            None if !body.is_empty() && body.len() == self.max => {
+                return Err(BodyError::AtLimit(body.len()));
+            }
+            _ => {}
         }
         if let Some(enc) = self.req.header("content-encoding") {
             let enc = enc.trim();
@@ -313,6 +353,47 @@ mod tests {
             Err(BodyError::Invalid(_))
         ));
         assert!(json(&req(b"{}", &[("content-encoding", "identity")]), required).is_ok());
+        // Cut short without the partial marker (Envoy at exactly `max_request_bytes`).
+        let cut = req(
+            b"{}",
+            &[("content-length", "65537"), (PARTIAL_BODY_HEADER, "false")],
+        );
+        assert_eq!(
+            json(&cut, required),
+            Err(BodyError::Truncated {
+                len: 2,
+                declared: 65537
+            })
+        );
+        assert_eq!(
+            BodyError::Truncated {
+                len: 2,
+                declared: 65537
+            }
+            .reason(),
+            Reason::BodyPartial
+        );
+        assert_eq!(json(&cut, BodyMode::Optional), Ok(None));
+        assert!(json(&req(b"{}", &[("content-length", " 2 ")]), required).is_ok());
+        // A body that was never forwarded is missing, whatever its length.
+        assert_eq!(
+            json(&req(b"", &[("content-length", "10")]), required),
+            Err(BodyError::Missing)
+        );
+        // Not a number: nothing to compare, the body is judged on its own.
+        assert!(json(&req(b"{}", &[("content-length", "lots")]), required).is_ok());
+        // Exactly the limit with nothing to say where the body ends (chunked, HTTP/2):
+        // possibly cut. With a matching `content-length` it is whole; one byte under the
+        // limit it is whole either way.
+        let mut at_limit = vec![b' '; 1024];
+        at_limit[..2].copy_from_slice(b"{}");
+        assert_eq!(
+            json(&req(&at_limit, &[]), required),
+            Err(BodyError::AtLimit(1024))
+        );
+        assert_eq!(BodyError::AtLimit(1024).reason(), Reason::BodyPartial);
+        assert!(json(&req(&at_limit, &[("content-length", "1024")]), required).is_ok());
+        assert!(json(&req(&at_limit[..1023], &[]), required).is_ok());
         assert!(matches!(
             json(&req(&[b' '; 2000], &[]), required),
             Err(BodyError::TooLarge { .. })
