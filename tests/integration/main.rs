@@ -9,6 +9,7 @@ mod common;
 mod e2e;
 mod e2e_ai;
 mod grpc;
+mod hostile_envoy;
 mod jwt;
 mod jwt_e2e;
 mod operations;

@@ -5,6 +5,7 @@
 //! - [`Upstream`]: an HTTP server standing in for the protected service; records requests.
 //! - [`TestPki`]: a CA, a server certificate and SPIFFE client certificates.
 //! - [`MtlsClient`]: an HTTPS client presenting a client certificate to Envoy.
+//! - [`raw::RawClient`]: raw HTTP/1.1 bytes over mTLS to Envoy, for what clients refuse to send.
 //! - [`Stack`]: all of the above wired together, as the end-to-end tests use them.
 //!
 //! Every wait is a bounded poll ([`eventually`]), never a fixed sleep. Every child process is
@@ -19,6 +20,7 @@ pub mod envoy;
 pub mod gate;
 pub mod idp;
 pub mod pki;
+pub mod raw;
 pub mod stack;
 pub mod upstream;
 
