@@ -10,6 +10,7 @@ mod e2e;
 mod e2e_ai;
 mod grpc;
 mod hostile_envoy;
+mod idp_outage;
 mod jwt;
 mod jwt_e2e;
 mod operations;

@@ -66,6 +66,36 @@ impl CedarGate {
     /// 200, that is until a policy snapshot is loaded. Panics with the server's output if
     /// it exits or does not become ready in time.
     pub async fn start_with(opts: GateOptions) -> Self {
+        let mut gate = Self::spawn(opts);
+        gate.wait_ready().await;
+        gate
+    }
+
+    /// Starts cedar-gate and waits (bounded) only until its admin port answers, whatever
+    /// `/readyz` says (for tests of a server that is not ready yet).
+    pub async fn start_unready(opts: GateOptions) -> Self {
+        let mut gate = Self::spawn(opts);
+        let http = plain_http_client();
+        let url = format!("{}/healthz", gate.admin_url());
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        loop {
+            if !gate.is_running() {
+                panic!("cedar-gate exited:\n{}", gate.logs());
+            }
+            if http.get(&url).send().await.is_ok() {
+                return gate;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!(
+                    "cedar-gate admin port not up after {READY_TIMEOUT:?}:\n{}",
+                    gate.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn spawn(opts: GateOptions) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("cedar-gate-")
             .tempdir()
@@ -100,14 +130,12 @@ impl CedarGate {
             .spawn()
             .expect("spawn cedar-gate");
 
-        let mut gate = Self {
+        Self {
             child: Some(child),
             dir,
             grpc_addr,
             admin_addr,
-        };
-        gate.wait_ready().await;
-        gate
+        }
     }
 
     async fn wait_ready(&mut self) {
