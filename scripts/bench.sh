@@ -1,27 +1,32 @@
 #!/usr/bin/env bash
 # The benchmark run behind BENCHMARKS.md. Builds release once, then on loopback only:
 #   1. Check over gRPC: null ext_authz server vs cedar-gate (100 scoped policies), for each
-#      scenario, with cedar-gate's own handler p50 / p99 from its /metrics histogram;
+#      scenario (SPIFFE workloads, RS256 bearer tokens, an OpenAI chat body), with
+#      cedar-gate's own handler p50 / p99 from its /metrics histogram; every cedar-gate
+#      run must be all allows (the server's deny reasons are printed otherwise, and the
+#      script exits 1 at the end);
 #   2. policy-count scaling: 10, 100, 1,000, 10,000 scoped policies;
 #   3. through a real Envoy with wrk: no ext_authz / ext_authz -> null / ext_authz -> cedar-gate;
 #   4. resident memory of cedar-gate after one million distinct principals.
 # Writes $OUT/results.jsonl and $OUT/results.md (the tables for BENCHMARKS.md) and prints
 # the tables. Every process it starts is stopped by pid on exit.
 #
-# Usage: scripts/bench.sh [--smoke]
+# Usage: scripts/bench.sh [--smoke]     (or MODE=smoke scripts/bench.sh)
 #   --smoke   2 s runs, 2 policy sizes, 20,000 principals for the memory run: proves the
-#             harness works in about a minute; the figures are NOT benchmark figures.
+#             harness works in about two minutes; the figures are NOT benchmark figures.
 # Environment (defaults in brackets):
+#   SCENARIOS ["spiffe-distinct spiffe-repeat jwt-distinct jwt-repeat openai"]: gRPC part
 #   DURATION [10s] CONNS [2] INFLIGHT [16] WRK_CONNS [16] SCALING ["10 100 1000 10000"]
 #   RSS_PRINCIPALS [1000000] BASE_PORT [29100] OUT [target/bench/<UTC time>]
 #   AUDIT [devnull: audit events serialized and written to /dev/null; `off` for none]
 #   ENVOY_BIN [.venv/lib/python3*/site-packages/envoy/_bin/envoy; Envoy part skipped if absent]
-#   CARGO [cargo]
+#   CARGO [cargo] CARGO_TARGET_DIR [target]: the binaries are taken from $CARGO_TARGET_DIR/release
 #   PARTS ["grpc scaling envoy memory"]: which parts to run
+# The jwt-* scenarios need `openssl` (a fresh RSA key per run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MODE=full
+MODE=${MODE:-full}
 if [[ ${1:-} == --smoke ]]; then
   MODE=smoke
 fi
@@ -39,6 +44,7 @@ WRK_CONNS=${WRK_CONNS:-16}
 BASE_PORT=${BASE_PORT:-29100}
 AUDIT=${AUDIT:-devnull}
 PARTS=${PARTS:-grpc scaling envoy memory}
+SCENARIOS=${SCENARIOS:-spiffe-distinct spiffe-repeat jwt-distinct jwt-repeat openai}
 CARGO=${CARGO:-cargo}
 OUT=${OUT:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 ENVOY_BIN=${ENVOY_BIN:-$(compgen -G '.venv/lib/python3*/site-packages/envoy/_bin/envoy' | head -n1 || true)}
@@ -53,8 +59,16 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 RESULTS=$OUT/results.jsonl
 : > "$RESULTS"
-BIN=target/release
+BIN=${CARGO_TARGET_DIR:-target}/release
 REPORT=scripts/bench_report.py
+# Principals the gRPC scenarios cycle over: the workloads gen_policies.py writes, and the
+# tokens minted for jwt-distinct.
+PRINCIPALS=10000
+# The bench token issuer: `loadgen mint-jwt` signs with these, cedar-gate is configured
+# with them (the kid is written into both the tokens and the JWKS by mint-jwt).
+JWT_ISSUER=https://idp.example.com
+JWT_AUDIENCE=https://models.example.com
+UNEXPECTED=()
 
 PIDS=()
 cleanup() {
@@ -69,6 +83,7 @@ trap cleanup EXIT
 
 log() { printf '== %s\n' "$*" >&2; }
 part() { [[ " $PARTS " == *" $1 "* ]]; }
+scenario_on() { part grpc && [[ " $SCENARIOS " == *" $1 "* ]]; }
 
 # Polls a URL (bounded) until it answers 200 with a body matching $2.
 wait_http() {
@@ -149,24 +164,64 @@ log "generating policy sets"
 for n in 100 $(part scaling && echo "$SCALING"); do
   [[ -d $OUT/policies/p$n ]] || python3 scripts/gen_policies.py --policies "$n" "$OUT/policies/p$n" >&2
 done
+# openai: the same 100 teams, each allowed the standard models (and no plain HTTP, so a
+# request that is not classified as a chat call is denied), plus the AI guardrails.
+if scenario_on openai; then
+  python3 scripts/gen_policies.py --policies 100 --ai "$OUT/policies/p100-ai" >&2
+fi
+
+# jwt-*: one RS256 token per principal, signed now (not while measuring), and the JWKS
+# cedar-gate reads from a file. Token user-N is in team-(N mod 100) by its groups claim.
+JWT_DIR=$OUT/jwt
+if scenario_on jwt-distinct || scenario_on jwt-repeat; then
+  log "minting $PRINCIPALS RS256 tokens"
+  command -v openssl > /dev/null || { echo "the jwt-* scenarios need openssl (or leave them out of SCENARIOS)" >&2; exit 2; }
+  mkdir -p "$JWT_DIR"
+  openssl genrsa -out "$JWT_DIR/key.pem" 2048 2> /dev/null
+  "$BIN/examples/loadgen" mint-jwt --key "$JWT_DIR/key.pem" --count "$PRINCIPALS" --groups 100 \
+    --issuer "$JWT_ISSUER" --audience "$JWT_AUDIENCE" \
+    --tokens-out "$JWT_DIR/tokens.txt" --jwks-out "$JWT_DIR/jwks.json"
+fi
+JWT_CONFIG="  issuers:
+    - issuer: $JWT_ISSUER
+      jwks_file: $JWT_DIR/jwks.json
+      audiences: [$JWT_AUDIENCE]
+      algorithms: [RS256]
+      entity_type: User
+      groups_claim: groups
+"
+# openai: the shipped route table, so /v1/chat/completions is classified as OpenAI after
+# the routes before it were tried, as in a real deployment.
+ROUTES_CONFIG=$(awk '/^routes:/ { on = 1; print; next } on && /^[^ #]/ { on = 0 } on' config/cedar-gate.yaml)
 
 "$BIN/examples/null-authz" --listen "127.0.0.1:$NULL_PORT" 2>> "$OUT/null.log" &
 NULL_PID=$!
 PIDS+=("$NULL_PID")
 
 # --- 1. gRPC: null vs cedar-gate -------------------------------------------------
-part grpc && for scenario in spiffe-distinct spiffe-repeat; do
-  log "gRPC $scenario: null vs cedar-gate (100 policies)"
-  start_gate "$OUT/policies/p100"
-  loadgen --target "127.0.0.1:$NULL_PORT" --scenario "$scenario" --duration 1s --warmup 0s > /dev/null
-  loadgen --target "127.0.0.1:$GATE_PORT" --scenario "$scenario" --duration 1s --warmup 0s > /dev/null
-  null=$(loadgen --target "127.0.0.1:$NULL_PORT" --scenario "$scenario" --duration "$DURATION" --warmup 0s --label null)
+part grpc && for scenario in $SCENARIOS; do
+  # Each scenario: its policy set, the cedar-gate config it needs, its loadgen inputs.
+  case $scenario in
+    spiffe-*) policies=p100; extra=; args=() ;;
+    jwt-*) policies=p100; extra=$JWT_CONFIG; args=(--tokens "$JWT_DIR/tokens.txt") ;;
+    openai) policies=p100-ai; extra=$ROUTES_CONFIG$'\n'; args=() ;;
+    *) echo "unknown scenario \`$scenario\`" >&2; exit 2 ;;
+  esac
+  args+=(--scenario "$scenario" --principals "$PRINCIPALS")
+  log "gRPC $scenario: null vs cedar-gate ($policies)"
+  start_gate "$OUT/policies/$policies" "$extra"
+  loadgen --target "127.0.0.1:$NULL_PORT" "${args[@]}" --duration 1s --warmup 0s > /dev/null
+  loadgen --target "127.0.0.1:$GATE_PORT" "${args[@]}" --duration 1s --warmup 0s > /dev/null
+  null=$(loadgen --target "127.0.0.1:$NULL_PORT" "${args[@]}" --duration "$DURATION" --warmup 0s --label null)
   scrape "$OUT/before.prom"
-  gate=$(loadgen --target "127.0.0.1:$GATE_PORT" --scenario "$scenario" --duration "$DURATION" --warmup 0s --label cedar-gate)
+  gate=$(loadgen --target "127.0.0.1:$GATE_PORT" "${args[@]}" --duration "$DURATION" --warmup 0s --label cedar-gate)
   scrape "$OUT/after.prom"
   handler=$(python3 "$REPORT" handler "$OUT/before.prom" "$OUT/after.prom")
+  outcome=$(python3 "$REPORT" outcomes "$OUT/before.prom" "$OUT/after.prom")
+  row=$(merge_json '{"kind":"grpc"}' "$gate" "$handler" "$outcome")
   merge_json '{"kind":"grpc"}' "$null" >> "$RESULTS"
-  merge_json '{"kind":"grpc"}' "$gate" "$handler" >> "$RESULTS"
+  echo "$row" >> "$RESULTS"
+  python3 "$REPORT" expect-allow "$row" || UNEXPECTED+=("$scenario")
   stop_pid "$GATE_PID"
 done
 
@@ -242,3 +297,7 @@ fi
 
 python3 "$REPORT" table "$RESULTS" | tee "$OUT/results.md"
 log "results: $OUT/results.md ($OUT/results.jsonl)"
+if ((${#UNEXPECTED[@]})); then
+  log "not every Check was allowed in: ${UNEXPECTED[*]} (see above and $OUT/gate.log)"
+  exit 1
+fi

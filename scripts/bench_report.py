@@ -5,6 +5,13 @@
       p50 / p99 of cedar-gate's own Check handler over the interval between two scrapes of
       /metrics, from the `cedar_gate_check_duration_seconds` bucket deltas (linear
       interpolation inside a bucket, as Prometheus' histogram_quantile does). JSON line.
+  bench_report.py outcomes BEFORE.prom AFTER.prom
+      what cedar-gate decided over the same interval, from its counters: allows, denies by
+      reason, refused credentials by reason, Check errors, decision cache hits / misses /
+      bypasses. JSON line.
+  bench_report.py expect-allow ROW_JSON
+      exits 1 (and says why on stderr) unless every Check of a merged gRPC row was answered
+      OK and allowed by both the load generator's count and the server's counters.
   bench_report.py wrk WRK_OUTPUT
       requests/s, p50 / p99 latency and non-2xx count from `wrk --latency` output. JSON line.
   bench_report.py table RESULTS.jsonl
@@ -57,6 +64,78 @@ def handler(before, after):
     }
 
 
+def counters(path, name):
+    """{labels: value} of counter `name`; labels as a sorted tuple of (key, value)."""
+    out = {}
+    pattern = re.compile(re.escape(name) + r"(?:\{([^}]*)\})? (\S+)$")
+    with open(path) as f:
+        for line in f:
+            m = pattern.match(line.strip())
+            if m:
+                labels = tuple(sorted(re.findall(r'(\w+)="([^"]*)"', m.group(1) or "")))
+                out[labels] = out.get(labels, 0.0) + float(m.group(2))
+    return out
+
+
+def delta_by(before, after, name, label):
+    """Increase of counter `name` between two scrapes, summed by one label's value."""
+    b, a = counters(before, name), counters(after, name)
+    out = {}
+    for labels, v in a.items():
+        d = v - b.get(labels, 0.0)
+        if d > 0:
+            key = dict(labels).get(label, "")
+            out[key] = out.get(key, 0) + int(d)
+    return out
+
+
+def outcomes(before, after):
+    total = lambda name: sum(delta_by(before, after, name, "").values())
+    checks = delta_by(before, after, "cedar_gate_checks_total", "decision")
+    b, a = counters(before, "cedar_gate_checks_total"), counters(after, "cedar_gate_checks_total")
+    deny_reasons = {}
+    for labels, v in a.items():
+        d = dict(labels)
+        if d.get("decision") != "allow" and v - b.get(labels, 0.0) > 0:
+            deny_reasons[d.get("reason", "?")] = int(v - b.get(labels, 0.0))
+    return {
+        "server_allow": checks.get("allow", 0),
+        "server_deny": sum(v for k, v in checks.items() if k != "allow"),
+        "deny_reasons": deny_reasons,
+        "identity_rejections": delta_by(before, after, "cedar_gate_identity_rejections_total", "reason"),
+        "check_errors": delta_by(before, after, "cedar_gate_check_errors_total", "reason"),
+        "cache_hits": total("cedar_gate_decision_cache_hits_total"),
+        "cache_misses": total("cedar_gate_decision_cache_misses_total"),
+        "cache_bypasses": total("cedar_gate_decision_cache_bypass_total"),
+    }
+
+
+def expect_allow(row):
+    r = json.loads(row)
+    statuses = r.get("grpc_status", {})
+    not_ok = {k: v for k, v in statuses.items() if k != "OK"}
+    problems = []
+    if r.get("deny", 0) or r.get("server_deny", 0):
+        problems.append(f"{r.get('deny', 0)} denied (server: {r.get('server_deny', 0)}, reasons "
+                        f"{r.get('deny_reasons', {})})")
+    if r.get("identity_rejections"):
+        problems.append(f"credentials refused {r['identity_rejections']}")
+    if r.get("check_errors"):
+        problems.append(f"Check errors {r['check_errors']}")
+    if not_ok:
+        problems.append(f"gRPC errors {not_ok}")
+    if r.get("requests", 0) == 0:
+        problems.append("no request answered")
+    where = f"{r.get('label', '?')} {r.get('scenario', '?')}"
+    if problems:
+        print(f"UNEXPECTED in {where}: " + "; ".join(problems), file=sys.stderr)
+        return 1
+    print(f"{where}: all {r.get('allow', 0):,} allowed (server: {r.get('server_allow', 0):,}); decision cache "
+          f"{r.get('cache_hits', 0):,} hits / {r.get('cache_misses', 0):,} misses / "
+          f"{r.get('cache_bypasses', 0):,} bypasses", file=sys.stderr)
+    return 0
+
+
 def to_us(s):
     m = re.match(r"([\d.]+)(us|ms|s)$", s)
     if not m:
@@ -101,17 +180,19 @@ def table(path):
 
     grpc = [r for r in rows if r.get("kind") == "grpc"]
     if grpc:
-        print("### Check over loopback gRPC: cedar-gate vs the null server (100 scoped policies)")
+        print("### Check over loopback gRPC: cedar-gate vs the null server (100 scoped policies; "
+              "`openai`: 100 scoped model policies and the AI guardrails)")
         print()
-        print("| scenario | null req/s | cedar-gate req/s | ratio | null p50 / p99 / p99.9 µs | cedar-gate p50 / p99 / p99.9 µs | handler p50 / p99 µs | allow / deny |")
-        print("|---|---:|---:|---:|---|---|---|---|")
+        print("| scenario | null req/s | cedar-gate req/s | ratio | null p50 / p99 / p99.9 µs | cedar-gate p50 / p99 / p99.9 µs | handler p50 / p99 µs | allow / deny | decision cache hit / miss |")
+        print("|---|---:|---:|---:|---|---|---|---|---|")
         for sc in dict.fromkeys(r["scenario"] for r in grpc):
             n = next((r for r in grpc if r["scenario"] == sc and r["label"] == "null"), {})
             c = next((r for r in grpc if r["scenario"] == sc and r["label"] == "cedar-gate"), {})
             lat = lambda r: f"{fmt(r.get('p50_us'), 1)} / {fmt(r.get('p99_us'), 1)} / {fmt(r.get('p999_us'), 1)}"
             print(f"| {sc} | {fmt(n.get('rps'))} | {fmt(c.get('rps'))} | {ratio(c.get('rps'), n.get('rps'))} | "
                   f"{lat(n)} | {lat(c)} | {fmt(c.get('handler_p50_us'), 1)} / {fmt(c.get('handler_p99_us'), 1)} | "
-                  f"{c.get('allow', 0):,} / {c.get('deny', 0):,} |")
+                  f"{c.get('allow', 0):,} / {c.get('deny', 0):,} | "
+                  f"{c.get('cache_hits', 0):,} / {c.get('cache_misses', 0):,} |")
         print()
 
     scaling = [r for r in rows if r.get("kind") == "scaling"]
@@ -161,6 +242,10 @@ def main():
     cmd = sys.argv[1]
     if cmd == "handler" and len(sys.argv) == 4:
         print(json.dumps(handler(sys.argv[2], sys.argv[3])))
+    elif cmd == "outcomes" and len(sys.argv) == 4:
+        print(json.dumps(outcomes(sys.argv[2], sys.argv[3])))
+    elif cmd == "expect-allow":
+        sys.exit(expect_allow(sys.argv[2]))
     elif cmd == "wrk":
         print(json.dumps(wrk(sys.argv[2])))
     elif cmd == "table":

@@ -12,12 +12,17 @@
 //! cargo run --release --example loadgen -- --target 127.0.0.1:9191 \
 //!     --scenario spiffe-distinct --connections 2 --inflight 16 --duration 10s
 //! ```
+//!
+//! The `jwt-*` scenarios send tokens signed beforehand by `loadgen mint-jwt` (see
+//! [`jwt`]), so that signing is not measured.
 
+mod jwt;
 mod report;
 mod scenario;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -33,8 +38,10 @@ use scenario::{Params, Scenario};
 
 /// Drive ext_authz `Check` over loopback and report throughput and latency.
 #[derive(Debug, Parser)]
-#[command(name = "loadgen")]
+#[command(name = "loadgen", args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// gRPC address of the ext_authz server (loopback only).
     #[arg(long, default_value = "127.0.0.1:9191")]
     target: SocketAddr,
@@ -56,15 +63,27 @@ struct Args {
     /// Request mix.
     #[arg(long, value_enum, default_value = "spiffe-distinct")]
     scenario: Scenario,
-    /// Distinct principals for `spiffe-distinct` (ids `agent-0` .. `agent-{N-1}`).
+    /// Distinct principals for `spiffe-distinct` and `openai` (ids `agent-0` ..
+    /// `agent-{N-1}`) and `jwt-distinct` (tokens of `user-0` .. `user-{N-1}`).
     #[arg(long, default_value_t = 10_000)]
     principals: u64,
+    /// Tokens for the `jwt-*` scenarios, one a line, as `loadgen mint-jwt` writes them
+    /// (at least `--principals` of them for `jwt-distinct`).
+    #[arg(long)]
+    tokens: Option<PathBuf>,
     /// Label for the report (for example `cedar-gate` or `null`).
     #[arg(long, default_value = "target")]
     label: String,
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     json: bool,
+}
+
+/// Tasks other than loading a target.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Sign RS256 tokens for the `jwt-*` scenarios and write them with their JWKS.
+    MintJwt(jwt::MintArgs),
 }
 
 /// What one worker task measured.
@@ -101,6 +120,9 @@ impl Tally {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::MintJwt(mint)) = &args.command {
+        return jwt::mint(mint);
+    }
     if !args.target.ip().is_loopback() {
         bail!(
             "refusing to load {}: only loopback targets are allowed",
@@ -110,10 +132,11 @@ fn main() -> anyhow::Result<()> {
     if args.connections == 0 || args.inflight == 0 {
         bail!("--connections and --inflight must be at least 1");
     }
+    let params = Arc::new(params(&args)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(run(&args))?;
+    let report = runtime.block_on(run(&args, params))?;
     if args.json {
         println!("{}", report.to_json());
     } else {
@@ -122,7 +145,27 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(args: &Args) -> anyhow::Result<Report> {
+/// The scenario's inputs, prepared before any request is sent.
+fn params(args: &Args) -> anyhow::Result<Params> {
+    let bearers = match (&args.tokens, args.scenario.needs_tokens()) {
+        (_, false) => Vec::new(),
+        (None, true) => bail!(
+            "--scenario {} needs --tokens (from `loadgen mint-jwt`)",
+            args.scenario.name()
+        ),
+        (Some(path), true) => jwt::load_bearers(path)?,
+    };
+    if args.scenario == Scenario::JwtDistinct && (bearers.len() as u64) < args.principals {
+        bail!(
+            "--tokens holds {} tokens, fewer than --principals {}",
+            bearers.len(),
+            args.principals
+        );
+    }
+    Ok(Params::new(args.principals, bearers))
+}
+
+async fn run(args: &Args, params: Arc<Params>) -> anyhow::Result<Report> {
     let mut channels = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
         // One `Endpoint::connect` is one HTTP/2 connection; clones of the channel share it.
@@ -135,9 +178,6 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
             .with_context(|| format!("cannot connect to {}", args.target))?;
         channels.push(channel);
     }
-    let params = Arc::new(Params {
-        principals: args.principals,
-    });
     let seq = Arc::new(AtomicU64::new(0));
 
     // Warm-up: same traffic, nothing recorded.
