@@ -2,18 +2,14 @@
 //! route table shipped in `config/cedar-gate.yaml` and the policies shipped in `cedar/`,
 //! called with CheckRequests carrying the hand-written provider fixtures as bodies.
 
-use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
-use envoy_types::pb::google::protobuf::value::Kind;
 use serde_json::Value;
-use tonic::transport::Channel;
+use tempfile::TempDir;
 
-use cedar_gate::app::{self, Running, Settings};
-use cedar_gate::config::Config;
-
+use crate::common::check::meta;
 use crate::common::ids::{RESEARCH_AGENT, ROGUE_AGENT};
-use crate::common::{read_json_lines, repo_path};
+use crate::common::{InProc, audit_event, audit_file_yaml, repo_path};
 
 /// In `approved-agents` and `ml-research`: frontier models allowed.
 const NOTEBOOK: &str = "spiffe://example.org/ns/ml/sa/research-notebook";
@@ -34,61 +30,33 @@ pub fn fixture(rel: &str) -> Vec<u8> {
     std::fs::read(repo_path("tests/fixtures/ai").join(rel)).unwrap()
 }
 
+/// The server over the shipped `cedar/` and route table, auditing to a file.
 struct Server {
-    running: Option<Running>,
-    client: AuthorizationClient<Channel>,
-    dir: tempfile::TempDir,
+    gate: InProc,
+    audit: TempDir,
 }
 
 impl Server {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let audit = serde_json::to_string(&dir.path().join("audit.log")).unwrap();
+        let audit = tempfile::tempdir().unwrap();
         let config = format!(
-            "identity:\n  trust_domains: [example.org]\naudit:\n  sink: file\n  path: {audit}\n{}",
+            "identity:\n  trust_domains: [example.org]\n{}{}",
+            audit_file_yaml(&audit.path().join("audit.log")),
             shipped_routes_yaml()
         );
-        let settings = Settings {
-            config: Config::from_yaml(&config).unwrap(),
-            policy_dir: repo_path("cedar"),
-            grpc_listen: "127.0.0.1:0".parse().unwrap(),
-            admin_listen: "127.0.0.1:0".parse().unwrap(),
-        };
-        let running = app::start(settings).await.unwrap();
-        let client = AuthorizationClient::connect(format!("http://{}", running.grpc_addr))
-            .await
-            .unwrap();
         Self {
-            running: Some(running),
-            client,
-            dir,
+            gate: InProc::shipped(&config).await,
+            audit,
         }
     }
 
-    async fn check(&mut self, req: CheckRequest) -> CheckResponse {
-        self.client.check(req).await.unwrap().into_inner()
+    async fn check(&self, req: CheckRequest) -> CheckResponse {
+        self.gate.check(req).await
     }
 
     /// The audit event of a decision (the writer thread flushes within moments).
     async fn audit(&self, decision_id: &str) -> Value {
-        for _ in 0..100 {
-            if let Some(e) = read_json_lines(&self.dir.path().join("audit.log"))
-                .into_iter()
-                .find(|e| e["decision_id"] == decision_id)
-            {
-                return e;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("no audit event for {decision_id}");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
-            tokio::spawn(running.shutdown());
-        }
+        audit_event(&self.audit.path().join("audit.log"), decision_id).await
     }
 }
 
@@ -145,21 +113,9 @@ fn forbidden(resp: &CheckResponse) -> Value {
     }
 }
 
-fn meta(resp: &CheckResponse, key: &str) -> String {
-    match resp
-        .dynamic_metadata
-        .as_ref()
-        .and_then(|m| m.fields.get(key))
-        .and_then(|v| v.kind.clone())
-    {
-        Some(Kind::StringValue(s)) => s,
-        other => panic!("metadata `{key}`: {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn ai_approved_agent_calls_standard_models_of_every_provider() {
-    let mut s = Server::start().await;
+    let s = Server::start().await;
     let cases = [
         (
             "/v1/chat/completions",
@@ -231,7 +187,7 @@ async fn ai_approved_agent_calls_standard_models_of_every_provider() {
 
 #[tokio::test]
 async fn ai_frontier_model_is_refused_naming_the_model_except_for_ml_research() {
-    let mut s = Server::start().await;
+    let s = Server::start().await;
     let body = fixture("openai/chat_completions_frontier.json");
     let resp = s
         .check(post(RESEARCH_AGENT, "/v1/chat/completions", &body))
@@ -260,7 +216,7 @@ async fn ai_frontier_model_is_refused_naming_the_model_except_for_ml_research() 
 
 #[tokio::test]
 async fn ai_prompt_controls_token_cap_streaming_and_tools() {
-    let mut s = Server::start().await;
+    let s = Server::start().await;
     // 8192 output tokens on a frontier model: permitted for ML research, but the cap wins.
     let resp = s
         .check(post(
@@ -298,7 +254,7 @@ async fn ai_prompt_controls_token_cap_streaming_and_tools() {
 
 #[tokio::test]
 async fn ai_mcp_tool_allow_list_destructive_tools_and_batches() {
-    let mut s = Server::start().await;
+    let s = Server::start().await;
     for rel in [
         "mcp/initialize.json",
         "mcp/tools_list.json",
@@ -389,7 +345,7 @@ async fn ai_mcp_tool_allow_list_destructive_tools_and_batches() {
 
 #[tokio::test]
 async fn ai_unreadable_bodies_fail_closed_with_specific_reasons() {
-    let mut s = Server::start().await;
+    let s = Server::start().await;
     let chat = fixture("openai/chat_completions_tools.json");
     let path = "/v1/chat/completions";
     let cases: Vec<(CheckRequest, &str)> = vec![
@@ -481,7 +437,7 @@ async fn ai_unreadable_bodies_fail_closed_with_specific_reasons() {
 
 #[tokio::test]
 async fn ai_unknown_provider_paths_are_plain_http_and_batch_apis_are_refused() {
-    let mut s = Server::start().await;
+    let s = Server::start().await;
     let resp = s.check(post(RESEARCH_AGENT, "/v1/batches", br#"{"input_file_id":"file-abc123","endpoint":"/v1/chat/completions","completion_window":"24h"}"#)).await;
     let json = forbidden(&resp);
     assert_eq!(json["reason"], "policy_forbid");

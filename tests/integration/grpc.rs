@@ -1,86 +1,27 @@
 //! gRPC-level tests: the real server (in process, on `127.0.0.1:0`) called with
 //! the generated ext_authz client, as Envoy would call it.
 
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use cedar_gate::app::{self, Running, Settings};
-use cedar_gate::config::Config;
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address};
-use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
-use envoy_types::pb::google::protobuf::value::Kind;
-use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::common::check::{check_request, http};
+use crate::common::check::{check_request, code, denied, http, meta};
+use crate::common::copy_shipped_policies;
 use crate::common::ids::{QUARANTINED_AGENT, RESEARCH_AGENT, ROGUE_AGENT};
-use crate::common::repo_path;
+use crate::common::inproc::{CONFIG, InProc};
 
-const CONFIG: &str = "identity:\n  trust_domains: [example.org]\naudit:\n  sink: off\n";
-
-struct Server {
-    running: Option<Running>,
-    client: AuthorizationClient<Channel>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Server {
-    async fn start(config: &str, policy_dir: &Path) -> Self {
-        let settings = Settings {
-            config: Config::from_yaml(config).unwrap(),
-            policy_dir: policy_dir.to_owned(),
-            grpc_listen: "127.0.0.1:0".parse().unwrap(),
-            admin_listen: "127.0.0.1:0".parse().unwrap(),
-        };
-        let running = app::start(settings).await.unwrap();
-        let client = AuthorizationClient::connect(format!("http://{}", running.grpc_addr))
-            .await
-            .unwrap();
-        Self {
-            running: Some(running),
-            client,
-            _dir: None,
-        }
-    }
-
-    /// A server over a copy of `cedar/` plus extra policy files.
-    async fn with_extra(config: &str, extra: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        for entry in std::fs::read_dir(repo_path("cedar")).unwrap() {
-            let entry = entry.unwrap();
-            // `cedar/tests/` holds policy unit tests, not policies.
-            if !entry.file_type().unwrap().is_file() {
-                continue;
-            }
-            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-        }
+/// A server over a copy of `cedar/` plus extra policy files.
+async fn with_extra(config: &str, extra: &[(&str, &str)]) -> InProc {
+    InProc::start_in(config, |dir| {
+        copy_shipped_policies(dir);
         for (name, text) in extra {
-            std::fs::write(dir.path().join(name), text).unwrap();
+            std::fs::write(dir.join(name), text).unwrap();
         }
-        let mut s = Self::start(config, dir.path()).await;
-        s._dir = Some(dir);
-        s
-    }
-
-    async fn check(&mut self, req: CheckRequest) -> CheckResponse {
-        self.client.check(req).await.unwrap().into_inner()
-    }
-
-    async fn admin(&self, path: &str) -> (u16, String) {
-        let addr = self.running.as_ref().unwrap().admin_addr;
-        let resp = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
-        (resp.status().as_u16(), resp.text().await.unwrap())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
-            // Fire-and-forget graceful stop; the runtime ends with the test.
-            tokio::spawn(running.shutdown());
-        }
-    }
+    })
+    .await
 }
 
 /// A CheckRequest as Envoy sends it, from peer address 10.1.2.3.
@@ -97,26 +38,6 @@ fn request(principal: &str, method: &str, path: &str, headers: &[(&str, &str)]) 
     req
 }
 
-fn status_code(resp: &CheckResponse) -> i32 {
-    resp.status.as_ref().map(|s| s.code).unwrap_or(-1)
-}
-
-/// (http status, parsed JSON body) of a denial.
-fn denied(resp: &CheckResponse) -> (i32, serde_json::Value, Vec<(String, String)>) {
-    match &resp.http_response {
-        Some(HttpResponse::DeniedResponse(d)) => (
-            d.status.as_ref().map(|s| s.code).unwrap_or(0),
-            serde_json::from_str(&d.body).unwrap(),
-            d.headers
-                .iter()
-                .filter_map(|h| h.header.as_ref())
-                .map(|h| (h.key.clone(), h.value.clone()))
-                .collect(),
-        ),
-        other => panic!("expected a denial, got {other:?}"),
-    }
-}
-
 fn ok_headers(resp: &CheckResponse) -> (Vec<(String, String)>, Vec<String>) {
     match &resp.http_response {
         Some(HttpResponse::OkResponse(ok)) => (
@@ -131,23 +52,9 @@ fn ok_headers(resp: &CheckResponse) -> (Vec<(String, String)>, Vec<String>) {
     }
 }
 
-fn meta(resp: &CheckResponse, key: &str) -> String {
-    let v = resp
-        .dynamic_metadata
-        .as_ref()
-        .and_then(|m| m.fields.get(key))
-        .and_then(|v| v.kind.clone());
-    match v {
-        Some(Kind::StringValue(s)) => s,
-        Some(Kind::NumberValue(n)) => n.to_string(),
-        Some(Kind::BoolValue(b)) => b.to_string(),
-        other => panic!("metadata `{key}` missing or odd: {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn approved_workload_is_allowed_with_upstream_headers_and_metadata() {
-    let mut s = Server::start(CONFIG, &repo_path("cedar")).await;
+    let s = InProc::shipped(CONFIG).await;
     let resp = s
         .check(request(
             RESEARCH_AGENT,
@@ -160,7 +67,7 @@ async fn approved_workload_is_allowed_with_upstream_headers_and_metadata() {
             ],
         ))
         .await;
-    assert_eq!(status_code(&resp), 0);
+    assert_eq!(code(&resp), 0);
     let (headers, removed) = ok_headers(&resp);
     let principal = format!("Workload::\"{RESEARCH_AGENT}\"");
     assert!(
@@ -195,7 +102,7 @@ async fn approved_workload_is_allowed_with_upstream_headers_and_metadata() {
 #[tokio::test]
 async fn configured_headers_are_stripped_on_allow() {
     let config = format!("{CONFIG}response:\n  remove_headers: [authorization]\n");
-    let mut s = Server::start(&config, &repo_path("cedar")).await;
+    let s = InProc::shipped(&config).await;
     let resp = s
         .check(request(
             RESEARCH_AGENT,
@@ -210,11 +117,11 @@ async fn configured_headers_are_stripped_on_allow() {
 
 #[tokio::test]
 async fn unapproved_workload_gets_403_no_permit() {
-    let mut s = Server::start(CONFIG, &repo_path("cedar")).await;
+    let s = InProc::shipped(CONFIG).await;
     let resp = s
         .check(request(ROGUE_AGENT, "POST", "/v1/chat/completions", &[]))
         .await;
-    assert_eq!(status_code(&resp), 7);
+    assert_eq!(code(&resp), 7);
     let (status, body, headers) = denied(&resp);
     assert_eq!(status, 403);
     assert_eq!(body["error"], "forbidden");
@@ -226,7 +133,7 @@ async fn unapproved_workload_gets_403_no_permit() {
 
 #[tokio::test]
 async fn forbid_wins_over_permit() {
-    let mut s = Server::start(CONFIG, &repo_path("cedar")).await;
+    let s = InProc::shipped(CONFIG).await;
     let resp = s
         .check(request(QUARANTINED_AGENT, "GET", "/v1/models", &[]))
         .await;
@@ -243,9 +150,9 @@ async fn forbid_wins_over_permit() {
 
 #[tokio::test]
 async fn anonymous_gets_401_unless_permitted() {
-    let mut s = Server::start(CONFIG, &repo_path("cedar")).await;
+    let s = InProc::shipped(CONFIG).await;
     let resp = s.check(request("", "GET", "/v1/models", &[])).await;
-    assert_eq!(status_code(&resp), 16);
+    assert_eq!(code(&resp), 16);
     let (status, body, headers) = denied(&resp);
     assert_eq!(status, 401);
     assert_eq!(body["reason"], "unauthenticated");
@@ -258,12 +165,12 @@ async fn anonymous_gets_401_unless_permitted() {
 
     // `anonymous-health` permits Anonymous on GET /healthz.
     let resp = s.check(request("", "GET", "/healthz", &[])).await;
-    assert_eq!(status_code(&resp), 0);
+    assert_eq!(code(&resp), 0);
 }
 
 #[tokio::test]
 async fn foreign_trust_domain_and_bad_ids_are_401() {
-    let mut s = Server::start(CONFIG, &repo_path("cedar")).await;
+    let s = InProc::shipped(CONFIG).await;
     let resp = s
         .check(request(
             "spiffe://evil.org/ns/agents/sa/research-agent",
@@ -295,7 +202,7 @@ async fn foreign_trust_domain_and_bad_ids_are_401() {
 
 #[tokio::test]
 async fn untrusted_xfcc_is_ignored() {
-    let mut s = Server::start(CONFIG, &repo_path("cedar")).await;
+    let s = InProc::shipped(CONFIG).await;
     let xfcc = format!("By=spiffe://example.org/ns/gw/sa/gw;URI={RESEARCH_AGENT}");
     let resp = s
         .check(request(
@@ -326,7 +233,7 @@ async fn trusted_xfcc_is_used_only_from_trusted_peers() {
     let config = format!(
         "identity:\n  trust_domains: [example.org]\n  xfcc:\n    trusted: true\n    trusted_peers: [\"{gateway}\"]\naudit:\n  sink: off\n"
     );
-    let mut s = Server::start(&config, &repo_path("cedar")).await;
+    let s = InProc::shipped(&config).await;
     let xfcc = format!("By={gateway};Hash=abc;URI={RESEARCH_AGENT}");
     let resp = s
         .check(request(
@@ -336,7 +243,7 @@ async fn trusted_xfcc_is_used_only_from_trusted_peers() {
             &[("x-forwarded-client-cert", &xfcc)],
         ))
         .await;
-    assert_eq!(status_code(&resp), 0, "{:?}", resp.http_response);
+    assert_eq!(code(&resp), 0, "{:?}", resp.http_response);
     assert_eq!(
         meta(&resp, "principal"),
         format!("Workload::\"{RESEARCH_AGENT}\"")
@@ -371,7 +278,7 @@ async fn trusted_xfcc_is_used_only_from_trusted_peers() {
 
 #[tokio::test]
 async fn peer_certificate_is_parsed_and_expiry_enforced() {
-    let mut s = Server::start(CONFIG, &repo_path("cedar")).await;
+    let s = InProc::shipped(CONFIG).await;
     let now = SystemTime::now();
     let valid = url_encoded_cert(
         RESEARCH_AGENT,
@@ -380,7 +287,7 @@ async fn peer_certificate_is_parsed_and_expiry_enforced() {
     );
     let mut req = request("", "GET", "/v1/models", &[]);
     set_cert(&mut req, &valid);
-    assert_eq!(status_code(&s.check(req).await), 0);
+    assert_eq!(code(&s.check(req).await), 0);
 
     let expired = url_encoded_cert(
         RESEARCH_AGENT,
@@ -408,7 +315,7 @@ async fn evaluation_error_fails_closed() {
     let broken = r#"@id("broken-forbid")
 forbid (principal, action, resource) when { context.request.path like "/v1/*" && 9223372036854775807 + 1 > 0 };
 "#;
-    let mut s = Server::with_extra(CONFIG, &[("broken.cedar", broken)]).await;
+    let s = with_extra(CONFIG, &[("broken.cedar", broken)]).await;
     let resp = s
         .check(request(RESEARCH_AGENT, "GET", "/v1/models", &[]))
         .await;
@@ -418,25 +325,26 @@ forbid (principal, action, resource) when { context.request.path like "/v1/*" &&
 
     // With the explicit opt-out, Cedar's own answer stands.
     let config = format!("{CONFIG}authorization:\n  on_policy_error: ignore\n");
-    let mut s = Server::with_extra(&config, &[("broken.cedar", broken)]).await;
+    let s = with_extra(&config, &[("broken.cedar", broken)]).await;
     let resp = s
         .check(request(RESEARCH_AGENT, "GET", "/v1/models", &[]))
         .await;
-    assert_eq!(status_code(&resp), 0);
+    assert_eq!(code(&resp), 0);
 }
 
 #[tokio::test]
 async fn not_ready_answers_unavailable() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("policies.cedar"),
-        "permit(principal, action, resource);",
-    )
-    .unwrap();
     // No schema: the snapshot is refused, so there is nothing to decide with.
-    let mut s = Server::start(CONFIG, dir.path()).await;
+    let s = InProc::start_in(CONFIG, |dir| {
+        std::fs::write(
+            dir.join("policies.cedar"),
+            "permit(principal, action, resource);",
+        )
+        .unwrap();
+    })
+    .await;
     let err = s
-        .client
+        .client()
         .check(request(RESEARCH_AGENT, "GET", "/v1/models", &[]))
         .await
         .unwrap_err();
@@ -444,29 +352,12 @@ async fn not_ready_answers_unavailable() {
     assert_eq!(s.admin("/readyz").await.0, 503);
     let (_, status) = s.admin("/status").await;
     assert!(status.contains("schema.cedarschema"), "{status}");
-
-    let channel = Channel::from_shared(format!("http://{}", s.running.as_ref().unwrap().grpc_addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-    let resp = health
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: "envoy.service.auth.v3.Authorization".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        resp.status,
-        tonic_health::pb::health_check_response::ServingStatus::NotServing as i32
-    );
+    assert_eq!(s.health().await.unwrap(), ServingStatus::NotServing);
 }
 
 #[tokio::test]
 async fn admin_endpoints_and_metrics() {
-    let mut s = Server::start(CONFIG, &repo_path("cedar")).await;
+    let s = InProc::shipped(CONFIG).await;
     assert_eq!(s.admin("/healthz").await.0, 200);
     assert_eq!(s.admin("/readyz").await.0, 200);
     s.check(request(ROGUE_AGENT, "GET", "/v1/models", &[]))
@@ -486,7 +377,7 @@ async fn admin_endpoints_and_metrics() {
 
 #[tokio::test]
 async fn malformed_check_request_is_a_clean_400() {
-    let mut s = Server::start(CONFIG, &repo_path("cedar")).await;
+    let s = InProc::shipped(CONFIG).await;
     let resp = s.check(CheckRequest::default()).await;
     let (status, body, _) = denied(&resp);
     assert_eq!(status, 400);

@@ -14,15 +14,15 @@ use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use serde_json::json;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use crate::common::check::{self, code, rejection};
 use crate::common::idp::{Idp, JwksMode, SigningKey, now};
-use crate::common::{CedarGate, GateOptions, eventually};
+use crate::common::{CedarGate, GateOptions, eventually, grpc_channel};
 
 /// The agent platform issuer the shipped `cedar/tokens.cedar` permits on `/v1/*`.
 const AGENTS: &str = "https://agents.example.com";
@@ -83,13 +83,7 @@ struct Probe {
 
 impl Probe {
     async fn new(gate: CedarGate) -> Self {
-        let channel = Endpoint::from_shared(gate.grpc_url())
-            .unwrap()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(10))
-            .connect()
-            .await
-            .unwrap();
+        let channel = grpc_channel(gate.grpc_addr(), Duration::from_secs(10)).await;
         Self {
             gate,
             authz: AuthorizationClient::new(channel.clone()),
@@ -103,9 +97,8 @@ impl Probe {
     async fn check(&mut self, what: &str, token: &str) -> CheckResponse {
         self.checks += 1;
         let auth = format!("Bearer {token}");
-        let mut http = crate::common::check::http("GET", "/v1/models", &[("authorization", &auth)]);
-        http.id = format!("idp-outage-{}", self.checks);
-        let req = crate::common::check::check_request("", http);
+        let id = format!("idp-outage-{}", self.checks);
+        let req = check::request(&id, "", "GET", "/v1/models", &[("authorization", &auth)]);
         let started = Instant::now();
         let resp = tokio::time::timeout(CHECK_BOUND, self.authz.check(req))
             .await
@@ -214,31 +207,6 @@ fn counter(metrics: &str, series: &str) -> u64 {
         .lines()
         .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
         .map_or(0, |v| v as u64)
-}
-
-fn code(resp: &CheckResponse) -> i32 {
-    resp.status.as_ref().map(|s| s.code).unwrap_or(-1)
-}
-
-/// The 401's `error_description` (the identity rejection reason).
-fn rejection(resp: &CheckResponse) -> String {
-    let Some(HttpResponse::DeniedResponse(d)) = &resp.http_response else {
-        panic!("expected a denial, got {resp:?}");
-    };
-    assert_eq!(d.status.as_ref().map(|s| s.code), Some(401), "{d:?}");
-    let challenge = d
-        .headers
-        .iter()
-        .filter_map(|h| h.header.as_ref())
-        .find(|h| h.key == "www-authenticate")
-        .map(|h| h.value.clone())
-        .expect("www-authenticate");
-    challenge
-        .split("error_description=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("no error_description in {challenge}"))
-        .to_owned()
 }
 
 /// Garbage a broken IdP (or something in front of it) might answer with.
@@ -448,20 +416,19 @@ async fn idp_hanging_at_startup_holds_readiness_but_never_a_check() {
     assert_eq!(health.status(), ServingStatus::NotServing);
     let resp = p.check("no keys yet", &token(&k1, "startup-1")).await;
     assert_eq!(rejection(&resp), "keys_unavailable");
-    let mut http = crate::common::check::http("GET", "/v1/models", &[]);
-    http.id = "idp-outage-workload".into();
+    let req = check::request(
+        "idp-outage-workload",
+        crate::common::ids::RESEARCH_AGENT,
+        "GET",
+        "/v1/models",
+        &[],
+    );
     let started = Instant::now();
-    let resp = tokio::time::timeout(
-        CHECK_BOUND,
-        p.authz.check(crate::common::check::check_request(
-            crate::common::ids::RESEARCH_AGENT,
-            http,
-        )),
-    )
-    .await
-    .expect("a workload check is answered at once")
-    .unwrap()
-    .into_inner();
+    let resp = tokio::time::timeout(CHECK_BOUND, p.authz.check(req))
+        .await
+        .expect("a workload check is answered at once")
+        .unwrap()
+        .into_inner();
     assert_eq!(code(&resp), OK, "workload identities work meanwhile");
     eprintln!("workload check answered in {:?}", started.elapsed());
     // Those answers came while the first fetch still hung (5 s fetch timeout).

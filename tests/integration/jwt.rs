@@ -4,83 +4,35 @@
 
 use std::time::{Duration, Instant};
 
-use cedar_gate::app::{self, Running, Settings};
-use cedar_gate::config::Config;
 use envoy_types::pb::envoy::config::core::v3::Metadata;
-use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use envoy_types::pb::google::protobuf::value::Kind;
 use envoy_types::pb::google::protobuf::{Struct, Value as PbValue};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
-use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
 
+use crate::common::check::{self, code, denied, denied_header, meta};
 use crate::common::idp::{Idp, SigningKey, now, pem};
 use crate::common::ids::{RESEARCH_AGENT, ROGUE_AGENT};
-use crate::common::{WAIT, eventually, repo_path};
+use crate::common::{InProc, WAIT, copy_shipped_policies, eventually};
 
 /// The agent platform issuer the shipped `cedar/tokens.cedar` names.
 const AGENTS: &str = "https://agents.example.com";
 const AUDIENCE: &str = "https://models.example.com";
 
-struct Server {
-    running: Option<Running>,
-    client: AuthorizationClient<Channel>,
+/// Starts over the shipped `cedar/` and waits (bounded) until `/readyz` is 200.
+async fn start_ready(config: &str) -> InProc {
+    let s = InProc::shipped(config).await;
+    s.wait_ready().await;
+    s
 }
 
-impl Server {
-    async fn start(config: &str) -> Self {
-        let settings = Settings {
-            config: Config::from_yaml(config).unwrap(),
-            policy_dir: repo_path("cedar"),
-            grpc_listen: "127.0.0.1:0".parse().unwrap(),
-            admin_listen: "127.0.0.1:0".parse().unwrap(),
-        };
-        let running = app::start(settings).await.unwrap();
-        let client = AuthorizationClient::connect(format!("http://{}", running.grpc_addr))
-            .await
-            .unwrap();
-        Self {
-            running: Some(running),
-            client,
-        }
-    }
-
-    /// Starts and waits (bounded) until `/readyz` is 200.
-    async fn start_ready(config: &str) -> Self {
-        let s = Self::start(config).await;
-        eventually("cedar-gate ready", WAIT, || async {
-            (s.admin("/readyz").await.0 == 200).then_some(())
-        })
-        .await;
-        s
-    }
-
-    async fn check(&mut self, req: CheckRequest) -> CheckResponse {
-        self.client.check(req).await.unwrap().into_inner()
-    }
-
-    async fn admin(&self, path: &str) -> (u16, String) {
-        let addr = self.running.as_ref().unwrap().admin_addr;
-        let resp = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
-        (resp.status().as_u16(), resp.text().await.unwrap())
-    }
-
-    /// Checks a GET of `path` carrying `Authorization: Bearer <token>`.
-    async fn bearer(&mut self, token: &str, path: &str) -> CheckResponse {
-        let auth = format!("Bearer {token}");
-        self.check(request("", path, &[("authorization", &auth)]))
-            .await
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
-            tokio::spawn(running.shutdown());
-        }
-    }
+/// Checks a GET of `path` carrying `Authorization: Bearer <token>`.
+async fn bearer(s: &InProc, token: &str, path: &str) -> CheckResponse {
+    let auth = format!("Bearer {token}");
+    s.check(request("", path, &[("authorization", &auth)]))
+        .await
 }
 
 /// An issuer block for the agent platform, keys from `jwks_url`.
@@ -107,52 +59,19 @@ fn agent_claims() -> Value {
 }
 
 fn request(principal: &str, path: &str, headers: &[(&str, &str)]) -> CheckRequest {
-    let mut http = crate::common::check::http("GET", path, headers);
-    http.id = "req-1".into();
-    crate::common::check::check_request(principal, http)
-}
-
-fn code(resp: &CheckResponse) -> i32 {
-    resp.status.as_ref().map(|s| s.code).unwrap_or(-1)
-}
-
-fn meta(resp: &CheckResponse, key: &str) -> String {
-    match resp
-        .dynamic_metadata
-        .as_ref()
-        .and_then(|m| m.fields.get(key))
-        .and_then(|v| v.kind.clone())
-    {
-        Some(Kind::StringValue(s)) => s,
-        other => panic!("metadata `{key}`: {other:?}"),
-    }
+    check::request("req-1", principal, "GET", path, headers)
 }
 
 /// The 401's `error_description` (the rejection reason), asserting the challenge's shape.
 fn rejection(resp: &CheckResponse) -> String {
-    let Some(HttpResponse::DeniedResponse(d)) = &resp.http_response else {
-        panic!("expected a denial, got {:?}", resp.http_response);
-    };
-    assert_eq!(d.status.as_ref().map(|s| s.code), Some(401), "{d:?}");
-    let body: Value = serde_json::from_str(&d.body).unwrap();
+    let challenge = check::challenge(resp);
+    let body = denied(resp).1;
     assert_eq!(body["reason"], "invalid_identity", "{body}");
-    let challenge = d
-        .headers
-        .iter()
-        .filter_map(|h| h.header.as_ref())
-        .find(|h| h.key == "www-authenticate")
-        .map(|h| h.value.clone())
-        .expect("www-authenticate");
     assert!(
         challenge.starts_with("Bearer realm=\"cedar-gate\", error=\"invalid_token\""),
         "{challenge}"
     );
-    challenge
-        .split("error_description=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("no error_description in {challenge}"))
-        .to_owned()
+    check::rejection(resp)
 }
 
 fn b64(v: &Value) -> String {
@@ -177,9 +96,9 @@ async fn every_supported_algorithm_is_accepted() {
         "RS256, RS384, RS512, PS256, ES256, ES384, EdDSA",
         "",
     );
-    let mut s = Server::start_ready(&config(&issuer, "")).await;
+    let s = start_ready(&config(&issuer, "")).await;
     for key in &keys {
-        let resp = s.bearer(&key.sign(&agent_claims()), "/v1/models").await;
+        let resp = bearer(&s, &key.sign(&agent_claims()), "/v1/models").await;
         assert_eq!(code(&resp), 0, "{}: {:?}", key.kid, resp.http_response);
         assert_eq!(meta(&resp, "principal"), "Agent::\"research-bot\"");
     }
@@ -189,8 +108,7 @@ async fn every_supported_algorithm_is_accepted() {
 async fn attack_suite_each_refusal_has_its_reason() {
     let key = SigningKey::rsa_a("k1");
     let idp = Idp::start(&[&key]).await;
-    let mut s =
-        Server::start_ready(&config(&agents_issuer(&idp.jwks_url(), "RS256", ""), "")).await;
+    let s = start_ready(&config(&agents_issuer(&idp.jwks_url(), "RS256", ""), "")).await;
     let t = now();
     let with = |k: &str, v: Value| {
         let mut c = agent_claims();
@@ -314,11 +232,11 @@ async fn attack_suite_each_refusal_has_its_reason() {
         ("not a JWT", "hello".to_owned(), "malformed_token"),
     ];
     for (what, token, reason) in &cases {
-        let resp = s.bearer(token, "/v1/models").await;
+        let resp = bearer(&s, token, "/v1/models").await;
         assert_eq!(rejection(&resp), *reason, "{what}");
     }
     // The valid token itself gets through, so each refusal above is about its one change.
-    assert_eq!(code(&s.bearer(&valid, "/v1/models").await), 0);
+    assert_eq!(code(&bearer(&s, &valid, "/v1/models").await), 0);
 
     // A presented but bad token is a 401 even from an approved workload: no fallback.
     let auth = format!("Bearer {}", key.sign(&with("exp", json!(t - 60))));
@@ -352,13 +270,12 @@ async fn attack_suite_each_refusal_has_its_reason() {
 async fn unknown_kid_flood_fetches_a_bounded_number_of_times() {
     let key = SigningKey::rsa_a("k1");
     let idp = Idp::start(&[&key]).await;
-    let mut s =
-        Server::start_ready(&config(&agents_issuer(&idp.jwks_url(), "RS256", ""), "")).await;
+    let s = start_ready(&config(&agents_issuer(&idp.jwks_url(), "RS256", ""), "")).await;
     let before = idp.fetches();
     let started = Instant::now();
     for i in 0..300 {
         let bogus = SigningKey::new(&format!("bogus-{i}"), Algorithm::RS256, pem::RSA_B);
-        let resp = s.bearer(&bogus.sign(&agent_claims()), "/v1/models").await;
+        let resp = bearer(&s, &bogus.sign(&agent_claims()), "/v1/models").await;
         assert_eq!(rejection(&resp), "unknown_key_id");
     }
     // Let any scheduled refresh happen before counting.
@@ -374,7 +291,7 @@ async fn unknown_kid_flood_fetches_a_bounded_number_of_times() {
     );
     // The real key still works.
     assert_eq!(
-        code(&s.bearer(&key.sign(&agent_claims()), "/v1/models").await),
+        code(&bearer(&s, &key.sign(&agent_claims()), "/v1/models").await),
         0
     );
 }
@@ -390,30 +307,24 @@ async fn key_rotation_new_kid_after_refresh_old_until_removed() {
         "RS256",
         "    refresh_interval_seconds: 3600\n",
     );
-    let mut s = Server::start_ready(&config(&issuer, "")).await;
+    let s = start_ready(&config(&issuer, "")).await;
     let old_token = old.sign(&agent_claims());
     let new_token = new.sign(&agent_claims());
-    assert_eq!(code(&s.bearer(&old_token, "/v1/models").await), 0);
+    assert_eq!(code(&bearer(&s, &old_token, "/v1/models").await), 0);
 
     // The IdP publishes the new key next to the old one; the first token with the new kid
     // is refused at once (the Check path never waits on the network) and triggers a refresh.
     idp.set_keys(&[&old, &new]);
     assert_eq!(
-        rejection(&s.bearer(&new_token, "/v1/models").await),
+        rejection(&bearer(&s, &new_token, "/v1/models").await),
         "unknown_key_id"
     );
-    eventually("new kid accepted after refresh", WAIT, || {
-        let mut client = s.client.clone();
-        let req = request(
-            "",
-            "/v1/models",
-            &[("authorization", &format!("Bearer {new_token}"))],
-        );
-        async move { (code(&client.check(req).await.unwrap().into_inner()) == 0).then_some(()) }
+    eventually("new kid accepted after refresh", WAIT, || async {
+        (code(&bearer(&s, &new_token, "/v1/models").await) == 0).then_some(())
     })
     .await;
     assert_eq!(
-        code(&s.bearer(&old_token, "/v1/models").await),
+        code(&bearer(&s, &old_token, "/v1/models").await),
         0,
         "old key still published"
     );
@@ -424,27 +335,19 @@ async fn key_rotation_new_kid_after_refresh_old_until_removed() {
     let probe = SigningKey::new("probe", Algorithm::RS256, pem::RSA_B).sign(&agent_claims());
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
-        rejection(&s.bearer(&probe, "/v1/models").await),
+        rejection(&bearer(&s, &probe, "/v1/models").await),
         "unknown_key_id"
     );
-    eventually("old kid refused after removal", WAIT, || {
-        let mut client = s.client.clone();
-        let req = request(
-            "",
-            "/v1/models",
-            &[("authorization", &format!("Bearer {old_token}"))],
-        );
-        async move {
-            let resp = client.check(req).await.unwrap().into_inner();
-            (code(&resp) != 0).then(|| rejection(&resp))
-        }
+    eventually("old kid refused after removal", WAIT, || async {
+        let resp = bearer(&s, &old_token, "/v1/models").await;
+        (code(&resp) != 0).then(|| rejection(&resp))
     })
     .await;
     assert_eq!(
-        rejection(&s.bearer(&old_token, "/v1/models").await),
+        rejection(&bearer(&s, &old_token, "/v1/models").await),
         "unknown_key_id"
     );
-    assert_eq!(code(&s.bearer(&new_token, "/v1/models").await), 0);
+    assert_eq!(code(&bearer(&s, &new_token, "/v1/models").await), 0);
 }
 
 #[tokio::test]
@@ -457,30 +360,13 @@ async fn readiness_waits_for_required_keys_and_failed_refresh_keeps_last_good() 
         "RS256",
         "    refresh_interval_seconds: 1\n",
     );
-    let mut s = Server::start(&config(&issuer, "")).await;
+    let s = InProc::shipped(&config(&issuer, "")).await;
     let (status, body) = s.admin("/readyz").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains(AGENTS), "{body}");
-    let mut health = tonic_health::pb::health_client::HealthClient::new(
-        Channel::from_shared(format!("http://{}", s.running.as_ref().unwrap().grpc_addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap(),
-    );
-    let service = "envoy.service.auth.v3.Authorization".to_owned();
-    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
-    let status = health
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: service.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status;
-    assert_ne!(status, serving);
+    assert_ne!(s.health().await.unwrap(), ServingStatus::Serving);
     assert_eq!(
-        rejection(&s.bearer(&key.sign(&agent_claims()), "/v1/models").await),
+        rejection(&bearer(&s, &key.sign(&agent_claims()), "/v1/models").await),
         "keys_unavailable"
     );
 
@@ -489,20 +375,12 @@ async fn readiness_waits_for_required_keys_and_failed_refresh_keeps_last_good() 
         (s.admin("/readyz").await.0 == 200).then_some(())
     })
     .await;
-    eventually("gRPC health SERVING", WAIT, || {
-        let mut health = health.clone();
-        let service = service.clone();
-        async move {
-            let st = health
-                .check(tonic_health::pb::HealthCheckRequest { service })
-                .await
-                .ok()?;
-            (st.into_inner().status == serving).then_some(())
-        }
+    eventually("gRPC health SERVING", WAIT, || async {
+        (s.health().await.ok()? == ServingStatus::Serving).then_some(())
     })
     .await;
     assert_eq!(
-        code(&s.bearer(&key.sign(&agent_claims()), "/v1/models").await),
+        code(&bearer(&s, &key.sign(&agent_claims()), "/v1/models").await),
         0
     );
 
@@ -517,7 +395,7 @@ async fn readiness_waits_for_required_keys_and_failed_refresh_keeps_last_good() 
     claims["sub"] = json!("another-bot");
     let fresh = key.sign(&claims);
     assert_eq!(
-        code(&s.bearer(&fresh, "/v1/models").await),
+        code(&bearer(&s, &fresh, "/v1/models").await),
         0,
         "last good keys kept"
     );
@@ -547,7 +425,7 @@ async fn discovery_and_user_only_through_an_approved_workload() {
     let issuer = format!(
         "  - issuer: {iss}\n    discovery: true\n    audiences: [cedar-gate]\n    algorithms: [ES256]\n    entity_type: User\n    groups_claim: groups\n"
     );
-    let mut s = Server::start_ready(&config(&issuer, "")).await;
+    let s = start_ready(&config(&issuer, "")).await;
     let t = now();
     let token = key.sign(
         &json!({"iss": iss, "sub": "alice", "aud": ["cedar-gate"], "iat": t, "exp": t + 60,
@@ -568,7 +446,7 @@ async fn discovery_and_user_only_through_an_approved_workload() {
     assert_eq!(meta(&resp, "policies"), "users-through-approved-workloads");
 
     // The same user directly, or through an unapproved workload: the guardrail forbids.
-    let resp = s.bearer(&token, "/v1/models").await;
+    let resp = bearer(&s, &token, "/v1/models").await;
     assert_eq!(code(&resp), 7);
     assert_eq!(meta(&resp, "reason"), "policy_forbid");
     assert_eq!(
@@ -590,7 +468,7 @@ async fn discovery_and_user_only_through_an_approved_workload() {
         &json!({"iss": iss, "sub": "mallory", "aud": "cedar-gate", "iat": t, "exp": t + 60,
         "groups": ["approved-agents"]}),
     );
-    let resp = s.bearer(&grouped, "/v1/models").await;
+    let resp = bearer(&s, &grouped, "/v1/models").await;
     assert_eq!(meta(&resp, "reason"), "policy_forbid");
     assert_eq!(meta(&resp, "principal"), "User::\"mallory\"");
 }
@@ -601,16 +479,11 @@ async fn discovery_and_user_only_through_an_approved_workload() {
 async fn token_context_reaches_policies() {
     let key = SigningKey::rsa_a("k1");
     let idp = Idp::start(&[&key]).await;
-    let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(repo_path("cedar")).unwrap() {
-        let entry = entry.unwrap();
-        // `cedar/tests/` holds policy unit tests, not policies.
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-        }
-    }
-    std::fs::write(
-        dir.path().join("context.cedar"),
+    let issuer = agents_issuer(&idp.jwks_url(), "RS256", "");
+    let s = InProc::start_in(&config(&issuer, ""), |dir| {
+        copy_shipped_policies(dir);
+        std::fs::write(
+            dir.join("context.cedar"),
         r#"@id("context-probe")
 permit (principal is Agent, action == Action::"http", resource == Route::"/probe")
 when {
@@ -626,27 +499,11 @@ when {
   context.auth has claims && context.auth.claims has tenant && context.auth.claims.tenant == "acme"
 };
 "#,
-    )
-    .unwrap();
-    let issuer = agents_issuer(&idp.jwks_url(), "RS256", "");
-    let settings = Settings {
-        config: Config::from_yaml(&config(&issuer, "")).unwrap(),
-        policy_dir: dir.path().to_owned(),
-        grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-    };
-    let running = app::start(settings).await.unwrap();
-    let client = AuthorizationClient::connect(format!("http://{}", running.grpc_addr))
-        .await
+        )
         .unwrap();
-    let mut s = Server {
-        running: Some(running),
-        client,
-    };
-    eventually("ready", WAIT, || async {
-        (s.admin("/readyz").await.0 == 200).then_some(())
     })
     .await;
+    s.wait_ready().await;
 
     let mut claims = agent_claims();
     claims["act"] = json!({"sub": "planner", "act": {"sub": "orchestrator"}});
@@ -670,7 +527,7 @@ when {
         .await;
     assert_eq!(code(&resp), 0);
     // Without the workload the probe does not match.
-    let resp = s.bearer(&key.sign(&claims), "/probe").await;
+    let resp = bearer(&s, &key.sign(&claims), "/probe").await;
     assert_eq!(meta(&resp, "reason"), "no_permit");
 }
 
@@ -681,7 +538,7 @@ async fn workload_can_be_the_principal() {
     let key = SigningKey::rsa_a("k1");
     let idp = Idp::start(&[&key]).await;
     let issuer = agents_issuer(&idp.jwks_url(), "RS256", "");
-    let mut s = Server::start_ready(&config(&issuer, "  principal: workload\n")).await;
+    let s = start_ready(&config(&issuer, "  principal: workload\n")).await;
     let auth = format!("Bearer {}", key.sign(&agent_claims()));
     let resp = s
         .check(request(
@@ -716,7 +573,7 @@ async fn jwt_authn_metadata_is_trusted_but_claims_still_checked() {
     let idp = Idp::start(&[&key]).await;
     let issuer = agents_issuer(&idp.jwks_url(), "RS256", "");
     let extra = "  jwt_authn_metadata:\n    payload_key: jwt_payload\n";
-    let mut s = Server::start_ready(&config(&issuer, extra)).await;
+    let s = start_ready(&config(&issuer, extra)).await;
     let with_payload = |claims: &Value| {
         let mut req = request("", "/v1/models", &[]);
         let payload = json_to_struct(claims);
@@ -757,21 +614,12 @@ async fn challenge_carries_resource_metadata() {
         "audit:",
         &format!("response:\n  resource_metadata: {url}\naudit:"),
     );
-    let mut s = Server::start_ready(&cfg).await;
+    let s = start_ready(&cfg).await;
     for resp in [
-        s.bearer("garbage", "/v1/models").await,
+        bearer(&s, "garbage", "/v1/models").await,
         s.check(request("", "/v1/models", &[])).await,
     ] {
-        let Some(HttpResponse::DeniedResponse(d)) = &resp.http_response else {
-            panic!()
-        };
-        let challenge = d
-            .headers
-            .iter()
-            .filter_map(|h| h.header.as_ref())
-            .find(|h| h.key == "www-authenticate")
-            .map(|h| h.value.clone())
-            .unwrap();
+        let challenge = denied_header(&resp, "www-authenticate").unwrap();
         assert!(
             challenge.ends_with(&format!(", resource_metadata=\"{url}\"")),
             "{challenge}"

@@ -4,16 +4,15 @@
 
 use std::path::Path;
 
-use cedar_gate::app::{self, DEFAULT_GRPC_LISTEN, Settings};
+use cedar_gate::app::DEFAULT_GRPC_LISTEN;
 use cedar_gate::config::Config;
-use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use envoy_types::pb::envoy::service::auth::v3::{
-    AttributeContext, CheckRequest, attribute_context,
-};
+use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::common::check::{self, http_mut};
 use crate::common::ids::{RESEARCH_AGENT, ROGUE_AGENT};
+use crate::common::inproc::{CONFIG, InProc};
 use crate::common::repo_path;
 
 /// Every YAML document in `path`, as JSON values.
@@ -41,63 +40,18 @@ fn grpc_port() -> u64 {
 }
 
 fn check(principal: &str, path: &str) -> CheckRequest {
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            source: Some(attribute_context::Peer {
-                principal: principal.into(),
-                ..Default::default()
-            }),
-            request: Some(attribute_context::Request {
-                http: Some(attribute_context::HttpRequest {
-                    id: "ops-1".into(),
-                    method: "POST".into(),
-                    path: path.into(),
-                    host: "models.example.com".into(),
-                    scheme: "https".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    }
+    check::request("ops-1", principal, "POST", path, &[])
 }
 
 #[tokio::test]
 async fn metrics_cover_checks_latency_and_policy_state() {
-    let running = app::start(Settings {
-        config: Config::from_yaml(
-            "identity:\n  trust_domains: [example.org]\naudit:\n  sink: off\n",
-        )
-        .unwrap(),
-        policy_dir: repo_path("cedar"),
-        grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-    })
-    .await
-    .unwrap();
-    let mut client = AuthorizationClient::connect(format!("http://{}", running.grpc_addr))
-        .await
-        .unwrap();
-    client
-        .check(check(RESEARCH_AGENT, "/v1/chat/completions"))
-        .await
-        .unwrap();
-    client
-        .check(check(ROGUE_AGENT, "/v1/chat/completions"))
-        .await
-        .unwrap();
-    client
-        .check(check("spiffe://evil.org/ns/a/sa/b", "/v1/chat/completions"))
-        .await
-        .unwrap();
+    let s = InProc::shipped(CONFIG).await;
+    s.check(check(RESEARCH_AGENT, "/v1/chat/completions")).await;
+    s.check(check(ROGUE_AGENT, "/v1/chat/completions")).await;
+    s.check(check("spiffe://evil.org/ns/a/sa/b", "/v1/chat/completions"))
+        .await;
 
-    let text = reqwest::get(format!("http://{}/metrics", running.admin_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, text) = s.admin("/metrics").await;
     for needle in [
         "cedar_gate_checks_total{decision=\"allow\",reason=\"policy_permit\"}",
         "cedar_gate_checks_total{decision=\"deny\",reason=\"no_permit\"}",
@@ -124,7 +78,7 @@ async fn metrics_cover_checks_latency_and_policy_state() {
     for secret in [RESEARCH_AGENT, ROGUE_AGENT, "evil.org", "/v1/chat"] {
         assert!(!text.contains(secret), "`{secret}` leaked into /metrics");
     }
-    running.shutdown().await;
+    s.shutdown().await;
 }
 
 #[test]
@@ -245,35 +199,11 @@ fn helm_defaults_match_the_server() {
 /// one is decided.
 #[tokio::test]
 async fn oversized_check_is_refused_by_the_message_limit() {
-    let running = app::start(Settings {
-        config: Config::from_yaml(
-            "identity:\n  trust_domains: [example.org]\naudit:\n  sink: off\nserver:\n  \
-             max_message_bytes: 4096\n",
-        )
-        .unwrap(),
-        policy_dir: repo_path("cedar"),
-        grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-    })
-    .await
-    .unwrap();
-    let mut client = AuthorizationClient::connect(format!("http://{}", running.grpc_addr))
-        .await
-        .unwrap();
-    client
-        .check(check(RESEARCH_AGENT, "/v1/models"))
-        .await
-        .unwrap();
+    let s = InProc::shipped(&format!("{CONFIG}server:\n  max_message_bytes: 4096\n")).await;
+    s.check(check(RESEARCH_AGENT, "/v1/models")).await;
     let mut big = check(RESEARCH_AGENT, "/v1/chat/completions");
-    if let Some(http) = big
-        .attributes
-        .as_mut()
-        .and_then(|a| a.request.as_mut())
-        .and_then(|r| r.http.as_mut())
-    {
-        http.body = "x".repeat(8192);
-    }
-    let err = client.check(big).await.unwrap_err();
+    http_mut(&mut big).body = "x".repeat(8192);
+    let err = s.client().check(big).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::OutOfRange, "{err:?}");
-    running.shutdown().await;
+    s.shutdown().await;
 }

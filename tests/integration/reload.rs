@@ -8,15 +8,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use cedar_gate::app::{self, Running, Settings};
-use cedar_gate::config::Config;
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::google::protobuf::value::Kind;
 use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
 
+use crate::common::check;
 use crate::common::ids::{RESEARCH_AGENT, ROGUE_AGENT};
-use crate::common::{GateOptions, WAIT, eventually, repo_path};
+use crate::common::{
+    GateOptions, InProc, WAIT, audit_file_yaml, copy_shipped_policies, eventually, repo_path,
+};
 
 /// Short debounce so the tests run fast.
 const CONFIG: &str = "identity:\n  trust_domains: [example.org]\naudit:\n  sink: off\npolicy_reload:\n  debounce_ms: 50\n";
@@ -40,10 +42,10 @@ const ENTITIES_NOBODY: &str = r#"[
   {"uid": {"type": "Group", "id": "quarantined"}, "attrs": {}, "parents": []}
 ]"#;
 
+/// The in-process server over a policy directory of its own, and what these tests ask of
+/// its `/status`.
 struct Server {
-    running: Option<Running>,
-    client: AuthorizationClient<Channel>,
-    dir: tempfile::TempDir,
+    gate: InProc,
 }
 
 /// One answered check.
@@ -57,49 +59,32 @@ struct Answer {
 impl Server {
     /// A server over a fresh policy directory made by `fill`.
     async fn start_with(config: &str, fill: impl FnOnce(&Path)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        fill(dir.path());
-        let settings = Settings {
-            config: Config::from_yaml(config).unwrap(),
-            policy_dir: dir.path().to_owned(),
-            grpc_listen: "127.0.0.1:0".parse().unwrap(),
-            admin_listen: "127.0.0.1:0".parse().unwrap(),
-        };
-        let running = app::start(settings).await.unwrap();
-        let client = AuthorizationClient::connect(format!("http://{}", running.grpc_addr))
-            .await
-            .unwrap();
         Self {
-            running: Some(running),
-            client,
-            dir,
+            gate: InProc::start_in(config, fill).await,
         }
     }
 
     /// A server over a copy of `cedar/`.
     async fn start(config: &str) -> Self {
-        Self::start_with(config, copy_cedar).await
+        Self::start_with(config, copy_shipped_policies).await
     }
 
-    fn running(&self) -> &Running {
-        self.running.as_ref().unwrap()
+    fn dir(&self) -> &Path {
+        self.gate.policy_dir()
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.dir().join(name)
     }
 
     async fn check(&self, principal: &str, path: &str) -> Answer {
-        answer(&mut self.client.clone(), principal, path)
+        answer(&mut self.gate.client(), principal, path)
             .await
             .unwrap()
     }
 
     async fn admin(&self, path: &str) -> (u16, String) {
-        let resp = reqwest::get(format!("http://{}{path}", self.running().admin_addr))
-            .await
-            .unwrap();
-        (resp.status().as_u16(), resp.text().await.unwrap())
+        self.gate.admin(path).await
     }
 
     async fn status(&self) -> serde_json::Value {
@@ -144,23 +129,6 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
-            tokio::spawn(running.shutdown());
-        }
-    }
-}
-
-fn copy_cedar(to: &Path) {
-    for entry in std::fs::read_dir(repo_path("cedar")).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-}
-
 /// Replaces a file atomically (write a temp file, rename), as editors and
 /// GitOps agents do.
 fn replace(path: &Path, text: &str) {
@@ -170,9 +138,7 @@ fn replace(path: &Path, text: &str) {
 }
 
 fn request(principal: &str, path: &str) -> CheckRequest {
-    let mut http = crate::common::check::http("GET", path, &[]);
-    http.id = "reload-test".into();
-    crate::common::check::check_request(principal, http)
+    check::request("reload-test", principal, "GET", path, &[])
 }
 
 async fn answer(
@@ -289,7 +255,7 @@ async fn configmap_data_symlink_swap_is_picked_up() {
     .await;
     assert!(!s.check(ROGUE_AGENT, "/v1/models").await.allowed);
 
-    configmap_version(s.dir.path(), "2026_01_01_00_01_00.2", ENTITIES_ROGUE_ONLY);
+    configmap_version(s.dir(), "2026_01_01_00_01_00.2", ENTITIES_ROGUE_ONLY);
     std::fs::remove_dir_all(s.path("..2026_01_01_00_00_00.1")).unwrap();
     let g = s.wait_swap(1).await;
     let a = s.check(ROGUE_AGENT, "/v1/models").await;
@@ -339,40 +305,22 @@ async fn a_late_first_snapshot_makes_the_server_ready_and_serving() {
     })
     .await;
     assert_eq!(s.admin("/readyz").await.0, 503);
-    assert_eq!(health(&s).await, ServingStatus::NotServing);
+    assert_eq!(s.gate.health().await.unwrap(), ServingStatus::NotServing);
 
-    copy_cedar(s.dir.path());
+    copy_shipped_policies(s.dir());
     s.wait_swap(0).await;
     assert_eq!(s.admin("/readyz").await.0, 200);
     eventually("gRPC health SERVING", WAIT, || async {
-        (health(&s).await == ServingStatus::Serving).then_some(())
+        (s.gate.health().await.unwrap() == ServingStatus::Serving).then_some(())
     })
     .await;
     assert!(s.check(RESEARCH_AGENT, "/v1/models").await.allowed);
 }
 
-use tonic_health::pb::health_check_response::ServingStatus;
-
-async fn health(s: &Server) -> ServingStatus {
-    let channel = Channel::from_shared(format!("http://{}", s.running().grpc_addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let resp = tonic_health::pb::health_client::HealthClient::new(channel)
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: "envoy.service.auth.v3.Authorization".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    ServingStatus::try_from(resp.status).unwrap()
-}
-
 #[tokio::test]
 async fn sighup_reloads_the_real_binary() {
     let dir = tempfile::tempdir().unwrap();
-    copy_cedar(dir.path());
+    copy_shipped_policies(dir.path());
     let gate = crate::common::CedarGate::start_with(GateOptions {
         policy_dir: dir.path().to_owned(),
         config: format!(
@@ -413,7 +361,7 @@ fn traffic(
 ) -> Vec<tokio::task::JoinHandle<Vec<(Instant, Answer)>>> {
     (0..tasks)
         .map(|_| {
-            let mut client = s.client.clone();
+            let mut client = s.gate.client();
             let stop = stop.clone();
             tokio::spawn(async move {
                 let mut seen = Vec::new();
@@ -438,7 +386,7 @@ async fn assert_revoked(change: impl FnOnce(&Path)) {
     let workers = traffic(&s, RESEARCH_AGENT, 3, stop.clone());
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    change(s.dir.path());
+    change(s.dir());
     let g = s.wait_swap(1).await;
     let visible = Instant::now();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -497,7 +445,7 @@ async fn checks_racing_reloads_agree_with_the_generation_that_served_them() {
     // Reloads are driven by the test alone, so it knows what each generation holds.
     let config = CONFIG.replace("debounce_ms: 50", "watch: false");
     let s = Server::start(&config).await;
-    let store = s.running().store.clone();
+    let store = s.gate.running().store.clone();
     // Generation -> which principal is approved (the shipped entities approve research).
     let mut approved: Vec<(u64, &str)> = vec![(1, RESEARCH_AGENT)];
 
@@ -552,15 +500,9 @@ async fn checks_racing_reloads_agree_with_the_generation_that_served_them() {
 async fn shadow_policies_never_change_the_decision_and_disagreements_are_audited() {
     let audit = tempfile::tempdir().unwrap();
     let audit_path = audit.path().join("audit.log");
-    let config = CONFIG.replace(
-        "audit:\n  sink: off\n",
-        &format!(
-            "audit:\n  sink: file\n  path: {}\n",
-            serde_json::to_string(&audit_path).unwrap()
-        ),
-    );
+    let config = CONFIG.replace("audit:\n  sink: off\n", &audit_file_yaml(&audit_path));
     let s = Server::start_with(&config, |d| {
-        copy_cedar(d);
+        copy_shipped_policies(d);
         std::fs::write(
             d.join("candidate.cedar"),
             format!(
@@ -632,7 +574,7 @@ async fn shadow_policies_never_change_the_decision_and_disagreements_are_audited
 #[tokio::test]
 async fn e2e_revocation_through_envoy() {
     let dir = tempfile::tempdir().unwrap();
-    copy_cedar(dir.path());
+    copy_shipped_policies(dir.path());
     let stack = crate::common::Stack::start_with(
         &repo_path("envoy/envoy.yaml"),
         GateOptions {

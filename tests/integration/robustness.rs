@@ -10,85 +10,39 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cedar_gate::app::{self, Running, Settings};
-use cedar_gate::config::Config;
+use cedar_gate::app::Running;
 use cedar_gate::request::{MAX_HEADER_BYTES, MAX_PATH_BYTES};
 use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use envoy_types::pb::envoy::service::auth::v3::{
-    AttributeContext, CheckRequest, CheckResponse, attribute_context,
-};
+use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use crate::common::check::{self, code, http_mut};
 use crate::common::ids::{RESEARCH_AGENT, ROGUE_AGENT};
-use crate::common::repo_path;
+use crate::common::inproc::{ANSWER_TIMEOUT, serve};
+use crate::common::{grpc_channel, plain_http_client, repo_path};
 
 const CONFIG: &str =
     "identity:\n  trust_domains: [example.org]\naudit:\n  sink: off\nlogging:\n  level: warn\n";
-/// Bound on any single answer (debug build, shared 2-core CI machine).
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 const OK: i32 = 0;
 const PERMISSION_DENIED: i32 = 7;
 const INVALID_ARGUMENT: i32 = 3;
 
 async fn start() -> Running {
-    let settings = Settings {
-        config: Config::from_yaml(CONFIG).unwrap(),
-        policy_dir: repo_path("cedar"),
-        grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-    };
-    app::start(settings).await.unwrap()
+    serve(CONFIG, &repo_path("cedar")).await
 }
 
 async fn channel(running: &Running) -> Channel {
-    Endpoint::from_shared(format!("http://{}", running.grpc_addr))
-        .unwrap()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(ANSWER_TIMEOUT)
-        .connect()
-        .await
-        .unwrap()
+    grpc_channel(running.grpc_addr, ANSWER_TIMEOUT).await
 }
 
 fn http(principal: &str, method: &str, path: &str) -> CheckRequest {
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            source: Some(attribute_context::Peer {
-                principal: principal.into(),
-                ..Default::default()
-            }),
-            request: Some(attribute_context::Request {
-                http: Some(attribute_context::HttpRequest {
-                    id: "robustness".into(),
-                    method: method.into(),
-                    path: path.into(),
-                    host: "models.example.com".into(),
-                    scheme: "https".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    }
-}
-
-fn http_mut(req: &mut CheckRequest) -> &mut attribute_context::HttpRequest {
-    req.attributes
-        .as_mut()
-        .and_then(|a| a.request.as_mut())
-        .and_then(|r| r.http.as_mut())
-        .unwrap()
-}
-
-fn code(resp: &CheckResponse) -> i32 {
-    resp.status.as_ref().map(|s| s.code).unwrap_or(-1)
+    check::request("robustness", principal, method, path, &[])
 }
 
 /// Asserts a 400 (`INVALID_ARGUMENT` with an HTTP 400 for Envoy to send) and returns the
@@ -132,8 +86,7 @@ async fn assert_healthy(running: &Running, ch: &Channel) {
         .await
         .unwrap();
     assert_eq!(health.get_ref().status(), ServingStatus::Serving);
-    let admin = reqwest::Client::builder().no_proxy().build().unwrap();
-    let healthz = admin
+    let healthz = plain_http_client()
         .get(format!("http://{}/healthz", running.admin_addr))
         .send()
         .await

@@ -6,16 +6,16 @@
 use std::path::Path;
 use std::time::Duration;
 
-use cedar_gate::app::{self, Running, Settings};
-use cedar_gate::config::Config;
+use cedar_gate::app::Running;
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
 };
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::common::ids::{RESEARCH_AGENT, ROGUE_AGENT};
+use crate::common::inproc::serve;
 use crate::common::{Envoy, TestPki, Upstream, WAIT, eventually, repo_path};
 
 /// A CA that issues a server certificate for `localhost` and client certificates.
@@ -78,14 +78,7 @@ fn tls_config(dir: &Path, client_ca: bool) -> String {
 }
 
 async fn start(config: &str) -> Running {
-    app::start(Settings {
-        config: Config::from_yaml(config).unwrap(),
-        policy_dir: repo_path("cedar"),
-        grpc_listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-    })
-    .await
-    .unwrap()
+    serve(config, &repo_path("cedar")).await
 }
 
 /// Connects over TLS trusting only `ca`, presenting `identity` if given, and
@@ -101,26 +94,21 @@ async fn check_over_tls(
     if let Some((cert, key)) = identity {
         tls = tls.identity(Identity::from_pem(cert, key));
     }
-    let channel = Channel::from_shared(format!("https://{}", running.grpc_addr))
+    let endpoint = Channel::from_shared(format!("https://{}", running.grpc_addr))
         .unwrap()
         .tls_config(tls)
-        .map_err(|e| e.to_string())?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .map_err(|e| format!("connect: {e:?}"))?;
-    AuthorizationClient::new(channel)
-        .check(CheckRequest::default())
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("check: {e:?}"))
+        .map_err(|e| e.to_string())?;
+    check_once(endpoint).await
 }
 
 /// A plaintext (h2c) client against the TLS port.
 async fn check_plaintext(running: &Running) -> Result<(), String> {
-    let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))
-        .unwrap()
+    check_once(Channel::from_shared(format!("http://{}", running.grpc_addr)).unwrap()).await
+}
+
+/// Connects to `endpoint` and makes one Check, each step bounded.
+async fn check_once(endpoint: Endpoint) -> Result<(), String> {
+    let channel = endpoint
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(5))
         .connect()

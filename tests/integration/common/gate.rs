@@ -11,7 +11,8 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use super::{
-    WAIT, eventually, file_for_report, free_addr, plain_http_client, read_json_lines, repo_path,
+    audit_event, audit_file_yaml, file_for_report, free_addr, plain_http_client, read_json_lines,
+    repo_path,
 };
 
 /// How long cedar-gate may take to load its policies and answer `/readyz` with 200.
@@ -100,13 +101,8 @@ impl CedarGate {
             .prefix("cedar-gate-")
             .tempdir()
             .expect("gate tempdir");
-        let audit = dir.path().join("audit.log");
-        // A JSON string is a valid YAML scalar, whatever the temp path contains.
-        let audit_yaml = serde_json::to_string(&audit).expect("audit path as JSON");
-        let config = format!(
-            "{}\naudit:\n  sink: file\n  path: {audit_yaml}\n",
-            opts.config
-        );
+        let audit = audit_file_yaml(&dir.path().join("audit.log"));
+        let config = format!("{}\n{audit}", opts.config);
         let config_path = dir.path().join("cedar-gate.yaml");
         std::fs::write(&config_path, config).expect("write gate config");
 
@@ -205,16 +201,7 @@ impl CedarGate {
 
     /// Waits (bounded) for the audit event with this `decision_id` and returns it.
     pub async fn audit_event(&self, decision_id: &str) -> Value {
-        eventually(
-            &format!("audit event with decision_id {decision_id}"),
-            WAIT,
-            || async {
-                self.audit_lines()
-                    .into_iter()
-                    .find(|e| e["decision_id"] == decision_id)
-            },
-        )
-        .await
+        audit_event(&self.audit_path(), decision_id).await
     }
 
     /// The server's stdout and stderr so far (diagnostic log; audit too if `sink: stdout`).

@@ -1,6 +1,7 @@
 //! Shared test harness: real processes and real TLS, all on loopback.
 //!
 //! - [`CedarGate`]: the `cedar-gate serve` binary with a temp config and audit file.
+//! - [`InProc`]: the server in this test process (`cedar_gate::app::start`) with a gRPC client.
 //! - [`Envoy`]: a real Envoy running a shipped config from `envoy/`.
 //! - [`Upstream`]: an HTTP server standing in for the protected service; records requests.
 //! - [`TestPki`]: a CA, a server certificate and SPIFFE client certificates.
@@ -19,6 +20,7 @@ pub mod client;
 pub mod envoy;
 pub mod gate;
 pub mod idp;
+pub mod inproc;
 pub mod pki;
 pub mod raw;
 pub mod stack;
@@ -31,9 +33,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use tonic::transport::{Channel, Endpoint};
+
 pub use client::MtlsClient;
 pub use envoy::Envoy;
 pub use gate::{CedarGate, GateOptions};
+pub use inproc::InProc;
 pub use pki::{ClientCert, TestPki};
 pub use stack::Stack;
 pub use upstream::{SeenRequest, Upstream};
@@ -115,6 +120,50 @@ pub fn plain_http_client() -> reqwest::Client {
         .timeout(Duration::from_secs(5))
         .build()
         .expect("build plain HTTP client")
+}
+
+/// A plaintext gRPC channel to `addr` (cedar-gate's gRPC port): connects within 5 s, and
+/// every call on it fails after `timeout` instead of hanging.
+pub async fn grpc_channel(addr: SocketAddr, timeout: Duration) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .expect("gRPC endpoint URL")
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(timeout)
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("connect to cedar-gate gRPC on {addr}: {e:?}"))
+}
+
+/// Copies the shipped policy files of `cedar/` into `to` (not `cedar/tests/`, which holds
+/// policy unit tests, not policies).
+pub fn copy_shipped_policies(to: &Path) {
+    for entry in std::fs::read_dir(repo_path("cedar")).expect("read cedar/") {
+        let entry = entry.expect("cedar/ entry");
+        if entry.file_type().expect("cedar/ entry type").is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy policy file");
+        }
+    }
+}
+
+/// The config's `audit:` section for a file sink writing to `path`.
+pub fn audit_file_yaml(path: &Path) -> String {
+    // A JSON string is a valid YAML scalar, whatever the temp path contains.
+    let path = serde_json::to_string(path).expect("audit path as JSON");
+    format!("audit:\n  sink: file\n  path: {path}\n")
+}
+
+/// Waits (bounded) for the audit event with this `decision_id` in the audit file `path`.
+pub async fn audit_event(path: &Path, decision_id: &str) -> serde_json::Value {
+    eventually(
+        &format!("audit event with decision_id {decision_id}"),
+        WAIT,
+        || async {
+            read_json_lines(path)
+                .into_iter()
+                .find(|e| e["decision_id"] == decision_id)
+        },
+    )
+    .await
 }
 
 /// Parses a file of JSON lines, skipping lines that are not JSON objects (for example a
