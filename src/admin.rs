@@ -20,6 +20,9 @@ pub struct AdminState {
     pub metrics: PrometheusHandle,
     /// Token verification; not ready until every required issuer has keys.
     pub tokens: Option<Arc<crate::identity::token::TokenVerifier>>,
+    /// The gRPC health service: `/readyz` is ready only once it says the
+    /// Authorization service is SERVING, so the two never disagree.
+    pub health: Arc<tonic_health::server::HealthService>,
 }
 
 /// The admin router.
@@ -50,7 +53,29 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
             format!("waiting for keys of issuer(s): {}\n", waiting.join(", ")),
         );
     }
+    if !grpc_serving(&state.health).await {
+        // Everything is loaded; the task switching gRPC health is about to.
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting: gRPC health not serving yet\n".to_owned(),
+        );
+    }
     (StatusCode::OK, "ready\n".to_owned())
+}
+
+async fn grpc_serving(health: &tonic_health::server::HealthService) -> bool {
+    use envoy_types::ext_authz::v3::pb::AuthorizationServer;
+    use tonic::server::NamedService;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_server::Health;
+    type Service = AuthorizationServer<crate::service::AuthzService>;
+    let request = tonic::Request::new(tonic_health::pb::HealthCheckRequest {
+        service: <Service as NamedService>::NAME.to_owned(),
+    });
+    health
+        .check(request)
+        .await
+        .is_ok_and(|r| r.into_inner().status() == ServingStatus::Serving)
 }
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {

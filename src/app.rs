@@ -129,7 +129,8 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
     let gate = Gate::new(config.clone());
     let tokens = gate.tokens().cloned();
     let policies_loaded = reload(&store);
-    if policies_loaded && tokens.as_ref().is_none_or(|t| t.ready()) {
+    let serving = policies_loaded && tokens.as_ref().is_none_or(|t| t.ready());
+    if serving {
         health
             .set_serving::<AuthorizationServer<AuthzService>>()
             .await;
@@ -149,7 +150,9 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
     if let Some(tokens) = &tokens {
         tracing::info!(?tokens, "token issuers configured");
         token_tasks = tokens.start(&shutdown);
-        if !(policies_loaded && tokens.ready()) {
+        // Decided on the state health was set from, not re-read: keys fetched
+        // between the two reads would otherwise leave health NOT_SERVING for good.
+        if !serving {
             token_tasks.push(tokio::spawn(serve_when_keys_ready(
                 store.clone(),
                 tokens.clone(),
@@ -194,6 +197,9 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         store: store.clone(),
         metrics: prometheus,
         tokens,
+        health: Arc::new(tonic_health::server::HealthService::from_health_reporter(
+            health.clone(),
+        )),
     });
     let admin_task = tokio::spawn(async move {
         let result = axum::serve(admin, admin_router)
