@@ -50,6 +50,10 @@ impl Authorization for NullAuthz {
     }
 }
 
+/// The same allocator as cedar-gate, so the ratio measures the work, not malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if !args.listen.ip().is_loopback() {

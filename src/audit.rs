@@ -6,6 +6,7 @@
 //! blocks rather than drop an event: an audit trail with holes is worse than
 //! back-pressure).
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -185,6 +186,143 @@ impl<'a> AuditEvent<'a> {
     }
 }
 
+impl AuditEvent<'_> {
+    /// The event as one line of JSON: exactly what `serde_json::to_string`
+    /// writes for it (a test holds the two together), written by hand
+    /// because serializing every audit line through serde cost more than
+    /// the rest of a cache-hit Check. The rarer nested parts (token, shadow,
+    /// errors) still go through serde; policies are rendered once per
+    /// snapshot ([`DeterminingPolicy::json`]).
+    pub fn to_json(&self) -> String {
+        let mut o = JsonObject::with_capacity(1024);
+        o.str("time", &self.time);
+        o.str("decision_id", self.decision_id);
+        o.str("request_id", self.request_id);
+        o.str("decision", self.decision);
+        o.str("reason", self.reason);
+        o.str("principal", self.principal);
+        o.opt_str("spiffe_id", self.spiffe_id);
+        if let Some(source) = self.workload_source {
+            o.serde("workload_source", &source);
+        }
+        o.opt_str("identity_error", self.identity_error);
+        o.opt_str("identity_reason", self.identity_reason);
+        o.str("auth_method", self.auth_method);
+        if let Some(token) = &self.token {
+            o.serde("token", token);
+        }
+        o.str("action", self.action);
+        o.str("resource", self.resource);
+        o.str("protocol", self.protocol);
+        o.raw_list("policies", self.policies.iter().map(|p| p.json()));
+        o.num("policy_generation", self.policy_generation);
+        o.str("policy_hash", self.policy_hash);
+        if !self.errors.is_empty() {
+            o.serde("errors", &self.errors);
+        }
+        o.bool("cache_hit", self.cache_hit);
+        o.num("latency_us", self.latency_us);
+        o.opt_str("source_ip", self.source_ip.as_deref());
+        o.str("method", self.method);
+        o.str("host", self.host);
+        o.str("path", self.path);
+        o.opt_str("model", self.model);
+        o.opt_str("tool", self.tool);
+        if let Some(n) = self.operations {
+            o.num("operations", n as u64);
+        }
+        if let Some(shadow) = &self.shadow {
+            o.serde("shadow", shadow);
+        }
+        o.finish()
+    }
+}
+
+/// A JSON object written field by field. Keys are trusted literals; values
+/// are escaped as serde_json escapes them.
+struct JsonObject {
+    out: String,
+}
+
+impl JsonObject {
+    fn with_capacity(n: usize) -> Self {
+        let mut out = String::with_capacity(n);
+        out.push('{');
+        Self { out }
+    }
+
+    fn key(&mut self, key: &str) {
+        if self.out.len() > 1 {
+            self.out.push(',');
+        }
+        self.out.push('"');
+        self.out.push_str(key);
+        self.out.push_str("\":");
+    }
+
+    fn str(&mut self, key: &str, value: &str) {
+        self.key(key);
+        push_json_str(&mut self.out, value);
+    }
+
+    fn opt_str(&mut self, key: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.str(key, v);
+        }
+    }
+
+    fn num(&mut self, key: &str, value: u64) {
+        self.key(key);
+        let _ = write!(self.out, "{value}");
+    }
+
+    fn bool(&mut self, key: &str, value: bool) {
+        self.key(key);
+        self.out.push_str(if value { "true" } else { "false" });
+    }
+
+    fn raw_list<'a>(&mut self, key: &str, items: impl Iterator<Item = &'a str>) {
+        self.key(key);
+        self.out.push('[');
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            self.out.push_str(item);
+        }
+        self.out.push(']');
+    }
+
+    fn serde(&mut self, key: &str, value: &impl Serialize) {
+        self.key(key);
+        // Plain data (strings, numbers, string maps) cannot fail to serialize.
+        match serde_json::to_string(value) {
+            Ok(json) => self.out.push_str(&json),
+            Err(_) => self.out.push_str("null"),
+        }
+    }
+
+    fn finish(mut self) -> String {
+        self.out.push('}');
+        self.out
+    }
+}
+
+/// Appends `s` as a JSON string: verbatim when nothing needs escaping (the
+/// common case), through serde_json otherwise.
+fn push_json_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        match serde_json::to_string(s) {
+            Ok(json) => out.push_str(&json),
+            Err(_) => out.push_str("\"\""),
+        }
+    }
+}
+
 /// Who a token said the caller is.
 #[derive(Debug, Serialize)]
 pub struct TokenAudit<'a> {
@@ -248,15 +386,8 @@ impl AuditLog {
     /// Records one event.
     pub fn record(&self, event: &AuditEvent<'_>) {
         let Some(tx) = &self.tx else { return };
-        match serde_json::to_string(event) {
-            Ok(line) => {
-                if tx.send(line).is_err() {
-                    tracing::error!(target: "cedar_gate::audit", "audit writer has stopped; event lost");
-                }
-            }
-            Err(e) => {
-                tracing::error!(target: "cedar_gate::audit", error = %e, "cannot serialize audit event")
-            }
+        if tx.send(event.to_json()).is_err() {
+            tracing::error!(target: "cedar_gate::audit", "audit writer has stopped; event lost");
         }
     }
 
@@ -305,4 +436,95 @@ fn write_loop(rx: Receiver<String>, out: Box<dyn Write + Send>) {
         }
     }
     let _ = out.flush();
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::policy::eval::DeterminingPolicy;
+
+    fn event<'a>(policies: &'a [Arc<DeterminingPolicy>], errors: &'a [String]) -> AuditEvent<'a> {
+        AuditEvent {
+            time: "2026-11-29T15:17:28.652Z".into(),
+            decision_id: "01a227e1-f1cc-76c0-afe4-8032bea7f193",
+            request_id: "bench-0",
+            decision: "allow",
+            reason: "policy_permit",
+            principal: "Workload::\"spiffe://example.org/ns/a/sa/b\"",
+            spiffe_id: Some("spiffe://example.org/ns/a/sa/b"),
+            workload_source: Some(crate::identity::WorkloadSource::Xfcc),
+            identity_error: None,
+            identity_reason: None,
+            auth_method: "mtls",
+            token: None,
+            action: "Action::\"chat\"",
+            resource: "Model::\"gpt-4o\"",
+            protocol: "openai",
+            policies: policies.iter().map(|p| p.as_ref()).collect(),
+            policy_generation: 7,
+            policy_hash: "13140f3bf17c",
+            errors,
+            cache_hit: true,
+            latency_us: 12,
+            source_ip: Some("10.0.0.1".into()),
+            method: "POST",
+            host: "models.example.com",
+            path: "/v1/chat/completions",
+            model: Some("gpt-4o"),
+            tool: None,
+            operations: None,
+            shadow: None,
+        }
+    }
+
+    /// The hand-written line is byte for byte what serde writes, for plain
+    /// values, values that need escaping, and every optional part.
+    #[test]
+    fn to_json_is_serdes() {
+        let annotations = BTreeMap::from([
+            ("owner".to_owned(), "team \"ai\"\n".to_owned()),
+            ("ticket".to_owned(), "SEC-1".to_owned()),
+        ]);
+        let policies = vec![
+            Arc::new(DeterminingPolicy::new("allow-chat".into(), annotations)),
+            Arc::new(DeterminingPolicy::new("p\\2".into(), BTreeMap::new())),
+        ];
+        let errors = vec!["policy `x` failed: \u{1}".to_owned()];
+        let actors = vec!["agent-1".to_owned()];
+        let shadow = crate::shadow::ShadowOutcome {
+            decision: crate::policy::eval::Decision::deny(
+                crate::policy::eval::Reason::PolicyForbid,
+                Vec::new(),
+            ),
+            disagrees: true,
+            action_label: "chat".into(),
+        };
+        let plain = event(&policies, &[]);
+        let mut odd = event(&policies[..1], &errors);
+        odd.path = "/a\"b\\c\td\u{7f}\u{1f}é/\u{2028}";
+        odd.decision = "deny";
+        odd.identity_error = Some("bad \"token\"");
+        odd.identity_reason = Some("invalid_token");
+        odd.spiffe_id = None;
+        odd.workload_source = None;
+        odd.source_ip = None;
+        odd.model = None;
+        odd.tool = Some("github/create_issue");
+        odd.operations = Some(3);
+        odd.token = Some(TokenAudit {
+            issuer: "https://idp",
+            subject: "alice",
+            jti: Some("j-1"),
+            actors: &actors,
+            expires_at: 1_764_000_000,
+        });
+        odd.shadow = Some(ShadowAudit::new(&shadow));
+        let empty = event(&[], &[]);
+        for e in [plain, odd, empty] {
+            assert_eq!(e.to_json(), serde_json::to_string(&e).unwrap());
+        }
+    }
 }

@@ -12,7 +12,9 @@ use crate::identity::issuers::PrincipalSource;
 use crate::identity::token::{TokenVerifier, unix_now};
 use crate::identity::{self, Identity, IdentityError};
 use crate::policy::eval::{AuthzRequest, Decision, PrincipalSpec, Reason};
-use crate::policy::model::{ANONYMOUS, GROUP, Value, WORKLOAD, builtin_uid, workload_attrs};
+use crate::policy::model::{
+    ANONYMOUS, GROUP, Value, WORKLOAD, builtin_uid, uid_string, workload_attrs,
+};
 use crate::policy::snapshot::Snapshot;
 use crate::request::HttpRequest;
 use crate::shadow::ShadowOutcome;
@@ -136,8 +138,8 @@ impl Gate {
             identity: Identity::default(),
             identity_error: None,
             protocol: first.protocol,
-            action: first.action.to_string(),
-            resource: first.resource.to_string(),
+            action: uid_string(&first.action),
+            resource: uid_string(&first.resource),
             model: first.model.clone(),
             tool: first.tool.clone(),
             operations: classified.as_ref().map_or(1, Vec::len),
@@ -174,10 +176,8 @@ impl Gate {
             }
         }
         let anonymous = identity.workload.is_none() && identity.token.is_none();
-        outcome.principal = principal_specs(&identity, self.config.identity.principal)
-            .0
-            .uid
-            .to_string();
+        let specs = principal_specs(&identity, self.config.identity.principal);
+        outcome.principal = uid_string(&specs.0.uid);
         let valid_until = credential_expiry(&identity);
         outcome.identity = identity;
         let ops = match classified {
@@ -194,17 +194,22 @@ impl Gate {
         let mut shadow: Option<Decision> = None;
         let mut all_hits = true;
         let on_error = self.config.authorization.on_policy_error;
-        for op in &ops {
-            let authz = authz_request_for(
-                req,
-                &outcome.identity,
-                op,
-                now,
-                self.config.identity.principal,
-            );
+        let last = ops.len().saturating_sub(1);
+        let mut specs = Some(specs);
+        for (i, op) in ops.iter().enumerate() {
+            // The last operation takes the principal; earlier ones copy it.
+            let taken = if i == last {
+                specs.take()
+            } else {
+                specs.clone()
+            };
+            let Some((principal, extra)) = taken else {
+                break; // unreachable: only the last operation takes it
+            };
+            let authz = build_request(req, &outcome.identity, op, now, principal, extra);
             let evaluation = std::time::Instant::now();
             let decided = match &self.cache {
-                Some(c) => c.decide(snapshot, &authz, on_error, valid_until, now),
+                Some(c) => c.decide_owned(snapshot, authz, on_error, valid_until, now),
                 None => cache::evaluate(snapshot, &authz, on_error),
             };
             if !decided.cache_hit {
@@ -222,8 +227,8 @@ impl Gate {
             }
             if !decision.is_allow() {
                 outcome.protocol = op.protocol;
-                outcome.action = op.action.to_string();
-                outcome.resource = op.resource.to_string();
+                outcome.action = uid_string(&op.action);
+                outcome.resource = uid_string(&op.resource);
                 outcome.model = op.model.clone();
                 outcome.tool = op.tool.clone();
                 outcome.shadow =
@@ -351,6 +356,17 @@ pub fn authz_request_for(
     choice: PrincipalSource,
 ) -> AuthzRequest {
     let (principal, extra) = principal_specs(identity, choice);
+    build_request(req, identity, op, now, principal, extra)
+}
+
+fn build_request(
+    req: &HttpRequest,
+    identity: &Identity,
+    op: &Operation,
+    now: SystemTime,
+    principal: PrincipalSpec,
+    extra: Vec<PrincipalSpec>,
+) -> AuthzRequest {
     let workload = identity.workload.as_ref().map(workload_uid);
 
     let mut request = vec![
@@ -393,9 +409,56 @@ pub fn authz_request_for(
 /// time-of-day or expiry policy needs, and consecutive requests then share the
 /// value (see `policy::model::extension`).
 pub fn rfc3339_seconds(t: SystemTime) -> String {
+    with_seconds(t, |seconds| {
+        let mut out = String::with_capacity(seconds.len() + 1);
+        out.push_str(seconds);
+        out.push('Z');
+        out
+    })
+}
+
+/// RFC 3339 UTC with milliseconds, the form Cedar's `datetime` accepts.
+pub fn rfc3339(t: SystemTime) -> String {
+    let millis = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_millis());
+    with_seconds(t, |seconds| {
+        let mut out = String::with_capacity(seconds.len() + 5);
+        out.push_str(seconds);
+        out.push('.');
+        for digit in [millis / 100, millis / 10 % 10, millis % 10] {
+            out.push(char::from_digit(digit, 10).unwrap_or('0'));
+        }
+        out.push('Z');
+        out
+    })
+}
+
+/// Calls `f` with `t` as `YYYY-MM-DDTHH:MM:SS` (UTC). Formatting a date costs
+/// more than the rest of building a request, and every Check of the same
+/// second shares it, so each thread remembers the last second it formatted.
+fn with_seconds<R>(t: SystemTime, f: impl FnOnce(&str) -> R) -> R {
+    thread_local! {
+        static LAST: std::cell::RefCell<(Option<u64>, String)> =
+            const { std::cell::RefCell::new((None, String::new())) };
+    }
+    let Ok(since) = t.duration_since(SystemTime::UNIX_EPOCH) else {
+        return f(&format_seconds(t));
+    };
+    let secs = since.as_secs();
+    LAST.with_borrow_mut(|(last, text)| {
+        if *last != Some(secs) {
+            *text = format_seconds(t);
+            *last = Some(secs);
+        }
+        f(text)
+    })
+}
+
+fn format_seconds(t: SystemTime) -> String {
     let t = time::OffsetDateTime::from(t);
     format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
         t.year(),
         u8::from(t.month()),
         t.day(),
@@ -405,17 +468,33 @@ pub fn rfc3339_seconds(t: SystemTime) -> String {
     )
 }
 
-/// RFC 3339 UTC with milliseconds, the form Cedar's `datetime` accepts.
-pub fn rfc3339(t: SystemTime) -> String {
-    let t = time::OffsetDateTime::from(t);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn at(millis: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(millis)
+    }
+
+    #[test]
+    fn rfc3339_forms_across_a_second_boundary() {
+        // Same second twice (the remembered text), then the next second.
+        assert_eq!(rfc3339(at(1_764_000_123_045)), "2025-11-24T16:02:03.045Z");
+        assert_eq!(rfc3339(at(1_764_000_123_999)), "2025-11-24T16:02:03.999Z");
+        assert_eq!(
+            rfc3339_seconds(at(1_764_000_123_999)),
+            "2025-11-24T16:02:03Z"
+        );
+        assert_eq!(rfc3339(at(1_764_000_124_000)), "2025-11-24T16:02:04.000Z");
+        assert_eq!(
+            rfc3339_seconds(at(1_764_000_124_000)),
+            "2025-11-24T16:02:04Z"
+        );
+        assert_eq!(rfc3339(at(0)), "1970-01-01T00:00:00.000Z");
+        // Before the epoch: formatted directly, not remembered.
+        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(rfc3339_seconds(before), "1969-12-31T23:59:59Z");
+    }
 }

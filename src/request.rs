@@ -132,7 +132,10 @@ impl TryFrom<CheckRequest> for HttpRequest {
         let mut headers: Vec<(String, String)> = if !http.headers.is_empty() {
             http.headers
                 .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .map(|(mut k, v)| {
+                    k.make_ascii_lowercase();
+                    (k, v)
+                })
                 .collect()
         } else {
             // `encode_raw_headers: true` sends `header_map` instead.
@@ -146,7 +149,9 @@ impl TryFrom<CheckRequest> for HttpRequest {
                     } else {
                         String::from_utf8_lossy(&h.raw_value).into_owned()
                     };
-                    (h.key.to_ascii_lowercase(), v)
+                    let mut k = h.key;
+                    k.make_ascii_lowercase();
+                    (k, v)
                 })
                 .collect()
         };

@@ -95,7 +95,10 @@ impl Expiry<Key, Arc<Entry>> for PerEntryTtl {
 
 /// The bounded decision cache (see the module docs for its rules).
 pub struct DecisionCache {
-    cache: moka::sync::Cache<Key, Arc<Entry>>,
+    /// foldhash rather than SipHash: the key is a whole request, and hashing
+    /// it with SipHash was a visible share of a cache hit. Keys are compared
+    /// by equality, so a collision can only cost time, never a wrong answer.
+    cache: moka::sync::Cache<Key, Arc<Entry>, foldhash::quality::RandomState>,
     ttl: Duration,
     /// Newest snapshot generation seen; older ones are neither read nor written.
     generation: AtomicU64,
@@ -130,7 +133,7 @@ impl DecisionCache {
                 // Invalidation on reload and replacement are not evictions.
                 RemovalCause::Explicit | RemovalCause::Replaced => {}
             })
-            .build();
+            .build_with_hasher(foldhash::quality::RandomState::default());
         Self {
             cache,
             ttl,
@@ -149,6 +152,19 @@ impl DecisionCache {
         valid_until: Option<SystemTime>,
         now: SystemTime,
     ) -> Decided {
+        self.decide_owned(snapshot, req.clone(), on_error, valid_until, now)
+    }
+
+    /// [`DecisionCache::decide`], consuming the request: the key is built from
+    /// it in place (no copy on the hit path).
+    pub fn decide_owned(
+        &self,
+        snapshot: &Snapshot,
+        mut req: AuthzRequest,
+        on_error: OnPolicyError,
+        valid_until: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Decided {
         let newest = self.observe(snapshot.generation);
         let reads_volatile = snapshot
             .volatile_reads_for(&req.principal.uid)
@@ -157,20 +173,25 @@ impl DecisionCache {
             // A request still on an old snapshot, or one whose decision depends
             // on per-request context it carries: evaluate, never cache.
             metrics::record_cache_lookup(None);
-            return evaluate(snapshot, req, on_error);
+            return evaluate(snapshot, &req, on_error);
         }
         let remaining = match valid_until {
             Some(t) => match t.duration_since(now) {
                 Ok(left) if !left.is_zero() => left.min(self.ttl),
                 // Expired credentials are refused before this point; never cache.
-                _ => return evaluate(snapshot, req, on_error),
+                _ => return evaluate(snapshot, &req, on_error),
             },
             None => self.ttl,
         };
-        let key = Key {
+        // Blank the volatile context for the key, keeping the real values for
+        // an evaluation on a miss. Sound only because no policy that can apply
+        // reads them (checked above).
+        let mut volatile = Vec::new();
+        swap_volatile(&mut req.context, &mut volatile);
+        let mut key = Key {
             generation: snapshot.generation,
             on_error,
-            request: normalized(req),
+            request: req,
         };
         if let Some(hit) = self.cache.get(&key)
             && hit.valid_until.is_none_or(|t| now < t)
@@ -183,7 +204,9 @@ impl DecisionCache {
             };
         }
         metrics::record_cache_lookup(Some(false));
-        let decided = evaluate(snapshot, req, on_error);
+        swap_volatile(&mut key.request.context, &mut volatile);
+        let decided = evaluate(snapshot, &key.request, on_error);
+        swap_volatile(&mut key.request.context, &mut volatile);
         if cacheable(&decided.decision) && decided.shadow.as_ref().is_none_or(cacheable) {
             self.cache.insert(
                 key,
@@ -244,29 +267,36 @@ fn carries(context: &[(String, Value)], path: &str) -> bool {
     false
 }
 
-/// The request with its volatile context blanked out. Only sound because the
-/// caller checked that no policy of the snapshot reads the volatile paths this
-/// request carries (paths it does not carry are absent, nothing to blank).
-fn normalized(req: &AuthzRequest) -> AuthzRequest {
-    let mut key = req.clone();
+/// Swaps the values at the [`VOLATILE_CONTEXT`] paths `context` carries with
+/// `stash`: the first call (empty stash) blanks them and keeps the real values
+/// in `stash`; the next call puts them back (and blanks the stash again).
+fn swap_volatile(context: &mut [(String, Value)], stash: &mut Vec<Value>) {
+    let mut slot = 0;
     for path in VOLATILE_CONTEXT {
-        let parts: Vec<&str> = path.split('.').collect();
-        blank(&mut key.context, &parts);
-    }
-    key
-}
-
-fn blank(record: &mut [(String, Value)], path: &[&str]) {
-    let Some((first, rest)) = path.split_first() else {
-        return;
-    };
-    for (_, value) in record.iter_mut().filter(|entry| entry.0 == *first) {
-        match (rest.is_empty(), value) {
-            (true, v) => *v = Value::Bool(false),
-            (false, Value::Record(inner)) => blank(inner, rest),
-            (false, _) => {}
+        if let Some(value) = lookup_mut(context, path) {
+            if stash.len() == slot {
+                stash.push(Value::Bool(false));
+            }
+            std::mem::swap(value, &mut stash[slot]);
+            slot += 1;
         }
     }
+}
+
+/// The value at a dotted path (`auth.token_age_seconds`) of a context record.
+fn lookup_mut<'a>(mut record: &'a mut [(String, Value)], path: &str) -> Option<&'a mut Value> {
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let value = &mut record.iter_mut().find(|(name, _)| name == part)?.1;
+        if parts.peek().is_none() {
+            return Some(value);
+        }
+        match value {
+            Value::Record(inner) => record = inner,
+            _ => return None,
+        }
+    }
+    None
 }
 
 #[cfg(test)]

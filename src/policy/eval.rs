@@ -130,6 +130,31 @@ pub struct DeterminingPolicy {
     pub id: String,
     /// All annotations except `id`.
     pub annotations: BTreeMap<String, String>,
+    /// This value as JSON, rendered once: every audit event names its
+    /// determining policies.
+    #[serde(skip)]
+    json: String,
+}
+
+// === impl DeterminingPolicy ===
+
+impl DeterminingPolicy {
+    /// A determining policy with its annotations.
+    pub fn new(id: String, annotations: BTreeMap<String, String>) -> Self {
+        let mut policy = Self {
+            id,
+            annotations,
+            json: String::new(),
+        };
+        // Serializing strings and a string map cannot fail.
+        policy.json = serde_json::to_string(&policy).unwrap_or_default();
+        policy
+    }
+
+    /// This value as JSON (`{"id":...,"annotations":{...}}`).
+    pub fn json(&self) -> &str {
+        &self.json
+    }
 }
 
 /// The answer to an [`AuthzRequest`].

@@ -199,13 +199,54 @@ pub fn uid(ty: &str, id: &str) -> Result<EntityUid, String> {
     ))
 }
 
-/// Builds a uid for one of cedar-gate's own type names (the constants above).
-#[allow(clippy::expect_used)]
+/// Builds a uid for one of cedar-gate's own type names (the constants above,
+/// and the classifier's `Model`, `Tool`, `McpServer`).
 pub fn builtin_uid(ty: &'static str, id: &str) -> EntityUid {
-    // INVARIANT: `ty` is one of this module's constants, all valid Cedar
-    // identifiers (checked by the `builtin_types_parse` test).
-    let ty = EntityTypeName::from_str(ty).expect("builtin entity type names are valid");
-    EntityUid::from_type_name_and_id(ty, EntityId::new(id))
+    EntityUid::from_type_name_and_id(builtin_type(ty), EntityId::new(id))
+}
+
+/// The parsed type name of a builtin type. Parsed once per process: a Cedar
+/// name parse runs the policy grammar, and every Check builds several uids.
+#[allow(clippy::expect_used)]
+fn builtin_type(ty: &'static str) -> EntityTypeName {
+    use crate::classify::{MCP_SERVER, MODEL, TOOL};
+    // INVARIANT: every name here and every `ty` passed in is a valid Cedar
+    // identifier (checked by the `builtin_types_parse` test).
+    static PARSED: std::sync::LazyLock<Vec<(&'static str, EntityTypeName)>> =
+        std::sync::LazyLock::new(|| {
+            [
+                WORKLOAD, ANONYMOUS, GROUP, ROUTE, ACTION, MODEL, TOOL, MCP_SERVER,
+            ]
+            .into_iter()
+            .map(|t| {
+                let parsed = EntityTypeName::from_str(t);
+                (t, parsed.expect("builtin entity type names are valid"))
+            })
+            .collect()
+        });
+    match PARSED.iter().find(|(name, _)| *name == ty) {
+        Some((_, parsed)) => parsed.clone(),
+        None => EntityTypeName::from_str(ty).expect("builtin entity type names are valid"),
+    }
+}
+
+/// `uid` as Cedar prints it (`Workload::"spiffe://example.org/..."`). Ids of
+/// plain printable ASCII, which Cedar prints verbatim, are written directly;
+/// anything else goes through Cedar's own `Display` (which escapes).
+pub fn uid_string(uid: &EntityUid) -> String {
+    let ty = uid.type_name();
+    let id = uid.id().unescaped();
+    let verbatim = |c: char| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '\'') || c == ' ';
+    if ty.namespace_components().next().is_some() || !id.chars().all(verbatim) {
+        return uid.to_string();
+    }
+    let basename = ty.basename();
+    let mut out = String::with_capacity(basename.len() + id.len() + 4);
+    out.push_str(basename);
+    out.push_str("::\"");
+    out.push_str(id);
+    out.push('"');
+    out
 }
 
 /// The request-time attributes of a workload principal, derived from its SPIFFE id.
@@ -252,8 +293,24 @@ mod tests {
 
     #[test]
     fn builtin_types_parse() {
-        for ty in [WORKLOAD, ANONYMOUS, GROUP, ROUTE, ACTION] {
+        use crate::classify::{MCP_SERVER, MODEL, TOOL};
+        for ty in [
+            WORKLOAD, ANONYMOUS, GROUP, ROUTE, ACTION, MODEL, TOOL, MCP_SERVER,
+        ] {
             assert!(EntityTypeName::from_str(ty).is_ok(), "{ty}");
+            assert_eq!(builtin_uid(ty, "x").type_name().to_string(), ty);
+        }
+    }
+
+    proptest::proptest! {
+        /// The fast rendering is Cedar's, for any id (escaping included).
+        #[test]
+        fn uid_string_is_cedars(id in "\\PC{0,24}|[ -~]{0,24}", ty in "[A-Z][a-z]{0,6}(::[A-Z][a-z]{0,6})?") {
+            let uid = EntityUid::from_type_name_and_id(
+                EntityTypeName::from_str(&ty).unwrap(),
+                EntityId::new(&id),
+            );
+            proptest::prop_assert_eq!(uid_string(&uid), uid.to_string());
         }
     }
 

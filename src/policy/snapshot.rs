@@ -106,10 +106,7 @@ impl Snapshot {
             }
             info.insert(
                 policy.id().clone(),
-                Arc::new(DeterminingPolicy {
-                    id: policy.id().to_string(),
-                    annotations,
-                }),
+                Arc::new(DeterminingPolicy::new(policy.id().to_string(), annotations)),
             );
             if let Ok(json) = policy.to_json() {
                 collect_dereferenced_literals(&json, false, &mut always);

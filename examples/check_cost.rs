@@ -1,0 +1,184 @@
+//! CPU cost of one whole `Check` in process, without the network: what the
+//! handler adds on top of the gRPC floor, and where it goes.
+//!
+//! ```sh
+//! cargo run --release --example check_cost
+//! # under callgrind, for instruction counts per stage:
+//! valgrind --tool=callgrind target/release/examples/check_cost --iters 20000
+//! ```
+//!
+//! The requests are the load generator's `spiffe-repeat` shape (a workload
+//! principal, a POST to a model route, a distinct `x-request-id` each), decided
+//! with the shipped `cedar/` policies and the decision cache on, so after the
+//! first request every decision is a cache hit, as in the hot benchmark.
+//! Stages are timed separately: request conversion, the gate (identity,
+//! classification, cache), the response, metrics and the audit line.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use cedar_gate::audit::{AuditEvent, AuditLog};
+use cedar_gate::config::Config;
+use cedar_gate::gate::Gate;
+use cedar_gate::policy::PolicyStore;
+use cedar_gate::request::HttpRequest;
+use cedar_gate::service::AuthzService;
+use cedar_gate::{metrics, response};
+use envoy_types::ext_authz::v3::pb::Authorization;
+use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address};
+use envoy_types::pb::envoy::service::auth::v3::{
+    AttributeContext, CheckRequest, attribute_context,
+};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const CONFIG: &str = "identity:\n  trust_domains: [example.org]\n\
+                      audit:\n  sink: file\n  path: /dev/null\nlogging:\n  level: warn\n";
+const PRINCIPAL: &str = "spiffe://example.org/ns/agents/sa/research-agent";
+
+fn request(seq: u64) -> CheckRequest {
+    let mut headers: std::collections::HashMap<String, String> = [
+        (":authority", "models.example.com"),
+        (":method", "GET"),
+        (":path", "/v1/models"),
+        (":scheme", "https"),
+        ("accept", "application/json"),
+        ("content-type", "application/json"),
+        ("user-agent", "bench-agent/1.0"),
+        ("x-forwarded-proto", "https"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let id = format!("bench-{seq}");
+    headers.insert("x-request-id".to_owned(), id.clone());
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            source: Some(attribute_context::Peer {
+                principal: PRINCIPAL.to_owned(),
+                address: Some(Address {
+                    address: Some(address::Address::SocketAddress(SocketAddress {
+                        address: "127.0.0.1".to_owned(),
+                        ..Default::default()
+                    })),
+                }),
+                ..Default::default()
+            }),
+            request: Some(attribute_context::Request {
+                http: Some(attribute_context::HttpRequest {
+                    id,
+                    method: "GET".to_owned(),
+                    path: "/v1/models".to_owned(),
+                    host: "models.example.com".to_owned(),
+                    scheme: "https".to_owned(),
+                    protocol: "HTTP/2".to_owned(),
+                    headers,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Nanoseconds per call of `f` over `reqs`.
+fn per_call(reqs: &[CheckRequest], mut f: impl FnMut(CheckRequest)) -> f64 {
+    let start = Instant::now();
+    for r in reqs {
+        f(r.clone());
+    }
+    start.elapsed().as_nanos() as f64 / reqs.len() as f64
+}
+
+fn main() {
+    let iters: usize = std::env::args()
+        .skip_while(|a| a != "--iters")
+        .nth(1)
+        .map_or(200_000, |n| n.parse().unwrap());
+    let _prometheus = metrics::install();
+    let config = Arc::new(Config::from_yaml(CONFIG).unwrap());
+    let store = Arc::new(PolicyStore::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("cedar"),
+    ));
+    store.reload().unwrap();
+    let snapshot = store.current().unwrap();
+    let audit = AuditLog::open(&config.audit).unwrap();
+    let gate = Gate::new(config.clone());
+    let service = AuthzService::new(store.clone(), gate.clone(), audit.clone());
+    let reqs: Vec<CheckRequest> = (0..iters as u64).map(request).collect();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    // Warm the cache (and check the answer is the expected allow).
+    let first = rt
+        .block_on(service.check(tonic::Request::new(reqs[0].clone())))
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        first.status.unwrap().code,
+        0,
+        "the bench request must be allowed"
+    );
+
+    let clone = per_call(&reqs, |r| drop(black_box(r)));
+    let convert = per_call(&reqs, |r| {
+        black_box(HttpRequest::try_from(r).unwrap());
+    });
+    let converted: Vec<HttpRequest> = reqs
+        .iter()
+        .map(|r| HttpRequest::try_from(r.clone()).unwrap())
+        .collect();
+    let now = SystemTime::now();
+    let start = Instant::now();
+    let outcomes: Vec<_> = converted
+        .iter()
+        .map(|r| gate.check(&snapshot, r, now))
+        .collect();
+    let decide = start.elapsed().as_nanos() as f64 / iters as f64;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.cache_hit && o.decision.is_allow())
+    );
+    let start = Instant::now();
+    for o in &outcomes {
+        black_box(response::build(o, &config.response));
+    }
+    let respond = start.elapsed().as_nanos() as f64 / iters as f64;
+    let start = Instant::now();
+    for o in &outcomes {
+        metrics::record_check(o, std::time::Duration::from_micros(3));
+    }
+    let metrics_ns = start.elapsed().as_nanos() as f64 / iters as f64;
+    let start = Instant::now();
+    for (o, r) in outcomes.iter().zip(&converted) {
+        audit.record(&AuditEvent::new(
+            o,
+            r,
+            now,
+            std::time::Duration::from_micros(3),
+        ));
+    }
+    let audit_ns = start.elapsed().as_nanos() as f64 / iters as f64;
+    let whole = per_call(&reqs, |r| {
+        black_box(rt.block_on(service.check(tonic::Request::new(r))).unwrap());
+    });
+
+    println!("per Check, cache hot, {iters} requests (ns):");
+    println!("  clone of the input (subtracted) {clone:>8.0}");
+    println!("  convert CheckRequest          {:>8.0}", convert - clone);
+    println!("  gate (identity, classify, cache) {decide:>5.0}");
+    println!("  response                      {respond:>8.0}");
+    println!("  metrics                       {metrics_ns:>8.0}");
+    println!("  audit line                    {audit_ns:>8.0}");
+    println!("  whole handler                 {:>8.0}", whole - clone);
+    drop(service);
+    audit.close();
+}
