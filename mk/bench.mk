@@ -7,12 +7,19 @@ FUZZ_TARGETS := spiffe_id xfcc cert_pem check_request classify_body jwt_token
 FUZZ_SMOKE_RUNS ?= 2000
 FUZZ_TIME ?= 60
 
+# wrk drives HTTP through Envoy in the benchmark's Envoy part (Debian package `wrk`).
+.PHONY: bench-tools
+bench-tools:
+	@command -v wrk >/dev/null || { \
+	  echo "installing wrk (Debian package wrk) for the through-Envoy benchmark"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
+
 .PHONY: bench
-bench: $(ENVOY_STAMP) ## benchmarks (gRPC vs null, policy scaling, Envoy, memory); see BENCHMARKS.md
+bench: $(ENVOY_STAMP) bench-tools ## benchmarks (gRPC vs null, policy scaling, Envoy, memory); see BENCHMARKS.md
 	ENVOY_BIN="$(ENVOY_BIN_SH)" CARGO="$(CARGO)" scripts/bench.sh
 
 .PHONY: bench-smoke
-bench-smoke: $(ENVOY_STAMP) ## a one-minute run of the benchmark harness (figures not meaningful)
+bench-smoke: $(ENVOY_STAMP) bench-tools ## a one-minute run of the benchmark harness (figures not meaningful)
 	ENVOY_BIN="$(ENVOY_BIN_SH)" CARGO="$(CARGO)" scripts/bench.sh --smoke
 
 # Each target runs the committed seeds, then mutations, for FUZZ_SMOKE_RUNS executions;

@@ -169,6 +169,30 @@ def ratio(a, b):
     return "n/a" if not a or not b else f"{a / b:.2f}"
 
 
+def grpc_summary(rows):
+    """One scenario's alternating null / cedar-gate rounds: the round with the median
+    ratio (its req/s and latencies), the median ratio, every round's ratio, and the
+    server-side fields (handler, decisions, cache) from the row that carries them."""
+    by_round = {}
+    for r in rows:
+        by_round.setdefault(r.get("round", 1), {})[r["label"]] = r
+    pairs = [(p["null"], p["cedar-gate"]) for _, p in sorted(by_round.items())
+             if "null" in p and "cedar-gate" in p and p["null"].get("rps") and p["cedar-gate"].get("rps")]
+    if not pairs:
+        return {}, {}, "n/a", ""
+    ratios = [c["rps"] / n["rps"] for n, c in pairs]
+    order = sorted(range(len(pairs)), key=lambda i: ratios[i])
+    mid = order[len(order) // 2]
+    null, gate = dict(pairs[mid][0]), dict(pairs[mid][1])
+    server = next((c for _, c in pairs if "handler_p50_us" in c), {})
+    for key in ("handler_p50_us", "handler_p99_us", "cache_hits", "cache_misses"):
+        if key in server:
+            gate[key] = server[key]
+    gate["allow"] = sum(c.get("allow", 0) for _, c in pairs)
+    gate["deny"] = sum(c.get("deny", 0) for _, c in pairs)
+    return null, gate, f"{ratios[mid]:.2f}", " ".join(f"{x:.2f}" for x in ratios)
+
+
 def table(path):
     rows = [json.loads(l) for l in open(path) if l.strip()]
     meta = next((r for r in rows if r.get("kind") == "meta"), {})
@@ -183,16 +207,15 @@ def table(path):
         print("### Check over loopback gRPC: cedar-gate vs the null server (100 scoped policies; "
               "`openai`: 100 scoped model policies and the AI guardrails)")
         print()
-        print("| scenario | null req/s | cedar-gate req/s | ratio | null p50 / p99 / p99.9 µs | cedar-gate p50 / p99 / p99.9 µs | handler p50 / p99 µs | allow / deny | decision cache hit / miss |")
-        print("|---|---:|---:|---:|---|---|---|---|---|")
+        print("| scenario | null req/s | cedar-gate req/s | ratio | null p50 / p99 / p99.9 µs | cedar-gate p50 / p99 / p99.9 µs | handler p50 / p99 µs | allow / deny | decision cache hit / miss | rounds: ratio each |")
+        print("|---|---:|---:|---:|---|---|---|---|---|---|")
         for sc in dict.fromkeys(r["scenario"] for r in grpc):
-            n = next((r for r in grpc if r["scenario"] == sc and r["label"] == "null"), {})
-            c = next((r for r in grpc if r["scenario"] == sc and r["label"] == "cedar-gate"), {})
+            n, c, r_ratio, rounds = grpc_summary([r for r in grpc if r["scenario"] == sc])
             lat = lambda r: f"{fmt(r.get('p50_us'), 1)} / {fmt(r.get('p99_us'), 1)} / {fmt(r.get('p999_us'), 1)}"
-            print(f"| {sc} | {fmt(n.get('rps'))} | {fmt(c.get('rps'))} | {ratio(c.get('rps'), n.get('rps'))} | "
+            print(f"| {sc} | {fmt(n.get('rps'))} | {fmt(c.get('rps'))} | {r_ratio} | "
                   f"{lat(n)} | {lat(c)} | {fmt(c.get('handler_p50_us'), 1)} / {fmt(c.get('handler_p99_us'), 1)} | "
                   f"{c.get('allow', 0):,} / {c.get('deny', 0):,} | "
-                  f"{c.get('cache_hits', 0):,} / {c.get('cache_misses', 0):,} |")
+                  f"{c.get('cache_hits', 0):,} / {c.get('cache_misses', 0):,} | {rounds} |")
         print()
 
     scaling = [r for r in rows if r.get("kind") == "scaling"]
