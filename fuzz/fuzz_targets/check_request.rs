@@ -20,10 +20,15 @@ use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 
+/// The token issuer of the third gate; `make-seeds` signs the `bearer` seed for it.
+const ISSUER: &str = "https://idp.example.com";
+const AUDIENCE: &str = "https://models.example.com";
+
 struct World {
     snapshot: Snapshot,
-    /// XFCC ignored (the default) and XFCC trusted, so both identity paths are reached.
-    gates: [Gate; 2],
+    /// XFCC ignored (the default), XFCC trusted, and a bearer-token issuer with the
+    /// `rsa-a` test key (`seeds/jwks-rsa-a.json`), so every identity path is reached.
+    gates: [Gate; 3],
 }
 
 fn world() -> &'static World {
@@ -37,6 +42,12 @@ fn world() -> &'static World {
             gates: [
                 gate("identity:\n  trust_domains: [example.org]\n"),
                 gate("identity:\n  trust_domains: [example.org]\n  xfcc:\n    trusted: true\n"),
+                gate(&format!(
+                    "identity:\n  trust_domains: [example.org]\n  issuers:\n  \
+                     - issuer: {ISSUER}\n    jwks_file: {}/seeds/jwks-rsa-a.json\n    \
+                     audiences: [{AUDIENCE}]\n    entity_type: User\n    groups_claim: groups\n",
+                    env!("CARGO_MANIFEST_DIR")
+                )),
             ],
         }
     })
@@ -67,6 +78,8 @@ fuzz_target!(|data: &[u8]| {
         let code = resp.status.as_ref().map(|s| s.code);
         assert_eq!(code == Some(0), outcome.decision.is_allow());
         let event = AuditEvent::new(&outcome, &req, now, Duration::from_micros(1));
-        serde_json::to_string(&event).expect("audit event serializes");
+        let serde = serde_json::to_string(&event).expect("audit event serializes");
+        // The hand-written audit line is byte for byte serde's.
+        assert_eq!(event.to_json(), serde);
     }
 });

@@ -151,6 +151,43 @@ fn main() -> std::io::Result<()> {
         br#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true}"#.to_vec();
     seeds.push(("openai-body", body));
 
+    // A bearer token for the fuzz target's issuer, signed with the `rsa-a` test key and
+    // valid at the target's fixed clock (1_811_808_000), so mutations start from a token
+    // that passes signature and claim checks.
+    let pem = std::fs::read(dir.join("../../tests/fixtures/jwt/rsa-a.pem"))?;
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).map_err(std::io::Error::other)?;
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("rsa-a".into());
+    let claims = serde_json::json!({
+        "iss": "https://idp.example.com",
+        "aud": "https://models.example.com",
+        "sub": "alice",
+        "groups": ["research"],
+        "iat": 1_811_807_940_u64,
+        "exp": 1_811_808_540_u64,
+        "jti": "seed-1",
+    });
+    let token = jsonwebtoken::encode(&header, &claims, &key).map_err(std::io::Error::other)?;
+    let bearer = format!("Bearer {token}");
+    seeds.push((
+        "bearer",
+        request(
+            "",
+            "GET",
+            "/v1/models",
+            &[("authorization", bearer.as_str())],
+        ),
+    ));
+    seeds.push((
+        "bearer-and-workload",
+        request(
+            AGENT,
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", bearer.as_str())],
+        ),
+    ));
+
     let out = dir.join("check_request");
     std::fs::create_dir_all(&out)?;
     for (name, req) in seeds {
