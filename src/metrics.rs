@@ -97,8 +97,10 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 /// the `counter!` macro builds the key and looks it up in the registry on
 /// every call (measurable at tens of thousands of Checks a second).
 struct Hot {
-    /// `checks_total` by [allow, deny] × [`Reason::ALL`].
-    checks: [Vec<metrics::Counter>; 2],
+    /// `checks_total` by [allow, deny] × [`Reason::ALL`]; only the pairs that
+    /// occur are registered (an allow is always `policy_permit`, a deny never
+    /// is), so `/metrics` shows no impossible series.
+    checks: [Vec<Option<metrics::Counter>>; 2],
     duration: metrics::Histogram,
     cache_hits: metrics::Counter,
     cache_misses: metrics::Counter,
@@ -111,7 +113,10 @@ fn hot() -> Hot {
     let checks = |decision: &'static str| {
         Reason::ALL
             .iter()
-            .map(|r| counter!(CHECKS, "decision" => decision, "reason" => r.as_str()))
+            .map(|r| {
+                let possible = (*r == Reason::PolicyPermit) == (decision == "allow");
+                possible.then(|| counter!(CHECKS, "decision" => decision, "reason" => r.as_str()))
+            })
             .collect()
     };
     Hot {
@@ -199,15 +204,17 @@ pub fn record_check(outcome: &Outcome, elapsed: Duration) {
     };
     let reason = outcome.decision.reason;
     let slot = Reason::ALL.iter().position(|r| *r == reason);
-    match (HOT.get(), slot) {
-        (Some(hot), Some(slot)) => {
-            let row = usize::from(!outcome.decision.is_allow());
-            if let Some(c) = hot.checks[row].get(slot) {
-                c.increment(1);
-            }
+    let row = usize::from(!outcome.decision.is_allow());
+    let handle = HOT
+        .get()
+        .zip(slot)
+        .and_then(|(hot, slot)| Some((hot, hot.checks[row].get(slot)?.as_ref()?)));
+    match handle {
+        Some((hot, counter)) => {
+            counter.increment(1);
             hot.duration.record(elapsed.as_secs_f64());
         }
-        _ => {
+        None => {
             counter!(CHECKS, "decision" => decision, "reason" => reason.as_str()).increment(1);
             histogram!(CHECK_DURATION).record(elapsed.as_secs_f64());
         }

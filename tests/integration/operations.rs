@@ -78,6 +78,13 @@ async fn metrics_cover_checks_latency_and_policy_state() {
     for secret in [RESEARCH_AGENT, ROGUE_AGENT, "evil.org", "/v1/chat"] {
         assert!(!text.contains(secret), "`{secret}` leaked into /metrics");
     }
+    // Series are pre-registered for speed, but never an impossible pair.
+    for impossible in [
+        "decision=\"allow\",reason=\"no_permit\"",
+        "decision=\"deny\",reason=\"policy_permit\"",
+    ] {
+        assert!(!text.contains(impossible), "`{impossible}` in /metrics");
+    }
     s.shutdown().await;
 }
 
