@@ -197,24 +197,19 @@ fn describe() {
 
 /// Records one answered Check.
 pub fn record_check(outcome: &Outcome, elapsed: Duration) {
-    let decision = if outcome.decision.is_allow() {
-        "allow"
-    } else {
-        "deny"
-    };
+    let allow = outcome.decision.is_allow();
     let reason = outcome.decision.reason;
-    let slot = Reason::ALL.iter().position(|r| *r == reason);
-    let row = usize::from(!outcome.decision.is_allow());
-    let handle = HOT
-        .get()
-        .zip(slot)
-        .and_then(|(hot, slot)| Some((hot, hot.checks[row].get(slot)?.as_ref()?)));
+    let handle = HOT.get().and_then(|hot| {
+        let slot = Reason::ALL.iter().position(|r| *r == reason)?;
+        Some((hot, hot.checks[usize::from(!allow)].get(slot)?.as_ref()?))
+    });
     match handle {
         Some((hot, counter)) => {
             counter.increment(1);
             hot.duration.record(elapsed.as_secs_f64());
         }
         None => {
+            let decision = if allow { "allow" } else { "deny" };
             counter!(CHECKS, "decision" => decision, "reason" => reason.as_str()).increment(1);
             histogram!(CHECK_DURATION).record(elapsed.as_secs_f64());
         }
