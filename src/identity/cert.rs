@@ -515,7 +515,13 @@ mod tests {
         };
         let ca = IsCa::Ca(BasicConstraints::Unconstrained);
         // (what, cA, key usages, expected)
-        let cases: Vec<(&str, IsCa, Vec<KeyUsagePurpose>, Result<(), CertError>)> = vec![
+        type Case = (
+            &'static str,
+            IsCa,
+            Vec<KeyUsagePurpose>,
+            Result<(), CertError>,
+        );
+        let cases: Vec<Case> = vec![
             ("leaf", IsCa::NoCa, vec![DigitalSignature], Ok(())),
             (
                 "leaf, explicit cA=FALSE, RSA-style usages",
@@ -525,7 +531,7 @@ mod tests {
             ),
             (
                 "CA",
-                ca.clone(),
+                ca,
                 vec![DigitalSignature],
                 Err(CertError::CaCertificate),
             ),
