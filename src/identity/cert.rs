@@ -597,6 +597,19 @@ mod tests {
     }
 
     #[test]
+    fn fuzz_seeds_reach_the_accept_and_refuse_paths() {
+        // The fuzz target's fixed clock, 2027-06-01T00:00:00Z.
+        let at = UNIX_EPOCH + Duration::from_secs(1_811_808_000);
+        let seed = |name| {
+            let path = format!("{}/fuzz/seeds/cert_pem/{name}", env!("CARGO_MANIFEST_DIR"));
+            parse_pem(&std::fs::read(path).unwrap(), at)
+        };
+        assert!(seed("svid-leaf.pem").is_ok());
+        assert_eq!(seed("spiffe-leaf.pem").unwrap_err(), CertError::NoKeyUsage);
+        assert_eq!(seed("ca-no-uri.pem").unwrap_err(), CertError::NoSpiffeId);
+    }
+
+    #[test]
     fn rejects_garbage() {
         assert_eq!(err(""), CertError::NoPemBlock);
         assert_eq!(err("hello, world"), CertError::NoPemBlock);
