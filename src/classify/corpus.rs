@@ -380,6 +380,50 @@ fn unknown_endpoints_on_provider_routes_are_unclassified() {
 }
 
 #[test]
+fn a_model_in_the_query_must_be_the_request_model() {
+    let routes = shipped_routes();
+    let run = |path: &str, body: &str| outcome(&request("POST", path, body, &[]), &routes);
+    // A run without a body model, but `?model=` for servers that read the query.
+    for (path, body) in [
+        (
+            "/v1/threads/thread_1/runs?model=o1",
+            r#"{"assistant_id":"asst_1"}"#,
+        ),
+        (
+            "/v1/threads/thread_1/runs?Model=o1",
+            r#"{"assistant_id":"asst_1"}"#,
+        ),
+        ("/v1/chat/completions?model=o1", CHAT),
+        (
+            "/v1beta/models/gemini-2.0-flash:generateContent?model=gemini-2.5-pro",
+            GEMINI,
+        ),
+        (
+            "/model/anthropic.claude-3-haiku-20240307-v1:0/invoke?modelId=o1",
+            INVOKE,
+        ),
+        ("/v1/files?model=o1", "{}"),
+        ("/v1/realtime/calls?model=gpt-realtime&MODEL=o1", "v=0"),
+    ] {
+        assert_eq!(run(path, body), Err(Reason::ModelAmbiguous), "{path}");
+    }
+    // The same model in both places, in any spelling, is one request.
+    for (path, body) in [
+        ("/v1/chat/completions?model=GPT-4o-mini", CHAT),
+        (
+            "/openai/deployments/gpt-4o-mini-prod/chat/completions?deployment=gpt-4o-mini",
+            "{}",
+        ),
+        (
+            "/v1beta/models/gemini-2.0-flash:generateContent?key=k&alt=sse",
+            GEMINI,
+        ),
+    ] {
+        assert!(run(path, body).is_ok(), "{path}");
+    }
+}
+
+#[test]
 fn bad_model_and_tool_names_are_refused() {
     let routes = shipped_routes();
     for (path, body) in [

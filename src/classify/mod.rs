@@ -242,6 +242,9 @@ pub enum ClassifyError {
     /// A model or tool name no provider would take as it is.
     #[error(transparent)]
     Name(#[from] NameError),
+    /// The request names its model in two places that disagree.
+    #[error(transparent)]
+    Model(#[from] provider::ModelError),
 }
 
 // === impl ClassifyError ===
@@ -255,6 +258,7 @@ impl ClassifyError {
             ClassifyError::MethodOverride(_) => Reason::MethodOverride,
             ClassifyError::Body(e) => e.reason(),
             ClassifyError::Name(_) => Reason::NameInvalid,
+            ClassifyError::Model(_) => Reason::ModelAmbiguous,
         }
     }
 }

@@ -24,7 +24,12 @@ pub fn parse(
     table: &'static [Endpoint],
 ) -> Result<Operation, ClassifyError> {
     let protocol = route.protocol;
-    let Some(found) = endpoints::find(table, &req.method, &req.path) else {
+    let found = endpoints::find(table, &req.method, &req.path);
+    let query_model = query_model(&req.query, found.as_ref().map(|f| f.endpoint.model))?;
+    let Some(found) = found else {
+        if query_model.is_some() {
+            return Err(ModelError::QueryOnUnknownEndpoint.into());
+        }
         return Ok(unclassified(req, protocol));
     };
     let e = found.endpoint;
@@ -45,7 +50,65 @@ pub fn parse(
     } else {
         ai::from_body(body, base, |info, json| read_body(e, info, json))?
     };
+    // A model named in the query as well must be the same model: some servers
+    // read the query, others the body (a run with `?model=o1` and no body model).
+    if let Some((key, sent)) = query_model {
+        let same = info.model.as_deref().is_some_and(|m| {
+            model::canonical(protocol, m, &route.model_aliases).ok()
+                == model::canonical(protocol, &sent, &route.model_aliases).ok()
+        });
+        if !same {
+            return Err(ModelError::QueryDisagrees(key).into());
+        }
+    }
     finish(info, e, route, req)
+}
+
+/// Query parameters that name a model to some server.
+const QUERY_MODEL_KEYS: [&str; 4] = ["model", "deployment", "modelId", "model_id"];
+
+/// A model named in the query under a key the endpoint does not read it from:
+/// `(key, value)`. The endpoint's own query key (realtime `?model=`) is not
+/// returned; a key sent twice is refused.
+fn query_model(
+    query: &str,
+    from: Option<ModelFrom>,
+) -> Result<Option<(&'static str, String)>, ClassifyError> {
+    if query.is_empty() {
+        return Ok(None);
+    }
+    for key in QUERY_MODEL_KEYS {
+        if from == Some(ModelFrom::QueryOrOpaque(key)) {
+            continue;
+        }
+        if let Some(value) = query_param(query, key)? {
+            return Ok(Some((key, value)));
+        }
+    }
+    Ok(None)
+}
+
+/// `(name, value)` pairs of a query string, percent-decoded (`+` is a space in
+/// values); undecodable pairs are kept as sent.
+fn query_params(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| decode_segment(s).unwrap_or_else(|| s.to_owned());
+        (decode(k), decode(&v.replace('+', " ")))
+    })
+}
+
+/// A model named where the classifier cannot take it as the request's model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// The query names a model (`?model=`) that the body or path does not.
+    #[error(
+        "the query parameter `{0}` names another model than the request, or the request names none: which one runs depends on the server"
+    )]
+    QueryDisagrees(&'static str),
+    /// The query names a model on an endpoint cedar-gate does not recognise.
+    #[error("the query names a model on an endpoint cedar-gate does not recognise")]
+    QueryOnUnknownEndpoint,
 }
 
 /// The body field naming the model, if the row reads one.
@@ -116,24 +179,18 @@ fn finish(
     Ok(info.operation(route.protocol, action, &req.path))
 }
 
-/// One query parameter, percent-decoded; a parameter sent twice is refused
-/// (which one the upstream keeps is not ours to guess).
+/// One query parameter (name compared ignoring ASCII case), percent-decoded;
+/// a parameter sent twice is refused (which one the upstream keeps is not
+/// ours to guess).
 fn query_param(query: &str, key: &str) -> Result<Option<String>, ClassifyError> {
-    let mut found = None;
-    for pair in query.split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if decode_segment(k).as_deref() != Some(key) {
-            continue;
-        }
-        if found.is_some() {
-            return Err(
-                BodyError::Invalid(format!("query parameter `{key}` is sent twice")).into(),
-            );
-        }
-        let v = decode_segment(&v.replace('+', " ")).ok_or(NameError::NotUtf8("model"))?;
-        found = Some(v);
+    let mut values = query_params(query)
+        .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v);
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ModelError::QueryDisagrees("model").into());
     }
-    Ok(found.filter(|v| !v.is_empty()))
+    Ok(first.filter(|v| !v.is_empty()))
 }
 
 /// `context.ai.provider`: the protocol's vendor, told apart by host and path
@@ -193,6 +250,7 @@ mod tests {
             Some("x-y")
         );
         assert_eq!(query_param("model=", "model").unwrap(), None);
+        assert!(query_param("MODEL=a&model=b", "model").is_err());
         assert_eq!(query_param("", "model").unwrap(), None);
         assert!(query_param("model=a&model=b", "model").is_err());
     }

@@ -43,7 +43,9 @@ pub struct RouteSpec {
     /// `*.example.com` (any subdomain). Absent: any host.
     #[serde(default)]
     pub host: Option<String>,
-    /// Matches paths starting with this string.
+    /// Matches paths starting with this string at a segment boundary
+    /// (`/mcp/github` matches `/mcp/github` and `/mcp/github/x`, not
+    /// `/mcp/github-admin`), ignoring ASCII case.
     #[serde(default)]
     pub path_prefix: Option<String>,
     /// Matches a whole path, segment by segment: literal segments, `*` or
@@ -252,7 +254,13 @@ impl Route {
         }
         match &self.path {
             PathMatch::Any => true,
-            PathMatch::Prefix(p) => starts_with_ignore_case(&req.path, p),
+            // At a segment boundary: `/mcp/github` is not a prefix of
+            // `/mcp/github-admin`, another server an upstream routes apart.
+            PathMatch::Prefix(p) => {
+                starts_with_ignore_case(&req.path, p)
+                    && (p.ends_with('/')
+                        || matches!(req.path.as_bytes().get(p.len()), None | Some(b'/')))
+            }
             PathMatch::Pattern { segments, rest } => {
                 let Some(path) = req.path.strip_prefix('/') else {
                     return false;
@@ -366,6 +374,19 @@ mod tests {
         assert_eq!(found("/v1/messages"), Some(Protocol::Anthropic));
         assert_eq!(found("/v1/chat/completions"), Some(Protocol::Openai));
         assert_eq!(found("/healthz"), None);
+    }
+
+    #[test]
+    fn prefixes_match_at_segment_boundaries() {
+        let r = routes("- {path_prefix: /mcp/github, protocol: mcp, server: github}\n- {path_prefix: /v1/, protocol: openai}\n").unwrap();
+        let found = |p: &str| r.find(&req("POST", "x", p)).map(|r| r.protocol);
+        assert_eq!(found("/mcp/github"), Some(Protocol::Mcp));
+        assert_eq!(found("/MCP/GitHub/"), Some(Protocol::Mcp));
+        assert_eq!(found("/mcp/github/sse"), Some(Protocol::Mcp));
+        assert_eq!(found("/mcp/github-admin"), None);
+        assert_eq!(found("/mcp/githubx/y"), None);
+        assert_eq!(found("/v1/x"), Some(Protocol::Openai));
+        assert_eq!(found("/v1"), None);
     }
 
     #[test]

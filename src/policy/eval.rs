@@ -93,6 +93,9 @@ pub enum Reason {
     /// A model or tool name that no provider accepts as it is (control
     /// characters, surrounding whitespace, not UTF-8).
     NameInvalid,
+    /// The request names its model in two places that disagree (the body and
+    /// a `?model=` query parameter): which one runs depends on the server.
+    ModelAmbiguous,
 }
 
 // === impl Reason ===
@@ -117,6 +120,7 @@ impl Reason {
             Reason::HostNotCanonical => "host_not_canonical",
             Reason::MethodOverride => "method_override",
             Reason::NameInvalid => "name_invalid",
+            Reason::ModelAmbiguous => "model_ambiguous",
         }
     }
 
@@ -131,7 +135,7 @@ impl Reason {
     }
 
     /// Every reason, for pre-registering metric series.
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 17] = [
         Reason::PolicyPermit,
         Reason::PolicyForbid,
         Reason::NoPermit,
@@ -148,6 +152,7 @@ impl Reason {
         Reason::HostNotCanonical,
         Reason::MethodOverride,
         Reason::NameInvalid,
+        Reason::ModelAmbiguous,
     ];
 }
 
