@@ -128,7 +128,7 @@ impl Gate {
         let classified = classify::classify(req, &self.config.routes);
         let first = match &classified {
             Ok(ops) => ops.first().cloned(),
-            Err(refusal) => Some(classify::http::classify_as(req, refusal.protocol)),
+            Err(refusal) => Some(classify::unclassified(req, refusal.protocol)),
         }
         .unwrap_or_else(|| classify::http::classify(req));
         let mut outcome = Outcome {

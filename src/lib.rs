@@ -20,4 +20,5 @@ pub mod request;
 pub mod response;
 pub mod service;
 pub mod shadow;
+pub mod target;
 pub mod tls;

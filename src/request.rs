@@ -37,10 +37,18 @@ pub struct HttpRequest {
     pub id: String,
     /// Upper-case method.
     pub method: String,
-    /// Host (`:authority`).
+    /// Host (`:authority`), canonical: lower case, no port, no trailing dot
+    /// ([`crate::target`]).
     pub host: String,
-    /// Path without query string.
+    /// The canonical path without query string ([`crate::target`]): what
+    /// routes, classification, policies and the audit read.
     pub path: String,
+    /// The path as the client sent it (without query), when it differs from
+    /// [`HttpRequest::path`]; empty otherwise.
+    pub raw_path: String,
+    /// Why the path or host cannot be made canonical: the request is refused
+    /// (`400`) before it is classified.
+    pub target_error: Option<crate::target::TargetError>,
     /// Query string (without `?`).
     pub query: String,
     /// `http` or `https`.
@@ -84,6 +92,25 @@ pub enum RequestError {
 // === impl HttpRequest ===
 
 impl HttpRequest {
+    /// Replaces the path and host by their canonical forms (step 0 of every
+    /// Check). On failure the request keeps them as sent, for the audit, and
+    /// records the error: the gate refuses it before classifying anything.
+    pub fn canonicalize(&mut self) {
+        match crate::target::canonical_path(&self.path) {
+            Ok(path) if path != self.path => {
+                self.raw_path = std::mem::replace(&mut self.path, path);
+            }
+            Ok(_) => {}
+            Err(e) => self.target_error = Some(e),
+        }
+        match crate::target::canonical_host(&self.host) {
+            Ok(host) => self.host = host,
+            Err(e) => {
+                self.target_error.get_or_insert(e);
+            }
+        }
+    }
+
     /// A header's value by lower-case name.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -194,6 +221,8 @@ impl TryFrom<CheckRequest> for HttpRequest {
             method: http.method.to_ascii_uppercase(),
             host: http.host,
             path,
+            raw_path: String::new(),
+            target_error: None,
             query,
             scheme: http.scheme,
             headers,
@@ -212,6 +241,7 @@ impl TryFrom<CheckRequest> for HttpRequest {
         if let Some(rid) = out.header("x-request-id") {
             out.id = rid.to_owned();
         }
+        out.canonicalize();
         Ok(out)
     }
 }

@@ -19,6 +19,7 @@ pub const DECISION_ID_HEADER: &str = "x-cedar-gate-decision-id";
 
 /// gRPC status codes Envoy reads from `CheckResponse.status`.
 const CODE_OK: i32 = 0;
+const CODE_INVALID_ARGUMENT: i32 = 3;
 const CODE_PERMISSION_DENIED: i32 = 7;
 const CODE_UNAUTHENTICATED: i32 = 16;
 
@@ -30,6 +31,11 @@ pub fn build(outcome: &Outcome, cfg: &ResponseConfig) -> CheckResponse {
         (
             CODE_UNAUTHENTICATED,
             HttpResponse::DeniedResponse(denied(outcome, 401, Some(challenge(outcome, cfg)))),
+        )
+    } else if outcome.decision.reason.http_status() == 400 {
+        (
+            CODE_INVALID_ARGUMENT,
+            HttpResponse::DeniedResponse(denied(outcome, 400, None)),
         )
     } else {
         (
@@ -78,16 +84,22 @@ fn ok_response(outcome: &Outcome, cfg: &ResponseConfig) -> OkHttpResponse {
 }
 
 fn denied(outcome: &Outcome, status: i32, www_authenticate: Option<String>) -> DeniedHttpResponse {
-    let error = if status == 401 {
-        "unauthenticated"
-    } else {
-        "forbidden"
+    let error = match status {
+        400 => "bad_request",
+        401 => "unauthenticated",
+        _ => "forbidden",
     };
     let mut body = serde_json::json!({
         "error": error,
         "decision_id": outcome.decision_id,
         "reason": outcome.decision.reason.as_str(),
     });
+    // What could not be read one way only (the class, never the request).
+    if status == 400 {
+        if let Some(message) = outcome.decision.errors.first() {
+            body["message"] = message.as_str().into();
+        }
+    }
     // Which model or tool was refused (what the caller asked for, never why).
     if status == 403 {
         if let Some(model) = &outcome.model {

@@ -25,12 +25,24 @@ pub struct AiInfo {
     pub provider: String,
     /// The provider's endpoint, e.g. `chat/completions`, `messages`, `converse`.
     pub endpoint: String,
-    /// The model, from the body or the path.
+    /// The model's entity id (see `classify::model`), from the body, the path
+    /// or the query.
     pub model: Option<String>,
+    /// The model as the request spelled it, when that differs from `model`.
+    pub model_as_sent: Option<String>,
     /// Whether the answer is streamed.
     pub stream: bool,
-    /// The output token limit, whichever field the protocol uses.
+    /// The output token limit per choice, whichever field the protocol uses.
     pub max_output_tokens: Option<i64>,
+    /// How many answers are generated (`n`, `best_of`, `candidateCount`); 1
+    /// unless the request asks for more.
+    pub choices: i64,
+    /// Thinking / reasoning token budget (`thinking.budget_tokens`,
+    /// `thinkingConfig.thinkingBudget`).
+    pub thinking_budget_tokens: Option<i64>,
+    /// Reasoning effort (`reasoning_effort`, `reasoning.effort`,
+    /// `thinkingConfig.thinkingLevel`), lower-cased.
+    pub reasoning_effort: Option<String>,
     /// Temperature × 1000, rounded.
     pub temperature_milli: Option<i64>,
     /// Messages (or contents / input items) in the request.
@@ -53,7 +65,23 @@ impl AiInfo {
         Self {
             provider: provider.to_owned(),
             endpoint: endpoint.to_owned(),
+            choices: 1,
             ..Default::default()
+        }
+    }
+
+    /// The output tokens the request may produce in all: the per-choice
+    /// limit times the choices (saturating), when there is a limit.
+    pub fn total_output_tokens(&self) -> Option<i64> {
+        self.max_output_tokens
+            .map(|n| n.saturating_mul(self.choices.max(1)))
+    }
+
+    /// Records a choice count; the largest of the fields wins (`best_of`
+    /// generates that many even when `n` returns fewer).
+    pub fn add_choices(&mut self, n: Option<i64>) {
+        if let Some(n) = n {
+            self.choices = self.choices.max(n);
         }
     }
 
@@ -66,9 +94,22 @@ impl AiInfo {
         if let Some(m) = &self.model {
             fields.push(("model".to_owned(), Value::str(m)));
         }
+        if let Some(m) = &self.model_as_sent {
+            fields.push(("model_as_sent".to_owned(), Value::str(m)));
+        }
         fields.push(("stream".to_owned(), Value::Bool(self.stream)));
         if let Some(n) = self.max_output_tokens {
             fields.push(("max_output_tokens".to_owned(), Value::Long(n)));
+        }
+        fields.push(("choices".to_owned(), Value::Long(self.choices)));
+        if let Some(n) = self.total_output_tokens() {
+            fields.push(("total_output_tokens".to_owned(), Value::Long(n)));
+        }
+        if let Some(n) = self.thinking_budget_tokens {
+            fields.push(("thinking_budget_tokens".to_owned(), Value::Long(n)));
+        }
+        if let Some(e) = &self.reasoning_effort {
+            fields.push(("reasoning_effort".to_owned(), Value::str(e)));
         }
         if let Some(t) = self.temperature_milli {
             fields.push(("temperature_milli".to_owned(), Value::Long(t)));
@@ -112,6 +153,37 @@ impl AiInfo {
     }
 }
 
+/// `obj[k0][k1]...`, with `null` read as absent.
+pub fn nested<'a>(obj: &'a Json, keys: &[&str]) -> Option<&'a Json> {
+    keys.iter().try_fold(obj, |cur, key| get(cur, key))
+}
+
+/// A thinking budget or count at a nested path, typed.
+pub fn nested_count(obj: &Json, keys: &[&str]) -> Result<Option<i64>, BodyError> {
+    match keys.split_last() {
+        Some((last, parents)) => match nested(obj, parents) {
+            Some(parent) if parent.is_object() => opt_count(parent, last),
+            Some(_) => Err(BodyError::field(&parents.join("."), "an object")),
+            None => Ok(None),
+        },
+        None => Ok(None),
+    }
+}
+
+/// A string at a nested path, typed, lower-cased.
+pub fn nested_lower(obj: &Json, keys: &[&str]) -> Result<Option<String>, BodyError> {
+    match keys.split_last() {
+        Some((last, parents)) => match nested(obj, parents) {
+            Some(parent) if parent.is_object() => {
+                Ok(opt_str(parent, last)?.map(|s| s.to_lowercase()))
+            }
+            Some(_) => Err(BodyError::field(&parents.join("."), "an object")),
+            None => Ok(None),
+        },
+        None => Ok(None),
+    }
+}
+
 /// Reads the JSON body into `base` with `fill`. Under `body: optional`, any
 /// problem (unreadable body, wrong field type) leaves `base` as it was: the
 /// request is then classified from its path alone.
@@ -127,14 +199,6 @@ pub fn from_body(
     match body.lenient(fill(&mut info, &json))? {
         Some(()) => Ok(info),
         None => Ok(base),
-    }
-}
-
-/// The model named in the body, which the endpoint requires.
-pub fn required_model(obj: &Json) -> Result<String, BodyError> {
-    match opt_str(obj, "model")? {
-        Some(m) if !m.is_empty() => Ok(m),
-        _ => Err(BodyError::Invalid("`model` is required".to_owned())),
     }
 }
 

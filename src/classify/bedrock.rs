@@ -1,7 +1,9 @@
-//! Amazon Bedrock runtime: `POST /model/{modelId}/invoke`,
-//! `/invoke-with-response-stream`, `/converse`, `/converse-stream` and
-//! `/count-tokens`. The model id is in the path (percent-decoded: inference
-//! profile ARNs arrive encoded). `converse` bodies have one shape; `invoke`
+//! Amazon Bedrock runtime bodies. The endpoints (`/model/{modelId}/invoke`,
+//! `/invoke-with-response-stream`, `/converse`, `/converse-stream`,
+//! `/count-tokens`, `/async-invoke`) are rows of
+//! `classify::endpoints::BEDROCK`. The model id is in the path, where Bedrock
+//! percent-decodes it (inference-profile ARNs arrive with `%2F`): the one
+//! segment where cedar-gate accepts an encoded `/`. `converse` bodies have one shape; `invoke`
 //! bodies are the model vendor's own, so the common fields of each family are
 //! read (Anthropic `max_tokens`, Llama `max_gen_len`, Titan
 //! `textGenerationConfig.maxTokenCount`, Nova `inferenceConfig.max_new_tokens`).
@@ -9,52 +11,26 @@
 use serde_json::Value as Json;
 
 use crate::classify::ai::{
-    self, AiInfo, get, len, object, opt_array, opt_count, opt_milli, text_chars, tool_names,
+    AiInfo, get, len, nested_count, nested_lower, object, opt_array, opt_count, opt_milli,
+    text_chars, tool_names,
 };
-use crate::classify::body::{BodyError, BodyReader};
-use crate::classify::{Operation, Protocol, http};
-use crate::request::HttpRequest;
+use crate::classify::body::BodyError;
 
-/// Classifies a Bedrock runtime request.
-pub fn parse(req: &HttpRequest, body: &BodyReader<'_>) -> Result<Operation, BodyError> {
-    let Some((model, op)) = model_and_op(&req.path) else {
-        return Ok(http::classify_as(req, Protocol::Bedrock));
+/// Whether every encoded `/` of a canonical path is inside the model
+/// segment of `.../model/{modelId}/{operation}`, the one place Bedrock
+/// decodes it (inference-profile ARNs).
+pub fn encoded_slash_in_model_only(path: &str) -> bool {
+    let Some((_, rest)) = crate::target::rsplit_once_ignore_case(path, "/model/") else {
+        return false;
     };
-    let (action, stream, converse) = match (req.method.as_str(), op) {
-        ("POST", "invoke") => ("chat", false, false),
-        ("POST", "invoke-with-response-stream") => ("chat", true, false),
-        ("POST", "converse") => ("chat", false, true),
-        ("POST", "converse-stream") => ("chat", true, true),
-        ("POST", "count-tokens") => ("count_tokens", false, false),
-        _ => return Ok(http::classify_as(req, Protocol::Bedrock)),
+    let Some((model, op)) = rest.split_once('/') else {
+        return false;
     };
-    let mut base = AiInfo::new("bedrock", op);
-    base.model = Some(model);
-    base.stream = stream;
-    let info = if converse {
-        ai::from_body(body, base, fill_converse)?
-    } else {
-        ai::from_body(body, base, fill_invoke)?
-    };
-    Ok(info.operation(Protocol::Bedrock, action, &req.path))
+    !op.contains("%2F") && !path[..path.len() - rest.len()].contains("%2F") && !model.is_empty()
 }
 
-/// `.../model/{modelId}/{operation}` → (decoded model id, operation).
-fn model_and_op(path: &str) -> Option<(String, &str)> {
-    let (_, rest) = path.split_once("/model/")?;
-    let (raw, op) = rest.rsplit_once('/')?;
-    if raw.is_empty() || op.is_empty() {
-        return None;
-    }
-    let model = percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .ok()?
-        .into_owned();
-    (!model.chars().any(char::is_control)).then_some((model, op))
-}
-
-fn fill_converse(info: &mut AiInfo, json: &Json) -> Result<(), BodyError> {
-    let obj = object(json)?;
+/// Fills `context.ai` from a `converse` body.
+pub fn fill_converse(info: &mut AiInfo, obj: &Json) -> Result<(), BodyError> {
     let messages = opt_array(obj, "messages")?;
     info.message_count = len(messages.len());
     info.prompt_chars = messages
@@ -70,11 +46,17 @@ fn fill_converse(info: &mut AiInfo, json: &Json) -> Result<(), BodyError> {
     if let Some(tools) = get(obj, "toolConfig") {
         tool_names(info, opt_array(tools, "tools")?, &[&["toolSpec", "name"]]);
     }
+    // Model-specific fields pass through `additionalModelRequestFields`.
+    let extra = ["additionalModelRequestFields"];
+    info.thinking_budget_tokens = nested_count(obj, &[extra[0], "thinking", "budget_tokens"])?.or(
+        nested_count(obj, &[extra[0], "reasoning_config", "budget_tokens"])?,
+    );
+    info.reasoning_effort = nested_lower(obj, &[extra[0], "reasoning_effort"])?;
     Ok(())
 }
 
-fn fill_invoke(info: &mut AiInfo, json: &Json) -> Result<(), BodyError> {
-    let obj = object(json)?;
+/// Fills `context.ai` from an `invoke` body (the model vendor's own).
+pub fn fill_invoke(info: &mut AiInfo, obj: &Json) -> Result<(), BodyError> {
     let mut max = [
         opt_count(obj, "max_tokens")?,
         opt_count(obj, "max_gen_len")?,
@@ -99,6 +81,14 @@ fn fill_invoke(info: &mut AiInfo, json: &Json) -> Result<(), BodyError> {
         }
     }
     info.max_output_tokens = max;
+    info.thinking_budget_tokens = nested_count(obj, &["thinking", "budget_tokens"])?;
+    // Titan `numberOfResults`, Cohere `num_generations`, Mistral / Llama `n`.
+    for key in ["n", "num_generations"] {
+        info.add_choices(opt_count(obj, key)?);
+    }
+    if let Some(config) = get(obj, "textGenerationConfig") {
+        info.add_choices(opt_count(config, "numberOfResults")?);
+    }
     let messages = opt_array(obj, "messages")?;
     info.message_count = len(messages.len());
     info.prompt_chars = messages.iter().map(text_chars).fold(0, i64::saturating_add);
@@ -120,38 +110,4 @@ fn fill_invoke(info: &mut AiInfo, json: &Json) -> Result<(), BodyError> {
         &[&["name"], &["toolSpec", "name"]],
     );
     Ok(())
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_ids() {
-        assert_eq!(
-            model_and_op("/model/anthropic.claude-3-haiku-20240307-v1:0/converse"),
-            Some((
-                "anthropic.claude-3-haiku-20240307-v1:0".to_owned(),
-                "converse"
-            ))
-        );
-        assert_eq!(
-            model_and_op(
-                "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123%3Ainference-profile%2Fus.meta.llama3/invoke"
-            ),
-            Some((
-                "arn:aws:bedrock:us-east-1:123:inference-profile/us.meta.llama3".to_owned(),
-                "invoke"
-            ))
-        );
-        // Envoy may already have decoded the `/` of an ARN.
-        assert_eq!(
-            model_and_op("/model/arn:aws:bedrock:x:1:inference-profile/us.m/converse-stream")
-                .map(|(m, _)| m),
-            Some("arn:aws:bedrock:x:1:inference-profile/us.m".to_owned())
-        );
-        assert_eq!(model_and_op("/model//invoke"), None);
-        assert_eq!(model_and_op("/model/x%FF/invoke"), None);
-    }
 }

@@ -204,7 +204,12 @@ fn openai_models_and_azure() {
         "/openai/deployments/gpt-4o-mini-prod/chat/completions",
         "openai/chat_completions_stream.json",
     );
-    assert_eq!(op.resource.to_string(), r#"Model::"gpt-4o-mini-prod""#);
+    // The deployment is an alias of its model in the shipped route table.
+    assert_eq!(op.resource.to_string(), r#"Model::"gpt-4o-mini""#);
+    assert_eq!(
+        string(&op, "model_as_sent").as_deref(),
+        Some("gpt-4o-mini-prod")
+    );
     assert_eq!(string(&op, "provider").as_deref(), Some("azure"));
 }
 

@@ -1,80 +1,17 @@
-//! Google Gemini: `POST .../models/{model}:generateContent` and
-//! `:streamGenerateContent`, `:countTokens`, `:embedContent`,
-//! `:batchEmbedContents`; `GET .../models` and `.../models/{model}`. The
-//! model is in the path, so the same code serves the Generative Language API
-//! (`/v1beta/models/...`) and Vertex AI
-//! (`/v1/projects/{p}/locations/{l}/publishers/google/models/...`). Fields are
-//! read in both JSON spellings the API accepts (`maxOutputTokens`,
-//! `max_output_tokens`).
+//! Google Gemini bodies: `generateContent` and its siblings, whose endpoints
+//! are rows of `classify::endpoints::GEMINI`. The model is in the path, so
+//! the same code serves the Generative Language API (`/v1beta/models/...`,
+//! `/v1/models/...`) and Vertex AI
+//! (`/v1/projects/{p}/locations/{l}/publishers/{publisher}/models/...`).
+//! Fields are read in both JSON spellings the API accepts
+//! (`maxOutputTokens`, `max_output_tokens`); both at once are refused.
 
 use serde_json::Value as Json;
 
 use crate::classify::ai::{
-    self, AiInfo, get, len, object, opt_array, opt_count, opt_milli, opt_str, text_chars,
+    AiInfo, get, len, object, opt_array, opt_count, opt_milli, opt_str, text_chars,
 };
-use crate::classify::body::{BodyError, BodyReader};
-use crate::classify::{Operation, Protocol, http};
-use crate::request::HttpRequest;
-
-/// Classifies a Gemini API request.
-pub fn parse(req: &HttpRequest, body: &BodyReader<'_>) -> Result<Operation, BodyError> {
-    let path = req.path.trim_end_matches('/');
-    let Some((model, method)) = model_and_method(path) else {
-        if req.method == "GET" && (path.ends_with("/models") || path.ends_with("/tunedModels")) {
-            return Ok(AiInfo::new("gemini", "models").operation(
-                Protocol::Gemini,
-                "list_models",
-                &req.path,
-            ));
-        }
-        return Ok(http::classify_as(req, Protocol::Gemini));
-    };
-    let mut base = AiInfo::new("gemini", method.unwrap_or("models"));
-    base.model = Some(model.to_owned());
-    let action = match (req.method.as_str(), method) {
-        ("GET", None) => return Ok(base.operation(Protocol::Gemini, "get_model", &req.path)),
-        ("POST", Some("generateContent")) => "chat",
-        ("POST", Some("streamGenerateContent")) => {
-            base.stream = true;
-            "chat"
-        }
-        ("POST", Some("countTokens")) => "count_tokens",
-        ("POST", Some("embedContent" | "batchEmbedContents")) => "embed",
-        _ => return Ok(http::classify_as(req, Protocol::Gemini)),
-    };
-    let info = ai::from_body(body, base, fill)?;
-    Ok(info.operation(Protocol::Gemini, action, &req.path))
-}
-
-/// `.../models/{model}[:method]` → (`{model}`, method). Tuned models keep
-/// their collection prefix (`tunedModels/{id}`) so they never collide with a
-/// base model's name.
-fn model_and_method(path: &str) -> Option<(&str, Option<&str>)> {
-    let (collection, rest) = if let Some((_, rest)) = path.rsplit_once("/tunedModels/") {
-        (true, rest)
-    } else {
-        (false, path.rsplit_once("/models/")?.1)
-    };
-    if rest.is_empty() || rest.contains('/') {
-        return None;
-    }
-    let (model, method) = match rest.rsplit_once(':') {
-        Some((m, method)) => (m, Some(method)),
-        None => (rest, None),
-    };
-    if model.is_empty() {
-        return None;
-    }
-    if collection {
-        // The `/tunedModels/` marker sits right before `rest` in `path`.
-        let start = path.len() - rest.len() - "tunedModels/".len();
-        return Some((
-            &path[start..start + "tunedModels/".len() + model.len()],
-            method,
-        ));
-    }
-    Some((model, method))
-}
+use crate::classify::body::BodyError;
 
 /// A field in camelCase or snake_case. Both at once is refused: which one
 /// the upstream keeps is not ours to guess.
@@ -88,8 +25,8 @@ fn either<'a>(obj: &Json, camel: &'a str, snake: &'a str) -> Result<&'a str, Bod
     }
 }
 
-fn fill(info: &mut AiInfo, json: &Json) -> Result<(), BodyError> {
-    let obj = object(json)?;
+/// Fills `context.ai` from a Gemini / Vertex body (the model is in the path).
+pub fn fill(info: &mut AiInfo, obj: &Json) -> Result<(), BodyError> {
     let contents = opt_array(obj, "contents")?;
     let requests = opt_array(obj, "requests")?;
     info.message_count = len(contents.len().max(requests.len()));
@@ -124,6 +61,27 @@ fn fill(info: &mut AiInfo, json: &Json) -> Result<(), BodyError> {
             config,
             either(config, "responseMimeType", "response_mime_type")?,
         )?;
+        info.add_choices(opt_count(
+            config,
+            either(config, "candidateCount", "candidate_count")?,
+        )?);
+        if let Some(thinking) = get(config, either(config, "thinkingConfig", "thinking_config")?) {
+            let thinking = object(thinking)?;
+            info.thinking_budget_tokens = opt_count(
+                thinking,
+                either(thinking, "thinkingBudget", "thinking_budget")?,
+            )?;
+            info.reasoning_effort = opt_str(
+                thinking,
+                either(thinking, "thinkingLevel", "thinking_level")?,
+            )?
+            .map(|l| l.to_lowercase());
+        }
+    }
+    // `:predict` bodies (Imagen, Veo, embeddings): `parameters.sampleCount`.
+    if let Some(parameters) = get(obj, "parameters") {
+        let parameters = object(parameters)?;
+        info.add_choices(opt_count(parameters, "sampleCount")?);
     }
     for tool in opt_array(obj, "tools")? {
         info.has_tools = true;
@@ -147,44 +105,4 @@ fn fill(info: &mut AiInfo, json: &Json) -> Result<(), BodyError> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn both_spellings_at_once_are_refused() {
-        let req = HttpRequest {
-            method: "POST".into(),
-            path: "/v1beta/models/gemini-2.0-flash:generateContent".into(),
-            body: br#"{"generationConfig":{"maxOutputTokens":10,"max_output_tokens":99999}}"#
-                .to_vec(),
-            ..Default::default()
-        };
-        let body = BodyReader::with_rules(&req, crate::classify::routes::BodyMode::Required, 4096);
-        assert!(matches!(parse(&req, &body), Err(BodyError::Invalid(_))));
-    }
-
-    #[test]
-    fn model_paths() {
-        assert_eq!(
-            model_and_method("/v1beta/models/gemini-2.0-flash:generateContent"),
-            Some(("gemini-2.0-flash", Some("generateContent")))
-        );
-        assert_eq!(
-            model_and_method(
-                "/v1/projects/p/locations/us-central1/publishers/google/models/gemini-1.5-pro:streamGenerateContent"
-            ),
-            Some(("gemini-1.5-pro", Some("streamGenerateContent")))
-        );
-        assert_eq!(
-            model_and_method("/v1beta/tunedModels/my-model-42:generateContent"),
-            Some(("tunedModels/my-model-42", Some("generateContent")))
-        );
-        assert_eq!(model_and_method("/v1beta/models/x"), Some(("x", None)));
-        assert_eq!(model_and_method("/v1beta/models"), None);
-        assert_eq!(model_and_method("/v1beta/models/:generateContent"), None);
-    }
 }

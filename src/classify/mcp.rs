@@ -7,7 +7,10 @@
 //! `Tool::"<server>/<tool>"`; every other MCP operation is on
 //! `McpServer::"<server>"`, with the details (resource URI, prompt name) in
 //! `context.mcp`. MCP cannot be understood without its body: with
-//! `body: optional`, an unreadable body is plain HTTP.
+//! `body: optional`, an unreadable body is `unclassified`, as are other HTTP
+//! methods and JSON-RPC methods this module does not know (never plain
+//! `http`). Tool names with control characters or surrounding whitespace are
+//! refused (`name_invalid`).
 
 use std::collections::BTreeSet;
 
@@ -15,8 +18,11 @@ use serde_json::Value as Json;
 
 use crate::classify::ai::{get, len, opt_str};
 use crate::classify::body::{BodyError, BodyReader};
+use crate::classify::model::check_name;
 use crate::classify::routes::Route;
-use crate::classify::{MCP_SERVER, Operation, Protocol, TOOL, action, http};
+use crate::classify::{
+    ClassifyError, MCP_SERVER, Operation, Protocol, TOOL, UNCLASSIFIED, action, unclassified,
+};
 use crate::policy::model::{Value, builtin_uid};
 use crate::request::HttpRequest;
 
@@ -92,7 +98,7 @@ pub fn parse(
     req: &HttpRequest,
     route: &Route,
     body: &BodyReader<'_>,
-) -> Result<Vec<Operation>, BodyError> {
+) -> Result<Vec<Operation>, ClassifyError> {
     let info = |method: &str| McpInfo {
         method: method.to_owned(),
         server: route.server.clone(),
@@ -103,28 +109,32 @@ pub fn parse(
         "GET" => return Ok(vec![info("GET").operation("listen")]),
         "DELETE" => return Ok(vec![info("DELETE").operation("end_session")]),
         "POST" => {}
-        _ => return Ok(vec![http::classify_as(req, Protocol::Mcp)]),
+        _ => return Ok(vec![unclassified(req, Protocol::Mcp)]),
     }
     let Some(json) = body.json()? else {
-        return Ok(vec![http::classify_as(req, Protocol::Mcp)]);
+        return Ok(vec![unclassified(req, Protocol::Mcp)]);
     };
-    match body.lenient(messages(&json, &route.server))? {
-        Some(ops) => Ok(ops),
-        None => Ok(vec![http::classify_as(req, Protocol::Mcp)]),
-    }
+    let ops = match messages(&json, &route.server) {
+        // A bad tool name is refused whatever the body mode.
+        Err(ClassifyError::Name(e)) => return Err(e.into()),
+        Err(ClassifyError::Body(e)) => body.lenient(Err(e))?,
+        other => Some(other?),
+    };
+    Ok(ops.unwrap_or_else(|| vec![unclassified(req, Protocol::Mcp)]))
 }
 
 /// One operation per message; any malformed element invalidates the batch.
-pub fn messages(json: &Json, server: &str) -> Result<Vec<Operation>, BodyError> {
+pub fn messages(json: &Json, server: &str) -> Result<Vec<Operation>, ClassifyError> {
     let items: &[Json] = match json {
         Json::Array(items) if items.is_empty() => {
-            return Err(BodyError::Invalid("empty JSON-RPC batch".to_owned()));
+            return Err(BodyError::Invalid("empty JSON-RPC batch".to_owned()).into());
         }
         Json::Array(items) if items.len() > MAX_BATCH => {
             return Err(BodyError::BatchTooLarge {
                 len: items.len(),
                 max: MAX_BATCH,
-            });
+            }
+            .into());
         }
         Json::Array(items) => items,
         single => std::slice::from_ref(single),
@@ -135,8 +145,8 @@ pub fn messages(json: &Json, server: &str) -> Result<Vec<Operation>, BodyError> 
         .enumerate()
         .map(|(i, msg)| {
             message(msg, server, batch_size).map_err(|e| match e {
-                BodyError::Invalid(m) if items.len() > 1 => {
-                    BodyError::Invalid(format!("batch element {i}: {m}"))
+                ClassifyError::Body(BodyError::Invalid(m)) if items.len() > 1 => {
+                    BodyError::Invalid(format!("batch element {i}: {m}")).into()
                 }
                 other => other,
             })
@@ -144,14 +154,12 @@ pub fn messages(json: &Json, server: &str) -> Result<Vec<Operation>, BodyError> 
         .collect()
 }
 
-fn message(msg: &Json, server: &str, batch_size: i64) -> Result<Operation, BodyError> {
+fn message(msg: &Json, server: &str, batch_size: i64) -> Result<Operation, ClassifyError> {
     if !msg.is_object() {
-        return Err(BodyError::Invalid(
-            "a JSON-RPC message must be an object".to_owned(),
-        ));
+        return Err(BodyError::Invalid("a JSON-RPC message must be an object".to_owned()).into());
     }
     if get(msg, "jsonrpc").is_some_and(|v| v.as_str() != Some("2.0")) {
-        return Err(BodyError::Invalid("`jsonrpc` must be \"2.0\"".to_owned()));
+        return Err(BodyError::Invalid("`jsonrpc` must be \"2.0\"".to_owned()).into());
     }
     let mut info = McpInfo {
         server: server.to_owned(),
@@ -165,12 +173,13 @@ fn message(msg: &Json, server: &str, batch_size: i64) -> Result<Operation, BodyE
         }
         return Err(BodyError::Invalid(
             "a JSON-RPC message needs a `method`, a `result` or an `error`".to_owned(),
-        ));
+        )
+        .into());
     };
     let params = match get(msg, "params") {
         None => &Json::Null,
         Some(p @ Json::Object(_)) => p,
-        Some(_) => return Err(BodyError::field("params", "an object")),
+        Some(_) => return Err(BodyError::field("params", "an object").into()),
     };
     info.method = method.clone();
     let action_name = match method.as_str() {
@@ -179,7 +188,9 @@ fn message(msg: &Json, server: &str, batch_size: i64) -> Result<Operation, BodyE
         m if m.starts_with("notifications/") => "notification",
         "tools/list" => "list_tools",
         "tools/call" => {
-            info.tool = Some(required_name(params, "name")?);
+            let tool = required_name(params, "name")?;
+            check_name("tool", &tool)?;
+            info.tool = Some(tool);
             info.argument_names = argument_names(params)?;
             "call_tool"
         }
@@ -194,7 +205,7 @@ fn message(msg: &Json, server: &str, batch_size: i64) -> Result<Operation, BodyE
             info.argument_names = argument_names(params)?;
             "get_prompt"
         }
-        _ => "mcp_other",
+        _ => UNCLASSIFIED,
     };
     Ok(info.operation(action_name))
 }
@@ -221,7 +232,7 @@ fn argument_names(params: &Json) -> Result<BTreeSet<String>, BodyError> {
 mod tests {
     use super::*;
 
-    fn ops(body: &str) -> Result<Vec<Operation>, BodyError> {
+    fn ops(body: &str) -> Result<Vec<Operation>, ClassifyError> {
         messages(
             &crate::classify::body::parse_json(body.as_bytes())?,
             "files",
@@ -256,7 +267,10 @@ mod tests {
         );
         assert!(matches!(
             ops(&big),
-            Err(BodyError::BatchTooLarge { len: 65, .. })
+            Err(ClassifyError::Body(BodyError::BatchTooLarge {
+                len: 65,
+                ..
+            }))
         ));
     }
 

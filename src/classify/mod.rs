@@ -10,30 +10,53 @@ pub mod ai;
 pub mod anthropic;
 pub mod bedrock;
 pub mod body;
+pub mod endpoints;
 pub mod gemini;
 pub mod http;
 pub mod mcp;
+pub mod model;
 pub mod openai;
+pub mod provider;
 pub mod routes;
 
+#[cfg(test)]
+mod corpus;
 #[cfg(test)]
 mod fixtures;
 
 use cedar_policy::EntityUid;
 
-use crate::policy::model::{ACTION, Value, builtin_uid};
+use crate::policy::eval::Reason;
+use crate::policy::model::{ACTION, ROUTE, Value, builtin_uid};
 use crate::request::HttpRequest;
+use crate::target::{TargetError, has_encoded_slash};
 
 pub use body::BodyError;
+pub use model::NameError;
 pub use routes::{Route, Routes};
 
-/// Entity type of models (id: the model name as the caller asked for it).
+/// Entity type of models (id: the canonical model id, see [`model`]).
 pub const MODEL: &str = "Model";
 /// Entity type of MCP tools (id: `<server>/<tool>`).
 pub const TOOL: &str = "Tool";
 /// Entity type of MCP servers (id: the route's `server`); the resource of every
 /// MCP operation that is not a tool call.
 pub const MCP_SERVER: &str = "McpServer";
+
+/// The action of a request on a provider or MCP route that no endpoint row
+/// or JSON-RPC method matches. Never plain `http`, and in no action group:
+/// an operator permits a pass-through endpoint by naming its `Route`.
+pub const UNCLASSIFIED: &str = "unclassified";
+/// The action of an endpoint that runs a model the request does not name
+/// (an assistants run without a model override, a deployed Vertex endpoint).
+pub const OPAQUE_INFERENCE: &str = "opaque_inference";
+
+/// Headers that ask an upstream to run another method than the request's.
+pub const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
 
 /// The protocol a request was understood as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -78,11 +101,12 @@ pub struct Operation {
     pub action: EntityUid,
     /// The resource.
     pub resource: EntityUid,
-    /// The model asked for, if any (also in `context.ai.model`).
+    /// The model asked for (its entity id), if any (also in `context.ai.model`).
     pub model: Option<String>,
     /// The MCP tool called, as `<server>/<tool>`, if any.
     pub tool: Option<String>,
-    /// Protocol context records added to the Cedar context (`ai`, `mcp`).
+    /// Protocol context records added to the Cedar context (`ai`, `mcp`,
+    /// `route`).
     pub context: Vec<(String, Value)>,
 }
 
@@ -100,16 +124,58 @@ impl Operation {
             context: Vec::new(),
         }
     }
+
+    /// A field of the operation's `ai` or `mcp` record, for the audit summary.
+    pub fn field(&self, name: &str) -> Option<&Value> {
+        self.context.iter().find_map(|(_, v)| match v {
+            Value::Record(fields) => fields.iter().find(|(k, _)| k == name).map(|(_, v)| v),
+            _ => None,
+        })
+    }
 }
 
-/// A request that a protocol needed to read but could not: denied with the
-/// error's reason (fail closed).
+/// Why a request is refused before any policy is asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClassifyError {
+    /// The path or host cannot be made canonical.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// A method-override header is present.
+    #[error(
+        "the request carries `{0}`: the upstream could run another method than the one decided on"
+    )]
+    MethodOverride(&'static str),
+    /// A body the protocol needs cannot be read.
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// A model or tool name no provider would take as it is.
+    #[error(transparent)]
+    Name(#[from] NameError),
+}
+
+// === impl ClassifyError ===
+
+impl ClassifyError {
+    /// The decision reason (a fixed metric label).
+    pub fn reason(&self) -> Reason {
+        match self {
+            ClassifyError::Target(e) if e.is_host() => Reason::HostNotCanonical,
+            ClassifyError::Target(_) => Reason::PathNotCanonical,
+            ClassifyError::MethodOverride(_) => Reason::MethodOverride,
+            ClassifyError::Body(e) => e.reason(),
+            ClassifyError::Name(_) => Reason::NameInvalid,
+        }
+    }
+}
+
+/// A request refused before any policy is asked (fail closed): denied with
+/// the error's reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// The protocol of the matched route.
+    /// The protocol of the matched route (`http` when none matched yet).
     pub protocol: Protocol,
-    /// What was wrong with the body.
-    pub error: BodyError,
+    /// What was wrong.
+    pub error: ClassifyError,
 }
 
 /// The uid of an action by name.
@@ -117,25 +183,73 @@ pub fn action(name: &str) -> EntityUid {
     builtin_uid(ACTION, name)
 }
 
+/// A request on a provider or MCP route that is not understood:
+/// `Action::"unclassified"` on `Route::"<canonical path>"`, never `http`.
+pub fn unclassified(req: &HttpRequest, protocol: Protocol) -> Operation {
+    Operation::new(
+        protocol,
+        action(UNCLASSIFIED),
+        builtin_uid(ROUTE, &req.path),
+    )
+}
+
 /// Classifies a request with a route table: one operation, or one per element
 /// of a JSON-RPC batch (never empty), or a refusal. Never panics.
+///
+/// The request's path and host are canonical ([`crate::target`]); a request
+/// whose target could not be made canonical is refused here first.
 pub fn classify(req: &HttpRequest, routes: &Routes) -> Result<Vec<Operation>, Refusal> {
+    let refuse = |protocol, error: ClassifyError| Refusal { protocol, error };
+    if let Some(e) = &req.target_error {
+        return Err(refuse(Protocol::Http, e.clone().into()));
+    }
+    if let Some(h) = METHOD_OVERRIDE_HEADERS
+        .iter()
+        .find(|h| req.header(h).is_some())
+    {
+        return Err(refuse(Protocol::Http, ClassifyError::MethodOverride(h)));
+    }
     let Some(route) = routes.find(req) else {
+        if has_encoded_slash(&req.path) {
+            return Err(refuse(Protocol::Http, TargetError::EncodedSlash.into()));
+        }
         return Ok(vec![http::classify(req)]);
     };
+    if has_encoded_slash(&req.path)
+        && !(route.protocol == Protocol::Bedrock && bedrock::encoded_slash_in_model_only(&req.path))
+    {
+        return Err(refuse(route.protocol, TargetError::EncodedSlash.into()));
+    }
     let body = body::BodyReader::new(req, route);
     let result = match route.protocol {
         Protocol::Http => Ok(vec![http::classify(req)]),
-        Protocol::Openai => openai::parse(req, &body).map(|op| vec![op]),
-        Protocol::Anthropic => anthropic::parse(req, &body).map(|op| vec![op]),
-        Protocol::Gemini => gemini::parse(req, &body).map(|op| vec![op]),
-        Protocol::Bedrock => bedrock::parse(req, &body).map(|op| vec![op]),
+        Protocol::Openai => {
+            provider::parse(req, route, &body, endpoints::OPENAI).map(|op| vec![op])
+        }
+        Protocol::Anthropic => {
+            provider::parse(req, route, &body, endpoints::ANTHROPIC).map(|op| vec![op])
+        }
+        Protocol::Gemini => {
+            provider::parse(req, route, &body, endpoints::GEMINI).map(|op| vec![op])
+        }
+        Protocol::Bedrock => {
+            provider::parse(req, route, &body, endpoints::BEDROCK).map(|op| vec![op])
+        }
         Protocol::Mcp => mcp::parse(req, route, &body),
     };
-    result.map_err(|error| Refusal {
-        protocol: route.protocol,
-        error,
-    })
+    let mut ops = result.map_err(|error| refuse(route.protocol, error))?;
+    // An unclassified operation carries the route it was found on.
+    let unclassified = action(UNCLASSIFIED);
+    for op in ops.iter_mut().filter(|op| op.action == unclassified) {
+        op.context.push((
+            "route".to_owned(),
+            Value::Record(vec![
+                ("name".to_owned(), Value::str(&route.name)),
+                ("protocol".to_owned(), Value::str(route.protocol.as_str())),
+            ]),
+        ));
+    }
+    Ok(ops)
 }
 
 #[cfg(test)]

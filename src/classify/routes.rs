@@ -2,12 +2,17 @@
 //!
 //! Compiled while the config is deserialized (`#[serde(try_from)]`), so an
 //! invalid pattern fails at load and never per request. First match wins; a
-//! request no route matches is plain HTTP.
+//! request no route matches is plain HTTP. Routes match the canonical path
+//! and host (`crate::target`); literal path text is compared ignoring ASCII
+//! case, because some upstreams route case-insensitively.
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
 use crate::classify::Protocol;
 use crate::request::HttpRequest;
+use crate::target::starts_with_ignore_case;
 
 /// Default bound on the body bytes parsed, equal to the shipped Envoy
 /// `with_request_body.max_request_bytes`.
@@ -59,6 +64,11 @@ pub struct RouteSpec {
     /// Most body bytes parsed; a longer body is `body_too_large`.
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
+    /// Model spellings on this route that name another model, e.g. Azure
+    /// deployments (`gpt4o-prod: gpt-4o`) or Bedrock application inference
+    /// profile ARNs. Keys and values are compared lower-cased.
+    #[serde(default)]
+    pub model_aliases: BTreeMap<String, String>,
 }
 
 /// A compiled route.
@@ -77,6 +87,8 @@ pub struct Route {
     pub body: BodyMode,
     /// Most body bytes parsed.
     pub max_body_bytes: usize,
+    /// Lower-cased model spelling → lower-cased model id.
+    pub model_aliases: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,7 +211,19 @@ impl Route {
                 "`max_body_bytes` must be between 1 and {MAX_BODY_BYTES_LIMIT}"
             ));
         }
+        let mut model_aliases = BTreeMap::new();
+        for (from, to) in spec.model_aliases {
+            for name in [&from, &to] {
+                crate::classify::model::check_name("model", name)
+                    .map_err(|e| format!("`model_aliases`: {e} (`{}`)", name.escape_debug()))?;
+            }
+            if spec.protocol == Protocol::Http || spec.protocol == Protocol::Mcp {
+                return Err("`model_aliases` applies only to model-provider routes".to_owned());
+            }
+            model_aliases.insert(from.to_lowercase(), to.to_lowercase());
+        }
         Ok(Self {
+            model_aliases,
             name: spec.name.unwrap_or_else(|| format!("routes[{index}]")),
             host,
             path,
@@ -213,7 +237,7 @@ impl Route {
 
     /// Whether the request is on this route.
     pub fn matches(&self, req: &HttpRequest) -> bool {
-        if !self.methods.is_empty() && !self.methods.contains(&req.method) {
+        if !self.methods.is_empty() && !self.methods.iter().any(|m| m == &req.method) {
             return false;
         }
         if let Some(host) = &self.host {
@@ -228,7 +252,7 @@ impl Route {
         }
         match &self.path {
             PathMatch::Any => true,
-            PathMatch::Prefix(p) => req.path.starts_with(p.as_str()),
+            PathMatch::Prefix(p) => starts_with_ignore_case(&req.path, p),
             PathMatch::Pattern { segments, rest } => {
                 let Some(path) = req.path.strip_prefix('/') else {
                     return false;
@@ -236,12 +260,13 @@ impl Route {
                 let mut parts = path.split('/');
                 for seg in segments {
                     match (seg, parts.next()) {
-                        (Segment::Literal(l), Some(p)) if p == l => {}
+                        (Segment::Literal(l), Some(p)) if p.eq_ignore_ascii_case(l) => {}
                         (Segment::Any, Some(p)) if !p.is_empty() => {}
                         _ => return false,
                     }
                 }
-                *rest || parts.next().is_none()
+                // One trailing slash is the same route.
+                *rest || matches!((parts.next(), parts.next()), (None | Some(""), None))
             }
         }
     }
@@ -419,6 +444,7 @@ mod tests {
                 server: None,
                 body: BodyMode::Required,
                 max_body_bytes: None,
+                model_aliases: BTreeMap::new(),
             };
             if let Ok(r) = Routes::compile(vec![spec]) {
                 let _ = r.find(&req("POST", &host, &path));

@@ -82,6 +82,17 @@ pub enum Reason {
     BodyTooLarge,
     /// A JSON-RPC batch has more elements than allowed.
     BatchTooLarge,
+    /// The path cannot be made canonical: upstreams could read it differently
+    /// (`400`).
+    PathNotCanonical,
+    /// The host is not a DNS name or IP literal (`400`).
+    HostNotCanonical,
+    /// The request asks to override its method (`X-HTTP-Method-Override`, ...):
+    /// the upstream might run another method than the one decided on (`400`).
+    MethodOverride,
+    /// A model or tool name that no provider accepts as it is (control
+    /// characters, surrounding whitespace, not UTF-8).
+    NameInvalid,
 }
 
 // === impl Reason ===
@@ -102,11 +113,25 @@ impl Reason {
             Reason::BodyInvalid => "body_invalid",
             Reason::BodyTooLarge => "body_too_large",
             Reason::BatchTooLarge => "batch_too_large",
+            Reason::PathNotCanonical => "path_not_canonical",
+            Reason::HostNotCanonical => "host_not_canonical",
+            Reason::MethodOverride => "method_override",
+            Reason::NameInvalid => "name_invalid",
+        }
+    }
+
+    /// The HTTP status of a denial for this reason: `400` for a request that
+    /// cannot be read one way only, `401` for credentials, `403` otherwise.
+    pub fn http_status(self) -> i32 {
+        match self {
+            Reason::PathNotCanonical | Reason::HostNotCanonical | Reason::MethodOverride => 400,
+            Reason::Unauthenticated | Reason::InvalidIdentity => 401,
+            _ => 403,
         }
     }
 
     /// Every reason, for pre-registering metric series.
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 16] = [
         Reason::PolicyPermit,
         Reason::PolicyForbid,
         Reason::NoPermit,
@@ -119,6 +144,10 @@ impl Reason {
         Reason::BodyInvalid,
         Reason::BodyTooLarge,
         Reason::BatchTooLarge,
+        Reason::PathNotCanonical,
+        Reason::HostNotCanonical,
+        Reason::MethodOverride,
+        Reason::NameInvalid,
     ];
 }
 

@@ -1,0 +1,584 @@
+//! The attack corpus: every endpoint row of every provider table has a sample
+//! request here, and every sample is sent in every spelling class an upstream
+//! might read differently, through the shipped route table. Each spelling
+//! must classify exactly as the sample does, or be refused with its reason.
+//! A property test then checks that no path on a provider or MCP route is
+//! ever plain `http`, and that canonicalisation is idempotent.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::config::Config;
+use crate::policy::eval::Reason;
+
+fn shipped_routes() -> Routes {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cedar-gate.yaml");
+    Config::load(&path).unwrap().routes
+}
+
+/// A request as it arrives from Envoy: raw path, canonicalised like the wire
+/// conversion does.
+fn request(method: &str, raw_path: &str, body: &str, headers: &[(&str, &str)]) -> HttpRequest {
+    let mut headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    headers.sort();
+    // `https://host/path` names the host; otherwise a gateway's.
+    let (host, raw_path) = match raw_path.strip_prefix("https://") {
+        Some(rest) => rest.split_at(rest.find('/').unwrap_or(rest.len())),
+        None => ("Gateway.Example.com:8443", raw_path),
+    };
+    let (path, query) = raw_path.split_once('?').unwrap_or((raw_path, ""));
+    let mut req = HttpRequest {
+        method: method.into(),
+        host: host.into(),
+        path: path.into(),
+        query: query.into(),
+        body: body.as_bytes().to_vec(),
+        headers,
+        ..Default::default()
+    };
+    req.canonicalize();
+    req
+}
+
+/// What a request became: `(action, resource)`, or the refusal reason.
+fn outcome(req: &HttpRequest, routes: &Routes) -> Result<Vec<(String, String)>, Reason> {
+    classify(req, routes)
+        .map(|ops| {
+            ops.iter()
+                .map(|o| (o.action.to_string(), o.resource.to_string()))
+                .collect()
+        })
+        .map_err(|r| r.error.reason())
+}
+
+const CHAT: &str =
+    r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":100}"#;
+const ANTHROPIC: &str = r#"{"model":"claude-3-5-haiku-latest","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#;
+const GEMINI: &str = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"generationConfig":{"maxOutputTokens":100}}"#;
+const VERTEX_ANTHROPIC: &str = r#"{"anthropic_version":"vertex-2023-10-16","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#;
+const CONVERSE: &str = r#"{"messages":[{"role":"user","content":[{"text":"hi"}]}],"inferenceConfig":{"maxTokens":100}}"#;
+const INVOKE: &str = r#"{"anthropic_version":"bedrock-2023-05-31","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#;
+const HAIKU: &str = "anthropic.claude-3-haiku-20240307-v1:0";
+
+/// One sample per endpoint row: method, path, body, expected action and
+/// resource.
+#[rustfmt::skip]
+const SAMPLES: &[(&str, &str, &str, &str, &str)] = &[
+    // OpenAI, Azure deployments, Azure realtime.
+    ("POST", "/openai/deployments/gpt-4o-mini-prod/chat/completions?api-version=2024-10-21", r#"{"messages":[]}"#, "chat", r#"Model::"gpt-4o-mini""#),
+    ("POST", "/openai/deployments/gpt-4o-mini-prod/extensions/chat/completions", r#"{"messages":[]}"#, "chat", r#"Model::"gpt-4o-mini""#),
+    ("POST", "/openai/deployments/davinci/completions", r#"{"prompt":"x"}"#, "complete", r#"Model::"davinci""#),
+    ("POST", "/openai/deployments/emb/embeddings", r#"{"input":"x"}"#, "embed", r#"Model::"emb""#),
+    ("POST", "/openai/deployments/dalle/images/generations", r#"{"prompt":"x"}"#, "image", r#"Model::"dalle""#),
+    ("POST", "/openai/deployments/dalle/images/edits", r#"{"prompt":"x"}"#, "image", r#"Model::"dalle""#),
+    ("POST", "/openai/deployments/tts/audio/speech", r#"{"input":"x"}"#, "audio", r#"Model::"tts""#),
+    ("POST", "/openai/deployments/whisper/audio/transcriptions", r#"{"prompt":"x"}"#, "audio", r#"Model::"whisper""#),
+    ("POST", "/openai/deployments/whisper/audio/translations", r#"{"prompt":"x"}"#, "audio", r#"Model::"whisper""#),
+    ("GET", "/openai/realtime?api-version=2025-04-01&deployment=gpt-4o-realtime", "", "realtime", r#"Model::"gpt-4o-realtime""#),
+    ("POST", "/v1/chat/completions", CHAT, "chat", r#"Model::"gpt-4o-mini""#),
+    ("POST", "/openai/v1/chat/completions", CHAT, "chat", r#"Model::"gpt-4o-mini""#),
+    ("POST", "/v1/completions", r#"{"model":"gpt-3.5-turbo-instruct","prompt":"x"}"#, "complete", r#"Model::"gpt-3.5-turbo-instruct""#),
+    ("POST", "/v1/responses", r#"{"model":"o1","input":"x"}"#, "chat", r#"Model::"o1""#),
+    ("POST", "/v1/responses/compact", r#"{"model":"o1","input":[]}"#, "chat", r#"Model::"o1""#),
+    ("POST", "/v1/responses/input_tokens", r#"{"model":"o1","input":"x"}"#, "count_tokens", r#"Model::"o1""#),
+    ("POST", "/v1/embeddings", r#"{"model":"text-embedding-3-small","input":"x"}"#, "embed", r#"Model::"text-embedding-3-small""#),
+    ("POST", "/v1/images/generations", r#"{"model":"gpt-image-1","prompt":"x"}"#, "image", r#"Model::"gpt-image-1""#),
+    ("POST", "/v1/images/edits", r#"{"model":"gpt-image-1","prompt":"x"}"#, "image", r#"Model::"gpt-image-1""#),
+    ("POST", "/v1/images/variations", r#"{"model":"dall-e-2"}"#, "image", r#"Model::"dall-e-2""#),
+    ("POST", "/v1/audio/speech", r#"{"model":"tts-1","input":"x"}"#, "audio", r#"Model::"tts-1""#),
+    ("POST", "/v1/audio/transcriptions", r#"{"model":"whisper-1"}"#, "audio", r#"Model::"whisper-1""#),
+    ("POST", "/v1/audio/translations", r#"{"model":"whisper-1"}"#, "audio", r#"Model::"whisper-1""#),
+    ("POST", "/v1/moderations", r#"{"model":"omni-moderation-latest","input":"x"}"#, "moderate", r#"Model::"omni-moderation-latest""#),
+    ("POST", "/v1/videos", r#"{"model":"sora-2","prompt":"x"}"#, "video", r#"Model::"sora-2""#),
+    ("POST", "/v1/videos/video_1/remix", r#"{"prompt":"x"}"#, "opaque_inference", r#"Route::"/v1/videos/video_1/remix""#),
+    ("POST", "/v1/realtime/sessions", r#"{"model":"gpt-realtime"}"#, "realtime", r#"Model::"gpt-realtime""#),
+    ("POST", "/v1/realtime/transcription_sessions", r#"{}"#, "opaque_inference", r#"Route::"/v1/realtime/transcription_sessions""#),
+    ("POST", "/v1/realtime/client_secrets", r#"{"session":{"type":"realtime","model":"gpt-realtime"}}"#, "realtime", r#"Model::"gpt-realtime""#),
+    ("POST", "/v1/realtime/calls?model=gpt-realtime", "v=0", "realtime", r#"Model::"gpt-realtime""#),
+    ("GET", "/v1/realtime?model=gpt-realtime", "", "realtime", r#"Model::"gpt-realtime""#),
+    ("POST", "/v1/fine_tuning/jobs", r#"{"model":"gpt-4o-mini","training_file":"file-1"}"#, "fine_tune", r#"Model::"gpt-4o-mini""#),
+    ("POST", "/v1/batches", r#"{"input_file_id":"file-1","endpoint":"/v1/chat/completions"}"#, "batch", r#"Route::"/v1/batches""#),
+    ("POST", "/v1/assistants", r#"{"model":"o1"}"#, "configure_model", r#"Model::"o1""#),
+    ("POST", "/v1/assistants/asst_1", r#"{"name":"x"}"#, "opaque_inference", r#"Route::"/v1/assistants/asst_1""#),
+    ("POST", "/v1/threads/thread_1/runs", r#"{"assistant_id":"asst_1"}"#, "opaque_inference", r#"Route::"/v1/threads/thread_1/runs""#),
+    ("POST", "/v1/threads/runs", r#"{"assistant_id":"asst_1","model":"o1"}"#, "chat", r#"Model::"o1""#),
+    ("POST", "/v1/threads/thread_1/runs/run_1/submit_tool_outputs", r#"{"tool_outputs":[]}"#, "opaque_inference", r#"Route::"/v1/threads/thread_1/runs/run_1/submit_tool_outputs""#),
+    ("GET", "/v1/models", "", "list_models", r#"Route::"/v1/models""#),
+    ("GET", "/v1/models/meta-llama/Llama-3.1-8B-Instruct", "", "get_model", r#"Model::"meta-llama/llama-3.1-8b-instruct""#),
+    // Anthropic.
+    ("POST", "/v1/messages", ANTHROPIC, "chat", r#"Model::"claude-3-5-haiku-latest""#),
+    ("POST", "/v1/messages/count_tokens", ANTHROPIC, "count_tokens", r#"Model::"claude-3-5-haiku-latest""#),
+    ("POST", "/v1/complete", r#"{"model":"claude-2.1","prompt":"x","max_tokens_to_sample":10}"#, "complete", r#"Model::"claude-2.1""#),
+    ("POST", "/v1/messages/batches", r#"{"requests":[]}"#, "batch", r#"Route::"/v1/messages/batches""#),
+    ("GET", "https://api.anthropic.com/v1/models", "", "list_models", r#"Route::"/v1/models""#),
+    ("GET", "https://api.anthropic.com/v1/models/claude-opus-4-1", "", "get_model", r#"Model::"claude-opus-4-1""#),
+    // Gemini, v1beta and v1; Vertex AI, every publisher.
+    ("POST", "/v1beta/models/gemini-2.0-flash:generateContent", GEMINI, "chat", r#"Model::"gemini-2.0-flash""#),
+    ("POST", "/v1/models/gemini-2.0-flash:generateContent", GEMINI, "chat", r#"Model::"gemini-2.0-flash""#),
+    ("POST", "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse", GEMINI, "chat", r#"Model::"gemini-2.0-flash""#),
+    ("POST", "/v1beta/models/gemini-2.0-flash:countTokens", GEMINI, "count_tokens", r#"Model::"gemini-2.0-flash""#),
+    ("POST", "/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.0-flash:computeTokens", GEMINI, "count_tokens", r#"Model::"gemini-2.0-flash""#),
+    ("POST", "/v1beta/models/text-embedding-004:embedContent", r#"{"content":{"parts":[{"text":"x"}]}}"#, "embed", r#"Model::"text-embedding-004""#),
+    ("POST", "/v1beta/models/text-embedding-004:batchEmbedContents", r#"{"requests":[]}"#, "embed", r#"Model::"text-embedding-004""#),
+    ("POST", "/v1/projects/p/locations/l/publishers/google/models/imagen-3.0:predict", r#"{"instances":[],"parameters":{"sampleCount":4}}"#, "predict", r#"Model::"imagen-3.0""#),
+    ("POST", "/v1beta/models/veo-3.0:predictLongRunning", r#"{"instances":[]}"#, "predict", r#"Model::"veo-3.0""#),
+    ("POST", "/v1/projects/p/locations/l/publishers/google/models/m:serverStreamingPredict", r#"{"inputs":[]}"#, "predict", r#"Model::"m""#),
+    ("POST", "/v1/projects/p/locations/l/publishers/google/models/m:streamingPredict", r#"{"inputs":[]}"#, "predict", r#"Model::"m""#),
+    ("POST", "/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-opus-4-1@20250805:rawPredict", VERTEX_ANTHROPIC, "chat", r#"Model::"claude-opus-4-1@20250805""#),
+    ("POST", "/v1beta1/projects/p/locations/us-east5/publishers/meta/models/llama-3.1-405b:streamRawPredict", r#"{"messages":[],"max_tokens":10}"#, "chat", r#"Model::"llama-3.1-405b""#),
+    ("POST", "/v1beta/models/gemini-2.0-flash:batchGenerateContent", r#"{"batch":{}}"#, "batch", r#"Model::"gemini-2.0-flash""#),
+    ("POST", "/v1beta/models/text-embedding-004:asyncBatchEmbedContent", r#"{"batch":{}}"#, "batch", r#"Model::"text-embedding-004""#),
+    ("POST", "/v1beta/tunedModels/my-model-42:generateContent", GEMINI, "chat", r#"Model::"my-model-42""#),
+    ("POST", "/v1beta/tunedModels/my-model-42:streamGenerateContent", GEMINI, "chat", r#"Model::"my-model-42""#),
+    ("GET", "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent?key=k", "", "opaque_inference", r#"Route::"/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent""#),
+    ("GET", "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained", "", "opaque_inference", r#"Route::"/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained""#),
+    ("GET", "/ws/google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent", "", "opaque_inference", r#"Route::"/ws/google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent""#),
+    ("POST", "/v1/projects/p/locations/l/endpoints/openapi/chat/completions", r#"{"model":"google/gemini-2.0-flash","messages":[]}"#, "chat", r#"Model::"gemini-2.0-flash""#),
+    ("POST", "/v1beta1/projects/p/locations/l/endpoints/openapi/embeddings", r#"{"model":"google/text-embedding-004","input":"x"}"#, "embed", r#"Model::"text-embedding-004""#),
+    ("POST", "/v1/projects/p/locations/l/endpoints/123:predict", r#"{"instances":[]}"#, "opaque_inference", r#"Route::"/v1/projects/p/locations/l/endpoints/123:predict""#),
+    ("POST", "/v1/projects/p/locations/l/endpoints/123:rawPredict", "{}", "opaque_inference", r#"Route::"/v1/projects/p/locations/l/endpoints/123:rawPredict""#),
+    ("POST", "/v1/projects/p/locations/l/endpoints/123:streamRawPredict", "{}", "opaque_inference", r#"Route::"/v1/projects/p/locations/l/endpoints/123:streamRawPredict""#),
+    ("POST", "/v1/projects/p/locations/l/endpoints/123:generateContent", "{}", "opaque_inference", r#"Route::"/v1/projects/p/locations/l/endpoints/123:generateContent""#),
+    ("POST", "/v1/projects/p/locations/l/endpoints/123:streamGenerateContent", "{}", "opaque_inference", r#"Route::"/v1/projects/p/locations/l/endpoints/123:streamGenerateContent""#),
+    ("POST", "/v1beta/cachedContents", r#"{"model":"models/gemini-2.0-flash","contents":[]}"#, "cache_content", r#"Model::"gemini-2.0-flash""#),
+    ("GET", "/v1beta/models", "", "list_models", r#"Route::"/v1beta/models""#),
+    ("GET", "/v1beta/tunedModels", "", "list_models", r#"Route::"/v1beta/tunedModels""#),
+    ("GET", "/v1beta/models/gemini-2.0-flash", "", "get_model", r#"Model::"gemini-2.0-flash""#),
+    ("GET", "/v1beta/tunedModels/my-model-42", "", "get_model", r#"Model::"my-model-42""#),
+    // Bedrock: bare id, ARN (encoded), inference profile; async invoke.
+    ("POST", "/model/anthropic.claude-3-haiku-20240307-v1:0/invoke", INVOKE, "chat", r#"Model::"anthropic.claude-3-haiku-20240307-v1:0""#),
+    ("POST", "/model/us.anthropic.claude-3-haiku-20240307-v1:0/invoke-with-response-stream", INVOKE, "chat", r#"Model::"anthropic.claude-3-haiku-20240307-v1:0""#),
+    ("POST", "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A%3Afoundation-model%2Fanthropic.claude-3-haiku-20240307-v1%3A0/converse", CONVERSE, "chat", r#"Model::"anthropic.claude-3-haiku-20240307-v1:0""#),
+    ("POST", "/model/arn:aws:bedrock:us-east-1:1:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0/converse-stream", CONVERSE, "chat", r#"Model::"anthropic.claude-3-haiku-20240307-v1:0""#),
+    ("POST", "/model/anthropic.claude-3-haiku-20240307-v1:0/count-tokens", r#"{"input":{}}"#, "count_tokens", r#"Model::"anthropic.claude-3-haiku-20240307-v1:0""#),
+    ("POST", "/async-invoke", r#"{"modelId":"amazon.nova-reel-v1:0","modelInput":{},"outputDataConfig":{}}"#, "chat", r#"Model::"amazon.nova-reel-v1:0""#),
+];
+
+#[test]
+fn every_endpoint_row_has_a_sample() {
+    let routes = shipped_routes();
+    for table in [
+        endpoints::OPENAI,
+        endpoints::ANTHROPIC,
+        endpoints::GEMINI,
+        endpoints::BEDROCK,
+    ] {
+        for row in table {
+            let covered = SAMPLES.iter().any(|(m, p, ..)| {
+                let req = request(m, p, "", &[]);
+                routes.find(&req).is_some()
+                    && endpoints::find(table, &req.method, &req.path)
+                        .is_some_and(|found| std::ptr::eq(found.endpoint, row))
+            });
+            assert!(covered, "no sample for {row:?}");
+        }
+    }
+}
+
+#[test]
+fn every_sample_classifies_as_expected() {
+    let routes = shipped_routes();
+    for (method, path, body, action, resource) in SAMPLES {
+        let req = request(method, path, body, &[]);
+        let got = outcome(&req, &routes);
+        let want = vec![(format!("Action::\"{action}\""), (*resource).to_owned())];
+        assert_eq!(got, Ok(want), "{method} {path}");
+    }
+    // One model, one entity: the Bedrock spellings above all name `HAIKU`.
+    assert!(SAMPLES.iter().filter(|s| s.4.contains(HAIKU)).count() >= 4);
+}
+
+/// Spellings that mean the same request to every upstream: classified as the
+/// original.
+fn same_meaning(path: &str) -> Vec<String> {
+    let (p, q) = path
+        .split_once('?')
+        .map_or((path, None), |(p, q)| (p, Some(q)));
+    let with_query = |p: String| match q {
+        Some(q) => format!("{p}?{q}"),
+        None => p,
+    };
+    let mut out = vec![
+        with_query(p.to_ascii_uppercase()),
+        with_query(format!("/{p}")),
+        with_query(p.replacen('/', "//", 2)),
+        with_query(format!("{p}/")),
+    ];
+    // Each letter of the last segment percent-encoded, in both hex cases.
+    let last = p.rfind('/').unwrap_or(0) + 1;
+    if let Some((i, c)) = p[last..]
+        .char_indices()
+        .find(|(_, c)| c.is_ascii_alphabetic())
+    {
+        let at = last + i;
+        for enc in [format!("%{:02X}", c as u32), format!("%{:02x}", c as u32)] {
+            out.push(with_query(format!("{}{enc}{}", &p[..at], &p[at + 1..])));
+        }
+    }
+    out.push(match q {
+        Some(q) => format!("{p}?{q}&x=%2F..%2F"),
+        None => format!("{p}?x=/../admin"),
+    });
+    out
+}
+
+/// Spellings that two upstreams could route differently: refused.
+fn ambiguous(path: &str) -> Vec<String> {
+    let p = path.split('?').next().unwrap_or(path);
+    let mid = p[1..].find('/').map_or(p.len(), |i| i + 1);
+    let (head, tail) = p.split_at(mid);
+    let mut out = vec![
+        format!("{head}%2F{}", tail.trim_start_matches('/')),
+        format!("{head}%2f{}", tail.trim_start_matches('/')),
+        format!("{head}\\{}", tail.trim_start_matches('/')),
+        format!("{head}%5C{}", tail.trim_start_matches('/')),
+        format!("{head};x=y{tail}"),
+        format!("{head}%3Bx{tail}"),
+        format!("{head}/.{tail}"),
+        format!("{head}/x/..{tail}"),
+        format!("{head}/%2e{tail}"),
+        format!("{head}/x/%2E%2e{tail}"),
+        format!("{p}%00"),
+        format!("{p}%0A"),
+        format!("{p}%0d%0a"),
+        format!("{p}%09"),
+        format!("{p}\t"),
+        format!("{p}%20"),
+        format!("{p} "),
+        format!("{p}%C2%A0"),
+        format!("{p}%E2%80%8B%E2%80%A8"),
+        format!("{p}#frag"),
+        format!("{p}%23frag"),
+        format!("{head}%252F{}", tail.trim_start_matches('/')),
+        format!("{p}%3Fx"),
+        format!("{p}%"),
+        format!("{p}%G1"),
+    ];
+    out.retain(|s| s != p);
+    out
+}
+
+#[test]
+fn spellings_classify_as_the_original_or_are_refused() {
+    let routes = shipped_routes();
+    let mut checked = 0;
+    for (method, sample, body, ..) in SAMPLES {
+        let original = outcome(&request(method, sample, body, &[]), &routes);
+        // Spell the path; keep the sample's host.
+        let origin_len = sample.strip_prefix("https://").map_or(0, |rest| {
+            "https://".len() + rest.find('/').unwrap_or(rest.len())
+        });
+        let (origin, path) = sample.split_at(origin_len);
+        let same = same_meaning(path)
+            .into_iter()
+            .map(|p| format!("{origin}{p}"));
+        let refused = ambiguous(path).into_iter().map(|p| format!("{origin}{p}"));
+        for spelled in same {
+            let got = outcome(&request(method, &spelled, body, &[]), &routes);
+            // Route resources keep the path's spelling of case and slashes.
+            let got = got.map(lower_routes);
+            let want = original.clone().map(lower_routes);
+            assert_eq!(got, want, "{method} {spelled} (spelling of {path})");
+            checked += 1;
+        }
+        for spelled in refused {
+            let got = outcome(&request(method, &spelled, body, &[]), &routes);
+            // Bedrock defines `%2F` in its model segment only: anywhere else it
+            // is refused like on every other route.
+            assert!(
+                matches!(got, Err(Reason::PathNotCanonical)),
+                "{method} {spelled:?} (spelling of {path}): {got:?}"
+            );
+            checked += 1;
+        }
+        for header in METHOD_OVERRIDE_HEADERS {
+            let got = outcome(&request(method, sample, body, &[(header, "GET")]), &routes);
+            assert_eq!(got, Err(Reason::MethodOverride), "{header} on {path}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 1000, "{checked}");
+}
+
+/// Route resources keep the path's case; compare them case-insensitively.
+fn lower_routes(ops: Vec<(String, String)>) -> Vec<(String, String)> {
+    ops.into_iter()
+        .map(|(a, r)| {
+            let r = if r.starts_with("Route::") {
+                r.to_ascii_lowercase()
+            } else {
+                r
+            };
+            (a, r.trim_end_matches('"').trim_end_matches('/').to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn unknown_endpoints_on_provider_routes_are_unclassified() {
+    let routes = shipped_routes();
+    for (method, path, body) in [
+        ("POST", "/v1/files", "x"),
+        ("GET", "/v1/files/file-1/content", ""),
+        ("POST", "/v1/chat/completions/cmpl_1", "{}"),
+        ("DELETE", "/v1/models/ft:gpt-4o:org", ""),
+        ("PUT", "/v1/chat/completions", CHAT),
+        ("GET", "/v1/chat/completions", ""),
+        ("POST", "/v1/Chat/Completion", CHAT),
+        (
+            "POST",
+            "/v1beta/models/gemini-2.0-flash:unknownVerb",
+            GEMINI,
+        ),
+        (
+            "POST",
+            "/v1/projects/p/locations/l/publishers/google/models/x:somethingNew",
+            "{}",
+        ),
+        (
+            "GET",
+            "/model/anthropic.claude-3-haiku-20240307-v1:0/invoke",
+            "",
+        ),
+        (
+            "POST",
+            "/model/anthropic.claude-3-haiku-20240307-v1:0/other",
+            INVOKE,
+        ),
+        ("GET", "/async-invoke", ""),
+        ("POST", "/openai/deployments/gpt4/files", "{}"),
+        ("PATCH", "/v1/messages", ANTHROPIC),
+    ] {
+        let got = outcome(&request(method, path, body, &[]), &routes);
+        let want = vec![(
+            "Action::\"unclassified\"".to_owned(),
+            format!("Route::\"{path}\""),
+        )];
+        assert_eq!(got, Ok(want), "{method} {path}");
+    }
+    // MCP: unknown methods (JSON-RPC or HTTP) are unclassified too.
+    for (method, body) in [
+        (
+            "POST",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/execute","params":{"name":"x"}}"#,
+        ),
+        (
+            "PUT",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#,
+        ),
+    ] {
+        let got = outcome(&request(method, "/mcp/files", body, &[]), &routes).unwrap();
+        assert_eq!(got[0].0, "Action::\"unclassified\"", "{method} {body}");
+    }
+}
+
+#[test]
+fn bad_model_and_tool_names_are_refused() {
+    let routes = shipped_routes();
+    for (path, body) in [
+        (
+            "/v1/chat/completions",
+            r#"{"model":"o1\u0000","messages":[]}"#,
+        ),
+        ("/v1/chat/completions", r#"{"model":" o1","messages":[]}"#),
+        ("/v1/chat/completions", r#"{"model":"o1\n","messages":[]}"#),
+        ("/v1beta/models/gemini%C2%A0:generateContent", GEMINI),
+        ("/model/%E2%80%8Banthropic.claude/invoke", INVOKE),
+        (
+            "/mcp/files",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file\u0000"}}"#,
+        ),
+        (
+            "/mcp/files",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file "}}"#,
+        ),
+    ] {
+        let got = outcome(&request("POST", path, body, &[]), &routes);
+        assert!(
+            matches!(got, Err(Reason::NameInvalid | Reason::PathNotCanonical)),
+            "{path} {body}: {got:?}"
+        );
+    }
+}
+
+#[test]
+fn model_spellings_are_one_entity() {
+    let routes = shipped_routes();
+    let resource = |path: &str, body: &str| {
+        outcome(&request("POST", path, body, &[]), &routes).unwrap()[0]
+            .1
+            .clone()
+    };
+    let o1 = r#"Model::"o1""#;
+    assert_eq!(
+        resource("/v1/chat/completions", r#"{"model":"O1","messages":[]}"#),
+        o1
+    );
+    assert_eq!(
+        resource("/v1/chat/completions", r#"{"model":"o1","messages":[]}"#),
+        o1
+    );
+    let flash = r#"Model::"gemini-2.0-flash""#;
+    assert_eq!(
+        resource("/v1beta/models/Gemini-2.0-Flash:generateContent", GEMINI),
+        flash
+    );
+    assert_eq!(
+        resource("/v1beta/models/gemini%2D2.0-flash:generateContent", GEMINI),
+        flash
+    );
+    assert_eq!(
+        resource(
+            "/openai/deployments/GPT-4o-mini-PROD/chat/completions",
+            "{}"
+        ),
+        r#"Model::"gpt-4o-mini""#
+    );
+}
+
+#[test]
+fn prompt_controls_that_multiply() {
+    let routes = shipped_routes();
+    let ai = |path: &str, body: &str| {
+        let ops = classify(&request("POST", path, body, &[]), &routes).unwrap();
+        let op = ops.into_iter().next().unwrap();
+        let get = |name: &str| match op.field(name) {
+            Some(Value::Long(n)) => Some(*n),
+            _ => None,
+        };
+        let effort = match op.field("reasoning_effort") {
+            Some(Value::Str(s)) => Some(s.clone()),
+            _ => None,
+        };
+        (
+            get("choices"),
+            get("total_output_tokens"),
+            get("thinking_budget_tokens"),
+            effort,
+        )
+    };
+    assert_eq!(
+        ai(
+            "/v1/chat/completions",
+            r#"{"model":"m","max_tokens":4000,"n":50}"#
+        ),
+        (Some(50), Some(200_000), None, None)
+    );
+    assert_eq!(
+        ai(
+            "/v1/completions",
+            r#"{"model":"m","max_tokens":100,"n":2,"best_of":5}"#
+        ),
+        (Some(5), Some(500), None, None)
+    );
+    assert_eq!(
+        ai(
+            "/v1/chat/completions",
+            r#"{"model":"m","max_completion_tokens":10,"reasoning_effort":"HIGH"}"#
+        ),
+        (Some(1), Some(10), None, Some("high".into()))
+    );
+    assert_eq!(
+        ai(
+            "/v1/responses",
+            r#"{"model":"m","max_output_tokens":10,"reasoning":{"effort":"low"}}"#
+        ),
+        (Some(1), Some(10), None, Some("low".into()))
+    );
+    assert_eq!(
+        ai(
+            "/v1/messages",
+            r#"{"model":"m","max_tokens":2000,"thinking":{"type":"enabled","budget_tokens":1024}}"#
+        ),
+        (Some(1), Some(2000), Some(1024), None)
+    );
+    assert_eq!(
+        ai(
+            "/v1beta/models/g:generateContent",
+            r#"{"generationConfig":{"maxOutputTokens":1000,"candidateCount":8,"thinkingConfig":{"thinkingBudget":512}}}"#
+        ),
+        (Some(8), Some(8000), Some(512), None)
+    );
+    assert_eq!(
+        ai(
+            "/model/m.x/converse",
+            r#"{"inferenceConfig":{"maxTokens":100},"additionalModelRequestFields":{"thinking":{"budget_tokens":64}}}"#
+        ),
+        (Some(1), Some(100), Some(64), None)
+    );
+    assert_eq!(
+        ai(
+            "/v1/chat/completions",
+            r#"{"model":"m","max_tokens":9223372036854775807,"n":3}"#
+        ),
+        (Some(3), Some(i64::MAX), None, None)
+    );
+    // Mistyped multipliers are refused, not ignored.
+    for body in [
+        r#"{"model":"m","n":"50"}"#,
+        r#"{"model":"m","reasoning":"high"}"#,
+    ] {
+        assert!(
+            classify(&request("POST", "/v1/chat/completions", body, &[]), &routes).is_err(),
+            "{body}"
+        );
+    }
+}
+
+fn provider_or_mcp_path() -> impl Strategy<Value = String> {
+    let prefix = prop::sample::select(vec![
+        "/v1/",
+        "/V1/",
+        "/openai/",
+        "/v1beta/",
+        "/v1/projects/p/",
+        "/v1beta1/",
+        "/model/",
+        "/async-invoke",
+        "/mcp/files",
+        "/mcp/github/",
+        "/v1/messages",
+        "/ws/",
+        "/v1/models/",
+    ]);
+    (prefix, "[a-zA-Z0-9/:._%;~-]{0,40}").prop_map(|(p, rest)| format!("{p}{rest}"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// On a provider or MCP route nothing is ever plain `http`; refused or
+    /// not, classification never panics; the canonical path is a fixed point.
+    #[test]
+    fn provider_routes_never_answer_plain_http(
+        method in prop::sample::select(vec!["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]),
+        path in provider_or_mcp_path(),
+        body in prop::sample::select(vec!["", "{}", CHAT, GEMINI, r#"{"jsonrpc":"2.0","id":1,"method":"x"}"#]),
+    ) {
+        let routes = shipped_routes();
+        let req = request(method, &path, body, &[]);
+        if let Some(route) = routes.find(&req) {
+            if let Ok(ops) = classify(&req, &routes) {
+                for op in ops {
+                    prop_assert!(
+                        route.protocol == Protocol::Http || op.action.to_string() != "Action::\"http\"",
+                        "{} {} -> {}", method, path, op.action
+                    );
+                }
+            }
+        }
+        if req.target_error.is_none() {
+            let mut again = req.clone();
+            again.canonicalize();
+            prop_assert_eq!(&again.path, &req.path);
+            prop_assert!(again.target_error.is_none());
+        }
+    }
+}

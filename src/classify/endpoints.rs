@@ -1,0 +1,414 @@
+//! Every model-provider endpoint cedar-gate recognises, as data: one table
+//! per protocol, one row per endpoint, first match wins. A request on a
+//! provider route that no row matches is `Action::"unclassified"` (see
+//! [`super::unclassified`]): the table is an allow-list of understood
+//! spellings, never a deny-list.
+//!
+//! A row's `pattern` is matched against the *end* of the canonical path, so
+//! any prefix works (`/v1/...`, `/openai/v1/...`, `/v1beta1/projects/p/...`),
+//! literal segments ignoring ASCII case. Pattern segments:
+//! - a literal, e.g. `chat`;
+//! - `{id}`: any one non-empty segment;
+//! - `{model}`: one non-empty segment, the model;
+//! - `{model+}`: one or more segments, the model (Hugging Face ids
+//!   `org/name`, Bedrock ARNs whose `/` arrived decoded);
+//! - `{model}:verb`: a Gemini / Vertex method segment, the model before `:`.
+//!
+//! Sources per provider are listed in docs/ai-traffic.md; every row has a
+//! fixture in `classify::fixtures`.
+
+use crate::target::ends_with_ignore_case;
+
+/// Where an endpoint's model comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelFrom {
+    /// No model applies: the resource is the route (model listing).
+    None,
+    /// The `{model}` / `{model+}` part of the path.
+    Path,
+    /// A body field (a path of keys); required.
+    Body(&'static [&'static str]),
+    /// A body field; when it is absent the provider runs a model the gateway
+    /// cannot see (an assistant's, a default), so the action becomes
+    /// `opaque_inference` on the route.
+    BodyOrOpaque(&'static [&'static str]),
+    /// A query parameter, else `opaque_inference`.
+    QueryOrOpaque(&'static str),
+    /// Never visible: `opaque_inference` on the route.
+    Opaque,
+}
+
+/// Which reader fills `context.ai` from the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    /// The body is not read (GET, WebSocket upgrade, opaque endpoints).
+    None,
+    /// OpenAI-compatible JSON (also multipart on upload endpoints).
+    Openai,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Gemini `generateContent` and friends.
+    Gemini,
+    /// Bedrock `converse`.
+    BedrockConverse,
+    /// Bedrock `invoke`: the model vendor's own body.
+    BedrockInvoke,
+    /// Only the model field (and its type) is read.
+    ModelOnly,
+}
+
+/// One recognised endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Upper-case HTTP method.
+    pub method: &'static str,
+    /// Path pattern matched against the end of the path (see the module doc).
+    pub pattern: &'static str,
+    /// Cedar action.
+    pub action: &'static str,
+    /// `context.ai.endpoint`.
+    pub endpoint: &'static str,
+    /// Where the model comes from.
+    pub model: ModelFrom,
+    /// How the body is read.
+    pub fill: Fill,
+    /// Whether the answer is streamed whatever the body says.
+    pub stream: bool,
+    /// Whether `multipart/form-data` is accepted (file uploads).
+    pub upload: bool,
+}
+
+const fn row(
+    method: &'static str,
+    pattern: &'static str,
+    action: &'static str,
+    endpoint: &'static str,
+    model: ModelFrom,
+    fill: Fill,
+) -> Endpoint {
+    Endpoint {
+        method,
+        pattern,
+        action,
+        endpoint,
+        model,
+        fill,
+        stream: false,
+        upload: false,
+    }
+}
+
+const fn streamed(mut e: Endpoint) -> Endpoint {
+    e.stream = true;
+    e
+}
+
+const fn upload(mut e: Endpoint) -> Endpoint {
+    e.upload = true;
+    e
+}
+
+const MODEL: ModelFrom = ModelFrom::Body(&["model"]);
+const PATH: ModelFrom = ModelFrom::Path;
+
+/// OpenAI and OpenAI-compatible servers (vLLM, Ollama, LiteLLM), Azure
+/// OpenAI (deployments and `/openai/v1/`), the OpenAI-compatible endpoints of
+/// Bedrock and Vertex AI.
+#[rustfmt::skip]
+pub const OPENAI: &[Endpoint] = &[
+    // Azure deployments: the deployment names the model.
+    row("POST", "deployments/{model}/chat/completions", "chat", "chat/completions", PATH, Fill::Openai),
+    row("POST", "deployments/{model}/extensions/chat/completions", "chat", "chat/completions", PATH, Fill::Openai),
+    row("POST", "deployments/{model}/completions", "complete", "completions", PATH, Fill::Openai),
+    row("POST", "deployments/{model}/embeddings", "embed", "embeddings", PATH, Fill::Openai),
+    row("POST", "deployments/{model}/images/generations", "image", "images/generations", PATH, Fill::Openai),
+    upload(row("POST", "deployments/{model}/images/edits", "image", "images/edits", PATH, Fill::Openai)),
+    row("POST", "deployments/{model}/audio/speech", "audio", "audio/speech", PATH, Fill::Openai),
+    upload(row("POST", "deployments/{model}/audio/transcriptions", "audio", "audio/transcriptions", PATH, Fill::Openai)),
+    upload(row("POST", "deployments/{model}/audio/translations", "audio", "audio/translations", PATH, Fill::Openai)),
+    // Azure's realtime WebSocket names the deployment in the query.
+    row("GET", "openai/realtime", "realtime", "realtime", ModelFrom::QueryOrOpaque("deployment"), Fill::None),
+    // OpenAI.
+    row("POST", "chat/completions", "chat", "chat/completions", MODEL, Fill::Openai),
+    row("POST", "completions", "complete", "completions", MODEL, Fill::Openai),
+    row("POST", "responses", "chat", "responses", MODEL, Fill::Openai),
+    row("POST", "responses/compact", "chat", "responses/compact", MODEL, Fill::Openai),
+    row("POST", "responses/input_tokens", "count_tokens", "responses/input_tokens", MODEL, Fill::Openai),
+    row("POST", "embeddings", "embed", "embeddings", MODEL, Fill::Openai),
+    row("POST", "images/generations", "image", "images/generations", MODEL, Fill::Openai),
+    upload(row("POST", "images/edits", "image", "images/edits", MODEL, Fill::Openai)),
+    upload(row("POST", "images/variations", "image", "images/variations", MODEL, Fill::Openai)),
+    row("POST", "audio/speech", "audio", "audio/speech", MODEL, Fill::Openai),
+    upload(row("POST", "audio/transcriptions", "audio", "audio/transcriptions", MODEL, Fill::Openai)),
+    upload(row("POST", "audio/translations", "audio", "audio/translations", MODEL, Fill::Openai)),
+    row("POST", "moderations", "moderate", "moderations", MODEL, Fill::Openai),
+    upload(row("POST", "videos", "video", "videos", MODEL, Fill::Openai)),
+    // A remix reuses the source video's model, which the request does not name.
+    row("POST", "videos/{id}/remix", "opaque_inference", "videos/remix", ModelFrom::Opaque, Fill::None),
+    row("POST", "realtime/sessions", "realtime", "realtime/sessions", MODEL, Fill::Openai),
+    row("POST", "realtime/transcription_sessions", "opaque_inference", "realtime/transcription_sessions", ModelFrom::Opaque, Fill::None),
+    row("POST", "realtime/client_secrets", "realtime", "realtime/client_secrets", ModelFrom::BodyOrOpaque(&["session", "model"]), Fill::ModelOnly),
+    row("POST", "realtime/calls", "realtime", "realtime/calls", ModelFrom::QueryOrOpaque("model"), Fill::None),
+    row("GET", "realtime", "realtime", "realtime", ModelFrom::QueryOrOpaque("model"), Fill::None),
+    row("POST", "fine_tuning/jobs", "fine_tune", "fine_tuning/jobs", MODEL, Fill::ModelOnly),
+    row("POST", "batches", "batch", "batches", ModelFrom::None, Fill::None),
+    row("POST", "assistants", "configure_model", "assistants", MODEL, Fill::ModelOnly),
+    row("POST", "assistants/{id}", "configure_model", "assistants", ModelFrom::BodyOrOpaque(&["model"]), Fill::ModelOnly),
+    // A run uses the assistant's model unless the body overrides it.
+    row("POST", "threads/{id}/runs", "chat", "threads/runs", ModelFrom::BodyOrOpaque(&["model"]), Fill::Openai),
+    row("POST", "threads/runs", "chat", "threads/runs", ModelFrom::BodyOrOpaque(&["model"]), Fill::Openai),
+    row("POST", "threads/{id}/runs/{id}/submit_tool_outputs", "opaque_inference", "threads/runs/submit_tool_outputs", ModelFrom::Opaque, Fill::None),
+    row("GET", "models", "list_models", "models", ModelFrom::None, Fill::None),
+    row("GET", "models/{model+}", "get_model", "models", PATH, Fill::None),
+];
+
+/// Anthropic Messages API.
+#[rustfmt::skip]
+pub const ANTHROPIC: &[Endpoint] = &[
+    row("POST", "v1/messages", "chat", "messages", MODEL, Fill::Anthropic),
+    row("POST", "v1/messages/count_tokens", "count_tokens", "messages/count_tokens", MODEL, Fill::Anthropic),
+    row("POST", "v1/complete", "complete", "complete", MODEL, Fill::Anthropic),
+    row("POST", "v1/messages/batches", "batch", "messages/batches", ModelFrom::None, Fill::None),
+    row("GET", "v1/models", "list_models", "models", ModelFrom::None, Fill::None),
+    row("GET", "v1/models/{model}", "get_model", "models", PATH, Fill::None),
+];
+
+/// Google Gemini API (v1, v1beta) and Vertex AI (v1, v1beta1, every
+/// publisher), whose model is in the path.
+#[rustfmt::skip]
+pub const GEMINI: &[Endpoint] = &[
+    row("POST", "models/{model}:generateContent", "chat", "generateContent", PATH, Fill::Gemini),
+    streamed(row("POST", "models/{model}:streamGenerateContent", "chat", "streamGenerateContent", PATH, Fill::Gemini)),
+    row("POST", "models/{model}:countTokens", "count_tokens", "countTokens", PATH, Fill::Gemini),
+    row("POST", "models/{model}:computeTokens", "count_tokens", "computeTokens", PATH, Fill::Gemini),
+    row("POST", "models/{model}:embedContent", "embed", "embedContent", PATH, Fill::Gemini),
+    row("POST", "models/{model}:batchEmbedContents", "embed", "batchEmbedContents", PATH, Fill::Gemini),
+    row("POST", "models/{model}:predict", "predict", "predict", PATH, Fill::Gemini),
+    row("POST", "models/{model}:predictLongRunning", "predict", "predictLongRunning", PATH, Fill::Gemini),
+    streamed(row("POST", "models/{model}:serverStreamingPredict", "predict", "serverStreamingPredict", PATH, Fill::Gemini)),
+    streamed(row("POST", "models/{model}:streamingPredict", "predict", "streamingPredict", PATH, Fill::Gemini)),
+    // Vertex partner models (Anthropic, Meta, Mistral, ...): the vendor's body.
+    row("POST", "models/{model}:rawPredict", "chat", "rawPredict", PATH, Fill::Anthropic),
+    streamed(row("POST", "models/{model}:streamRawPredict", "chat", "streamRawPredict", PATH, Fill::Anthropic)),
+    row("POST", "models/{model}:batchGenerateContent", "batch", "batchGenerateContent", PATH, Fill::None),
+    row("POST", "models/{model}:asyncBatchEmbedContent", "batch", "asyncBatchEmbedContent", PATH, Fill::None),
+    row("POST", "tunedModels/{model}:generateContent", "chat", "generateContent", PATH, Fill::Gemini),
+    streamed(row("POST", "tunedModels/{model}:streamGenerateContent", "chat", "streamGenerateContent", PATH, Fill::Gemini)),
+    // The Live API: a WebSocket whose first message names the model.
+    row("GET", "{id}.GenerativeService.BidiGenerateContent", "opaque_inference", "bidiGenerateContent", ModelFrom::Opaque, Fill::None),
+    row("GET", "{id}.GenerativeService.BidiGenerateContentConstrained", "opaque_inference", "bidiGenerateContent", ModelFrom::Opaque, Fill::None),
+    row("GET", "{id}.LlmBidiService/BidiGenerateContent", "opaque_inference", "bidiGenerateContent", ModelFrom::Opaque, Fill::None),
+    // Vertex AI's OpenAI-compatible endpoint: `model` is `publisher/model`.
+    row("POST", "endpoints/openapi/chat/completions", "chat", "chat/completions", MODEL, Fill::Openai),
+    row("POST", "endpoints/openapi/embeddings", "embed", "embeddings", MODEL, Fill::Openai),
+    // A deployed endpoint serves whatever model was deployed to it.
+    row("POST", "endpoints/{id}:predict", "opaque_inference", "predict", ModelFrom::Opaque, Fill::None),
+    row("POST", "endpoints/{id}:rawPredict", "opaque_inference", "rawPredict", ModelFrom::Opaque, Fill::None),
+    row("POST", "endpoints/{id}:streamRawPredict", "opaque_inference", "streamRawPredict", ModelFrom::Opaque, Fill::None),
+    row("POST", "endpoints/{id}:generateContent", "opaque_inference", "generateContent", ModelFrom::Opaque, Fill::None),
+    row("POST", "endpoints/{id}:streamGenerateContent", "opaque_inference", "streamGenerateContent", ModelFrom::Opaque, Fill::None),
+    row("POST", "cachedContents", "cache_content", "cachedContents", MODEL, Fill::Gemini),
+    row("GET", "models", "list_models", "models", ModelFrom::None, Fill::None),
+    row("GET", "tunedModels", "list_models", "models", ModelFrom::None, Fill::None),
+    row("GET", "models/{model}", "get_model", "models", PATH, Fill::None),
+    row("GET", "tunedModels/{model}", "get_model", "models", PATH, Fill::None),
+];
+
+/// Amazon Bedrock runtime.
+#[rustfmt::skip]
+pub const BEDROCK: &[Endpoint] = &[
+    row("POST", "model/{model+}/invoke", "chat", "invoke", PATH, Fill::BedrockInvoke),
+    streamed(row("POST", "model/{model+}/invoke-with-response-stream", "chat", "invoke-with-response-stream", PATH, Fill::BedrockInvoke)),
+    row("POST", "model/{model+}/converse", "chat", "converse", PATH, Fill::BedrockConverse),
+    streamed(row("POST", "model/{model+}/converse-stream", "chat", "converse-stream", PATH, Fill::BedrockConverse)),
+    row("POST", "model/{model+}/count-tokens", "count_tokens", "count-tokens", PATH, Fill::None),
+    row("POST", "async-invoke", "chat", "async-invoke", ModelFrom::Body(&["modelId"]), Fill::ModelOnly),
+];
+
+/// What a matched row captured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched<'a> {
+    /// The row.
+    pub endpoint: &'static Endpoint,
+    /// The model part of the path, as in the canonical path (still encoded).
+    pub model: Option<&'a str>,
+}
+
+/// The first row of `table` matching the method and canonical path.
+pub fn find<'a>(table: &'static [Endpoint], method: &str, path: &'a str) -> Option<Matched<'a>> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let path = path.strip_prefix('/').unwrap_or(path);
+    table
+        .iter()
+        .filter(|e| e.method == method)
+        .find_map(|e| match_pattern(e.pattern, path).map(|model| Matched { endpoint: e, model }))
+}
+
+/// Matches `pattern` against the end of `path` (no leading `/`); returns the
+/// model capture (or `Some(None)` without one).
+fn match_pattern<'a>(pattern: &str, path: &'a str) -> Option<Option<&'a str>> {
+    let pat: Vec<&str> = pattern.split('/').collect();
+    let segs: Vec<&'a str> = path.split('/').collect();
+    let Some(plus) = pat.iter().position(|p| *p == "{model+}") else {
+        if segs.len() < pat.len() {
+            return None;
+        }
+        let tail = &segs[segs.len() - pat.len()..];
+        let mut model = None;
+        for (p, s) in pat.iter().zip(tail) {
+            if let Some(m) = segment(p, s)? {
+                model = Some(m);
+            }
+        }
+        return Some(model);
+    };
+    // `A / {model+} / B`: B at the end, A at its first place before that.
+    let (before, after) = (&pat[..plus], &pat[plus + 1..]);
+    if segs.len() < before.len() + after.len() + 1 {
+        return None;
+    }
+    let end = segs.len() - after.len();
+    for (p, s) in after.iter().zip(&segs[end..]) {
+        segment(p, s)?;
+    }
+    (0..=end.saturating_sub(before.len() + 1)).find_map(|start| {
+        let fits = before
+            .iter()
+            .zip(&segs[start..])
+            .all(|(p, s)| segment(p, s).is_some());
+        let from = start + before.len();
+        (fits && from < end && segs[from..end].iter().all(|s| !s.is_empty())).then(|| {
+            // The model spans segments `from..end` of `path`.
+            let offset: usize = segs[..from].iter().map(|s| s.len() + 1).sum();
+            let len: usize = segs[from..end].iter().map(|s| s.len() + 1).sum::<usize>() - 1;
+            Some(&path[offset..offset + len])
+        })
+    })
+}
+
+/// One pattern segment against one path segment: `None` if it does not
+/// match, `Some(Some(model))` if it captured the model.
+fn segment<'a>(pattern: &str, seg: &'a str) -> Option<Option<&'a str>> {
+    if seg.is_empty() {
+        return None;
+    }
+    match pattern {
+        "{id}" => Some(None),
+        "{model}" => Some(Some(seg)),
+        _ => {
+            if let Some(rest) = pattern.strip_prefix("{model}") {
+                // `{model}:verb`
+                return (ends_with_ignore_case(seg, rest) && seg.len() > rest.len())
+                    .then(|| Some(&seg[..seg.len() - rest.len()]));
+            }
+            if let Some(rest) = pattern.strip_prefix("{id}") {
+                return (ends_with_ignore_case(seg, rest) && seg.len() > rest.len())
+                    .then_some(None);
+            }
+            seg.eq_ignore_ascii_case(pattern).then_some(None)
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn model(
+        table: &'static [Endpoint],
+        method: &str,
+        path: &str,
+    ) -> Option<(&'static str, Option<String>)> {
+        find(table, method, path).map(|m| (m.endpoint.action, m.model.map(str::to_owned)))
+    }
+
+    #[test]
+    fn patterns() {
+        assert_eq!(
+            model(OPENAI, "POST", "/v1/chat/completions"),
+            Some(("chat", None))
+        );
+        assert_eq!(
+            model(OPENAI, "POST", "/V1/Chat/Completions/"),
+            Some(("chat", None))
+        );
+        assert_eq!(
+            model(OPENAI, "POST", "/openai/deployments/GPT4/chat/completions"),
+            Some(("chat", Some("GPT4".into())))
+        );
+        assert_eq!(
+            model(OPENAI, "GET", "/v1/models/meta-llama/Llama-3"),
+            Some(("get_model", Some("meta-llama/Llama-3".into())))
+        );
+        assert_eq!(
+            model(OPENAI, "GET", "/v1/models"),
+            Some(("list_models", None))
+        );
+        assert_eq!(
+            model(OPENAI, "GET", "/v1/models/"),
+            Some(("list_models", None))
+        );
+        assert_eq!(
+            model(OPENAI, "POST", "/v1/threads/t1/runs"),
+            Some(("chat", None))
+        );
+        assert_eq!(model(OPENAI, "POST", "/v1/files"), None);
+        assert_eq!(
+            model(
+                GEMINI,
+                "POST",
+                "/v1/projects/p/locations/l/publishers/anthropic/models/claude-x@1:rawPredict"
+            ),
+            Some(("chat", Some("claude-x@1".into())))
+        );
+        assert_eq!(
+            model(
+                GEMINI,
+                "POST",
+                "/v1beta/models/gemini-2.0-flash:GENERATECONTENT"
+            ),
+            Some(("chat", Some("gemini-2.0-flash".into())))
+        );
+        assert_eq!(
+            model(GEMINI, "POST", "/v1beta/models/:generateContent"),
+            None
+        );
+        assert_eq!(
+            model(
+                BEDROCK,
+                "POST",
+                "/model/arn:aws:bedrock:x:1:inference-profile/us.m/converse-stream"
+            ),
+            Some((
+                "chat",
+                Some("arn:aws:bedrock:x:1:inference-profile/us.m".into())
+            ))
+        );
+        assert_eq!(model(BEDROCK, "POST", "/model//invoke"), None);
+        assert_eq!(model(BEDROCK, "POST", "/model/invoke"), None);
+        assert_eq!(
+            model(
+                GEMINI,
+                "GET",
+                "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+            ),
+            Some(("opaque_inference", None))
+        );
+    }
+
+    #[test]
+    fn every_row_is_well_formed() {
+        for table in [OPENAI, ANTHROPIC, GEMINI, BEDROCK] {
+            for e in table {
+                let captures = e.pattern.matches("{model").count();
+                assert_eq!(captures == 1, e.model == ModelFrom::Path, "{e:?}");
+                assert!(e.method == "GET" || e.method == "POST", "{e:?}");
+                assert!(
+                    !e.pattern.starts_with('/') && !e.pattern.ends_with('/'),
+                    "{e:?}"
+                );
+            }
+        }
+    }
+}
