@@ -40,13 +40,15 @@ use crate::common::{CedarGate, Envoy, GateOptions, TestPki, read_json_lines, rep
 
 /// The model the research agent may not use: frontier in `cedar/`, forbidden by [`DENY_LIST`].
 const REFUSED_MODEL: &str = "o1";
+/// The same on Bedrock, whose model ids are `<vendor>.<model>`.
+const REFUSED_BEDROCK: &str = "anthropic.claude-opus-4-1-20250805-v1:0";
 /// Requests in flight at once (two shared cores; Envoy's ext_authz timeout is 0.5 s).
 const IN_FLIGHT: usize = 6;
 /// Bound on one answer.
 const ANSWER: Duration = Duration::from_secs(10);
 
-/// Permit everything, forbid one model and one tool: a refused model or tool must stay
-/// refused whatever else a broad permit lets through.
+/// Permit everything, forbid one model (and its Bedrock counterpart) and one tool: a refused
+/// model or tool must stay refused whatever else a broad permit lets through.
 const DENY_LIST: &str = r#"
 @id("e2e-permit-everything")
 @owner("e2e")
@@ -55,6 +57,10 @@ permit (principal, action, resource);
 @id("e2e-forbid-o1")
 @owner("e2e")
 forbid (principal, action, resource == Model::"o1");
+
+@id("e2e-forbid-claude-opus-on-bedrock")
+@owner("e2e")
+forbid (principal, action, resource == Model::"anthropic.claude-opus-4-1-20250805-v1:0");
 
 @id("e2e-forbid-delete-repository")
 @owner("e2e")
@@ -150,7 +156,7 @@ struct Base {
     /// The model or tool it runs on (as the router records it).
     subject: Option<String>,
     /// The model id inside `path`, for the model spellings.
-    path_model: Option<&'static str>,
+    path_model: Option<String>,
     shipped: Want,
     deny_list: Want,
 }
@@ -179,17 +185,17 @@ impl Base {
         self.body = Some(body);
         self
     }
-    fn path_model(mut self, model: &'static str) -> Self {
+    fn path_model(mut self, model: &str) -> Self {
         self.subject = Some(model.to_owned());
-        self.path_model = Some(model);
+        self.path_model = Some(model.to_owned());
         self
     }
     fn query(mut self, query: &'static str) -> Self {
         self.query = query;
         self
     }
-    fn subject(mut self, subject: String) -> Self {
-        self.subject = Some(subject);
+    fn subject(mut self, subject: &str) -> Self {
+        self.subject = Some(subject.to_owned());
         self
     }
     fn want(mut self, shipped: Want, deny_list: Want) -> Self {
@@ -220,159 +226,51 @@ fn mcp_call(tool: &str) -> Value {
 
 /// The base requests: a refused model on every model-carrying endpoint of every provider
 /// the route table knows, an allowed one as a control, MCP tools, an admin path.
+#[rustfmt::skip]
 fn bases() -> Vec<Base> {
+    use Want::{Either, Refused, Runs};
     let m = REFUSED_MODEL;
+    let br = REFUSED_BEDROCK;
+    let chat = |model: &str| json!({"model": model, "messages": messages()});
     let gemini = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+    let claude = json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64,
+                        "messages": messages()});
     let vertex = "/v1/projects/p1/locations/us-east5/publishers";
     vec![
-        Base::new(
-            "chat-allowed",
-            "POST",
-            "/v1/chat/completions",
-            "chat_completions",
-        )
-        .body(json!({"model": "gpt-4o-mini", "messages": messages()}))
-        .want(Want::Runs, Want::Runs),
-        Base::new("chat", "POST", "/v1/chat/completions", "chat_completions")
-            .body(json!({"model": m, "messages": messages()}))
-            .refused(),
-        Base::new("completions", "POST", "/v1/completions", "completions")
-            .body(json!({"model": m, "prompt": "hi", "max_tokens": 16}))
-            .refused(),
-        Base::new("embeddings", "POST", "/v1/embeddings", "embeddings")
-            .body(json!({"model": m, "input": "hi"}))
-            .refused(),
-        Base::new("responses", "POST", "/v1/responses", "responses")
-            .body(json!({"model": m, "input": "hi"}))
-            .refused(),
-        Base::new(
-            "threads-runs",
-            "POST",
-            "/v1/threads/thread_1/runs",
-            "threads_runs",
-        )
-        .body(json!({"assistant_id": "asst_1", "model": m}))
-        .refused(),
-        Base::new("assistants", "POST", "/v1/assistants", "assistants")
-            .body(json!({"model": m, "name": "helper"}))
-            .refused(),
-        Base::new("realtime", "GET", "/v1/realtime", "realtime")
-            .query("model=o1")
-            .subject(m.to_owned())
-            .refused(),
-        Base::new("models-list", "GET", "/v1/models", "models_list"),
-        Base::new("models-get", "GET", "/v1/models/o1", "models_get")
-            .path_model(m)
-            .want(Want::Either, Want::Either),
+        // OpenAI and OpenAI-compatible servers.
+        Base::new("chat-allowed", "POST", "/v1/chat/completions", "chat_completions").body(chat("gpt-4o-mini")).want(Runs, Runs),
+        Base::new("chat", "POST", "/v1/chat/completions", "chat_completions").body(chat(m)).refused(),
+        Base::new("completions", "POST", "/v1/completions", "completions").body(json!({"model": m, "prompt": "hi"})).refused(),
+        Base::new("embeddings", "POST", "/v1/embeddings", "embeddings").body(json!({"model": m, "input": "hi"})).refused(),
+        Base::new("responses", "POST", "/v1/responses", "responses").body(json!({"model": m, "input": "hi"})).refused(),
+        Base::new("threads-runs", "POST", "/v1/threads/thread_1/runs", "threads_runs").body(json!({"assistant_id": "asst_1", "model": m})).refused(),
+        Base::new("assistants", "POST", "/v1/assistants", "assistants").body(json!({"model": m, "name": "helper"})).refused(),
+        Base::new("realtime", "GET", "/v1/realtime", "realtime").query("model=o1").subject(m).refused(),
+        Base::new("models-list", "GET", "/v1/models", "models_list").want(Runs, Runs),
+        Base::new("models-get", "GET", "/v1/models/o1", "models_get").path_model(m).want(Either, Either),
         Base::new("files", "POST", "/v1/files", "files").body(json!({"purpose": "batch"})),
-        Base::new("batches", "POST", "/v1/batches", "batches").body(json!({
-            "input_file_id": "file-1", "endpoint": "/v1/chat/completions",
-            "completion_window": "24h"})),
-        Base::new(
-            "azure",
-            "POST",
-            "/openai/deployments/o1/chat/completions",
-            "azure_chat",
-        )
-        .query("api-version=2024-10-21")
-        .body(json!({"messages": messages()}))
-        .path_model(m)
-        .refused(),
-        Base::new("anthropic", "POST", "/v1/messages", "anthropic_messages")
-            .body(json!({"model": m, "max_tokens": 64, "messages": messages()}))
-            .refused(),
-        Base::new(
-            "gemini-v1beta",
-            "POST",
-            "/v1beta/models/o1:generateContent",
-            "gemini:generateContent",
-        )
-        .body(gemini.clone())
-        .path_model(m)
-        .refused(),
-        Base::new(
-            "gemini-v1",
-            "POST",
-            "/v1/models/o1:generateContent",
-            "gemini:generateContent",
-        )
-        .body(gemini.clone())
-        .path_model(m)
-        .refused(),
-        Base::new(
-            "vertex-google",
-            "POST",
-            &format!("{vertex}/google/models/o1:generateContent"),
-            "vertex:generateContent",
-        )
-        .body(gemini)
-        .path_model(m)
-        .refused(),
-        Base::new(
-            "vertex-anthropic",
-            "POST",
-            &format!("{vertex}/anthropic/models/o1:rawPredict"),
-            "vertex:rawPredict",
-        )
-        .body(
-            json!({"anthropic_version": "vertex-2023-10-16", "max_tokens": 64,
-                     "messages": messages()}),
-        )
-        .path_model(m)
-        .refused(),
-        Base::new(
-            "bedrock-invoke",
-            "POST",
-            "/model/o1/invoke",
-            "bedrock_invoke",
-        )
-        .body(json!({"prompt": "hi", "max_gen_len": 64}))
-        .path_model(m)
-        .refused(),
-        Base::new(
-            "bedrock-converse",
-            "POST",
-            "/model/o1/converse",
-            "bedrock_converse",
-        )
-        .body(json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}]}))
-        .path_model(m)
-        .refused(),
-        Base::new(
-            "bedrock-arn",
-            "POST",
-            "/model/arn:aws:bedrock:us-east-1::foundation-model%2Fo1/invoke",
-            "bedrock_invoke",
-        )
-        .body(json!({"prompt": "hi", "max_gen_len": 64}))
-        .subject("arn:aws:bedrock:us-east-1::foundation-model/o1".to_owned())
-        .refused(),
-        Base::new(
-            "bedrock-profile",
-            "POST",
-            "/model/us.o1/invoke",
-            "bedrock_invoke",
-        )
-        .body(json!({"prompt": "hi", "max_gen_len": 64}))
-        .path_model("us.o1")
-        .refused(),
-        Base::new("mcp-allowed", "POST", "/mcp/github", "mcp_github")
-            .body(mcp_call("search_issues"))
-            .subject("github/search_issues".to_owned())
-            .want(Want::Runs, Want::Runs),
-        Base::new("mcp-forbidden", "POST", "/mcp/github", "mcp_github")
-            .body(mcp_call("delete_repository"))
-            .subject("github/delete_repository".to_owned())
-            .refused(),
-        Base::new("mcp-files-read", "POST", "/mcp/files", "mcp_files")
-            .body(mcp_call("read_file"))
-            .subject("files/read_file".to_owned())
-            .want(Want::Runs, Want::Runs),
-        Base::new("mcp-files-write", "POST", "/mcp/files", "mcp_files")
-            .body(mcp_call("write_file"))
-            .subject("files/write_file".to_owned())
-            .want(Want::Refused, Want::Runs),
-        Base::new("admin", "GET", "/admin", "admin").want(Want::Refused, Want::Runs),
+        // Batches run models the gateway cannot see: never permitted broadly by the examples.
+        Base::new("batches", "POST", "/v1/batches", "batches").body(json!({"input_file_id": "file-1", "endpoint": "/v1/chat/completions", "completion_window": "24h"})).want(Refused, Runs),
+        // Azure OpenAI: the deployment is the model.
+        Base::new("azure", "POST", "/openai/deployments/o1/chat/completions", "azure_chat").query("api-version=2024-10-21").body(json!({"messages": messages()})).path_model(m).refused(),
+        Base::new("anthropic", "POST", "/v1/messages", "anthropic_messages").body(json!({"model": m, "max_tokens": 64, "messages": messages()})).refused(),
+        // Gemini (beta and stable) and Vertex AI, Google's and partner models.
+        Base::new("gemini-v1beta", "POST", "/v1beta/models/o1:generateContent", "gemini:generateContent").body(gemini.clone()).path_model(m).refused(),
+        Base::new("gemini-v1", "POST", "/v1/models/o1:generateContent", "gemini:generateContent").body(gemini.clone()).path_model(m).refused(),
+        Base::new("vertex-google", "POST", &format!("{vertex}/google/models/o1:generateContent"), "vertex:generateContent").body(gemini).path_model(m).refused(),
+        Base::new("vertex-anthropic", "POST", &format!("{vertex}/anthropic/models/o1:rawPredict"), "vertex:rawPredict").body(json!({"anthropic_version": "vertex-2023-10-16", "max_tokens": 64, "messages": messages()})).path_model(m).refused(),
+        // Bedrock; it decodes the percent-encoded ARN in the model segment, and a cross-region
+        // inference profile runs the model it names.
+        Base::new("bedrock-invoke", "POST", &format!("/model/{br}/invoke"), "bedrock_invoke").body(claude.clone()).path_model(br).refused(),
+        Base::new("bedrock-converse", "POST", &format!("/model/{br}/converse"), "bedrock_converse").body(json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}]})).path_model(br).refused(),
+        Base::new("bedrock-arn", "POST", &format!("/model/arn:aws:bedrock:us-east-1::foundation-model%2F{br}/invoke"), "bedrock_invoke").body(claude.clone()).subject(&format!("arn:aws:bedrock:us-east-1::foundation-model/{br}")).refused(),
+        Base::new("bedrock-profile", "POST", &format!("/model/us.{br}/invoke"), "bedrock_invoke").body(claude).path_model(&format!("us.{br}")).refused(),
+        // MCP servers: tools the research agent may and may not call.
+        Base::new("mcp-allowed", "POST", "/mcp/github", "mcp_github").body(mcp_call("search_issues")).subject("github/search_issues").want(Runs, Runs),
+        Base::new("mcp-forbidden", "POST", "/mcp/github", "mcp_github").body(mcp_call("delete_repository")).subject("github/delete_repository").refused(),
+        Base::new("mcp-files-read", "POST", "/mcp/files", "mcp_files").body(mcp_call("read_file")).subject("files/read_file").want(Runs, Runs),
+        Base::new("mcp-files-write", "POST", "/mcp/files", "mcp_files").body(mcp_call("write_file")).subject("files/write_file").want(Refused, Runs),
+        Base::new("admin", "GET", "/admin", "admin").want(Refused, Runs),
     ]
 }
 
@@ -420,7 +318,7 @@ fn slashes(path: &str) -> Vec<usize> {
     path.match_indices('/').map(|(i, _)| i).collect()
 }
 
-/// `path` with the slash at byte `at` replaced by `with`.
+/// `path` with the one-byte character at byte `at` (a `/` or `:`) replaced by `with`.
 fn replace_at(path: &str, at: usize, with: &str) -> String {
     format!("{}{with}{}", &path[..at], &path[at + 1..])
 }
@@ -456,7 +354,7 @@ fn trailing(b: &Base, junk: &str) -> Option<Req> {
 
 /// The model of a model-in-path base, spelled `spell(model)`.
 fn model_spelled(b: &Base, spell: impl Fn(&str) -> String) -> Option<Req> {
-    let model = b.path_model?;
+    let model = b.path_model.as_deref()?;
     Req::path(b, &b.path.replacen(model, &spell(model), 1))
 }
 
@@ -470,33 +368,21 @@ fn method_override(b: &Base, header: &str) -> Option<Req> {
 }
 
 /// Every spelling, in table order (the first one is the plain spelling).
+#[rustfmt::skip]
 const SPELLINGS: &[(&str, Spell)] = &[
     ("plain", |b| Req::path(b, &b.path)),
     ("%XX letter, first segment", |b| encode_letter(b, 1)),
-    ("%XX letter, last segment", |b| {
-        encode_letter(b, slashes(&b.path).last()? + 1)
-    }),
-    ("%XX letter in the model", |b| {
-        model_spelled(b, |m| format!("%{:02X}{}", m.as_bytes()[0], &m[1..]))
-    }),
-    ("upper-case model", |b| {
-        model_spelled(b, str::to_ascii_uppercase)
-    }),
-    ("%3A for the colon", |b| {
-        let at = b.path.rfind(':')?;
-        Req::path(b, &format!("{}%3A{}", &b.path[..at], &b.path[at + 1..]))
-    }),
-    ("%2F, second slash", |b| {
-        let s = slashes(&b.path);
-        Req::path(b, &replace_at(&b.path, *s.get(1)?, "%2F"))
-    }),
+    ("%XX letter, last segment", |b| encode_letter(b, slashes(&b.path).last()? + 1)),
+    ("%XX letter in the model", |b| model_spelled(b, |m| format!("%{:02X}{}", m.as_bytes()[0], &m[1..]))),
+    ("upper-case model", |b| model_spelled(b, str::to_ascii_uppercase)),
+    ("%3A for the colon", |b| b.path.rfind(':').and_then(|at| Req::path(b, &replace_at(&b.path, at, "%3A")))),
+    ("%2F, second slash", |b| slashes(&b.path).get(1).and_then(|&at| Req::path(b, &replace_at(&b.path, at, "%2F")))),
     ("%2f, last slash", |b| last_slash(b, "%2f")),
     ("%5C, last slash", |b| last_slash(b, "%5C")),
     ("raw \\, last slash", |b| last_slash(b, "\\")),
     ("%252F, last slash", |b| last_slash(b, "%252F")),
     (";x=y after first segment", |b| {
-        let s = slashes(&b.path);
-        let at = s.get(1).copied().unwrap_or(b.path.len());
+        let at = slashes(&b.path).get(1).copied().unwrap_or(b.path.len());
         Req::path(b, &format!("{};x=y{}", &b.path[..at], &b.path[at..]))
     }),
     ("/./", |b| before_last_segment(b, "./")),
@@ -507,10 +393,8 @@ const SPELLINGS: &[(&str, Spell)] = &[
     ("// last slash", |b| last_slash(b, "//")),
     ("UPPER CASE", |b| Req::path(b, &b.path.to_ascii_uppercase())),
     ("Mixed case, first segment", |b| {
-        let s = slashes(&b.path);
-        let end = s.get(1).copied().unwrap_or(b.path.len());
-        let p = format!("{}{}", b.path[..end].to_ascii_uppercase(), &b.path[end..]);
-        Req::path(b, &p)
+        let end = slashes(&b.path).get(1).copied().unwrap_or(b.path.len());
+        Req::path(b, &format!("{}{}", b.path[..end].to_ascii_uppercase(), &b.path[end..]))
     }),
     ("trailing /", |b| trailing(b, "/")),
     ("trailing %00", |b| trailing(b, "%00")),
@@ -526,21 +410,14 @@ const SPELLINGS: &[(&str, Spell)] = &[
     ("?model= instead of the body", |b| {
         let mut body = b.body.clone()?;
         let model = body.as_object_mut()?.remove("model")?;
+        let query = [b.query, &format!("model={}", model.as_str()?)].join("&");
         let mut r = Req::path(b, &b.path)?;
-        let query = match b.query {
-            "" => format!("model={}", model.as_str()?),
-            q => format!("{q}&model={}", model.as_str()?),
-        };
-        r.target = target(&b.path, &query, "");
+        r.target = target(&b.path, query.trim_start_matches('&'), "");
         r.body = body.to_string().into_bytes();
         Some(r)
     }),
-    ("X-HTTP-Method-Override", |b| {
-        method_override(b, "X-HTTP-Method-Override")
-    }),
-    ("X-Method-Override", |b| {
-        method_override(b, "X-Method-Override")
-    }),
+    ("X-HTTP-Method-Override", |b| method_override(b, "X-HTTP-Method-Override")),
+    ("X-Method-Override", |b| method_override(b, "X-Method-Override")),
 ];
 
 // === outcomes ===
@@ -613,10 +490,11 @@ impl Outcome {
     }
 }
 
-/// The model id as the provider resolves it: case-insensitive, percent-decoded, Bedrock
-/// ARNs and inference-profile prefixes stripped, Gemini's `models/` stripped.
+/// The model id as the provider resolves it (the router's path parameters arrive decoded):
+/// case-insensitive, Bedrock ARNs and inference-profile prefixes stripped, Gemini's
+/// `models/` stripped.
 fn canon_model(model: &str) -> String {
-    let mut m = percent_decode(model.trim()).to_ascii_lowercase();
+    let mut m = model.trim().to_ascii_lowercase();
     if m.starts_with("arn:")
         && let Some(at) = m.rfind('/')
     {
@@ -628,34 +506,15 @@ fn canon_model(model: &str) -> String {
     for prefix in [
         "us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca.",
     ] {
-        if let Some(rest) = m.strip_prefix(prefix) {
+        // `us.anthropic.claude-...`: a cross-region profile of a `<vendor>.<model>` id.
+        if let Some(rest) = m.strip_prefix(prefix)
+            && rest.contains('.')
+        {
             m = rest.to_owned();
             break;
         }
     }
     m
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `Type::"id"` -> (`Type`, `id`).
@@ -666,8 +525,7 @@ fn uid(s: &str) -> Option<(&str, &str)> {
 
 /// How cedar-gate must have classified a request for `handler` to be the one that ran.
 enum Expect {
-    /// A model ran: one of these actions (any but `http`/`unclassified` if empty) on the
-    /// model the router ran.
+    /// A model ran: one of these actions, on the model the router ran.
     Model(&'static [&'static str]),
     /// An MCP server: `tools/call` must be `call_tool` on the tool that ran.
     Tool,
@@ -687,7 +545,11 @@ fn expect(handler: &str) -> Expect {
         "embeddings" => Expect::Model(&["embed"]),
         // Metadata, no model runs: `/v1/models/` (empty id) is a listing to some routers.
         "models_get" => Expect::Model(&["get_model", "list_models"]),
-        "threads_runs" | "assistants" | "vertex" | "realtime" => Expect::Model(&[]),
+        "vertex" => Expect::Model(&["chat"]),
+        // A run without a model override runs the assistant's: unseen by the gateway.
+        "threads_runs" => Expect::Model(&["chat", "opaque_inference"]),
+        "realtime" => Expect::Model(&["realtime", "opaque_inference"]),
+        "assistants" => Expect::Model(&["configure_model"]),
         "mcp_files" | "mcp_github" => Expect::Tool,
         "catch_all" => Expect::Inert,
         _ => Expect::Path,
@@ -730,9 +592,7 @@ fn check_run(rec: &Value, audit: Option<&Value>) -> (String, Option<String>) {
                 Some(format!(
                     "the upstream ran model {ran:?}, cedar-gate decided on {model:?}"
                 ))
-            } else if (actions.is_empty() && ["http", "unclassified"].contains(&action))
-                || (!actions.is_empty() && !actions.contains(&action))
-            {
+            } else if !actions.contains(&action) {
                 Some(format!(
                     "the upstream ran {handler}, cedar-gate classified `{action}`"
                 ))
