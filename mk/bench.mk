@@ -2,7 +2,7 @@
 #     include mk/bench.mk
 # It uses CARGO, ENVOY_STAMP and ENVOY_BIN from there.
 
-FUZZ_TARGETS := spiffe_id xfcc cert_pem check_request classify_body jwt_token
+FUZZ_TARGETS := spiffe_id xfcc cert_pem check_request classify_body jwt_token request_target
 # Per target, for `fuzz-smoke`: a bounded number of runs over the seeds plus mutations.
 FUZZ_SMOKE_RUNS ?= 2000
 FUZZ_TIME ?= 60

@@ -81,8 +81,11 @@ pub struct AuditEvent<'a> {
     pub method: &'a str,
     /// Host.
     pub host: &'a str,
-    /// Path (without query).
+    /// The canonical path (without query).
     pub path: &'a str,
+    /// The path as the client sent it, when it differs from `path`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_path: Option<&'a str>,
     /// The model asked for (the denied operation's, on a deny).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<&'a str>,
@@ -92,6 +95,12 @@ pub struct AuditEvent<'a> {
     /// Operations decided, when more than one (a JSON-RPC batch).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operations: Option<usize>,
+    /// The decided operation's prompt controls and names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<&'a crate::classify::Summary>,
+    /// Every operation of a batch, with its action and resource.
+    #[serde(skip_serializing_if = "<[crate::classify::Summary]>::is_empty")]
+    pub batch: &'a [crate::classify::Summary],
     /// What the shadow policy set decided, when the snapshot has `@shadow` policies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shadow: Option<ShadowAudit<'a>>,
@@ -159,6 +168,7 @@ impl<'a> AuditEvent<'a> {
                 jti: t.jti.as_deref(),
                 actors: &t.actors,
                 expires_at: t.expires_at,
+                scopes: &t.scopes,
             }),
             action: &outcome.action,
             resource: &outcome.resource,
@@ -178,9 +188,12 @@ impl<'a> AuditEvent<'a> {
             method: &req.method,
             host: &req.host,
             path: &req.path,
+            raw_path: (!req.raw_path.is_empty()).then_some(req.raw_path.as_str()),
             model: outcome.model.as_deref(),
             tool: outcome.tool.as_deref(),
             operations: (outcome.operations > 1).then_some(outcome.operations),
+            summary: outcome.summary.as_ref(),
+            batch: &outcome.batch,
             shadow: outcome.shadow.as_ref().map(ShadowAudit::new),
         }
     }
@@ -226,10 +239,17 @@ impl AuditEvent<'_> {
         o.str("method", self.method);
         o.str("host", self.host);
         o.str("path", self.path);
+        o.opt_str("raw_path", self.raw_path);
         o.opt_str("model", self.model);
         o.opt_str("tool", self.tool);
         if let Some(n) = self.operations {
             o.num("operations", n as u64);
+        }
+        if let Some(summary) = self.summary {
+            o.serde("summary", summary);
+        }
+        if !self.batch.is_empty() {
+            o.serde("batch", &self.batch);
         }
         if let Some(shadow) = &self.shadow {
             o.serde("shadow", shadow);
@@ -338,6 +358,9 @@ pub struct TokenAudit<'a> {
     pub actors: &'a [String],
     /// `exp` (Unix seconds).
     pub expires_at: i64,
+    /// Granted scopes (`scope` / `scp`).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub scopes: &'a [String],
 }
 
 /// Where audit lines go.
@@ -473,9 +496,12 @@ mod tests {
             method: "POST",
             host: "models.example.com",
             path: "/v1/chat/completions",
+            raw_path: None,
             model: Some("gpt-4o"),
             tool: None,
             operations: None,
+            summary: None,
+            batch: &[],
             shadow: None,
         }
     }
@@ -520,8 +546,26 @@ mod tests {
             jti: Some("j-1"),
             actors: &actors,
             expires_at: 1_764_000_000,
+            scopes: &actors,
         });
         odd.shadow = Some(ShadowAudit::new(&shadow));
+        odd.raw_path = Some("/a/%2e/\u{0}");
+        let summary = crate::classify::Summary {
+            model_as_sent: Some("GPT-4o".into()),
+            choices: Some(2),
+            tool_names: vec!["x\"".into()],
+            ..Default::default()
+        };
+        odd.summary = Some(&summary);
+        let batch = [
+            crate::classify::Summary {
+                action: Some("Action::\"call_tool\"".into()),
+                tool: Some("files/read".into()),
+                ..Default::default()
+            },
+            summary.clone(),
+        ];
+        odd.batch = &batch;
         let empty = event(&[], &[]);
         for e in [plain, odd, empty] {
             assert_eq!(e.to_json(), serde_json::to_string(&e).unwrap());

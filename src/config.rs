@@ -176,6 +176,42 @@ pub struct IdentityConfig {
     /// Verified-token cache capacity (default 10,000; 0 disables it).
     #[serde(default)]
     pub token_cache_capacity: Option<u64>,
+    /// When set, a client certificate (`source.certificate` or an XFCC `Cert`)
+    /// whose `notAfter - notBefore` is longer is refused: the certificate-side
+    /// twin of an issuer's `max_lifetime_seconds`.
+    #[serde(default)]
+    pub max_certificate_lifetime_seconds: Option<PositiveSeconds>,
+}
+
+/// A positive number of seconds, refused while the config is deserialized
+/// when it is zero (a maximum of zero would refuse every credential).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct PositiveSeconds(u64);
+
+// === impl PositiveSeconds ===
+
+impl PositiveSeconds {
+    /// The number of seconds.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// As a duration.
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.0)
+    }
+}
+
+impl TryFrom<u64> for PositiveSeconds {
+    type Error = &'static str;
+
+    fn try_from(v: u64) -> Result<Self, Self::Error> {
+        if v == 0 {
+            return Err("must be a positive number of seconds");
+        }
+        Ok(Self(v))
+    }
 }
 
 /// When to believe the `x-forwarded-client-cert` header.
@@ -351,10 +387,19 @@ impl Config {
             })?;
         }
         for peer in &self.identity.xfcc.trusted_peers {
-            crate::identity::spiffe::SpiffeId::parse(peer).map_err(|e| ConfigError::Invalid {
-                key: "identity.xfcc.trusted_peers",
-                message: format!("has `{peer}`, not a valid SPIFFE id: {e}"),
+            let id = crate::identity::spiffe::SpiffeId::parse(peer).map_err(|e| {
+                ConfigError::Invalid {
+                    key: "identity.xfcc.trusted_peers",
+                    message: format!("has `{peer}`, not a valid SPIFFE id: {e}"),
+                }
             })?;
+            if id.path().is_empty() {
+                // No peer can present it: a trust-domain id is never a workload.
+                return Err(ConfigError::Invalid {
+                    key: "identity.xfcc.trusted_peers",
+                    message: format!("has `{peer}`, a trust domain, not a workload id"),
+                });
+            }
         }
         if !self.identity.xfcc.trusted_peers.is_empty() && !self.identity.xfcc.trusted {
             return Err(ConfigError::Invalid {
@@ -444,6 +489,39 @@ mod tests {
     fn bad_trust_domain_rejected() {
         let err = Config::from_yaml("identity:\n  trust_domains: [Example.ORG]\n").unwrap_err();
         assert!(err.to_string().contains("identity.trust_domains"), "{err}");
+    }
+
+    #[test]
+    fn identity_options_refused_at_load() {
+        for (yaml, needle) in [
+            (
+                "identity:\n  max_certificate_lifetime_seconds: 0\n",
+                "positive",
+            ),
+            (
+                "identity:\n  max_certificate_lifetime_seconds: -5\n",
+                "max_certificate_lifetime_seconds",
+            ),
+            (
+                "identity:\n  max_certificate_lifetime: 60\n",
+                "max_certificate_lifetime",
+            ),
+            (
+                "identity:\n  xfcc:\n    trusted: true\n    trusted_peers: [\"spiffe://example.org\"]\n",
+                "trust domain, not a workload",
+            ),
+        ] {
+            let err = Config::from_yaml(yaml).unwrap_err().to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+        let c =
+            Config::from_yaml("identity:\n  max_certificate_lifetime_seconds: 86400\n").unwrap();
+        assert_eq!(
+            c.identity
+                .max_certificate_lifetime_seconds
+                .map(PositiveSeconds::get),
+            Some(86_400)
+        );
     }
 
     #[test]

@@ -49,6 +49,12 @@ pub struct Outcome {
     pub tool: Option<String>,
     /// Operations decided: 1, or the JSON-RPC batch size.
     pub operations: usize,
+    /// The decided operation's prompt controls and names (the denied one on
+    /// a deny), for the audit.
+    pub summary: Option<classify::Summary>,
+    /// Every operation of a batch with its target, so an allowed batch names
+    /// each tool it ran; empty for a single operation.
+    pub batch: Vec<classify::Summary>,
     /// Generation of the snapshot that decided.
     pub policy_generation: u64,
     /// Content hash of that snapshot.
@@ -143,6 +149,14 @@ impl Gate {
             model: first.model.clone(),
             tool: first.tool.clone(),
             operations: classified.as_ref().map_or(1, Vec::len),
+            summary: Some(classify::Summary::of(&first, false)).filter(|s| !s.is_empty()),
+            batch: match &classified {
+                Ok(ops) if ops.len() > 1 => ops
+                    .iter()
+                    .map(|op| classify::Summary::of(op, true))
+                    .collect(),
+                _ => Vec::new(),
+            },
             policy_generation: snapshot.generation,
             policy_hash: snapshot.hash.clone(),
             cache_hit: false,
@@ -231,6 +245,7 @@ impl Gate {
                 outcome.resource = uid_string(&op.resource);
                 outcome.model = op.model.clone();
                 outcome.tool = op.tool.clone();
+                outcome.summary = Some(classify::Summary::of(op, false)).filter(|s| !s.is_empty());
                 outcome.shadow =
                     shadow.map(|s| ShadowOutcome::new(snapshot, &op.action, &decision, s));
                 outcome.decision = decision;

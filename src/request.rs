@@ -97,7 +97,7 @@ impl HttpRequest {
     /// records the error: the gate refuses it before classifying anything.
     pub fn canonicalize(&mut self) {
         match crate::target::canonical_path(&self.path) {
-            Ok(path) if path != self.path => {
+            Ok(std::borrow::Cow::Owned(path)) if path != self.path => {
                 self.raw_path = std::mem::replace(&mut self.path, path);
             }
             Ok(_) => {}

@@ -95,10 +95,10 @@ fn denied(outcome: &Outcome, status: i32, www_authenticate: Option<String>) -> D
         "reason": outcome.decision.reason.as_str(),
     });
     // What could not be read one way only (the class, never the request).
-    if status == 400 {
-        if let Some(message) = outcome.decision.errors.first() {
-            body["message"] = message.as_str().into();
-        }
+    if status == 400
+        && let Some(message) = outcome.decision.errors.first()
+    {
+        body["message"] = message.as_str().into();
     }
     // Which model or tool was refused (what the caller asked for, never why).
     if status == 403 {

@@ -22,6 +22,7 @@
 //!
 //! The host is lower-cased, loses its port and one trailing dot.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Why a request target is refused (`400 path_not_canonical` or
@@ -95,13 +96,60 @@ pub struct Target {
 pub fn canonical_target(raw: &str) -> Result<Target, TargetError> {
     let (path, query) = raw.split_once('?').unwrap_or((raw, ""));
     Ok(Target {
-        path: canonical_path(path)?,
+        path: canonical_path(path)?.into_owned(),
         query: query.to_owned(),
     })
 }
 
-/// Canonicalises a path without query (see the module doc).
-pub fn canonical_path(path: &str) -> Result<String, TargetError> {
+/// Canonicalises a path without query (see the module doc). A path that is
+/// canonical already (the common case: plain ASCII, no escapes, no empty or
+/// dot segments) is returned as it is, without allocating.
+pub fn canonical_path(path: &str) -> Result<Cow<'_, str>, TargetError> {
+    if is_plainly_canonical(path) {
+        return Ok(Cow::Borrowed(path));
+    }
+    slow_canonical_path(path).map(Cow::Owned)
+}
+
+/// Whether `path` is canonical without any rewriting: it starts with `/`, has
+/// only unreserved characters, `/` and the sub-delimiters other than `;`, and
+/// no empty (except a final one) or dot segment.
+fn is_plainly_canonical(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return false;
+    }
+    let plain = |b: &u8| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'/' | b'-'
+                    | b'.'
+                    | b'_'
+                    | b'~'
+                    | b':'
+                    | b'@'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b'='
+            )
+    };
+    bytes.iter().all(plain)
+        && !path.contains("//")
+        && path
+            .split('/')
+            .skip(1)
+            .all(|segment| segment != "." && segment != "..")
+}
+
+fn slow_canonical_path(path: &str) -> Result<String, TargetError> {
     if !path.starts_with('/') {
         return Err(TargetError::NotOriginForm);
     }
@@ -337,6 +385,11 @@ mod tests {
             ("/v1/models/..", DotSegment),
         ] {
             assert_eq!(canonical_path(raw), Err(want.clone()), "{raw:?}");
+            assert_eq!(
+                slow_canonical_path(raw),
+                Err(want.clone()),
+                "slow path: {raw:?}"
+            );
         }
     }
 
@@ -370,6 +423,11 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn canonicalisation_is_idempotent(raw in "/[/a-zA-Z0-9%.;:\\\\ \t~_-]{0,40}") {
+            // The fast path agrees with the full one wherever it applies.
+            proptest::prop_assert_eq!(
+                canonical_path(&raw).map(Cow::into_owned),
+                slow_canonical_path(&raw)
+            );
             if let Ok(once) = canonical_path(&raw) {
                 proptest::prop_assert_eq!(canonical_path(&once), Ok(once.clone()));
                 proptest::prop_assert!(once.is_ascii());

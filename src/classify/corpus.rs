@@ -564,14 +564,14 @@ proptest! {
     ) {
         let routes = shipped_routes();
         let req = request(method, &path, body, &[]);
-        if let Some(route) = routes.find(&req) {
-            if let Ok(ops) = classify(&req, &routes) {
-                for op in ops {
-                    prop_assert!(
-                        route.protocol == Protocol::Http || op.action.to_string() != "Action::\"http\"",
-                        "{} {} -> {}", method, path, op.action
-                    );
-                }
+        if let Some(route) = routes.find(&req)
+            && let Ok(ops) = classify(&req, &routes)
+        {
+            for op in ops {
+                prop_assert!(
+                    route.protocol == Protocol::Http || op.action.to_string() != "Action::\"http\"",
+                    "{} {} -> {}", method, path, op.action
+                );
             }
         }
         if req.target_error.is_none() {

@@ -134,6 +134,97 @@ impl Operation {
     }
 }
 
+/// What the audit records of one operation beyond action and resource: the
+/// prompt controls and names a reviewer looks for, never prompt text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// `Action::"..."`, for the operations of a batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The resource uid, for the operations of a batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// The model's entity id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The model as the request spelled it, when that differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_as_sent: Option<String>,
+    /// The MCP tool, `<server>/<tool>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// Streamed answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    /// Answers generated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub choices: Option<i64>,
+    /// Output tokens over every answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_output_tokens: Option<i64>,
+    /// Thinking budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking_budget_tokens: Option<i64>,
+    /// Reasoning effort.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
+    /// Tools offered to the model.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_names: Vec<String>,
+    /// MCP argument names (never values).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mcp_arguments: Vec<String>,
+}
+
+// === impl Summary ===
+
+impl Summary {
+    /// The summary of one operation; `with_target` adds its action and
+    /// resource (for the operations of a batch).
+    pub fn of(op: &Operation, with_target: bool) -> Self {
+        let long = |name| match op.field(name) {
+            Some(Value::Long(n)) => Some(*n),
+            _ => None,
+        };
+        let text = |name| match op.field(name) {
+            Some(Value::Str(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let set = |name| match op.field(name) {
+            Some(Value::Set(items)) => items
+                .iter()
+                .filter_map(|v| match v {
+                    Value::Str(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Self {
+            action: with_target.then(|| crate::policy::model::uid_string(&op.action)),
+            resource: with_target.then(|| crate::policy::model::uid_string(&op.resource)),
+            model: with_target.then(|| op.model.clone()).flatten(),
+            model_as_sent: text("model_as_sent"),
+            tool: with_target.then(|| op.tool.clone()).flatten(),
+            stream: match op.field("stream") {
+                Some(Value::Bool(b)) => Some(*b),
+                _ => None,
+            },
+            choices: long("choices"),
+            total_output_tokens: long("total_output_tokens"),
+            thinking_budget_tokens: long("thinking_budget_tokens"),
+            reasoning_effort: text("reasoning_effort"),
+            tool_names: set("tool_names"),
+            mcp_arguments: set("argument_names"),
+        }
+    }
+
+    /// Whether there is nothing to record.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// Why a request is refused before any policy is asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClassifyError {

@@ -70,6 +70,12 @@ impl RequestFile {
         let mut identity = Identity::default();
         if self.principal.ty == WORKLOAD {
             let id = SpiffeId::parse(&self.principal.id).map_err(|e| format!("principal: {e}"))?;
+            if id.path().is_empty() {
+                // The server refuses it (`trust_domain_id`): a test must not pass on it.
+                return Err(format!(
+                    "principal: `{id}` names a trust domain, not a workload"
+                ));
+            }
             attrs = workload_attrs(&id);
             identity.workload = Some(Workload {
                 id,
@@ -138,5 +144,33 @@ fn merge(base: &mut Vec<(String, Value)>, given: Vec<(String, Value)>) {
             (Some(slot), v) => slot.1 = v,
             (None, v) => base.push((k, v)),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn file(id: &str) -> RequestFile {
+        serde_json::from_value(serde_json::json!({
+            "principal": {"type": "Workload", "id": id},
+            "action": "chat",
+            "resource": {"type": "Model", "id": "gpt-4o"},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn workload_principal_needs_a_path() {
+        assert!(
+            file("spiffe://example.org/ns/a/sa/b")
+                .to_authz(SystemTime::now())
+                .is_ok()
+        );
+        let e = file("spiffe://example.org")
+            .to_authz(SystemTime::now())
+            .unwrap_err();
+        assert!(e.contains("names a trust domain"), "{e}");
     }
 }

@@ -2,15 +2,22 @@
 //!
 //! Envoy sends the URL-encoded PEM of the client's leaf certificate. Envoy terminated the
 //! TLS connection and already verified the chain and the signature against its trust
-//! bundle, so this module does not: it only reads the X.509-SVID's SPIFFE id and re-checks
-//! the validity window against our own clock.
+//! bundle, so this module does not: it reads the X.509-SVID's SPIFFE id, checks that the
+//! certificate is usable as a leaf SVID (X509-SVID §4.1, §4.3, §5.2: `cA` not set, key usage
+//! present with `digitalSignature` and without `keyCertSign` / `cRLSign`), and re-checks the
+//! validity window (and, when configured, its length) against our own clock.
+//!
+//! Envoy's chain validation does not make these checks redundant: a CA certificate or a
+//! certificate minted for another purpose chains to the same trust bundle, and a CA key
+//! that can act as a client could also issue itself any workload identity.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use percent_encoding::percent_decode_str;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::error::PEMError;
-use x509_parser::extensions::GeneralName;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::oid_registry::{OID_X509_EXT_BASIC_CONSTRAINTS, OID_X509_EXT_KEY_USAGE};
 use x509_parser::pem::parse_x509_pem;
 use x509_parser::time::ASN1Time;
 
@@ -97,6 +104,31 @@ pub enum CertError {
         /// `notAfter`, in seconds since the Unix epoch.
         not_after: i64,
     },
+    /// The basic constraints or key usage extension is repeated or cannot be decoded.
+    #[error("peer certificate has a malformed or repeated `{0}` extension")]
+    MalformedExtension(&'static str),
+    /// Basic constraints say `cA=TRUE`: a signing certificate, never a client SVID.
+    #[error("peer certificate is a CA certificate (basic constraints `cA=TRUE`), not a leaf SVID")]
+    CaCertificate,
+    /// No key usage extension; an X.509-SVID must have one.
+    #[error("peer certificate has no key usage extension; a leaf SVID needs `digitalSignature`")]
+    NoKeyUsage,
+    /// Key usage without `digitalSignature`, which a leaf SVID must set.
+    #[error("peer certificate key usage lacks `digitalSignature`, which a leaf SVID must set")]
+    NoDigitalSignature,
+    /// Key usage with `keyCertSign` or `cRLSign`, which a leaf SVID must not set.
+    #[error(
+        "peer certificate key usage has `keyCertSign` or `cRLSign`, which a leaf SVID must not set"
+    )]
+    SigningKeyUsage,
+    /// `notAfter - notBefore` is above `identity.max_certificate_lifetime_seconds`.
+    #[error("peer certificate lifetime is {lifetime} s, more than the {max} s allowed")]
+    LifetimeExceeded {
+        /// `notAfter - notBefore`, in seconds.
+        lifetime: u64,
+        /// The configured maximum, in seconds.
+        max: u64,
+    },
 }
 
 /// Parses Envoy's `attributes.source.certificate`: a URL-encoded PEM leaf certificate.
@@ -155,6 +187,7 @@ pub fn decode_pem(pem: &[u8]) -> Result<PeerCertificate, CertError> {
         .map_err(|_| CertError::MalformedCertificate)?;
 
     let spiffe_id = spiffe_id(&cert)?;
+    check_leaf(&cert)?;
 
     let validity = cert.validity();
     let not_before = to_system_time(validity.not_before)?;
@@ -183,6 +216,58 @@ impl PeerCertificate {
         }
         Ok(())
     }
+
+    /// `notAfter - notBefore` (zero if inverted).
+    pub fn lifetime(&self) -> Duration {
+        self.not_after
+            .duration_since(self.not_before)
+            .unwrap_or_default()
+    }
+
+    /// Checks the validity window's length against `max`, when one is configured.
+    pub fn check_lifetime(&self, max: Option<Duration>) -> Result<(), CertError> {
+        match max {
+            Some(max) if self.lifetime() > max => Err(CertError::LifetimeExceeded {
+                lifetime: self.lifetime().as_secs(),
+                max: max.as_secs(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The X509-SVID leaf rules (§4.1, §4.3, §5.2). Criticality of the key usage
+/// extension is not checked: the usage bits are what matter here, and Envoy
+/// already refused a certificate with a critical extension it does not know.
+fn check_leaf(cert: &X509Certificate<'_>) -> Result<(), CertError> {
+    // Matched by hand rather than with `basic_constraints()`, which reads an
+    // undecodable extension as absent; here that fails closed.
+    let basic = cert
+        .get_extension_unique(&OID_X509_EXT_BASIC_CONSTRAINTS)
+        .map_err(|_| CertError::MalformedExtension("basicConstraints"))?;
+    if let Some(ext) = basic {
+        match ext.parsed_extension() {
+            ParsedExtension::BasicConstraints(bc) if bc.ca => {
+                return Err(CertError::CaCertificate);
+            }
+            ParsedExtension::BasicConstraints(_) => {}
+            _ => return Err(CertError::MalformedExtension("basicConstraints")),
+        }
+    }
+    let ext = cert
+        .get_extension_unique(&OID_X509_EXT_KEY_USAGE)
+        .map_err(|_| CertError::MalformedExtension("keyUsage"))?
+        .ok_or(CertError::NoKeyUsage)?;
+    let ParsedExtension::KeyUsage(ku) = ext.parsed_extension() else {
+        return Err(CertError::MalformedExtension("keyUsage"));
+    };
+    if ku.key_cert_sign() || ku.crl_sign() {
+        return Err(CertError::SigningKeyUsage);
+    }
+    if !ku.digital_signature() {
+        return Err(CertError::NoDigitalSignature);
+    }
+    Ok(())
 }
 
 fn unix_seconds(t: SystemTime) -> i64 {
@@ -254,6 +339,12 @@ impl CertError {
             Self::ValidityOutOfRange => "validity_out_of_range",
             Self::NotYetValid { .. } => "not_yet_valid",
             Self::Expired { .. } => "expired",
+            Self::MalformedExtension(_) => "malformed_certificate_extension",
+            Self::CaCertificate => "ca_certificate",
+            Self::NoKeyUsage => "no_key_usage",
+            Self::NoDigitalSignature => "key_usage_lacks_digital_signature",
+            Self::SigningKeyUsage => "signing_key_usage",
+            Self::LifetimeExceeded { .. } => "certificate_lifetime_exceeded",
         }
     }
 }
@@ -263,7 +354,9 @@ impl CertError {
 mod tests {
     use super::*;
     use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-    use rcgen::{CertificateParams, KeyPair, SanType, date_time_ymd};
+    use rcgen::{
+        BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose, SanType, date_time_ymd,
+    };
 
     const AGENT: &str = "spiffe://example.org/ns/default/sa/agent";
     /// 2025-06-01T00:00:00Z, inside the default test validity window.
@@ -277,13 +370,19 @@ mod tests {
         SanType::URI(s.try_into().unwrap())
     }
 
-    /// A self-signed PEM certificate valid 2025-01-01 to 2026-01-01.
-    fn pem_with(sans: Vec<SanType>) -> String {
+    /// Leaf SVID parameters (key usage `digitalSignature`), valid 2025-01-01 to 2026-01-01.
+    fn leaf(sans: Vec<SanType>) -> CertificateParams {
         let mut params = CertificateParams::default();
         params.subject_alt_names = sans;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.not_before = date_time_ymd(2025, 1, 1);
         params.not_after = date_time_ymd(2026, 1, 1);
-        pem_from(params)
+        params
+    }
+
+    /// A self-signed leaf SVID PEM valid 2025-01-01 to 2026-01-01.
+    fn pem_with(sans: Vec<SanType>) -> String {
+        pem_from(leaf(sans))
     }
 
     fn pem_from(params: CertificateParams) -> String {
@@ -385,8 +484,7 @@ mod tests {
 
     #[test]
     fn rejects_expired() {
-        let mut params = CertificateParams::default();
-        params.subject_alt_names = vec![uri(AGENT)];
+        let mut params = leaf(vec![uri(AGENT)]);
         params.not_before = date_time_ymd(2024, 1, 1);
         params.not_after = date_time_ymd(2025, 1, 1);
         assert_eq!(
@@ -399,8 +497,7 @@ mod tests {
 
     #[test]
     fn rejects_not_yet_valid() {
-        let mut params = CertificateParams::default();
-        params.subject_alt_names = vec![uri(AGENT)];
+        let mut params = leaf(vec![uri(AGENT)]);
         params.not_before = date_time_ymd(2026, 1, 1);
         params.not_after = date_time_ymd(2027, 1, 1);
         assert_eq!(
@@ -409,6 +506,107 @@ mod tests {
                 not_before: 1_767_225_600
             }
         );
+    }
+
+    #[test]
+    fn leaf_svid_rules() {
+        use KeyUsagePurpose::{
+            CrlSign, DigitalSignature, KeyAgreement, KeyCertSign, KeyEncipherment,
+        };
+        let ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // (what, cA, key usages, expected)
+        type Case = (
+            &'static str,
+            IsCa,
+            Vec<KeyUsagePurpose>,
+            Result<(), CertError>,
+        );
+        let cases: Vec<Case> = vec![
+            ("leaf", IsCa::NoCa, vec![DigitalSignature], Ok(())),
+            (
+                "leaf, explicit cA=FALSE, RSA-style usages",
+                IsCa::ExplicitNoCa,
+                vec![DigitalSignature, KeyEncipherment, KeyAgreement],
+                Ok(()),
+            ),
+            (
+                "CA",
+                ca,
+                vec![DigitalSignature],
+                Err(CertError::CaCertificate),
+            ),
+            (
+                "CA, no key usage",
+                ca,
+                vec![],
+                Err(CertError::CaCertificate),
+            ),
+            (
+                "no key usage",
+                IsCa::NoCa,
+                vec![],
+                Err(CertError::NoKeyUsage),
+            ),
+            (
+                "no digitalSignature",
+                IsCa::NoCa,
+                vec![KeyEncipherment],
+                Err(CertError::NoDigitalSignature),
+            ),
+            (
+                "keyCertSign on a leaf",
+                IsCa::NoCa,
+                vec![DigitalSignature, KeyCertSign],
+                Err(CertError::SigningKeyUsage),
+            ),
+            (
+                "cRLSign on a leaf",
+                IsCa::ExplicitNoCa,
+                vec![DigitalSignature, CrlSign],
+                Err(CertError::SigningKeyUsage),
+            ),
+        ];
+        for (what, is_ca, usages, expected) in cases {
+            let mut params = leaf(vec![uri(AGENT)]);
+            params.is_ca = is_ca;
+            params.key_usages = usages;
+            let got = parse_pem(pem_from(params).as_bytes(), now()).map(|_| ());
+            assert_eq!(got, expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn lifetime_is_bounded_when_configured() {
+        let cert = parse_pem(pem_with(vec![uri(AGENT)]).as_bytes(), now()).unwrap();
+        let year = Duration::from_secs(365 * 86_400);
+        assert_eq!(cert.lifetime(), year);
+        for (max, ok) in [(None, true), (Some(year), true), (Some(year / 2), false)] {
+            assert_eq!(cert.check_lifetime(max).is_ok(), ok, "{max:?}");
+        }
+        let e = cert
+            .check_lifetime(Some(Duration::from_secs(3600)))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            CertError::LifetimeExceeded {
+                lifetime: 31_536_000,
+                max: 3600
+            }
+        );
+        assert_eq!(e.reason(), "certificate_lifetime_exceeded");
+    }
+
+    #[test]
+    fn fuzz_seeds_reach_the_accept_and_refuse_paths() {
+        // The fuzz target's fixed clock, 2027-06-01T00:00:00Z.
+        let at = UNIX_EPOCH + Duration::from_secs(1_811_808_000);
+        let seed = |name| {
+            let path = format!("{}/fuzz/seeds/cert_pem/{name}", env!("CARGO_MANIFEST_DIR"));
+            parse_pem(&std::fs::read(path).unwrap(), at)
+        };
+        assert!(seed("svid-leaf.pem").is_ok());
+        assert_eq!(seed("spiffe-leaf.pem").unwrap_err(), CertError::NoKeyUsage);
+        assert_eq!(seed("ca-no-uri.pem").unwrap_err(), CertError::NoSpiffeId);
     }
 
     #[test]

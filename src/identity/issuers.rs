@@ -103,6 +103,11 @@ pub struct IssuerConfig {
     /// this often).
     #[serde(default = "default_min_refresh")]
     pub min_refresh_interval_seconds: u64,
+    /// Accept only tokens whose header says `typ: at+jwt` (RFC 9068 access
+    /// tokens). Without it, `typ` may also be absent or `JWT`; any other `typ`
+    /// is refused either way.
+    #[serde(default)]
+    pub require_access_token_type: bool,
 }
 
 /// Trusting Envoy's `jwt_authn` filter instead of verifying the token here.
@@ -324,6 +329,16 @@ pub fn validate(
                 "needs `identity.issuers`: tokens are mapped by their issuer".to_owned(),
             ));
         }
+        // The metadata carries the payload only: the header's `typ` could not be read.
+        if let Some(i) = issuers.iter().find(|i| i.require_access_token_type) {
+            return Err(invalid(
+                "identity.issuers.require_access_token_type",
+                format!(
+                    "is set for `{}`, but `identity.jwt_authn_metadata` passes token payloads without their header",
+                    i.issuer
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -397,6 +412,10 @@ mod tests {
                 "one entity type per issuer",
             ),
             (format!("{AGENTS}{AGENTS}"), "configured twice"),
+            (
+                format!("{AGENTS}    require_access_token_type: yes please\n"),
+                "require_access_token_type",
+            ),
             (format!("{AGENTS}    colour: blue\n"), "colour"),
         ];
         for (yaml, needle) in cases {
@@ -421,6 +440,11 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("identity.issuers"), "{err}");
+        let err = crate::config::Config::from_yaml(&format!(
+            "identity:\n  jwt_authn_metadata:\n    payload_key: p\n  issuers:\n{AGENTS}    require_access_token_type: true\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("without their header"), "{err}");
         let err = crate::config::Config::from_yaml("response:\n  resource_metadata: 'x\"y'\n")
             .unwrap_err();
         assert!(err.to_string().contains("resource_metadata"), "{err}");

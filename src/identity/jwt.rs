@@ -37,6 +37,16 @@ pub enum TokenError {
     /// The header has a `crit` parameter (no extension is understood).
     #[error("token header has critical extensions")]
     UnsupportedHeader,
+    /// The header's `typ` is present but not a string.
+    #[error("token header `typ` is not a string")]
+    MalformedType,
+    /// The header's `typ` names a kind of token other than a JWT or an access token
+    /// (a SET, an ID token, a DPoP proof, a logout token, ...).
+    #[error("token type `{}` is not an access token", .0.escape_debug())]
+    UnacceptedType(String),
+    /// The issuer requires `typ: at+jwt` (RFC 9068) and the token has another or none.
+    #[error("issuer requires access tokens of type `at+jwt` (RFC 9068)")]
+    AccessTokenTypeRequired,
     /// The payload is not a base64url JSON object.
     #[error("token payload is not a JSON object")]
     MalformedClaims,
@@ -103,6 +113,9 @@ impl TokenError {
             TokenError::Malformed => "malformed_token",
             TokenError::MalformedHeader => "malformed_token_header",
             TokenError::UnsupportedHeader => "unsupported_token_header",
+            TokenError::MalformedType => "malformed_token_type",
+            TokenError::UnacceptedType(_) => "token_type_not_accepted",
+            TokenError::AccessTokenTypeRequired => "access_token_type_required",
             TokenError::MalformedClaims => "malformed_token_claims",
             TokenError::AlgorithmNone => "algorithm_none",
             TokenError::UnknownIssuer => "unknown_issuer",
@@ -195,6 +208,7 @@ pub struct IssuerRules {
     groups_claim: Option<String>,
     groups_prefix: String,
     context_claims: Vec<String>,
+    require_access_token_type: bool,
 }
 
 // === impl IssuerRules ===
@@ -220,7 +234,16 @@ impl IssuerRules {
             groups_claim: cfg.groups_claim.clone(),
             groups_prefix: cfg.groups_prefix.clone(),
             context_claims: cfg.context_claims.clone(),
+            require_access_token_type: cfg.require_access_token_type,
         })
+    }
+
+    /// Applies the issuer's `require_access_token_type` to the header's `typ`.
+    pub fn check_type(&self, typ: TokenType) -> Result<(), TokenError> {
+        if self.require_access_token_type && typ != TokenType::AccessToken {
+            return Err(TokenError::AccessTokenTypeRequired);
+        }
+        Ok(())
     }
 
     /// Checks `alg` against the allow-list.
@@ -409,12 +432,56 @@ fn actors(act: Option<&Json>) -> Result<Vec<String>, TokenError> {
     Ok(out)
 }
 
+/// What a token's `typ` header says it is, among the kinds accepted at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenType {
+    /// No `typ`: most issuers omit it on access tokens.
+    Unspecified,
+    /// `JWT` / `application/jwt`: a generic JWT.
+    Jwt,
+    /// `at+jwt` / `application/at+jwt`: an RFC 9068 access token.
+    AccessToken,
+}
+
+/// Longest `typ` an error message repeats.
+const MAX_TYPE_ECHO: usize = 40;
+
+/// Reads `typ` (RFC 7515 §4.1.9). The value is a media type: compared without
+/// regard to ASCII case, with `application/` implied when it has no `/`. Only
+/// `jwt` and `at+jwt` are accepted; every other value names another kind of
+/// token (`secevent+jwt`, `id_token+jwt`, `dpop+jwt`, `logout+jwt`, ...) that
+/// is signed by the same keys but is not a credential for calling an API
+/// (RFC 8725 §3.11). Parameters and whitespace are not stripped: no issuer
+/// writes them, so they are refused rather than interpreted.
+fn token_type(typ: Option<&Json>) -> Result<TokenType, TokenError> {
+    let typ = match typ {
+        None => return Ok(TokenType::Unspecified),
+        Some(Json::String(t)) => t,
+        Some(_) => return Err(TokenError::MalformedType),
+    };
+    let lower = typ.to_ascii_lowercase();
+    let subtype = match lower.split_once('/') {
+        None => lower.as_str(),
+        Some(("application", sub)) if !sub.contains('/') => sub,
+        Some(_) => "",
+    };
+    match subtype {
+        "jwt" => Ok(TokenType::Jwt),
+        "at+jwt" => Ok(TokenType::AccessToken),
+        _ => Err(TokenError::UnacceptedType(
+            typ.chars().take(MAX_TYPE_ECHO).collect(),
+        )),
+    }
+}
+
 /// A compact JWS split and decoded, signature not yet checked.
 pub struct Parsed<'a> {
     /// `alg` as written.
     pub alg: String,
     /// `kid`, if any.
     pub kid: Option<String>,
+    /// What `typ` says the token is.
+    pub typ: TokenType,
     /// The payload object.
     pub claims: Map<String, Json>,
     /// `header.payload`, what the signature covers.
@@ -429,6 +496,7 @@ impl std::fmt::Debug for Parsed<'_> {
         f.debug_struct("Parsed")
             .field("alg", &self.alg)
             .field("kid", &self.kid)
+            .field("typ", &self.typ)
             .finish_non_exhaustive()
     }
 }
@@ -476,6 +544,7 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, TokenError> {
         Some(Json::String(k)) => Some(k.clone()),
         Some(_) => return Err(TokenError::MalformedHeader),
     };
+    let typ = token_type(header.get("typ"))?;
     let claims: Map<String, Json> = URL_SAFE_NO_PAD
         .decode(p)
         .ok()
@@ -485,6 +554,7 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, TokenError> {
     Ok(Parsed {
         alg,
         kid,
+        typ,
         claims,
         signing_input,
         signature: s,
@@ -707,6 +777,85 @@ mod tests {
             parse(&format!("{crit}.{p}.c2ln")).unwrap_err(),
             TokenError::UnsupportedHeader
         );
+    }
+
+    #[test]
+    fn token_types() {
+        use TokenType::{AccessToken, Jwt, Unspecified};
+        let not = |t: &str| Err(TokenError::UnacceptedType(t.into()));
+        let cases: Vec<(Json, Result<TokenType, TokenError>)> = vec![
+            (json!("JWT"), Ok(Jwt)),
+            (json!("jwt"), Ok(Jwt)),
+            (json!("application/jwt"), Ok(Jwt)),
+            (json!("Application/JWT"), Ok(Jwt)),
+            (json!("at+jwt"), Ok(AccessToken)),
+            (json!("AT+JWT"), Ok(AccessToken)),
+            (json!("application/at+jwt"), Ok(AccessToken)),
+            (json!("secevent+jwt"), not("secevent+jwt")),
+            (
+                json!("application/secevent+jwt"),
+                not("application/secevent+jwt"),
+            ),
+            (json!("id_token+jwt"), not("id_token+jwt")),
+            (json!("dpop+jwt"), not("dpop+jwt")),
+            (json!("logout+jwt"), not("logout+jwt")),
+            (
+                json!("token-introspection+jwt"),
+                not("token-introspection+jwt"),
+            ),
+            (json!("JOSE"), not("JOSE")),
+            (json!("text/jwt"), not("text/jwt")),
+            (json!("application/at+jwt/x"), not("application/at+jwt/x")),
+            (json!("application/"), not("application/")),
+            (json!(""), not("")),
+            (json!(" JWT"), not(" JWT")),
+            (json!("at+jwt; charset=utf-8"), not("at+jwt; charset=utf-8")),
+            (json!(null), Err(TokenError::MalformedType)),
+            (json!(1), Err(TokenError::MalformedType)),
+            (json!(["JWT"]), Err(TokenError::MalformedType)),
+            (json!({"typ": "JWT"}), Err(TokenError::MalformedType)),
+        ];
+        let enc = |v: &Json| URL_SAFE_NO_PAD.encode(v.to_string());
+        let p = enc(&base());
+        for (typ, expected) in cases {
+            let h = enc(&json!({"alg": "RS256", "typ": typ}));
+            let got = parse(&format!("{h}.{p}.c2ln")).map(|parsed| parsed.typ);
+            assert_eq!(got, expected, "{typ}");
+        }
+        let h = enc(&json!({"alg": "RS256"}));
+        assert_eq!(parse(&format!("{h}.{p}.c2ln")).unwrap().typ, Unspecified);
+        // Long values are cut and control characters escaped in the message.
+        let long = format!("x\u{1b}{}", "y".repeat(100));
+        let e = token_type(Some(&json!(long))).unwrap_err();
+        assert_eq!(e.reason(), "token_type_not_accepted");
+        assert!(e.to_string().contains("x\\u{1b}yyy"), "{e}");
+        assert!(e.to_string().len() < 100, "{e}");
+    }
+
+    #[test]
+    fn issuer_may_require_access_token_type() {
+        for (extra, typ, ok) in [
+            ("", TokenType::Unspecified, true),
+            ("", TokenType::Jwt, true),
+            ("", TokenType::AccessToken, true),
+            (
+                "require_access_token_type: true\n",
+                TokenType::AccessToken,
+                true,
+            ),
+            ("require_access_token_type: true\n", TokenType::Jwt, false),
+            (
+                "require_access_token_type: true\n",
+                TokenType::Unspecified,
+                false,
+            ),
+        ] {
+            let got = rules(extra).check_type(typ);
+            assert_eq!(got.is_ok(), ok, "{extra} {typ:?}");
+            if !ok {
+                assert_eq!(got.unwrap_err().reason(), "access_token_type_required");
+            }
+        }
     }
 
     proptest::proptest! {

@@ -4,10 +4,16 @@
 //! 1. `source.principal`: the URI SAN Envoy read from the verified peer certificate
 //!    (or Istio's peer identity).
 //! 2. `source.certificate`: the peer certificate itself, when Envoy forwards it
-//!    (`include_peer_certificate`); checked against its validity window.
+//!    (`include_peer_certificate`); it must be a leaf X.509-SVID (see [`cert`]),
+//!    inside its validity window, and no longer-lived than
+//!    `identity.max_certificate_lifetime_seconds` when that is set.
 //! 3. `x-forwarded-client-cert`: only when config says the hop in front sanitizes
 //!    it, and only from the configured peers; otherwise ignored entirely,
-//!    because a client can send any header it likes.
+//!    because a client can send any header it likes. When the element carries
+//!    the client certificate (`Cert=`), the same certificate rules apply to it.
+//!
+//! Whatever the source, a SPIFFE id without a path (`spiffe://example.org`)
+//! names a trust domain, not a workload (X509-SVID §5.2), and is refused.
 
 pub mod cert;
 pub mod issuers;
@@ -17,7 +23,7 @@ pub mod spiffe;
 pub mod token;
 pub mod xfcc;
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::config::IdentityConfig;
 use crate::request::HttpRequest;
@@ -36,6 +42,16 @@ pub enum WorkloadSource {
     PeerCertificate,
     /// A trusted `x-forwarded-client-cert` element.
     Xfcc,
+}
+
+impl std::fmt::Display for WorkloadSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WorkloadSource::PeerPrincipal => "peer principal",
+            WorkloadSource::PeerCertificate => "peer certificate",
+            WorkloadSource::Xfcc => "x-forwarded-client-cert",
+        })
+    }
 }
 
 /// A workload authenticated by mTLS.
@@ -94,6 +110,20 @@ pub enum IdentityError {
     /// The chosen XFCC element's URI is not a valid SPIFFE id.
     #[error("x-forwarded-client-cert URI is not a valid SPIFFE id: {0}")]
     XfccSpiffeId(#[source] SpiffeIdError),
+    /// The chosen XFCC element's `Cert` is unusable (same rules as the peer certificate).
+    #[error("x-forwarded-client-cert certificate rejected: {0}")]
+    XfccCertificate(#[source] CertError),
+    /// The chosen XFCC element's `Cert` names another SPIFFE id than its `URI`.
+    #[error("x-forwarded-client-cert certificate SPIFFE id does not match its URI")]
+    XfccCertificateMismatch,
+    /// The SPIFFE id has no path: it names a trust domain, not a workload.
+    #[error("SPIFFE id `{id}` from the {from} names a trust domain, not a workload")]
+    TrustDomainId {
+        /// The id.
+        id: String,
+        /// Where it came from.
+        from: WorkloadSource,
+    },
     /// The SPIFFE id's trust domain is not in `identity.trust_domains`.
     #[error("trust domain `{0}` is not trusted")]
     UntrustedDomain(String),
@@ -114,6 +144,9 @@ impl IdentityError {
             IdentityError::Xfcc(_) => "invalid_xfcc",
             IdentityError::XfccSpiffeCount(_) => "xfcc_spiffe_count",
             IdentityError::XfccSpiffeId(_) => "xfcc_invalid_spiffe_id",
+            IdentityError::XfccCertificate(e) => e.reason(),
+            IdentityError::XfccCertificateMismatch => "xfcc_certificate_mismatch",
+            IdentityError::TrustDomainId { .. } => "trust_domain_id",
             IdentityError::UntrustedDomain(_) => "untrusted_trust_domain",
             IdentityError::Token(e) => e.reason(),
         }
@@ -129,7 +162,8 @@ pub fn resolve(
     cfg: &IdentityConfig,
     now: SystemTime,
 ) -> Result<Identity, IdentityError> {
-    let mut workload = peer_workload(req, now)?;
+    let max_lifetime = cfg.max_certificate_lifetime_seconds.map(|m| m.duration());
+    let mut workload = peer_workload(req, now, max_lifetime)?;
     if cfg.xfcc.trusted
         && let Some(header) = req.header(XFCC_HEADER)
     {
@@ -138,7 +172,7 @@ pub fn resolve(
                 .as_ref()
                 .is_some_and(|w| cfg.xfcc.trusted_peers.iter().any(|p| p == w.id.as_str()));
         if peer_ok {
-            workload = Some(xfcc_workload(header, cfg)?);
+            workload = Some(xfcc_workload(header, cfg, now, max_lifetime)?);
         }
     }
     if let Some(w) = &workload
@@ -173,14 +207,53 @@ fn decode_certificate(text: &str) -> Result<cert::PeerCertificate, CertError> {
     decoded
 }
 
-fn peer_workload(req: &HttpRequest, now: SystemTime) -> Result<Option<Workload>, IdentityError> {
+/// A workload identity: a SPIFFE id with a path. A bare trust-domain id is
+/// what signing certificates carry (X509-SVID §3.2, §5.2); accepting it as a
+/// caller would let one principal stand for a whole trust domain.
+fn workload(
+    id: SpiffeId,
+    source: WorkloadSource,
+    not_after: Option<SystemTime>,
+) -> Result<Workload, IdentityError> {
+    if id.path().is_empty() {
+        return Err(IdentityError::TrustDomainId {
+            id: id.as_str().to_owned(),
+            from: source,
+        });
+    }
+    Ok(Workload {
+        id,
+        source,
+        not_after,
+    })
+}
+
+/// Decodes a forwarded client certificate and applies the per-request rules
+/// (validity window, maximum lifetime); the leaf SVID rules ran while decoding.
+fn client_certificate(
+    text: &str,
+    now: SystemTime,
+    max_lifetime: Option<Duration>,
+) -> Result<cert::PeerCertificate, CertError> {
+    let c = decode_certificate(text)?;
+    c.check_validity(now)?;
+    c.check_lifetime(max_lifetime)?;
+    Ok(c)
+}
+
+fn peer_workload(
+    req: &HttpRequest,
+    now: SystemTime,
+    max_lifetime: Option<Duration>,
+) -> Result<Option<Workload>, IdentityError> {
     let principal = req.source.principal.as_str();
     let cert = if req.source.certificate.is_empty() {
         None
     } else {
-        let c = decode_certificate(&req.source.certificate).map_err(IdentityError::Certificate)?;
-        c.check_validity(now).map_err(IdentityError::Certificate)?;
-        Some(c)
+        Some(
+            client_certificate(&req.source.certificate, now, max_lifetime)
+                .map_err(IdentityError::Certificate)?,
+        )
     };
     if principal.starts_with("spiffe://") {
         let id = SpiffeId::parse(principal).map_err(IdentityError::PeerPrincipal)?;
@@ -190,21 +263,25 @@ fn peer_workload(req: &HttpRequest, now: SystemTime) -> Result<Option<Workload>,
             return Err(IdentityError::CertificateMismatch);
         }
         let not_after = cert.map(|c| c.not_after);
-        return Ok(Some(Workload {
-            id,
-            source: WorkloadSource::PeerPrincipal,
-            not_after,
-        }));
+        return workload(id, WorkloadSource::PeerPrincipal, not_after).map(Some);
     }
     // A non-SPIFFE principal (a DNS SAN or subject) is not a workload identity.
-    Ok(cert.map(|c| Workload {
-        id: c.spiffe_id,
-        source: WorkloadSource::PeerCertificate,
-        not_after: Some(c.not_after),
-    }))
+    cert.map(|c| {
+        workload(
+            c.spiffe_id,
+            WorkloadSource::PeerCertificate,
+            Some(c.not_after),
+        )
+    })
+    .transpose()
 }
 
-fn xfcc_workload(header: &str, cfg: &IdentityConfig) -> Result<Workload, IdentityError> {
+fn xfcc_workload(
+    header: &str,
+    cfg: &IdentityConfig,
+    now: SystemTime,
+    max_lifetime: Option<Duration>,
+) -> Result<Workload, IdentityError> {
     let elements = xfcc::parse(header).map_err(IdentityError::Xfcc)?;
     let element = cfg
         .xfcc
@@ -221,9 +298,182 @@ fn xfcc_workload(header: &str, cfg: &IdentityConfig) -> Result<Workload, Identit
         return Err(IdentityError::XfccSpiffeCount(n));
     };
     let id = SpiffeId::parse(uri).map_err(IdentityError::XfccSpiffeId)?;
-    Ok(Workload {
-        id,
-        source: WorkloadSource::Xfcc,
-        not_after: None,
-    })
+    let not_after = match &element.cert {
+        None => None,
+        Some(text) => {
+            let c = client_certificate(text, now, max_lifetime)
+                .map_err(IdentityError::XfccCertificate)?;
+            if c.spiffe_id != id {
+                return Err(IdentityError::XfccCertificateMismatch);
+            }
+            Some(c.not_after)
+        }
+    };
+    workload(id, WorkloadSource::Xfcc, not_after)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose, SanType};
+
+    const AGENT: &str = "spiffe://example.org/ns/agents/sa/bot";
+    const OTHER: &str = "spiffe://example.org/ns/agents/sa/other";
+    const DOMAIN: &str = "spiffe://example.org";
+
+    /// A URL-encoded self-signed leaf for `id`, started a minute ago, living `hours`;
+    /// `ca` makes it a CA certificate instead.
+    fn cert(id: &str, hours: u64, ca: bool) -> String {
+        let now = SystemTime::now();
+        let mut params = CertificateParams::default();
+        params.subject_alt_names = vec![SanType::URI(id.try_into().unwrap())];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        if ca {
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        }
+        params.not_before = (now - Duration::from_secs(60)).into();
+        params.not_after =
+            (now - Duration::from_secs(60) + Duration::from_secs(hours * 3600)).into();
+        let pem = params
+            .self_signed(&KeyPair::generate().unwrap())
+            .unwrap()
+            .pem();
+        percent_encoding::utf8_percent_encode(&pem, percent_encoding::NON_ALPHANUMERIC).to_string()
+    }
+
+    fn req(principal: &str, certificate: &str, xfcc: Option<String>) -> HttpRequest {
+        HttpRequest {
+            headers: xfcc
+                .map(|x| (XFCC_HEADER.to_owned(), x))
+                .into_iter()
+                .collect(),
+            source: crate::request::Peer {
+                principal: principal.to_owned(),
+                certificate: certificate.to_owned(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn workload_rules_apply_to_every_source() {
+        let cfg = crate::config::Config::from_yaml(
+            "identity:\n  trust_domains: [example.org]\n  max_certificate_lifetime_seconds: 7200\n  xfcc:\n    trusted: true\n",
+        )
+        .unwrap()
+        .identity;
+        let xfcc = |uri: &str, c: Option<String>| {
+            Some(format!(
+                "By={OTHER};URI={uri}{}",
+                c.map(|c| format!(";Cert={c}")).unwrap_or_default()
+            ))
+        };
+        use WorkloadSource::{PeerCertificate, PeerPrincipal, Xfcc};
+        // (what, request, Ok((id, source)) or Err(reason))
+        type Case = (
+            &'static str,
+            HttpRequest,
+            Result<(&'static str, WorkloadSource), &'static str>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "principal",
+                req(AGENT, "", None),
+                Ok((AGENT, PeerPrincipal)),
+            ),
+            (
+                "bare principal",
+                req(DOMAIN, "", None),
+                Err("trust_domain_id"),
+            ),
+            (
+                "principal with a trailing slash",
+                req("spiffe://example.org/", "", None),
+                Err("invalid_peer_principal"),
+            ),
+            (
+                "certificate",
+                req("", &cert(AGENT, 1, false), None),
+                Ok((AGENT, PeerCertificate)),
+            ),
+            (
+                "certificate with a bare id",
+                req("", &cert(DOMAIN, 1, false), None),
+                Err("trust_domain_id"),
+            ),
+            (
+                "bare principal with its certificate",
+                req(DOMAIN, &cert(DOMAIN, 1, false), None),
+                Err("trust_domain_id"),
+            ),
+            (
+                "CA certificate",
+                req(AGENT, &cert(AGENT, 1, true), None),
+                Err("ca_certificate"),
+            ),
+            (
+                "certificate living 3 h, 2 h allowed",
+                req(AGENT, &cert(AGENT, 3, false), None),
+                Err("certificate_lifetime_exceeded"),
+            ),
+            ("xfcc", req("", "", xfcc(AGENT, None)), Ok((AGENT, Xfcc))),
+            (
+                "xfcc with a bare id",
+                req("", "", xfcc(DOMAIN, None)),
+                Err("trust_domain_id"),
+            ),
+            (
+                "xfcc with its certificate",
+                req("", "", xfcc(AGENT, Some(cert(AGENT, 1, false)))),
+                Ok((AGENT, Xfcc)),
+            ),
+            (
+                "xfcc with a CA certificate",
+                req("", "", xfcc(AGENT, Some(cert(AGENT, 1, true)))),
+                Err("ca_certificate"),
+            ),
+            (
+                "xfcc with a long-lived certificate",
+                req("", "", xfcc(AGENT, Some(cert(AGENT, 3, false)))),
+                Err("certificate_lifetime_exceeded"),
+            ),
+            (
+                "xfcc with another workload's certificate",
+                req("", "", xfcc(AGENT, Some(cert(OTHER, 1, false)))),
+                Err("xfcc_certificate_mismatch"),
+            ),
+        ];
+        for (what, r, expected) in cases {
+            let got = resolve(&r, &cfg, SystemTime::now())
+                .map(|i| i.workload.unwrap())
+                .map_err(|e| e.reason());
+            let seen = got
+                .as_ref()
+                .map(|w| (w.id.as_str(), w.source))
+                .map_err(|e| *e);
+            assert_eq!(seen, expected, "{what}");
+            if let Ok(w) = &got {
+                // A seen certificate bounds the identity's lifetime.
+                assert_eq!(
+                    w.not_after.is_some(),
+                    what.contains("certificate"),
+                    "{what}"
+                );
+            }
+        }
+        // Without a maximum, a long-lived leaf is fine.
+        let unbounded = IdentityConfig {
+            max_certificate_lifetime_seconds: None,
+            ..cfg
+        };
+        let r = req(AGENT, &cert(AGENT, 24 * 365, false), None);
+        assert!(resolve(&r, &unbounded, SystemTime::now()).is_ok());
+        let e = resolve(&req(DOMAIN, "", None), &unbounded, SystemTime::now()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "SPIFFE id `spiffe://example.org` from the peer principal names a trust domain, not a workload"
+        );
+    }
 }

@@ -262,6 +262,8 @@ impl TokenVerifier {
         let parsed = jwt::parse(token)?;
         let issuer = self.issuer(parsed.claims.get("iss"))?;
         let alg = issuer.rules.algorithm(&parsed.alg)?;
+        // Before any key lookup: a token of the wrong type never triggers a refresh.
+        issuer.rules.check_type(parsed.typ)?;
         let Some(keys) = issuer.keys.current() else {
             issuer.keys.request_refresh();
             return Err(TokenError::KeysUnavailable);

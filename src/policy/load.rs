@@ -226,6 +226,27 @@ fn build(files: Files) -> Result<Parts, PolicyLoadError> {
         warnings.push(located(&origin, &sources, w.policy_id(), w));
     }
 
+    // A `Model` id that is not canonical never matches: cedar-gate lower-cases model
+    // ids (classify::model), so a forbid on `Model::"GPT-4o"` would silently never apply.
+    for policy in policies.policies() {
+        if let Ok(json) = policy.to_json() {
+            for id in non_canonical_model_ids(&json) {
+                let file = origin
+                    .get(policy.id())
+                    .map(|(f, _)| f.as_str())
+                    .unwrap_or(".");
+                diags.push(Diagnostic::file(
+                    file,
+                    format!(
+                        "policy `{}` names `Model::\"{id}\"`: model ids are lower case (cedar-gate resolves every spelling to `Model::\"{}\"`), so this one never matches",
+                        policy.id(),
+                        id.to_lowercase()
+                    ),
+                ));
+            }
+        }
+    }
+
     // Unscoped membership tests cost every request (slicing cannot skip them).
     for id in crate::policy::slice::unscoped_membership_tests(&policies) {
         let file = origin.get(&id).map(|(f, _)| f.as_str()).unwrap_or(".");
@@ -249,6 +270,20 @@ fn build(files: Files) -> Result<Parts, PolicyLoadError> {
         Entities::empty()
     });
 
+    for e in entities.iter() {
+        let uid = e.uid();
+        let id = uid.id().unescaped();
+        if uid.type_name().to_string() == crate::classify::MODEL && id != id.to_lowercase() {
+            diags.push(Diagnostic::file(
+                ENTITIES_FILE,
+                format!(
+                    "entity `Model::\"{id}\"`: model ids are lower case (cedar-gate resolves every spelling to `Model::\"{}\"`), so this one never matches",
+                    id.to_lowercase()
+                ),
+            ));
+        }
+    }
+
     if !diags.is_empty() {
         return Err(PolicyLoadError::Invalid(diags));
     }
@@ -259,6 +294,30 @@ fn build(files: Files) -> Result<Parts, PolicyLoadError> {
         hash: files.hash,
         warnings,
     })
+}
+
+/// `Model` entity ids in a policy's JSON form (scope constraints and literals) that are
+/// not lower case.
+fn non_canonical_model_ids(json: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![json];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::Object(map) => {
+                if let (Some(serde_json::Value::String(ty)), Some(serde_json::Value::String(id))) =
+                    (map.get("type"), map.get("id"))
+                    && ty == crate::classify::MODEL
+                    && *id != id.to_lowercase()
+                {
+                    out.push(id.clone());
+                }
+                stack.extend(map.values());
+            }
+            serde_json::Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    out
 }
 
 fn parse_entities(text: &str, schema: &Schema) -> Result<Entities, String> {
@@ -338,4 +397,42 @@ fn hex(bytes: &[u8]) -> String {
             let _ = write!(s, "{b:02x}");
             s
         })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn load(policy: &str, entities: &str) -> Result<Snapshot, PolicyLoadError> {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("cedar/schema.cedarschema");
+        std::fs::copy(shipped, dir.path().join(SCHEMA_FILE)).unwrap();
+        std::fs::write(dir.path().join("p.cedar"), policy).unwrap();
+        std::fs::write(dir.path().join(ENTITIES_FILE), entities).unwrap();
+        load_dir(dir.path(), 1)
+    }
+
+    #[test]
+    fn model_ids_must_be_canonical() {
+        let ok = r#"forbid (principal, action, resource == Model::"o1");"#;
+        assert!(load(ok, "[]").is_ok());
+        for (policy, entities) in [
+            (
+                r#"forbid (principal, action, resource == Model::"O1");"#,
+                "[]",
+            ),
+            (
+                r#"forbid (principal, action, resource) when { resource == Model::"GPT-4o" };"#,
+                "[]",
+            ),
+            (
+                ok,
+                r#"[{"uid":{"type":"Model","id":"GPT-4o"},"attrs":{},"parents":[]}]"#,
+            ),
+        ] {
+            let err = load(policy, entities).unwrap_err().to_string();
+            assert!(err.contains("model ids are lower case"), "{err}");
+        }
+    }
 }

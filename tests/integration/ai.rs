@@ -148,10 +148,11 @@ async fn ai_approved_agent_calls_standard_models_of_every_provider() {
             "anthropic.claude-3-haiku-20240307-v1:0",
         ),
         (
+            // The deployment is an alias of its model (`model_aliases` in the shipped routes).
             "/openai/deployments/gpt-4o-mini-prod/chat/completions",
             "openai/chat_completions_stream.json",
             "openai",
-            "gpt-4o-mini-prod",
+            "gpt-4o-mini",
         ),
     ];
     for (path, rel, protocol, model) in cases {
@@ -436,12 +437,19 @@ async fn ai_unreadable_bodies_fail_closed_with_specific_reasons() {
 }
 
 #[tokio::test]
-async fn ai_unknown_provider_paths_are_plain_http_and_batch_apis_are_refused() {
+async fn ai_unknown_provider_paths_are_unclassified_and_batch_apis_are_refused() {
     let s = Server::start().await;
     let resp = s.check(post(RESEARCH_AGENT, "/v1/batches", br#"{"input_file_id":"file-abc123","endpoint":"/v1/chat/completions","completion_window":"24h"}"#)).await;
     let json = forbidden(&resp);
     assert_eq!(json["reason"], "policy_forbid");
-    assert_eq!(meta(&resp, "action"), "Action::\"http\"");
+    assert_eq!(meta(&resp, "action"), "Action::\"batch\"");
     assert_eq!(meta(&resp, "protocol"), "openai");
     assert_eq!(meta(&resp, "policies"), "forbid-provider-batch-apis");
+    // An endpoint cedar-gate does not know is `unclassified`, never plain `http`, and no
+    // shipped policy permits it for an approved agent.
+    let resp = s.check(post(RESEARCH_AGENT, "/v1/files", b"{}")).await;
+    let json = forbidden(&resp);
+    assert_eq!(json["reason"], "no_permit");
+    assert_eq!(meta(&resp, "action"), "Action::\"unclassified\"");
+    assert_eq!(meta(&resp, "resource"), "Route::\"/v1/files\"");
 }

@@ -394,11 +394,13 @@ fn set_cert(req: &mut CheckRequest, cert: &str) {
         .certificate = cert.to_owned();
 }
 
-/// A self-signed leaf with one SPIFFE URI SAN, URL-encoded as Envoy sends it.
+/// A self-signed leaf SVID (one SPIFFE URI SAN, key usage `digitalSignature`),
+/// URL-encoded as Envoy sends it.
 fn url_encoded_cert(spiffe: &str, not_before: SystemTime, not_after: SystemTime) -> String {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.subject_alt_names = vec![rcgen::SanType::URI(spiffe.try_into().unwrap())];
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
     params.not_before = not_before.into();
     params.not_after = not_after.into();
     let pem = params.self_signed(&key).unwrap().pem();

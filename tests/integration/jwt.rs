@@ -266,6 +266,110 @@ async fn attack_suite_each_refusal_has_its_reason() {
     assert!(!metrics.contains("research-bot"), "no subject in metrics");
 }
 
+/// The header's `typ`: another kind of token signed by the same keys is refused (RFC 8725
+/// §3.11), and an issuer with `require_access_token_type` takes only `at+jwt` (RFC 9068).
+#[tokio::test]
+async fn token_type_rules_each_refusal_has_its_reason() {
+    let key = SigningKey::rsa_a("k1");
+    let idp = Idp::start(&[&key]).await;
+    // (typ, reason without the option, reason with it); "" is accepted, None no `typ`.
+    let cases: [(Option<Value>, &str, &str); 14] = [
+        (None, "", "access_token_type_required"),
+        (Some(json!("JWT")), "", "access_token_type_required"),
+        (
+            Some(json!("Application/JWT")),
+            "",
+            "access_token_type_required",
+        ),
+        (Some(json!("at+jwt")), "", ""),
+        (Some(json!("AT+JWT")), "", ""),
+        (Some(json!("application/at+jwt")), "", ""),
+        (
+            Some(json!("secevent+jwt")),
+            "token_type_not_accepted",
+            "token_type_not_accepted",
+        ),
+        (
+            Some(json!("application/secevent+jwt")),
+            "token_type_not_accepted",
+            "token_type_not_accepted",
+        ),
+        (
+            Some(json!("id_token+jwt")),
+            "token_type_not_accepted",
+            "token_type_not_accepted",
+        ),
+        (
+            Some(json!("dpop+jwt")),
+            "token_type_not_accepted",
+            "token_type_not_accepted",
+        ),
+        (
+            Some(json!("logout+jwt")),
+            "token_type_not_accepted",
+            "token_type_not_accepted",
+        ),
+        (
+            Some(json!("")),
+            "token_type_not_accepted",
+            "token_type_not_accepted",
+        ),
+        (
+            Some(json!(9068)),
+            "malformed_token_type",
+            "malformed_token_type",
+        ),
+        (
+            Some(json!(["at+jwt"])),
+            "malformed_token_type",
+            "malformed_token_type",
+        ),
+    ];
+    for (strict, extra) in [(false, ""), (true, "    require_access_token_type: true\n")] {
+        let s = start_ready(&config(&agents_issuer(&idp.jwks_url(), "RS256", extra), "")).await;
+        for (typ, lenient_reason, strict_reason) in &cases {
+            let mut header = json!({"alg": "RS256", "kid": "k1"});
+            if let Some(t) = typ {
+                header["typ"] = t.clone();
+            }
+            let resp = bearer(
+                &s,
+                &key.sign_with_header(&header, &agent_claims()),
+                "/v1/models",
+            )
+            .await;
+            let expected = if strict {
+                strict_reason
+            } else {
+                lenient_reason
+            };
+            if expected.is_empty() {
+                assert_eq!(
+                    code(&resp),
+                    0,
+                    "{typ:?} strict={strict}: {:?}",
+                    resp.http_response
+                );
+            } else {
+                assert_eq!(rejection(&resp), *expected, "{typ:?} strict={strict}");
+            }
+        }
+        let (_, metrics) = s.admin("/metrics").await;
+        let reason = if strict {
+            "access_token_type_required"
+        } else {
+            "token_type_not_accepted"
+        };
+        assert!(
+            metrics.contains(&format!(
+                "cedar_gate_identity_rejections_total{{reason=\"{reason}\"}}"
+            )),
+            "{reason}: {metrics}"
+        );
+        s.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn unknown_kid_flood_fetches_a_bounded_number_of_times() {
     let key = SigningKey::rsa_a("k1");

@@ -24,6 +24,9 @@ use crate::common::{
 const CONFIG: &str = "identity:\n  trust_domains: [example.org]\naudit:\n  sink: off\npolicy_reload:\n  debounce_ms: 50\n";
 
 const ENTITIES_RESEARCH_ONLY: &str = r#"[
+  {"uid": {"type": "RouteGroup", "id": "agent-api"}, "attrs": {}, "parents": []},
+  {"uid": {"type": "Route", "id": "/v1/models"}, "attrs": {},
+   "parents": [{"type": "RouteGroup", "id": "agent-api"}]},
   {"uid": {"type": "Group", "id": "approved-agents"}, "attrs": {}, "parents": []},
   {"uid": {"type": "Group", "id": "quarantined"}, "attrs": {}, "parents": []},
   {"uid": {"type": "Workload", "id": "spiffe://example.org/ns/agents/sa/research-agent"},
@@ -31,6 +34,9 @@ const ENTITIES_RESEARCH_ONLY: &str = r#"[
 ]"#;
 
 const ENTITIES_ROGUE_ONLY: &str = r#"[
+  {"uid": {"type": "RouteGroup", "id": "agent-api"}, "attrs": {}, "parents": []},
+  {"uid": {"type": "Route", "id": "/v1/models"}, "attrs": {},
+   "parents": [{"type": "RouteGroup", "id": "agent-api"}]},
   {"uid": {"type": "Group", "id": "approved-agents"}, "attrs": {}, "parents": []},
   {"uid": {"type": "Group", "id": "quarantined"}, "attrs": {}, "parents": []},
   {"uid": {"type": "Workload", "id": "spiffe://example.org/ns/agents/sa/rogue-agent"},
@@ -38,6 +44,9 @@ const ENTITIES_ROGUE_ONLY: &str = r#"[
 ]"#;
 
 const ENTITIES_NOBODY: &str = r#"[
+  {"uid": {"type": "RouteGroup", "id": "agent-api"}, "attrs": {}, "parents": []},
+  {"uid": {"type": "Route", "id": "/v1/models"}, "attrs": {},
+   "parents": [{"type": "RouteGroup", "id": "agent-api"}]},
   {"uid": {"type": "Group", "id": "approved-agents"}, "attrs": {}, "parents": []},
   {"uid": {"type": "Group", "id": "quarantined"}, "attrs": {}, "parents": []}
 ]"#;

@@ -1,7 +1,8 @@
 //! TLS on the gRPC listener (`server.tls`): a TLS client is served, a client
 //! certificate is required when a client CA is configured, a plaintext client
 //! is refused, and a rotated certificate reaches new connections without a
-//! restart.
+//! restart. And the client certificates Envoy forwards (`source.certificate`): only a leaf
+//! X.509-SVID of a workload, no longer-lived than configured, is an identity.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,12 +12,14 @@ use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
 };
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
+use crate::common::check::{self, code, rejection};
 use crate::common::ids::{RESEARCH_AGENT, ROGUE_AGENT};
-use crate::common::inproc::serve;
-use crate::common::{Envoy, TestPki, Upstream, WAIT, eventually, repo_path};
+use crate::common::inproc::{InProc, serve};
+use crate::common::{Envoy, Stack, TestPki, Upstream, WAIT, eventually, repo_path};
 
 /// A CA that issues a server certificate for `localhost` and client certificates.
 struct Ca {
@@ -271,4 +274,136 @@ async fn sidecar_envoy_calls_cedar_gate_over_mutual_tls() {
     );
     drop(envoy);
     running.shutdown().await;
+}
+
+/// Client SVIDs issued by the test CA, forwarded as Envoy forwards them: each way a
+/// certificate is not a workload's leaf SVID is refused with its own reason.
+#[tokio::test]
+async fn forwarded_client_certificates_must_be_leaf_svids() {
+    let pki = TestPki::new();
+    let s = InProc::shipped(
+        "identity:\n  trust_domains: [example.org]\n  max_certificate_lifetime_seconds: 86400\naudit:\n  sink: off\n",
+    )
+    .await;
+    let ca = |p: &mut CertificateParams| p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    type Customize = fn(&mut CertificateParams);
+    // (what, SPIFFE id, change to a leaf living one hour, reason; "" is allowed)
+    let cases: [(&str, &str, Customize, &str); 7] = [
+        ("leaf SVID", RESEARCH_AGENT, |_| {}, ""),
+        ("CA certificate", RESEARCH_AGENT, ca, "ca_certificate"),
+        (
+            "no key usage",
+            RESEARCH_AGENT,
+            |p| p.key_usages.clear(),
+            "no_key_usage",
+        ),
+        (
+            "keyEncipherment only",
+            RESEARCH_AGENT,
+            |p| p.key_usages = vec![KeyUsagePurpose::KeyEncipherment],
+            "key_usage_lacks_digital_signature",
+        ),
+        (
+            "keyCertSign on a leaf",
+            RESEARCH_AGENT,
+            |p| p.key_usages.push(KeyUsagePurpose::KeyCertSign),
+            "signing_key_usage",
+        ),
+        (
+            "two days, one allowed",
+            RESEARCH_AGENT,
+            |p| {
+                p.not_after =
+                    (std::time::SystemTime::now() + Duration::from_secs(2 * 86_400)).into()
+            },
+            "certificate_lifetime_exceeded",
+        ),
+        (
+            "bare trust domain",
+            "spiffe://example.org",
+            |_| {},
+            "trust_domain_id",
+        ),
+    ];
+    for (what, id, customize, reason) in cases {
+        let cert = pki.client_with(id, |p| {
+            let now = std::time::SystemTime::now();
+            p.not_before = (now - Duration::from_secs(60)).into();
+            p.not_after = (now + Duration::from_secs(3600)).into();
+            customize(p);
+        });
+        for principal in ["", id] {
+            let mut req = check::request("req-1", principal, "GET", "/v1/models", &[]);
+            req.attributes
+                .as_mut()
+                .unwrap()
+                .source
+                .as_mut()
+                .unwrap()
+                .certificate = percent_encoding::utf8_percent_encode(
+                &cert.cert_pem,
+                percent_encoding::NON_ALPHANUMERIC,
+            )
+            .to_string();
+            let resp = s.check(req).await;
+            if reason.is_empty() {
+                assert_eq!(code(&resp), 0, "{what}: {:?}", resp.http_response);
+            } else {
+                assert_eq!(rejection(&resp), reason, "{what} (principal `{principal}`)");
+            }
+        }
+    }
+    let (_, metrics) = s.admin("/metrics").await;
+    assert!(
+        metrics.contains("cedar_gate_identity_rejections_total{reason=\"ca_certificate\"} 2"),
+        "{metrics}"
+    );
+}
+
+/// Through the shipped `envoy/envoy.yaml`: a CA certificate (or one without key usage)
+/// chains to the trusted CA and names an approved workload, so Envoy completes the
+/// handshake; cedar-gate reads the forwarded certificate and refuses it.
+#[tokio::test]
+async fn envoy_forwarded_ca_certificate_is_refused() {
+    let stack = Stack::start().await;
+    let port = stack.envoy.listener_port();
+    // The approved workload's own leaf gets through, so the refusals are about the certificate.
+    let ok = stack
+        .client(RESEARCH_AGENT)
+        .get("/v1/models")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    type Customize = fn(&mut CertificateParams);
+    let cases: [(&str, Customize, &str); 2] = [
+        (
+            "CA certificate",
+            |p| {
+                p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+                p.key_usages.push(KeyUsagePurpose::KeyCertSign);
+            },
+            "ca_certificate",
+        ),
+        ("no key usage", |p| p.key_usages.clear(), "no_key_usage"),
+    ];
+    for (what, customize, reason) in cases {
+        let cert = stack.pki.client_with(RESEARCH_AGENT, customize);
+        let client = crate::common::MtlsClient::new(&stack.pki, &cert, port);
+        let resp = client.get("/v1/models").send().await.unwrap();
+        assert_eq!(resp.status(), 401, "{what}");
+        let challenge = resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            challenge.contains(&format!("error_description=\"{reason}\"")),
+            "{what}: {challenge}"
+        );
+    }
+    assert_eq!(
+        stack.upstream.requests().len(),
+        1,
+        "only the leaf SVID went upstream"
+    );
 }

@@ -196,7 +196,9 @@ impl CedarGate {
 
     /// Every complete audit event written so far, one per decision, oldest first.
     pub fn audit_lines(&self) -> Vec<Value> {
-        read_json_lines(&self.audit_path())
+        let lines = read_json_lines(&self.audit_path());
+        lines.iter().for_each(super::audit_proto::check_event);
+        lines
     }
 
     /// Waits (bounded) for the audit event with this `decision_id` and returns it.

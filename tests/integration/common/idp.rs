@@ -87,6 +87,17 @@ impl SigningKey {
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.key).expect("sign token")
     }
+
+    /// Signs `claims` under exactly `header` (any JSON, such as a non-string `typ`),
+    /// with this key and algorithm whatever `header` says.
+    pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
+        use base64::Engine;
+        let b64 =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let input = format!("{}.{}", b64(header), b64(claims));
+        let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &self.key, self.alg).expect("sign");
+        format!("{input}.{sig}")
+    }
 }
 
 /// Seconds since the epoch.

@@ -16,6 +16,7 @@
 // The helpers are shared by several test modules; not every module uses every helper.
 #![allow(dead_code, unused_imports)]
 
+pub mod audit_proto;
 pub mod check;
 pub mod client;
 pub mod envoy;
@@ -154,9 +155,10 @@ pub fn audit_file_yaml(path: &Path) -> String {
     format!("audit:\n  sink: file\n  path: {path}\n")
 }
 
-/// Waits (bounded) for the audit event with this `decision_id` in the audit file `path`.
+/// Waits (bounded) for the audit event with this `decision_id` in the audit file `path`,
+/// and checks it against `proto/audit.proto`.
 pub async fn audit_event(path: &Path, decision_id: &str) -> serde_json::Value {
-    eventually(
+    let event = eventually(
         &format!("audit event with decision_id {decision_id}"),
         WAIT,
         || async {
@@ -165,7 +167,9 @@ pub async fn audit_event(path: &Path, decision_id: &str) -> serde_json::Value {
                 .find(|e| e["decision_id"] == decision_id)
         },
     )
-    .await
+    .await;
+    audit_proto::check_event(&event);
+    event
 }
 
 /// Parses a file of JSON lines, skipping lines that are not JSON objects (for example a

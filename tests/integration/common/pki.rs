@@ -76,6 +76,16 @@ impl TestPki {
     /// signed by this CA. `spiffe_id` need not be valid or of our trust domain: tests use
     /// this to present foreign or malformed ids.
     pub fn client(&self, spiffe_id: &str) -> ClientCert {
+        self.client_with(spiffe_id, |_| {})
+    }
+
+    /// Like [`TestPki::client`], with the leaf's parameters changed by `customize` before
+    /// signing (to present a CA certificate, other key usages, another lifetime, ...).
+    pub fn client_with(
+        &self,
+        spiffe_id: &str,
+        customize: impl FnOnce(&mut CertificateParams),
+    ) -> ClientCert {
         let mut params = CertificateParams::default();
         // SPIFFE X.509-SVIDs carry the identity in the URI SAN; the CN is informational.
         params.distinguished_name = dn("workload");
@@ -84,6 +94,7 @@ impl TestPki {
         )];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        customize(&mut params);
         let (cert_pem, key_pem) = self.issue(params);
 
         let stem: String = spiffe_id
