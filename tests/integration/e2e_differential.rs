@@ -36,7 +36,7 @@ use crate::common::gate::DEFAULT_CONFIG;
 use crate::common::ids::RESEARCH_AGENT;
 use crate::common::pyrouter::PyRouter;
 use crate::common::raw::{RawClient, RawResponse, head};
-use crate::common::{CedarGate, Envoy, GateOptions, TestPki, read_json_lines, repo_path};
+use crate::common::{CedarGate, Envoy, GateOptions, TestPki, repo_path};
 
 /// The model the research agent may not use: frontier in `cedar/`, forbidden by [`DENY_LIST`].
 const REFUSED_MODEL: &str = "o1";
@@ -358,6 +358,13 @@ fn model_spelled(b: &Base, spell: impl Fn(&str) -> String) -> Option<Req> {
     Req::path(b, &b.path.replacen(model, &spell(model), 1))
 }
 
+/// The JSON body's text rewritten by `spell`.
+fn body_spelled(b: &Base, spell: impl Fn(&str) -> Option<String>) -> Option<Req> {
+    let mut r = Req::path(b, &b.path)?;
+    r.body = spell(std::str::from_utf8(&r.body).ok()?)?.into_bytes();
+    Some(r)
+}
+
 /// The method flipped (POST <-> GET), the original named in an override header.
 fn method_override(b: &Base, header: &str) -> Option<Req> {
     let mut r = Req::path(b, &b.path)?;
@@ -416,6 +423,18 @@ const SPELLINGS: &[(&str, Spell)] = &[
         r.body = body.to_string().into_bytes();
         Some(r)
     }),
+    // Body spellings: Python's json keeps the last of duplicate keys and decodes escaped ones.
+    ("duplicate JSON key, harmless value first", |b| body_spelled(b, |t| {
+        if t.contains("\"model\":") {
+            Some(t.replacen("\"model\":", "\"model\":\"gpt-4o-mini\",\"model\":", 1))
+        } else {
+            t.contains("tools/call").then(|| t.replacen('{', r#"{"method":"ping","params":{"name":"search_issues"},"#, 1))
+        }
+    })),
+    ("\\u-escaped JSON key", |b| body_spelled(b, |t| {
+        let key = ["model", "name"].into_iter().find(|k| t.contains(&format!("\"{k}\":")))?;
+        Some(t.replacen(&format!("\"{key}\":"), &format!("\"\\u{:04x}{}\":", key.as_bytes()[0], &key[1..]), 1))
+    })),
     ("X-HTTP-Method-Override", |b| method_override(b, "X-HTTP-Method-Override")),
     ("X-Method-Override", |b| method_override(b, "X-Method-Override")),
 ];
@@ -657,13 +676,14 @@ fn outcome(resp: &RawResponse, runs: &[&Value], audits: &HashMap<String, Value>)
 }
 
 /// The audit events of `wanted` decision ids from every gate's audit file, by decision id,
-/// waiting (bounded) for the audit writer to catch up. Missing ones are simply absent.
+/// waiting (bounded) for the audit writer to catch up. Missing ones are simply absent. Every
+/// event is checked against `proto/audit.proto` on the way.
 async fn audit_events(gates: &[CedarGate], wanted: &[&str]) -> HashMap<String, Value> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let events: HashMap<String, Value> = gates
             .iter()
-            .flat_map(|g| read_json_lines(&g.audit_path()))
+            .flat_map(CedarGate::audit_lines)
             .filter_map(|e| Some((e["decision_id"].as_str()?.to_owned(), e.clone())))
             .collect();
         if wanted.iter().all(|id| events.contains_key(*id)) || Instant::now() > deadline {
