@@ -715,13 +715,14 @@ async fn send(raw: RawClient, req: Req, id: String) -> RawResponse {
     let head = head(&req.method, &req.target, &headers);
     // A 503 is Envoy giving up on the authorizer (0.5 s) on a busy machine: ask again.
     let mut resp = RawResponse::default();
-    for _ in 0..3 {
+    for attempt in 0..5u64 {
         resp = raw
             .send(head.clone(), req.body.clone(), false, ANSWER)
             .await;
         if resp.status != Some(503) && !resp.timed_out {
             break;
         }
+        tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
     }
     resp
 }
