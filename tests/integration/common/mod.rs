@@ -4,6 +4,7 @@
 //! - [`InProc`]: the server in this test process (`cedar_gate::app::start`) with a gRPC client.
 //! - [`Envoy`]: a real Envoy running a shipped config from `envoy/`.
 //! - [`Upstream`]: an HTTP server standing in for the protected service; records requests.
+//! - [`pyrouter::PyRouter`]: a real model-server router (Starlette on uvicorn) as the upstream.
 //! - [`TestPki`]: a CA, a server certificate and SPIFFE client certificates.
 //! - [`MtlsClient`]: an HTTPS client presenting a client certificate to Envoy.
 //! - [`raw::RawClient`]: raw HTTP/1.1 bytes over mTLS to Envoy, for what clients refuse to send.
@@ -23,6 +24,7 @@ pub mod gate;
 pub mod idp;
 pub mod inproc;
 pub mod pki;
+pub mod pyrouter;
 pub mod raw;
 pub mod stack;
 pub mod upstream;
