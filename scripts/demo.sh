@@ -105,7 +105,7 @@ sed -e "s#port_value: 8443#port_value: $ENVOY_PORT#" \
     -e "s#address: 0.0.0.0#address: 127.0.0.1#" \
     -e "s#/etc/envoy/certs/#$certs/#g" \
     "$ROOT/envoy/envoy.yaml" > "$dir/envoy.yaml"
-"$ENVOY_BIN" -c "$dir/envoy.yaml" --concurrency 1 --disable-hot-restart -l warn \
+"$ENVOY_BIN" -c "$dir/envoy.yaml" --concurrency 1 --disable-hot-restart -l warn --file-flush-interval-msec 100 \
   --log-path "$dir/envoy.log" > "$dir/envoy-access.log" 2>&1 &
 pids+=($!)
 
@@ -118,6 +118,10 @@ wait_for() { # what url
   cat "$dir/cedar-gate.log" "$dir/envoy.log" >&2 2>/dev/null || true
   exit 1
 }
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$UPSTREAM_PORT") 2>/dev/null && break
+  sleep 0.1
+done
 wait_for cedar-gate "http://127.0.0.1:$ADMIN_PORT/readyz"
 wait_for Envoy "http://127.0.0.1:$ENVOY_ADMIN_PORT/ready"
 echo "cedar-gate ready, Envoy ready"
@@ -133,8 +137,13 @@ ask() { # label model
 ask "allowed: a standard-tier model" gpt-4o-mini
 ask "denied: a frontier model (only the ml-research group may use those)" o1
 
-# Give the audit writer (batched) and Envoy's access log a moment to flush.
-sleep 0.5
+# The audit writer batches and Envoy flushes its access log about once a second: wait
+# (at most 5 s) for both lines of each.
+for _ in $(seq 1 50); do
+  [ "$(grep -c '"decision"' "$dir/envoy-access.log" 2>/dev/null)" -ge 2 ] \
+    && [ "$(wc -l < "$dir/audit.jsonl" 2>/dev/null || echo 0)" -ge 2 ] && break
+  sleep 0.1
+done
 step "Envoy access log (decision fields from cedar-gate's dynamic metadata)"
 python3 - "$dir/envoy-access.log" <<'PY'
 import json, sys
