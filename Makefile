@@ -9,6 +9,11 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 CARGO ?= cargo
+# A CI run builds once from scratch: incremental state (~600 MB in target/debug) only
+# costs disk and time there.
+ifdef CI
+export CARGO_INCREMENTAL ?= 0
+endif
 PYTHON ?= python3
 VENV := .venv
 ENVOY_VERSION ?= 1.40.0

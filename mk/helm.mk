@@ -69,6 +69,6 @@ DOCKER ?= docker
 DOCKER_BUILD_ARGS ?=
 
 .PHONY: image
-image: ## build the container image $(IMAGE):$(IMAGE_TAG) (DOCKER=podman works too)
+image: ## build the container image cedar-gate:<version> (IMAGE=, IMAGE_TAG=, DOCKER=podman)
 	$(DOCKER) build $(DOCKER_BUILD_ARGS) --build-arg VERSION=$(IMAGE_TAG) -t $(IMAGE):$(IMAGE_TAG) .
 	@echo "built $(IMAGE):$(IMAGE_TAG); to a cluster: docs/operations.md#container-image"
