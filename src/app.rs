@@ -102,6 +102,13 @@ impl Running {
 pub async fn start(settings: Settings) -> Result<Running, AppError> {
     let prometheus = metrics::install();
     let config = Arc::new(settings.config);
+    let issuers: Vec<String> = config
+        .identity
+        .issuers
+        .iter()
+        .map(|i| i.issuer.clone())
+        .collect();
+    metrics::register_families(&issuers);
     let store = Arc::new(PolicyStore::new(&settings.policy_dir));
     let audit = AuditLog::open(&config.audit).map_err(AppError::Audit)?;
     // Checked before binding: bad certificate files stop start-up, never

@@ -53,8 +53,8 @@ pub const CACHE_EVICTIONS: &str = "cedar_gate_decision_cache_evictions_total";
 pub const SHADOW_DISAGREEMENTS: &str = "cedar_gate_shadow_disagreements_total";
 /// `@shadow` policies in the snapshot in force.
 pub const SHADOW_POLICIES: &str = "cedar_gate_shadow_policies_loaded";
-/// 1 for the content hash (first 12 hex digits, label `hash`) of the snapshot
-/// in force, 0 for hashes that were in force before.
+/// 1, labelled with the content hash (first 12 hex digits, label `hash`) of the
+/// snapshot in force: exactly one series, written at scrape time.
 pub const POLICY_SNAPSHOT: &str = "cedar_gate_policy_snapshot_info";
 
 /// Every metric this module defines (other modules add their own, e.g. the
@@ -125,6 +125,28 @@ fn hot() -> Hot {
         cache_hits: counter!(CACHE_HITS),
         cache_misses: counter!(CACHE_MISSES),
         cache_bypasses: counter!(CACHE_BYPASSES),
+    }
+}
+
+/// Registers, at zero, every counter series whose labels are known at start, so
+/// each family is on `/metrics` before its first event: `increase()` and `rate()`
+/// then see the first failure (a series born at 1 shows no increase), and an
+/// alert can tell "no failures" from "not scraped". `issuers` are the configured
+/// token issuers (the JWKS label values).
+pub fn register_families(issuers: &[String]) {
+    for reason in ["not_ready", "invalid_request"] {
+        counter!(CHECK_ERRORS, "reason" => reason).increment(0);
+    }
+    for result in ["success", "failure"] {
+        counter!(POLICY_RELOADS, "result" => result).increment(0);
+        counter!(TLS_RELOADS, "result" => result).increment(0);
+        for issuer in issuers {
+            counter!(JWKS_REFRESHES, "issuer" => issuer.clone(), "result" => result).increment(0);
+        }
+    }
+    counter!(TLS_HANDSHAKE_FAILURES).increment(0);
+    for cause in ["size", "expired"] {
+        counter!(CACHE_EVICTIONS, "cause" => cause).increment(0);
     }
 }
 
@@ -241,7 +263,6 @@ pub fn record_reload(snapshot: Result<&crate::policy::Snapshot, ()>) {
                 .unwrap_or_default();
             gauge!(POLICY_LAST_RELOAD).set(at);
             gauge!(SHADOW_POLICIES).set(s.shadow_count() as f64);
-            record_snapshot_hash(&s.hash);
         }
         Err(()) => counter!(POLICY_RELOADS, "result" => "failure").increment(1),
     }
@@ -289,23 +310,152 @@ fn describe_lifecycle() {
         "Requests the shadow policy set would have decided differently, by action."
     );
     describe_gauge!(SHADOW_POLICIES, "Shadow policies in the snapshot in force.");
-    describe_gauge!(
-        POLICY_SNAPSHOT,
-        "1 for the content hash of the policy snapshot in force (label hash), 0 for earlier ones."
-    );
 }
 
-/// Marks `hash` as the snapshot in force. One series per distinct content
-/// loaded in the process's life: bounded by the number of policy changes.
-fn record_snapshot_hash(hash: &str) {
-    static LAST: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
-    let short: String = hash.chars().take(12).collect();
-    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(previous) = last.as_ref().filter(|p| **p != short) {
-        gauge!(POLICY_SNAPSHOT, "hash" => previous.clone()).set(0.0);
+/// What `/metrics` adds to the recorder's text at scrape time: the snapshot
+/// hash and the process's own figures. The hash is written here, not
+/// recorded: a recorded gauge keeps a series for every hash ever in force, so
+/// a process that reloads all year would grow without bound.
+pub fn render_scrape_time(snapshot_hash: Option<&str>) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if let Some(hash) = snapshot_hash {
+        let short: String = hash.chars().take(12).collect();
+        let _ = write!(
+            out,
+            "# HELP {POLICY_SNAPSHOT} The content hash of the policy snapshot in force (label hash).\n\
+             # TYPE {POLICY_SNAPSHOT} gauge\n{POLICY_SNAPSHOT}{{hash=\"{short}\"}} 1\n"
+        );
     }
-    gauge!(POLICY_SNAPSHOT, "hash" => short.clone()).set(1.0);
-    *last = Some(short);
+    if let Some(process) = process::read() {
+        process.render(&mut out);
+    }
+    out
+}
+
+/// The standard `process_*` metrics (as the Prometheus client libraries export
+/// them), read from `/proc/self` at scrape time. Linux only: elsewhere
+/// [`process::read`] returns `None` and `/metrics` has no `process_*` series.
+mod process {
+    use std::fmt::Write;
+
+    /// Clock ticks per second of `/proc/<pid>/stat` times: the kernel's
+    /// USER_HZ, fixed at 100 on every architecture Rust targets with Linux
+    /// (it is part of the ABI, unlike the kernel's internal HZ).
+    const USER_HZ: f64 = 100.0;
+
+    /// One reading of the process.
+    pub(super) struct Process {
+        cpu_seconds: f64,
+        resident_bytes: Option<u64>,
+        virtual_bytes: Option<u64>,
+        start_time_seconds: Option<f64>,
+        threads: u64,
+        open_fds: Option<u64>,
+        max_fds: Option<u64>,
+    }
+
+    /// Reads `/proc/self`; `None` where there is no procfs.
+    pub(super) fn read() -> Option<Process> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+        // Field numbers of proc(5) minus 3 (pid, comm and state come first).
+        let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+        let cpu_ticks = field(14)? + field(15)?;
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let kib = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .map(|v| v * 1024)
+        };
+        let boot_time = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("btime "))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        });
+        let max_fds = std::fs::read_to_string("/proc/self/limits")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Max open files"))
+                    .and_then(|l| l.split_whitespace().nth(3))
+                    .and_then(|v| v.parse::<u64>().ok())
+            });
+        Some(Process {
+            cpu_seconds: cpu_ticks as f64 / USER_HZ,
+            resident_bytes: kib("VmRSS:"),
+            virtual_bytes: kib("VmSize:"),
+            start_time_seconds: boot_time
+                .zip(field(22))
+                .map(|(boot, ticks)| boot as f64 + ticks as f64 / USER_HZ),
+            threads: field(20).unwrap_or(0),
+            open_fds: std::fs::read_dir("/proc/self/fd")
+                .ok()
+                .map(|d| d.count() as u64),
+            max_fds,
+        })
+    }
+
+    // === impl Process ===
+
+    impl Process {
+        /// Appends the Prometheus text of every figure that could be read.
+        pub(super) fn render(&self, out: &mut String) {
+            let mut metric = |name: &str, kind: &str, help: &str, value: Option<f64>| {
+                if let Some(v) = value {
+                    let _ = write!(
+                        out,
+                        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+                    );
+                }
+            };
+            metric(
+                "process_cpu_seconds_total",
+                "counter",
+                "Total user and system CPU time spent in seconds.",
+                Some(self.cpu_seconds),
+            );
+            metric(
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory size in bytes.",
+                self.resident_bytes.map(|v| v as f64),
+            );
+            metric(
+                "process_virtual_memory_bytes",
+                "gauge",
+                "Virtual memory size in bytes.",
+                self.virtual_bytes.map(|v| v as f64),
+            );
+            metric(
+                "process_start_time_seconds",
+                "gauge",
+                "Start time of the process since unix epoch in seconds.",
+                self.start_time_seconds,
+            );
+            metric(
+                "process_threads",
+                "gauge",
+                "Number of OS threads in the process.",
+                Some(self.threads as f64),
+            );
+            metric(
+                "process_open_fds",
+                "gauge",
+                "Number of open file descriptors.",
+                self.open_fds.map(|v| v as f64),
+            );
+            metric(
+                "process_max_fds",
+                "gauge",
+                "Maximum number of open file descriptors.",
+                self.max_fds.map(|v| v as f64),
+            );
+        }
+    }
 }
 
 /// Records a decision cache lookup: `Some(hit)`, or `None` when bypassed.

@@ -68,6 +68,18 @@ async fn metrics_cover_checks_latency_and_policy_state() {
         "cedar_gate_build_info{version=",
         "# HELP cedar_gate_checks_total",
         "# TYPE cedar_gate_check_duration_seconds histogram",
+        // Families registered at start, at 0 until their first event, so `increase()`
+        // sees the first one.
+        "cedar_gate_policy_reloads_total{result=\"failure\"} 0",
+        "cedar_gate_check_errors_total{reason=\"not_ready\"} 0",
+        "cedar_gate_tls_reloads_total{result=\"failure\"} 0",
+        "cedar_gate_decision_cache_evictions_total{cause=\"size\"} 0",
+        // The process itself (read from /proc at scrape time).
+        "# TYPE process_cpu_seconds_total counter",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_max_fds ",
+        "process_start_time_seconds ",
     ] {
         assert!(
             text.contains(needle),
@@ -78,6 +90,15 @@ async fn metrics_cover_checks_latency_and_policy_state() {
     for secret in [RESEARCH_AGENT, ROGUE_AGENT, "evil.org", "/v1/chat"] {
         assert!(!text.contains(secret), "`{secret}` leaked into /metrics");
     }
+    // One snapshot series, whatever was loaded before (bounded over the process's life).
+    let snapshots = text
+        .lines()
+        .filter(|l| l.starts_with("cedar_gate_policy_snapshot_info{"))
+        .count();
+    assert_eq!(
+        snapshots, 1,
+        "one cedar_gate_policy_snapshot_info series:\n{text}"
+    );
     // Series are pre-registered for speed, but never an impossible pair.
     for impossible in [
         "decision=\"allow\",reason=\"no_permit\"",
@@ -126,11 +147,38 @@ fn prometheus_rules_are_well_formed_and_use_real_metrics() {
             }
         }
     }
-    // The README promises alerts for the deny rate, p99 latency and reload failures.
+    // Alerts keep the deployment apart: every aggregation groups by namespace and job.
+    for group in groups {
+        for rule in group["rules"].as_array().expect("rules") {
+            let expr = rule["expr"].as_str().expect("expr");
+            if expr.contains("absent(") {
+                continue;
+            }
+            for op in ["sum", "min", "max", "count", "avg"] {
+                for (at, _) in expr.match_indices(op) {
+                    let word_start = expr[..at]
+                        .chars()
+                        .next_back()
+                        .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
+                    let rest = expr[at + op.len()..].trim_start();
+                    if word_start && (rest.starts_with('(') || rest.starts_with("by")) {
+                        assert!(
+                            rest.starts_with("by (namespace, job"),
+                            "`{op}` without `by (namespace, job ...)`: {expr}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // The README promises alerts for the deny rate, p99 latency and reload failures, and
+    // for cedar-gate down or absent.
     for expected in [
         "CedarGateHighDenyRate",
         "CedarGateSlowChecks",
         "CedarGatePolicyReloadFailed",
+        "CedarGateDown",
+        "CedarGateAbsent",
     ] {
         assert!(
             alerts.iter().any(|a| a == expected),
@@ -171,6 +219,87 @@ fn istio_manifests_register_a_fail_closed_custom_provider() {
     assert_eq!(authz["spec"]["provider"]["name"], provider["name"]);
     let peer = one_of_kind(&policies, "PeerAuthentication");
     assert_eq!(peer["spec"]["mtls"]["mode"], "STRICT");
+}
+
+/// Ambient mode: the waypoint runs the same CUSTOM provider, attached with `targetRefs`
+/// (a `selector` would never run without sidecars).
+#[test]
+fn istio_ambient_waypoint_policy_uses_target_refs() {
+    let mesh = yaml_docs(&repo_path("envoy/istio/mesh-config.yaml"));
+    let operator = one_of_kind(&mesh, "IstioOperator");
+    let provider = &operator["spec"]["meshConfig"]["extensionProviders"][0];
+    let docs = yaml_docs(&repo_path("envoy/istio/authorizationpolicy-ambient.yaml"));
+    let authz = one_of_kind(&docs, "AuthorizationPolicy");
+    assert_eq!(authz["apiVersion"], "security.istio.io/v1");
+    assert_eq!(authz["spec"]["action"], "CUSTOM");
+    assert_eq!(authz["spec"]["provider"]["name"], provider["name"]);
+    assert!(
+        authz["spec"]["selector"].is_null(),
+        "waypoint policies take no selector"
+    );
+    let target = &authz["spec"]["targetRefs"][0];
+    assert_eq!(target["kind"], "Gateway");
+    assert_eq!(target["group"], "gateway.networking.k8s.io");
+}
+
+/// The path the proxy routes on is the path cedar-gate decides on: every shipped proxy
+/// config normalizes, merges slashes and unescapes encoded slashes before ext_authz, as
+/// envoy/envoy.yaml does.
+#[test]
+fn mesh_manifests_set_the_safe_path_handling() {
+    let mesh = yaml_docs(&repo_path("envoy/istio/mesh-config.yaml"));
+    let operator = one_of_kind(&mesh, "IstioOperator");
+    assert_eq!(
+        operator["spec"]["meshConfig"]["pathNormalization"]["normalization"],
+        "DECODE_AND_MERGE_SLASHES"
+    );
+    let docs = yaml_docs(&repo_path("envoy/envoy-gateway/clienttrafficpolicy.yaml"));
+    let ctp = one_of_kind(&docs, "ClientTrafficPolicy");
+    assert_eq!(ctp["apiVersion"], "gateway.envoyproxy.io/v1alpha1");
+    assert_eq!(
+        ctp["spec"]["path"]["escapedSlashesAction"],
+        "UnescapeAndForward"
+    );
+    assert_eq!(ctp["spec"]["path"]["disableMergeSlashes"], false);
+    assert_eq!(ctp["spec"]["targetRefs"][0]["kind"], "Gateway");
+    let envoy = std::fs::read_to_string(repo_path("envoy/envoy.yaml")).unwrap();
+    for setting in [
+        "normalize_path: true",
+        "merge_slashes: true",
+        "path_with_escaped_slashes_action: UNESCAPE_AND_FORWARD",
+    ] {
+        assert!(envoy.contains(setting), "envoy/envoy.yaml lost `{setting}`");
+    }
+}
+
+/// On Kubernetes the sidecar reaches every replica (headless Service, STRICT_DNS),
+/// health-checks them with gRPC health on the ext_authz service and ejects failing ones;
+/// Envoy Gateway gets the same through `backendSettings`.
+#[test]
+fn kubernetes_envoy_configs_balance_and_health_check() {
+    let docs = yaml_docs(&repo_path("envoy/sidecar.yaml"));
+    let clusters = docs[0]["static_resources"]["clusters"].as_array().unwrap();
+    let authz = clusters.iter().find(|c| c["name"] == "cedar_gate").unwrap();
+    assert_eq!(authz["type"], "STRICT_DNS");
+    assert_eq!(authz["lb_policy"], "ROUND_ROBIN");
+    let address = authz["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+        ["socket_address"]["address"]
+        .as_str()
+        .unwrap();
+    assert!(address.starts_with("cedar-gate-headless."), "{address}");
+    let hc = &authz["health_checks"][0]["grpc_health_check"];
+    assert_eq!(hc["service_name"], "envoy.service.auth.v3.Authorization");
+    assert!(authz["outlier_detection"]["max_ejection_percent"].as_u64() <= Some(50));
+
+    let docs = yaml_docs(&repo_path("envoy/envoy-gateway/securitypolicy.yaml"));
+    let policy = one_of_kind(&docs, "SecurityPolicy");
+    let hc = &policy["spec"]["extAuth"]["grpc"]["backendSettings"]["healthCheck"];
+    assert_eq!(hc["active"]["type"], "GRPC");
+    assert_eq!(
+        hc["active"]["grpc"]["service"],
+        "envoy.service.auth.v3.Authorization"
+    );
+    assert!(hc["passive"]["maxEjectionPercent"].as_u64() <= Some(50));
 }
 
 #[test]

@@ -227,7 +227,10 @@ async fn sidecar_envoy_calls_cedar_gate_over_mutual_tls() {
     let template = dir.path().join("sidecar.yaml");
     std::fs::write(
         &template,
-        shipped.replace("cedar-gate.cedar-gate.svc.cluster.local", "127.0.0.1"),
+        shipped.replace(
+            "cedar-gate-headless.cedar-gate.svc.cluster.local",
+            "127.0.0.1",
+        ),
     )
     .unwrap();
     let envoy = Envoy::start_config(&template, running.grpc_addr, upstream.addr(), &pki).await;

@@ -61,7 +61,8 @@ app.kubernetes.io/part-of: cedar-gate
 
 {{/*
 The policy directory as a map of file name to content: the values when given, else the
-example policy set shipped in files/examples (a link to the repository's cedar/).
+example policy set shipped in files/examples (a copy of the repository's cedar/, kept in
+step by `make chart-files`).
 Entities default to the examples only together with the example policies, so example
 group memberships never grant anything under a user's own policies.
 */}}
@@ -82,9 +83,18 @@ group memberships never grant anything under a user's own policies.
 {{- toYaml $files }}
 {{- end }}
 
-{{/* cedar-gate's config file: the `config` value plus what the chart owns. */}}
+{{/*
+cedar-gate's config file: the `config` value plus what the chart owns. Without
+`config.routes`, the route table is the one `make run` uses (files/cedar-gate.yaml, a copy
+of the repository's config/cedar-gate.yaml), so model and MCP traffic is classified out of
+the box. `config.routes: []` turns classification off (everything is plain HTTP).
+*/}}
 {{- define "cedar-gate.config" -}}
 {{- $config := deepCopy .Values.config }}
+{{- if not (hasKey $config "routes") }}
+{{- $example := .Files.Get "files/cedar-gate.yaml" | fromYaml }}
+{{- $_ := set $config "routes" $example.routes }}
+{{- end }}
 {{- $server := get $config "server" | default dict }}
 {{- if .Values.tls.enabled }}
 {{- $tls := dict "cert_file" "/etc/cedar-gate/tls/tls.crt" "key_file" "/etc/cedar-gate/tls/tls.key" "reload_interval_seconds" .Values.tls.reloadIntervalSeconds }}
@@ -95,4 +105,53 @@ group memberships never grant anything under a user's own policies.
 {{- end }}
 {{- $_ := set $config "server" $server }}
 {{- toYaml $config }}
+{{- end }}
+
+{{/* Whether more than one pod runs at the low point (a PDB then protects something). */}}
+{{- define "cedar-gate.multiReplica" -}}
+{{- if .Values.autoscaling.enabled }}
+{{- if gt (int .Values.autoscaling.minReplicas) 1 }}true{{ end }}
+{{- else }}
+{{- if gt (int .Values.replicaCount) 1 }}true{{ end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The alert and recording rule groups: files/prometheus-rules.yaml (a copy of the
+repository's deploy/prometheus/cedar-gate-rules.yaml) with `prometheusRule.disabled`
+alerts dropped, `prometheusRule.overrides` merged into the named rule (`for`, `expr`,
+`labels`, `annotations`), `runbookUrl` added as each alert's `runbook_url` annotation
+(`<runbookUrl>#<alertname lowercased>`), then `prometheusRule.extraGroups` appended.
+*/}}
+{{- define "cedar-gate.ruleGroups" -}}
+{{- $v := .Values.prometheusRule }}
+{{- $rules := .Files.Get "files/prometheus-rules.yaml" | fromYaml }}
+{{- $groups := list }}
+{{- range $rules.groups }}
+{{- $kept := list }}
+{{- range .rules }}
+{{- $name := default .record .alert }}
+{{- if not (has $name $v.disabled) }}
+{{- $rule := deepCopy . }}
+{{- with (get $v.overrides $name) }}
+{{- $rule = mergeOverwrite $rule (deepCopy .) }}
+{{- end }}
+{{- if and $rule.alert $v.runbookUrl }}
+{{- $ann := get $rule "annotations" | default dict }}
+{{- if not (hasKey $ann "runbook_url") }}
+{{- $_ := set $ann "runbook_url" (printf "%s#%s" $v.runbookUrl (lower $rule.alert)) }}
+{{- end }}
+{{- $_ := set $rule "annotations" $ann }}
+{{- end }}
+{{- $kept = append $kept $rule }}
+{{- end }}
+{{- end }}
+{{- if $kept }}
+{{- $groups = append $groups (dict "name" .name "rules" $kept) }}
+{{- end }}
+{{- end }}
+{{- range $v.extraGroups }}
+{{- $groups = append $groups . }}
+{{- end }}
+{{- toYaml $groups }}
 {{- end }}
