@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => check::validate(&args.policy_dir),
         Command::Check(args) => check::check(&args.policy_dir, &args.request, args.json),
         Command::Test(args) => cedar_gate::cli::test::run(&args.policy_dir, &args.cases),
+        Command::Diff(args) => cedar_gate::cli::diff::run(&args),
         Command::Serve(args) => match serve(args) {
             Ok(()) => 0,
             Err(e) => {

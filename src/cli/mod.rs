@@ -1,6 +1,7 @@
 //! Command-line interface: `serve`, `validate`, `check`, `test`.
 
 pub mod check;
+pub mod diff;
 pub mod request_file;
 pub mod test;
 
@@ -29,6 +30,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Run policy unit tests: named requests with their expected decisions.
     Test(TestArgs),
+    /// Prove who gains or loses access between two policy directories (needs cvc5).
+    Diff(diff::DiffArgs),
 }
 
 /// `serve` flags; each can also come from the environment.
