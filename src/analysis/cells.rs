@@ -207,7 +207,9 @@ pub fn compile_residuals(
 ) -> Result<CompiledPolicySet, AnalysisError> {
     let mut set = PolicySet::new();
     for r in residuals {
-        let _ = set.add(r.policy.clone());
+        if let Some(p) = r.policy() {
+            let _ = set.add(p);
+        }
     }
     compile(&set, env, schema)
 }
@@ -227,6 +229,7 @@ pub fn compile(
 /// Specializes `dir`'s enforced policies to a concrete cell.
 pub fn specialize_in(
     dir: &PolicyDir,
+    schema: &Schema,
     env: &RequestEnv,
     principal: Option<&Candidate>,
     resource: Option<&Candidate>,
@@ -260,8 +263,7 @@ pub fn specialize_in(
         action: action_subject(env, entities),
         resource: resource.map(restore),
     };
-    let relevant = relevant(dir.enforced(), env, dir.snapshot.schema());
-    specialize(&relevant, &cell)
+    specialize(&dir.relevant(env, schema), &cell)
 }
 
 /// A decision as a report shows it.

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::analysis::cells::{
     self, Candidate, Decided, Example, changed_entities, compile_residuals, meaning,
-    principal_candidates, relevant, resource_candidates, signature, signatures, specialize_in,
+    principal_candidates, resource_candidates, signature, signatures, specialize_in,
 };
 use crate::analysis::setdir::{PolicyDir, PolicyInfo};
 use crate::analysis::{AnalysisError, Prover};
@@ -135,8 +135,8 @@ pub fn diff(
     // fixed, read alike on both sides are proved once.
     let mut groups: Vec<(String, Vec<&RequestEnv>)> = Vec::new();
     for env in &envs {
-        let old_res = specialize_in(old, env, None, None);
-        let new_res = specialize_in(new, env, None, None);
+        let old_res = specialize_in(old, schema, env, None, None);
+        let new_res = specialize_in(new, schema, env, None, None);
         let (mo, mn) = (meaning(&old_res), meaning(&new_res));
         if mo == mn {
             continue;
@@ -152,8 +152,8 @@ pub fn diff(
         let Some(env) = group.first().copied() else {
             continue;
         };
-        let old_c = compile_residuals(&specialize_in(old, env, None, None), env, schema)?;
-        let new_c = compile_residuals(&specialize_in(new, env, None, None), env, schema)?;
+        let old_c = compile_residuals(&specialize_in(old, schema, env, None, None), env, schema)?;
+        let new_c = compile_residuals(&specialize_in(new, schema, env, None, None), env, schema)?;
         for kind in [Kind::Gain, Kind::Loss] {
             let cex = match kind {
                 Kind::Gain => prover.allowed_by_not(&new_c, &old_c)?,
@@ -254,10 +254,11 @@ fn group_cells<'e>(
     p: &Candidate,
     r: &Candidate,
 ) -> Vec<Vec<&'e RequestEnv>> {
+    let schema = new.snapshot.schema();
     let mut groups: Vec<(Vec<String>, Vec<String>, Vec<&RequestEnv>)> = Vec::new();
     for env in envs {
-        let mo = meaning(&specialize_in(old, env, Some(p), Some(r)));
-        let mn = meaning(&specialize_in(new, env, Some(p), Some(r)));
+        let mo = meaning(&specialize_in(old, schema, env, Some(p), Some(r)));
+        let mn = meaning(&specialize_in(new, schema, env, Some(p), Some(r)));
         if mo == mn {
             continue;
         }
@@ -319,8 +320,8 @@ fn cell_finding(
         return Ok(None);
     };
     let schema: &Schema = new.snapshot.schema();
-    let old_res = specialize_in(old, env, Some(p), Some(r));
-    let new_res = specialize_in(new, env, Some(p), Some(r));
+    let old_res = specialize_in(old, schema, env, Some(p), Some(r));
+    let new_res = specialize_in(new, schema, env, Some(p), Some(r));
     if meaning(&old_res) == meaning(&new_res) {
         return Ok(None);
     }
@@ -405,8 +406,8 @@ fn abstract_finding(
             entities: cex.entities.clone(),
         };
         let example = Example {
-            old: cells::decide_abstract(&relevant(old.enforced(), e, schema), old, &one),
-            new: cells::decide_abstract(&relevant(new.enforced(), e, schema), new, &one),
+            old: cells::decide_abstract(&cells::relevant(old.enforced(), e, schema), old, &one),
+            new: cells::decide_abstract(&cells::relevant(new.enforced(), e, schema), new, &one),
             request: cells::request_file(&one, e, None, None),
         };
         if confirms(kind, &example) {

@@ -106,26 +106,61 @@ pub struct Residual {
     pub id: PolicyId,
     /// Permit or forbid.
     pub effect: Effect,
-    /// The specialized policy (same id); no scope constraints on concrete parts.
-    pub policy: Policy,
+    /// The specialized policy's JSON form (same id); no scope constraints on
+    /// concrete parts. Parsed back into a [`Policy`] only when needed.
+    pub json: Value,
     /// True when it matches every request of the cell (no condition left).
     pub unconditional: bool,
     /// Comparable text of what is left (effect, scope, conditions; no annotations).
     pub key: String,
-    /// The residual condition as Cedar text, `true` when unconditional.
-    pub condition: String,
 }
 
-/// Specializes every policy of `set` to `cell`; policies that cannot match are left out.
-pub fn specialize(set: &PolicySet, cell: &Cell) -> Vec<Residual> {
-    let mut out: Vec<Residual> = set.policies().filter_map(|p| fold(p, cell)).collect();
+// === impl Residual ===
+
+impl Residual {
+    /// The specialized policy.
+    pub fn policy(&self) -> Option<Policy> {
+        Policy::from_json(Some(self.id.clone()), self.json.clone()).ok()
+    }
+
+    /// The residual condition as Cedar text, `true` when unconditional.
+    pub fn condition(&self) -> String {
+        let mut bare = self.json.clone();
+        if let Some(o) = bare.as_object_mut() {
+            o.remove("annotations");
+        }
+        Policy::from_json(Some(self.id.clone()), bare)
+            .map_or_else(|_| "?".to_owned(), |p| condition_text(&p))
+    }
+}
+
+/// Policies with their JSON form, computed once.
+pub type Prepared = Vec<(Policy, Value)>;
+
+/// Pairs every policy of `set` with its JSON form.
+pub fn prepare(set: &PolicySet) -> Prepared {
+    set.policies()
+        .filter_map(|p| Some((p.clone(), p.to_json().ok()?)))
+        .collect()
+}
+
+/// Specializes every policy to `cell`; policies that cannot match are left out.
+pub fn specialize(set: &Prepared, cell: &Cell) -> Vec<Residual> {
+    let mut out: Vec<Residual> = set
+        .iter()
+        .filter_map(|(p, j)| fold_json(p, j, cell))
+        .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
     out
 }
 
 /// Specializes one policy; `None` when it cannot match in this cell.
 pub fn fold(policy: &Policy, cell: &Cell) -> Option<Residual> {
-    let mut json = policy.to_json().ok()?;
+    fold_json(policy, &policy.to_json().ok()?, cell)
+}
+
+fn fold_json(policy: &Policy, json: &Value, cell: &Cell) -> Option<Residual> {
+    let mut json = json.clone();
     let obj = json.as_object_mut()?;
     let mut pre: Vec<Value> = Vec::new();
     // Scope: the action always becomes a condition; principal / resource when concrete.
@@ -171,15 +206,12 @@ pub fn fold(policy: &Policy, cell: &Cell) -> Option<Residual> {
     if let (Some(a), Some(obj)) = (annotations, json.as_object_mut()) {
         obj.insert("annotations".to_owned(), a);
     }
-    let folded = Policy::from_json(Some(policy.id().clone()), json).ok()?;
-    let condition = condition_text(&folded);
     Some(Residual {
         id: policy.id().clone(),
         effect: policy.effect(),
-        policy: folded,
+        json,
         unconditional,
         key,
-        condition,
     })
 }
 
@@ -424,7 +456,7 @@ mod tests {
             r#"permit(principal in Group::"a", action in Action::"inference", resource in ModelGroup::"standard");"#,
         );
         let r = fold(&p, &cell(&["a"])).unwrap();
-        assert!(r.unconditional, "{}", r.condition);
+        assert!(r.unconditional, "{}", r.condition());
         assert!(fold(&p, &cell(&["b"])).is_none());
     }
 

@@ -1,13 +1,14 @@
 //! A policy directory as the analyses see it: the loaded [`Snapshot`] (the same
 //! loader and validation as `serve`), plus where each policy is written and who owns it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use cedar_policy::{Policy, PolicyId, PolicySet};
+use cedar_policy::{Policy, PolicyId, PolicySet, RequestEnv, Schema};
 
 use crate::analysis::AnalysisError;
+use crate::analysis::fold::{Prepared, prepare};
 use crate::policy::load::{ENTITIES_FILE, SCHEMA_FILE};
 use crate::policy::{Snapshot, load_dir};
 
@@ -39,6 +40,9 @@ pub struct PolicyDir {
     pub info: BTreeMap<String, PolicyInfo>,
     /// The schema file's text (to tell whether a change touches it).
     pub schema_text: String,
+    /// Applicable policies per request signature, computed once: finding them
+    /// type-checks every policy.
+    relevant: std::cell::RefCell<HashMap<(usize, RequestEnv), std::rc::Rc<Prepared>>>,
 }
 
 // === impl PolicyDir ===
@@ -80,6 +84,7 @@ impl PolicyDir {
             snapshot,
             info,
             schema_text,
+            relevant: Default::default(),
         })
     }
 
@@ -93,6 +98,21 @@ impl PolicyDir {
         self.snapshot
             .shadow_policy_set()
             .unwrap_or_else(|| self.snapshot.policy_set())
+    }
+
+    /// The enforced policies that can apply to requests of `env` under `schema`.
+    pub fn relevant(&self, env: &RequestEnv, schema: &Schema) -> std::rc::Rc<Prepared> {
+        let key = (std::ptr::from_ref(schema) as usize, env.clone());
+        if let Some(set) = self.relevant.borrow().get(&key) {
+            return set.clone();
+        }
+        let set = std::rc::Rc::new(prepare(&crate::analysis::cells::relevant(
+            self.enforced(),
+            env,
+            schema,
+        )));
+        self.relevant.borrow_mut().insert(key, set.clone());
+        set
     }
 
     /// What is known about a policy (always present for loaded policies).

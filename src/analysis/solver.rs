@@ -78,6 +78,8 @@ pub struct Prover {
     path: PathBuf,
     /// Solver queries made so far.
     pub queries: u64,
+    /// Time spent in them (encoding, solving, decoding).
+    pub query_time: std::time::Duration,
 }
 
 impl std::fmt::Debug for Prover {
@@ -124,6 +126,7 @@ impl Prover {
             compiler,
             path: path.to_owned(),
             queries: 0,
+            query_time: std::time::Duration::ZERO,
         };
         prover.self_test().map_err(|e| broken(e.to_string()))?;
         Ok(prover)
@@ -165,13 +168,17 @@ impl Prover {
         ) -> Result<T, cedar_policy_symcc::err::Error>,
     ) -> Result<T, SolverError> {
         self.queries += 1;
+        let started = std::time::Instant::now();
         let compiler = &mut self.compiler;
-        self.runtime
+        let out = self
+            .runtime
             .block_on(f(compiler))
             .map_err(|e| SolverError::Query {
                 what: what(),
                 message: e.to_string(),
-            })
+            });
+        self.query_time += started.elapsed();
+        out
     }
 
     /// A request allowed by `a` and denied by `b`, if any.

@@ -79,10 +79,11 @@ pub fn run(args: &DiffArgs) -> i32 {
     } else {
         print_text(&report);
         println!(
-            "checked {} request signatures ({} with changed policies) with {} solver queries in {:.2} s",
+            "checked {} request signatures ({} with changed policies) with {} solver queries ({:.2} s) in {:.2} s",
             report.signatures,
             report.signatures_proved,
             report.solver_queries,
+            prover.query_time.as_secs_f64(),
             started.elapsed().as_secs_f64()
         );
     }
