@@ -296,6 +296,7 @@ pub fn request_file(
     env: &RequestEnv,
     principal: Option<&Candidate>,
     resource: Option<&Candidate>,
+    stored: Option<&Entities>,
 ) -> Value {
     let uid_json =
         |u: &EntityUid| json!({"type": u.type_name().to_string(), "id": u.id().unescaped()});
@@ -349,12 +350,62 @@ pub fn request_file(
         .and_then(|c| c.to_json_value().ok())
         .unwrap_or_else(|| json!({}));
     plain_datetimes(&mut context);
-    json!({
+    let mut file = json!({
         "principal": principal_json,
         "action": env.action().id().unescaped(),
         "resource": resource_uid.as_ref().map(uid_json).unwrap_or(Value::Null),
         "context": context,
-    })
+    });
+    carrier_workload(cex, stored, &mut file);
+    file
+}
+
+/// A token principal's workload (`context.auth.workload`) in a counterexample is an
+/// entity symcc made up, with groups; a request file can only name a stored workload.
+/// Picks the stored workload whose groups include the made-up one's (fewest extra).
+fn carrier_workload(cex: &Env, stored: Option<&Entities>, file: &mut Value) {
+    let Some(stored) = stored else { return };
+    if file.pointer("/principal/type").and_then(|t| t.as_str()) == Some(WORKLOAD) {
+        return;
+    }
+    let Some(made_up) = file
+        .pointer("/context/auth/workload/__entity")
+        .and_then(|e| crate::policy::model::uid_from_json(e).ok())
+    else {
+        return;
+    };
+    let wanted: std::collections::HashSet<EntityUid> = cex
+        .entities
+        .ancestors(&made_up)
+        .map(|a| a.cloned().collect())
+        .unwrap_or_default();
+    let best = stored
+        .iter()
+        .map(|e| e.uid())
+        .filter(|u| u.type_name().to_string() == WORKLOAD)
+        .filter_map(|u| {
+            let have: std::collections::HashSet<EntityUid> = stored
+                .ancestors(&u)
+                .map(|a| a.cloned().collect())
+                .unwrap_or_default();
+            wanted.is_subset(&have).then(|| (have.len(), u))
+        })
+        .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    let Some((_, uid)) = best else { return };
+    let id = uid.id().unescaped().to_owned();
+    if let Some(auth) = file
+        .pointer_mut("/context/auth")
+        .and_then(|a| a.as_object_mut())
+    {
+        auth.insert(
+            "workload".into(),
+            json!({"__entity": {"type": WORKLOAD, "id": id}}),
+        );
+        auth.insert("spiffe_id".into(), Value::String(id.clone()));
+    }
+    if let Some(f) = file.as_object_mut() {
+        f.insert("workload".into(), Value::String(id));
+    }
 }
 
 /// Decides a request file against a policy directory exactly as `check` does.

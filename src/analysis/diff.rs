@@ -343,7 +343,7 @@ fn cell_finding(
     let mut first: Option<Example> = None;
     let mut actions = Vec::new();
     for e in group {
-        let request = cells::request_file(&cex, e, Some(p), Some(r));
+        let request = cells::request_file(&cex, e, Some(p), Some(r), Some(new.snapshot.entities()));
         let example = Example {
             old: decide(old, &request),
             new: decide(new, &request),
@@ -393,7 +393,9 @@ fn abstract_finding(
     cex: &Env,
 ) -> Finding {
     let env = group.first().copied();
-    let request = env.map_or(Value::Null, |e| cells::request_file(cex, e, None, None));
+    let request = env.map_or(Value::Null, |e| {
+        cells::request_file(cex, e, None, None, None)
+    });
     let schema = new.snapshot.schema();
     let mut first: Option<Example> = None;
     let mut actions = Vec::new();
@@ -408,7 +410,7 @@ fn abstract_finding(
         let example = Example {
             old: cells::decide_abstract(&cells::relevant(old.enforced(), e, schema), old, &one),
             new: cells::decide_abstract(&cells::relevant(new.enforced(), e, schema), new, &one),
-            request: cells::request_file(&one, e, None, None),
+            request: cells::request_file(&one, e, None, None, None),
         };
         if confirms(kind, &example) {
             actions.push(e.action().id().unescaped().to_owned());
