@@ -388,7 +388,7 @@ fn carrier_workload(cex: &Env, stored: Option<&Entities>, file: &mut Value) {
                 .ancestors(&u)
                 .map(|a| a.cloned().collect())
                 .unwrap_or_default();
-            wanted.is_subset(&have).then(|| (have.len(), u))
+            wanted.is_subset(&have).then_some((have.len(), u))
         })
         .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
     let Some((_, uid)) = best else { return };
