@@ -90,7 +90,14 @@ pub fn access(dir: &PolicyDir, prover: &mut Prover) -> Result<Vec<AccessCell>, A
                 for env in &here {
                     let res = specialize_in(dir, schema, env, Some(p), Some(r));
                     // Cells whose specialized policies read alike have the same answer.
-                    let key = format!("{} {} {:?}", env.principal(), env.resource(), meaning(&res));
+                    let ids: Vec<String> = res.iter().map(|r| r.id.to_string()).collect();
+                    let key = format!(
+                        "{} {} {:?} {:?}",
+                        env.principal(),
+                        env.resource(),
+                        ids,
+                        meaning(&res)
+                    );
                     let answer = match memo.get(&key) {
                         Some(a) => a.clone(),
                         None => {
@@ -280,7 +287,7 @@ pub fn changed_cells(
             for a in &c.actions {
                 let mut one = c.clone();
                 one.actions = vec![a.clone()];
-                m.insert((c.principal.clone(), a.clone(), c.resource.clone()), one);
+                m.insert((c.principal.clone(), c.resource.clone(), a.clone()), one);
             }
         }
         m
@@ -307,10 +314,10 @@ pub fn changed_cells(
             && same_but_action(pb.as_ref(), b)
         {
             if let Some(pa) = pa.as_mut() {
-                pa.actions.push(k.1.clone());
+                pa.actions.push(k.2.clone());
             }
             if let Some(pb) = pb.as_mut() {
-                pb.actions.push(k.1.clone());
+                pb.actions.push(k.2.clone());
             }
             continue;
         }

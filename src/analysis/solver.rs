@@ -10,11 +10,10 @@ use cedar_policy_symcc::solver::LocalSolver;
 use cedar_policy_symcc::{CedarSymCompiler, CompiledPolicy, CompiledPolicySet, Env};
 
 /// How users get a solver; printed with every "no solver" error.
-pub const INSTALL_HINT: &str = "install cvc5 1.3.1 and point `CVC5` at it: either the release binary \
-(https://github.com/cvc5/cvc5/releases/tag/cvc5-1.3.1, put `cvc5` on PATH or set CVC5=/path/to/cvc5), \
-or the PyPI wheel plus cedar-gate's driver: `python3 -m venv .venv && .venv/bin/pip install cvc5==1.3.1 && \
-install -m 755 scripts/cvc5-driver.py .venv/bin/cvc5` (fix its first line to `#!$PWD/.venv/bin/python`), \
-which `make solver` does; see docs/policy-review.md";
+pub const INSTALL_HINT: &str = "install cvc5 1.3.1 and set `CVC5` to its path (or put `cvc5` on PATH): \
+either the release binary (https://github.com/cvc5/cvc5/releases/tag/cvc5-1.3.1), or the PyPI wheel \
+`cvc5==1.3.1` with cedar-gate's driver scripts/cvc5-driver.py, which `make solver` installs as \
+.venv/bin/cvc5; see docs/policy-review.md";
 
 /// Per-query time limit handed to the solver, in milliseconds.
 const TIME_LIMIT_MS: u32 = 60_000;
