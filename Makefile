@@ -36,6 +36,7 @@ ENVOY_CONFIGS := $(wildcard envoy/*.yaml)
 include mk/tools.mk
 include mk/helm.mk
 include mk/bench.mk
+include mk/analysis.mk
 
 .PHONY: help
 help: ## list targets
@@ -120,8 +121,8 @@ validate-envoy: $(ENVOY_STAMP) ## validate every shipped Envoy config with the r
 	done
 
 .PHONY: test
-test: $(ENVOY_STAMP) $(ROUTER_STAMP) fmt lint validate-policies test-policies validate-envoy yaml-lint helm-test rules-test docker-lint fuzz-smoke ## everything CI runs
-	ENVOY_BIN="$(ENVOY_BIN_SH)" $(CARGO) test
+test: $(ENVOY_STAMP) $(ROUTER_STAMP) $(CVC5_STAMP) fmt lint validate-policies test-policies prove-policies validate-envoy yaml-lint helm-test rules-test docker-lint fuzz-smoke ## everything CI runs
+	ENVOY_BIN="$(ENVOY_BIN_SH)" CVC5="$(CVC5_BIN)" $(CARGO) test
 
 .PHONY: e2e
 e2e: $(ENVOY_STAMP) $(ROUTER_STAMP) ## only the end-to-end tests through Envoy

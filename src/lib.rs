@@ -6,6 +6,7 @@
 //! and the response is synchronous and testable without tonic.
 
 pub mod admin;
+pub mod analysis;
 pub mod app;
 pub mod audit;
 pub mod cache;

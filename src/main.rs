@@ -19,9 +19,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
+        Command::Validate(args) if args.prove => {
+            cedar_gate::cli::prove::run(&args.policy_dir, args.json)
+        }
         Command::Validate(args) => check::validate(&args.policy_dir),
         Command::Check(args) => check::check(&args.policy_dir, &args.request, args.json),
         Command::Test(args) => cedar_gate::cli::test::run(&args.policy_dir, &args.cases),
+        Command::Diff(args) => cedar_gate::cli::diff::run(&args),
+        Command::Access(args) => cedar_gate::cli::access::run(&args),
+        Command::ShadowReport(args) => cedar_gate::cli::shadow_report::run(&args),
         Command::Serve(args) => match serve(args) {
             Ok(()) => 0,
             Err(e) => {

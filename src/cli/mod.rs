@@ -1,7 +1,12 @@
-//! Command-line interface: `serve`, `validate`, `check`, `test`.
+//! Command-line interface: `serve`, `validate`, `check`, `test`, and the policy review
+//! commands `diff`, `access`, `shadow-report` (see docs/policy-review.md).
 
+pub mod access;
 pub mod check;
+pub mod diff;
+pub mod prove;
 pub mod request_file;
+pub mod shadow_report;
 pub mod test;
 
 use std::net::SocketAddr;
@@ -29,6 +34,12 @@ pub enum Command {
     Check(CheckArgs),
     /// Run policy unit tests: named requests with their expected decisions.
     Test(TestArgs),
+    /// Prove who gains or loses access between two policy directories (needs cvc5).
+    Diff(diff::DiffArgs),
+    /// Entitlement report: who may use which model and tool, through which policy (needs cvc5).
+    Access(access::AccessArgs),
+    /// Count, per `@shadow` policy, the decisions its promotion would change (from the audit log).
+    ShadowReport(shadow_report::ShadowReportArgs),
 }
 
 /// `serve` flags; each can also come from the environment.
@@ -54,6 +65,13 @@ pub struct ValidateArgs {
     /// Policy directory.
     #[arg(long, env = "CEDAR_GATE_POLICY_DIR")]
     pub policy_dir: PathBuf,
+    /// Also prove, per policy, that it never errors, is not dead, and (a permit) is not
+    /// overridden by forbids (needs the cvc5 solver, see docs/policy-review.md).
+    #[arg(long)]
+    pub prove: bool,
+    /// With `--prove`: print the proof report as JSON.
+    #[arg(long, requires = "prove")]
+    pub json: bool,
 }
 
 /// `check` flags.

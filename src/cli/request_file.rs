@@ -40,6 +40,10 @@ pub struct RequestFile {
     /// Context entries to set (merged over the defaults).
     #[serde(default)]
     pub context: Option<serde_json::Value>,
+    /// For a token principal: the SPIFFE id of the workload that carried the token
+    /// (`context.auth.workload`, with its groups from entities.json, as the server sees it).
+    #[serde(default)]
+    pub workload: Option<String>,
 }
 
 /// A principal with optional attributes and parents.
@@ -118,12 +122,31 @@ impl RequestFile {
             action.clone(),
             resource.clone(),
         );
+        let mut carrier = None;
+        if let Some(w) = &self.workload
+            && self.principal.ty != WORKLOAD
+        {
+            let id = SpiffeId::parse(w).map_err(|e| format!("workload: {e}"))?;
+            carrier = Some(PrincipalSpec {
+                uid: crate::policy::model::uid(WORKLOAD, w)
+                    .map_err(|e| format!("workload: {e}"))?,
+                attrs: workload_attrs(&id),
+                parents: Vec::new(),
+            });
+            identity.workload = Some(Workload {
+                id,
+                source: WorkloadSource::PeerPrincipal,
+                not_after: None,
+            });
+        }
         let mut authz = crate::gate::authz_request(&req, &identity, &op, now);
         authz.principal = PrincipalSpec {
             uid,
             attrs,
             parents,
         };
+        // The workload behind a token is an entity of the request, as in the server.
+        authz.extra.extend(carrier);
         if let Some(ctx) = &self.context {
             let Value::Record(given) =
                 Value::from_json(ctx, "context").map_err(|e| e.to_string())?

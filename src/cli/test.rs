@@ -144,6 +144,7 @@ pub fn run_case(snapshot: &Snapshot, case: &TestCase) -> Result<(), String> {
         action: case.action.clone(),
         resource: case.resource.clone(),
         context: case.context.clone(),
+        workload: None,
     };
     let authz = file
         .to_authz(SystemTime::now())

@@ -181,6 +181,16 @@ impl Snapshot {
             .map(|r| r.path.as_str())
     }
 
+    /// The enforced policies (without `@shadow` ones), for offline analysis.
+    pub fn policy_set(&self) -> &PolicySet {
+        &self.policies
+    }
+
+    /// Enforced ∪ `@shadow` policies, when there is at least one shadow policy.
+    pub fn shadow_policy_set(&self) -> Option<&PolicySet> {
+        self.shadow.as_ref().map(|(set, _)| set)
+    }
+
     /// The schema in force.
     pub fn schema(&self) -> &Schema {
         &self.schema

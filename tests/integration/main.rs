@@ -15,6 +15,7 @@ mod idp_outage;
 mod jwt;
 mod jwt_e2e;
 mod operations;
+mod policy_review;
 mod policy_tests;
 mod reload;
 mod robustness;

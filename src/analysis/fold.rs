@@ -1,0 +1,484 @@
+//! Specializing policies to concrete entities: "what is left of this policy when the
+//! principal is `Workload::"x"` with these groups, the action `chat`, and the resource
+//! `Model::"o1"`?"
+//!
+//! Works on a policy's JSON form. The scope becomes a condition; every reference to
+//! a concrete request entity is replaced by the entity, and what can be decided from
+//! the entity data alone (`in`, `is`, `has`, attribute reads, `==`) is. Boolean
+//! connectives over decided parts are simplified. What remains reads only the context
+//! (and entities the context names): that is the residual condition the access
+//! report prints and the solver reasons about.
+//!
+//! `X && false` folds to `false` even though `X` might error: for a decision, an
+//! erroring policy is skipped by Cedar, exactly like a policy that does not match.
+
+use std::collections::HashSet;
+
+use cedar_policy::{Effect, Entities, EntityUid, Policy, PolicyId, PolicySet};
+use serde_json::{Map, Value, json};
+
+/// A concrete request entity: its uid, every ancestor, and its attributes when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// The uid.
+    pub uid: EntityUid,
+    /// Every ancestor (transitively closed).
+    pub ancestors: HashSet<EntityUid>,
+    /// Attributes as Cedar JSON; `None` when unknown (then reads stay symbolic).
+    pub attrs: Option<Map<String, Value>>,
+}
+
+// === impl Subject ===
+
+impl Subject {
+    /// The entity as `entities` stores it: stored attributes and ancestors, or, for
+    /// an entity not in the store, none (Cedar's view of an unlisted entity).
+    pub fn stored(uid: &EntityUid, entities: &Entities) -> Self {
+        let ancestors: HashSet<EntityUid> = entities
+            .ancestors(uid)
+            .map(|a| a.cloned().collect())
+            .unwrap_or_default();
+        let attrs = entities
+            .get(uid)
+            .and_then(|e| e.to_json_value().ok())
+            .and_then(|j| j.get("attrs").and_then(|a| a.as_object().cloned()))
+            .unwrap_or_default();
+        Self {
+            uid: uid.clone(),
+            ancestors,
+            attrs: Some(attrs),
+        }
+    }
+
+    /// A principal that is a member of `group` (and so of its ancestors) and of
+    /// nothing else, with the given attributes.
+    pub fn member_of(
+        uid: EntityUid,
+        group: &EntityUid,
+        entities: &Entities,
+        attrs: Map<String, Value>,
+    ) -> Self {
+        let mut ancestors: HashSet<EntityUid> = entities
+            .ancestors(group)
+            .map(|a| a.cloned().collect())
+            .unwrap_or_default();
+        ancestors.insert(group.clone());
+        Self {
+            uid,
+            ancestors,
+            attrs: Some(attrs),
+        }
+    }
+
+    fn is(&self, v: &Value) -> bool {
+        entity_of(v).is_some_and(|(ty, id)| same(&self.uid, ty, id))
+    }
+
+    fn is_in(&self, target: &Value) -> Option<bool> {
+        let (ty, id) = entity_of(target)?;
+        Some(same(&self.uid, ty, id) || self.ancestors.iter().any(|a| same(a, ty, id)))
+    }
+
+    fn literal(&self) -> Value {
+        json!({"Value": {"__entity": {
+            "type": self.uid.type_name().to_string(),
+            "id": self.uid.id().unescaped(),
+        }}})
+    }
+}
+
+/// The concrete parts of one request: any of principal and resource may stay
+/// symbolic (`None`); the action is always concrete.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// The principal, when concrete.
+    pub principal: Option<Subject>,
+    /// The action.
+    pub action: Subject,
+    /// The resource, when concrete.
+    pub resource: Option<Subject>,
+}
+
+/// One policy specialized to a cell.
+#[derive(Debug, Clone)]
+pub struct Residual {
+    /// Its id.
+    pub id: PolicyId,
+    /// Permit or forbid.
+    pub effect: Effect,
+    /// The specialized policy's JSON form (same id); no scope constraints on
+    /// concrete parts. Parsed back into a [`Policy`] only when needed.
+    pub json: Value,
+    /// True when it matches every request of the cell (no condition left).
+    pub unconditional: bool,
+    /// Comparable text of what is left (effect, scope, conditions; no annotations).
+    pub key: String,
+}
+
+// === impl Residual ===
+
+impl Residual {
+    /// The specialized policy.
+    pub fn policy(&self) -> Option<Policy> {
+        Policy::from_json(Some(self.id.clone()), self.json.clone()).ok()
+    }
+
+    /// The residual condition as Cedar text, `true` when unconditional.
+    pub fn condition(&self) -> String {
+        let mut bare = self.json.clone();
+        if let Some(o) = bare.as_object_mut() {
+            o.remove("annotations");
+        }
+        Policy::from_json(Some(self.id.clone()), bare)
+            .map_or_else(|_| "?".to_owned(), |p| condition_text(&p))
+    }
+}
+
+/// Policies with their JSON form, computed once.
+pub type Prepared = Vec<(Policy, Value)>;
+
+/// Pairs every policy of `set` with its JSON form.
+pub fn prepare(set: &PolicySet) -> Prepared {
+    set.policies()
+        .filter_map(|p| Some((p.clone(), p.to_json().ok()?)))
+        .collect()
+}
+
+/// Specializes every policy to `cell`; policies that cannot match are left out.
+pub fn specialize(set: &Prepared, cell: &Cell) -> Vec<Residual> {
+    let mut out: Vec<Residual> = set
+        .iter()
+        .filter_map(|(p, j)| fold_json(p, j, cell))
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+/// Specializes one policy; `None` when it cannot match in this cell.
+pub fn fold(policy: &Policy, cell: &Cell) -> Option<Residual> {
+    fold_json(policy, &policy.to_json().ok()?, cell)
+}
+
+fn fold_json(policy: &Policy, json: &Value, cell: &Cell) -> Option<Residual> {
+    let mut json = json.clone();
+    let obj = json.as_object_mut()?;
+    let mut pre: Vec<Value> = Vec::new();
+    // Scope: the action always becomes a condition; principal / resource when concrete.
+    for (slot, var, concrete) in [
+        ("principal", "principal", cell.principal.is_some()),
+        ("action", "action", true),
+        ("resource", "resource", cell.resource.is_some()),
+    ] {
+        if !concrete {
+            continue;
+        }
+        let scope = obj.get(slot).cloned().unwrap_or(Value::Null);
+        if let Some(cond) = scope_expr(&scope, var) {
+            pre.push(json!({"kind": "when", "body": cond}));
+        }
+        obj.insert(slot.to_owned(), json!({"op": "All"}));
+    }
+    let conditions: Vec<Value> = obj
+        .get("conditions")
+        .and_then(|c| c.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let mut kept: Vec<Value> = Vec::new();
+    for c in pre.into_iter().chain(conditions) {
+        let unless = c.get("kind").and_then(|k| k.as_str()) == Some("unless");
+        let body = fold_expr(c.get("body").cloned().unwrap_or(Value::Null), cell);
+        match (as_bool(&body), unless) {
+            (Some(b), false) if !b => return None,
+            (Some(b), true) if b => return None,
+            (Some(_), _) => {}
+            (None, _) => {
+                kept.push(json!({"kind": if unless {"unless"} else {"when"}, "body": body}))
+            }
+        }
+    }
+    let unconditional = kept.is_empty()
+        && ["principal", "resource"]
+            .iter()
+            .all(|s| obj.get(*s).and_then(|v| v.get("op")) == Some(&json!("All")));
+    obj.insert("conditions".to_owned(), Value::Array(kept));
+    let annotations = obj.remove("annotations");
+    let key = serde_json::to_string(&json).unwrap_or_default();
+    if let (Some(a), Some(obj)) = (annotations, json.as_object_mut()) {
+        obj.insert("annotations".to_owned(), a);
+    }
+    Some(Residual {
+        id: policy.id().clone(),
+        effect: policy.effect(),
+        json,
+        unconditional,
+        key,
+    })
+}
+
+/// The Cedar text of a specialized policy's conditions (`true` when none).
+fn condition_text(policy: &Policy) -> String {
+    let text = policy.to_cedar().unwrap_or_default();
+    // Printed as `permit(principal, action, resource) when { ... } unless { ... };`:
+    // keep what follows the scope.
+    let after = text
+        .find(')')
+        .and_then(|i| text.get(i + 1..))
+        .unwrap_or("")
+        .trim()
+        .trim_end_matches(';')
+        .trim();
+    if after.is_empty() {
+        "true".to_owned()
+    } else {
+        after.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// A scope constraint as an expression over `var` (`None` for an unconstrained scope).
+fn scope_expr(scope: &Value, var: &str) -> Option<Value> {
+    let v = json!({"Var": var});
+    let ent = |e: &Value| json!({"Value": {"__entity": e}});
+    match scope.get("op").and_then(|o| o.as_str())? {
+        "==" => Some(json!({"==": {"left": v, "right": ent(scope.get("entity")?)}})),
+        "in" => match (scope.get("entity"), scope.get("entities")) {
+            (Some(e), _) => Some(json!({"in": {"left": v, "right": ent(e)}})),
+            (None, Some(Value::Array(list))) => Some(json!({"in": {"left": v, "right": {
+                "Set": list.iter().map(ent).collect::<Vec<_>>()
+            }}})),
+            _ => None,
+        },
+        "is" => {
+            let mut is = Map::new();
+            is.insert("left".into(), v);
+            is.insert("entity_type".into(), scope.get("entity_type")?.clone());
+            if let Some(e) = scope.get("in").and_then(|i| i.get("entity")) {
+                is.insert("in".into(), ent(e));
+            }
+            Some(json!({"is": is}))
+        }
+        _ => None,
+    }
+}
+
+fn fold_expr(e: Value, cell: &Cell) -> Value {
+    let Value::Object(map) = e else { return e };
+    if map.len() != 1 {
+        return Value::Object(map);
+    }
+    let Some((op, arg)) = map.into_iter().next() else {
+        return Value::Null;
+    };
+    match op.as_str() {
+        "Var" => {
+            let subject = match arg.as_str() {
+                Some("principal") => cell.principal.as_ref(),
+                Some("action") => Some(&cell.action),
+                Some("resource") => cell.resource.as_ref(),
+                _ => None,
+            };
+            return subject.map_or_else(|| json!({"Var": arg}), Subject::literal);
+        }
+        "Value" => return json!({"Value": arg}),
+        _ => {}
+    }
+    // Fold children first.
+    let arg = match arg {
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = match k.as_str() {
+                        "attr" | "entity_type" | "pattern" => v,
+                        _ => fold_expr(v, cell),
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(|x| fold_expr(x, cell)).collect())
+        }
+        other => other,
+    };
+    let rebuilt = || json!({ op.clone(): arg.clone() });
+    let left = arg.get("left");
+    let right = arg.get("right");
+    let subject_of = |v: Option<&Value>| -> Option<&Subject> {
+        let v = v?.get("Value")?;
+        [
+            cell.principal.as_ref(),
+            Some(&cell.action),
+            cell.resource.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|s| s.is(v))
+    };
+    let folded: Option<Value> = match op.as_str() {
+        "in" => subject_of(left).and_then(|s| {
+            let r = right?;
+            if let Some(v) = r.get("Value") {
+                match v {
+                    Value::Array(items) => Some(items.iter().any(|i| s.is_in(i) == Some(true))),
+                    _ => s.is_in(v),
+                }
+            } else if let Some(Value::Array(items)) = r.get("Set") {
+                let vals: Option<Vec<&Value>> = items.iter().map(|i| i.get("Value")).collect();
+                vals.map(|vals| vals.iter().any(|v| s.is_in(v) == Some(true)))
+            } else {
+                None
+            }
+            .map(Value::Bool)
+        }),
+        "is" => subject_of(left).and_then(|s| {
+            let ty = arg.get("entity_type")?.as_str()?;
+            let type_ok = s.uid.type_name().to_string() == ty;
+            match arg.get("in") {
+                None => Some(Value::Bool(type_ok)),
+                Some(target) => {
+                    let inside = s.is_in(target.get("Value")?)?;
+                    Some(Value::Bool(type_ok && inside))
+                }
+            }
+        }),
+        "has" => subject_of(left).and_then(|s| {
+            let attr = arg.get("attr")?.as_str()?;
+            Some(Value::Bool(s.attrs.as_ref()?.contains_key(attr)))
+        }),
+        "." => subject_of(left).and_then(|s| {
+            let attr = arg.get("attr")?.as_str()?;
+            s.attrs.as_ref()?.get(attr).map(|v| json!({"Value": v}))
+        }),
+        "==" | "!=" => match (
+            left.and_then(|l| l.get("Value")),
+            right.and_then(|r| r.get("Value")),
+        ) {
+            (Some(l), Some(r)) if is_plain(l) && is_plain(r) => {
+                Some(Value::Bool((l == r) == (op == "==")))
+            }
+            _ => None,
+        },
+        "&&" => match (left.and_then(as_bool), right.and_then(as_bool)) {
+            (Some(false), _) | (_, Some(false)) => Some(Value::Bool(false)),
+            (Some(true), _) => right.cloned().map(unwrap_value),
+            (_, Some(true)) => left.cloned().map(unwrap_value),
+            _ => None,
+        },
+        "||" => match (left.and_then(as_bool), right.and_then(as_bool)) {
+            (Some(true), _) | (_, Some(true)) => Some(Value::Bool(true)),
+            (Some(false), _) => right.cloned().map(unwrap_value),
+            (_, Some(false)) => left.cloned().map(unwrap_value),
+            _ => None,
+        },
+        "!" => arg.get("arg").and_then(as_bool).map(|b| Value::Bool(!b)),
+        "if-then-else" => match arg.get("if").and_then(as_bool) {
+            Some(true) => arg.get("then").cloned().map(unwrap_value),
+            Some(false) => arg.get("else").cloned().map(unwrap_value),
+            None => None,
+        },
+        _ => None,
+    };
+    match folded {
+        // A folded expression: booleans and entity data become literals again.
+        Some(Value::Bool(b)) => json!({"Value": b}),
+        Some(v) if v.get("Value").is_some() || v.as_object().is_some_and(|o| o.len() == 1) => v,
+        Some(v) => json!({"Value": v}),
+        None => rebuilt(),
+    }
+}
+
+/// Values whose JSON equality is Cedar equality (no extension values, no sets or
+/// records whose order could differ).
+fn is_plain(v: &Value) -> bool {
+    match v {
+        Value::String(_) | Value::Number(_) | Value::Bool(_) => true,
+        Value::Object(o) => o.len() == 1 && o.contains_key("__entity"),
+        _ => false,
+    }
+}
+
+/// `Value` nodes handed up unchanged keep their wrapper; this strips nothing but
+/// exists so the `&&` / `||` arms read as "the other side".
+fn unwrap_value(v: Value) -> Value {
+    v
+}
+
+fn as_bool(v: &Value) -> Option<bool> {
+    v.get("Value").and_then(|b| b.as_bool())
+}
+
+fn entity_of(v: &Value) -> Option<(&str, &str)> {
+    let e = v.get("__entity").unwrap_or(v);
+    Some((e.get("type")?.as_str()?, e.get("id")?.as_str()?))
+}
+
+fn same(uid: &EntityUid, ty: &str, id: &str) -> bool {
+    uid.id().unescaped() == id && uid.type_name().to_string() == ty
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn uid(ty: &str, id: &str) -> EntityUid {
+        EntityUid::from_str(&format!("{ty}::\"{id}\"")).unwrap()
+    }
+
+    fn cell(groups: &[&str]) -> Cell {
+        Cell {
+            principal: Some(Subject {
+                uid: uid("Workload", "w"),
+                ancestors: groups.iter().map(|g| uid("Group", g)).collect(),
+                attrs: Some(Map::new()),
+            }),
+            action: Subject {
+                uid: uid("Action", "chat"),
+                ancestors: [uid("Action", "inference")].into_iter().collect(),
+                attrs: Some(Map::new()),
+            },
+            resource: Some(Subject {
+                uid: uid("Model", "m"),
+                ancestors: [uid("ModelGroup", "standard")].into_iter().collect(),
+                attrs: Some(json!({"tier": "standard"}).as_object().cloned().unwrap()),
+            }),
+        }
+    }
+
+    fn one(text: &str) -> Policy {
+        Policy::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn scope_decides_membership() {
+        let p = one(
+            r#"permit(principal in Group::"a", action in Action::"inference", resource in ModelGroup::"standard");"#,
+        );
+        let r = fold(&p, &cell(&["a"])).unwrap();
+        assert!(r.unconditional, "{}", r.condition());
+        assert!(fold(&p, &cell(&["b"])).is_none());
+    }
+
+    #[test]
+    fn context_stays_and_entity_reads_fold() {
+        let p = one(
+            r#"forbid(principal, action, resource) when { resource has tier && resource.tier == "standard" && context.n > 3 };"#,
+        );
+        let r = fold(&p, &cell(&[])).unwrap();
+        assert!(!r.unconditional);
+        // Cedar prints `a > b` in its normal form `!(a <= b)`.
+        assert_eq!(r.condition(), "when { !(context.n <= 3) }");
+        let q = one(
+            r#"forbid(principal, action, resource) when { resource.tier == "frontier" && context.n > 3 };"#,
+        );
+        assert!(fold(&q, &cell(&[])).is_none());
+    }
+
+    #[test]
+    fn unless_true_drops_policy() {
+        let p = one(r#"forbid(principal, action, resource) unless { principal in Group::"ok" };"#);
+        assert!(fold(&p, &cell(&["ok"])).is_none());
+        assert!(fold(&p, &cell(&[])).unwrap().unconditional);
+    }
+}
