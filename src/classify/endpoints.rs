@@ -245,24 +245,33 @@ pub fn find<'a>(table: &'static [Endpoint], method: &str, path: &'a str) -> Opti
 }
 
 /// Matches `pattern` against the end of `path` (no leading `/`); returns the
-/// model capture (or `Some(None)` without one).
+/// model capture (or `Some(None)` without one). Allocation-free except for
+/// `{model+}` patterns whose last segment matches: every Check on a provider
+/// route tries rows until one fits.
 fn match_pattern<'a>(pattern: &str, path: &'a str) -> Option<Option<&'a str>> {
+    if pattern.contains("{model+}") {
+        return match_plus(pattern, path);
+    }
+    let mut model = None;
+    let mut segs = path.rsplit('/');
+    for p in pattern.rsplit('/') {
+        if let Some(m) = segment(p, segs.next()?)? {
+            model = Some(m);
+        }
+    }
+    Some(model)
+}
+
+/// `A / {model+} / B`: B at the end, A at its first place before that, and
+/// the model the one or more non-empty segments between.
+fn match_plus<'a>(pattern: &str, path: &'a str) -> Option<Option<&'a str>> {
+    let (last_pattern, last_segment) = (pattern.rsplit('/').next()?, path.rsplit('/').next()?);
+    if last_pattern != "{model+}" {
+        segment(last_pattern, last_segment)?;
+    }
     let pat: Vec<&str> = pattern.split('/').collect();
     let segs: Vec<&'a str> = path.split('/').collect();
-    let Some(plus) = pat.iter().position(|p| *p == "{model+}") else {
-        if segs.len() < pat.len() {
-            return None;
-        }
-        let tail = &segs[segs.len() - pat.len()..];
-        let mut model = None;
-        for (p, s) in pat.iter().zip(tail) {
-            if let Some(m) = segment(p, s)? {
-                model = Some(m);
-            }
-        }
-        return Some(model);
-    };
-    // `A / {model+} / B`: B at the end, A at its first place before that.
+    let plus = pat.iter().position(|p| *p == "{model+}")?;
     let (before, after) = (&pat[..plus], &pat[plus + 1..]);
     if segs.len() < before.len() + after.len() + 1 {
         return None;

@@ -230,6 +230,13 @@ fn provider(req: &HttpRequest, route: &Route) -> &'static str {
     }
 }
 
+/// ASCII-case-insensitive `contains`, without allocating.
+fn contains_ignore_case(s: &str, needle: &str) -> bool {
+    s.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
