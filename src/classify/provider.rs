@@ -207,11 +207,7 @@ fn provider(req: &HttpRequest, route: &Route) -> &'static str {
     .any(|s| ends_with_ignore_case(&req.host, s));
     match route.protocol {
         Protocol::Openai
-            if azure_host
-                || req
-                    .path
-                    .to_ascii_lowercase()
-                    .contains("/openai/deployments/") =>
+            if azure_host || contains_ignore_case(&req.path, "/openai/deployments/") =>
         {
             "azure"
         }
@@ -219,7 +215,7 @@ fn provider(req: &HttpRequest, route: &Route) -> &'static str {
         Protocol::Openai => "openai",
         Protocol::Anthropic => "anthropic",
         Protocol::Gemini
-            if req.path.to_ascii_lowercase().contains("/projects/")
+            if contains_ignore_case(&req.path, "/projects/")
                 || starts_with_ignore_case(&req.path, "/ws/google.cloud.aiplatform") =>
         {
             "vertex"
