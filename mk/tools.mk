@@ -7,7 +7,8 @@
 #   .tools/cargo/bin/cargo-fuzz         crates.io `cargo-fuzz` (cargo install --root)
 #
 # A program already on PATH wins over a local copy (PROMTOOL=/path/to/promtool, WRK=... too).
-# The Debian downloads need apt-get and dpkg-deb (Debian, Ubuntu); elsewhere (macOS) put
+# The Debian downloads (scripts/deb-tool.sh, no root: a private package index, `download`
+# and dpkg-deb -x into .tools/) need Debian's package tools; elsewhere (macOS) put
 # promtool and wrk on PATH yourself (`brew install prometheus wrk`), or the alert-rule
 # tests are skipped with a notice.
 
