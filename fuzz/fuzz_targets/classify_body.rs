@@ -7,10 +7,7 @@
 //! more than the batch limit; each operation names an action and a resource.
 #![no_main]
 
-use std::sync::OnceLock;
-
-use cedar_gate::classify::{self, Routes};
-use cedar_gate::config::Config;
+use cedar_gate::classify;
 use cedar_gate::request::HttpRequest;
 use libfuzzer_sys::fuzz_target;
 
@@ -30,14 +27,9 @@ const PATHS: &[&str] = &[
     "/mcp/files",
 ];
 
-fn routes() -> &'static Routes {
-    static ROUTES: OnceLock<Routes> = OnceLock::new();
-    ROUTES.get_or_init(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/cedar-gate.yaml");
-        let text = std::fs::read_to_string(path).expect("example config");
-        Config::from_yaml(&text).expect("example config is valid").routes
-    })
-}
+#[path = "shipped_routes.rs"]
+mod shipped_routes;
+use shipped_routes::routes;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {

@@ -7,23 +7,17 @@
 //! answers plain `Action::"http"`.
 #![no_main]
 
-use std::sync::OnceLock;
-
-use cedar_gate::classify::{self, Protocol, Routes};
-use cedar_gate::config::Config;
+use cedar_gate::classify::{self, Protocol};
 use cedar_gate::request::HttpRequest;
 use libfuzzer_sys::fuzz_target;
 
-const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT"];
+const METHODS: &[&str] = &[
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT",
+];
 
-fn routes() -> &'static Routes {
-    static ROUTES: OnceLock<Routes> = OnceLock::new();
-    ROUTES.get_or_init(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/cedar-gate.yaml");
-        let text = std::fs::read_to_string(path).expect("example config");
-        Config::from_yaml(&text).expect("example config is valid").routes
-    })
-}
+#[path = "shipped_routes.rs"]
+mod shipped_routes;
+use shipped_routes::routes;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, raw)) = data.split_first() else {

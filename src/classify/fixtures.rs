@@ -52,45 +52,6 @@ fn one(method: &str, path: &str, rel: &str) -> Operation {
     ops.remove(0)
 }
 
-/// A field of the operation's `ai` or `mcp` record.
-fn field<'a>(op: &'a Operation, name: &str) -> Option<&'a Value> {
-    op.context.iter().find_map(|(_, v)| match v {
-        Value::Record(fields) => fields.iter().find(|(k, _)| k == name).map(|(_, v)| v),
-        _ => None,
-    })
-}
-
-fn long(op: &Operation, name: &str) -> Option<i64> {
-    match field(op, name) {
-        Some(Value::Long(n)) => Some(*n),
-        _ => None,
-    }
-}
-
-fn boolean(op: &Operation, name: &str) -> bool {
-    matches!(field(op, name), Some(Value::Bool(true)))
-}
-
-fn strings(op: &Operation, name: &str) -> Vec<String> {
-    match field(op, name) {
-        Some(Value::Set(items)) => items
-            .iter()
-            .filter_map(|v| match v {
-                Value::Str(s) => Some(s.clone()),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn string(op: &Operation, name: &str) -> Option<String> {
-    match field(op, name) {
-        Some(Value::Str(s)) => Some(s.clone()),
-        _ => None,
-    }
-}
-
 #[test]
 fn openai_chat_with_tools() {
     let op = one(
@@ -101,13 +62,13 @@ fn openai_chat_with_tools() {
     assert_eq!(op.protocol, Protocol::Openai);
     assert_eq!(op.action.to_string(), r#"Action::"chat""#);
     assert_eq!(op.resource.to_string(), r#"Model::"gpt-4o-mini""#);
-    assert_eq!(long(&op, "max_output_tokens"), Some(1024));
-    assert_eq!(long(&op, "temperature_milli"), Some(700));
-    assert_eq!(long(&op, "message_count"), Some(2));
-    assert!(long(&op, "prompt_chars").unwrap() > 40);
-    assert!(boolean(&op, "has_tools"));
-    assert_eq!(strings(&op, "tool_names"), ["get_current_weather"]);
-    assert!(!boolean(&op, "stream"));
+    assert_eq!(op.long("max_output_tokens"), Some(1024));
+    assert_eq!(op.long("temperature_milli"), Some(700));
+    assert_eq!(op.long("message_count"), Some(2));
+    assert!(op.long("prompt_chars").unwrap() > 40);
+    assert!(op.flag("has_tools") == Some(true));
+    assert_eq!(op.strings("tool_names"), ["get_current_weather"]);
+    assert_ne!(op.flag("stream"), Some(true));
 }
 
 #[test]
@@ -117,15 +78,12 @@ fn openai_stream_and_response_format() {
         "/v1/chat/completions",
         "openai/chat_completions_stream.json",
     );
-    assert!(boolean(&op, "stream"));
-    assert_eq!(long(&op, "max_output_tokens"), Some(300));
-    assert_eq!(
-        string(&op, "response_format").as_deref(),
-        Some("json_object")
-    );
+    assert!(op.flag("stream") == Some(true));
+    assert_eq!(op.long("max_output_tokens"), Some(300));
+    assert_eq!(op.text("response_format").as_deref(), Some("json_object"));
     // The image URL is not prompt text.
     assert_eq!(
-        long(&op, "prompt_chars"),
+        op.long("prompt_chars"),
         Some(("You are a helpful assistant.".len() + "What is in this image?".len()) as i64)
     );
 }
@@ -186,9 +144,9 @@ fn openai_other_endpoints() {
         assert_eq!(op.model.as_deref(), Some(model), "{path}");
     }
     let op = one("POST", "/v1/responses", "openai/responses.json");
-    assert_eq!(long(&op, "max_output_tokens"), Some(512));
-    assert_eq!(strings(&op, "tool_names"), ["web_search_preview"]);
-    assert_eq!(string(&op, "response_format").as_deref(), Some("text"));
+    assert_eq!(op.long("max_output_tokens"), Some(512));
+    assert_eq!(op.strings("tool_names"), ["web_search_preview"]);
+    assert_eq!(op.text("response_format").as_deref(), Some("text"));
 }
 
 #[test]
@@ -207,10 +165,10 @@ fn openai_models_and_azure() {
     // The deployment is an alias of its model in the shipped route table.
     assert_eq!(op.resource.to_string(), r#"Model::"gpt-4o-mini""#);
     assert_eq!(
-        string(&op, "model_as_sent").as_deref(),
+        op.text("model_as_sent").as_deref(),
         Some("gpt-4o-mini-prod")
     );
-    assert_eq!(string(&op, "provider").as_deref(), Some("azure"));
+    assert_eq!(op.text("provider").as_deref(), Some("azure"));
 }
 
 #[test]
@@ -235,13 +193,13 @@ fn anthropic_messages() {
         op.resource.to_string(),
         r#"Model::"claude-3-5-haiku-latest""#
     );
-    assert_eq!(long(&op, "max_output_tokens"), Some(1024));
-    assert_eq!(strings(&op, "tool_names"), ["get_weather", "web_search"]);
+    assert_eq!(op.long("max_output_tokens"), Some(1024));
+    assert_eq!(op.strings("tool_names"), ["get_weather", "web_search"]);
     let op = one("POST", "/v1/messages", "anthropic/messages_stream.json");
-    assert!(boolean(&op, "stream"));
-    assert_eq!(long(&op, "max_output_tokens"), Some(8192));
-    assert_eq!(long(&op, "message_count"), Some(3));
-    assert_eq!(long(&op, "temperature_milli"), Some(1000));
+    assert!(op.flag("stream") == Some(true));
+    assert_eq!(op.long("max_output_tokens"), Some(8192));
+    assert_eq!(op.long("message_count"), Some(3));
+    assert_eq!(op.long("temperature_milli"), Some(1000));
 }
 
 #[test]
@@ -253,14 +211,11 @@ fn gemini_generate_content() {
     );
     assert_eq!(op.protocol, Protocol::Gemini);
     assert_eq!(op.resource.to_string(), r#"Model::"gemini-2.0-flash""#);
-    assert_eq!(long(&op, "max_output_tokens"), Some(800));
-    assert_eq!(long(&op, "temperature_milli"), Some(900));
+    assert_eq!(op.long("max_output_tokens"), Some(800));
+    assert_eq!(op.long("temperature_milli"), Some(900));
+    assert_eq!(op.strings("tool_names"), ["find_theaters", "googleSearch"]);
     assert_eq!(
-        strings(&op, "tool_names"),
-        ["find_theaters", "googleSearch"]
-    );
-    assert_eq!(
-        string(&op, "response_format").as_deref(),
+        op.text("response_format").as_deref(),
         Some("application/json")
     );
     let op = one(
@@ -268,7 +223,7 @@ fn gemini_generate_content() {
         "/v1/projects/p1/locations/us-central1/publishers/google/models/gemini-2.5-pro:streamGenerateContent",
         "gemini/stream_generate_content.json",
     );
-    assert!(boolean(&op, "stream"));
+    assert!(op.flag("stream") == Some(true));
     assert_eq!(op.model.as_deref(), Some("gemini-2.5-pro"));
     let op = one(
         "POST",
@@ -292,8 +247,8 @@ fn bedrock_runtime() {
         op.resource.to_string(),
         r#"Model::"anthropic.claude-3-haiku-20240307-v1:0""#
     );
-    assert_eq!(long(&op, "max_output_tokens"), Some(2000));
-    assert_eq!(strings(&op, "tool_names"), ["top_song"]);
+    assert_eq!(op.long("max_output_tokens"), Some(2000));
+    assert_eq!(op.strings("tool_names"), ["top_song"]);
     for (model, rel) in [
         (
             "anthropic.claude-3-haiku-20240307-v1:0",
@@ -306,16 +261,16 @@ fn bedrock_runtime() {
         ("amazon.titan-text-express-v1", "bedrock/invoke_titan.json"),
     ] {
         let op = one("POST", &format!("/model/{model}/invoke"), rel);
-        assert_eq!(long(&op, "max_output_tokens"), Some(512), "{rel}");
-        assert_eq!(long(&op, "temperature_milli"), Some(500), "{rel}");
-        assert!(long(&op, "prompt_chars").unwrap() > 20, "{rel}");
+        assert_eq!(op.long("max_output_tokens"), Some(512), "{rel}");
+        assert_eq!(op.long("temperature_milli"), Some(500), "{rel}");
+        assert!(op.long("prompt_chars").unwrap() > 20, "{rel}");
     }
     let op = one(
         "POST",
         "/model/meta.llama3-1-8b-instruct-v1:0/invoke-with-response-stream",
         "bedrock/invoke_llama.json",
     );
-    assert!(boolean(&op, "stream"));
+    assert!(op.flag("stream") == Some(true));
 }
 
 #[test]
@@ -363,11 +318,11 @@ fn mcp_messages() {
         assert_eq!(op.resource.to_string(), resource, "{rel}");
     }
     let op = one("POST", "/mcp/github", "mcp/tools_call.json");
-    assert_eq!(strings(&op, "argument_names"), ["query", "repo"]);
-    assert_eq!(string(&op, "tool").as_deref(), Some("search_issues"));
+    assert_eq!(op.strings("argument_names"), ["query", "repo"]);
+    assert_eq!(op.text("tool").as_deref(), Some("search_issues"));
     let op = one("POST", "/mcp/files", "mcp/resources_read.json");
     assert_eq!(
-        string(&op, "uri").as_deref(),
+        op.text("uri").as_deref(),
         Some("file:///project/src/main.rs")
     );
     let op = one("GET", "/mcp/github", "");
@@ -385,7 +340,7 @@ fn mcp_batch_is_one_operation_per_element() {
     let ops = classify(&req, &shipped_routes()).unwrap();
     let tools: Vec<_> = ops.iter().map(|o| o.tool.clone().unwrap()).collect();
     assert_eq!(tools, ["github/search_issues", "github/delete_repository"]);
-    assert!(ops.iter().all(|o| long(o, "batch_size") == Some(2)));
+    assert!(ops.iter().all(|o| o.long("batch_size") == Some(2)));
 }
 
 #[test]
@@ -465,7 +420,7 @@ fn optional_body_classifies_from_the_path() {
     );
     let ops = classify(&req, &routes).unwrap();
     assert_eq!(ops[0].model.as_deref(), Some("gemini-2.0-flash"));
-    assert_eq!(long(&ops[0], "max_output_tokens"), None);
+    assert_eq!(ops[0].long("max_output_tokens"), None);
 }
 
 /// Arbitrary JSON values, nested a few levels, with the keys the parsers look for.
@@ -593,5 +548,5 @@ fn hostile_bodies_are_refused_cleanly() {
         &routes,
     )
     .unwrap();
-    assert_eq!(long(&op[0], "max_output_tokens"), Some(i64::MAX));
+    assert_eq!(op[0].long("max_output_tokens"), Some(i64::MAX));
 }

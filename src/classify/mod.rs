@@ -132,6 +132,44 @@ impl Operation {
             _ => None,
         })
     }
+
+    /// A `Long` field (see [`Operation::field`]).
+    pub fn long(&self, name: &str) -> Option<i64> {
+        match self.field(name) {
+            Some(Value::Long(n)) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// A `String` field.
+    pub fn text(&self, name: &str) -> Option<String> {
+        match self.field(name) {
+            Some(Value::Str(s)) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// A `Bool` field.
+    pub fn flag(&self, name: &str) -> Option<bool> {
+        match self.field(name) {
+            Some(Value::Bool(b)) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// A `Set<String>` field (empty when absent).
+    pub fn strings(&self, name: &str) -> Vec<String> {
+        match self.field(name) {
+            Some(Value::Set(items)) => items
+                .iter()
+                .filter_map(|v| match v {
+                    Value::Str(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// What the audit records of one operation beyond action and resource: the
@@ -182,40 +220,19 @@ impl Summary {
     /// The summary of one operation; `with_target` adds its action and
     /// resource (for the operations of a batch).
     pub fn of(op: &Operation, with_target: bool) -> Self {
-        let long = |name| match op.field(name) {
-            Some(Value::Long(n)) => Some(*n),
-            _ => None,
-        };
-        let text = |name| match op.field(name) {
-            Some(Value::Str(s)) => Some(s.clone()),
-            _ => None,
-        };
-        let set = |name| match op.field(name) {
-            Some(Value::Set(items)) => items
-                .iter()
-                .filter_map(|v| match v {
-                    Value::Str(s) => Some(s.clone()),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
         Self {
             action: with_target.then(|| crate::policy::model::uid_string(&op.action)),
             resource: with_target.then(|| crate::policy::model::uid_string(&op.resource)),
             model: with_target.then(|| op.model.clone()).flatten(),
-            model_as_sent: text("model_as_sent"),
+            model_as_sent: op.text("model_as_sent"),
             tool: with_target.then(|| op.tool.clone()).flatten(),
-            stream: match op.field("stream") {
-                Some(Value::Bool(b)) => Some(*b),
-                _ => None,
-            },
-            choices: long("choices"),
-            total_output_tokens: long("total_output_tokens"),
-            thinking_budget_tokens: long("thinking_budget_tokens"),
-            reasoning_effort: text("reasoning_effort"),
-            tool_names: set("tool_names"),
-            mcp_arguments: set("argument_names"),
+            stream: op.flag("stream"),
+            choices: op.long("choices"),
+            total_output_tokens: op.long("total_output_tokens"),
+            thinking_budget_tokens: op.long("thinking_budget_tokens"),
+            reasoning_effort: op.text("reasoning_effort"),
+            tool_names: op.strings("tool_names"),
+            mcp_arguments: op.strings("argument_names"),
         }
     }
 
