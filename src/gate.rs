@@ -65,6 +65,9 @@ pub struct Outcome {
     pub forged_headers: Vec<String>,
     /// The shadow set's decision, when the snapshot has `@shadow` policies.
     pub shadow: Option<ShadowOutcome>,
+    /// The body of a refusal in the protocol's own error shape (an MCP
+    /// JSON-RPC error), when classification refused the request.
+    pub refusal_body: Option<String>,
 }
 
 /// A refused credential: a fixed code and a safe message.
@@ -167,6 +170,7 @@ impl Gate {
                 .map(|(k, _)| k.clone())
                 .collect(),
             shadow: None,
+            refusal_body: None,
         };
         let mut identity = match identity::resolve(req, &self.config.identity, now) {
             Ok(identity) => identity,
@@ -200,6 +204,7 @@ impl Gate {
                 // Fail closed: a body the protocol needs but cannot read.
                 outcome.decision =
                     Decision::deny(refusal.error.reason(), vec![refusal.error.to_string()]);
+                outcome.refusal_body = refusal.error.body();
                 return outcome;
             }
         };

@@ -55,6 +55,9 @@ pub struct HttpRequest {
     pub scheme: String,
     /// Headers, names lower-case, sorted by name (multiple values joined by `,`).
     pub headers: Vec<(String, String)>,
+    /// Names of headers that came more than once in a raw header map
+    /// (`encode_raw_headers`); Envoy's plain map joins repeats with `,` itself.
+    pub repeated_headers: Vec<String>,
     /// The body bytes Envoy forwarded (possibly partial).
     pub body: Vec<u8>,
     /// The direct peer.
@@ -200,9 +203,14 @@ impl TryFrom<CheckRequest> for HttpRequest {
             });
         }
         headers.sort_by(|a, b| a.0.cmp(&b.0));
-        // Join repeated names (raw header maps may repeat them).
+        // Join repeated names (raw header maps may repeat them), and remember
+        // which: some protocols refuse a repeated header outright.
+        let mut repeated_headers: Vec<String> = Vec::new();
         headers.dedup_by(|later, earlier| {
             if later.0 == earlier.0 {
+                if repeated_headers.last() != Some(&earlier.0) {
+                    repeated_headers.push(earlier.0.clone());
+                }
                 earlier.1.push(',');
                 earlier.1.push_str(&later.1);
                 true
@@ -226,6 +234,7 @@ impl TryFrom<CheckRequest> for HttpRequest {
             query,
             scheme: http.scheme,
             headers,
+            repeated_headers,
             body: if http.raw_body.is_empty() {
                 http.body.into_bytes()
             } else {

@@ -124,7 +124,11 @@ fn denied(outcome: &Outcome, status: i32, www_authenticate: Option<String>) -> D
     DeniedHttpResponse {
         status: Some(HttpStatus { code: status }),
         headers,
-        body: body.to_string(),
+        // A protocol's own error shape (MCP: JSON-RPC `HeaderMismatch`) wins.
+        body: outcome
+            .refusal_body
+            .clone()
+            .unwrap_or_else(|| body.to_string()),
     }
 }
 

@@ -60,6 +60,10 @@ pub struct RouteSpec {
     /// MCP only (required there): the server's name, prefixing tool names.
     #[serde(default)]
     pub server: Option<String>,
+    /// MCP only: whether clients older than 2026-07-28 (or sending no
+    /// `MCP-Protocol-Version`) are accepted (`accept`, the default) or refused.
+    #[serde(default)]
+    pub mcp_legacy: Option<crate::classify::mcp_headers::Legacy>,
     /// `required` (default) or `optional`.
     #[serde(default)]
     pub body: BodyMode,
@@ -85,6 +89,8 @@ pub struct Route {
     pub protocol: Protocol,
     /// The MCP server name (MCP routes only).
     pub server: String,
+    /// Whether pre-2026-07-28 MCP clients are accepted (MCP routes only).
+    pub mcp_legacy: crate::classify::mcp_headers::Legacy,
     /// Whether the body must be readable.
     pub body: BodyMode,
     /// Most body bytes parsed.
@@ -207,6 +213,9 @@ impl Route {
             (_, Some(_)) => return Err("`server` applies only to `protocol: mcp`".to_owned()),
             (_, None) => String::new(),
         };
+        if spec.mcp_legacy.is_some() && spec.protocol != Protocol::Mcp {
+            return Err("`mcp_legacy` applies only to `protocol: mcp`".to_owned());
+        }
         let max_body_bytes = spec.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
         if max_body_bytes == 0 || max_body_bytes > MAX_BODY_BYTES_LIMIT {
             return Err(format!(
@@ -232,6 +241,7 @@ impl Route {
             methods,
             protocol: spec.protocol,
             server,
+            mcp_legacy: spec.mcp_legacy.unwrap_or_default(),
             body: spec.body,
             max_body_bytes,
         })
@@ -463,6 +473,7 @@ mod tests {
                 methods: vec!["POST".into()],
                 protocol: Protocol::Openai,
                 server: None,
+                mcp_legacy: None,
                 body: BodyMode::Required,
                 max_body_bytes: None,
                 model_aliases: BTreeMap::new(),
