@@ -104,6 +104,9 @@ pub struct AuditEvent<'a> {
     /// What the shadow policy set decided, when the snapshot has `@shadow` policies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shadow: Option<ShadowAudit<'a>>,
+    /// Step-up: the scopes the 403 challenge asked for.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub required_scopes: &'a [String],
 }
 
 /// The shadow set's decision in an audit event.
@@ -195,6 +198,7 @@ impl<'a> AuditEvent<'a> {
             summary: outcome.summary.as_ref(),
             batch: &outcome.batch,
             shadow: outcome.shadow.as_ref().map(ShadowAudit::new),
+            required_scopes: &outcome.required_scopes,
         }
     }
 }
@@ -253,6 +257,9 @@ impl AuditEvent<'_> {
         }
         if let Some(shadow) = &self.shadow {
             o.serde("shadow", shadow);
+        }
+        if !self.required_scopes.is_empty() {
+            o.serde("required_scopes", &self.required_scopes);
         }
         o.finish()
     }
@@ -503,6 +510,7 @@ mod tests {
             summary: None,
             batch: &[],
             shadow: None,
+            required_scopes: &[],
         }
     }
 
@@ -566,6 +574,8 @@ mod tests {
             summary.clone(),
         ];
         odd.batch = &batch;
+        let scopes = ["repo:write".to_owned()];
+        odd.required_scopes = &scopes;
         let empty = event(&[], &[]);
         for e in [plain, odd, empty] {
             assert_eq!(e.to_json(), serde_json::to_string(&e).unwrap());

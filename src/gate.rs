@@ -68,6 +68,9 @@ pub struct Outcome {
     /// The body of a refusal in the protocol's own error shape (an MCP
     /// JSON-RPC error), when classification refused the request.
     pub refusal_body: Option<String>,
+    /// Step-up: the scopes that would permit the denied request (reason
+    /// `insufficient_scope`, see [`crate::stepup`]); empty otherwise.
+    pub required_scopes: Vec<String>,
 }
 
 /// A refused credential: a fixed code and a safe message.
@@ -171,6 +174,7 @@ impl Gate {
                 .collect(),
             shadow: None,
             refusal_body: None,
+            required_scopes: Vec::new(),
         };
         let mut identity = match identity::resolve(req, &self.config.identity, now) {
             Ok(identity) => identity,
@@ -243,6 +247,15 @@ impl Gate {
             if decision.reason == Reason::NoPermit && anonymous {
                 // No credentials and no policy for Anonymous: ask for credentials.
                 decision.reason = Reason::Unauthenticated;
+            }
+            if decision.reason == Reason::NoPermit && outcome.identity.token.is_some() {
+                // Would more scopes permit it? Asked on a deny only (never a forbid).
+                let (p, extra) = principal_specs(&outcome.identity, self.config.identity.principal);
+                let authz = build_request(req, &outcome.identity, op, now, p, extra);
+                if let Some(scopes) = crate::stepup::required_scopes(snapshot, authz, on_error) {
+                    decision.reason = Reason::InsufficientScope;
+                    outcome.required_scopes = scopes;
+                }
             }
             if !decision.is_allow() {
                 outcome.protocol = op.protocol;

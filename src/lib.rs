@@ -21,5 +21,6 @@ pub mod request;
 pub mod response;
 pub mod service;
 pub mod shadow;
+pub mod stepup;
 pub mod target;
 pub mod tls;

@@ -106,6 +106,9 @@ pub enum Reason {
     /// The MCP route accepts 2026-07-28 or later only (`mcp_legacy: refuse`)
     /// and the request declares an older version or none (`400`).
     McpVersionRefused,
+    /// No permit matched, and one annotated `@scope` would have with scopes
+    /// the token lacks: a step-up challenge (`403`, `insufficient_scope`).
+    InsufficientScope,
 }
 
 // === impl Reason ===
@@ -134,6 +137,7 @@ impl Reason {
             Reason::McpHeaderMismatch => "mcp_header_mismatch",
             Reason::McpBatchRefused => "mcp_batch_refused",
             Reason::McpVersionRefused => "mcp_version_refused",
+            Reason::InsufficientScope => "insufficient_scope",
         }
     }
 
@@ -153,7 +157,7 @@ impl Reason {
     }
 
     /// Every reason, for pre-registering metric series.
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 21] = [
         Reason::PolicyPermit,
         Reason::PolicyForbid,
         Reason::NoPermit,
@@ -174,6 +178,7 @@ impl Reason {
         Reason::McpHeaderMismatch,
         Reason::McpBatchRefused,
         Reason::McpVersionRefused,
+        Reason::InsufficientScope,
     ];
 }
 

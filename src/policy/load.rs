@@ -247,6 +247,20 @@ fn build(files: Files) -> Result<Parts, PolicyLoadError> {
         }
     }
 
+    // A malformed `@scope` would otherwise be silently ignored (no step-up challenge).
+    for policy in policies.policies() {
+        if let Some(problem) = crate::stepup::annotation_problem(policy) {
+            let file = origin
+                .get(policy.id())
+                .map(|(f, _)| f.as_str())
+                .unwrap_or(".");
+            diags.push(Diagnostic::file(
+                file,
+                format!("policy `{}`: {problem}", policy.id()),
+            ));
+        }
+    }
+
     // Unscoped membership tests cost every request (slicing cannot skip them).
     for id in crate::policy::slice::unscoped_membership_tests(&policies) {
         let file = origin.get(&id).map(|(f, _)| f.as_str()).unwrap_or(".");

@@ -20,4 +20,5 @@ mod policy_review;
 mod policy_tests;
 mod reload;
 mod robustness;
+mod stepup;
 mod tls;
