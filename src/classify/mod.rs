@@ -11,6 +11,7 @@ pub mod anthropic;
 pub mod bedrock;
 pub mod body;
 pub mod endpoints;
+pub mod form;
 pub mod gemini;
 pub mod http;
 pub mod mcp;

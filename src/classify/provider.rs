@@ -45,7 +45,7 @@ pub fn parse(
     };
     let info = if e.fill == Fill::None {
         base
-    } else if let Some(boundary) = body.multipart_boundary().filter(|_| e.upload) {
+    } else if let Some(boundary) = upload_boundary(body, e)? {
         openai::multipart(body, boundary, base, body_model(e.model).is_some())?
     } else {
         ai::from_body(body, base, |info, json| read_body(e, info, json))?
@@ -62,6 +62,17 @@ pub fn parse(
         }
     }
     finish(info, e, route, req)
+}
+
+/// The form boundary of an upload endpoint's `multipart/form-data` body. A
+/// form content type that could be read two ways is refused (or, on a
+/// `body: optional` route, classified from the path alone, like any
+/// unreadable body).
+fn upload_boundary<'a>(body: &BodyReader<'a>, e: &Endpoint) -> Result<Option<&'a str>, BodyError> {
+    if !e.upload {
+        return Ok(None);
+    }
+    Ok(body.lenient(body.form_boundary())?.flatten())
 }
 
 /// Query parameters that name a model to some server.
