@@ -283,6 +283,7 @@ fn invalid(msg: String) -> BodyError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
