@@ -84,6 +84,22 @@ def body_model(handler):
     return endpoint
 
 
+def form_model(handler):
+    """An upload endpoint: the model is a form field, read as Starlette reads forms
+    (python-multipart; the last of two same-named fields wins). A form it cannot parse
+    is a 400 and runs nothing, as in FastAPI."""
+
+    async def endpoint(request):
+        try:
+            form = await request.form()
+        except Exception:  # noqa: BLE001 - any parse error means the handler does not run
+            return JSONResponse({"error": "bad form"}, status_code=400)
+        model = form.get("model")
+        return await record(request, handler, model=model if isinstance(model, str) else None)
+
+    return endpoint
+
+
 def path_model(handler, param):
     """The model is a path parameter (Azure deployment, Gemini, Vertex, Bedrock)."""
 
@@ -131,6 +147,7 @@ ROUTES = [
     Route("/v1/threads/{thread_id}/runs", body_model("threads_runs"), methods=["POST"]),
     Route("/v1/assistants", body_model("assistants"), methods=["POST"]),
     Route("/v1/realtime", body_model("realtime"), methods=["GET"]),
+    Route("/v1/audio/transcriptions", form_model("audio_transcriptions"), methods=["POST"]),
     Route("/v1/files", plain("files"), methods=["POST"]),
     Route("/v1/batches", plain("batches"), methods=["POST"]),
     # Gemini, stable and beta (before /v1/models/{model:path}, which would take them).
