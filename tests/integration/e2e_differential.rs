@@ -424,6 +424,20 @@ fn form_twice(b: &Base, params: &'static str) -> Option<Req> {
     })
 }
 
+/// Sent to a harmless path (`/v1/files` for a POST, `/v1/models` for a GET), the real one
+/// named in a URL-override header.
+fn url_override(b: &Base, header: &str) -> Option<Req> {
+    let disguise = if b.method == "POST" {
+        "/v1/files"
+    } else {
+        "/v1/models"
+    };
+    let mut r = Req::path(b, disguise)?;
+    let real = String::from_utf8(target(&b.path, b.query, "")).ok()?;
+    r.headers.push(format!("{header}: {real}").into_bytes());
+    Some(r)
+}
+
 /// The method flipped (POST <-> GET), the original named in an override header.
 fn method_override(b: &Base, header: &str) -> Option<Req> {
     let mut r = Req::path(b, &b.path)?;
@@ -518,6 +532,8 @@ const SPELLINGS: &[(&str, Spell)] = &[
         r.body = format!("model={model}").into_bytes();
         Some(r)
     }),
+    ("X-Original-URL", |b| url_override(b, "X-Original-URL")),
+    ("X-Rewrite-URL", |b| url_override(b, "X-Rewrite-URL")),
     ("X-HTTP-Method-Override", |b| method_override(b, "X-HTTP-Method-Override")),
     ("X-Method-Override", |b| method_override(b, "X-Method-Override")),
 ];

@@ -24,12 +24,15 @@ from starlette.routing import Route
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 OVERRIDE_HEADERS = (b"x-http-method-override", b"x-http-method", b"x-method-override")
+URL_OVERRIDE_HEADERS = (b"x-original-url", b"x-rewrite-url")
 RECORD_FILE = None
 
 
 class MethodOverride:
     """Runs a request as the method an override header names (as Rails, Express's
-    method-override, Spring's HiddenHttpMethodFilter and friends do)."""
+    method-override, Spring's HiddenHttpMethodFilter and friends do), on the URL an
+    `X-Original-URL` / `X-Rewrite-URL` header names (as IIS URL Rewrite and Symfony behind
+    a trusted proxy do)."""
 
     def __init__(self, app):
         self.app = app
@@ -39,6 +42,13 @@ class MethodOverride:
             for name, value in scope["headers"]:
                 if name.lower() in OVERRIDE_HEADERS:
                     scope = dict(scope, method=value.decode("latin-1").strip().upper())
+                    break
+            for name, value in scope["headers"]:
+                if name.lower() in URL_OVERRIDE_HEADERS:
+                    path, _, query = value.decode("latin-1").partition("?")
+                    scope = dict(scope, path=path, raw_path=path.encode("latin-1"))
+                    if query:
+                        scope["query_string"] = query.encode("latin-1")
                     break
         await self.app(scope, receive, send)
 
