@@ -264,6 +264,8 @@ fn bases() -> Vec<Base> {
         Base::new("batches", "POST", "/v1/batches", "batches").body(json!({"input_file_id": "file-1", "endpoint": "/v1/chat/completions", "completion_window": "24h"})).want(Refused, Runs),
         // Azure OpenAI: the deployment is the model.
         Base::new("azure", "POST", "/openai/deployments/o1/chat/completions", "azure_chat").query("api-version=2024-10-21").body(json!({"messages": messages()})).path_model(m).refused(),
+        // LiteLLM's engines API: the path's model runs, whatever the body says.
+        Base::new("engines", "POST", "/v1/engines/o1/chat/completions", "engines_chat").body(chat("gpt-4o-mini")).path_model(m).refused(),
         Base::new("anthropic", "POST", "/v1/messages", "anthropic_messages").body(json!({"model": m, "max_tokens": 64, "messages": messages()})).refused(),
         // Gemini (beta and stable) and Vertex AI, Google's and partner models.
         Base::new("gemini-v1beta", "POST", "/v1beta/models/o1:generateContent", "gemini:generateContent").body(gemini.clone()).path_model(m).refused(),
@@ -655,7 +657,7 @@ enum Expect {
 
 fn expect(handler: &str) -> Expect {
     match handler.split(':').next().unwrap_or_default() {
-        "chat_completions" | "responses" | "anthropic_messages" | "azure_chat" => {
+        "chat_completions" | "responses" | "anthropic_messages" | "azure_chat" | "engines_chat" => {
             Expect::Model(&["chat"])
         }
         "bedrock_invoke" | "bedrock_converse" | "gemini" => Expect::Model(&["chat"]),

@@ -173,12 +173,15 @@ ROUTES = [
         path_model("vertex", "model"),
         methods=["POST"],
     ),
-    # Azure OpenAI: the deployment is the model.
+    # Azure OpenAI: the deployment is the model. LiteLLM serves it too, with a deployment
+    # of several segments, and the legacy engines API; in both the path's model wins over
+    # the body's.
     Route(
-        "/openai/deployments/{deployment}/chat/completions",
+        "/openai/deployments/{deployment:path}/chat/completions",
         path_model("azure_chat", "deployment"),
         methods=["POST"],
     ),
+    Route("/v1/engines/{model:path}/chat/completions", path_model("engines_chat", "model"), methods=["POST"]),
     # Bedrock runtime: the model id may be an ARN with slashes.
     Route("/model/{model:path}/invoke", path_model("bedrock_invoke", "model"), methods=["POST"]),
     Route("/model/{model:path}/converse", path_model("bedrock_converse", "model"), methods=["POST"]),
