@@ -187,7 +187,18 @@ impl Gate {
             // A presented token that fails is a 401, even when a workload
             // identity would have sufficed: never fall back past a bad credential.
             match tokens.resolve(req, now) {
-                Ok(token) => identity.token = token,
+                Ok(token) => {
+                    // RFC 8707: on a route serving one resource, the token must be for it.
+                    let route = self.config.routes.find(req);
+                    if let (Some(route), Some(t)) = (route, &token)
+                        && let Err(e) = crate::resource::check(route, t)
+                    {
+                        outcome.identity_error = Some(rejection(&IdentityError::Token(e)));
+                        outcome.identity = identity;
+                        return outcome;
+                    }
+                    identity.token = token;
+                }
                 Err(e) => {
                     outcome.identity_error = Some(rejection(&IdentityError::Token(e)));
                     // Keep the (accepted) workload for the audit trail: which

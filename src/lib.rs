@@ -18,6 +18,7 @@ pub mod identity;
 pub mod metrics;
 pub mod policy;
 pub mod request;
+pub mod resource;
 pub mod response;
 pub mod service;
 pub mod shadow;

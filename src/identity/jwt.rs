@@ -92,6 +92,10 @@ pub enum TokenError {
     /// `aud` names none of the accepted audiences.
     #[error("token audience is not accepted")]
     InvalidAudience,
+    /// The route serves one resource (RFC 8707) and `aud` does not name it:
+    /// a token minted for another server is never passed through.
+    #[error("token audience does not name this route's resource")]
+    ResourceMismatch,
     /// A required claim is missing.
     #[error("token lacks required claim `{0}`")]
     MissingClaim(String),
@@ -131,6 +135,7 @@ impl TokenError {
             TokenError::MissingIssuedAt => "missing_iat",
             TokenError::LifetimeExceeded => "token_lifetime_exceeded",
             TokenError::InvalidAudience => "invalid_audience",
+            TokenError::ResourceMismatch => "resource_mismatch",
             TokenError::MissingClaim(_) => "missing_required_claim",
             TokenError::MissingSubject => "missing_subject",
             TokenError::InvalidClaim(_) => "invalid_claim",
@@ -158,6 +163,9 @@ pub struct VerifiedToken {
     pub subject: String,
     /// The first configured audience the token names.
     pub audience: String,
+    /// Every configured audience the token names, in configuration order
+    /// (a route with a `resource` requires its URI among them).
+    pub audiences: Vec<String>,
     /// From `scope` (space-separated) or `scp`.
     pub scopes: Vec<String>,
     /// Groups from `groups_claim`, prefixed, as `Group` uids.
@@ -279,7 +287,11 @@ impl IssuerRules {
                 return Err(TokenError::LifetimeExceeded);
             }
         }
-        let audience = self.audience(claims.get("aud"))?;
+        let audiences = self.audiences(claims.get("aud"));
+        let audience = audiences
+            .first()
+            .cloned()
+            .ok_or(TokenError::InvalidAudience)?;
         for c in &self.required_claims {
             if claims.get(c).is_none_or(Json::is_null) {
                 return Err(TokenError::MissingClaim(c.chars().take(64).collect()));
@@ -296,6 +308,7 @@ impl IssuerRules {
             principal,
             subject,
             audience,
+            audiences,
             scopes: scopes(claims)?,
             groups: self.groups(claims)?,
             issued_at: iat,
@@ -313,7 +326,7 @@ impl IssuerRules {
         })
     }
 
-    fn audience(&self, aud: Option<&Json>) -> Result<String, TokenError> {
+    fn audiences(&self, aud: Option<&Json>) -> Vec<String> {
         let named: Vec<&str> = match aud {
             Some(Json::String(s)) => vec![s.as_str()],
             Some(Json::Array(items)) => items.iter().filter_map(Json::as_str).collect(),
@@ -321,9 +334,9 @@ impl IssuerRules {
         };
         self.audiences
             .iter()
-            .find(|a| named.contains(&a.as_str()))
+            .filter(|a| named.contains(&a.as_str()))
             .cloned()
-            .ok_or(TokenError::InvalidAudience)
+            .collect()
     }
 
     fn groups(&self, claims: &Map<String, Json>) -> Result<Vec<String>, TokenError> {

@@ -19,6 +19,7 @@ mod operations;
 mod policy_review;
 mod policy_tests;
 mod reload;
+mod resource_audience;
 mod robustness;
 mod stepup;
 mod tls;
