@@ -168,11 +168,17 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
             )));
         }
     }
+    // ext_proc list filtering on the same port, with the same gate and audit.
+    let lists = crate::extproc::ListFilterService::new(store.clone(), gate.clone(), audit.clone());
     let service = AuthzService::new(store.clone(), gate, audit.clone());
     let router = server_builder(&config.server)
         .add_service(health_service)
         .add_service(
             AuthorizationServer::new(service)
+                .max_decoding_message_size(config.server.max_message_bytes),
+        )
+        .add_service(
+            crate::extproc::ExternalProcessorServer::new(lists)
                 .max_decoding_message_size(config.server.max_message_bytes),
         );
     let tls_watcher = tls.as_ref().map(ReloadingTls::spawn_watcher);

@@ -107,6 +107,9 @@ pub struct AuditEvent<'a> {
     /// Step-up: the scopes the 403 challenge asked for.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     pub required_scopes: &'a [String],
+    /// ext_proc: the filtered list, what it hid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list_filter: Option<&'a crate::extproc::ListFilterAudit>,
 }
 
 /// The shadow set's decision in an audit event.
@@ -199,6 +202,7 @@ impl<'a> AuditEvent<'a> {
             batch: &outcome.batch,
             shadow: outcome.shadow.as_ref().map(ShadowAudit::new),
             required_scopes: &outcome.required_scopes,
+            list_filter: outcome.list_filter.as_ref(),
         }
     }
 }
@@ -260,6 +264,9 @@ impl AuditEvent<'_> {
         }
         if !self.required_scopes.is_empty() {
             o.serde("required_scopes", &self.required_scopes);
+        }
+        if let Some(list_filter) = self.list_filter {
+            o.serde("list_filter", list_filter);
         }
         o.finish()
     }
@@ -511,6 +518,7 @@ mod tests {
             batch: &[],
             shadow: None,
             required_scopes: &[],
+            list_filter: None,
         }
     }
 

@@ -71,6 +71,8 @@ pub struct Outcome {
     /// Step-up: the scopes that would permit the denied request (reason
     /// `insufficient_scope`, see [`crate::stepup`]); empty otherwise.
     pub required_scopes: Vec<String>,
+    /// ext_proc list filtering (see [`crate::extproc`]); `None` on Checks.
+    pub list_filter: Option<crate::extproc::ListFilterAudit>,
 }
 
 /// A refused credential: a fixed code and a safe message.
@@ -175,6 +177,7 @@ impl Gate {
             shadow: None,
             refusal_body: None,
             required_scopes: Vec::new(),
+            list_filter: None,
         };
         let mut identity = match identity::resolve(req, &self.config.identity, now) {
             Ok(identity) => identity,

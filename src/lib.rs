@@ -13,6 +13,7 @@ pub mod cache;
 pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod extproc;
 pub mod gate;
 pub mod identity;
 pub mod metrics;

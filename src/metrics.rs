@@ -56,6 +56,10 @@ pub const SHADOW_POLICIES: &str = "cedar_gate_shadow_policies_loaded";
 /// 1, labelled with the content hash (first 12 hex digits, label `hash`) of the
 /// snapshot in force: exactly one series, written at scrape time.
 pub const POLICY_SNAPSHOT: &str = "cedar_gate_policy_snapshot_info";
+/// List responses filtered by ext_proc, by `list`.
+pub const LIST_RESPONSES: &str = "cedar_gate_list_responses_filtered_total";
+/// Listed items hidden by ext_proc, by `list`.
+pub const LIST_ITEMS_HIDDEN: &str = "cedar_gate_list_items_hidden_total";
 
 /// Every metric this module defines (other modules add their own, e.g. the
 /// decision cache and JWKS metrics). Alert rules are checked against it.
@@ -82,6 +86,8 @@ pub const ALL: &[&str] = &[
     SHADOW_DISAGREEMENTS,
     SHADOW_POLICIES,
     POLICY_SNAPSHOT,
+    LIST_RESPONSES,
+    LIST_ITEMS_HIDDEN,
 ];
 
 /// Histogram buckets in seconds: 5 µs to 100 ms.
@@ -212,9 +218,23 @@ fn describe() {
         JWKS_REFRESHES,
         "Issuer key set fetches, by issuer and result (a failure keeps the last good keys)."
     );
+    describe_counter!(
+        LIST_RESPONSES,
+        "List responses (MCP tools/prompts/resources, model lists) filtered by ext_proc, by list."
+    );
+    describe_counter!(
+        LIST_ITEMS_HIDDEN,
+        "Listed items ext_proc removed because the caller may not use them, by list."
+    );
     describe_gauge!(BUILD_INFO, "Build information.");
     describe_lifecycle();
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+}
+
+/// Records one filtered list response (ext_proc) and how many items it hid.
+pub fn record_list_filtered(list: &'static str, hidden: usize) {
+    counter!(LIST_RESPONSES, "list" => list).increment(1);
+    counter!(LIST_ITEMS_HIDDEN, "list" => list).increment(hidden as u64);
 }
 
 /// Records one answered Check.

@@ -1,0 +1,496 @@
+//! The ext_proc v3 service (`envoy.service.ext_proc.v3.ExternalProcessor`),
+//! served on the ext_authz gRPC port: it filters list responses down to what
+//! the caller may use. ext_authz decides whether `tools/list` may be called;
+//! this decides which tools the answer shows. A tool the caller may not call
+//! is hidden (and still refused by ext_authz if called by name).
+//!
+//! Per HTTP exchange Envoy opens one stream:
+//! 1. request headers: the request as ext_authz sees it (identity from the
+//!    same headers and the peer certificate's URI SAN, passed as the
+//!    `connection.uri_san_peer_certificate` attribute). `accept-encoding` is
+//!    removed on filtered routes so the list comes back readable.
+//! 2. request body (buffered): which JSON-RPC method it is (legacy clients
+//!    send no `Mcp-Method`).
+//! 3. response headers: for a list, the response body mode is switched to
+//!    `BUFFERED` (`mode_override`; the shipped filter config sends no
+//!    response body otherwise, so tool calls keep streaming).
+//! 4. response body: each item is decided as the request that would use it
+//!    (`tools/call` of the tool, `prompts/get`, `resources/read`, `GET
+//!    /v1/models/<id>`) with the same identity, policy snapshot and decision
+//!    cache as ext_authz; the rest are removed. One audit event records the
+//!    hidden names. Anything unreadable replaces the body with a JSON-RPC
+//!    error: never the unfiltered list.
+
+pub mod filter;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use envoy_types::pb::envoy::config::core::v3::HeaderMap;
+use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::ProcessingMode;
+use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_mode::BodySendMode;
+use envoy_types::pb::envoy::service::auth::v3::{
+    AttributeContext, CheckRequest, attribute_context,
+};
+use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessor;
+use envoy_types::pb::envoy::service::ext_proc::v3::{
+    BodyMutation, BodyResponse, CommonResponse, HeaderMutation, HeadersResponse, HttpHeaders,
+    ProcessingRequest, ProcessingResponse, TrailersResponse, body_mutation, processing_request,
+    processing_response,
+};
+use serde_json::Value as Json;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::audit::{AuditEvent, AuditLog};
+use crate::classify::Protocol;
+use crate::classify::mcp_headers::{FIRST_MODERN, META_VERSION};
+use crate::gate::Gate;
+use crate::policy::PolicyStore;
+use crate::policy::snapshot::Snapshot;
+use crate::request::HttpRequest;
+
+pub use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessorServer;
+
+use filter::{FilterError, ListKind};
+
+/// The ext_proc attribute carrying the peer certificate's URI SAN.
+const PEER_SAN_ATTRIBUTE: &str = "connection.uri_san_peer_certificate";
+/// The ext_proc attribute carrying the downstream address.
+const SOURCE_ADDRESS_ATTRIBUTE: &str = "source.address";
+
+/// The list-filtering service.
+#[derive(Debug, Clone)]
+pub struct ListFilterService {
+    store: Arc<PolicyStore>,
+    gate: Gate,
+    audit: AuditLog,
+}
+
+/// The audit record of a filtered list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ListFilterAudit {
+    /// Which list ([`ListKind::as_str`]).
+    pub list: &'static str,
+    /// The names removed.
+    pub hidden: Vec<String>,
+    /// Why the response could not be filtered (it was replaced by an error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What one stream has learnt about its exchange.
+#[derive(Debug, Default)]
+struct Exchange {
+    /// The request (headers, then body).
+    req: Option<HttpRequest>,
+    /// The route's protocol, when the request is on a route that can list.
+    protocol: Option<Protocol>,
+    /// The list the request asks for.
+    list: Option<ListKind>,
+    /// The JSON-RPC id of the list request.
+    id: Json,
+    /// Whether the response is an SSE stream.
+    sse: bool,
+    /// `content-encoding` of the response, when not `identity`.
+    encoding: Option<String>,
+}
+
+// === impl ListFilterService ===
+
+impl ListFilterService {
+    /// A service deciding with the store's snapshot.
+    pub fn new(store: Arc<PolicyStore>, gate: Gate, audit: AuditLog) -> Self {
+        Self { store, gate, audit }
+    }
+
+    /// Answers one message of the stream.
+    fn step(&self, ex: &mut Exchange, msg: ProcessingRequest) -> ProcessingResponse {
+        use processing_request::Request as In;
+        use processing_response::Response as Out;
+        let response = match msg.request {
+            Some(In::RequestHeaders(h)) => Out::RequestHeaders(self.request_headers(ex, h)),
+            Some(In::RequestBody(b)) => {
+                request_body(ex, b.body);
+                Out::RequestBody(BodyResponse::default())
+            }
+            Some(In::ResponseHeaders(h)) => {
+                let (headers, mode) = response_headers(ex, &h);
+                return ProcessingResponse {
+                    response: Some(Out::ResponseHeaders(headers)),
+                    mode_override: mode,
+                    ..Default::default()
+                };
+            }
+            Some(In::ResponseBody(b)) => Out::ResponseBody(self.response_body(ex, &b.body)),
+            Some(In::RequestTrailers(_)) => Out::RequestTrailers(TrailersResponse::default()),
+            Some(In::ResponseTrailers(_)) | None => {
+                Out::ResponseTrailers(TrailersResponse::default())
+            }
+        };
+        ProcessingResponse {
+            response: Some(response),
+            ..Default::default()
+        }
+    }
+
+    fn request_headers(&self, ex: &mut Exchange, h: HttpHeaders) -> HeadersResponse {
+        let Ok(req) = HttpRequest::try_from(check_request(h)) else {
+            // Out of bounds: ext_authz refuses it before it gets here.
+            return HeadersResponse::default();
+        };
+        let protocol = self
+            .gate
+            .config()
+            .routes
+            .find(&req)
+            .map(|r| r.protocol)
+            .filter(|p| matches!(p, Protocol::Mcp | Protocol::Openai | Protocol::Anthropic));
+        ex.protocol = protocol;
+        match protocol {
+            Some(Protocol::Mcp) => {
+                ex.list = req
+                    .header(crate::classify::mcp_headers::METHOD_HEADER)
+                    .and_then(ListKind::of_method);
+            }
+            Some(_) if req.method == "GET" => {
+                if let Ok(ops) = crate::classify::classify(&req, &self.gate.config().routes)
+                    && ops
+                        .first()
+                        .is_some_and(|op| op.action.id().unescaped() == "list_models")
+                {
+                    ex.list = Some(ListKind::Models);
+                }
+            }
+            _ => {}
+        }
+        let filtered = protocol == Some(Protocol::Mcp) || ex.list.is_some();
+        ex.req = Some(req);
+        if !filtered {
+            return HeadersResponse::default();
+        }
+        // The filter reads plain bodies only: ask the upstream for one.
+        HeadersResponse {
+            response: Some(CommonResponse {
+                header_mutation: Some(HeaderMutation {
+                    remove_headers: vec!["accept-encoding".to_owned()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn response_body(&self, ex: &mut Exchange, body: &[u8]) -> BodyResponse {
+        let (Some(kind), Some(req)) = (ex.list, ex.req.as_ref()) else {
+            return BodyResponse::default();
+        };
+        let Some(snapshot) = self.store.current() else {
+            return replace(filter::refusal(
+                kind,
+                &ex.id,
+                ex.sse,
+                &FilterError::Shape("no policy snapshot loaded"),
+            ));
+        };
+        let now = SystemTime::now();
+        let started = std::time::Instant::now();
+        let mut hidden = Vec::new();
+        let result = match &ex.encoding {
+            Some(e) => Err(FilterError::Encoded(e.clone())),
+            None => {
+                let mut visible =
+                    |kind: ListKind, name: &str| self.visible(&snapshot, req, kind, name, now);
+                filter::filter(body, kind, ex.sse, &mut visible, &mut hidden)
+            }
+        };
+        let mut outcome = self.gate.check(&snapshot, req, now);
+        crate::metrics::record_list_filtered(kind.as_str(), hidden.len());
+        let mut audit = ListFilterAudit {
+            list: kind.as_str(),
+            hidden,
+            error: None,
+        };
+        let answer = match result {
+            Ok(filtered) => replace(filtered),
+            Err(e) => {
+                tracing::warn!(decision_id = %outcome.decision_id, error = %e, "list response not filtered: refused");
+                audit.error = Some(e.to_string());
+                replace(filter::refusal(kind, &ex.id, ex.sse, &e))
+            }
+        };
+        outcome.list_filter = Some(audit);
+        self.audit
+            .record(&AuditEvent::new(&outcome, req, now, started.elapsed()));
+        answer
+    }
+
+    /// Whether the caller may use one listed item: the request that would
+    /// use it, decided like any Check.
+    fn visible(
+        &self,
+        snapshot: &Snapshot,
+        base: &HttpRequest,
+        kind: ListKind,
+        name: &str,
+        now: SystemTime,
+    ) -> bool {
+        let req = item_request(base, kind, name);
+        self.gate.check(snapshot, &req, now).decision.is_allow()
+    }
+}
+
+#[tonic::async_trait]
+impl ExternalProcessor for ListFilterService {
+    type ProcessStream = Pin<Box<dyn Stream<Item = Result<ProcessingResponse, Status>> + Send>>;
+
+    async fn process(
+        &self,
+        request: Request<Streaming<ProcessingRequest>>,
+    ) -> Result<Response<Self::ProcessStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut ex = Exchange::default();
+            while let Ok(Some(msg)) = inbound.message().await {
+                // Deciding the items of a list costs about a Check each (cached
+                // decisions after the first list): done inline.
+                let answer = this.step(&mut ex, msg);
+                if tx.send(Ok(answer)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+}
+
+/// The request body: which JSON-RPC method (for clients that send no
+/// `Mcp-Method`), and its id for an error answer.
+fn request_body(ex: &mut Exchange, body: Vec<u8>) {
+    let Some(req) = ex.req.as_mut() else {
+        return;
+    };
+    if ex.protocol == Some(Protocol::Mcp)
+        && let Ok(json) = serde_json::from_slice::<Json>(&body)
+    {
+        // A legacy batch: the first list request in it decides the kind.
+        let messages: Vec<&Json> = match &json {
+            Json::Array(items) => items.iter().collect(),
+            one => vec![one],
+        };
+        if let Some((kind, id)) = messages.iter().find_map(|m| {
+            let kind = m
+                .get("method")
+                .and_then(Json::as_str)
+                .and_then(ListKind::of_method)?;
+            Some((kind, m.get("id").cloned().unwrap_or(Json::Null)))
+        }) {
+            ex.list = Some(kind);
+            ex.id = id;
+        }
+    }
+    req.body = body;
+}
+
+/// Response headers: switch to a buffered body when the list will be
+/// filtered.
+fn response_headers(
+    ex: &mut Exchange,
+    h: &HttpHeaders,
+) -> (HeadersResponse, Option<ProcessingMode>) {
+    if ex.list.is_none() {
+        return (HeadersResponse::default(), None);
+    }
+    let header = |name: &str| -> Option<String> {
+        h.headers
+            .as_ref()?
+            .headers
+            .iter()
+            .find(|v| v.key.eq_ignore_ascii_case(name))
+            .map(|v| {
+                if v.raw_value.is_empty() {
+                    v.value.clone()
+                } else {
+                    String::from_utf8_lossy(&v.raw_value).into_owned()
+                }
+            })
+    };
+    let ok = header(":status").is_some_and(|s| s.starts_with('2'));
+    if !ok {
+        // An error answer carries no list.
+        ex.list = None;
+        return (HeadersResponse::default(), None);
+    }
+    ex.sse = header("content-type").is_some_and(|t| {
+        t.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("text/event-stream")
+    });
+    ex.encoding = header("content-encoding").filter(|e| !e.trim().eq_ignore_ascii_case("identity"));
+    let mode = ProcessingMode {
+        response_body_mode: BodySendMode::Buffered as i32,
+        ..Default::default()
+    };
+    // The body changes length; a compressed one is replaced by plain text.
+    let mut remove_headers = vec!["content-length".to_owned()];
+    if ex.encoding.is_some() {
+        remove_headers.push("content-encoding".to_owned());
+    }
+    let headers = HeadersResponse {
+        response: Some(CommonResponse {
+            header_mutation: Some(HeaderMutation {
+                remove_headers,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    };
+    (headers, Some(mode))
+}
+
+/// A body response replacing the body.
+fn replace(body: Vec<u8>) -> BodyResponse {
+    BodyResponse {
+        response: Some(CommonResponse {
+            body_mutation: Some(BodyMutation {
+                mutation: Some(body_mutation::Mutation::Body(body)),
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// The ext_authz form of the request headers, so that the request is read
+/// (bounds, canonical target, identity) exactly as a Check reads it.
+fn check_request(h: HttpHeaders) -> CheckRequest {
+    let mut http = attribute_context::HttpRequest::default();
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for v in h.headers.unwrap_or_default().headers {
+        let value = if v.raw_value.is_empty() {
+            v.value
+        } else {
+            String::from_utf8_lossy(&v.raw_value).into_owned()
+        };
+        match v.key.as_str() {
+            ":method" => http.method = value,
+            ":path" => http.path = value,
+            ":authority" => http.host = value,
+            ":scheme" => http.scheme = value,
+            k if k.starts_with(':') => {}
+            _ => headers.push((v.key, value)),
+        }
+    }
+    // Repeated names stay repeated (the raw map), as with `encode_raw_headers`.
+    http.header_map = Some(HeaderMap {
+        headers: headers
+            .into_iter()
+            .map(
+                |(key, value)| envoy_types::pb::envoy::config::core::v3::HeaderValue {
+                    key,
+                    value,
+                    ..Default::default()
+                },
+            )
+            .collect(),
+    });
+    let attribute = |name: &str| {
+        h.attributes
+            .values()
+            .find_map(|s| match s.fields.get(name)?.kind.as_ref()? {
+                envoy_types::pb::google::protobuf::value::Kind::StringValue(v) => Some(v.clone()),
+                _ => None,
+            })
+    };
+    let address = attribute(SOURCE_ADDRESS_ATTRIBUTE).and_then(|a| {
+        let ip = a
+            .parse::<std::net::SocketAddr>()
+            .map(|s| s.ip().to_string())
+            .ok()?;
+        Some(envoy_types::pb::envoy::config::core::v3::Address {
+            address: Some(
+                envoy_types::pb::envoy::config::core::v3::address::Address::SocketAddress(
+                    envoy_types::pb::envoy::config::core::v3::SocketAddress {
+                        address: ip,
+                        ..Default::default()
+                    },
+                ),
+            ),
+        })
+    });
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            source: Some(attribute_context::Peer {
+                principal: attribute(PEER_SAN_ATTRIBUTE).unwrap_or_default(),
+                address,
+                ..Default::default()
+            }),
+            request: Some(attribute_context::Request {
+                http: Some(http),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// The request that would use a listed item: the same caller, path and
+/// headers, another method. For MCP 2026-07-28 requests the mirrored headers
+/// are set to match (the name always Base64-encoded: any name is a valid
+/// header value then).
+pub fn item_request(base: &HttpRequest, kind: ListKind, name: &str) -> HttpRequest {
+    let mut req = base.clone();
+    req.repeated_headers.clear();
+    if kind == ListKind::Models {
+        req.method = "GET".to_owned();
+        req.body.clear();
+        req.query.clear();
+        req.path = format!("{}/{name}", base.path.trim_end_matches('/'));
+        req.raw_path.clear();
+        req.canonicalize();
+        return req;
+    }
+    let (method, field) = match kind {
+        ListKind::Tools => ("tools/call", "name"),
+        ListKind::Prompts => ("prompts/get", "name"),
+        _ => ("resources/read", "uri"),
+    };
+    let modern = base
+        .header(crate::classify::mcp_headers::VERSION_HEADER)
+        .filter(|v| *v >= FIRST_MODERN)
+        .map(str::to_owned);
+    let mut params = serde_json::json!({ field: name });
+    if kind == ListKind::Tools {
+        params["arguments"] = serde_json::json!({});
+    }
+    if let Some(v) = &modern {
+        params["_meta"] = serde_json::json!({ META_VERSION: v });
+    }
+    req.method = "POST".to_owned();
+    req.body = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": method, "params": params})
+        .to_string()
+        .into_bytes();
+    req.headers.retain(|(k, _)| {
+        !(k == "mcp-method"
+            || k == "mcp-name"
+            || k == "content-length"
+            || k == "content-type"
+            || k.starts_with(crate::classify::mcp_headers::PARAM_HEADER_PREFIX))
+    });
+    req.headers
+        .push(("content-type".to_owned(), "application/json".to_owned()));
+    if modern.is_some() {
+        req.headers
+            .push(("mcp-method".to_owned(), method.to_owned()));
+        let encoded = base64::engine::general_purpose::STANDARD.encode(name);
+        req.headers
+            .push(("mcp-name".to_owned(), format!("=?base64?{encoded}?=")));
+    }
+    req.headers.sort_by(|a, b| a.0.cmp(&b.0));
+    req
+}
