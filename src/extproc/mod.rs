@@ -111,7 +111,11 @@ impl ListFilterService {
         use processing_request::Request as In;
         use processing_response::Response as Out;
         let response = match msg.request {
-            Some(In::RequestHeaders(h)) => Out::RequestHeaders(self.request_headers(ex, h)),
+            Some(In::RequestHeaders(mut h)) => {
+                // Envoy sends the attributes beside the headers (older versions inside).
+                h.attributes.extend(msg.attributes);
+                Out::RequestHeaders(self.request_headers(ex, h))
+            }
             Some(In::RequestBody(b)) => {
                 request_body(ex, b.body);
                 Out::RequestBody(BodyResponse::default())
