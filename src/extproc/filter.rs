@@ -129,6 +129,10 @@ fn filter_json(
     hidden: &mut Vec<String>,
 ) -> Result<(), FilterError> {
     if kind == ListKind::Models {
+        // An answer without `data` lists no model (clients read `data`).
+        if json.get(kind.key()).is_none() {
+            return Ok(());
+        }
         return filter_items(json, kind, visible, hidden);
     }
     match json {
@@ -306,6 +310,9 @@ mod tests {
             assert!(!out.contains("secret"), "{out}");
             assert_eq!(hidden, ["secret-y"]);
         }
+        let other = json!({"ok": true});
+        let (out, hidden) = run(&other.to_string(), ListKind::Models, false).unwrap();
+        assert_eq!((out.as_str(), hidden.len()), (r#"{"ok":true}"#, 0));
         let models = json!({"object": "list", "data": [{"id": "gpt-4o"}, {"id": "secret-model"}]});
         let (out, hidden) = run(&models.to_string(), ListKind::Models, false).unwrap();
         assert!(out.contains("gpt-4o") && !out.contains("secret"), "{out}");

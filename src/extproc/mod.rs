@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use base64::Engine as _;
-use envoy_types::pb::envoy::config::core::v3::HeaderMap;
+use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue, HeaderValueOption};
 use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::ProcessingMode;
 use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_mode::BodySendMode;
 use envoy_types::pb::envoy::service::auth::v3::{
@@ -96,6 +96,8 @@ struct Exchange {
     sse: bool,
     /// `content-encoding` of the response, when not `identity`.
     encoding: Option<String>,
+    /// Whether the response has a `content-length` (set again when the body changes).
+    sized: bool,
 }
 
 // === impl ListFilterService ===
@@ -192,12 +194,15 @@ impl ListFilterService {
             return BodyResponse::default();
         };
         let Some(snapshot) = self.store.current() else {
-            return replace(filter::refusal(
-                kind,
-                &ex.id,
-                ex.sse,
-                &FilterError::Shape("no policy snapshot loaded"),
-            ));
+            return replace(
+                ex,
+                filter::refusal(
+                    kind,
+                    &ex.id,
+                    ex.sse,
+                    &FilterError::Shape("no policy snapshot loaded"),
+                ),
+            );
         };
         let now = SystemTime::now();
         let started = std::time::Instant::now();
@@ -218,11 +223,13 @@ impl ListFilterService {
             error: None,
         };
         let answer = match result {
-            Ok(filtered) => replace(filtered),
+            // Nothing hidden: the body goes on byte for byte.
+            Ok(_) if audit.hidden.is_empty() => BodyResponse::default(),
+            Ok(filtered) => replace(ex, filtered),
             Err(e) => {
                 tracing::warn!(decision_id = %outcome.decision_id, error = %e, "list response not filtered: refused");
                 audit.error = Some(e.to_string());
-                replace(filter::refusal(kind, &ex.id, ex.sse, &e))
+                replace(ex, filter::refusal(kind, &ex.id, ex.sse, &e))
             }
         };
         outcome.list_filter = Some(audit);
@@ -337,31 +344,36 @@ fn response_headers(
             .starts_with("text/event-stream")
     });
     ex.encoding = header("content-encoding").filter(|e| !e.trim().eq_ignore_ascii_case("identity"));
+    ex.sized = header("content-length").is_some();
+    // Buffered, Envoy holds the headers until the body is answered: the body
+    // answer fixes `content-length` when it changes the body.
     let mode = ProcessingMode {
         response_body_mode: BodySendMode::Buffered as i32,
         ..Default::default()
     };
-    // The body changes length; a compressed one is replaced by plain text.
-    let mut remove_headers = vec!["content-length".to_owned()];
-    if ex.encoding.is_some() {
-        remove_headers.push("content-encoding".to_owned());
-    }
-    let headers = HeadersResponse {
-        response: Some(CommonResponse {
-            header_mutation: Some(HeaderMutation {
-                remove_headers,
+    (HeadersResponse::default(), Some(mode))
+}
+
+/// A body response replacing the body (a buffered body: the headers can
+/// still change). A compressed body is only ever replaced by plain text.
+fn replace(ex: &Exchange, body: Vec<u8>) -> BodyResponse {
+    let mut mutation = HeaderMutation::default();
+    if ex.sized {
+        mutation.set_headers.push(HeaderValueOption {
+            header: Some(HeaderValue {
+                key: "content-length".to_owned(),
+                raw_value: body.len().to_string().into_bytes(),
                 ..Default::default()
             }),
             ..Default::default()
-        }),
-    };
-    (headers, Some(mode))
-}
-
-/// A body response replacing the body.
-fn replace(body: Vec<u8>) -> BodyResponse {
+        });
+    }
+    if ex.encoding.is_some() {
+        mutation.remove_headers.push("content-encoding".to_owned());
+    }
     BodyResponse {
         response: Some(CommonResponse {
+            header_mutation: Some(mutation),
             body_mutation: Some(BodyMutation {
                 mutation: Some(body_mutation::Mutation::Body(body)),
             }),
