@@ -11,6 +11,7 @@ mod e2e_ai;
 mod e2e_differential;
 mod e2e_extproc;
 mod e2e_mcp;
+mod extproc_manifests;
 mod grpc;
 mod hostile_envoy;
 mod idp_outage;
