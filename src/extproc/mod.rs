@@ -510,3 +510,152 @@ pub fn item_request(base: &HttpRequest, kind: ListKind, name: &str) -> HttpReque
     req.headers.sort_by(|a, b| a.0.cmp(&b.0));
     req
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant, SystemTime};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::request::Peer;
+
+    const RESEARCH_AGENT: &str = "spiffe://example.org/ns/agents/sa/research-agent";
+
+    fn list_request(version: Option<&str>) -> HttpRequest {
+        let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        if let Some(v) = version {
+            headers.push(("mcp-method".to_owned(), "tools/list".to_owned()));
+            headers.push(("mcp-protocol-version".to_owned(), v.to_owned()));
+        }
+        headers.sort();
+        HttpRequest {
+            method: "POST".to_owned(),
+            host: "mcp.example.com".to_owned(),
+            path: "/mcp/github".to_owned(),
+            scheme: "https".to_owned(),
+            headers,
+            body: br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.to_vec(),
+            source: Peer {
+                principal: RESEARCH_AGENT.to_owned(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn gate(cache: bool) -> (Gate, Arc<Snapshot>) {
+        let config = Config::from_yaml(&format!(
+            "identity:\n  trust_domains: [example.org]\ncache:\n  enabled: {cache}\nroutes:\n  - {{ path_prefix: /mcp/github, protocol: mcp, server: github }}\n"
+        ))
+        .unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cedar");
+        let snapshot = crate::policy::load::load_dir(&dir, 1).unwrap();
+        (Gate::new(Arc::new(config)), Arc::new(snapshot))
+    }
+
+    fn tools_list(n: usize) -> Vec<u8> {
+        let mut tools: Vec<Json> = (0..n.saturating_sub(3))
+            .map(|i| serde_json::json!({"name": format!("tool_{i}"), "inputSchema": {"type": "object"}}))
+            .collect();
+        for name in ["search_issues", "create_issue", "delete_repository"] {
+            tools.push(serde_json::json!({"name": name, "inputSchema": {"type": "object"}}));
+        }
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}})
+            .to_string()
+            .into_bytes()
+    }
+
+    fn filter_with(
+        gate: &Gate,
+        snapshot: &Snapshot,
+        req: &HttpRequest,
+        body: &[u8],
+    ) -> Vec<String> {
+        let now = SystemTime::now();
+        let mut hidden = Vec::new();
+        let mut visible = |kind: ListKind, name: &str| {
+            gate.check(snapshot, &item_request(req, kind, name), now)
+                .decision
+                .is_allow()
+        };
+        let out = filter::filter(body, ListKind::Tools, false, &mut visible, &mut hidden).unwrap();
+        let out: Json = serde_json::from_slice(&out).unwrap();
+        let mut kept: Vec<String> = out["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect();
+        kept.sort();
+        kept
+    }
+
+    #[test]
+    fn items_are_decided_as_the_calls_that_would_use_them() {
+        let (gate, snapshot) = gate(true);
+        for version in [None, Some("2025-11-25"), Some("2026-07-28")] {
+            let req = list_request(version);
+            let kept = filter_with(&gate, &snapshot, &req, &tools_list(10));
+            // The research agent's allow-list (cedar/), less the destructive tool.
+            assert_eq!(kept, ["create_issue", "search_issues"], "{version:?}");
+        }
+        // A 2026-07-28 item request carries mirrored headers that agree with its body
+        // (else ext_authz's rules would refuse it and hide everything).
+        let req = item_request(
+            &list_request(Some("2026-07-28")),
+            ListKind::Tools,
+            "ünï tool",
+        );
+        let outcome = gate.check(&snapshot, &req, SystemTime::now());
+        assert_eq!(
+            outcome.tool.as_deref(),
+            Some("github/ünï tool"),
+            "{outcome:?}"
+        );
+        assert_ne!(outcome.decision.reason.as_str(), "mcp_header_mismatch");
+        // A model list item is the GET of that model.
+        let mut models = list_request(None);
+        models.method = "GET".to_owned();
+        models.path = "/v1/models".to_owned();
+        let req = item_request(&models, ListKind::Models, "gpt-4o");
+        assert_eq!(
+            (req.method.as_str(), req.path.as_str()),
+            ("GET", "/v1/models/gpt-4o")
+        );
+    }
+
+    /// The cost of filtering a 100-tool `tools/list` (BENCHMARKS.md, "List filtering"):
+    /// `cargo test --release --lib extproc::tests::list_filter_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a test"]
+    fn list_filter_cost() {
+        let body = tools_list(100);
+        let req = list_request(Some("2026-07-28"));
+        let rounds = 200;
+        for cache in [false, true] {
+            let (gate, snapshot) = gate(cache);
+            filter_with(&gate, &snapshot, &req, &body); // warm-up (and the cache)
+            let started = Instant::now();
+            for _ in 0..rounds {
+                filter_with(&gate, &snapshot, &req, &body);
+            }
+            let per_list = started.elapsed() / rounds;
+            let call = item_request(&req, ListKind::Tools, "search_issues");
+            let started = Instant::now();
+            for _ in 0..rounds * 100 {
+                gate.check(&snapshot, &call, SystemTime::now());
+            }
+            let per_check = started.elapsed() / (rounds * 100);
+            println!(
+                "decision cache {}: 100-tool tools/list filtered in {:?} ({:?} per tool); one tools/call Check {:?}",
+                if cache { "on" } else { "off" },
+                per_list,
+                per_list / 100,
+                per_check
+            );
+            assert!(per_list < Duration::from_secs(1));
+        }
+    }
+}
