@@ -584,6 +584,12 @@ mod tests {
         odd.batch = &batch;
         let scopes = ["repo:write".to_owned()];
         odd.required_scopes = &scopes;
+        let list_filter = crate::extproc::ListFilterAudit {
+            list: "tools",
+            hidden: vec!["delete_repo".to_owned()],
+            error: Some("list response is not UTF-8".to_owned()),
+        };
+        odd.list_filter = Some(&list_filter);
         let empty = event(&[], &[]);
         for e in [plain, odd, empty] {
             assert_eq!(e.to_json(), serde_json::to_string(&e).unwrap());

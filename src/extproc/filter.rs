@@ -98,11 +98,12 @@ impl ListKind {
 /// Whether the caller may use one listed item (`kind`, name).
 pub type Visible<'a> = dyn FnMut(ListKind, &str) -> bool + 'a;
 
-/// Filters a list response body. `sse` when the response is
+/// Filters a list response body for the lists the request asked for (a
+/// legacy JSON-RPC batch may ask for several). `sse` when the response is
 /// `text/event-stream`. The names of hidden items are pushed to `hidden`.
 pub fn filter(
     body: &[u8],
-    kind: ListKind,
+    kinds: &[ListKind],
     sse: bool,
     visible: &mut Visible<'_>,
     hidden: &mut Vec<String>,
@@ -112,11 +113,11 @@ pub fn filter(
     }
     let text = std::str::from_utf8(body).map_err(|_| FilterError::NotUtf8)?;
     if sse {
-        return filter_sse(text, kind, visible, hidden).map(String::into_bytes);
+        return filter_sse(text, kinds, visible, hidden).map(String::into_bytes);
     }
     let mut json: Json =
         serde_json::from_str(text).map_err(|e| FilterError::NotJson(e.to_string()))?;
-    filter_json(&mut json, kind, visible, hidden)?;
+    filter_json(&mut json, kinds, visible, hidden)?;
     serde_json::to_vec(&json).map_err(|e| FilterError::NotJson(e.to_string()))
 }
 
@@ -124,25 +125,25 @@ pub fn filter(
 /// the list object for models.
 fn filter_json(
     json: &mut Json,
-    kind: ListKind,
+    kinds: &[ListKind],
     visible: &mut Visible<'_>,
     hidden: &mut Vec<String>,
 ) -> Result<(), FilterError> {
-    if kind == ListKind::Models {
+    if kinds.contains(&ListKind::Models) {
         // An answer without `data` lists no model (clients read `data`).
-        if json.get(kind.key()).is_none() {
+        if json.get(ListKind::Models.key()).is_none() {
             return Ok(());
         }
-        return filter_items(json, kind, visible, hidden);
+        return filter_items(json, ListKind::Models, visible, hidden);
     }
     match json {
         Json::Array(messages) => {
             for m in messages {
-                filter_message(m, kind, visible, hidden)?;
+                filter_message(m, kinds, visible, hidden)?;
             }
             Ok(())
         }
-        m => filter_message(m, kind, visible, hidden),
+        m => filter_message(m, kinds, visible, hidden),
     }
 }
 
@@ -150,21 +151,24 @@ fn filter_json(
 /// notifications and server requests pass unchanged.
 fn filter_message(
     message: &mut Json,
-    kind: ListKind,
+    kinds: &[ListKind],
     visible: &mut Visible<'_>,
     hidden: &mut Vec<String>,
 ) -> Result<(), FilterError> {
     let Some(obj) = message.as_object_mut() else {
         return Err(FilterError::Shape("a JSON-RPC message is not an object"));
     };
-    match obj.get_mut("result") {
-        Some(result @ Json::Object(_)) if result.get(kind.key()).is_some() => {
-            filter_items(result, kind, visible, hidden)
+    let Some(result @ Json::Object(_)) = obj.get_mut("result") else {
+        return Ok(());
+    };
+    // A result without the list: the server answered something else (an
+    // empty result is an empty list to a client).
+    for &kind in kinds {
+        if result.get(kind.key()).is_some() {
+            filter_items(result, kind, visible, hidden)?;
         }
-        // A result without the list: the server answered something else (an
-        // empty result is an empty list to a client).
-        _ => Ok(()),
     }
+    Ok(())
 }
 
 /// Keeps the visible items of `holder[kind.key()]`.
@@ -196,7 +200,7 @@ fn filter_items(
 /// other fields (`event`, `id`, `retry`, comments) are kept as they were.
 fn filter_sse(
     text: &str,
-    kind: ListKind,
+    kinds: &[ListKind],
     visible: &mut Visible<'_>,
     hidden: &mut Vec<String>,
 ) -> Result<String, FilterError> {
@@ -231,7 +235,7 @@ fn filter_sse(
                 let joined = data.join("\n");
                 let mut json: Json = serde_json::from_str(&joined)
                     .map_err(|e| FilterError::NotJson(format!("SSE event data: {e}")))?;
-                filter_json(&mut json, kind, visible, hidden)?;
+                filter_json(&mut json, kinds, visible, hidden)?;
                 out.push_str("data: ");
                 out.push_str(&json.to_string());
                 out.push('\n');
@@ -280,7 +284,7 @@ mod tests {
     fn run(body: &str, kind: ListKind, sse: bool) -> Result<(String, Vec<String>), FilterError> {
         let mut hidden = Vec::new();
         let mut visible = |_: ListKind, name: &str| !name.starts_with("secret");
-        let out = filter(body.as_bytes(), kind, sse, &mut visible, &mut hidden)?;
+        let out = filter(body.as_bytes(), &[kind], sse, &mut visible, &mut hidden)?;
         Ok((String::from_utf8(out).unwrap(), hidden))
     }
 
@@ -317,6 +321,27 @@ mod tests {
         let (out, hidden) = run(&models.to_string(), ListKind::Models, false).unwrap();
         assert!(out.contains("gpt-4o") && !out.contains("secret"), "{out}");
         assert_eq!(hidden, ["secret-model"]);
+    }
+
+    #[test]
+    fn a_batch_asking_for_two_lists_gets_both_filtered() {
+        let body = json!([
+            {"jsonrpc": "2.0", "id": 1, "result": {"tools": [{"name": "a"}, {"name": "secret-t"}]}},
+            {"jsonrpc": "2.0", "id": 2, "result": {"prompts": [{"name": "secret-p"}, {"name": "b"}]}},
+        ]);
+        let mut hidden = Vec::new();
+        let mut visible = |_: ListKind, name: &str| !name.starts_with("secret");
+        let kinds = [ListKind::Tools, ListKind::Prompts];
+        let out = filter(
+            body.to_string().as_bytes(),
+            &kinds,
+            false,
+            &mut visible,
+            &mut hidden,
+        )
+        .unwrap();
+        assert!(!String::from_utf8(out).unwrap().contains("secret"));
+        assert_eq!(hidden, ["secret-t", "secret-p"]);
     }
 
     #[test]
@@ -375,13 +400,19 @@ mod tests {
         let mut hidden = Vec::new();
         let big = vec![b' '; MAX_LIST_BYTES + 1];
         assert_eq!(
-            filter(&big, ListKind::Tools, false, &mut |_, _| true, &mut hidden),
+            filter(
+                &big,
+                &[ListKind::Tools],
+                false,
+                &mut |_, _| true,
+                &mut hidden
+            ),
             Err(FilterError::TooLarge(MAX_LIST_BYTES + 1))
         );
         assert_eq!(
             filter(
                 &[0xff],
-                ListKind::Tools,
+                &[ListKind::Tools],
                 false,
                 &mut |_, _| true,
                 &mut hidden

@@ -88,8 +88,10 @@ struct Exchange {
     req: Option<HttpRequest>,
     /// The route's protocol, when the request is on a route that can list.
     protocol: Option<Protocol>,
-    /// The list the request asks for.
+    /// The list the request asks for (the first, for a legacy batch).
     list: Option<ListKind>,
+    /// Every list a legacy batch asks for.
+    lists: Vec<ListKind>,
     /// The JSON-RPC id of the list request.
     id: Json,
     /// Whether the response is an SSE stream.
@@ -212,7 +214,11 @@ impl ListFilterService {
             None => {
                 let mut visible =
                     |kind: ListKind, name: &str| self.visible(&snapshot, req, kind, name, now);
-                filter::filter(body, kind, ex.sse, &mut visible, &mut hidden)
+                let mut kinds = ex.lists.clone();
+                if !kinds.contains(&kind) {
+                    kinds.push(kind);
+                }
+                filter::filter(body, &kinds, ex.sse, &mut visible, &mut hidden)
             }
         };
         let mut outcome = self.gate.check(&snapshot, req, now);
@@ -295,15 +301,21 @@ fn request_body(ex: &mut Exchange, body: Vec<u8>) {
             Json::Array(items) => items.iter().collect(),
             one => vec![one],
         };
-        if let Some((kind, id)) = messages.iter().find_map(|m| {
-            let kind = m
+        for m in messages {
+            let Some(kind) = m
                 .get("method")
                 .and_then(Json::as_str)
-                .and_then(ListKind::of_method)?;
-            Some((kind, m.get("id").cloned().unwrap_or(Json::Null)))
-        }) {
-            ex.list = Some(kind);
-            ex.id = id;
+                .and_then(ListKind::of_method)
+            else {
+                continue;
+            };
+            if ex.list.is_none() {
+                ex.list = Some(kind);
+                ex.id = m.get("id").cloned().unwrap_or(Json::Null);
+            }
+            if !ex.lists.contains(&kind) {
+                ex.lists.push(kind);
+            }
         }
     }
     req.body = body;
@@ -580,7 +592,8 @@ mod tests {
                 .decision
                 .is_allow()
         };
-        let out = filter::filter(body, ListKind::Tools, false, &mut visible, &mut hidden).unwrap();
+        let out =
+            filter::filter(body, &[ListKind::Tools], false, &mut visible, &mut hidden).unwrap();
         let out: Json = serde_json::from_slice(&out).unwrap();
         let mut kept: Vec<String> = out["result"]["tools"]
             .as_array()
@@ -624,6 +637,63 @@ mod tests {
             (req.method.as_str(), req.path.as_str()),
             ("GET", "/v1/models/gpt-4o")
         );
+    }
+
+    #[test]
+    fn the_exchange_learns_the_lists_and_buffers_list_answers_only() {
+        use envoy_types::pb::envoy::config::core::v3::HeaderValue as Hv;
+        let headers = |pairs: &[(&str, &str)]| HttpHeaders {
+            headers: Some(HeaderMap {
+                headers: pairs
+                    .iter()
+                    .map(|(k, v)| Hv {
+                        key: (*k).to_owned(),
+                        raw_value: v.as_bytes().to_vec(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            }),
+            ..Default::default()
+        };
+        let mut ex = Exchange {
+            req: Some(list_request(None)),
+            protocol: Some(Protocol::Mcp),
+            ..Default::default()
+        };
+        let batch = br#"[{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"x"}},
+            {"jsonrpc":"2.0","id":"b","method":"prompts/list"},{"jsonrpc":"2.0","id":"c","method":"tools/list"}]"#;
+        request_body(&mut ex, batch.to_vec());
+        assert_eq!(ex.list, Some(ListKind::Prompts));
+        assert_eq!(ex.lists, [ListKind::Prompts, ListKind::Tools]);
+        assert_eq!(ex.id, Json::from("b"));
+        let (_, mode) = response_headers(
+            &mut ex,
+            &headers(&[
+                (":status", "200"),
+                ("content-type", "text/event-stream"),
+                ("content-length", "9"),
+            ]),
+        );
+        assert_eq!(
+            mode.map(|m| m.response_body_mode),
+            Some(BodySendMode::Buffered as i32)
+        );
+        assert!(ex.sse && ex.sized && ex.encoding.is_none());
+        // An error answer carries no list: not buffered.
+        let (_, mode) = response_headers(&mut ex, &headers(&[(":status", "403")]));
+        assert!(mode.is_none() && ex.list.is_none());
+        // A request that lists nothing is never buffered.
+        let mut call = Exchange {
+            req: Some(list_request(None)),
+            protocol: Some(Protocol::Mcp),
+            ..Default::default()
+        };
+        request_body(
+            &mut call,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#.to_vec(),
+        );
+        let (_, mode) = response_headers(&mut call, &headers(&[(":status", "200")]));
+        assert!(mode.is_none());
     }
 
     /// The cost of filtering a 100-tool `tools/list` (BENCHMARKS.md, "List filtering"):
