@@ -587,6 +587,7 @@ mod tests {
         let list_filter = crate::extproc::ListFilterAudit {
             list: "tools",
             hidden: vec!["delete_repo".to_owned()],
+            conditional: vec!["deploy".to_owned()],
             error: Some("list response is not UTF-8".to_owned()),
         };
         odd.list_filter = Some(&list_filter);

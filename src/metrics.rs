@@ -60,6 +60,8 @@ pub const POLICY_SNAPSHOT: &str = "cedar_gate_policy_snapshot_info";
 pub const LIST_RESPONSES: &str = "cedar_gate_list_responses_filtered_total";
 /// Listed items hidden by ext_proc, by `list`.
 pub const LIST_ITEMS_HIDDEN: &str = "cedar_gate_list_items_hidden_total";
+/// Listed items kept although the bare call was denied (conditional), by `list`.
+pub const LIST_ITEMS_CONDITIONAL: &str = "cedar_gate_list_items_conditional_total";
 
 /// Every metric this module defines (other modules add their own, e.g. the
 /// decision cache and JWKS metrics). Alert rules are checked against it.
@@ -88,6 +90,7 @@ pub const ALL: &[&str] = &[
     POLICY_SNAPSHOT,
     LIST_RESPONSES,
     LIST_ITEMS_HIDDEN,
+    LIST_ITEMS_CONDITIONAL,
 ];
 
 /// Histogram buckets in seconds: 5 µs to 100 ms.
@@ -226,15 +229,21 @@ fn describe() {
         LIST_ITEMS_HIDDEN,
         "Listed items ext_proc removed because the caller may not use them, by list."
     );
+    describe_counter!(
+        LIST_ITEMS_CONDITIONAL,
+        "Listed items ext_proc kept although the bare call was denied (another call might be allowed), by list."
+    );
     describe_gauge!(BUILD_INFO, "Build information.");
     describe_lifecycle();
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
-/// Records one filtered list response (ext_proc) and how many items it hid.
-pub fn record_list_filtered(list: &'static str, hidden: usize) {
+/// Records one filtered list response (ext_proc), how many items it hid and
+/// how many it kept only because another call might use them.
+pub fn record_list_filtered(list: &'static str, hidden: usize, conditional: usize) {
     counter!(LIST_RESPONSES, "list" => list).increment(1);
     counter!(LIST_ITEMS_HIDDEN, "list" => list).increment(hidden as u64);
+    counter!(LIST_ITEMS_CONDITIONAL, "list" => list).increment(conditional as u64);
 }
 
 /// Records one answered Check.

@@ -83,6 +83,16 @@ impl ListKind {
         }
     }
 
+    /// The action of the request that would use a listed item.
+    pub fn use_action(self) -> &'static str {
+        match self {
+            ListKind::Tools => "call_tool",
+            ListKind::Prompts => "get_prompt",
+            ListKind::Resources | ListKind::ResourceTemplates => "read_resource",
+            ListKind::Models => "get_model",
+        }
+    }
+
     /// A label for audit events and metrics.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -21,6 +21,7 @@
 //!    hidden names. Anything unreadable replaces the body with a JSON-RPC
 //!    error: never the unfiltered list.
 
+pub mod conditional;
 pub mod filter;
 
 use std::pin::Pin;
@@ -76,6 +77,10 @@ pub struct ListFilterAudit {
     pub list: &'static str,
     /// The names removed.
     pub hidden: Vec<String>,
+    /// The names kept although the bare call was denied: another call (other
+    /// arguments) might be allowed ([`conditional`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditional: Vec<String>,
     /// Why the response could not be filtered (it was replaced by an error).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -209,11 +214,11 @@ impl ListFilterService {
         let now = SystemTime::now();
         let started = std::time::Instant::now();
         let mut hidden = Vec::new();
+        let mut judge = Judge::new(&self.gate, &snapshot, req, now);
         let result = match &ex.encoding {
             Some(e) => Err(FilterError::Encoded(e.clone())),
             None => {
-                let mut visible =
-                    |kind: ListKind, name: &str| self.visible(&snapshot, req, kind, name, now);
+                let mut visible = |kind: ListKind, name: &str| judge.visible(kind, name);
                 let mut kinds = ex.lists.clone();
                 if !kinds.contains(&kind) {
                     kinds.push(kind);
@@ -222,10 +227,12 @@ impl ListFilterService {
             }
         };
         let mut outcome = self.gate.check(&snapshot, req, now);
-        crate::metrics::record_list_filtered(kind.as_str(), hidden.len());
+        let conditional = judge.conditional;
+        crate::metrics::record_list_filtered(kind.as_str(), hidden.len(), conditional.len());
         let mut audit = ListFilterAudit {
             list: kind.as_str(),
             hidden,
+            conditional,
             error: None,
         };
         let answer = match result {
@@ -243,19 +250,65 @@ impl ListFilterService {
             .record(&AuditEvent::new(&outcome, req, now, started.elapsed()));
         answer
     }
+}
 
-    /// Whether the caller may use one listed item: the request that would
-    /// use it, decided like any Check.
-    fn visible(
-        &self,
-        snapshot: &Snapshot,
-        base: &HttpRequest,
-        kind: ListKind,
-        name: &str,
+/// Decides the items of one list for one caller.
+pub(crate) struct Judge<'a> {
+    gate: &'a Gate,
+    snapshot: &'a Snapshot,
+    req: &'a HttpRequest,
+    now: SystemTime,
+    /// Per list kind (per action), computed on first use.
+    reads: Vec<(ListKind, conditional::CallContextReads)>,
+    /// The items kept although their bare call was denied.
+    pub(crate) conditional: Vec<String>,
+}
+
+// === impl Judge ===
+
+impl<'a> Judge<'a> {
+    pub(crate) fn new(
+        gate: &'a Gate,
+        snapshot: &'a Snapshot,
+        req: &'a HttpRequest,
         now: SystemTime,
-    ) -> bool {
-        let req = item_request(base, kind, name);
-        self.gate.check(snapshot, &req, now).decision.is_allow()
+    ) -> Self {
+        Self {
+            gate,
+            snapshot,
+            req,
+            now,
+            reads: Vec::new(),
+            conditional: Vec::new(),
+        }
+    }
+
+    /// Whether a listed item stays: the call that would use it, decided like
+    /// any Check; a denied one stays when another call might be allowed.
+    pub(crate) fn visible(&mut self, kind: ListKind, name: &str) -> bool {
+        let item = item_request(self.req, kind, name);
+        let outcome = self.gate.check(self.snapshot, &item, self.now);
+        let i = match self.reads.iter().position(|(k, _)| *k == kind) {
+            Some(i) => i,
+            None => {
+                let action = crate::classify::action(kind.use_action());
+                let reads = conditional::CallContextReads::new(self.snapshot, &action);
+                self.reads.push((kind, reads));
+                self.reads.len() - 1
+            }
+        };
+        let Some((_, reads)) = self.reads.get(i) else {
+            return false;
+        };
+        let resource = outcome.resource.parse::<cedar_policy::EntityUid>().ok();
+        match reads.visibility(self.snapshot, resource.as_ref(), &outcome.decision) {
+            conditional::Visibility::Visible => true,
+            conditional::Visibility::Conditional => {
+                self.conditional.push(name.to_owned());
+                true
+            }
+            conditional::Visibility::Hidden => false,
+        }
     }
 }
 
@@ -585,13 +638,9 @@ mod tests {
         req: &HttpRequest,
         body: &[u8],
     ) -> Vec<String> {
-        let now = SystemTime::now();
+        let mut judge = Judge::new(gate, snapshot, req, SystemTime::now());
         let mut hidden = Vec::new();
-        let mut visible = |kind: ListKind, name: &str| {
-            gate.check(snapshot, &item_request(req, kind, name), now)
-                .decision
-                .is_allow()
-        };
+        let mut visible = |kind: ListKind, name: &str| judge.visible(kind, name);
         let out =
             filter::filter(body, &[ListKind::Tools], false, &mut visible, &mut hidden).unwrap();
         let out: Json = serde_json::from_slice(&out).unwrap();
@@ -694,6 +743,45 @@ mod tests {
         );
         let (_, mode) = response_headers(&mut call, &headers(&[(":status", "200")]));
         assert!(mode.is_none());
+    }
+
+    #[test]
+    fn items_another_call_could_use_stay_and_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cedar");
+        for entry in std::fs::read_dir(&shipped).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        std::fs::write(
+            dir.path().join("conditional.cedar"),
+            r#"
+            @id("deploy-dry-run-only")
+            permit (principal, action == Action::"call_tool", resource == Tool::"github/deploy")
+            when { context has mcp && context.mcp.argument_names.contains("dry_run") };
+            @id("search-needs-a-repo")
+            forbid (principal, action == Action::"call_tool", resource == Tool::"github/search_issues")
+            unless { context has mcp && context.mcp.argument_names.contains("repo") };
+            @id("no-create")
+            forbid (principal, action == Action::"call_tool", resource == Tool::"github/create_issue");
+            "#,
+        )
+        .unwrap();
+        let snapshot = crate::policy::load::load_dir(dir.path(), 1).unwrap();
+        let (gate, _) = gate(true);
+        let req = list_request(Some("2026-07-28"));
+        let mut judge = Judge::new(&gate, &snapshot, &req, SystemTime::now());
+        let shown: Vec<&str> = ["deploy", "search_issues", "create_issue", "admin_shell"]
+            .into_iter()
+            .filter(|name| judge.visible(ListKind::Tools, name))
+            .collect();
+        // deploy: a permit reads the arguments; search_issues: the forbid that denied it
+        // reads them; create_issue: an unconditional forbid; admin_shell: no permit whose
+        // scope can include it reads the arguments.
+        assert_eq!(shown, ["deploy", "search_issues"]);
+        assert_eq!(judge.conditional, ["deploy", "search_issues"]);
     }
 
     /// The cost of filtering a 100-tool `tools/list` (BENCHMARKS.md, "List filtering"):
