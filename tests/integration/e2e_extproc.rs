@@ -16,7 +16,7 @@ use crate::ai::shipped_routes_yaml;
 use crate::common::gate::DEFAULT_CONFIG;
 use crate::common::ids::RESEARCH_AGENT;
 use crate::common::pyrouter::router_python;
-use crate::common::{CedarGate, Envoy, GateOptions, TestPki, repo_path};
+use crate::common::{CedarGate, Envoy, GateOptions, MtlsClient, TestPki, repo_path};
 
 /// The SDK's MCP server, killed on drop.
 struct McpServer {
@@ -101,7 +101,15 @@ async fn e2e_extproc_filters_lists_for_sdk_clients() {
     let pki = TestPki::new();
     let server = McpServer::start().await;
     let gate = CedarGate::start_with(GateOptions {
-        config: format!("{DEFAULT_CONFIG}{}", shipped_routes_yaml()),
+        // The shipped routes, and one more MCP server whose lists cannot be read.
+        config: format!(
+            "{DEFAULT_CONFIG}{}",
+            shipped_routes_yaml().replacen(
+                "routes:\n",
+                "routes:\n- { path_prefix: /mcp/broken, protocol: mcp, server: broken }\n",
+                1
+            )
+        ),
         ..GateOptions::default()
     })
     .await;
@@ -174,6 +182,41 @@ async fn e2e_extproc_filters_lists_for_sdk_clients() {
             assert_eq!(got["resources"], json!(["file:///notes.txt"]), "{ctx}");
         }
     }
+    // Fail closed: a list answer that cannot be read becomes an error, never the list.
+    let client = MtlsClient::new(&pki, &cert, envoy.listener_port());
+    for how in ["garbage", "truncated", "sse-garbage", "oversize"] {
+        let resp = client
+            .post("/mcp/broken")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("x-broken", how)
+            .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+            .send()
+            .await;
+        let resp = match resp {
+            Ok(resp) => resp,
+            // Over Envoy's buffer limit, Envoy may reset the stream instead of answering.
+            Err(e) if how == "oversize" => {
+                eprintln!("oversize: {e}");
+                continue;
+            }
+            Err(e) => panic!("{how}: {e}"),
+        };
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        assert!(!body.contains("secret_tool"), "{how}: {status} {body:.300}");
+        if status == reqwest::StatusCode::OK {
+            assert!(
+                body.contains("-32603") && body.contains("list_unfiltered"),
+                "{how}: {body:.300}"
+            );
+        } else {
+            // Over Envoy's buffer limit, Envoy itself refuses the answer.
+            assert!(status.is_server_error(), "{how}: {status} {body:.300}");
+        }
+    }
+
     // Each filtered list is audited with what it hid.
     let lines = gate.audit_lines();
     let filtered: Vec<&Value> = lines
@@ -187,5 +230,11 @@ async fn e2e_extproc_filters_lists_for_sdk_clients() {
             .is_some_and(|h| h.contains(&json!("delete_repository")))),
         "{filtered:?}"
     );
+    // The refusals are audited with why.
+    let refused = lines
+        .iter()
+        .filter(|e| e["list_filter"]["error"].is_string())
+        .count();
+    assert!(refused >= 3, "{lines:?}");
     drop(envoy);
 }

@@ -53,6 +53,30 @@ def build_app(path, json_response):
     )
 
 
+async def broken(scope, receive, send):
+    """A server whose list answers cannot be read: `x-broken` says how (garbage, truncated,
+    sse-garbage, oversize). cedar-gate must answer an error, never pass the list on."""
+    while (await receive()).get("more_body"):
+        pass
+    how = dict(scope["headers"]).get(b"x-broken", b"").decode()
+    tools = [{"name": f"secret_tool_{i}", "inputSchema": {"type": "object"}} for i in range(3)]
+    whole = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}})
+    content_type = b"application/json"
+    if how == "garbage":
+        body = b"\x00\xffnot json secret_tool_0"
+    elif how == "truncated":
+        body = whole[: len(whole) // 2].encode()
+    elif how == "sse-garbage":
+        content_type = b"text/event-stream"
+        body = b"event: message\ndata: {\"jsonrpc\": secret_tool_0\n\n"
+    else:  # oversize: 9 MiB of tools
+        many = [{"name": f"secret_tool_{i}", "description": "x" * 1000} for i in range(9 * 1024)]
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"tools": many}}).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 def serve(port_file):
     import uvicorn
 
@@ -67,7 +91,11 @@ def serve(port_file):
                 await receive()
             await send({"type": "lifespan.shutdown.complete"})
             return
-        target = json_app if scope.get("path", "").startswith("/mcp/files") else sse_app
+        path = scope.get("path", "")
+        if path.startswith("/mcp/broken"):
+            await broken(scope, receive, send)
+            return
+        target = json_app if path.startswith("/mcp/files") else sse_app
         await target(scope, receive, send)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
