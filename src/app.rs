@@ -11,14 +11,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
-use crate::audit::AuditLog;
 use crate::config::Config;
-use crate::gate::Gate;
-use crate::metrics;
+use crate::decide::gate::Gate;
 use crate::policy::PolicyStore;
 use crate::policy::watch::{PolicyWatcher, ReloadTrigger};
-use crate::service::AuthzService;
-use crate::tls::{ReloadingTls, TlsError};
+use crate::record::audit::AuditLog;
+use crate::record::metrics;
+use crate::wire::service::AuthzService;
+use crate::wire::tls::{ReloadingTls, TlsError};
 
 /// Default gRPC listen address.
 pub const DEFAULT_GRPC_LISTEN: &str = "0.0.0.0:9191";
@@ -183,7 +183,7 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         let result = match tls {
             Some(tls) => {
                 router
-                    .serve_with_incoming_shutdown(crate::tls::incoming(grpc, tls), stopped)
+                    .serve_with_incoming_shutdown(crate::wire::tls::incoming(grpc, tls), stopped)
                     .await
             }
             None => {

@@ -5,19 +5,18 @@ use std::time::SystemTime;
 
 use cedar_policy::EntityUid;
 
-use crate::cache::{self, DecisionCache};
 use crate::classify::{self, Operation, Protocol};
 use crate::config::Config;
 use crate::identity::issuers::PrincipalSource;
+use crate::identity::spiffe::workload_attrs;
 use crate::identity::token::{TokenVerifier, unix_now};
 use crate::identity::{self, Identity, IdentityError};
-use crate::policy::eval::{AuthzRequest, Decision, PrincipalSpec, Reason};
-use crate::policy::model::{
-    ANONYMOUS, GROUP, Value, WORKLOAD, builtin_uid, uid_string, workload_attrs,
-};
+use crate::policy::cache::{self, DecisionCache};
+use crate::policy::shadow::ShadowOutcome;
 use crate::policy::snapshot::Snapshot;
 use crate::request::HttpRequest;
-use crate::shadow::ShadowOutcome;
+use crate::vocab::{AuthzRequest, Decision, PrincipalSpec, Reason};
+use crate::vocab::{EntityType, Value, builtin_uid, uid_string};
 
 /// Prefix of the headers cedar-gate sets; client-sent ones are never trusted.
 pub const HEADER_PREFIX: &str = "x-cedar-gate-";
@@ -227,7 +226,7 @@ impl Gate {
                 None => cache::evaluate(snapshot, &authz, on_error),
             };
             if !decided.cache_hit {
-                crate::metrics::record_evaluation(evaluation.elapsed());
+                crate::record::metrics::record_evaluation(evaluation.elapsed());
             }
             all_hits &= decided.cache_hit;
             outcome.cache_hit = all_hits;
@@ -311,7 +310,7 @@ fn rejection(e: &IdentityError) -> IdentityRejection {
 
 /// The uid of the single anonymous principal.
 pub fn anonymous_uid() -> EntityUid {
-    builtin_uid(ANONYMOUS, "anonymous")
+    builtin_uid(EntityType::Anonymous, "anonymous")
 }
 
 /// Builds the Cedar question for a request (the token subject is the
@@ -326,7 +325,7 @@ pub fn authz_request(
 }
 
 fn workload_uid(w: &crate::identity::Workload) -> EntityUid {
-    builtin_uid(WORKLOAD, w.id.as_str())
+    builtin_uid(EntityType::Workload, w.id.as_str())
 }
 
 /// The principal of a request, and the other entity it brings (the workload
@@ -343,7 +342,11 @@ pub fn principal_specs(
     let token_spec = identity.token.as_ref().map(|t| PrincipalSpec {
         uid: t.principal.clone(),
         attrs: Vec::new(),
-        parents: t.groups.iter().map(|g| builtin_uid(GROUP, g)).collect(),
+        parents: t
+            .groups
+            .iter()
+            .map(|g| builtin_uid(EntityType::Group, g))
+            .collect(),
     });
     match (token_spec, workload_spec, choice) {
         (Some(t), Some(w), PrincipalSource::Token) => (t, vec![w]),

@@ -7,6 +7,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::vocab::Value;
+
 const SCHEME: &str = "spiffe://";
 const MAX_ID_BYTES: usize = 2048;
 const MAX_TRUST_DOMAIN_BYTES: usize = 255;
@@ -233,6 +235,19 @@ impl SpiffeIdError {
     }
 }
 
+/// The request-time attributes of a workload principal, derived from its SPIFFE id.
+pub fn workload_attrs(id: &SpiffeId) -> Vec<(String, Value)> {
+    let mut attrs = vec![
+        ("trust_domain".to_owned(), Value::str(id.trust_domain())),
+        ("path".to_owned(), Value::str(id.path())),
+    ];
+    if let Some((ns, sa)) = id.kubernetes() {
+        attrs.push(("namespace".to_owned(), Value::str(ns)));
+        attrs.push(("service_account".to_owned(), Value::str(sa)));
+    }
+    attrs
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -441,5 +456,13 @@ mod tests {
             prop_assert_eq!(id.trust_domain(), td.as_str());
             prop_assert_eq!(id.as_str(), s.as_str());
         }
+    }
+
+    #[test]
+    fn k8s_workload_attrs() {
+        let id = SpiffeId::parse("spiffe://example.org/ns/agents/sa/bot").unwrap();
+        let attrs = workload_attrs(&id);
+        assert!(attrs.contains(&("namespace".into(), Value::str("agents"))));
+        assert!(attrs.contains(&("service_account".into(), Value::str("bot"))));
     }
 }

@@ -161,7 +161,7 @@ impl TokenVerifier {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::error!(issuer = %i.cfg.issuer, error = %e, "cannot build the key fetch client");
-                    crate::metrics::record_jwks_refresh(&i.cfg.issuer, false);
+                    crate::record::metrics::record_jwks_refresh(&i.cfg.issuer, false);
                     continue;
                 }
             };
@@ -317,8 +317,8 @@ impl TokenVerifier {
 }
 
 /// The token's part of `context.auth` (see `AuthInfo` in the schema).
-pub fn context(t: &VerifiedToken, now: i64) -> Vec<(String, crate::policy::model::Value)> {
-    use crate::policy::model::Value;
+pub fn context(t: &VerifiedToken, now: i64) -> Vec<(String, crate::vocab::Value)> {
+    use crate::vocab::Value;
     let mut out = vec![
         ("issuer".to_owned(), Value::str(&t.issuer)),
         ("subject".to_owned(), Value::str(&t.subject)),
@@ -479,7 +479,7 @@ mod tests {
         );
         let vt = v.verify(&token, now).unwrap();
         let ctx = context(&vt, t);
-        use crate::policy::model::Value;
+        use crate::vocab::Value;
         assert!(ctx.contains(&("token_age_seconds".into(), Value::Long(7))));
         assert!(ctx.contains(&("token_remaining_seconds".into(), Value::Long(60))));
         assert!(ctx.contains(&("scopes".into(), Value::Set(vec![Value::str("a")]))));

@@ -17,10 +17,8 @@ use cedar_policy::{
 
 use crate::config::OnPolicyError;
 use crate::policy::diagnostic::Diagnostic;
-use crate::policy::eval::{
-    AuthzRequest, Decision, DeterminingPolicy, Effect, PrincipalSpec, Reason,
-};
 use crate::policy::slice::Slicer;
+use crate::vocab::{AuthzRequest, Decision, DeterminingPolicy, Effect, PrincipalSpec, Reason};
 
 /// A loaded, validated policy directory. Never mutated after construction;
 /// reloads build a new one and swap it in whole.
@@ -488,7 +486,7 @@ fn collect_entity_refs(v: &serde_json::Value, out: &mut Vec<EntityUid>) {
     match v {
         serde_json::Value::Object(map) => {
             if let Some(e) = map.get("__entity") {
-                if let Ok(uid) = crate::policy::model::uid_from_json(e) {
+                if let Ok(uid) = crate::vocab::uid_from_json(e) {
                     out.push(uid);
                 }
                 return;
@@ -507,7 +505,7 @@ fn collect_dereferenced_literals(v: &serde_json::Value, in_deref: bool, out: &mu
     match v {
         serde_json::Value::Object(map) => {
             if in_deref && let Some(e) = map.get("__entity") {
-                if let Ok(uid) = crate::policy::model::uid_from_json(e) {
+                if let Ok(uid) = crate::vocab::uid_from_json(e) {
                     out.push(uid);
                 }
                 return;
@@ -538,7 +536,7 @@ fn collect_dereferenced_literals(v: &serde_json::Value, in_deref: bool, out: &mu
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::policy::model::{Value, builtin_uid};
+    use crate::vocab::{EntityType, Value, builtin_uid};
     use proptest::prelude::*;
 
     const SCHEMA: &str = r#"
@@ -612,13 +610,13 @@ action chat in ["inference"] appliesTo { principal: [Workload], resource: [Route
             for (w, extra_groups, action, v1) in requests {
                 let req = AuthzRequest {
                     principal: PrincipalSpec {
-                        uid: builtin_uid("Workload", &workload(w)),
+                        uid: builtin_uid(EntityType::Workload, &workload(w)),
                         attrs: vec![("trust_domain".into(), Value::str("example.org")), ("path".into(), Value::str("/x"))],
-                        parents: extra_groups.iter().map(|g| builtin_uid("Group", &format!("g{g}"))).collect(),
+                        parents: extra_groups.iter().map(|g| builtin_uid(EntityType::Group, &format!("g{g}"))).collect(),
                     },
                     extra: Vec::new(),
-                    action: builtin_uid("Action", ["http", "other", "chat"][action as usize]),
-                    resource: builtin_uid("Route", "/r"),
+                    action: builtin_uid(EntityType::Action, ["http", "other", "chat"][action as usize]),
+                    resource: builtin_uid(EntityType::Route, "/r"),
                     context: vec![("request".into(), Value::Record(vec![("path".into(), Value::str(if v1 { "/v1/x" } else { "/x" }))]))],
                 };
                 let full = snapshot.decide_unsliced(&req).unwrap();

@@ -7,8 +7,8 @@ use std::time::Duration;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::gate::Outcome;
-use crate::policy::eval::Reason;
+use crate::decide::gate::Outcome;
+use crate::vocab::Reason;
 
 /// Checks answered, by `decision` and `reason`.
 pub const CHECKS: &str = "cedar_gate_checks_total";

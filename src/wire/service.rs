@@ -6,12 +6,12 @@ use std::time::{Instant, SystemTime};
 use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest, CheckResponse};
 use tonic::{Request, Response, Status};
 
-use crate::audit::{AuditEvent, AuditLog};
-use crate::gate::Gate;
-use crate::metrics;
+use crate::decide::gate::Gate;
 use crate::policy::PolicyStore;
+use crate::record::audit::{AuditEvent, AuditLog};
+use crate::record::metrics;
 use crate::request::HttpRequest;
-use crate::response;
+use crate::wire::response;
 
 /// The Authorization service.
 #[derive(Debug, Clone)]
