@@ -14,9 +14,9 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use cedar_gate::config::OnPolicyError;
 use cedar_gate::identity::spiffe::SpiffeId;
 use cedar_gate::identity::{Identity, Workload, WorkloadSource};
+use cedar_gate::policy::OnPolicyError;
 use cedar_gate::policy::cache::{self, DecisionCache};
 use cedar_gate::policy::{Snapshot, load_dir};
 use cedar_gate::request::HttpRequest;

@@ -261,7 +261,7 @@ pub fn reload(store: &PolicyStore) -> bool {
                 hash = %snapshot.hash,
                 "policy directory unchanged; snapshot kept"
             );
-            metrics::record_reload(Ok(&snapshot));
+            metrics::record_reload(Ok(snapshot.figures()));
             true
         }
         Ok(snapshot) => {
@@ -276,7 +276,7 @@ pub fn reload(store: &PolicyStore) -> bool {
                 volatile_context_reads = ?snapshot.volatile_reads(),
                 "policy snapshot loaded"
             );
-            metrics::record_reload(Ok(&snapshot));
+            metrics::record_reload(Ok(snapshot.figures()));
             true
         }
         Err(e) => {

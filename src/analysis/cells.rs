@@ -13,9 +13,9 @@ use serde_json::{Map, Value, json};
 use crate::analysis::AnalysisError;
 use crate::analysis::fold::{Cell, Residual, Subject, specialize};
 use crate::analysis::setdir::PolicyDir;
-use crate::config::OnPolicyError;
 use crate::decide::request_file::RequestFile;
 use crate::identity::spiffe::{SpiffeId, workload_attrs};
+use crate::policy::OnPolicyError;
 use crate::vocab::{GROUP, WORKLOAD};
 
 /// Trust domain of the made-up workloads that stand for "a member of group G".

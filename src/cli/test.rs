@@ -25,8 +25,8 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use crate::config::OnPolicyError;
 use crate::decide::request_file::{PrincipalJson, RequestFile};
+use crate::policy::OnPolicyError;
 use crate::policy::{Snapshot, load_dir};
 use crate::vocab::Decision;
 

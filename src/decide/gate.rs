@@ -14,6 +14,7 @@ use crate::identity::{self, Identity, IdentityError};
 use crate::policy::cache::{self, DecisionCache};
 use crate::policy::shadow::ShadowOutcome;
 use crate::policy::snapshot::Snapshot;
+use crate::record::metrics::CheckFigures;
 use crate::request::HttpRequest;
 use crate::vocab::{AuthzRequest, Decision, PrincipalSpec, Reason};
 use crate::vocab::{EntityType, Value, builtin_uid, uid_string};
@@ -84,6 +85,21 @@ impl Outcome {
             self.decision.reason,
             Reason::Unauthenticated | Reason::InvalidIdentity
         )
+    }
+
+    /// What this decision adds to the metrics.
+    pub fn figures(&self, elapsed: std::time::Duration) -> CheckFigures<'_> {
+        CheckFigures {
+            allow: self.decision.is_allow(),
+            reason: self.decision.reason,
+            identity_rejection: self.identity_error.as_ref().map(|r| r.code),
+            shadow_disagreement: self
+                .shadow
+                .as_ref()
+                .filter(|s| s.disagrees)
+                .map(|s| (s.action_label.as_str(), s.decision.is_allow())),
+            elapsed,
+        }
     }
 }
 

@@ -12,7 +12,15 @@ use std::str::FromStr;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+/// An `identity` setting that is well-formed but not acceptable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid config: `{key}` {message}")]
+pub struct InvalidIdentityConfig {
+    /// The dotted key.
+    pub key: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
 
 /// Largest `leeway_seconds` accepted: clock skew, not a grace period.
 pub const MAX_LEEWAY_SECONDS: u64 = 300;
@@ -169,8 +177,8 @@ pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
     Ok(alg)
 }
 
-fn invalid(key: &'static str, message: String) -> ConfigError {
-    ConfigError::Invalid { key, message }
+fn invalid(key: &'static str, message: String) -> InvalidIdentityConfig {
+    InvalidIdentityConfig { key, message }
 }
 
 /// Whether `url` may be fetched: `https://`, or `http://` to a loopback host.
@@ -191,7 +199,7 @@ pub fn validate(
     issuers: &[IssuerConfig],
     token_header: Option<&str>,
     jwt_authn: Option<&JwtAuthnMetadataConfig>,
-) -> Result<(), ConfigError> {
+) -> Result<(), InvalidIdentityConfig> {
     let mut entity_types: Vec<&str> = Vec::new();
     let mut names: Vec<&str> = Vec::new();
     for i in issuers {
@@ -347,6 +355,7 @@ pub fn validate(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::config::ConfigError;
 
     #[test]
     fn algorithms() {

@@ -16,6 +16,7 @@
 //! names a trust domain, not a workload (X509-SVID §5.2), and is refused.
 
 pub mod cert;
+pub mod config;
 pub mod issuers;
 pub mod jwks;
 pub mod jwt;
@@ -23,9 +24,10 @@ pub mod spiffe;
 pub mod token;
 pub mod xfcc;
 
+pub use config::{IdentityConfig, PositiveSeconds, XfccConfig};
+
 use std::time::{Duration, SystemTime};
 
-use crate::config::IdentityConfig;
 use crate::request::HttpRequest;
 use cert::CertError;
 use jwt::{TokenError, VerifiedToken};

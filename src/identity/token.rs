@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::IdentityConfig;
+use crate::identity::IdentityConfig;
 use crate::identity::issuers::{
     DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_HEADER, IssuerConfig, JwtAuthnMetadataConfig,
 };

@@ -1,6 +1,7 @@
 //! Cedar policies: loading a snapshot, holding it, and deciding with it.
 
 pub mod cache;
+pub mod config;
 pub mod diagnostic;
 pub mod load;
 pub mod reads;
@@ -10,6 +11,7 @@ pub mod snapshot;
 pub mod store;
 pub mod watch;
 
+pub use config::{AuthorizationConfig, CacheConfig, OnPolicyError, PolicyReloadConfig};
 pub use load::{PolicyLoadError, load_dir};
 pub use snapshot::Snapshot;
 pub use store::PolicyStore;

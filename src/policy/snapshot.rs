@@ -15,7 +15,7 @@ use cedar_policy::{
     RequestValidationError, RestrictedExpression, Schema,
 };
 
-use crate::config::OnPolicyError;
+use crate::policy::OnPolicyError;
 use crate::policy::diagnostic::Diagnostic;
 use crate::policy::slice::Slicer;
 use crate::vocab::{AuthzRequest, Decision, DeterminingPolicy, Effect, PrincipalSpec, Reason};
@@ -142,6 +142,16 @@ impl Snapshot {
             hash,
             loaded_at: SystemTime::now(),
             warnings,
+        }
+    }
+
+    /// This snapshot as the metrics see it.
+    pub fn figures(&self) -> crate::record::metrics::SnapshotFigures {
+        crate::record::metrics::SnapshotFigures {
+            generation: self.generation,
+            policies: self.policy_count(),
+            shadow_policies: self.shadow_count(),
+            loaded_at: self.loaded_at,
         }
     }
 
@@ -620,7 +630,7 @@ action chat in ["inference"] appliesTo { principal: [Workload], resource: [Route
                     context: vec![("request".into(), Value::Record(vec![("path".into(), Value::str(if v1 { "/v1/x" } else { "/x" }))]))],
                 };
                 let full = snapshot.decide_unsliced(&req).unwrap();
-                let sliced = snapshot.decide(&req, crate::config::OnPolicyError::Ignore);
+                let sliced = snapshot.decide(&req, crate::policy::OnPolicyError::Ignore);
                 let mut full_reason: Vec<String> = full.diagnostics().reason().map(|p| p.to_string()).collect();
                 full_reason.sort();
                 let sliced_reason: Vec<String> = sliced.policies.iter().map(|p| p.id.clone()).collect();

@@ -60,7 +60,7 @@ impl Authorization for AuthzService {
         let elapsed = started.elapsed();
 
         tracing::Span::current().record("decision_id", outcome.decision_id.as_str());
-        metrics::record_check(&outcome, elapsed);
+        metrics::record_check(&outcome.figures(elapsed));
         self.audit
             .record(&AuditEvent::new(&outcome, &req, now, elapsed));
         if !outcome.decision.is_allow() {

@@ -30,9 +30,9 @@ use std::time::{Duration, Instant, SystemTime};
 use moka::Expiry;
 use moka::notification::RemovalCause;
 
-use crate::config::{CacheConfig, OnPolicyError};
 use crate::policy::reads::VOLATILE_CONTEXT;
 use crate::policy::snapshot::Snapshot;
+use crate::policy::{CacheConfig, OnPolicyError};
 use crate::record::metrics;
 use crate::vocab::Value;
 use crate::vocab::{AuthzRequest, Decision, Reason};
