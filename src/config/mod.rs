@@ -307,6 +307,7 @@ impl Config {
 mod tests {
     use super::*;
     use crate::identity::PositiveSeconds;
+    use crate::policy::OnPolicyError;
 
     #[test]
     fn empty_is_defaults() {
