@@ -45,7 +45,7 @@ fn requests(n: usize) -> Vec<AuthzRequest> {
             };
             let op = cedar_gate::classify::http::classify(&req);
             let now = SystemTime::now() + Duration::from_millis(i as u64);
-            cedar_gate::decide::gate::authz_request(&req, &identity, &op, now)
+            cedar_gate::decide::question::authz_request(&req, &identity, &op, now)
         })
         .collect()
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use cedar_gate::config::Config;
-use cedar_gate::decide::gate::Gate;
+use cedar_gate::decide::Gate;
 use cedar_gate::policy::PolicyStore;
 use cedar_gate::record::audit::{AuditEvent, AuditLog};
 use cedar_gate::record::metrics;

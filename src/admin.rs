@@ -97,7 +97,7 @@ async fn status(State(state): State<AdminState>) -> impl IntoResponse {
             "policies": s.policy_count(),
             "shadow_policies": s.shadow_count(),
             "volatile_context_reads": s.volatile_reads(),
-            "loaded_at": crate::decide::gate::rfc3339(s.loaded_at),
+            "loaded_at": crate::vocab::rfc3339(s.loaded_at),
         })
     });
     axum::Json(serde_json::json!({

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
 use crate::config::Config;
-use crate::decide::gate::Gate;
+use crate::decide::Gate;
 use crate::policy::PolicyStore;
 use crate::policy::watch::{PolicyWatcher, ReloadTrigger};
 use crate::record::audit::AuditLog;

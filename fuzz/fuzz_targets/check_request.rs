@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use cedar_gate::record::audit::AuditEvent;
 use cedar_gate::config::Config;
-use cedar_gate::decide::gate::Gate;
+use cedar_gate::decide::Gate;
 use cedar_gate::policy::Snapshot;
 use cedar_gate::request::HttpRequest;
 use cedar_gate::wire::response;

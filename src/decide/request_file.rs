@@ -136,7 +136,7 @@ impl RequestFile {
                 not_after: None,
             });
         }
-        let mut authz = crate::decide::gate::authz_request(&req, &identity, &op, now);
+        let mut authz = crate::decide::question::authz_request(&req, &identity, &op, now);
         authz.principal = PrincipalSpec {
             uid,
             attrs,

@@ -20,11 +20,13 @@ pub mod config;
 pub mod issuers;
 pub mod jwks;
 pub mod jwt;
+pub mod resolver;
 pub mod spiffe;
 pub mod token;
 pub mod xfcc;
 
 pub use config::{IdentityConfig, PositiveSeconds, XfccConfig};
+pub use resolver::{IdentityRejection, Rejection, Resolver};
 
 use std::time::{Duration, SystemTime};
 
@@ -88,6 +90,25 @@ impl Identity {
             (false, true) => "jwt",
             (false, false) => "none",
         }
+    }
+
+    /// When the caller's credentials stop being valid: nothing decided for
+    /// them (a cached decision) may outlive this. The earliest of the
+    /// certificate's not-after and the token's `exp` (without leeway).
+    pub fn valid_until(&self) -> Option<SystemTime> {
+        let token = self.token.as_ref().map(|t| {
+            let exp = u64::try_from(t.expires_at).unwrap_or(0);
+            SystemTime::UNIX_EPOCH + Duration::from_secs(exp)
+        });
+        [self.workload.as_ref().and_then(|w| w.not_after), token]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether the caller presented no credentials at all.
+    pub fn is_anonymous(&self) -> bool {
+        self.workload.is_none() && self.token.is_none()
     }
 }
 

@@ -316,57 +316,6 @@ impl TokenVerifier {
     }
 }
 
-/// The token's part of `context.auth` (see `AuthInfo` in the schema).
-pub fn context(t: &VerifiedToken, now: i64) -> Vec<(String, crate::vocab::Value)> {
-    use crate::vocab::Value;
-    let mut out = vec![
-        ("issuer".to_owned(), Value::str(&t.issuer)),
-        ("subject".to_owned(), Value::str(&t.subject)),
-        ("audience".to_owned(), Value::str(&t.audience)),
-        (
-            "scopes".to_owned(),
-            Value::Set(t.scopes.iter().map(Value::str).collect()),
-        ),
-        (
-            "token_remaining_seconds".to_owned(),
-            Value::Long(t.expires_at.saturating_sub(now).max(0)),
-        ),
-    ];
-    if let Some(iat) = t.issued_at {
-        out.push((
-            "token_age_seconds".to_owned(),
-            Value::Long(now.saturating_sub(iat).max(0)),
-        ));
-    }
-    if let Some(jti) = &t.jti {
-        out.push(("jti".to_owned(), Value::str(jti)));
-    }
-    if let Some(first) = t.actors.first() {
-        out.push((
-            "actor".to_owned(),
-            Value::Record(vec![
-                ("sub".to_owned(), Value::str(first)),
-                (
-                    "chain".to_owned(),
-                    Value::Set(t.actors.iter().map(Value::str).collect()),
-                ),
-            ]),
-        ));
-    }
-    if !t.claims.is_empty() {
-        out.push((
-            "claims".to_owned(),
-            Value::Record(
-                t.claims
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Value::str(v)))
-                    .collect(),
-            ),
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -478,7 +427,7 @@ mod tests {
             json!({"iss": "https://idp", "sub": "u", "aud": "api", "iat": t - 7, "exp": t + 60, "scp": ["a"]}),
         );
         let vt = v.verify(&token, now).unwrap();
-        let ctx = context(&vt, t);
+        let ctx = crate::decide::question::token_context(&vt, t);
         use crate::vocab::Value;
         assert!(ctx.contains(&("token_age_seconds".into(), Value::Long(7))));
         assert!(ctx.contains(&("token_remaining_seconds".into(), Value::Long(60))));

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::config::{AuditConfig, AuditSink};
-use crate::decide::gate::Outcome;
+use crate::decide::Outcome;
 use crate::request::HttpRequest;
 use crate::vocab::DeterminingPolicy;
 
@@ -147,7 +147,7 @@ impl<'a> AuditEvent<'a> {
     ) -> Self {
         let workload = outcome.identity.workload.as_ref();
         Self {
-            time: crate::decide::gate::rfc3339(now),
+            time: crate::vocab::rfc3339(now),
             decision_id: &outcome.decision_id,
             request_id: &req.id,
             decision: if outcome.decision.is_allow() {

@@ -6,8 +6,10 @@
 
 mod decision;
 mod names;
+mod time;
 mod value;
 
 pub use decision::{AuthzRequest, Decision, DeterminingPolicy, Effect, PrincipalSpec, Reason};
 pub use names::*;
+pub use time::{rfc3339, rfc3339_seconds};
 pub use value::*;

@@ -10,7 +10,7 @@ use envoy_types::pb::google::protobuf::{Struct, Value as PbValue, value::Kind};
 use envoy_types::pb::google::rpc;
 
 use crate::config::ResponseConfig;
-use crate::decide::gate::Outcome;
+use crate::decide::Outcome;
 
 /// Header naming the principal, for the upstream.
 pub const PRINCIPAL_HEADER: &str = "x-cedar-gate-principal";

@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime};
 use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest, CheckResponse};
 use tonic::{Request, Response, Status};
 
-use crate::decide::gate::Gate;
+use crate::decide::Gate;
 use crate::policy::PolicyStore;
 use crate::record::audit::{AuditEvent, AuditLog};
 use crate::record::metrics;

@@ -108,7 +108,7 @@ fn request(who: usize, path: usize, method: usize, id: usize, now: SystemTime) -
         ..Default::default()
     };
     let op = crate::classify::http::classify(&req);
-    let mut authz = crate::decide::gate::authz_request(&req, &identity, &op, now);
+    let mut authz = crate::decide::question::authz_request(&req, &identity, &op, now);
     if principal == Some(NEWCOMER) {
         // Group membership carried by the credential (as a token's groups would be).
         authz.principal.parents = vec![builtin_uid(EntityType::Group, "approved-agents")];
