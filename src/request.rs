@@ -19,6 +19,39 @@ pub const MAX_HOST_BYTES: usize = 1024;
 /// `max_request_headers_kb` can reach it.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
+/// A header name from the config, lower-cased once when the config is read
+/// (Envoy sends header names in lower case).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct HeaderName(String);
+
+// === impl HeaderName ===
+
+impl HeaderName {
+    /// A header name, lower-cased; `None` when `name` is empty or has a byte
+    /// outside `[A-Za-z0-9_-]`.
+    pub fn new(name: &str) -> Option<Self> {
+        let ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| Self(name.to_ascii_lowercase()))
+    }
+
+    /// The lower-case name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for HeaderName {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        Self::new(&name).ok_or_else(|| format!("`{name}` is not a header name"))
+    }
+}
+
 /// The direct peer, as Envoy saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Peer {

@@ -62,7 +62,6 @@ const KNOWN_LONG_FNS: &[(&str, &str)] = &[
     ("src/analysis/fold.rs", "fold_expr"),
     ("src/analysis/prove.rs", "prove"),
     ("src/app.rs", "start"),
-    ("src/config/mod.rs", "validate"),
     ("src/decide/request_file.rs", "to_authz"),
     ("src/identity/issuers.rs", "validate"),
     ("src/policy/load.rs", "build"),

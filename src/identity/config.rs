@@ -3,7 +3,9 @@
 
 use serde::Deserialize;
 
+use crate::identity::spiffe::{TrustDomain, WorkloadId};
 use crate::identity::xfcc::XfccElementChoice;
+use crate::request::HeaderName;
 
 /// Workload (mTLS / SPIFFE) identity settings.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -12,7 +14,7 @@ pub struct IdentityConfig {
     /// SPIFFE trust domains whose ids are accepted. An id from any other trust
     /// domain is rejected (401). Empty: every SPIFFE id is rejected.
     #[serde(default)]
-    pub trust_domains: Vec<String>,
+    pub trust_domains: Vec<TrustDomain>,
     /// `x-forwarded-client-cert` handling.
     #[serde(default)]
     pub xfcc: XfccConfig,
@@ -21,7 +23,7 @@ pub struct IdentityConfig {
     pub issuers: Vec<crate::identity::issuers::IssuerConfig>,
     /// Header carrying the token (default `authorization`, `Bearer` scheme).
     #[serde(default)]
-    pub token_header: Option<String>,
+    pub token_header: Option<HeaderName>,
     /// Take the token payload from Envoy's `jwt_authn` metadata instead.
     #[serde(default)]
     pub jwt_authn_metadata: Option<crate::identity::issuers::JwtAuthnMetadataConfig>,
@@ -81,7 +83,7 @@ pub struct XfccConfig {
     /// If non-empty, XFCC is used only when the direct peer (`source.principal`)
     /// is one of these SPIFFE ids (for example the ingress gateway).
     #[serde(default)]
-    pub trusted_peers: Vec<String>,
+    pub trusted_peers: Vec<WorkloadId>,
     /// Which element names the client: `last` (the hop nearest to us) or `first`.
     #[serde(default)]
     pub element: XfccElementChoice,

@@ -193,13 +193,16 @@ pub fn resolve(
         let peer_ok = cfg.xfcc.trusted_peers.is_empty()
             || workload
                 .as_ref()
-                .is_some_and(|w| cfg.xfcc.trusted_peers.iter().any(|p| p == w.id.as_str()));
+                .is_some_and(|w| cfg.xfcc.trusted_peers.iter().any(|p| *p.id() == w.id));
         if peer_ok {
             workload = Some(xfcc_workload(header, cfg, now, max_lifetime)?);
         }
     }
     if let Some(w) = &workload
-        && !cfg.trust_domains.iter().any(|td| td == w.id.trust_domain())
+        && !cfg
+            .trust_domains
+            .iter()
+            .any(|td| td.as_str() == w.id.trust_domain())
     {
         return Err(IdentityError::UntrustedDomain(
             w.id.trust_domain().to_owned(),

@@ -159,6 +159,59 @@ impl FromStr for SpiffeId {
     }
 }
 
+/// A SPIFFE trust domain (`example.org`), parsed when the config is read: a
+/// trust domain no valid id could ever carry is refused at load.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct TrustDomain(String);
+
+// === impl TrustDomain ===
+
+impl TrustDomain {
+    /// The trust domain, e.g. `example.org`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TrustDomain {
+    type Error = String;
+
+    fn try_from(td: String) -> Result<Self, Self::Error> {
+        validate_trust_domain(&td)
+            .map_err(|e| format!("`{td}` is not a valid trust domain: {e}"))?;
+        Ok(Self(td))
+    }
+}
+
+/// The SPIFFE id of a workload (an id with a path: a trust-domain id is never
+/// a workload), parsed when the config is read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct WorkloadId(SpiffeId);
+
+// === impl WorkloadId ===
+
+impl WorkloadId {
+    /// The id.
+    pub fn id(&self) -> &SpiffeId {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for WorkloadId {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        let id = SpiffeId::parse(&s).map_err(|e| format!("`{s}` is not a valid SPIFFE id: {e}"))?;
+        if id.path().is_empty() {
+            // No peer can present it.
+            return Err(format!("`{s}` is a trust domain, not a workload id"));
+        }
+        Ok(Self(id))
+    }
+}
+
 fn validate_trust_domain(td: &str) -> Result<(), SpiffeIdError> {
     if td.is_empty() {
         return Err(SpiffeIdError::EmptyTrustDomain);

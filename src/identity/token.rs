@@ -94,7 +94,7 @@ pub fn unix_now(now: SystemTime) -> i64 {
 // === impl TokenVerifier ===
 
 impl TokenVerifier {
-    /// Builds the verifier for a validated config; `None` when no issuer is
+    /// Builds the verifier for the config; `None` when no issuer is
     /// configured (tokens are then ignored). Keys from `jwks_file` are loaded
     /// now; HTTP keys arrive once [`TokenVerifier::start`] runs.
     pub fn new(cfg: &IdentityConfig) -> Option<Self> {
@@ -103,15 +103,7 @@ impl TokenVerifier {
         }
         let mut issuers = Vec::with_capacity(cfg.issuers.len());
         for c in &cfg.issuers {
-            let rules = match IssuerRules::new(c) {
-                Ok(r) => r,
-                Err(e) => {
-                    // Unreachable after config validation; an issuer that cannot
-                    // be compiled accepts nothing.
-                    tracing::error!(issuer = %c.issuer, error = %e, "issuer disabled");
-                    continue;
-                }
-            };
+            let rules = IssuerRules::new(c);
             let keys = Arc::new(IssuerKeys::default());
             if let Some(path) = &c.jwks_file {
                 match std::fs::read(path)
@@ -143,11 +135,10 @@ impl TokenVerifier {
         });
         Some(Self {
             issuers,
-            header: cfg
-                .token_header
-                .clone()
-                .unwrap_or_else(|| DEFAULT_TOKEN_HEADER.to_owned())
-                .to_ascii_lowercase(),
+            header: cfg.token_header.as_ref().map_or_else(
+                || DEFAULT_TOKEN_HEADER.to_owned(),
+                |h| h.as_str().to_owned(),
+            ),
             jwt_authn: cfg.jwt_authn_metadata.clone(),
             cache,
         })

@@ -75,7 +75,7 @@ fn ok_response(outcome: &Outcome, cfg: &ResponseConfig) -> OkHttpResponse {
         .filter(|h| *h != PRINCIPAL_HEADER && *h != DECISION_ID_HEADER)
         .cloned()
         .collect();
-    headers_to_remove.extend(cfg.remove_headers.iter().map(|h| h.to_ascii_lowercase()));
+    headers_to_remove.extend(cfg.remove_headers.iter().map(|h| h.as_str().to_owned()));
     OkHttpResponse {
         headers,
         headers_to_remove,
