@@ -61,9 +61,7 @@ const KNOWN_LONG_FNS: &[(&str, &str)] = &[
     ("src/analysis/diff.rs", "diff"),
     ("src/analysis/fold.rs", "fold_expr"),
     ("src/analysis/prove.rs", "prove"),
-    ("src/decide/request_file.rs", "to_authz"),
     ("src/identity/issuers.rs", "validate"),
-    ("src/policy/load.rs", "build"),
     ("src/request.rs", "try_from"),
 ];
 
