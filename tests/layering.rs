@@ -61,8 +61,6 @@ const KNOWN_LONG_FNS: &[(&str, &str)] = &[
     ("src/analysis/diff.rs", "diff"),
     ("src/analysis/fold.rs", "fold_expr"),
     ("src/analysis/prove.rs", "prove"),
-    ("src/identity/issuers.rs", "validate"),
-    ("src/request.rs", "try_from"),
 ];
 
 /// The edge: the only code that names the Envoy wire types.
