@@ -310,8 +310,9 @@ fn test_only_modules(modules: &BTreeMap<String, PathBuf>) -> BTreeSet<String> {
             if line != "#[cfg(test)]" {
                 continue;
             }
+            // Other attributes may sit between `#[cfg(test)]` and the `mod`.
             if let Some(name) = lines
-                .next()
+                .find(|l| !l.starts_with("#["))
                 .and_then(|l| l.strip_prefix("mod "))
                 .and_then(|l| l.strip_suffix(';'))
             {
