@@ -35,8 +35,8 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 
 use crate::classify::ai::get;
-use crate::policy::eval::Reason;
 use crate::request::HttpRequest;
+use crate::vocab::Reason;
 
 /// `MCP-Protocol-Version` (header names are lower case here).
 pub const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -239,66 +239,80 @@ pub fn check(
     let method = get(msg, "method").and_then(Json::as_str);
     let is_request = method.is_some() && get(msg, "id").is_some();
     let body_params = get(msg, "params");
-    let field = |key: &str| body_params.and_then(|p| get(p, key));
+    check_version(era, body_params, is_request)?;
+    check_method(era, method_header, method, is_request)?;
+    check_name(era, name_header.as_deref(), method, body_params, is_request)?;
+    Ok(if era.is_modern() { params } else { Vec::new() })
+}
 
-    // MCP-Protocol-Version <-> params._meta protocol version.
-    let body_version = field("_meta").and_then(|m| get(m, META_VERSION));
+/// `MCP-Protocol-Version` <-> `params._meta` protocol version.
+fn check_version(
+    era: &Era,
+    body_params: Option<&Json>,
+    is_request: bool,
+) -> Result<(), McpHeaderError> {
+    let body_version = body_params
+        .and_then(|p| get(p, "_meta"))
+        .and_then(|m| get(m, META_VERSION));
     match (era, body_version) {
-        (_, Some(Json::String(b))) if Some(b.as_str()) == era.version() => {}
-        (_, Some(Json::String(b))) if b.as_str() >= FIRST_MODERN || era.is_modern() => {
-            return Err(mismatch(
-                "`MCP-Protocol-Version` does not match `params._meta` protocol version",
-            ));
-        }
-        (_, Some(Json::String(_))) => {}
-        (_, Some(_)) => {
-            return Err(mismatch("`params._meta` protocol version is not a string"));
-        }
-        (Era::Modern(_), None) if is_request => {
-            return Err(mismatch(
-                "`MCP-Protocol-Version` is set but `params._meta` has no protocol version",
-            ));
-        }
-        _ => {}
+        (_, Some(Json::String(b))) if Some(b.as_str()) == era.version() => Ok(()),
+        (_, Some(Json::String(b))) if b.as_str() >= FIRST_MODERN || era.is_modern() => Err(
+            mismatch("`MCP-Protocol-Version` does not match `params._meta` protocol version"),
+        ),
+        (_, Some(Json::String(_))) => Ok(()),
+        (_, Some(_)) => Err(mismatch("`params._meta` protocol version is not a string")),
+        (Era::Modern(_), None) if is_request => Err(mismatch(
+            "`MCP-Protocol-Version` is set but `params._meta` has no protocol version",
+        )),
+        _ => Ok(()),
     }
+}
 
-    // Mcp-Method <-> method.
+/// `Mcp-Method` <-> `method`.
+fn check_method(
+    era: &Era,
+    method_header: Option<&str>,
+    method: Option<&str>,
+    is_request: bool,
+) -> Result<(), McpHeaderError> {
     match (method_header, method) {
-        (Some(h), Some(b)) if h == b => {}
-        (Some(_), Some(_)) => return Err(mismatch("`Mcp-Method` does not match `method`")),
-        (Some(_), None) => {
-            return Err(mismatch(
-                "`Mcp-Method` is set but the message has no `method`",
-            ));
-        }
+        (Some(h), Some(b)) if h == b => Ok(()),
+        (Some(_), Some(_)) => Err(mismatch("`Mcp-Method` does not match `method`")),
+        (Some(_), None) => Err(mismatch(
+            "`Mcp-Method` is set but the message has no `method`",
+        )),
         (None, Some(_)) if era.is_modern() && is_request => {
-            return Err(mismatch("`Mcp-Method` is required"));
+            Err(mismatch("`Mcp-Method` is required"))
         }
-        _ => {}
+        _ => Ok(()),
     }
+}
 
-    // Mcp-Name <-> params.name / params.uri.
+/// `Mcp-Name` <-> `params.name` / `params.uri`.
+fn check_name(
+    era: &Era,
+    name_header: Option<&str>,
+    method: Option<&str>,
+    body_params: Option<&Json>,
+    is_request: bool,
+) -> Result<(), McpHeaderError> {
+    let field = |key: &str| body_params.and_then(|p| get(p, key));
     let required = method.and_then(|m| NAMED.iter().find(|(n, _)| *n == m).map(|(_, f)| *f));
     let source = required.or_else(|| ["name", "uri"].into_iter().find(|k| field(k).is_some()));
     let body_name = source.and_then(|k| field(k).map(|v| (k, v)));
     match (name_header, body_name) {
-        (Some(h), Some((_, Json::String(b)))) if h == *b => {}
-        (Some(_), Some((k, _))) => {
-            return Err(mismatch(format!("`Mcp-Name` does not match `params.{k}`")));
-        }
-        (Some(_), None) => {
-            return Err(mismatch(
-                "`Mcp-Name` is set but the message has no `params.name` or `params.uri`",
-            ));
-        }
+        (Some(h), Some((_, Json::String(b)))) if h == b.as_str() => Ok(()),
+        (Some(_), Some((k, _))) => Err(mismatch(format!("`Mcp-Name` does not match `params.{k}`"))),
+        (Some(_), None) => Err(mismatch(
+            "`Mcp-Name` is set but the message has no `params.name` or `params.uri`",
+        )),
         (None, Some((k, _))) if era.is_modern() && is_request && required.is_some() => {
-            return Err(mismatch(format!(
+            Err(mismatch(format!(
                 "`Mcp-Name` is required and must mirror `params.{k}`"
-            )));
+            )))
         }
-        _ => {}
+        _ => Ok(()),
     }
-    Ok(if era.is_modern() { params } else { Vec::new() })
 }
 
 /// A mirrored header's value: `None` when absent; refused when repeated or

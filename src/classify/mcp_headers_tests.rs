@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::*;
 use crate::classify::{ClassifyError, Operation, Routes, classify};
-use crate::policy::model::Value;
+use crate::vocab::Value;
 
 const MCP_ROUTES: &str = r#"
 - { name: gh, path_prefix: /mcp/github, protocol: mcp, server: github }

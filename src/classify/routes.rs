@@ -70,7 +70,7 @@ pub struct RouteSpec {
     pub resource: Option<String>,
     /// MCP only, with `resource`: `resource` (default) or `issuer`.
     #[serde(default)]
-    pub audience: Option<crate::resource::AudienceMode>,
+    pub audience: Option<crate::classify::resource::AudienceMode>,
     /// `required` (default) or `optional`.
     #[serde(default)]
     pub body: BodyMode,
@@ -101,7 +101,7 @@ pub struct Route {
     /// The canonical resource URI (MCP routes only).
     pub resource: Option<String>,
     /// Whether tokens must name `resource` in `aud`.
-    pub audience: crate::resource::AudienceMode,
+    pub audience: crate::classify::resource::AudienceMode,
     /// Whether the body must be readable.
     pub body: BodyMode,
     /// Most body bytes parsed.
@@ -262,7 +262,7 @@ impl Route {
             if spec.protocol != Protocol::Mcp {
                 return Err("`resource` applies only to `protocol: mcp`".to_owned());
             }
-            crate::resource::check_uri(uri)?;
+            crate::classify::resource::check_uri(uri)?;
         } else if spec.audience.is_some() {
             return Err("`audience` needs the route's `resource`".to_owned());
         }
