@@ -73,6 +73,8 @@ pub struct Running {
     tasks: Vec<JoinHandle<()>>,
     audit: AuditLog,
     reloader: Option<PolicyWatcher>,
+    // Credential and key store watchers; dropping them stops them.
+    file_watchers: Vec<crate::credentials::watch::FileWatcher>,
 }
 
 // === impl Running ===
@@ -86,6 +88,8 @@ impl Running {
     /// Stops accepting, lets in-flight checks finish, then flushes the audit log.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        let watchers = self.file_watchers;
+        let _ = tokio::task::spawn_blocking(move || drop(watchers)).await;
         if let Some(reloader) = self.reloader {
             let _ = tokio::task::spawn_blocking(move || reloader.stop()).await;
         }
@@ -135,6 +139,15 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         .await;
     let gate = Gate::new(config.clone());
     let tokens = gate.tokens().cloned();
+    let credentials = gate.credentials().cloned();
+    let keys = gate.keys().cloned();
+    let mut file_watchers = Vec::new();
+    if let Some(c) = &credentials {
+        file_watchers.push(c.watch().map_err(AppError::Reloader)?);
+    }
+    if let Some(k) = &keys {
+        file_watchers.push(k.watch().map_err(AppError::Reloader)?);
+    }
     let policies_loaded = reload(&store);
     let serving = policies_loaded && tokens.as_ref().is_none_or(|t| t.ready());
     if serving {
@@ -204,6 +217,8 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         store: store.clone(),
         metrics: prometheus,
         tokens,
+        credentials,
+        keys,
         health: Arc::new(tonic_health::server::HealthService::from_health_reporter(
             health.clone(),
         )),
@@ -231,6 +246,7 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
             .collect(),
         audit,
         reloader,
+        file_watchers,
     })
 }
 

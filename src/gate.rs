@@ -65,6 +65,8 @@ pub struct Outcome {
     pub forged_headers: Vec<String>,
     /// The shadow set's decision, when the snapshot has `@shadow` policies.
     pub shadow: Option<ShadowOutcome>,
+    /// The provider credential injected on allow ([`crate::credentials`]).
+    pub credential: Option<crate::credentials::Injection>,
 }
 
 /// A refused credential: a fixed code and a safe message.
@@ -95,6 +97,10 @@ pub struct Gate {
     /// Token verification (issuers, keys, cache); `None` without issuers.
     tokens: Option<std::sync::Arc<TokenVerifier>>,
     cache: Option<std::sync::Arc<DecisionCache>>,
+    /// Provider credentials injected on allow; `None` when none is configured.
+    credentials: Option<std::sync::Arc<crate::credentials::ProviderCredentials>>,
+    /// Gateway-issued API keys; `None` when `api_keys` is not configured.
+    keys: Option<std::sync::Arc<crate::keys::ApiKeys>>,
 }
 
 // === impl Gate ===
@@ -104,11 +110,31 @@ impl Gate {
     pub fn new(config: std::sync::Arc<Config>) -> Self {
         let tokens = TokenVerifier::new(&config.identity).map(std::sync::Arc::new);
         let cache = DecisionCache::from_config(&config.cache).map(std::sync::Arc::new);
+        let credentials =
+            crate::credentials::ProviderCredentials::new(&config.provider_credentials)
+                .map(std::sync::Arc::new);
+        let keys = config
+            .api_keys
+            .as_ref()
+            .map(|k| std::sync::Arc::new(crate::keys::ApiKeys::new(k)));
         Self {
             config,
             tokens,
             cache,
+            credentials,
+            keys,
         }
+    }
+
+    /// The API keys, when configured (their watcher is started by the server).
+    pub fn keys(&self) -> Option<&std::sync::Arc<crate::keys::ApiKeys>> {
+        self.keys.as_ref()
+    }
+
+    /// The provider credentials, when configured (their watcher is started by
+    /// the server).
+    pub fn credentials(&self) -> Option<&std::sync::Arc<crate::credentials::ProviderCredentials>> {
+        self.credentials.as_ref()
     }
 
     /// The decision cache, when enabled.
@@ -127,10 +153,40 @@ impl Gate {
         &self.config
     }
 
+    /// Decides one request, then applies the route's provider credential
+    /// rules ([`crate::credentials`]): an allow may still be refused there.
+    pub fn check(&self, snapshot: &Snapshot, req: &HttpRequest, now: SystemTime) -> Outcome {
+        let mut outcome = self.decide(snapshot, req, now);
+        if let Some(credentials) = &self.credentials {
+            let identity_header = self.identity_header(&outcome.identity);
+            credentials.finish(&mut outcome, req, &self.config.routes, identity_header);
+        }
+        outcome
+    }
+
+    /// The request header that carried the caller's accepted token or API
+    /// key, if one did.
+    fn identity_header(&self, identity: &Identity) -> Option<&str> {
+        if identity.api_key.is_some() {
+            return self.keys.as_ref().map(|k| k.header());
+        }
+        identity
+            .token
+            .as_ref()
+            .filter(|t| t.source == crate::identity::jwt::TokenSource::Header)
+            .map(|_| {
+                self.config
+                    .identity
+                    .token_header
+                    .as_deref()
+                    .unwrap_or(crate::identity::issuers::DEFAULT_TOKEN_HEADER)
+            })
+    }
+
     /// Decides one request. A JSON-RPC batch is several operations: each is
     /// decided, the first denial is the answer, and an allow names the
     /// policies of every operation.
-    pub fn check(&self, snapshot: &Snapshot, req: &HttpRequest, now: SystemTime) -> Outcome {
+    fn decide(&self, snapshot: &Snapshot, req: &HttpRequest, now: SystemTime) -> Outcome {
         let classified = classify::classify(req, &self.config.routes);
         let first = match &classified {
             Ok(ops) => ops.first().cloned(),
@@ -167,6 +223,7 @@ impl Gate {
                 .map(|(k, _)| k.clone())
                 .collect(),
             shadow: None,
+            credential: None,
         };
         let mut identity = match identity::resolve(req, &self.config.identity, now) {
             Ok(identity) => identity,
@@ -175,7 +232,21 @@ impl Gate {
                 return outcome;
             }
         };
-        if let Some(tokens) = &self.tokens {
+        if let Some(keys) = &self.keys {
+            // A presented key that fails is a 401, like a bad token.
+            match keys.resolve(req, now) {
+                Ok(key) => identity.api_key = key,
+                Err(e) => {
+                    outcome.identity_error = Some(IdentityRejection {
+                        code: e.reason(),
+                        message: e.to_string(),
+                    });
+                    outcome.identity = identity;
+                    return outcome;
+                }
+            }
+        }
+        if let Some(tokens) = self.tokens.as_ref().filter(|_| identity.api_key.is_none()) {
             // A presented token that fails is a 401, even when a workload
             // identity would have sufficed: never fall back past a bad credential.
             match tokens.resolve(req, now) {
@@ -189,7 +260,8 @@ impl Gate {
                 }
             }
         }
-        let anonymous = identity.workload.is_none() && identity.token.is_none();
+        let anonymous =
+            identity.workload.is_none() && identity.token.is_none() && identity.api_key.is_none();
         let specs = principal_specs(&identity, self.config.identity.principal);
         outcome.principal = uid_string(&specs.0.uid);
         let valid_until = credential_expiry(&identity);
@@ -284,10 +356,18 @@ pub fn credential_expiry(identity: &Identity) -> Option<SystemTime> {
         let exp = u64::try_from(t.expires_at).unwrap_or(0);
         SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(exp)
     });
-    [identity.workload.as_ref().and_then(|w| w.not_after), token]
-        .into_iter()
-        .flatten()
-        .min()
+    let key = identity.api_key.as_ref().map(|k| {
+        SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_secs(u64::try_from(k.expires).unwrap_or(0))
+    });
+    [
+        identity.workload.as_ref().and_then(|w| w.not_after),
+        token,
+        key,
+    ]
+    .into_iter()
+    .flatten()
+    .min()
 }
 
 /// Folds one more allow of a batch into the batch's allow: the policies of
@@ -340,11 +420,25 @@ pub fn principal_specs(
         attrs: workload_attrs(&w.id),
         parents: Vec::new(),
     });
-    let token_spec = identity.token.as_ref().map(|t| PrincipalSpec {
-        uid: t.principal.clone(),
-        attrs: Vec::new(),
-        parents: t.groups.iter().map(|g| builtin_uid(GROUP, g)).collect(),
-    });
+    // An API key, like a token, names the principal; its groups are parents.
+    let token_spec = match &identity.api_key {
+        Some(k) => Some(PrincipalSpec {
+            uid: k.principal.clone(),
+            attrs: Vec::new(),
+            parents: k.groups.iter().map(|g| builtin_uid(GROUP, g)).collect(),
+        }),
+        None => identity.token.as_ref().map(|t| PrincipalSpec {
+            uid: t.principal.clone(),
+            attrs: Vec::new(),
+            parents: t.groups.iter().map(|g| builtin_uid(GROUP, g)).collect(),
+        }),
+    };
+    // A key is always the principal: `principal: workload` is about tokens.
+    let choice = if identity.api_key.is_some() {
+        PrincipalSource::Token
+    } else {
+        choice
+    };
     match (token_spec, workload_spec, choice) {
         (Some(t), Some(w), PrincipalSource::Token) => (t, vec![w]),
         (Some(_), Some(w), PrincipalSource::Workload) | (None, Some(w), _) => (w, Vec::new()),
@@ -404,6 +498,9 @@ fn build_request(
     }
     if let Some(t) = &identity.token {
         auth.extend(crate::identity::token::context(t, unix_now(now)));
+    }
+    if let Some(k) = &identity.api_key {
+        auth.extend(crate::keys::context(k, unix_now(now)));
     }
     let mut context = vec![
         ("request".to_owned(), Value::Record(request)),

@@ -55,7 +55,7 @@ pub fn build(outcome: &Outcome, cfg: &ResponseConfig) -> CheckResponse {
 }
 
 fn ok_response(outcome: &Outcome, cfg: &ResponseConfig) -> OkHttpResponse {
-    let headers = vec![
+    let mut headers = vec![
         header(
             PRINCIPAL_HEADER,
             &outcome.principal,
@@ -76,9 +76,22 @@ fn ok_response(outcome: &Outcome, cfg: &ResponseConfig) -> OkHttpResponse {
         .cloned()
         .collect();
     headers_to_remove.extend(cfg.remove_headers.iter().map(|h| h.to_ascii_lowercase()));
+    let mut query_parameters_to_remove = Vec::new();
+    if let Some(c) = &outcome.credential {
+        // The caller's provider credentials go; the gateway's is set (overwrite).
+        headers_to_remove.retain(|h| *h != *c.header);
+        headers_to_remove.extend(c.remove_headers.iter().cloned());
+        headers.push(header(
+            &c.header,
+            c.value.expose(),
+            HeaderAppendAction::OverwriteIfExistsOrAdd,
+        ));
+        query_parameters_to_remove.extend(c.remove_query.iter().cloned());
+    }
     OkHttpResponse {
         headers,
         headers_to_remove,
+        query_parameters_to_remove,
         ..Default::default()
     }
 }

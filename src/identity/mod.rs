@@ -73,13 +73,21 @@ pub struct Identity {
     pub workload: Option<Workload>,
     /// The verified bearer token, if any.
     pub token: Option<std::sync::Arc<VerifiedToken>>,
+    /// The gateway-issued API key, if one was presented and accepted
+    /// ([`crate::keys`]); it is then the principal.
+    pub api_key: Option<std::sync::Arc<crate::keys::ApiKeyIdentity>>,
 }
 
 // === impl Identity ===
 
 impl Identity {
-    /// How the caller authenticated: `mtls`, `jwt`, `mtls+jwt` or `none`.
+    /// How the caller authenticated: `api_key`, `mtls`, `jwt`, `mtls+jwt` or `none`.
     pub fn method(&self) -> &'static str {
+        if self.api_key.is_some() {
+            // The key is the principal; a workload behind it stays in
+            // `context.auth.workload` / `spiffe_id`.
+            return "api_key";
+        }
         match (self.workload.is_some(), self.token.is_some()) {
             (true, true) => "mtls+jwt",
             (true, false) => "mtls",
@@ -185,6 +193,7 @@ pub fn resolve(
     Ok(Identity {
         workload,
         token: None,
+        api_key: None,
     })
 }
 

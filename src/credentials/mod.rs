@@ -1,0 +1,343 @@
+//! Provider credentials held by the gateway, injected on allow.
+//!
+//! Callers hold identities (SPIFFE, tokens, gateway-issued API keys); the
+//! gateway holds the provider keys. On a route bound in
+//! `provider_credentials.routes`:
+//! 1. A caller that sends a provider key itself (`authorization` not used as its
+//!    identity, `x-api-key`, `api-key`, `x-goog-api-key`, a configured custom
+//!    header, or Gemini's `?key=`) is refused with `provider_credential_presented`,
+//!    unless the route sets `allow_caller_credentials`. Checked whatever the
+//!    policies say, once the caller's identity is accepted, so a raw key never
+//!    goes unnoticed.
+//! 2. On allow, the credential is the one the determining permit names
+//!    (`@credential("id")`), else the route's `default`. None, two different
+//!    ones, or one whose file never loaded: refused (`credential_missing`,
+//!    `credential_conflict`, `credential_unavailable`). Never forwarded bare.
+//! 3. The answer removes every provider credential header the caller sent (and
+//!    `?key=`), then sets the credential's header (overwrite).
+//!
+//! The value lives only in [`secret::Secret`] (redacting `Debug`, no
+//! `Display`), read from its file by [`store::Slot`] and swapped on change by
+//! [`watch::FileWatcher`]. The audit, metadata, metrics and `/status` name the
+//! credential id only.
+
+pub mod config;
+pub mod secret;
+pub mod store;
+pub mod watch;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::classify::Routes;
+use crate::gate::Outcome;
+use crate::policy::eval::{Effect, Reason};
+use crate::request::HttpRequest;
+pub use config::ProviderCredentialsConfig;
+use secret::Secret;
+use store::{ReadResult, Slot};
+
+/// The policy annotation that selects a credential.
+pub const CREDENTIAL_ANNOTATION: &str = "credential";
+
+/// Callers refused for presenting a provider key, by `route` (config-bounded).
+pub const PRESENTED: &str = "cedar_gate_provider_credential_presented_total";
+/// Requests a credential was injected into, by `credential` (config-bounded).
+pub const INJECTIONS: &str = "cedar_gate_credential_injections_total";
+
+/// What the answer to Envoy does with credentials on an allowed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Injection {
+    /// The credential id (what the audit names).
+    pub id: Arc<str>,
+    /// The header set (overwrite).
+    pub header: Arc<str>,
+    /// Its value.
+    pub value: Secret,
+    /// Caller headers removed first (never the injected one).
+    pub remove_headers: Vec<String>,
+    /// Caller query parameters removed (`key`).
+    pub remove_query: Vec<String>,
+}
+
+/// The configured credentials and their current values.
+#[derive(Debug)]
+pub struct ProviderCredentials {
+    cfg: ProviderCredentialsConfig,
+    slots: Vec<Slot>,
+}
+
+// === impl ProviderCredentials ===
+
+impl ProviderCredentials {
+    /// Loads every credential file now (a file that cannot be read is logged
+    /// and retried by the watcher). `None` when no credential is configured.
+    pub fn new(cfg: &ProviderCredentialsConfig) -> Option<Self> {
+        if cfg.credentials.is_empty() && cfg.routes.is_empty() {
+            return None;
+        }
+        for c in &cfg.credentials {
+            metrics::counter!(INJECTIONS, "credential" => c.id.clone()).increment(0);
+        }
+        for r in cfg.routes.keys() {
+            metrics::counter!(PRESENTED, "route" => r.clone()).increment(0);
+        }
+        let slots: Vec<Slot> = cfg.credentials.iter().cloned().map(Slot::new).collect();
+        let this = Self {
+            cfg: cfg.clone(),
+            slots,
+        };
+        this.refresh();
+        Some(this)
+    }
+
+    /// Re-reads every file (the watcher calls this).
+    pub fn refresh(&self) {
+        for slot in &self.slots {
+            if slot.refresh() == ReadResult::Changed {
+                tracing::info!(credential = %slot.def.id, "provider credential loaded");
+            }
+        }
+    }
+
+    /// Starts re-reading on change (and every `poll_seconds`).
+    pub fn watch(self: &Arc<Self>) -> std::io::Result<watch::FileWatcher> {
+        let files: Vec<_> = self.slots.iter().map(|s| s.def.path.clone()).collect();
+        let this = Arc::clone(self);
+        watch::FileWatcher::start(
+            "credentials",
+            &files,
+            Duration::from_millis(100),
+            self.cfg.poll,
+            move || this.refresh(),
+        )
+    }
+
+    /// Applies the route's credential rules to a decided request (see the
+    /// module docs). `identity_header` is the header that carried the caller's
+    /// accepted token or API key: the caller's identity, not a provider key.
+    pub fn finish(
+        &self,
+        outcome: &mut Outcome,
+        req: &HttpRequest,
+        routes: &Routes,
+        identity_header: Option<&str>,
+    ) {
+        // Refused credentials and unreadable requests keep their answer.
+        if outcome.is_unauthenticated() || outcome.decision.reason.http_status() == 400 {
+            return;
+        }
+        let Some(route) = routes.find(req) else {
+            return;
+        };
+        let Some(binding) = self.cfg.routes.get(&route.name) else {
+            return;
+        };
+        if !binding.allow_caller_credentials
+            && let Some(presented) = self.presented(req, identity_header)
+        {
+            metrics::counter!(PRESENTED, "route" => route.name.clone()).increment(1);
+            refuse(
+                outcome,
+                Reason::ProviderCredentialPresented,
+                format!(
+                    "the caller sent a provider credential ({presented}) on route `{}`, which injects the gateway's",
+                    route.name
+                ),
+            );
+            return;
+        }
+        if !outcome.decision.is_allow() {
+            return;
+        }
+        let mut named: Option<&str> = None;
+        for p in &outcome.decision.policies {
+            if let Some(id) = p.annotations.get(CREDENTIAL_ANNOTATION) {
+                match named {
+                    Some(n) if n != id => {
+                        let message =
+                            format!("determining policies name two credentials, `{n}` and `{id}`");
+                        refuse(outcome, Reason::CredentialConflict, message);
+                        return;
+                    }
+                    _ => named = Some(id),
+                }
+            }
+        }
+        let index = match named {
+            Some(id) => match self.cfg.by_id.get(id) {
+                Some(i) => *i,
+                None => {
+                    let message =
+                        format!("policy names credential `{id}`, which is not configured");
+                    refuse(outcome, Reason::CredentialUnavailable, message);
+                    return;
+                }
+            },
+            None => match binding.default {
+                Some(i) => i,
+                None => {
+                    let message = format!(
+                        "route `{}` needs a provider credential and neither the determining policy (`@credential`) nor the route names one",
+                        route.name
+                    );
+                    refuse(outcome, Reason::CredentialMissing, message);
+                    return;
+                }
+            },
+        };
+        let Some(slot) = self.slots.get(index) else {
+            return;
+        };
+        let Some(loaded) = slot.current() else {
+            let message = format!("credential `{}` has no value loaded", slot.def.id);
+            refuse(outcome, Reason::CredentialUnavailable, message);
+            return;
+        };
+        let mut remove_headers: Vec<String> = self
+            .cfg
+            .provider_headers
+            .iter()
+            .filter(|h| **h != slot.def.header)
+            .cloned()
+            .collect();
+        if let Some(h) = identity_header
+            && h != slot.def.header
+            && !remove_headers.iter().any(|r| r == h)
+        {
+            remove_headers.push(h.to_owned());
+        }
+        metrics::counter!(INJECTIONS, "credential" => slot.def.id.clone()).increment(1);
+        outcome.credential = Some(Injection {
+            id: Arc::from(slot.def.id.as_str()),
+            header: Arc::from(slot.def.header.as_str()),
+            value: loaded.header_value.clone(),
+            remove_headers,
+            remove_query: vec![config::PROVIDER_QUERY_KEY.to_owned()],
+        });
+    }
+
+    /// The first provider credential the caller sent, named by where it was.
+    fn presented(&self, req: &HttpRequest, identity_header: Option<&str>) -> Option<String> {
+        for h in &self.cfg.provider_headers {
+            if Some(h.as_str()) == identity_header {
+                continue;
+            }
+            if req.header(h).is_some_and(|v| !v.trim().is_empty()) {
+                return Some(format!("header `{h}`"));
+            }
+        }
+        let has_key = req.query.split('&').any(|pair| {
+            let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+            percent_encoding::percent_decode_str(name)
+                .decode_utf8_lossy()
+                .eq_ignore_ascii_case(config::PROVIDER_QUERY_KEY)
+        });
+        has_key.then(|| format!("query parameter `{}`", config::PROVIDER_QUERY_KEY))
+    }
+
+    /// `/status`: per credential its id, header, source, whether it has a
+    /// value, its age and the latest read. Never the value.
+    pub fn status(&self, now: SystemTime) -> serde_json::Value {
+        let items: Vec<serde_json::Value> = self
+            .slots
+            .iter()
+            .map(|s| {
+                let current = s.current();
+                serde_json::json!({
+                    "id": s.def.id,
+                    "header": s.def.kind.as_str(),
+                    "header_name": s.def.header,
+                    "source": if s.def.token_file { "token_file" } else { "file" },
+                    "path": s.def.path.display().to_string(),
+                    "loaded": current.is_some(),
+                    "age_seconds": current.as_ref().map(|c| age(c.since, now)),
+                    "rotation_period_seconds": s.def.rotation_period.map(|p| p.get()),
+                    "last_read": s.status(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "credentials": items,
+            "routes": self.cfg.routes.iter().map(|(route, b)| serde_json::json!({
+                "route": route,
+                "default": b.default.and_then(|i| self.slots.get(i)).map(|s| s.def.id.clone()),
+                "allow_caller_credentials": b.allow_caller_credentials,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Prometheus text for `/metrics`, computed at scrape time (ages grow
+    /// between scrapes). Labels: credential ids from the config only.
+    pub fn render_metrics(&self, now: SystemTime) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let families: [(&str, &str, &str); 5] = [
+            (
+                "cedar_gate_credential_age_seconds",
+                "gauge",
+                "Seconds since the provider credential in force was written to its file.",
+            ),
+            (
+                "cedar_gate_credential_rotation_period_seconds",
+                "gauge",
+                "Declared rotation period of the provider credential (rotation_period_seconds).",
+            ),
+            (
+                "cedar_gate_credential_loaded",
+                "gauge",
+                "1 when the provider credential has a value in force.",
+            ),
+            (
+                "cedar_gate_credential_read_ok",
+                "gauge",
+                "1 when the latest read of the credential file succeeded; 0: the last good value (if any) is kept.",
+            ),
+            (
+                "cedar_gate_credential_read_failures_total",
+                "counter",
+                "Failed reads of the credential file.",
+            ),
+        ];
+        for (name, kind, help) in families {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for s in &self.slots {
+                let id = &s.def.id;
+                let current = s.current();
+                let value = match name {
+                    "cedar_gate_credential_age_seconds" => match &current {
+                        Some(c) => age(c.since, now) as f64,
+                        None => continue,
+                    },
+                    "cedar_gate_credential_rotation_period_seconds" => {
+                        match s.def.rotation_period {
+                            Some(p) => p.get() as f64,
+                            None => continue,
+                        }
+                    }
+                    "cedar_gate_credential_loaded" => f64::from(u8::from(current.is_some())),
+                    "cedar_gate_credential_read_ok" => f64::from(u8::from(s.status().ok)),
+                    _ => s.status().failures as f64,
+                };
+                let _ = writeln!(out, "{name}{{credential=\"{id}\"}} {value}");
+            }
+        }
+        out
+    }
+}
+
+fn age(since: SystemTime, now: SystemTime) -> u64 {
+    now.duration_since(since).map_or(0, |d| d.as_secs())
+}
+
+/// Turns an answer into a refusal, keeping the determining policies in the
+/// audit (an allow refused for want of a credential names the permit).
+fn refuse(outcome: &mut Outcome, reason: Reason, message: String) {
+    outcome.decision.effect = Effect::Deny;
+    outcome.decision.reason = reason;
+    outcome.decision.errors.push(message);
+    outcome.credential = None;
+}
+
+#[cfg(test)]
+mod tests;
