@@ -185,6 +185,19 @@ fn metadata(outcome: &Outcome) -> Struct {
         ("policies", s(&d.policy_ids())),
         ("model", s(outcome.model.as_deref().unwrap_or_default())),
         ("tool", s(outcome.tool.as_deref().unwrap_or_default())),
+        // Ids only: the injected provider credential and the caller's API key.
+        (
+            "credential",
+            s(outcome.credential.as_ref().map_or("", |c| &*c.id)),
+        ),
+        (
+            "api_key_id",
+            s(outcome
+                .identity
+                .api_key
+                .as_ref()
+                .map_or("", |k| k.id.as_str())),
+        ),
         (
             "policy_generation",
             PbValue {

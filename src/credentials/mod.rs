@@ -7,8 +7,8 @@
 //!    identity, `x-api-key`, `api-key`, `x-goog-api-key`, a configured custom
 //!    header, or Gemini's `?key=`) is refused with `provider_credential_presented`,
 //!    unless the route sets `allow_caller_credentials`. Checked whatever the
-//!    policies say, once the caller's identity is accepted, so a raw key never
-//!    goes unnoticed.
+//!    policies say (and for a caller with no identity at all), so a raw key
+//!    never goes unnoticed; only a refused identity keeps its 401.
 //! 2. On allow, the credential is the one the determining permit names
 //!    (`@credential("id")`), else the route's `default`. None, two different
 //!    ones, or one whose file never loaded: refused (`credential_missing`,
@@ -123,8 +123,12 @@ impl ProviderCredentials {
         routes: &Routes,
         identity_header: Option<&str>,
     ) {
-        // Refused credentials and unreadable requests keep their answer.
-        if outcome.is_unauthenticated() || outcome.decision.reason.http_status() == 400 {
+        // Refused credentials and unreadable requests keep their answer. A
+        // caller with no identity at all that sends a provider key is told
+        // so: the key is what it must stop sending.
+        if outcome.decision.reason == Reason::InvalidIdentity
+            || outcome.decision.reason.http_status() == 400
+        {
             return;
         }
         let Some(route) = routes.find(req) else {
