@@ -31,6 +31,7 @@ fn requests(n: usize) -> Vec<AuthzRequest> {
             not_after: None,
         }),
         token: None,
+        api_key: None,
     };
     (0..n)
         .map(|i| {

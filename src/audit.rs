@@ -202,7 +202,7 @@ impl<'a> AuditEvent<'a> {
             batch: &outcome.batch,
             shadow: outcome.shadow.as_ref().map(ShadowAudit::new),
             api_key_id: outcome.identity.api_key.as_ref().map(|k| k.id.as_str()),
-            credential: outcome.credential.as_ref().map(|c| &*c.id),
+            credential: outcome.credential.as_ref().and_then(|c| c.id.as_deref()),
         }
     }
 }

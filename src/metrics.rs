@@ -82,6 +82,17 @@ pub const ALL: &[&str] = &[
     SHADOW_DISAGREEMENTS,
     SHADOW_POLICIES,
     POLICY_SNAPSHOT,
+    crate::credentials::AGE,
+    crate::credentials::ROTATION_PERIOD,
+    crate::credentials::LOADED,
+    crate::credentials::READ_OK,
+    crate::credentials::READ_FAILURES,
+    crate::credentials::INJECTIONS,
+    crate::credentials::PRESENTED,
+    crate::keys::KEYS,
+    crate::keys::EXPIRING_SOON_GAUGE,
+    crate::keys::STORE_READ_OK,
+    crate::keys::FAILURES,
 ];
 
 /// Histogram buckets in seconds: 5 µs to 100 ms.

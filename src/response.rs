@@ -79,13 +79,15 @@ fn ok_response(outcome: &Outcome, cfg: &ResponseConfig) -> OkHttpResponse {
     let mut query_parameters_to_remove = Vec::new();
     if let Some(c) = &outcome.credential {
         // The caller's provider credentials go; the gateway's is set (overwrite).
-        headers_to_remove.retain(|h| *h != *c.header);
         headers_to_remove.extend(c.remove_headers.iter().cloned());
-        headers.push(header(
-            &c.header,
-            c.value.expose(),
-            HeaderAppendAction::OverwriteIfExistsOrAdd,
-        ));
+        if let Some((name, value)) = &c.set {
+            headers_to_remove.retain(|h| *h != **name);
+            headers.push(header(
+                name,
+                value.expose(),
+                HeaderAppendAction::OverwriteIfExistsOrAdd,
+            ));
+        }
         query_parameters_to_remove.extend(c.remove_query.iter().cloned());
     }
     OkHttpResponse {
@@ -188,7 +190,11 @@ fn metadata(outcome: &Outcome) -> Struct {
         // Ids only: the injected provider credential and the caller's API key.
         (
             "credential",
-            s(outcome.credential.as_ref().map_or("", |c| &*c.id)),
+            s(outcome
+                .credential
+                .as_ref()
+                .and_then(|c| c.id.as_deref())
+                .unwrap_or_default()),
         ),
         (
             "api_key_id",

@@ -34,7 +34,18 @@ pub enum HeaderKind {
 
 /// Every header a provider reads a key from. The caller's copies of these are
 /// removed before the request goes upstream on a route with injection.
-pub const PROVIDER_HEADERS: [&str; 4] = ["authorization", "x-api-key", "api-key", "x-goog-api-key"];
+pub const PROVIDER_HEADERS: [&str; 5] = [
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    // AWS temporary credentials (a caller signing Bedrock requests itself).
+    "x-amz-security-token",
+];
+
+/// The rest of a caller's own SigV4 signature, removed on `proxy_signs` routes
+/// so only the proxy's signature reaches the provider.
+pub const SIGV4_HEADERS: [&str; 2] = ["x-amz-date", "x-amz-content-sha256"];
 
 /// The query parameter the Gemini API also accepts its key in.
 pub const PROVIDER_QUERY_KEY: &str = "key";
@@ -95,6 +106,11 @@ pub struct RouteCredentialSpec {
     /// injected credential. Default false.
     #[serde(default)]
     pub allow_caller_credentials: bool,
+    /// The proxy signs the request after cedar-gate allows it (Bedrock: Envoy's
+    /// `aws_request_signing` filter): cedar-gate injects nothing, and still
+    /// refuses and strips the caller's own credentials. Not with `default`.
+    #[serde(default)]
+    pub proxy_signs: bool,
 }
 
 /// The section as written.
@@ -141,6 +157,8 @@ pub struct RouteBinding {
     pub default: Option<usize>,
     /// See [`RouteCredentialSpec::allow_caller_credentials`].
     pub allow_caller_credentials: bool,
+    /// See [`RouteCredentialSpec::proxy_signs`].
+    pub proxy_signs: bool,
 }
 
 /// `provider_credentials:`, compiled.
@@ -304,9 +322,16 @@ impl ProviderCredentialsConfig {
                     ))
                 })?),
             };
+            if r.proxy_signs && default.is_some() {
+                return Err(err(format!(
+                    "routes[{i}] (`{}`): `proxy_signs` routes inject nothing; drop `default`",
+                    r.route
+                )));
+            }
             let binding = RouteBinding {
                 default,
                 allow_caller_credentials: r.allow_caller_credentials,
+                proxy_signs: r.proxy_signs,
             };
             if out.routes.insert(r.route.clone(), binding).is_some() {
                 return Err(err(format!(
@@ -325,7 +350,7 @@ impl ProviderCredentialsConfig {
 
     /// Every bound route must exist in the route table: a typo would leave a
     /// provider route without injection (and callers' keys accepted).
-    pub fn check_routes<'a>(
+    pub fn check_routes(
         &self,
         mut names: impl FnMut(&str) -> bool,
     ) -> Result<(), CredentialConfigError> {
@@ -432,6 +457,10 @@ routes:
             (
                 "routes: [{ route: r, default: nope }]",
                 "not a credential id",
+            ),
+            (
+                "credentials: [{ id: a, header: bearer, file: /x }]\nroutes: [{ route: r, default: a, proxy_signs: true }]",
+                "inject nothing",
             ),
             (
                 "credentials: [{ id: a, header: basic, file: /x }]",

@@ -44,16 +44,25 @@ pub const CREDENTIAL_ANNOTATION: &str = "credential";
 pub const PRESENTED: &str = "cedar_gate_provider_credential_presented_total";
 /// Requests a credential was injected into, by `credential` (config-bounded).
 pub const INJECTIONS: &str = "cedar_gate_credential_injections_total";
+/// Seconds since the value in force was written, by `credential` (scrape time).
+pub const AGE: &str = "cedar_gate_credential_age_seconds";
+/// The declared rotation period, by `credential` (scrape time).
+pub const ROTATION_PERIOD: &str = "cedar_gate_credential_rotation_period_seconds";
+/// 1 when a value is in force, by `credential` (scrape time).
+pub const LOADED: &str = "cedar_gate_credential_loaded";
+/// 1 when the latest read succeeded, by `credential` (scrape time).
+pub const READ_OK: &str = "cedar_gate_credential_read_ok";
+/// Failed reads, by `credential` (scrape time).
+pub const READ_FAILURES: &str = "cedar_gate_credential_read_failures_total";
 
 /// What the answer to Envoy does with credentials on an allowed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Injection {
-    /// The credential id (what the audit names).
-    pub id: Arc<str>,
-    /// The header set (overwrite).
-    pub header: Arc<str>,
-    /// Its value.
-    pub value: Secret,
+    /// The credential id (what the audit names); `None` on a `proxy_signs`
+    /// route, where the proxy adds the credential itself.
+    pub id: Option<Arc<str>>,
+    /// The header set (overwrite), and its value.
+    pub set: Option<(Arc<str>, Secret)>,
     /// Caller headers removed first (never the injected one).
     pub remove_headers: Vec<String>,
     /// Caller query parameters removed (`key`).
@@ -154,6 +163,23 @@ impl ProviderCredentials {
         if !outcome.decision.is_allow() {
             return;
         }
+        if binding.proxy_signs {
+            // Envoy signs after the allow (SigV4): strip what the caller brought.
+            let mut remove_headers = self.cfg.provider_headers.clone();
+            remove_headers.extend(config::SIGV4_HEADERS.iter().map(|h| (*h).to_owned()));
+            if let Some(h) = identity_header
+                && !remove_headers.iter().any(|r| r == h)
+            {
+                remove_headers.push(h.to_owned());
+            }
+            outcome.credential = Some(Injection {
+                id: None,
+                set: None,
+                remove_headers,
+                remove_query: vec![config::PROVIDER_QUERY_KEY.to_owned()],
+            });
+            return;
+        }
         let mut named: Option<&str> = None;
         for p in &outcome.decision.policies {
             if let Some(id) = p.annotations.get(CREDENTIAL_ANNOTATION) {
@@ -213,9 +239,11 @@ impl ProviderCredentials {
         }
         metrics::counter!(INJECTIONS, "credential" => slot.def.id.clone()).increment(1);
         outcome.credential = Some(Injection {
-            id: Arc::from(slot.def.id.as_str()),
-            header: Arc::from(slot.def.header.as_str()),
-            value: loaded.header_value.clone(),
+            id: Some(Arc::from(slot.def.id.as_str())),
+            set: Some((
+                Arc::from(slot.def.header.as_str()),
+                loaded.header_value.clone(),
+            )),
             remove_headers,
             remove_query: vec![config::PROVIDER_QUERY_KEY.to_owned()],
         });
@@ -267,6 +295,7 @@ impl ProviderCredentials {
                 "route": route,
                 "default": b.default.and_then(|i| self.slots.get(i)).map(|s| s.def.id.clone()),
                 "allow_caller_credentials": b.allow_caller_credentials,
+                "proxy_signs": b.proxy_signs,
             })).collect::<Vec<_>>(),
         })
     }
@@ -278,27 +307,27 @@ impl ProviderCredentials {
         let mut out = String::new();
         let families: [(&str, &str, &str); 5] = [
             (
-                "cedar_gate_credential_age_seconds",
+                AGE,
                 "gauge",
                 "Seconds since the provider credential in force was written to its file.",
             ),
             (
-                "cedar_gate_credential_rotation_period_seconds",
+                ROTATION_PERIOD,
                 "gauge",
                 "Declared rotation period of the provider credential (rotation_period_seconds).",
             ),
             (
-                "cedar_gate_credential_loaded",
+                LOADED,
                 "gauge",
                 "1 when the provider credential has a value in force.",
             ),
             (
-                "cedar_gate_credential_read_ok",
+                READ_OK,
                 "gauge",
                 "1 when the latest read of the credential file succeeded; 0: the last good value (if any) is kept.",
             ),
             (
-                "cedar_gate_credential_read_failures_total",
+                READ_FAILURES,
                 "counter",
                 "Failed reads of the credential file.",
             ),
@@ -309,18 +338,16 @@ impl ProviderCredentials {
                 let id = &s.def.id;
                 let current = s.current();
                 let value = match name {
-                    "cedar_gate_credential_age_seconds" => match &current {
+                    AGE => match &current {
                         Some(c) => age(c.since, now) as f64,
                         None => continue,
                     },
-                    "cedar_gate_credential_rotation_period_seconds" => {
-                        match s.def.rotation_period {
-                            Some(p) => p.get() as f64,
-                            None => continue,
-                        }
-                    }
-                    "cedar_gate_credential_loaded" => f64::from(u8::from(current.is_some())),
-                    "cedar_gate_credential_read_ok" => f64::from(u8::from(s.status().ok)),
+                    ROTATION_PERIOD => match s.def.rotation_period {
+                        Some(p) => p.get() as f64,
+                        None => continue,
+                    },
+                    LOADED => f64::from(u8::from(current.is_some())),
+                    READ_OK => f64::from(u8::from(s.status().ok)),
                     _ => s.status().failures as f64,
                 };
                 let _ = writeln!(out, "{name}{{credential=\"{id}\"}} {value}");

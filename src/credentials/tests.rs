@@ -148,7 +148,10 @@ fn run(
     };
     (
         outcome.decision.reason.as_str().to_owned(),
-        outcome.credential.as_ref().map(|c| c.id.to_string()),
+        outcome
+            .credential
+            .as_ref()
+            .and_then(|c| c.id.as_ref().map(|id| id.to_string())),
         set,
         removed,
         query,
@@ -264,7 +267,15 @@ fn rotation_is_used_by_the_next_request_and_nothing_leaks() {
     creds.refresh();
     let outcome = g.check(&f.snapshot, &chat(RESEARCH, &[], ""), SystemTime::now());
     assert_eq!(
-        outcome.credential.as_ref().unwrap().value.expose(),
+        outcome
+            .credential
+            .as_ref()
+            .unwrap()
+            .set
+            .as_ref()
+            .unwrap()
+            .1
+            .expose(),
         "Bearer sk-research-2"
     );
     // Removed file: the last good value stays, and the failure shows.
@@ -272,7 +283,15 @@ fn rotation_is_used_by_the_next_request_and_nothing_leaks() {
     creds.refresh();
     let outcome = g.check(&f.snapshot, &chat(RESEARCH, &[], ""), SystemTime::now());
     assert_eq!(
-        outcome.credential.as_ref().unwrap().value.expose(),
+        outcome
+            .credential
+            .as_ref()
+            .unwrap()
+            .set
+            .as_ref()
+            .unwrap()
+            .1
+            .expose(),
         "Bearer sk-research-2"
     );
     let status = creds.status(SystemTime::now()).to_string();
@@ -305,4 +324,36 @@ fn rotation_is_used_by_the_next_request_and_nothing_leaks() {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
     }
+}
+
+#[test]
+fn a_proxy_signed_route_strips_the_callers_credentials_and_injects_nothing() {
+    let f = fixture();
+    let yaml = r#"
+identity:
+  trust_domains: [example.org]
+routes:
+  - { name: bedrock, path_prefix: /model/, protocol: bedrock }
+provider_credentials:
+  routes:
+    - { route: bedrock, proxy_signs: true }
+"#;
+    let g = Gate::new(Arc::new(Config::from_yaml(yaml).unwrap()));
+    let mut r = chat(RESEARCH, &[], "");
+    r.host = "bedrock-runtime.us-east-1.amazonaws.com".into();
+    r.path = "/model/anthropic.claude-3-haiku-20240307-v1:0/converse".into();
+    r.body = br#"{"messages":[{"role":"user","content":[{"text":"hi"}]}]}"#.to_vec();
+    let (reason, id, set, removed, _) = run(&g, &f.snapshot, &r);
+    assert_eq!(reason, "policy_permit");
+    assert_eq!((id, set), (None, None));
+    for h in ["authorization", "x-amz-security-token", "x-amz-date"] {
+        assert!(removed.contains(&h.to_owned()), "{h}: {removed:?}");
+    }
+    let mut signed = r.clone();
+    signed
+        .headers
+        .push(("x-amz-security-token".into(), "IQoJb3JpZ2luX2VjE".into()));
+    signed.headers.sort();
+    let (reason, ..) = run(&g, &f.snapshot, &signed);
+    assert_eq!(reason, "provider_credential_presented");
 }

@@ -39,6 +39,12 @@ pub const DEFAULT_MAX_LIFETIME_SECONDS: u64 = 90 * 24 * 3600;
 pub const EXPIRING_SOON: i64 = 7 * 24 * 3600;
 /// Failed key presentations, by `reason`.
 pub const FAILURES: &str = "cedar_gate_api_key_failures_total";
+/// Keys in the store, by `state` (scrape time).
+pub const KEYS: &str = "cedar_gate_api_keys";
+/// Active keys expiring within 7 days (scrape time).
+pub const EXPIRING_SOON_GAUGE: &str = "cedar_gate_api_keys_expiring_soon";
+/// 1 when the latest store read succeeded (scrape time).
+pub const STORE_READ_OK: &str = "cedar_gate_api_key_store_read_ok";
 
 /// `api_keys:` in the config file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
