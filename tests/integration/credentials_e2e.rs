@@ -424,13 +424,9 @@ async fn e2e_api_keys_issue_use_expire_revoke_rotate() {
         last.header_all("x-cedar-gate-principal"),
         vec![r#"App::"notebook-alice""#.to_owned()]
     );
-    let event = stack
-        .gate
-        .audit_lines()
-        .into_iter()
-        .rev()
-        .find(|e| e["decision"] == "allow")
-        .unwrap();
+    // The audit is written off the request path: wait for this decision's event.
+    let decision_id = last.header_all("x-cedar-gate-decision-id").remove(0);
+    let event = stack.gate.audit_event(&decision_id).await;
     assert_eq!(event["auth_method"], "api_key");
     assert_eq!(event["api_key_id"], id.as_str());
     assert_eq!(event["credential"], "openai-platform");
