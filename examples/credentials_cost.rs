@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use cedar_gate::config::Config;
-use cedar_gate::gate::Gate;
+use cedar_gate::decide::Gate;
 use cedar_gate::request::{HttpRequest, Peer};
 
 const WORKLOAD: &str = "spiffe://example.org/ns/research/sa/agent";
@@ -67,11 +67,11 @@ fn main() {
     .unwrap();
     let store = dir.path().join("keys.json");
     let mut out = Vec::new();
-    cedar_gate::keys::cli::run_to(
-        &cedar_gate::keys::cli::KeysArgs {
+    cedar_gate::cli::keys::run_to(
+        &cedar_gate::cli::keys::KeysArgs {
             store: Some(store.clone()),
             config: None,
-            command: cedar_gate::keys::cli::KeysCommand::Issue(cedar_gate::keys::cli::IssueArgs {
+            command: cedar_gate::cli::keys::KeysCommand::Issue(cedar_gate::cli::keys::IssueArgs {
                 principal: r#"App::"notebook""#.into(),
                 groups: vec!["notebooks".into()],
                 owner: "bench".into(),
@@ -142,7 +142,10 @@ fn main() {
     let run = |gate: &Gate, r: &HttpRequest| {
         time(iters, || {
             let o = gate.check(&snapshot, black_box(r), now);
-            black_box(cedar_gate::response::build(&o, &gate.config().response));
+            black_box(cedar_gate::wire::response::build(
+                &o,
+                &gate.config().response,
+            ));
         })
     };
     // Interleaved rounds: the machine is shared, so compare figures from one run.

@@ -11,14 +11,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
-use crate::audit::AuditLog;
 use crate::config::Config;
-use crate::gate::Gate;
-use crate::metrics;
+use crate::decide::Gate;
 use crate::policy::PolicyStore;
 use crate::policy::watch::{PolicyWatcher, ReloadTrigger};
-use crate::service::AuthzService;
-use crate::tls::{ReloadingTls, TlsError};
+use crate::record::audit::AuditLog;
+use crate::record::metrics;
+use crate::wire::service::AuthzService;
+use crate::wire::tls::{ReloadingTls, TlsError};
 
 /// Default gRPC listen address.
 pub const DEFAULT_GRPC_LISTEN: &str = "0.0.0.0:9191";
@@ -74,7 +74,7 @@ pub struct Running {
     audit: AuditLog,
     reloader: Option<PolicyWatcher>,
     // Credential and key store watchers; dropping them stops them.
-    file_watchers: Vec<crate::credentials::watch::FileWatcher>,
+    file_watchers: Vec<crate::watch::FileWatcher>,
 }
 
 // === impl Running ===
@@ -196,7 +196,7 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         let result = match tls {
             Some(tls) => {
                 router
-                    .serve_with_incoming_shutdown(crate::tls::incoming(grpc, tls), stopped)
+                    .serve_with_incoming_shutdown(crate::wire::tls::incoming(grpc, tls), stopped)
                     .await
             }
             None => {
@@ -277,7 +277,7 @@ pub fn reload(store: &PolicyStore) -> bool {
                 hash = %snapshot.hash,
                 "policy directory unchanged; snapshot kept"
             );
-            metrics::record_reload(Ok(&snapshot));
+            metrics::record_reload(Ok(snapshot.figures()));
             true
         }
         Ok(snapshot) => {
@@ -292,7 +292,7 @@ pub fn reload(store: &PolicyStore) -> bool {
                 volatile_context_reads = ?snapshot.volatile_reads(),
                 "policy snapshot loaded"
             );
-            metrics::record_reload(Ok(&snapshot));
+            metrics::record_reload(Ok(snapshot.figures()));
             true
         }
         Err(e) => {

@@ -5,6 +5,9 @@ use std::net::IpAddr;
 use envoy_types::pb::envoy::config::core::v3::address::Address;
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 
+/// Prefix of the headers cedar-gate sets; client-sent ones are never trusted.
+pub const HEADER_PREFIX: &str = "x-cedar-gate-";
+
 /// Most request headers accepted in one Check (Envoy's own default limit is 100).
 pub const MAX_HEADERS: usize = 256;
 /// Longest path plus query string accepted, in bytes. Envoy bounds all request headers
@@ -18,6 +21,39 @@ pub const MAX_HOST_BYTES: usize = 1024;
 /// limit for all headers together (60 KiB), so only a direct caller or an Envoy with a raised
 /// `max_request_headers_kb` can reach it.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// A header name from the config, lower-cased once when the config is read
+/// (Envoy sends header names in lower case).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct HeaderName(String);
+
+// === impl HeaderName ===
+
+impl HeaderName {
+    /// A header name, lower-cased; `None` when `name` is empty or has a byte
+    /// outside `[A-Za-z0-9_-]`.
+    pub fn new(name: &str) -> Option<Self> {
+        let ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| Self(name.to_ascii_lowercase()))
+    }
+
+    /// The lower-case name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for HeaderName {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        Self::new(&name).ok_or_else(|| format!("`{name}` is not a header name"))
+    }
+}
 
 /// The direct peer, as Envoy saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

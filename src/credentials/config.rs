@@ -4,11 +4,10 @@
 //! checked against the route table by [`ProviderCredentialsConfig::check_routes`].
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU64;
 use std::path::PathBuf;
 
 use serde::Deserialize;
-
-use crate::config::PositiveSeconds;
 
 /// The header every standard provider reads its key from, and how the value
 /// is written.
@@ -89,7 +88,7 @@ pub struct CredentialSpec {
     /// How often this secret is meant to be replaced. Exported as a metric; the
     /// shipped alert fires when the secret is older.
     #[serde(default)]
-    pub rotation_period_seconds: Option<PositiveSeconds>,
+    pub rotation_period_seconds: Option<NonZeroU64>,
 }
 
 /// Which credential a route injects, as written in the config.
@@ -126,7 +125,7 @@ pub struct ProviderCredentialsSpec {
     /// How often every file is re-read even without a change event, in seconds
     /// (default 5): a safety net for file systems that report no events.
     #[serde(default)]
-    pub poll_seconds: Option<PositiveSeconds>,
+    pub poll_seconds: Option<NonZeroU64>,
 }
 
 /// A compiled credential.
@@ -147,7 +146,7 @@ pub struct CredentialDef {
     /// Whether it is a refreshed token file rather than a key.
     pub token_file: bool,
     /// Declared rotation period.
-    pub rotation_period: Option<PositiveSeconds>,
+    pub rotation_period: Option<NonZeroU64>,
 }
 
 /// A compiled route binding.
@@ -185,7 +184,7 @@ pub struct CredentialConfigError(String);
 /// Headers a credential may not be written to: Envoy owns them, or cedar-gate does.
 fn reserved_header(name: &str) -> bool {
     name.starts_with(':')
-        || name.starts_with(crate::gate::HEADER_PREFIX)
+        || name.starts_with(crate::request::HEADER_PREFIX)
         || matches!(
             name,
             "host"
@@ -225,7 +224,9 @@ impl ProviderCredentialsConfig {
         let mut out = ProviderCredentialsConfig {
             poll: spec
                 .poll_seconds
-                .map_or(std::time::Duration::from_secs(5), PositiveSeconds::duration),
+                .map_or(std::time::Duration::from_secs(5), |p| {
+                    std::time::Duration::from_secs(p.get())
+                }),
             provider_headers: PROVIDER_HEADERS.iter().map(|h| (*h).to_owned()).collect(),
             ..Default::default()
         };
@@ -240,7 +241,7 @@ impl ProviderCredentialsConfig {
             if out.by_id.insert(c.id.clone(), i).is_some() {
                 return Err(err(format!("{at}: `id` `{}` is used twice", c.id)));
             }
-            let (path, token_file) = match (c.file, c.token_file) {
+            let (path, token_file) = match (c.file.clone(), c.token_file.clone()) {
                 (Some(p), None) => (p, false),
                 (None, Some(p)) => (p, true),
                 _ => {
@@ -250,57 +251,10 @@ impl ProviderCredentialsConfig {
                     )));
                 }
             };
-            let (header, prefix, suffix) = match c.header {
-                HeaderKind::Custom => {
-                    let Some(name) = c.header_name.map(|h| h.to_ascii_lowercase()) else {
-                        return Err(err(format!(
-                            "{at} (`{}`): `header: custom` needs `header_name`",
-                            c.id
-                        )));
-                    };
-                    if !header_name_ok(&name) || reserved_header(&name) {
-                        return Err(err(format!(
-                            "{at} (`{}`): `header_name` `{}` is not a header a credential can go in",
-                            c.id,
-                            name.escape_debug()
-                        )));
-                    }
-                    let format = c.format.unwrap_or_else(|| "{value}".to_owned());
-                    let Some((prefix, suffix)) = format.split_once("{value}") else {
-                        return Err(err(format!(
-                            "{at} (`{}`): `format` must contain `{{value}}`",
-                            c.id
-                        )));
-                    };
-                    if suffix.contains("{value}")
-                        || !format.bytes().all(|b| (b' '..=b'~').contains(&b))
-                    {
-                        return Err(err(format!(
-                            "{at} (`{}`): `format` must contain `{{value}}` once, in visible ASCII",
-                            c.id
-                        )));
-                    }
-                    if !out.provider_headers.contains(&name) {
-                        out.provider_headers.push(name.clone());
-                    }
-                    (name, prefix.to_owned(), suffix.to_owned())
-                }
-                kind => {
-                    if c.header_name.is_some() || c.format.is_some() {
-                        return Err(err(format!(
-                            "{at} (`{}`): `header_name` and `format` apply only to `header: custom`",
-                            c.id
-                        )));
-                    }
-                    let (name, prefix) = match kind {
-                        HeaderKind::Bearer => ("authorization", "Bearer "),
-                        HeaderKind::XApiKey => ("x-api-key", ""),
-                        HeaderKind::ApiKey => ("api-key", ""),
-                        _ => ("x-goog-api-key", ""),
-                    };
-                    (name.to_owned(), prefix.to_owned(), String::new())
-                }
-            };
+            let (header, prefix, suffix) = header_of(&at, &c)?;
+            if c.header == HeaderKind::Custom && !out.provider_headers.contains(&header) {
+                out.provider_headers.push(header.clone());
+            }
             out.credentials.push(CredentialDef {
                 id: c.id,
                 kind: c.header,
@@ -370,6 +324,60 @@ impl TryFrom<ProviderCredentialsSpec> for ProviderCredentialsConfig {
 
     fn try_from(spec: ProviderCredentialsSpec) -> Result<Self, Self::Error> {
         Self::compile(spec)
+    }
+}
+
+/// The header a credential goes in, and the text around its value.
+fn header_of(
+    at: &str,
+    c: &CredentialSpec,
+) -> Result<(String, String, String), CredentialConfigError> {
+    let err = |m: String| CredentialConfigError(m);
+    match c.header {
+        HeaderKind::Custom => {
+            let Some(name) = c.header_name.as_ref().map(|h| h.to_ascii_lowercase()) else {
+                return Err(err(format!(
+                    "{at} (`{}`): `header: custom` needs `header_name`",
+                    c.id
+                )));
+            };
+            if !header_name_ok(&name) || reserved_header(&name) {
+                return Err(err(format!(
+                    "{at} (`{}`): `header_name` `{}` is not a header a credential can go in",
+                    c.id,
+                    name.escape_debug()
+                )));
+            }
+            let format = c.format.as_deref().unwrap_or("{value}");
+            let Some((prefix, suffix)) = format.split_once("{value}") else {
+                return Err(err(format!(
+                    "{at} (`{}`): `format` must contain `{{value}}`",
+                    c.id
+                )));
+            };
+            if suffix.contains("{value}") || !format.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+                return Err(err(format!(
+                    "{at} (`{}`): `format` must contain `{{value}}` once, in visible ASCII",
+                    c.id
+                )));
+            }
+            Ok((name, prefix.to_owned(), suffix.to_owned()))
+        }
+        kind => {
+            if c.header_name.is_some() || c.format.is_some() {
+                return Err(err(format!(
+                    "{at} (`{}`): `header_name` and `format` apply only to `header: custom`",
+                    c.id
+                )));
+            }
+            let (name, prefix) = match kind {
+                HeaderKind::Bearer => ("authorization", "Bearer "),
+                HeaderKind::XApiKey => ("x-api-key", ""),
+                HeaderKind::ApiKey => ("api-key", ""),
+                _ => ("x-goog-api-key", ""),
+            };
+            Ok((name.to_owned(), prefix.to_owned(), String::new()))
+        }
     }
 }
 
@@ -468,7 +476,7 @@ routes:
             ),
             (
                 "credentials: [{ id: a, header: bearer, file: /x, rotation_period_seconds: 0 }]",
-                "positive",
+                "rotation_period_seconds: invalid value: integer `0`, expected a nonzero",
             ),
         ] {
             let e = compile(yaml).unwrap_err();

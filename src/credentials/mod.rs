@@ -16,23 +16,23 @@
 //! 3. The answer removes every provider credential header the caller sent (and
 //!    `?key=`), then sets the credential's header (overwrite).
 //!
-//! The value lives only in [`secret::Secret`] (redacting `Debug`, no
-//! `Display`), read from its file by [`store::Slot`] and swapped on change by
-//! [`watch::FileWatcher`]. The audit, metadata, metrics and `/status` name the
-//! credential id only.
+//! This module holds the credentials and the rules
+//! ([`ProviderCredentials::check_presented`], [`ProviderCredentials::select`]);
+//! `decide::credentials` applies them to a decision, and the answer to Envoy
+//! (`wire::response`) carries the headers. The value lives only in
+//! [`secret::Secret`] (redacting `Debug`, no `Display`), read from its file by
+//! [`store::Slot`] and swapped on change by [`crate::watch::FileWatcher`]. The
+//! audit, metadata, metrics and `/status` name the credential id only.
 
 pub mod config;
 pub mod secret;
 pub mod store;
-pub mod watch;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::classify::Routes;
-use crate::gate::Outcome;
-use crate::policy::eval::{Effect, Reason};
 use crate::request::HttpRequest;
+use crate::vocab::Reason;
 pub use config::ProviderCredentialsConfig;
 use secret::Secret;
 use store::{ReadResult, Slot};
@@ -40,20 +40,12 @@ use store::{ReadResult, Slot};
 /// The policy annotation that selects a credential.
 pub const CREDENTIAL_ANNOTATION: &str = "credential";
 
-/// Callers refused for presenting a provider key, by `route` (config-bounded).
-pub const PRESENTED: &str = "cedar_gate_provider_credential_presented_total";
-/// Requests a credential was injected into, by `credential` (config-bounded).
-pub const INJECTIONS: &str = "cedar_gate_credential_injections_total";
-/// Seconds since the value in force was written, by `credential` (scrape time).
-pub const AGE: &str = "cedar_gate_credential_age_seconds";
-/// The declared rotation period, by `credential` (scrape time).
-pub const ROTATION_PERIOD: &str = "cedar_gate_credential_rotation_period_seconds";
-/// 1 when a value is in force, by `credential` (scrape time).
-pub const LOADED: &str = "cedar_gate_credential_loaded";
-/// 1 when the latest read succeeded, by `credential` (scrape time).
-pub const READ_OK: &str = "cedar_gate_credential_read_ok";
-/// Failed reads, by `credential` (scrape time).
-pub const READ_FAILURES: &str = "cedar_gate_credential_read_failures_total";
+// Metric names (defined with the others in `record::metrics`).
+pub use crate::record::metrics::{
+    CREDENTIAL_AGE as AGE, CREDENTIAL_INJECTIONS as INJECTIONS, CREDENTIAL_LOADED as LOADED,
+    CREDENTIAL_PRESENTED as PRESENTED, CREDENTIAL_READ_FAILURES as READ_FAILURES,
+    CREDENTIAL_READ_OK as READ_OK, CREDENTIAL_ROTATION_PERIOD as ROTATION_PERIOD,
+};
 
 /// What the answer to Envoy does with credentials on an allowed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +59,44 @@ pub struct Injection {
     pub remove_headers: Vec<String>,
     /// Caller query parameters removed (`key`).
     pub remove_query: Vec<String>,
+}
+
+// === impl Injection ===
+
+impl Injection {
+    /// Removes the caller's credentials and sets nothing (the proxy signs).
+    fn strip_only(mut remove_headers: Vec<String>, identity_header: Option<&str>) -> Self {
+        if let Some(h) = identity_header
+            && !remove_headers.iter().any(|r| r == h)
+        {
+            remove_headers.push(h.to_owned());
+        }
+        Self {
+            id: None,
+            set: None,
+            remove_headers,
+            remove_query: vec![config::PROVIDER_QUERY_KEY.to_owned()],
+        }
+    }
+}
+
+/// Why an allowed request is refused by the credential rules (a deny with
+/// this reason; the message goes to the audit's `errors`, never a secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// `provider_credential_presented`, `credential_missing`,
+    /// `credential_conflict` or `credential_unavailable`.
+    pub reason: Reason,
+    /// What is wrong, naming ids, routes and header names only.
+    pub message: String,
+}
+
+// === impl Refusal ===
+
+impl Refusal {
+    fn new(reason: Reason, message: String) -> Self {
+        Self { reason, message }
+    }
 }
 
 /// The configured credentials and their current values.
@@ -110,10 +140,10 @@ impl ProviderCredentials {
     }
 
     /// Starts re-reading on change (and every `poll_seconds`).
-    pub fn watch(self: &Arc<Self>) -> std::io::Result<watch::FileWatcher> {
+    pub fn watch(self: &Arc<Self>) -> std::io::Result<crate::watch::FileWatcher> {
         let files: Vec<_> = self.slots.iter().map(|s| s.def.path.clone()).collect();
         let this = Arc::clone(self);
-        watch::FileWatcher::start(
+        crate::watch::FileWatcher::start(
             "credentials",
             &files,
             Duration::from_millis(100),
@@ -122,107 +152,113 @@ impl ProviderCredentials {
         )
     }
 
-    /// Applies the route's credential rules to a decided request (see the
-    /// module docs). `identity_header` is the header that carried the caller's
-    /// accepted token or API key: the caller's identity, not a provider key.
-    pub fn finish(
+    /// Whether requests on route `route` (a `routes[].name`) carry a provider
+    /// credential rule.
+    pub fn binds(&self, route: &str) -> bool {
+        self.cfg.routes.contains_key(route)
+    }
+
+    /// Step 1 on a bound route, whatever the policies say: a caller that sent
+    /// its own provider key is refused (counted), unless the route lets it
+    /// through. `identity_header` carried the caller's accepted token or API
+    /// key: its identity, not a provider key.
+    pub fn check_presented(
         &self,
-        outcome: &mut Outcome,
+        route: &str,
         req: &HttpRequest,
-        routes: &Routes,
         identity_header: Option<&str>,
-    ) {
-        // Refused credentials and unreadable requests keep their answer. A
-        // caller with no identity at all that sends a provider key is told
-        // so: the key is what it must stop sending.
-        if outcome.decision.reason == Reason::InvalidIdentity
-            || outcome.decision.reason.http_status() == 400
-        {
-            return;
-        }
-        let Some(route) = routes.find(req) else {
-            return;
+    ) -> Result<(), Refusal> {
+        let Some(binding) = self.cfg.routes.get(route) else {
+            return Ok(());
         };
-        let Some(binding) = self.cfg.routes.get(&route.name) else {
-            return;
+        if binding.allow_caller_credentials {
+            return Ok(());
+        }
+        let Some(presented) = self.presented(req, identity_header) else {
+            return Ok(());
         };
-        if !binding.allow_caller_credentials
-            && let Some(presented) = self.presented(req, identity_header)
-        {
-            metrics::counter!(PRESENTED, "route" => route.name.clone()).increment(1);
-            refuse(
-                outcome,
-                Reason::ProviderCredentialPresented,
-                format!(
-                    "the caller sent a provider credential ({presented}) on route `{}`, which injects the gateway's",
-                    route.name
-                ),
-            );
-            return;
-        }
-        if !outcome.decision.is_allow() {
-            return;
-        }
+        metrics::counter!(PRESENTED, "route" => route.to_owned()).increment(1);
+        Err(Refusal {
+            reason: Reason::ProviderCredentialPresented,
+            message: format!(
+                "the caller sent a provider credential ({presented}) on route `{route}`, which injects the gateway's"
+            ),
+        })
+    }
+
+    /// Steps 2 and 3 on an allowed request on a bound route: the credential
+    /// the determining permits name (`named`, their `@credential` values), else
+    /// the route's default, and the headers the answer sets and removes.
+    /// `None`: the route is not bound.
+    pub fn select<'p>(
+        &self,
+        route: &str,
+        named: impl IntoIterator<Item = &'p str>,
+        identity_header: Option<&str>,
+    ) -> Option<Result<Injection, Refusal>> {
+        let binding = self.cfg.routes.get(route)?;
         if binding.proxy_signs {
             // Envoy signs after the allow (SigV4): strip what the caller brought.
-            let mut remove_headers = self.cfg.provider_headers.clone();
-            remove_headers.extend(config::SIGV4_HEADERS.iter().map(|h| (*h).to_owned()));
-            if let Some(h) = identity_header
-                && !remove_headers.iter().any(|r| r == h)
-            {
-                remove_headers.push(h.to_owned());
-            }
-            outcome.credential = Some(Injection {
-                id: None,
-                set: None,
-                remove_headers,
-                remove_query: vec![config::PROVIDER_QUERY_KEY.to_owned()],
-            });
-            return;
+            let mut remove = self.cfg.provider_headers.clone();
+            remove.extend(config::SIGV4_HEADERS.iter().map(|h| (*h).to_owned()));
+            return Some(Ok(Injection::strip_only(remove, identity_header)));
         }
-        let mut named: Option<&str> = None;
-        for p in &outcome.decision.policies {
-            if let Some(id) = p.annotations.get(CREDENTIAL_ANNOTATION) {
-                match named {
-                    Some(n) if n != id => {
-                        let message =
-                            format!("determining policies name two credentials, `{n}` and `{id}`");
-                        refuse(outcome, Reason::CredentialConflict, message);
-                        return;
-                    }
-                    _ => named = Some(id),
+        Some(
+            self.choose(route, binding, named)
+                .and_then(|slot| self.inject(slot, identity_header)),
+        )
+    }
+
+    /// The slot of the credential the policies or the route name.
+    fn choose<'p>(
+        &self,
+        route: &str,
+        binding: &config::RouteBinding,
+        named: impl IntoIterator<Item = &'p str>,
+    ) -> Result<&Slot, Refusal> {
+        let mut chosen: Option<&str> = None;
+        for id in named {
+            match chosen {
+                Some(n) if n != id => {
+                    return Err(Refusal::new(
+                        Reason::CredentialConflict,
+                        format!("determining policies name two credentials, `{n}` and `{id}`"),
+                    ));
                 }
+                _ => chosen = Some(id),
             }
         }
-        let index = match named {
-            Some(id) => match self.cfg.by_id.get(id) {
-                Some(i) => *i,
-                None => {
-                    let message =
-                        format!("policy names credential `{id}`, which is not configured");
-                    refuse(outcome, Reason::CredentialUnavailable, message);
-                    return;
-                }
-            },
-            None => match binding.default {
-                Some(i) => i,
-                None => {
-                    let message = format!(
-                        "route `{}` needs a provider credential and neither the determining policy (`@credential`) nor the route names one",
-                        route.name
-                    );
-                    refuse(outcome, Reason::CredentialMissing, message);
-                    return;
-                }
-            },
+        let index = match chosen {
+            Some(id) => *self.cfg.by_id.get(id).ok_or_else(|| {
+                Refusal::new(
+                    Reason::CredentialUnavailable,
+                    format!("policy names credential `{id}`, which is not configured"),
+                )
+            })?,
+            None => binding.default.ok_or_else(|| {
+                Refusal::new(
+                    Reason::CredentialMissing,
+                    format!(
+                        "route `{route}` needs a provider credential and neither the determining policy (`@credential`) nor the route names one"
+                    ),
+                )
+            })?,
         };
-        let Some(slot) = self.slots.get(index) else {
-            return;
-        };
+        self.slots.get(index).ok_or_else(|| {
+            Refusal::new(
+                Reason::CredentialUnavailable,
+                format!("credential #{index} is not configured"),
+            )
+        })
+    }
+
+    /// The injection of `slot`'s value in force.
+    fn inject(&self, slot: &Slot, identity_header: Option<&str>) -> Result<Injection, Refusal> {
         let Some(loaded) = slot.current() else {
-            let message = format!("credential `{}` has no value loaded", slot.def.id);
-            refuse(outcome, Reason::CredentialUnavailable, message);
-            return;
+            return Err(Refusal::new(
+                Reason::CredentialUnavailable,
+                format!("credential `{}` has no value loaded", slot.def.id),
+            ));
         };
         let mut remove_headers: Vec<String> = self
             .cfg
@@ -238,7 +274,7 @@ impl ProviderCredentials {
             remove_headers.push(h.to_owned());
         }
         metrics::counter!(INJECTIONS, "credential" => slot.def.id.clone()).increment(1);
-        outcome.credential = Some(Injection {
+        Ok(Injection {
             id: Some(Arc::from(slot.def.id.as_str())),
             set: Some((
                 Arc::from(slot.def.header.as_str()),
@@ -246,7 +282,7 @@ impl ProviderCredentials {
             )),
             remove_headers,
             remove_query: vec![config::PROVIDER_QUERY_KEY.to_owned()],
-        });
+        })
     }
 
     /// The first provider credential the caller sent, named by where it was.
@@ -360,15 +396,3 @@ impl ProviderCredentials {
 fn age(since: SystemTime, now: SystemTime) -> u64 {
     now.duration_since(since).map_or(0, |d| d.as_secs())
 }
-
-/// Turns an answer into a refusal, keeping the determining policies in the
-/// audit (an allow refused for want of a credential names the permit).
-fn refuse(outcome: &mut Outcome, reason: Reason, message: String) {
-    outcome.decision.effect = Effect::Deny;
-    outcome.decision.reason = reason;
-    outcome.decision.errors.push(message);
-    outcome.credential = None;
-}
-
-#[cfg(test)]
-mod tests;

@@ -9,10 +9,19 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use cedar_policy::EntityTypeName;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+/// An `identity` setting that is well-formed but not acceptable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid config: `{key}` {message}")]
+pub struct InvalidIdentityConfig {
+    /// The dotted key.
+    pub key: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
 
 /// Largest `leeway_seconds` accepted: clock skew, not a grace period.
 pub const MAX_LEEWAY_SECONDS: u64 = 300;
@@ -65,7 +74,7 @@ pub struct IssuerConfig {
     pub audiences: Vec<String>,
     /// Accepted signature algorithms. `none` and `HS*` are refused at load.
     #[serde(default = "default_algorithms")]
-    pub algorithms: Vec<String>,
+    pub algorithms: Vec<SigningAlgorithm>,
     /// Clock skew allowed on `exp`, `nbf` and `iat` (at most 300).
     #[serde(default = "default_leeway")]
     pub leeway_seconds: u64,
@@ -77,7 +86,7 @@ pub struct IssuerConfig {
     pub required_claims: Vec<String>,
     /// Cedar entity type of the subject (`User`, `Agent`, `Client`, ...).
     /// One entity type per issuer, so principals of two issuers never collide.
-    pub entity_type: String,
+    pub entity_type: IssuerEntityType,
     /// Claim naming the subject (`sub`; `client_id` or `azp` for client credentials).
     #[serde(default = "default_subject_claim")]
     pub subject_claim: String,
@@ -110,6 +119,18 @@ pub struct IssuerConfig {
     pub require_access_token_type: bool,
 }
 
+/// A signature algorithm an issuer accepts: a public-key algorithm, parsed
+/// when the config is read (`none` and HMAC are refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct SigningAlgorithm(Algorithm);
+
+/// The Cedar entity type of an issuer's principals, parsed when the config is
+/// read; cedar-gate's own entity types are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct IssuerEntityType(EntityTypeName);
+
 /// Trusting Envoy's `jwt_authn` filter instead of verifying the token here.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,8 +154,8 @@ pub enum PrincipalSource {
     Workload,
 }
 
-fn default_algorithms() -> Vec<String> {
-    vec!["RS256".to_owned()]
+fn default_algorithms() -> Vec<SigningAlgorithm> {
+    vec![SigningAlgorithm(Algorithm::RS256)]
 }
 fn default_leeway() -> u64 {
     DEFAULT_LEEWAY_SECONDS
@@ -169,8 +190,47 @@ pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
     Ok(alg)
 }
 
-fn invalid(key: &'static str, message: String) -> ConfigError {
-    ConfigError::Invalid { key, message }
+// === impl SigningAlgorithm ===
+
+impl SigningAlgorithm {
+    /// The algorithm.
+    pub fn get(self) -> Algorithm {
+        self.0
+    }
+}
+
+impl TryFrom<String> for SigningAlgorithm {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        parse_algorithm(&name).map(Self)
+    }
+}
+
+// === impl IssuerEntityType ===
+
+impl IssuerEntityType {
+    /// The entity type name.
+    pub fn name(&self) -> &EntityTypeName {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for IssuerEntityType {
+    type Error = String;
+
+    fn try_from(ty: String) -> Result<Self, Self::Error> {
+        let name = EntityTypeName::from_str(&ty)
+            .map_err(|_| format!("`{ty}` is not a Cedar entity type name"))?;
+        if RESERVED_ENTITY_TYPES.contains(&ty.as_str()) {
+            return Err(format!("`{ty}` is reserved for cedar-gate's own entities"));
+        }
+        Ok(Self(name))
+    }
+}
+
+fn invalid(key: &'static str, message: String) -> InvalidIdentityConfig {
+    InvalidIdentityConfig { key, message }
 }
 
 /// Whether `url` may be fetched: `https://`, or `http://` to a loopback host.
@@ -189,10 +249,9 @@ fn fetchable(url: &str) -> bool {
 /// Validates the token part of `identity`.
 pub fn validate(
     issuers: &[IssuerConfig],
-    token_header: Option<&str>,
     jwt_authn: Option<&JwtAuthnMetadataConfig>,
-) -> Result<(), ConfigError> {
-    let mut entity_types: Vec<&str> = Vec::new();
+) -> Result<(), InvalidIdentityConfig> {
+    let mut entity_types: Vec<&EntityTypeName> = Vec::new();
     let mut names: Vec<&str> = Vec::new();
     for i in issuers {
         let name = i.issuer.as_str();
@@ -243,14 +302,6 @@ pub fn validate(
                 format!("issuer `{name}` has no algorithm"),
             ));
         }
-        for alg in &i.algorithms {
-            parse_algorithm(alg).map_err(|m| {
-                invalid(
-                    "identity.issuers.algorithms",
-                    format!("issuer `{name}`: {m}"),
-                )
-            })?;
-        }
         if i.leeway_seconds > MAX_LEEWAY_SECONDS {
             return Err(invalid(
                 "identity.issuers.leeway_seconds",
@@ -269,19 +320,7 @@ pub fn validate(
                 "refresh intervals must be positive".to_owned(),
             ));
         }
-        let ty = i.entity_type.as_str();
-        if cedar_policy::EntityTypeName::from_str(ty).is_err() {
-            return Err(invalid(
-                "identity.issuers.entity_type",
-                format!("`{ty}` is not a Cedar entity type name"),
-            ));
-        }
-        if RESERVED_ENTITY_TYPES.contains(&ty) {
-            return Err(invalid(
-                "identity.issuers.entity_type",
-                format!("`{ty}` is reserved for cedar-gate's own entities"),
-            ));
-        }
+        let ty = i.entity_type.name();
         if entity_types.contains(&ty) {
             // Two issuers with one entity type could both mint `User::"alice"`.
             return Err(invalid(
@@ -304,17 +343,6 @@ pub fn validate(
                 ));
             }
         }
-    }
-    if let Some(h) = token_header
-        && (h.is_empty()
-            || !h
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-    {
-        return Err(invalid(
-            "identity.token_header",
-            format!("`{h}` is not a header name"),
-        ));
     }
     if let Some(m) = jwt_authn {
         if m.namespace.is_empty() || m.payload_key.is_empty() {
@@ -347,6 +375,7 @@ pub fn validate(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::config::ConfigError;
 
     #[test]
     fn algorithms() {
@@ -368,7 +397,7 @@ mod tests {
         let c = config(AGENTS).unwrap();
         let i = &c.identity.issuers[0];
         assert_eq!(i.subject_claim, "sub");
-        assert_eq!(i.algorithms, vec!["RS256"]);
+        assert_eq!(i.algorithms, vec![SigningAlgorithm(Algorithm::RS256)]);
         assert_eq!(i.leeway_seconds, DEFAULT_LEEWAY_SECONDS);
         assert!(i.required);
         assert_eq!(c.identity.principal, PrincipalSource::Token);

@@ -13,7 +13,7 @@ use cedar_policy::{EntityId, EntityTypeName, EntityUid};
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value as Json};
 
-use crate::identity::issuers::{IssuerConfig, parse_algorithm};
+use crate::identity::issuers::IssuerConfig;
 
 /// Largest token accepted, in bytes (header + payload + signature, base64url).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -214,19 +214,13 @@ pub struct IssuerRules {
 // === impl IssuerRules ===
 
 impl IssuerRules {
-    /// Compiles a (validated) issuer config.
-    pub fn new(cfg: &IssuerConfig) -> Result<Self, String> {
-        let entity_type = EntityTypeName::from_str(&cfg.entity_type)
-            .map_err(|e| format!("entity type `{}`: {e}", cfg.entity_type))?;
-        Ok(Self {
+    /// An issuer's rules, from its config (parsed when the config was read).
+    pub fn new(cfg: &IssuerConfig) -> Self {
+        Self {
             issuer: cfg.issuer.clone(),
-            entity_type,
+            entity_type: cfg.entity_type.name().clone(),
             audiences: cfg.audiences.clone(),
-            algorithms: cfg
-                .algorithms
-                .iter()
-                .map(|a| parse_algorithm(a))
-                .collect::<Result<_, _>>()?,
+            algorithms: cfg.algorithms.iter().map(|a| a.get()).collect(),
             leeway: secs(cfg.leeway_seconds),
             max_lifetime: cfg.max_lifetime_seconds.map(secs),
             required_claims: cfg.required_claims.clone(),
@@ -235,7 +229,7 @@ impl IssuerRules {
             groups_prefix: cfg.groups_prefix.clone(),
             context_claims: cfg.context_claims.clone(),
             require_access_token_type: cfg.require_access_token_type,
-        })
+        }
     }
 
     /// Applies the issuer's `require_access_token_type` to the header's `typ`.
@@ -572,7 +566,7 @@ mod tests {
             "issuer: https://idp\njwks_file: /dev/null\naudiences: [api]\nentity_type: User\nalgorithms: [RS256, ES256]\nleeway_seconds: 10\ngroups_claim: groups\ncontext_claims: [tenant, level]\n{extra}"
         );
         let cfg: IssuerConfig = serde_norway::from_str(&yaml).unwrap();
-        IssuerRules::new(&cfg).unwrap()
+        IssuerRules::new(&cfg)
     }
 
     fn claims(v: Json) -> Map<String, Json> {

@@ -11,10 +11,10 @@ use std::str::FromStr;
 use cedar_policy::{Entities, PolicyId, PolicySet, Schema, ValidationMode, Validator};
 use sha2::{Digest, Sha256};
 
-use crate::identity::spiffe::SpiffeId;
+use crate::identity::spiffe::{SpiffeId, workload_attrs};
 use crate::policy::diagnostic::Diagnostic;
-use crate::policy::model::{WORKLOAD, workload_attrs};
 use crate::policy::snapshot::{Parts, Snapshot};
+use crate::vocab::{MODEL, WORKLOAD};
 
 /// The schema file name inside a policy directory.
 pub const SCHEMA_FILE: &str = "schema.cedarschema";
@@ -273,7 +273,7 @@ fn build(files: Files) -> Result<Parts, PolicyLoadError> {
     for e in entities.iter() {
         let uid = e.uid();
         let id = uid.id().unescaped();
-        if uid.type_name().to_string() == crate::classify::MODEL && id != id.to_lowercase() {
+        if uid.type_name().to_string() == MODEL && id != id.to_lowercase() {
             diags.push(Diagnostic::file(
                 ENTITIES_FILE,
                 format!(
@@ -306,7 +306,7 @@ fn non_canonical_model_ids(json: &serde_json::Value) -> Vec<String> {
             serde_json::Value::Object(map) => {
                 if let (Some(serde_json::Value::String(ty)), Some(serde_json::Value::String(id))) =
                     (map.get("type"), map.get("id"))
-                    && ty == crate::classify::MODEL
+                    && ty == MODEL
                     && *id != id.to_lowercase()
                 {
                     out.push(id.clone());
@@ -351,7 +351,7 @@ fn parse_entities(text: &str, schema: &Schema) -> Result<Entities, String> {
             .as_object_mut()
             .ok_or_else(|| format!("entity #{i}: `attrs` is not an object"))?;
         for (k, v) in workload_attrs(&spiffe) {
-            if let crate::policy::model::Value::Str(s) = v {
+            if let crate::vocab::Value::Str(s) = v {
                 attrs.insert(k, serde_json::Value::String(s));
             }
         }

@@ -15,12 +15,10 @@ use cedar_policy::{
     RequestValidationError, RestrictedExpression, Schema,
 };
 
-use crate::config::OnPolicyError;
+use crate::policy::OnPolicyError;
 use crate::policy::diagnostic::Diagnostic;
-use crate::policy::eval::{
-    AuthzRequest, Decision, DeterminingPolicy, Effect, PrincipalSpec, Reason,
-};
 use crate::policy::slice::Slicer;
+use crate::vocab::{AuthzRequest, Decision, DeterminingPolicy, Effect, PrincipalSpec, Reason};
 
 /// A loaded, validated policy directory. Never mutated after construction;
 /// reloads build a new one and swap it in whole.
@@ -144,6 +142,16 @@ impl Snapshot {
             hash,
             loaded_at: SystemTime::now(),
             warnings,
+        }
+    }
+
+    /// This snapshot as the metrics see it.
+    pub fn figures(&self) -> crate::record::metrics::SnapshotFigures {
+        crate::record::metrics::SnapshotFigures {
+            generation: self.generation,
+            policies: self.policy_count(),
+            shadow_policies: self.shadow_count(),
+            loaded_at: self.loaded_at,
         }
     }
 
@@ -488,7 +496,7 @@ fn collect_entity_refs(v: &serde_json::Value, out: &mut Vec<EntityUid>) {
     match v {
         serde_json::Value::Object(map) => {
             if let Some(e) = map.get("__entity") {
-                if let Ok(uid) = crate::policy::model::uid_from_json(e) {
+                if let Ok(uid) = crate::vocab::uid_from_json(e) {
                     out.push(uid);
                 }
                 return;
@@ -507,7 +515,7 @@ fn collect_dereferenced_literals(v: &serde_json::Value, in_deref: bool, out: &mu
     match v {
         serde_json::Value::Object(map) => {
             if in_deref && let Some(e) = map.get("__entity") {
-                if let Ok(uid) = crate::policy::model::uid_from_json(e) {
+                if let Ok(uid) = crate::vocab::uid_from_json(e) {
                     out.push(uid);
                 }
                 return;
@@ -538,7 +546,7 @@ fn collect_dereferenced_literals(v: &serde_json::Value, in_deref: bool, out: &mu
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::policy::model::{Value, builtin_uid};
+    use crate::vocab::{EntityType, Value, builtin_uid};
     use proptest::prelude::*;
 
     const SCHEMA: &str = r#"
@@ -612,17 +620,17 @@ action chat in ["inference"] appliesTo { principal: [Workload], resource: [Route
             for (w, extra_groups, action, v1) in requests {
                 let req = AuthzRequest {
                     principal: PrincipalSpec {
-                        uid: builtin_uid("Workload", &workload(w)),
+                        uid: builtin_uid(EntityType::Workload, &workload(w)),
                         attrs: vec![("trust_domain".into(), Value::str("example.org")), ("path".into(), Value::str("/x"))],
-                        parents: extra_groups.iter().map(|g| builtin_uid("Group", &format!("g{g}"))).collect(),
+                        parents: extra_groups.iter().map(|g| builtin_uid(EntityType::Group, &format!("g{g}"))).collect(),
                     },
                     extra: Vec::new(),
-                    action: builtin_uid("Action", ["http", "other", "chat"][action as usize]),
-                    resource: builtin_uid("Route", "/r"),
+                    action: builtin_uid(EntityType::Action, ["http", "other", "chat"][action as usize]),
+                    resource: builtin_uid(EntityType::Route, "/r"),
                     context: vec![("request".into(), Value::Record(vec![("path".into(), Value::str(if v1 { "/v1/x" } else { "/x" }))]))],
                 };
                 let full = snapshot.decide_unsliced(&req).unwrap();
-                let sliced = snapshot.decide(&req, crate::config::OnPolicyError::Ignore);
+                let sliced = snapshot.decide(&req, crate::policy::OnPolicyError::Ignore);
                 let mut full_reason: Vec<String> = full.diagnostics().reason().map(|p| p.to_string()).collect();
                 full_reason.sort();
                 let sliced_reason: Vec<String> = sliced.policies.iter().map(|p| p.id.clone()).collect();

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use envoy_types::ext_authz::v3::pb::HttpResponse;
 
 use crate::config::Config;
-use crate::gate::Gate;
+use crate::decide::Gate;
 use crate::policy::snapshot::Snapshot;
 use crate::request::{HttpRequest, Peer};
 
@@ -133,7 +133,7 @@ fn run(
     Vec<String>,
 ) {
     let outcome = g.check(s, r, SystemTime::now());
-    let answer = crate::response::build(&outcome, &g.config().response);
+    let answer = crate::wire::response::build(&outcome, &g.config().response);
     let (set, removed, query) = match answer.http_response {
         Some(HttpResponse::OkResponse(ok)) => (
             ok.headers
@@ -303,14 +303,18 @@ fn rotation_is_used_by_the_next_request_and_nothing_leaks() {
     );
     // Nowhere but the header value: Debug, status, metrics, audit, metadata.
     let req = chat(RESEARCH, &[], "");
-    let audit =
-        crate::audit::AuditEvent::new(&outcome, &req, SystemTime::now(), std::time::Duration::ZERO)
-            .to_json();
+    let audit = crate::record::audit::AuditEvent::new(
+        &outcome,
+        &req,
+        SystemTime::now(),
+        std::time::Duration::ZERO,
+    )
+    .to_json();
     assert!(
         audit.contains(r#""credential":"openai-research""#),
         "{audit}"
     );
-    let answer = crate::response::build(&outcome, &g.config().response);
+    let answer = crate::wire::response::build(&outcome, &g.config().response);
     let metadata = format!("{:?}", answer.dynamic_metadata);
     for text in [
         format!("{outcome:?}"),

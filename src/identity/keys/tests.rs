@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::cli::{IdArgs, IssueArgs, KeysArgs, KeysCommand, ListArgs, RotateArgs, run_to};
 use super::*;
+use crate::cli::keys::{IdArgs, IssueArgs, KeysArgs, KeysCommand, ListArgs, RotateArgs, run_to};
 use crate::request::HttpRequest;
 
 fn issue_args(store: &std::path::Path, expires: &str) -> KeysArgs {
@@ -188,7 +188,7 @@ fn lifetime_bounds_and_a_bad_store_keeps_the_last_good() {
     );
     // A shorter maximum refuses the 5-day key per request.
     let strict = ApiKeys::new(&ApiKeysConfig {
-        max_lifetime_seconds: Some(crate::config::PositiveSeconds::try_from(86_400).unwrap()),
+        max_lifetime_seconds: Some(crate::identity::PositiveSeconds::try_from(86_400).unwrap()),
         ..cfg.clone()
     });
     assert_eq!(

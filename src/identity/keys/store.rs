@@ -19,7 +19,7 @@ use std::sync::Arc;
 use cedar_policy::EntityUid;
 use serde::{Deserialize, Serialize};
 
-use crate::keys::format;
+use crate::identity::keys::format;
 
 /// Largest store file read.
 pub const MAX_STORE_BYTES: u64 = 16 * 1024 * 1024;

@@ -16,9 +16,9 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::config::{AuditConfig, AuditSink};
-use crate::gate::Outcome;
-use crate::policy::eval::DeterminingPolicy;
+use crate::decide::Outcome;
 use crate::request::HttpRequest;
+use crate::vocab::DeterminingPolicy;
 
 /// Events buffered between the Check path and the writer thread.
 const CHANNEL_CAPACITY: usize = 65_536;
@@ -129,7 +129,7 @@ pub struct ShadowAudit<'a> {
 }
 
 impl<'a> ShadowAudit<'a> {
-    fn new(shadow: &'a crate::shadow::ShadowOutcome) -> Self {
+    fn new(shadow: &'a crate::policy::shadow::ShadowOutcome) -> Self {
         let d = &shadow.decision;
         Self {
             decision: if d.is_allow() { "allow" } else { "deny" },
@@ -153,7 +153,7 @@ impl<'a> AuditEvent<'a> {
     ) -> Self {
         let workload = outcome.identity.workload.as_ref();
         Self {
-            time: crate::gate::rfc3339(now),
+            time: crate::vocab::rfc3339(now),
             decision_id: &outcome.decision_id,
             request_id: &req.id,
             decision: if outcome.decision.is_allow() {
@@ -477,7 +477,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::policy::eval::DeterminingPolicy;
+    use crate::vocab::DeterminingPolicy;
 
     fn event<'a>(policies: &'a [Arc<DeterminingPolicy>], errors: &'a [String]) -> AuditEvent<'a> {
         AuditEvent {
@@ -532,11 +532,8 @@ mod tests {
         ];
         let errors = vec!["policy `x` failed: \u{1}".to_owned()];
         let actors = vec!["agent-1".to_owned()];
-        let shadow = crate::shadow::ShadowOutcome {
-            decision: crate::policy::eval::Decision::deny(
-                crate::policy::eval::Reason::PolicyForbid,
-                Vec::new(),
-            ),
+        let shadow = crate::policy::shadow::ShadowOutcome {
+            decision: crate::vocab::Decision::deny(crate::vocab::Reason::PolicyForbid, Vec::new()),
             disagrees: true,
             action_label: "chat".into(),
         };

@@ -2,7 +2,7 @@
 //! notebook, a SaaS integration, a CI job).
 //!
 //! `cedar-gate keys issue` prints a key once (`cgk_<id>_<secret>`, see
-//! [`format`]) and writes only its hash to the store file ([`store`]). A caller
+//! [`format`](mod@format)) and writes only its hash to the store file ([`store`]). A caller
 //! presents it as `Authorization: Bearer <key>` (or in `api_keys.header`).
 //! Per request: parse, one hash-map lookup by id, SHA-256 of the secret and a
 //! constant-time compare (an unknown id is compared against a dummy digest, so
@@ -15,7 +15,6 @@
 //! rotated key takes effect within a second without a restart; a store that
 //! cannot be read or parsed keeps the last good one (`/status`, metrics).
 
-pub mod cli;
 pub mod format;
 pub mod store;
 
@@ -27,24 +26,21 @@ use arc_swap::ArcSwap;
 use cedar_policy::EntityUid;
 use serde::Deserialize;
 
-use crate::config::PositiveSeconds;
+use crate::identity::PositiveSeconds;
 use crate::identity::token::unix_now;
-use crate::policy::model::Value;
 use crate::request::HttpRequest;
+use crate::vocab::Value;
 use store::{Index, KeyRecord, StoreFile};
 
 /// Default longest lifetime of a key: 90 days.
 pub const DEFAULT_MAX_LIFETIME_SECONDS: u64 = 90 * 24 * 3600;
 /// Keys expiring within this window are counted by the `expiring_soon` gauge.
 pub const EXPIRING_SOON: i64 = 7 * 24 * 3600;
-/// Failed key presentations, by `reason`.
-pub const FAILURES: &str = "cedar_gate_api_key_failures_total";
-/// Keys in the store, by `state` (scrape time).
-pub const KEYS: &str = "cedar_gate_api_keys";
-/// Active keys expiring within 7 days (scrape time).
-pub const EXPIRING_SOON_GAUGE: &str = "cedar_gate_api_keys_expiring_soon";
-/// 1 when the latest store read succeeded (scrape time).
-pub const STORE_READ_OK: &str = "cedar_gate_api_key_store_read_ok";
+// Metric names (defined with the others in `record::metrics`).
+pub use crate::record::metrics::{
+    API_KEY_FAILURES as FAILURES, API_KEY_STORE_READ_OK as STORE_READ_OK, API_KEYS as KEYS,
+    API_KEYS_EXPIRING_SOON as EXPIRING_SOON_GAUGE,
+};
 
 /// `api_keys:` in the config file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -108,7 +104,7 @@ impl ApiKeysConfig {
             || !header
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            || header.starts_with(crate::gate::HEADER_PREFIX)
+            || header.starts_with(crate::request::HEADER_PREFIX)
         {
             return Err(format!(
                 "`header` `{}` is not a header a caller can send",
@@ -278,9 +274,9 @@ impl ApiKeys {
     }
 
     /// Starts re-reading the store on change and every second.
-    pub fn watch(self: &Arc<Self>) -> std::io::Result<crate::credentials::watch::FileWatcher> {
+    pub fn watch(self: &Arc<Self>) -> std::io::Result<crate::watch::FileWatcher> {
         let this = Arc::clone(self);
-        crate::credentials::watch::FileWatcher::start(
+        crate::watch::FileWatcher::start(
             "api-keys",
             std::slice::from_ref(&self.cfg.store),
             Duration::from_millis(50),

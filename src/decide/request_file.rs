@@ -19,13 +19,11 @@ use std::time::SystemTime;
 use cedar_policy::EntityUid;
 use serde::Deserialize;
 
-use crate::identity::spiffe::SpiffeId;
+use crate::identity::spiffe::{SpiffeId, workload_attrs};
 use crate::identity::{Identity, Workload, WorkloadSource};
-use crate::policy::eval::{AuthzRequest, PrincipalSpec};
-use crate::policy::model::{
-    ACTION, ROUTE, Value, WORKLOAD, builtin_uid, uid_from_json, workload_attrs,
-};
 use crate::request::HttpRequest;
+use crate::vocab::{AuthzRequest, PrincipalSpec};
+use crate::vocab::{EntityType, ROUTE, Value, WORKLOAD, builtin_uid, uid_from_json};
 
 /// A request file's content.
 #[derive(Debug, Clone, Deserialize)]
@@ -68,7 +66,7 @@ pub struct PrincipalJson {
 impl RequestFile {
     /// Converts to the question the server would ask Cedar.
     pub fn to_authz(&self, now: SystemTime) -> Result<AuthzRequest, String> {
-        let uid = crate::policy::model::uid(&self.principal.ty, &self.principal.id)
+        let uid = crate::vocab::uid(&self.principal.ty, &self.principal.id)
             .map_err(|e| format!("principal: bad type `{}`: {e}", self.principal.ty))?;
         let mut attrs = Vec::new();
         let mut identity = Identity::default();
@@ -100,7 +98,7 @@ impl RequestFile {
             .map(|p| uid_from_json(p).map_err(|e| format!("principal.parents: {e}")))
             .collect::<Result<Vec<EntityUid>, String>>()?;
         let action = match &self.action {
-            serde_json::Value::String(s) if !s.contains("::") => builtin_uid(ACTION, s),
+            serde_json::Value::String(s) if !s.contains("::") => builtin_uid(EntityType::Action, s),
             other => uid_from_json(other).map_err(|e| format!("action: {e}"))?,
         };
         let resource = uid_from_json(&self.resource).map_err(|e| format!("resource: {e}"))?;
@@ -128,8 +126,7 @@ impl RequestFile {
         {
             let id = SpiffeId::parse(w).map_err(|e| format!("workload: {e}"))?;
             carrier = Some(PrincipalSpec {
-                uid: crate::policy::model::uid(WORKLOAD, w)
-                    .map_err(|e| format!("workload: {e}"))?,
+                uid: crate::vocab::uid(WORKLOAD, w).map_err(|e| format!("workload: {e}"))?,
                 attrs: workload_attrs(&id),
                 parents: Vec::new(),
             });
@@ -139,7 +136,7 @@ impl RequestFile {
                 not_after: None,
             });
         }
-        let mut authz = crate::gate::authz_request(&req, &identity, &op, now);
+        let mut authz = crate::decide::question::authz_request(&req, &identity, &op, now);
         authz.principal = PrincipalSpec {
             uid,
             attrs,

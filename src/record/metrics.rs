@@ -7,8 +7,7 @@ use std::time::Duration;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::gate::Outcome;
-use crate::policy::eval::Reason;
+use crate::vocab::Reason;
 
 /// Checks answered, by `decision` and `reason`.
 pub const CHECKS: &str = "cedar_gate_checks_total";
@@ -57,6 +56,30 @@ pub const SHADOW_POLICIES: &str = "cedar_gate_shadow_policies_loaded";
 /// snapshot in force: exactly one series, written at scrape time.
 pub const POLICY_SNAPSHOT: &str = "cedar_gate_policy_snapshot_info";
 
+/// Callers refused for presenting a provider key, by `route` (config-bounded).
+pub const CREDENTIAL_PRESENTED: &str = "cedar_gate_provider_credential_presented_total";
+/// Requests a provider credential was injected into, by `credential` (config-bounded).
+pub const CREDENTIAL_INJECTIONS: &str = "cedar_gate_credential_injections_total";
+/// Seconds since the provider credential in force was written, by `credential`
+/// (scrape time).
+pub const CREDENTIAL_AGE: &str = "cedar_gate_credential_age_seconds";
+/// A provider credential's declared rotation period, by `credential` (scrape time).
+pub const CREDENTIAL_ROTATION_PERIOD: &str = "cedar_gate_credential_rotation_period_seconds";
+/// 1 when a provider credential has a value in force, by `credential` (scrape time).
+pub const CREDENTIAL_LOADED: &str = "cedar_gate_credential_loaded";
+/// 1 when the latest read of a credential file succeeded, by `credential` (scrape time).
+pub const CREDENTIAL_READ_OK: &str = "cedar_gate_credential_read_ok";
+/// Failed reads of a credential file, by `credential` (scrape time).
+pub const CREDENTIAL_READ_FAILURES: &str = "cedar_gate_credential_read_failures_total";
+/// Refused gateway API key presentations, by `reason`.
+pub const API_KEY_FAILURES: &str = "cedar_gate_api_key_failures_total";
+/// Gateway API keys in the store, by `state` (scrape time).
+pub const API_KEYS: &str = "cedar_gate_api_keys";
+/// Active gateway API keys expiring within 7 days (scrape time).
+pub const API_KEYS_EXPIRING_SOON: &str = "cedar_gate_api_keys_expiring_soon";
+/// 1 when the latest read of the API key store succeeded (scrape time).
+pub const API_KEY_STORE_READ_OK: &str = "cedar_gate_api_key_store_read_ok";
+
 /// Every metric this module defines (other modules add their own, e.g. the
 /// decision cache and JWKS metrics). Alert rules are checked against it.
 pub const ALL: &[&str] = &[
@@ -82,17 +105,17 @@ pub const ALL: &[&str] = &[
     SHADOW_DISAGREEMENTS,
     SHADOW_POLICIES,
     POLICY_SNAPSHOT,
-    crate::credentials::AGE,
-    crate::credentials::ROTATION_PERIOD,
-    crate::credentials::LOADED,
-    crate::credentials::READ_OK,
-    crate::credentials::READ_FAILURES,
-    crate::credentials::INJECTIONS,
-    crate::credentials::PRESENTED,
-    crate::keys::KEYS,
-    crate::keys::EXPIRING_SOON_GAUGE,
-    crate::keys::STORE_READ_OK,
-    crate::keys::FAILURES,
+    CREDENTIAL_AGE,
+    CREDENTIAL_ROTATION_PERIOD,
+    CREDENTIAL_LOADED,
+    CREDENTIAL_READ_OK,
+    CREDENTIAL_READ_FAILURES,
+    CREDENTIAL_INJECTIONS,
+    CREDENTIAL_PRESENTED,
+    API_KEYS,
+    API_KEYS_EXPIRING_SOON,
+    API_KEY_STORE_READ_OK,
+    API_KEY_FAILURES,
 ];
 
 /// Histogram buckets in seconds: 5 µs to 100 ms.
@@ -228,10 +251,27 @@ fn describe() {
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
+/// What one answered Check adds to the metrics: plain values, so recording
+/// knows nothing of how they were decided.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckFigures<'a> {
+    /// Whether the request was allowed.
+    pub allow: bool,
+    /// Why.
+    pub reason: Reason,
+    /// The fixed code of a refused credential, when one was refused.
+    pub identity_rejection: Option<&'static str>,
+    /// The action label and the shadow set's answer (allow?), when the shadow
+    /// set disagreed with the enforced one.
+    pub shadow_disagreement: Option<(&'a str, bool)>,
+    /// Time to answer.
+    pub elapsed: Duration,
+}
+
 /// Records one answered Check.
-pub fn record_check(outcome: &Outcome, elapsed: Duration) {
-    let allow = outcome.decision.is_allow();
-    let reason = outcome.decision.reason;
+pub fn record_check(check: &CheckFigures<'_>) {
+    let allow = check.allow;
+    let reason = check.reason;
     let handle = HOT.get().and_then(|hot| {
         let slot = Reason::ALL.iter().position(|r| *r == reason)?;
         Some((hot, hot.checks[usize::from(!allow)].get(slot)?.as_ref()?))
@@ -239,19 +279,19 @@ pub fn record_check(outcome: &Outcome, elapsed: Duration) {
     match handle {
         Some((hot, counter)) => {
             counter.increment(1);
-            hot.duration.record(elapsed.as_secs_f64());
+            hot.duration.record(check.elapsed.as_secs_f64());
         }
         None => {
             let decision = if allow { "allow" } else { "deny" };
             counter!(CHECKS, "decision" => decision, "reason" => reason.as_str()).increment(1);
-            histogram!(CHECK_DURATION).record(elapsed.as_secs_f64());
+            histogram!(CHECK_DURATION).record(check.elapsed.as_secs_f64());
         }
     }
-    if let Some(rejection) = &outcome.identity_error {
-        counter!(IDENTITY_REJECTIONS, "reason" => rejection.code).increment(1);
+    if let Some(code) = check.identity_rejection {
+        counter!(IDENTITY_REJECTIONS, "reason" => code).increment(1);
     }
-    if let Some(shadow) = outcome.shadow.as_ref().filter(|s| s.disagrees) {
-        record_shadow_disagreement(&shadow.action_label, shadow.decision.is_allow());
+    if let Some((action, shadow_allows)) = check.shadow_disagreement {
+        record_shadow_disagreement(action, shadow_allows);
     }
 }
 
@@ -260,20 +300,33 @@ pub fn record_check_error(reason: &'static str) {
     counter!(CHECK_ERRORS, "reason" => reason).increment(1);
 }
 
-/// Records a reload attempt.
-pub fn record_reload(snapshot: Result<&crate::policy::Snapshot, ()>) {
+/// A loaded policy snapshot, as the metrics see it.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotFigures {
+    /// The snapshot's generation.
+    pub generation: u64,
+    /// Policies enforced.
+    pub policies: usize,
+    /// `@shadow` policies.
+    pub shadow_policies: usize,
+    /// When it was loaded.
+    pub loaded_at: std::time::SystemTime,
+}
+
+/// Records a reload attempt: the snapshot now served, or a failure.
+pub fn record_reload(snapshot: Result<SnapshotFigures, ()>) {
     match snapshot {
         Ok(s) => {
             counter!(POLICY_RELOADS, "result" => "success").increment(1);
             gauge!(POLICY_GENERATION).set(s.generation as f64);
-            gauge!(POLICIES_LOADED).set(s.policy_count() as f64);
+            gauge!(POLICIES_LOADED).set(s.policies as f64);
             let at = s
                 .loaded_at
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
                 .unwrap_or_default();
             gauge!(POLICY_LAST_RELOAD).set(at);
-            gauge!(SHADOW_POLICIES).set(s.shadow_count() as f64);
+            gauge!(SHADOW_POLICIES).set(s.shadow_policies as f64);
         }
         Err(()) => counter!(POLICY_RELOADS, "result" => "failure").increment(1),
     }

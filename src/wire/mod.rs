@@ -1,0 +1,11 @@
+//! The edge: the only code that names `envoy_types`. The gRPC service, the
+//! answer to Envoy, and the server's TLS.
+
+pub mod response;
+pub mod service;
+pub mod tls;
+
+// Provider credentials end to end inside the process: decision, answer to
+// Envoy, audit (docs/credentials.md).
+#[cfg(test)]
+mod credentials_tests;
