@@ -412,7 +412,7 @@ fn name_the_model(op: &mut Operation, sent: &[String], route: &Route) -> Result<
         }
     }
     if let Some(id) = named {
-        op.resource = builtin_uid(MODEL, &id);
+        op.resource = builtin_uid(EntityType::Model, &id);
         op.model = Some(id);
     }
     Ok(())

@@ -246,7 +246,8 @@ fn fetchable(url: &str) -> bool {
     matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }
 
-/// Validates the token part of `identity`.
+/// Validates the token part of `identity`: what relates settings to each
+/// other (each value was parsed on its own while the config was read).
 pub fn validate(
     issuers: &[IssuerConfig],
     jwt_authn: Option<&JwtAuthnMetadataConfig>,
@@ -265,61 +266,7 @@ pub fn validate(
             ));
         }
         names.push(name);
-        let sources = usize::from(i.jwks_file.is_some())
-            + usize::from(i.jwks_url.is_some())
-            + usize::from(i.discovery);
-        if sources != 1 {
-            return Err(invalid(
-                "identity.issuers",
-                format!(
-                    "issuer `{name}` needs exactly one key source: `jwks_file`, `jwks_url` or `discovery: true`"
-                ),
-            ));
-        }
-        if let Some(url) = &i.jwks_url
-            && !fetchable(url)
-        {
-            return Err(invalid(
-                "identity.issuers.jwks_url",
-                format!("`{url}` must be https:// (http:// only on loopback)"),
-            ));
-        }
-        if i.discovery && !fetchable(name) {
-            return Err(invalid(
-                "identity.issuers.discovery",
-                format!("issuer `{name}` must be an https:// URL for discovery"),
-            ));
-        }
-        if i.audiences.is_empty() || i.audiences.iter().any(String::is_empty) {
-            return Err(invalid(
-                "identity.issuers.audiences",
-                format!("issuer `{name}` needs at least one non-empty audience"),
-            ));
-        }
-        if i.algorithms.is_empty() {
-            return Err(invalid(
-                "identity.issuers.algorithms",
-                format!("issuer `{name}` has no algorithm"),
-            ));
-        }
-        if i.leeway_seconds > MAX_LEEWAY_SECONDS {
-            return Err(invalid(
-                "identity.issuers.leeway_seconds",
-                format!("is {}, more than {MAX_LEEWAY_SECONDS}", i.leeway_seconds),
-            ));
-        }
-        if i.max_lifetime_seconds == Some(0) {
-            return Err(invalid(
-                "identity.issuers.max_lifetime_seconds",
-                "must be positive".to_owned(),
-            ));
-        }
-        if i.refresh_interval_seconds == 0 || i.min_refresh_interval_seconds == 0 {
-            return Err(invalid(
-                "identity.issuers.refresh_interval_seconds",
-                "refresh intervals must be positive".to_owned(),
-            ));
-        }
+        i.check_keys_and_limits()?;
         let ty = i.entity_type.name();
         if entity_types.contains(&ty) {
             // Two issuers with one entity type could both mint `User::"alice"`.
@@ -329,13 +276,117 @@ pub fn validate(
             ));
         }
         entity_types.push(ty);
-        if i.subject_claim.is_empty() {
+        i.check_claims()?;
+    }
+    if let Some(m) = jwt_authn {
+        check_jwt_authn(m, issuers)?;
+    }
+    Ok(())
+}
+
+/// Envoy's `jwt_authn` payloads need issuers to map them, and carry no header.
+fn check_jwt_authn(
+    m: &JwtAuthnMetadataConfig,
+    issuers: &[IssuerConfig],
+) -> Result<(), InvalidIdentityConfig> {
+    if m.namespace.is_empty() || m.payload_key.is_empty() {
+        return Err(invalid(
+            "identity.jwt_authn_metadata",
+            "needs a non-empty `namespace` and `payload_key`".to_owned(),
+        ));
+    }
+    if issuers.is_empty() {
+        return Err(invalid(
+            "identity.jwt_authn_metadata",
+            "needs `identity.issuers`: tokens are mapped by their issuer".to_owned(),
+        ));
+    }
+    // The metadata carries the payload only: the header's `typ` could not be read.
+    if let Some(i) = issuers.iter().find(|i| i.require_access_token_type) {
+        return Err(invalid(
+            "identity.issuers.require_access_token_type",
+            format!(
+                "is set for `{}`, but `identity.jwt_authn_metadata` passes token payloads without their header",
+                i.issuer
+            ),
+        ));
+    }
+    Ok(())
+}
+
+// === impl IssuerConfig ===
+
+impl IssuerConfig {
+    /// One key source, fetchable URLs, and bounded times.
+    fn check_keys_and_limits(&self) -> Result<(), InvalidIdentityConfig> {
+        let name = self.issuer.as_str();
+        let sources = usize::from(self.jwks_file.is_some())
+            + usize::from(self.jwks_url.is_some())
+            + usize::from(self.discovery);
+        if sources != 1 {
+            return Err(invalid(
+                "identity.issuers",
+                format!(
+                    "issuer `{name}` needs exactly one key source: `jwks_file`, `jwks_url` or `discovery: true`"
+                ),
+            ));
+        }
+        if let Some(url) = &self.jwks_url
+            && !fetchable(url)
+        {
+            return Err(invalid(
+                "identity.issuers.jwks_url",
+                format!("`{url}` must be https:// (http:// only on loopback)"),
+            ));
+        }
+        if self.discovery && !fetchable(name) {
+            return Err(invalid(
+                "identity.issuers.discovery",
+                format!("issuer `{name}` must be an https:// URL for discovery"),
+            ));
+        }
+        if self.audiences.is_empty() || self.audiences.iter().any(String::is_empty) {
+            return Err(invalid(
+                "identity.issuers.audiences",
+                format!("issuer `{name}` needs at least one non-empty audience"),
+            ));
+        }
+        if self.algorithms.is_empty() {
+            return Err(invalid(
+                "identity.issuers.algorithms",
+                format!("issuer `{name}` has no algorithm"),
+            ));
+        }
+        if self.leeway_seconds > MAX_LEEWAY_SECONDS {
+            return Err(invalid(
+                "identity.issuers.leeway_seconds",
+                format!("is {}, more than {MAX_LEEWAY_SECONDS}", self.leeway_seconds),
+            ));
+        }
+        if self.max_lifetime_seconds == Some(0) {
+            return Err(invalid(
+                "identity.issuers.max_lifetime_seconds",
+                "must be positive".to_owned(),
+            ));
+        }
+        if self.refresh_interval_seconds == 0 || self.min_refresh_interval_seconds == 0 {
+            return Err(invalid(
+                "identity.issuers.refresh_interval_seconds",
+                "refresh intervals must be positive".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The claims it reads are usable.
+    fn check_claims(&self) -> Result<(), InvalidIdentityConfig> {
+        if self.subject_claim.is_empty() {
             return Err(invalid(
                 "identity.issuers.subject_claim",
                 "is empty".to_owned(),
             ));
         }
-        for c in &i.context_claims {
+        for c in &self.context_claims {
             if c.is_empty() || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 return Err(invalid(
                     "identity.issuers.context_claims",
@@ -343,32 +394,8 @@ pub fn validate(
                 ));
             }
         }
+        Ok(())
     }
-    if let Some(m) = jwt_authn {
-        if m.namespace.is_empty() || m.payload_key.is_empty() {
-            return Err(invalid(
-                "identity.jwt_authn_metadata",
-                "needs a non-empty `namespace` and `payload_key`".to_owned(),
-            ));
-        }
-        if issuers.is_empty() {
-            return Err(invalid(
-                "identity.jwt_authn_metadata",
-                "needs `identity.issuers`: tokens are mapped by their issuer".to_owned(),
-            ));
-        }
-        // The metadata carries the payload only: the header's `typ` could not be read.
-        if let Some(i) = issuers.iter().find(|i| i.require_access_token_type) {
-            return Err(invalid(
-                "identity.issuers.require_access_token_type",
-                format!(
-                    "is set for `{}`, but `identity.jwt_authn_metadata` passes token payloads without their header",
-                    i.issuer
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
