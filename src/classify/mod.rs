@@ -378,14 +378,22 @@ pub fn classify(req: &HttpRequest, routes: &Routes) -> Result<Vec<Operation>, Re
         Protocol::Mcp => mcp::parse(req, route, &body),
     };
     let mut ops = result.map_err(|error| refuse(route.protocol, error))?;
-    // An unclassified operation carries the route it was found on, and on a
-    // provider route the model its body or query names, if any.
+    describe_unclassified(req, route, &mut ops).map_err(|error| refuse(route.protocol, error))?;
+    Ok(ops)
+}
+
+/// An unclassified operation carries the route it was found on, and on a
+/// provider route the model its body or query names, if any.
+fn describe_unclassified(
+    req: &HttpRequest,
+    route: &Route,
+    ops: &mut [Operation],
+) -> Result<(), ClassifyError> {
     let unclassified = action(UNCLASSIFIED);
     for op in ops.iter_mut().filter(|op| op.action == unclassified) {
         if route.protocol != Protocol::Mcp {
-            let sniffed = sniff::sniff(req).map_err(|error| refuse(route.protocol, error))?;
-            name_the_model(op, &sniffed.models, route)
-                .map_err(|error| refuse(route.protocol, error))?;
+            let sniffed = sniff::sniff(req)?;
+            name_the_model(op, &sniffed.models, route)?;
         }
         op.context.push((
             "route".to_owned(),
@@ -395,7 +403,7 @@ pub fn classify(req: &HttpRequest, routes: &Routes) -> Result<Vec<Operation>, Re
             ]),
         ));
     }
-    Ok(ops)
+    Ok(())
 }
 
 /// Makes an `unclassified` operation's resource the model the request

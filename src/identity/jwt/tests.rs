@@ -1,5 +1,10 @@
 use super::*;
+use crate::identity::issuers::IssuerConfig;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
 use serde_json::json;
+use serde_json::{Map, Value as Json};
 
 fn rules(extra: &str) -> IssuerRules {
     let yaml = format!(

@@ -6,22 +6,19 @@
 //! blocks rather than drop an event: an audit trail with holes is worse than
 //! back-pressure).
 
-use std::fmt::Write as _;
-use std::io::Write;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::config::{AuditConfig, AuditSink};
 use crate::decide::Outcome;
 use crate::request::HttpRequest;
 use crate::vocab::DeterminingPolicy;
 
-/// Events buffered between the Check path and the writer thread.
-const CHANNEL_CAPACITY: usize = 65_536;
+mod json;
+mod log;
+
+use json::JsonObject;
+pub use log::AuditLog;
 
 /// One decision, as written to the audit log. Never a token, a cookie or a body.
 #[derive(Debug, Serialize)]
@@ -268,91 +265,6 @@ impl AuditEvent<'_> {
     }
 }
 
-/// A JSON object written field by field. Keys are trusted literals; values
-/// are escaped as serde_json escapes them.
-struct JsonObject {
-    out: String,
-}
-
-impl JsonObject {
-    fn with_capacity(n: usize) -> Self {
-        let mut out = String::with_capacity(n);
-        out.push('{');
-        Self { out }
-    }
-
-    fn key(&mut self, key: &str) {
-        if self.out.len() > 1 {
-            self.out.push(',');
-        }
-        self.out.push('"');
-        self.out.push_str(key);
-        self.out.push_str("\":");
-    }
-
-    fn str(&mut self, key: &str, value: &str) {
-        self.key(key);
-        push_json_str(&mut self.out, value);
-    }
-
-    fn opt_str(&mut self, key: &str, value: Option<&str>) {
-        if let Some(v) = value {
-            self.str(key, v);
-        }
-    }
-
-    fn num(&mut self, key: &str, value: u64) {
-        self.key(key);
-        let _ = write!(self.out, "{value}");
-    }
-
-    fn bool(&mut self, key: &str, value: bool) {
-        self.key(key);
-        self.out.push_str(if value { "true" } else { "false" });
-    }
-
-    fn raw_list<'a>(&mut self, key: &str, items: impl Iterator<Item = &'a str>) {
-        self.key(key);
-        self.out.push('[');
-        for (i, item) in items.enumerate() {
-            if i > 0 {
-                self.out.push(',');
-            }
-            self.out.push_str(item);
-        }
-        self.out.push(']');
-    }
-
-    fn serde(&mut self, key: &str, value: &impl Serialize) {
-        self.key(key);
-        // Plain data (strings, numbers, string maps) cannot fail to serialize.
-        match serde_json::to_string(value) {
-            Ok(json) => self.out.push_str(&json),
-            Err(_) => self.out.push_str("null"),
-        }
-    }
-
-    fn finish(mut self) -> String {
-        self.out.push('}');
-        self.out
-    }
-}
-
-/// Appends `s` as a JSON string: verbatim when nothing needs escaping (the
-/// common case), through serde_json otherwise.
-fn push_json_str(out: &mut String, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
-    } else {
-        match serde_json::to_string(s) {
-            Ok(json) => out.push_str(&json),
-            Err(_) => out.push_str("\"\""),
-        }
-    }
-}
-
 /// Who a token said the caller is.
 #[derive(Debug, Serialize)]
 pub struct TokenAudit<'a> {
@@ -371,104 +283,6 @@ pub struct TokenAudit<'a> {
     /// Granted scopes (`scope` / `scp`).
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     pub scopes: &'a [String],
-}
-
-/// Where audit lines go.
-#[derive(Debug, Clone)]
-pub struct AuditLog {
-    tx: Option<SyncSender<String>>,
-    writer: Arc<Mutex<Option<JoinHandle<()>>>>,
-}
-
-// === impl AuditLog ===
-
-impl AuditLog {
-    /// Opens the configured sink.
-    pub fn open(cfg: &AuditConfig) -> std::io::Result<Self> {
-        let out: Box<dyn Write + Send> = match (cfg.sink, &cfg.path) {
-            (AuditSink::Off, _) => {
-                return Ok(Self {
-                    tx: None,
-                    writer: Arc::new(Mutex::new(None)),
-                });
-            }
-            (AuditSink::Stdout, _) => Box::new(std::io::stdout()),
-            (AuditSink::File, Some(path)) => Box::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?,
-            ),
-            (AuditSink::File, None) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "audit.path is required",
-                ));
-            }
-        };
-        let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
-        let handle = std::thread::Builder::new()
-            .name("cedar-gate-audit".into())
-            .spawn(move || write_loop(rx, out))?;
-        Ok(Self {
-            tx: Some(tx),
-            writer: Arc::new(Mutex::new(Some(handle))),
-        })
-    }
-
-    /// Records one event.
-    pub fn record(&self, event: &AuditEvent<'_>) {
-        let Some(tx) = &self.tx else { return };
-        if tx.send(event.to_json()).is_err() {
-            tracing::error!(target: "cedar_gate::audit", "audit writer has stopped; event lost");
-        }
-    }
-
-    /// Flushes and stops the writer (after the last `record`).
-    pub fn close(mut self) {
-        self.tx = None;
-        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
-        if let Some(handle) = handle {
-            // Other clones may still hold senders; the writer ends when all are dropped.
-            drop(self);
-            let _ = handle.join();
-        }
-    }
-}
-
-/// How long the writer gathers lines after the first one of a batch. Waking
-/// the writer for every Check costs a context switch per request (measured as
-/// the largest item in a loaded server's profile); with this window a busy
-/// server wakes it a few hundred times a second. An idle writer blocks in
-/// `recv` and costs nothing.
-const BATCH_WINDOW: Duration = Duration::from_millis(5);
-
-fn write_loop(rx: Receiver<String>, out: Box<dyn Write + Send>) {
-    use std::sync::mpsc::TryRecvError;
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
-    while let Ok(line) = rx.recv() {
-        let mut ok = writeln!(out, "{line}").is_ok();
-        std::thread::sleep(BATCH_WINDOW);
-        let mut open = true;
-        loop {
-            match rx.try_recv() {
-                Ok(line) => ok &= writeln!(out, "{line}").is_ok(),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    open = false;
-                    break;
-                }
-            }
-        }
-        ok &= out.flush().is_ok();
-        if !ok {
-            tracing::error!(target: "cedar_gate::audit", "cannot write audit events");
-        }
-        if !open {
-            break;
-        }
-    }
-    let _ = out.flush();
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+
 use super::*;
 use crate::vocab::DeterminingPolicy;
 
