@@ -110,6 +110,15 @@ pub enum Reason {
     /// No permit matched, and one annotated `@scope` would have with scopes
     /// the token lacks: a step-up challenge (`403`, `insufficient_scope`).
     InsufficientScope,
+    /// The caller sent its own provider key on a route where the gateway
+    /// injects one (`crate::credentials`).
+    ProviderCredentialPresented,
+    /// Allowed, but the route needs a provider credential and none was selected.
+    CredentialMissing,
+    /// The selected provider credential is not configured or has no value.
+    CredentialUnavailable,
+    /// The determining policies name different provider credentials.
+    CredentialConflict,
 }
 
 // === impl Reason ===
@@ -139,6 +148,10 @@ impl Reason {
             Reason::McpBatchRefused => "mcp_batch_refused",
             Reason::McpVersionRefused => "mcp_version_refused",
             Reason::InsufficientScope => "insufficient_scope",
+            Reason::ProviderCredentialPresented => "provider_credential_presented",
+            Reason::CredentialMissing => "credential_missing",
+            Reason::CredentialUnavailable => "credential_unavailable",
+            Reason::CredentialConflict => "credential_conflict",
         }
     }
 
@@ -158,7 +171,7 @@ impl Reason {
     }
 
     /// Every reason, for pre-registering metric series.
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 25] = [
         Reason::PolicyPermit,
         Reason::PolicyForbid,
         Reason::NoPermit,
@@ -180,6 +193,10 @@ impl Reason {
         Reason::McpBatchRefused,
         Reason::McpVersionRefused,
         Reason::InsufficientScope,
+        Reason::ProviderCredentialPresented,
+        Reason::CredentialMissing,
+        Reason::CredentialUnavailable,
+        Reason::CredentialConflict,
     ];
 }
 

@@ -107,6 +107,12 @@ pub struct AuditEvent<'a> {
     /// ext_proc: the filtered list, what it hid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub list_filter: Option<&'a crate::decide::outcome::ListFilterAudit>,
+    /// The gateway-issued API key's id (never the key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<&'a str>,
+    /// The injected provider credential's id (never its value).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<&'a str>,
 }
 
 /// The shadow set's decision in an audit event.
@@ -200,6 +206,8 @@ impl<'a> AuditEvent<'a> {
             shadow: outcome.shadow.as_ref().map(ShadowAudit::new),
             required_scopes: &outcome.required_scopes,
             list_filter: outcome.list_filter.as_ref(),
+            api_key_id: outcome.identity.api_key.as_ref().map(|k| k.id.as_str()),
+            credential: outcome.credential.as_ref().and_then(|c| c.id.as_deref()),
         }
     }
 }
@@ -265,6 +273,8 @@ impl AuditEvent<'_> {
         if let Some(list_filter) = self.list_filter {
             o.serde("list_filter", list_filter);
         }
+        o.opt_str("api_key_id", self.api_key_id);
+        o.opt_str("credential", self.credential);
         o.finish()
     }
 }

@@ -41,6 +41,8 @@ fn event<'a>(policies: &'a [Arc<DeterminingPolicy>], errors: &'a [String]) -> Au
         shadow: None,
         required_scopes: &[],
         list_filter: None,
+        api_key_id: Some("3f1c0a9b2d4e6f70"),
+        credential: Some("openai-research"),
     }
 }
 
