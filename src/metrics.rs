@@ -102,6 +102,7 @@ struct Hot {
     /// is), so `/metrics` shows no impossible series.
     checks: [Vec<Option<metrics::Counter>>; 2],
     duration: metrics::Histogram,
+    evaluation: metrics::Histogram,
     cache_hits: metrics::Counter,
     cache_misses: metrics::Counter,
     cache_bypasses: metrics::Counter,
@@ -122,6 +123,7 @@ fn hot() -> Hot {
     Hot {
         checks: [checks("allow"), checks("deny")],
         duration: histogram!(CHECK_DURATION),
+        evaluation: histogram!(EVALUATION_DURATION),
         cache_hits: counter!(CACHE_HITS),
         cache_misses: counter!(CACHE_MISSES),
         cache_bypasses: counter!(CACHE_BYPASSES),
@@ -147,6 +149,23 @@ pub fn register_families(issuers: &[String]) {
     counter!(TLS_HANDSHAKE_FAILURES).increment(0);
     for cause in ["size", "expired"] {
         counter!(CACHE_EVICTIONS, "cause" => cause).increment(0);
+    }
+    for reason in crate::identity::reasons::all() {
+        counter!(IDENTITY_REJECTIONS, "reason" => reason).increment(0);
+    }
+    // The schema's actions join when a snapshot with shadow policies loads
+    // (`record_reload`); `other` is the label of every action it does not declare.
+    register_shadow_actions(["other"]);
+}
+
+/// Registers the shadow disagreement series of `actions` (action ids the schema
+/// declares, a finite set) at zero.
+fn register_shadow_actions<'a>(actions: impl IntoIterator<Item = &'a str>) {
+    for action in actions {
+        for shadow in ["allow", "deny"] {
+            counter!(SHADOW_DISAGREEMENTS, "action" => action.to_owned(), "shadow_decision" => shadow)
+                .increment(0);
+        }
     }
 }
 
@@ -263,6 +282,9 @@ pub fn record_reload(snapshot: Result<&crate::policy::Snapshot, ()>) {
                 .unwrap_or_default();
             gauge!(POLICY_LAST_RELOAD).set(at);
             gauge!(SHADOW_POLICIES).set(s.shadow_count() as f64);
+            if s.shadow_count() > 0 {
+                register_shadow_actions(s.schema().actions().map(|a| a.id().unescaped()));
+            }
         }
         Err(()) => counter!(POLICY_RELOADS, "result" => "failure").increment(1),
     }
@@ -270,7 +292,10 @@ pub fn record_reload(snapshot: Result<&crate::policy::Snapshot, ()>) {
 
 /// Records the time one Cedar evaluation took.
 pub fn record_evaluation(elapsed: Duration) {
-    histogram!(EVALUATION_DURATION).record(elapsed.as_secs_f64());
+    match HOT.get() {
+        Some(hot) => hot.evaluation.record(elapsed.as_secs_f64()),
+        None => histogram!(EVALUATION_DURATION).record(elapsed.as_secs_f64()),
+    }
 }
 
 /// Records a TLS certificate reload attempt that found changed files.

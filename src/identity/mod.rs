@@ -19,6 +19,7 @@ pub mod cert;
 pub mod issuers;
 pub mod jwks;
 pub mod jwt;
+pub mod reasons;
 pub mod spiffe;
 pub mod token;
 pub mod xfcc;
