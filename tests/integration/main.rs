@@ -18,6 +18,7 @@ mod jwt_e2e;
 mod operations;
 mod policy_review;
 mod policy_tests;
+mod reflection;
 mod reload;
 mod robustness;
 mod tls;
