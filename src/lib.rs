@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod policy;
 pub mod reflection;
 mod refusal;
+pub mod report;
 pub mod request;
 pub mod response;
 pub mod service;

@@ -21,4 +21,5 @@ mod policy_tests;
 mod reflection;
 mod reload;
 mod robustness;
+mod startup;
 mod tls;
