@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => match serve(args) {
             Ok(()) => 0,
             Err(e) => {
-                eprintln!("error: {}", cedar_gate::report::chain(e.as_ref()));
+                eprintln!("error: {}", cedar_gate::cli::report::chain(e.as_ref()));
                 1
             }
         },

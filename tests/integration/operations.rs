@@ -122,11 +122,11 @@ async fn every_metric_family_is_registered_at_start() {
     // Only with TLS on the gRPC port, with the decision cache enabled, or (labelled by
     // issuer) with token issuers configured; this config has none of them.
     let optional = [
-        cedar_gate::metrics::TLS_CERT_EXPIRY,
-        cedar_gate::metrics::CACHE_ENTRIES,
-        cedar_gate::metrics::JWKS_REFRESHES,
+        cedar_gate::record::metrics::TLS_CERT_EXPIRY,
+        cedar_gate::record::metrics::CACHE_ENTRIES,
+        cedar_gate::record::metrics::JWKS_REFRESHES,
     ];
-    let missing: Vec<&str> = cedar_gate::metrics::ALL
+    let missing: Vec<&str> = cedar_gate::record::metrics::ALL
         .iter()
         .filter(|f| !optional.contains(f))
         .filter(|f| !text.contains(&format!("# TYPE {f} ")))
@@ -142,8 +142,8 @@ async fn every_metric_family_is_registered_at_start() {
             .filter(|l| l.starts_with(&format!("{family}{{")))
             .count()
     };
-    assert!(series(cedar_gate::metrics::IDENTITY_REJECTIONS) < 100);
-    assert!(series(cedar_gate::metrics::SHADOW_DISAGREEMENTS) >= 2);
+    assert!(series(cedar_gate::record::metrics::IDENTITY_REJECTIONS) < 100);
+    assert!(series(cedar_gate::record::metrics::SHADOW_DISAGREEMENTS) >= 2);
     s.shutdown().await;
 }
 
@@ -179,7 +179,7 @@ fn prometheus_rules_are_well_formed_and_use_real_metrics() {
                     .find_map(|s| name.strip_suffix(s))
                     .unwrap_or(&name);
                 assert!(
-                    cedar_gate::metrics::ALL.contains(&base),
+                    cedar_gate::record::metrics::ALL.contains(&base),
                     "rule reads unknown metric `{name}`: {expr}"
                 );
             }

@@ -133,7 +133,7 @@ pub fn rejection(resp: &CheckResponse) -> String {
 
 /// The machine-readable part of a cedar-gate refusal body, whatever its shape: the generic
 /// body itself on plain HTTP routes, else where each protocol's shape keeps `reason`,
-/// `decision_id`, `model` and `tool` (src/refusal): the OpenAI / Anthropic error object,
+/// `decision_id`, `model` and `tool` (src/wire/refusal): the OpenAI / Anthropic error object,
 /// Gemini's `ErrorInfo` metadata, Bedrock's top level, a JSON-RPC error's `data` (the first
 /// of a batch). `None` when `body` is not a cedar-gate refusal.
 pub fn refusal_fields(body: &serde_json::Value) -> Option<serde_json::Value> {
