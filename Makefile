@@ -27,9 +27,10 @@ H11_VERSION ?= 0.16.0
 # Starlette's form parser, which decides which form field an upload endpoint reads.
 MULTIPART_VERSION ?= 0.0.34
 ROUTER_STAMP := $(VENV)/.router-starlette-$(STARLETTE_VERSION)-uvicorn-$(UVICORN_VERSION)-h11-$(H11_VERSION)-multipart-$(MULTIPART_VERSION)
-# The official SDKs the refusal end-to-end test drives as clients (tests/clients/refusal.py):
-# what a user of each SDK sees when cedar-gate refuses.
-OPENAI_VERSION ?= 3.51.0
+# The official SDKs the end-to-end tests drive as clients: what a user of each SDK sees when
+# cedar-gate refuses (tests/clients/refusal.py), and the OpenAI SDK with a gateway-issued key
+# (tests/integration/credentials_e2e.rs).
+OPENAI_VERSION ?= 3.63.0
 ANTHROPIC_VERSION ?= 2.10.0
 MCP_VERSION ?= 2.3.0
 # grpcurl 1.8.6 (it speaks only v1alpha reflection), for the reflection end-to-end test.

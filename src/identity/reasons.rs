@@ -4,8 +4,9 @@
 //! on one reason has a series to watch before it ever happens.
 //!
 //! The lists mirror the `reason()` matches of [`super::IdentityError`],
-//! [`super::cert::CertError`] and [`super::jwt::TokenError`]; a test reads those matches
-//! from the source, so a new code cannot be left out.
+//! [`super::cert::CertError`], [`super::jwt::TokenError`] and
+//! [`super::keys::ApiKeyError`]; a test reads those matches from the source, so a new
+//! code cannot be left out, and another finds any new `reason()` in `src/identity`.
 
 /// Codes [`super::IdentityError::reason`] returns itself.
 const IDENTITY: &[&str] = &[
@@ -72,12 +73,28 @@ const TOKEN: &[&str] = &[
     "invalid_claim",
 ];
 
+/// Codes of [`super::keys::ApiKeyError::reason`] (gateway-issued API keys).
+const API_KEY: &[&str] = &[
+    "api_key_malformed",
+    "api_key_unknown",
+    "api_key_wrong_secret",
+    "api_key_expired",
+    "api_key_revoked",
+    "api_key_lifetime_exceeded",
+];
+
 /// Every identity rejection code, each once.
 pub fn all() -> impl Iterator<Item = &'static str> {
-    IDENTITY.iter().chain(CERTIFICATE).chain(TOKEN).copied()
+    IDENTITY
+        .iter()
+        .chain(CERTIFICATE)
+        .chain(TOKEN)
+        .chain(API_KEY)
+        .copied()
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::collections::BTreeSet;
 
@@ -86,7 +103,7 @@ mod tests {
     /// The string literals returned in the `reason()` match of `source`.
     fn reason_codes(source: &str) -> BTreeSet<&str> {
         let start = source
-            .find("pub fn reason(&self) -> &'static str {")
+            .find(concat!("pub fn reason(&self) -> &'static ", "str {"))
             .unwrap_or_default();
         let body = &source[start..];
         let body = &body[..body.find("\n    }\n").unwrap_or(body.len())];
@@ -102,12 +119,53 @@ mod tests {
             (IDENTITY, include_str!("mod.rs")),
             (CERTIFICATE, include_str!("cert/mod.rs")),
             (TOKEN, include_str!("jwt/mod.rs")),
+            (API_KEY, include_str!("keys/mod.rs")),
         ] {
             let listed: BTreeSet<&str> = list.iter().copied().collect();
             assert_eq!(listed.len(), list.len(), "a code listed twice");
             assert_eq!(listed, reason_codes(source));
         }
         let all: BTreeSet<&str> = all().collect();
-        assert_eq!(all.len(), IDENTITY.len() + CERTIFICATE.len() + TOKEN.len());
+        assert_eq!(
+            all.len(),
+            IDENTITY.len() + CERTIFICATE.len() + TOKEN.len() + API_KEY.len()
+        );
+    }
+
+    /// Every `reason()` in `src/identity` is one of the lists above, or one whose codes
+    /// are never counted (SPIFFE id and XFCC parse errors are counted as
+    /// `xfcc_invalid_spiffe_id`, `invalid_xfcc`, ...): a new rejection source must be
+    /// added here.
+    #[test]
+    fn no_other_reason_function() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/identity");
+        let mut found = BTreeSet::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if std::fs::read_to_string(&path)
+                    .unwrap()
+                    .contains(concat!("pub fn reason(&self) -> &'static ", "str {"))
+                {
+                    let rel = path.strip_prefix(&root).unwrap().to_string_lossy();
+                    found.insert(rel.into_owned());
+                }
+            }
+        }
+        let known: BTreeSet<String> = [
+            "mod.rs",
+            "cert/mod.rs",
+            "jwt/mod.rs",
+            "keys/mod.rs",
+            "spiffe.rs",
+            "xfcc/mod.rs",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        assert_eq!(found, known);
     }
 }

@@ -7,3 +7,8 @@ pub(crate) mod refusal;
 pub mod response;
 pub mod service;
 pub mod tls;
+
+// Provider credentials end to end inside the process: decision, answer to
+// Envoy, audit (docs/credentials.md).
+#[cfg(test)]
+mod credentials_tests;

@@ -264,6 +264,14 @@ fn why(outcome: &Outcome, reason: Reason) -> String {
             Some(rejection) => format!("the credentials were refused (`{}`)", rejection.code),
             None => "the credentials were refused".to_owned(),
         },
+        Reason::ProviderCredentialPresented => {
+            "it carries its own provider credential, on a route where the gateway injects one"
+                .to_owned()
+        }
+        // Fixed words: the evaluation's text names the gateway's credential ids.
+        Reason::CredentialMissing | Reason::CredentialUnavailable | Reason::CredentialConflict => {
+            "the gateway has no provider credential to send with it".to_owned()
+        }
         _ => outcome.decision.errors.first().map_or_else(
             || "the request cannot be read one way only".to_owned(),
             Clone::clone,

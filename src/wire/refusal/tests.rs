@@ -31,6 +31,7 @@ fn outcome(protocol: Protocol, reason: Reason) -> Outcome {
         cache_hit: false,
         forged_headers: Vec::new(),
         shadow: None,
+        credential: None,
     }
 }
 
@@ -160,6 +161,39 @@ fn policy_errors_are_never_quoted() {
         &b["error"]["message"],
         "a policy failed to evaluate",
         "policy_error",
+    );
+}
+
+/// Credential refusals say what is wrong in fixed words, never the gateway's
+/// credential ids the evaluation text names.
+#[test]
+fn credential_refusals_name_no_credential() {
+    for reason in [
+        Reason::CredentialMissing,
+        Reason::CredentialUnavailable,
+        Reason::CredentialConflict,
+    ] {
+        let mut o = model(Protocol::Anthropic, reason, "claude-opus-4-1");
+        o.decision.errors = vec!["credential `anthropic-prod` has no value loaded".to_owned()];
+        let (b, _) = shaped(&o, 403, "");
+        let m = b["error"]["message"].as_str().unwrap_or_default();
+        assert!(!m.contains("anthropic-prod"), "{m}");
+        assert_names(
+            &b["error"]["message"],
+            "no provider credential",
+            reason.as_str(),
+        );
+    }
+    let o = model(
+        Protocol::Openai,
+        Reason::ProviderCredentialPresented,
+        "gpt-4o",
+    );
+    let (b, _) = shaped(&o, 403, "");
+    assert_names(
+        &b["error"]["message"],
+        "its own provider credential",
+        "provider_credential_presented",
     );
 }
 
