@@ -125,6 +125,18 @@ async fn every_metric_family_is_registered_at_start() {
         cedar_gate::record::metrics::TLS_CERT_EXPIRY,
         cedar_gate::record::metrics::CACHE_ENTRIES,
         cedar_gate::record::metrics::JWKS_REFRESHES,
+        // Only with `provider_credentials` or `api_keys` configured.
+        cedar_gate::record::metrics::CREDENTIAL_AGE,
+        cedar_gate::record::metrics::CREDENTIAL_ROTATION_PERIOD,
+        cedar_gate::record::metrics::CREDENTIAL_LOADED,
+        cedar_gate::record::metrics::CREDENTIAL_READ_OK,
+        cedar_gate::record::metrics::CREDENTIAL_READ_FAILURES,
+        cedar_gate::record::metrics::CREDENTIAL_INJECTIONS,
+        cedar_gate::record::metrics::CREDENTIAL_PRESENTED,
+        cedar_gate::record::metrics::API_KEYS,
+        cedar_gate::record::metrics::API_KEYS_EXPIRING_SOON,
+        cedar_gate::record::metrics::API_KEY_STORE_READ_OK,
+        cedar_gate::record::metrics::API_KEY_FAILURES,
     ];
     let missing: Vec<&str> = cedar_gate::record::metrics::ALL
         .iter()
