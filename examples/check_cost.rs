@@ -149,8 +149,8 @@ fn main() {
             .all(|o| o.cache_hit && o.decision.is_allow())
     );
     let start = Instant::now();
-    for o in &outcomes {
-        black_box(response::build(o, &config.response));
+    for (o, r) in outcomes.iter().zip(&converted) {
+        black_box(response::build(o, r, &config.response));
     }
     let respond = start.elapsed().as_nanos() as f64 / iters as f64;
     let start = Instant::now();

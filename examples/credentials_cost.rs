@@ -144,6 +144,7 @@ fn main() {
             let o = gate.check(&snapshot, black_box(r), now);
             black_box(cedar_gate::wire::response::build(
                 &o,
+                r,
                 &gate.config().response,
             ));
         })

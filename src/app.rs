@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
+use tonic_reflection::server::{v1, v1alpha};
 
 use crate::config::Config;
 use crate::decide::Gate;
@@ -59,6 +60,9 @@ pub enum AppError {
     /// `server.tls` is set but its files are not usable.
     #[error("cannot set up TLS on the gRPC listener: {0}")]
     Tls(TlsError),
+    /// `server.reflection` is on and the reflection services cannot be built.
+    #[error(transparent)]
+    Reflection(crate::wire::reflection::ReflectionError),
 }
 
 /// A started server.
@@ -116,6 +120,11 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         Some(files) => Some(ReloadingTls::new(files.clone()).map_err(AppError::Tls)?),
         None => None,
     };
+    let reflection = if config.server.reflection {
+        Some(crate::wire::reflection::services().map_err(AppError::Reflection)?)
+    } else {
+        None
+    };
     let listeners = Listeners::bind(settings.grpc_listen, settings.admin_listen).await?;
     let gate = Gate::new(config.clone());
     let tokens = gate.tokens().cloned();
@@ -146,6 +155,7 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         listeners.grpc,
         tls,
         health_service,
+        reflection,
         (service, lists),
         shutdown.subscribe(),
     );
@@ -261,7 +271,7 @@ fn register_issuers(config: &Config) {
         .iter()
         .map(|i| i.issuer.clone())
         .collect();
-    metrics::register_families(&issuers);
+    metrics::register_families(&issuers, crate::identity::reasons::all());
 }
 
 /// Issuer key refreshes, the task that turns health SERVING once keys are in,
@@ -297,7 +307,8 @@ fn start_background(
     tasks
 }
 
-/// Serves ext_authz, ext_proc and gRPC health on `listener` until shutdown.
+/// Serves ext_authz, ext_proc, gRPC health and (when on) reflection on `listener` until
+/// shutdown.
 fn spawn_grpc(
     limits: &crate::config::ServerConfig,
     listener: TcpListener,
@@ -305,11 +316,18 @@ fn spawn_grpc(
     health: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
+    reflection: Option<(
+        v1::ServerReflectionServer<impl v1::ServerReflection>,
+        v1alpha::ServerReflectionServer<impl v1alpha::ServerReflection>,
+    )>,
     (service, lists): (AuthzService, ListFilterService),
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
+    let (reflection_v1, reflection_v1alpha) = reflection.unzip();
     let router = server_builder(limits)
         .add_service(health)
+        .add_optional_service(reflection_v1)
+        .add_optional_service(reflection_v1alpha)
         .add_service(
             AuthorizationServer::new(service).max_decoding_message_size(limits.max_message_bytes),
         )

@@ -1,5 +1,6 @@
 //! The `cedar-gate` binary: parse the command line, set up logging, hand over.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -32,7 +33,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => match serve(args) {
             Ok(()) => 0,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", cedar_gate::cli::report::chain(e.as_ref()));
                 1
             }
         },
@@ -72,10 +73,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 fn init_logging(cfg: &LoggingConfig) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.level));
-    // Diagnostic logs go to stderr; stdout is the audit stream's default.
+    // Diagnostic logs go to stderr; stdout is the audit stream's default. Colours only
+    // on a terminal: escape codes in a log file or a collector are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match cfg.format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),

@@ -74,7 +74,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(!outcome.decision.policies.is_empty());
             assert!(outcome.identity_error.is_none());
         }
-        let resp = response::build(&outcome, &gate.config().response);
+        let resp = response::build(&outcome, &req, &gate.config().response);
         let code = resp.status.as_ref().map(|s| s.code);
         assert_eq!(code == Some(0), outcome.decision.is_allow());
         let event = AuditEvent::new(&outcome, &req, now, Duration::from_micros(1));

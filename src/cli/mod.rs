@@ -6,6 +6,7 @@ pub mod check;
 pub mod diff;
 pub mod keys;
 pub mod prove;
+pub mod report;
 pub mod shadow_report;
 pub mod test;
 

@@ -30,6 +30,10 @@ pub struct ServerConfig {
     /// TLS on the gRPC listener; plaintext when absent.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// gRPC server reflection (v1 and v1alpha) on the gRPC listener, describing the
+    /// Authorization and Health services: `grpcurl list` works without the protos.
+    #[serde(default = "default_reflection")]
+    pub reflection: bool,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +45,7 @@ impl Default for ServerConfig {
             http2_keepalive_timeout_seconds: default_keepalive_timeout(),
             concurrency_limit_per_connection: None,
             tls: None,
+            reflection: default_reflection(),
         }
     }
 }
@@ -59,6 +64,10 @@ fn default_keepalive_interval() -> u64 {
 
 fn default_keepalive_timeout() -> u64 {
     10
+}
+
+fn default_reflection() -> bool {
+    true
 }
 
 /// TLS (optionally mutual) on the gRPC listener. The files are re-read when

@@ -21,6 +21,7 @@ pub mod issuers;
 pub mod jwks;
 pub mod jwt;
 pub mod keys;
+pub mod reasons;
 pub mod resolver;
 pub mod spiffe;
 pub mod token;

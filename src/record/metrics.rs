@@ -145,6 +145,7 @@ struct Hot {
     /// is), so `/metrics` shows no impossible series.
     checks: [Vec<Option<metrics::Counter>>; 2],
     duration: metrics::Histogram,
+    evaluation: metrics::Histogram,
     cache_hits: metrics::Counter,
     cache_misses: metrics::Counter,
     cache_bypasses: metrics::Counter,
@@ -165,6 +166,7 @@ fn hot() -> Hot {
     Hot {
         checks: [checks("allow"), checks("deny")],
         duration: histogram!(CHECK_DURATION),
+        evaluation: histogram!(EVALUATION_DURATION),
         cache_hits: counter!(CACHE_HITS),
         cache_misses: counter!(CACHE_MISSES),
         cache_bypasses: counter!(CACHE_BYPASSES),
@@ -175,8 +177,12 @@ fn hot() -> Hot {
 /// each family is on `/metrics` before its first event: `increase()` and `rate()`
 /// then see the first failure (a series born at 1 shows no increase), and an
 /// alert can tell "no failures" from "not scraped". `issuers` are the configured
-/// token issuers (the JWKS label values).
-pub fn register_families(issuers: &[String]) {
+/// token issuers (the JWKS label values), `identity_rejections` every code a refused
+/// credential can be counted under (`identity::reasons::all`).
+pub fn register_families(
+    issuers: &[String],
+    identity_rejections: impl IntoIterator<Item = &'static str>,
+) {
     for reason in ["not_ready", "invalid_request"] {
         counter!(CHECK_ERRORS, "reason" => reason).increment(0);
     }
@@ -190,6 +196,23 @@ pub fn register_families(issuers: &[String]) {
     counter!(TLS_HANDSHAKE_FAILURES).increment(0);
     for cause in ["size", "expired"] {
         counter!(CACHE_EVICTIONS, "cause" => cause).increment(0);
+    }
+    for reason in identity_rejections {
+        counter!(IDENTITY_REJECTIONS, "reason" => reason).increment(0);
+    }
+    // The schema's actions join when a snapshot with shadow policies loads
+    // (`record_reload`); `other` is the label of every action it does not declare.
+    register_shadow_actions(["other"]);
+}
+
+/// Registers the shadow disagreement series of `actions` (action ids the schema
+/// declares, a finite set) at zero.
+fn register_shadow_actions<'a>(actions: impl IntoIterator<Item = &'a str>) {
+    for action in actions {
+        for shadow in ["allow", "deny"] {
+            counter!(SHADOW_DISAGREEMENTS, "action" => action.to_owned(), "shadow_decision" => shadow)
+                .increment(0);
+        }
     }
 }
 
@@ -330,7 +353,7 @@ pub fn record_check_error(reason: &'static str) {
 }
 
 /// A loaded policy snapshot, as the metrics see it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SnapshotFigures {
     /// The snapshot's generation.
     pub generation: u64,
@@ -338,6 +361,9 @@ pub struct SnapshotFigures {
     pub policies: usize,
     /// `@shadow` policies.
     pub shadow_policies: usize,
+    /// The action ids the schema declares when there are `@shadow` policies (the
+    /// labels of `shadow_disagreements_total`), empty otherwise.
+    pub shadow_actions: Vec<String>,
     /// When it was loaded.
     pub loaded_at: std::time::SystemTime,
 }
@@ -356,6 +382,9 @@ pub fn record_reload(snapshot: Result<SnapshotFigures, ()>) {
                 .unwrap_or_default();
             gauge!(POLICY_LAST_RELOAD).set(at);
             gauge!(SHADOW_POLICIES).set(s.shadow_policies as f64);
+            // The schema's actions join `other` (registered at start) once shadow
+            // policies load: the labels a disagreement can carry.
+            register_shadow_actions(s.shadow_actions.iter().map(String::as_str));
         }
         Err(()) => counter!(POLICY_RELOADS, "result" => "failure").increment(1),
     }
@@ -363,7 +392,10 @@ pub fn record_reload(snapshot: Result<SnapshotFigures, ()>) {
 
 /// Records the time one Cedar evaluation took.
 pub fn record_evaluation(elapsed: Duration) {
-    histogram!(EVALUATION_DURATION).record(elapsed.as_secs_f64());
+    match HOT.get() {
+        Some(hot) => hot.evaluation.record(elapsed.as_secs_f64()),
+        None => histogram!(EVALUATION_DURATION).record(elapsed.as_secs_f64()),
+    }
 }
 
 /// Records a TLS certificate reload attempt that found changed files.

@@ -133,7 +133,7 @@ fn run(
     Vec<String>,
 ) {
     let outcome = g.check(s, r, SystemTime::now());
-    let answer = crate::wire::response::build(&outcome, &g.config().response);
+    let answer = crate::wire::response::build(&outcome, r, &g.config().response);
     let (set, removed, query) = match answer.http_response {
         Some(HttpResponse::OkResponse(ok)) => (
             ok.headers
@@ -314,7 +314,7 @@ fn rotation_is_used_by_the_next_request_and_nothing_leaks() {
         audit.contains(r#""credential":"openai-research""#),
         "{audit}"
     );
-    let answer = crate::wire::response::build(&outcome, &g.config().response);
+    let answer = crate::wire::response::build(&outcome, &req, &g.config().response);
     let metadata = format!("{:?}", answer.dynamic_metadata);
     for text in [
         format!("{outcome:?}"),

@@ -1,7 +1,10 @@
 //! The edge: the only code that names `envoy_types`. The gRPC service, the
-//! answer to Envoy, and the server's TLS.
+//! answer to Envoy (with refusals in the caller's protocol), server reflection,
+//! and the server's TLS.
 
 pub mod extproc;
+pub mod reflection;
+pub(crate) mod refusal;
 pub mod response;
 pub mod service;
 pub mod tls;

@@ -11,6 +11,7 @@ use envoy_types::pb::google::rpc;
 
 use crate::config::ResponseConfig;
 use crate::decide::Outcome;
+use crate::request::HttpRequest;
 
 /// Header naming the principal, for the upstream.
 pub const PRINCIPAL_HEADER: &str = "x-cedar-gate-principal";
@@ -23,29 +24,29 @@ const CODE_INVALID_ARGUMENT: i32 = 3;
 const CODE_PERMISSION_DENIED: i32 = 7;
 const CODE_UNAUTHENTICATED: i32 = 16;
 
-/// Builds the answer to Envoy.
-pub fn build(outcome: &Outcome, cfg: &ResponseConfig) -> CheckResponse {
+/// Builds the answer to Envoy to `req`.
+pub fn build(outcome: &Outcome, req: &HttpRequest, cfg: &ResponseConfig) -> CheckResponse {
     let (code, http_response) = if outcome.decision.is_allow() {
         (CODE_OK, HttpResponse::OkResponse(ok_response(outcome, cfg)))
     } else if outcome.is_unauthenticated() {
         (
             CODE_UNAUTHENTICATED,
-            HttpResponse::DeniedResponse(denied(outcome, 401, Some(challenge(outcome, cfg)))),
+            HttpResponse::DeniedResponse(denied(outcome, req, 401, Some(challenge(outcome, cfg)))),
         )
     } else if outcome.decision.reason.http_status() == 400 {
         (
             CODE_INVALID_ARGUMENT,
-            HttpResponse::DeniedResponse(denied(outcome, 400, None)),
+            HttpResponse::DeniedResponse(denied(outcome, req, 400, None)),
         )
     } else if !outcome.required_scopes.is_empty() {
         (
             CODE_PERMISSION_DENIED,
-            HttpResponse::DeniedResponse(denied(outcome, 403, Some(step_up(outcome, cfg)))),
+            HttpResponse::DeniedResponse(denied(outcome, req, 403, Some(step_up(outcome, cfg)))),
         )
     } else {
         (
             CODE_PERMISSION_DENIED,
-            HttpResponse::DeniedResponse(denied(outcome, 403, None)),
+            HttpResponse::DeniedResponse(denied(outcome, req, 403, None)),
         )
     };
     CheckResponse {
@@ -103,7 +104,48 @@ fn ok_response(outcome: &Outcome, cfg: &ResponseConfig) -> OkHttpResponse {
     }
 }
 
-fn denied(outcome: &Outcome, status: i32, www_authenticate: Option<String>) -> DeniedHttpResponse {
+fn denied(
+    outcome: &Outcome,
+    req: &HttpRequest,
+    status: i32,
+    www_authenticate: Option<String>,
+) -> DeniedHttpResponse {
+    let mut headers = vec![header(
+        "content-type",
+        "application/json",
+        HeaderAppendAction::OverwriteIfExistsOrAdd,
+    )];
+    if let Some(challenge) = www_authenticate {
+        headers.push(header(
+            "www-authenticate",
+            &challenge,
+            HeaderAppendAction::OverwriteIfExistsOrAdd,
+        ));
+    }
+    // A protocol's own error for this refusal (MCP 2026-07-28: the JSON-RPC
+    // `HeaderMismatch` the specification prescribes) wins over every shape.
+    if let Some(body) = &outcome.refusal_body {
+        return DeniedHttpResponse {
+            status: Some(HttpStatus { code: status }),
+            headers,
+            body: body.clone(),
+        };
+    }
+    // Provider and MCP routes: the error shape the caller's SDK reads.
+    if let Some(shaped) = super::refusal::shape(outcome, status, &req.body) {
+        for (key, value) in shaped.headers {
+            headers.push(header(
+                key,
+                value,
+                HeaderAppendAction::OverwriteIfExistsOrAdd,
+            ));
+        }
+        return DeniedHttpResponse {
+            status: Some(HttpStatus { code: status }),
+            headers,
+            body: shaped.body,
+        };
+    }
     let error = match status {
         400 => "bad_request",
         401 => "unauthenticated",
@@ -134,26 +176,10 @@ fn denied(outcome: &Outcome, status: i32, www_authenticate: Option<String>) -> D
             body["tool"] = tool.as_str().into();
         }
     }
-    let mut headers = vec![header(
-        "content-type",
-        "application/json",
-        HeaderAppendAction::OverwriteIfExistsOrAdd,
-    )];
-    if let Some(challenge) = www_authenticate {
-        headers.push(header(
-            "www-authenticate",
-            &challenge,
-            HeaderAppendAction::OverwriteIfExistsOrAdd,
-        ));
-    }
     DeniedHttpResponse {
         status: Some(HttpStatus { code: status }),
         headers,
-        // A protocol's own error shape (MCP: JSON-RPC `HeaderMismatch`) wins.
-        body: outcome
-            .refusal_body
-            .clone()
-            .unwrap_or_else(|| body.to_string()),
+        body: body.to_string(),
     }
 }
 

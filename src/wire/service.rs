@@ -56,7 +56,7 @@ impl Authorization for AuthzService {
         };
         let now = SystemTime::now();
         let outcome = self.gate.check(&snapshot, &req, now);
-        let answer = response::build(&outcome, &self.gate.config().response);
+        let answer = response::build(&outcome, &req, &self.gate.config().response);
         let elapsed = started.elapsed();
 
         tracing::Span::current().record("decision_id", outcome.decision_id.as_str());

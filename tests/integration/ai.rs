@@ -7,7 +7,7 @@ use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::common::check::meta;
+use crate::common::check::{meta, refusal_fields};
 use crate::common::ids::{RESEARCH_AGENT, ROGUE_AGENT};
 use crate::common::{InProc, audit_event, audit_file_yaml, repo_path};
 
@@ -107,7 +107,8 @@ fn forbidden(resp: &CheckResponse) -> Value {
     match &resp.http_response {
         Some(HttpResponse::DeniedResponse(d)) => {
             assert_eq!(d.status.as_ref().map(|s| s.code), Some(403), "{d:?}");
-            serde_json::from_str(&d.body).unwrap()
+            let body: Value = serde_json::from_str(&d.body).unwrap();
+            refusal_fields(&body).unwrap_or_else(|| panic!("not a cedar-gate refusal: {body}"))
         }
         other => panic!("expected a 403, got {other:?}"),
     }

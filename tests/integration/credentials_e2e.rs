@@ -191,11 +191,11 @@ async fn reason_of(resp: reqwest::Response) -> (StatusCode, String, String) {
         .to_owned();
     let body: Value =
         serde_json::from_str(&resp.text().await.unwrap_or_default()).unwrap_or_default();
-    (
-        status,
-        body["reason"].as_str().unwrap_or_default().to_owned(),
-        challenge,
-    )
+    // Provider routes answer in the provider's error shape (src/wire/refusal).
+    let reason = crate::common::check::refusal_fields(&body)
+        .and_then(|f| f["reason"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    (status, reason, challenge)
 }
 
 /// Every header value the upstream saw on requests tagged `tag`, by name.

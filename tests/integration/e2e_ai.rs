@@ -7,6 +7,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::ai::{fixture, shipped_routes_yaml};
+use crate::common::check::refusal_fields;
 use crate::common::gate::DEFAULT_CONFIG;
 use crate::common::ids::RESEARCH_AGENT;
 use crate::common::upstream::UPSTREAM_BODY;
@@ -20,11 +21,13 @@ async fn stack() -> Stack {
     Stack::start_with(&repo_path("envoy/envoy.yaml"), gate).await
 }
 
-/// A 403 from cedar-gate with its JSON body.
+/// A 403 from cedar-gate: the machine-readable fields of its body.
 async fn forbidden(resp: reqwest::Response) -> Value {
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let body = resp.text().await.expect("403 body");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("403 body is not JSON ({e}): {body}"))
+    let json: Value = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("403 body is not JSON ({e}): {body}"));
+    refusal_fields(&json).unwrap_or_else(|| panic!("not a cedar-gate refusal: {body}"))
 }
 
 #[tokio::test]

@@ -32,6 +32,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::ai::shipped_routes_yaml;
+use crate::common::check::refusal_fields;
 use crate::common::gate::DEFAULT_CONFIG;
 use crate::common::ids::RESEARCH_AGENT;
 use crate::common::pyrouter::PyRouter;
@@ -761,8 +762,8 @@ fn outcome(resp: &RawResponse, runs: &[&Value], audits: &HashMap<String, Value>)
     match runs {
         [] => {
             let json = resp.json();
-            if let (Some(status), Some(_)) = (resp.status, json["error"].as_str()) {
-                let reason = json["reason"].as_str().unwrap_or("?").to_owned();
+            if let (Some(status), Some(fields)) = (resp.status, refusal_fields(&json)) {
+                let reason = fields["reason"].as_str().unwrap_or("?").to_owned();
                 Outcome::Gate { status, reason }
             } else if resp.timed_out {
                 Outcome::Unknown(format!("no complete answer within {ANSWER:?}"))

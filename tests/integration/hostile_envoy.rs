@@ -15,6 +15,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::ai::shipped_routes_yaml;
+use crate::common::check::refusal_fields;
 use crate::common::gate::DEFAULT_CONFIG;
 use crate::common::ids::{RESEARCH_AGENT, ROGUE_AGENT};
 use crate::common::raw::{RawClient, RawResponse, head};
@@ -112,11 +113,13 @@ async fn send(
     resp
 }
 
-/// Asserts cedar-gate's 403 (its JSON body) with `reason`; returns the body.
+/// Asserts cedar-gate's 403 with `reason`; returns the body's machine-readable fields
+/// (in whichever shape the route's protocol gives it).
 fn assert_gate_forbidden(resp: &RawResponse, what: &str, reason: &str) -> Value {
     assert_eq!(resp.status, Some(403), "{what}: {resp:?}");
-    let json = resp.json();
-    assert_eq!(json["error"], "forbidden", "{what}: {json}");
+    let body = resp.json();
+    let json =
+        refusal_fields(&body).unwrap_or_else(|| panic!("{what}: not a cedar-gate refusal: {body}"));
     assert_eq!(json["reason"], reason, "{what}: {json}");
     json
 }

@@ -75,6 +75,9 @@ async fn metrics_cover_checks_latency_and_policy_state() {
         "cedar_gate_check_errors_total{reason=\"not_ready\"} ",
         "cedar_gate_tls_reloads_total{result=\"failure\"} ",
         "cedar_gate_decision_cache_evictions_total{cause=\"size\"} ",
+        "cedar_gate_identity_rejections_total{reason=\"token_expired\"} ",
+        "cedar_gate_identity_rejections_total{reason=\"untrusted_trust_domain\"} ",
+        "cedar_gate_shadow_disagreements_total{action=\"other\",shadow_decision=\"allow\"} ",
         // The process itself (read from /proc at scrape time).
         "# TYPE process_cpu_seconds_total counter",
         "process_resident_memory_bytes ",
@@ -107,6 +110,52 @@ async fn metrics_cover_checks_latency_and_policy_state() {
     ] {
         assert!(!text.contains(impossible), "`{impossible}` in /metrics");
     }
+    s.shutdown().await;
+}
+
+/// Every counter family is on `/metrics` from the start, before its first event, and so are
+/// the gauges and histograms that do not depend on an optional feature.
+#[tokio::test]
+async fn every_metric_family_is_registered_at_start() {
+    let s = InProc::shipped(CONFIG).await;
+    let (_, text) = s.admin("/metrics").await;
+    // Only with TLS on the gRPC port, with the decision cache enabled, or (labelled by
+    // issuer) with token issuers configured; this config has none of them.
+    let optional = [
+        cedar_gate::record::metrics::TLS_CERT_EXPIRY,
+        cedar_gate::record::metrics::CACHE_ENTRIES,
+        cedar_gate::record::metrics::JWKS_REFRESHES,
+        // Only with `provider_credentials` or `api_keys` configured.
+        cedar_gate::record::metrics::CREDENTIAL_AGE,
+        cedar_gate::record::metrics::CREDENTIAL_ROTATION_PERIOD,
+        cedar_gate::record::metrics::CREDENTIAL_LOADED,
+        cedar_gate::record::metrics::CREDENTIAL_READ_OK,
+        cedar_gate::record::metrics::CREDENTIAL_READ_FAILURES,
+        cedar_gate::record::metrics::CREDENTIAL_INJECTIONS,
+        cedar_gate::record::metrics::CREDENTIAL_PRESENTED,
+        cedar_gate::record::metrics::API_KEYS,
+        cedar_gate::record::metrics::API_KEYS_EXPIRING_SOON,
+        cedar_gate::record::metrics::API_KEY_STORE_READ_OK,
+        cedar_gate::record::metrics::API_KEY_FAILURES,
+    ];
+    let missing: Vec<&str> = cedar_gate::record::metrics::ALL
+        .iter()
+        .filter(|f| !optional.contains(f))
+        .filter(|f| !text.contains(&format!("# TYPE {f} ")))
+        .copied()
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not on /metrics at start: {missing:?}\n{text}"
+    );
+    // Bounded labels: each family has a fixed, small number of series at start.
+    let series = |family: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{family}{{")))
+            .count()
+    };
+    assert!(series(cedar_gate::record::metrics::IDENTITY_REJECTIONS) < 100);
+    assert!(series(cedar_gate::record::metrics::SHADOW_DISAGREEMENTS) >= 2);
     s.shutdown().await;
 }
 

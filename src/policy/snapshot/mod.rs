@@ -151,6 +151,12 @@ impl Snapshot {
             generation: self.generation,
             policies: self.policy_count(),
             shadow_policies: self.shadow_count(),
+            shadow_actions: match self.shadow_count() {
+                0 => Vec::new(),
+                _ => (self.schema().actions())
+                    .map(|a| a.id().unescaped().to_owned())
+                    .collect(),
+            },
             loaded_at: self.loaded_at,
         }
     }

@@ -130,3 +130,22 @@ pub fn rejection(resp: &CheckResponse) -> String {
         .unwrap_or_else(|| panic!("no error_description in {challenge}"))
         .to_owned()
 }
+
+/// The machine-readable part of a cedar-gate refusal body, whatever its shape: the generic
+/// body itself on plain HTTP routes, else where each protocol's shape keeps `reason`,
+/// `decision_id`, `model` and `tool` (src/wire/refusal): the OpenAI / Anthropic error object,
+/// Gemini's `ErrorInfo` metadata, Bedrock's top level, a JSON-RPC error's `data` (the first
+/// of a batch). `None` when `body` is not a cedar-gate refusal.
+pub fn refusal_fields(body: &serde_json::Value) -> Option<serde_json::Value> {
+    let first = body.as_array().and_then(|a| a.first()).unwrap_or(body);
+    let fields = if first["jsonrpc"] == "2.0" {
+        &first["error"]["data"]
+    } else if body["error"].is_string() || body["message"].is_string() {
+        body
+    } else if body["error"]["details"].is_array() {
+        &body["error"]["details"][0]["metadata"]
+    } else {
+        &body["error"]
+    };
+    fields["reason"].is_string().then(|| fields.clone())
+}
