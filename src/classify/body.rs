@@ -12,6 +12,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value as Json};
 
+use crate::classify::form::{self, Form};
 use crate::classify::routes::{BodyMode, Route};
 use crate::policy::eval::Reason;
 use crate::request::HttpRequest;
@@ -181,62 +182,18 @@ impl<'a> BodyReader<'a> {
         Ok(body)
     }
 
-    /// Whether the request is `multipart/form-data`, and its boundary.
-    pub fn multipart_boundary(&self) -> Option<&'a str> {
-        let ct = self.req.header("content-type")?;
-        let (mime, params) = ct.split_once(';')?;
-        if !mime.trim().eq_ignore_ascii_case("multipart/form-data") {
-            return None;
-        }
-        params.split(';').find_map(|p| {
-            let (k, v) = p.split_once('=')?;
-            k.trim()
-                .eq_ignore_ascii_case("boundary")
-                .then(|| v.trim().trim_matches('"'))
-                .filter(|b| !b.is_empty())
-        })
+    /// The boundary of a `multipart/form-data` body: `Ok(None)` for any
+    /// other content type (see `classify::form`).
+    pub fn form_boundary(&self) -> Result<Option<&'a str>, BodyError> {
+        self.req
+            .header("content-type")
+            .map_or(Ok(None), form::boundary)
     }
 
-    /// A text field of a `multipart/form-data` body (first occurrence).
-    pub fn multipart_field(&self, boundary: &str, name: &str) -> Result<Option<String>, BodyError> {
-        multipart_field(self.bytes()?, boundary, name)
+    /// The body as a strictly parsed `multipart/form-data` form.
+    pub fn form(&self, boundary: &str) -> Result<Form<'a>, BodyError> {
+        form::parse(self.bytes()?, boundary)
     }
-}
-
-/// Finds `name="<name>"` in a multipart body and returns its value. Only the
-/// small text fields cedar-gate reads (for example `model`) are looked at. A
-/// field sent twice is refused: the upstream may keep the other one.
-fn multipart_field(body: &[u8], boundary: &str, name: &str) -> Result<Option<String>, BodyError> {
-    let delim = format!("--{boundary}");
-    let text = String::from_utf8_lossy(body);
-    let wanted = format!("name=\"{name}\"");
-    let mut found: Option<String> = None;
-    for part in text.split(delim.as_str()).skip(1) {
-        let Some((head, value)) = part
-            .split_once("\r\n\r\n")
-            .or_else(|| part.split_once("\n\n"))
-        else {
-            continue;
-        };
-        let Some(disposition) = head
-            .lines()
-            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition"))
-        else {
-            continue;
-        };
-        if disposition.split(';').any(|p| p.trim() == wanted) {
-            if found.is_some() {
-                return Err(BodyError::Invalid(format!(
-                    "form field `{name}` appears more than once"
-                )));
-            }
-            let v = value
-                .strip_suffix("\r\n")
-                .or_else(|| value.strip_suffix('\n'));
-            found = Some(v.unwrap_or(value).to_owned());
-        }
-    }
-    Ok(found)
 }
 
 /// Parses JSON strictly: duplicate keys and trailing data are errors; depth
@@ -432,13 +389,11 @@ mod tests {
             &[("content-type", "multipart/form-data; boundary=XyZ")],
         );
         let reader = BodyReader::with_rules(&r, BodyMode::Required, 1024);
-        let b = reader.multipart_boundary().unwrap();
+        let b = reader.form_boundary().unwrap().unwrap();
         assert_eq!(b, "XyZ");
-        assert_eq!(
-            reader.multipart_field(b, "model").unwrap().as_deref(),
-            Some("whisper-1")
-        );
-        assert_eq!(reader.multipart_field(b, "nope").unwrap(), None);
+        let form = reader.form(b).unwrap();
+        assert_eq!(form.text("model").unwrap(), Some("whisper-1"));
+        assert_eq!(form.text("nope").unwrap(), None);
         let twice = [
             &body[..body.len() - 9],
             b"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\no1\r\n--XyZ--\r\n",
@@ -449,6 +404,6 @@ mod tests {
             &[("content-type", "multipart/form-data; boundary=XyZ")],
         );
         let reader = BodyReader::with_rules(&r, BodyMode::Required, 1024);
-        assert!(reader.multipart_field("XyZ", "model").is_err());
+        assert!(reader.form("XyZ").unwrap().text("model").is_err());
     }
 }

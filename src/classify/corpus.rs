@@ -72,6 +72,9 @@ const HAIKU: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 #[rustfmt::skip]
 const SAMPLES: &[(&str, &str, &str, &str, &str)] = &[
     // OpenAI, Azure deployments, Azure realtime.
+    ("POST", "/v1/engines/gpt-4o-mini/chat/completions", CHAT, "chat", r#"Model::"gpt-4o-mini""#),
+    ("POST", "/v1/engines/davinci/completions", r#"{"prompt":"x"}"#, "complete", r#"Model::"davinci""#),
+    ("POST", "/openai/engines/emb/embeddings", r#"{"input":"x"}"#, "embed", r#"Model::"emb""#),
     ("POST", "/openai/deployments/gpt-4o-mini-prod/chat/completions?api-version=2024-10-21", r#"{"messages":[]}"#, "chat", r#"Model::"gpt-4o-mini""#),
     ("POST", "/openai/deployments/gpt-4o-mini-prod/extensions/chat/completions", r#"{"messages":[]}"#, "chat", r#"Model::"gpt-4o-mini""#),
     ("POST", "/openai/deployments/davinci/completions", r#"{"prompt":"x"}"#, "complete", r#"Model::"davinci""#),
@@ -404,6 +407,17 @@ fn a_model_in_the_query_must_be_the_request_model() {
         ),
         ("/v1/files?model=o1", "{}"),
         ("/v1/realtime/calls?model=gpt-realtime&MODEL=o1", "v=0"),
+        // A model named in the path before the endpoint (LiteLLM reads it, and
+        // it wins over the body's).
+        ("/v1/engines/o1/x/chat/completions", CHAT),
+        ("/openai/deployments/azure/o1/chat/completions", CHAT),
+        ("/v1/Models/o1/chat/completions", CHAT),
+        ("/openai/endpoints/123/chat/completions", CHAT),
+        ("/openai/model/o1/v1/chat/completions", CHAT),
+        (
+            "/openai/tunedModels/o1/v1/embeddings",
+            r#"{"model":"emb","input":"x"}"#,
+        ),
     ] {
         assert_eq!(run(path, body), Err(Reason::ModelAmbiguous), "{path}");
     }

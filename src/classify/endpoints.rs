@@ -126,6 +126,11 @@ pub const OPENAI: &[Endpoint] = &[
     row("POST", "deployments/{model}/audio/speech", "audio", "audio/speech", PATH, Fill::Openai),
     upload(row("POST", "deployments/{model}/audio/transcriptions", "audio", "audio/transcriptions", PATH, Fill::Openai)),
     upload(row("POST", "deployments/{model}/audio/translations", "audio", "audio/translations", PATH, Fill::Openai)),
+    // The legacy engines API, still served by LiteLLM: the path names the
+    // model, and wins over the body's.
+    row("POST", "engines/{model}/chat/completions", "chat", "chat/completions", PATH, Fill::Openai),
+    row("POST", "engines/{model}/completions", "complete", "completions", PATH, Fill::Openai),
+    row("POST", "engines/{model}/embeddings", "embed", "embeddings", PATH, Fill::Openai),
     // Azure's realtime WebSocket names the deployment in the query.
     row("GET", "openai/realtime", "realtime", "realtime", ModelFrom::QueryOrOpaque("deployment"), Fill::None),
     // OpenAI.
@@ -232,39 +237,63 @@ pub struct Matched<'a> {
     pub endpoint: &'static Endpoint,
     /// The model part of the path, as in the canonical path (still encoded).
     pub model: Option<&'a str>,
+    /// The segments before the part the pattern matched (no leading `/`):
+    /// `openai/v1` for `/openai/v1/chat/completions`.
+    pub prefix: &'a str,
 }
 
 /// The first row of `table` matching the method and canonical path.
 pub fn find<'a>(table: &'static [Endpoint], method: &str, path: &'a str) -> Option<Matched<'a>> {
     let path = path.strip_suffix('/').unwrap_or(path);
     let path = path.strip_prefix('/').unwrap_or(path);
-    table
-        .iter()
-        .filter(|e| e.method == method)
-        .find_map(|e| match_pattern(e.pattern, path).map(|model| Matched { endpoint: e, model }))
+    table.iter().filter(|e| e.method == method).find_map(|e| {
+        let (model, start) = match_pattern(e.pattern, path)?;
+        let prefix = match start {
+            Start::Segment(n) => path.splitn(n + 1, '/').take(n).map(str::len).sum::<usize>() + n,
+            Start::FromEnd(n) => {
+                let matched: usize = path.rsplitn(n + 1, '/').take(n).map(|s| s.len() + 1).sum();
+                path.len().saturating_sub(matched)
+            }
+        };
+        Some(Matched {
+            endpoint: e,
+            model,
+            prefix: path[..prefix.min(path.len())].trim_end_matches('/'),
+        })
+    })
+}
+
+/// Where a pattern's match starts.
+enum Start {
+    /// At this segment, counted from the start.
+    Segment(usize),
+    /// This many segments before the end.
+    FromEnd(usize),
 }
 
 /// Matches `pattern` against the end of `path` (no leading `/`); returns the
 /// model capture (or `Some(None)` without one). Allocation-free except for
 /// `{model+}` patterns whose last segment matches: every Check on a provider
 /// route tries rows until one fits.
-fn match_pattern<'a>(pattern: &str, path: &'a str) -> Option<Option<&'a str>> {
+fn match_pattern<'a>(pattern: &str, path: &'a str) -> Option<(Option<&'a str>, Start)> {
     if pattern.contains("{model+}") {
         return match_plus(pattern, path);
     }
     let mut model = None;
     let mut segs = path.rsplit('/');
+    let mut matched = 0;
     for p in pattern.rsplit('/') {
         if let Some(m) = segment(p, segs.next()?)? {
             model = Some(m);
         }
+        matched += 1;
     }
-    Some(model)
+    Some((model, Start::FromEnd(matched)))
 }
 
 /// `A / {model+} / B`: B at the end, A at its first place before that, and
 /// the model the one or more non-empty segments between.
-fn match_plus<'a>(pattern: &str, path: &'a str) -> Option<Option<&'a str>> {
+fn match_plus<'a>(pattern: &str, path: &'a str) -> Option<(Option<&'a str>, Start)> {
     let (last_pattern, last_segment) = (pattern.rsplit('/').next()?, path.rsplit('/').next()?);
     if last_pattern != "{model+}" {
         segment(last_pattern, last_segment)?;
@@ -290,7 +319,7 @@ fn match_plus<'a>(pattern: &str, path: &'a str) -> Option<Option<&'a str>> {
             // The model spans segments `from..end` of `path`.
             let offset: usize = segs[..from].iter().map(|s| s.len() + 1).sum();
             let len: usize = segs[from..end].iter().map(|s| s.len() + 1).sum::<usize>() - 1;
-            Some(&path[offset..offset + len])
+            (Some(&path[offset..offset + len]), Start::Segment(start))
         })
     })
 }
@@ -330,6 +359,38 @@ mod tests {
         path: &str,
     ) -> Option<(&'static str, Option<String>)> {
         find(table, method, path).map(|m| (m.endpoint.action, m.model.map(str::to_owned)))
+    }
+
+    #[test]
+    fn prefixes() {
+        let prefix = |table, method, path| find(table, method, path).map(|m| m.prefix);
+        assert_eq!(prefix(OPENAI, "POST", "/v1/chat/completions"), Some("v1"));
+        assert_eq!(prefix(OPENAI, "POST", "/chat/completions"), Some(""));
+        assert_eq!(
+            prefix(OPENAI, "POST", "/openai/deployments/d/chat/completions"),
+            Some("openai")
+        );
+        assert_eq!(
+            prefix(OPENAI, "POST", "/a/b/engines/o1/chat/completions/"),
+            Some("a/b")
+        );
+        assert_eq!(
+            prefix(
+                BEDROCK,
+                "POST",
+                "/x/model/arn:aws:bedrock:us-east-1::foundation-model/m/invoke"
+            ),
+            Some("x")
+        );
+        assert_eq!(prefix(BEDROCK, "POST", "/model/m/invoke"), Some(""));
+        assert_eq!(
+            prefix(
+                GEMINI,
+                "POST",
+                "/v1beta/models/gemini-2.0-flash:generateContent"
+            ),
+            Some("v1beta")
+        );
     }
 
     #[test]

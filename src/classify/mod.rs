@@ -11,6 +11,7 @@ pub mod anthropic;
 pub mod bedrock;
 pub mod body;
 pub mod endpoints;
+pub mod form;
 pub mod gemini;
 pub mod http;
 pub mod mcp;
@@ -51,11 +52,16 @@ pub const UNCLASSIFIED: &str = "unclassified";
 /// (an assistants run without a model override, a deployed Vertex endpoint).
 pub const OPAQUE_INFERENCE: &str = "opaque_inference";
 
-/// Headers that ask an upstream to run another method than the request's.
-pub const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
+/// Headers that ask an upstream to run another method, or another URL, than
+/// the request's: method-override middlewares (Rails, Express, Spring) and
+/// URL rewriters (`X-Original-URL` / `X-Rewrite-URL`: IIS, Symfony, Zend,
+/// Drupal behind a trusted proxy) route on them instead of the request line.
+pub const METHOD_OVERRIDE_HEADERS: [&str; 5] = [
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
+    "x-original-url",
+    "x-rewrite-url",
 ];
 
 /// The protocol a request was understood as.
@@ -248,9 +254,9 @@ pub enum ClassifyError {
     /// The path or host cannot be made canonical.
     #[error(transparent)]
     Target(#[from] TargetError),
-    /// A method-override header is present.
+    /// A method- or URL-override header is present.
     #[error(
-        "the request carries `{0}`: the upstream could run another method than the one decided on"
+        "the request carries `{0}`: the upstream could run another method or URL than the one decided on"
     )]
     MethodOverride(&'static str),
     /// A body the protocol needs cannot be read.

@@ -86,8 +86,8 @@ pub fn fill(info: &mut AiInfo, obj: &Json, endpoint: &str) -> Result<(), BodyErr
 }
 
 /// Uploads (audio transcription, image edits, videos) send
-/// `multipart/form-data`; only the small text fields are read. A field sent
-/// twice is refused (see `body::multipart_field`).
+/// `multipart/form-data`; only the small text fields are read, from a form
+/// parsed strictly (see `classify::form`).
 pub fn multipart(
     body: &BodyReader<'_>,
     boundary: &str,
@@ -95,24 +95,33 @@ pub fn multipart(
     model_in_body: bool,
 ) -> Result<AiInfo, BodyError> {
     let read = || -> Result<AiInfo, BodyError> {
+        let form = body.form(boundary)?;
         let mut info = base.clone();
         if model_in_body {
-            let model = body.multipart_field(boundary, "model")?;
+            let model = form.text("model")?;
             info.model = Some(
                 model
                     .filter(|m| !m.is_empty())
-                    .ok_or_else(|| BodyError::Invalid("`model` is required".to_owned()))?,
+                    .ok_or_else(|| BodyError::Invalid("`model` is required".to_owned()))?
+                    .to_owned(),
             );
         }
-        info.stream = body.multipart_field(boundary, "stream")?.as_deref() == Some("true");
-        if let Some(n) = body.multipart_field(boundary, "n")? {
+        // Form values are text: read `stream` the way the SDKs send it, and
+        // refuse the other spellings a lenient upstream might take for true.
+        info.stream = match form.text("stream")? {
+            None => info.stream,
+            Some(s) if s.eq_ignore_ascii_case("true") => true,
+            Some(s) if s.eq_ignore_ascii_case("false") => false,
+            Some(_) => return Err(BodyError::field("stream", "`true` or `false`")),
+        };
+        if let Some(n) = form.text("n")? {
             let n = n
                 .trim()
                 .parse::<i64>()
                 .map_err(|_| BodyError::field("n", "a whole number"))?;
             info.add_choices(Some(n));
         }
-        if let Some(prompt) = body.multipart_field(boundary, "prompt")? {
+        if let Some(prompt) = form.text("prompt")? {
             info.prompt_chars = len(prompt.chars().count());
         }
         Ok(info)

@@ -32,6 +32,7 @@ pub fn parse(
         }
         return Ok(unclassified(req, protocol));
     };
+    model_in_prefix(found.prefix, route.own_segments())?;
     let e = found.endpoint;
     let mut base = AiInfo::new(provider(req, route), e.endpoint);
     base.stream = e.stream;
@@ -45,7 +46,7 @@ pub fn parse(
     };
     let info = if e.fill == Fill::None {
         base
-    } else if let Some(boundary) = body.multipart_boundary().filter(|_| e.upload) {
+    } else if let Some(boundary) = upload_boundary(body, e)? {
         openai::multipart(body, boundary, base, body_model(e.model).is_some())?
     } else {
         ai::from_body(body, base, |info, json| read_body(e, info, json))?
@@ -62,6 +63,51 @@ pub fn parse(
         }
     }
     finish(info, e, route, req)
+}
+
+/// The form boundary of an upload endpoint's `multipart/form-data` body. A
+/// form content type that could be read two ways is refused (or, on a
+/// `body: optional` route, classified from the path alone, like any
+/// unreadable body).
+fn upload_boundary<'a>(body: &BodyReader<'a>, e: &Endpoint) -> Result<Option<&'a str>, BodyError> {
+    if !e.upload {
+        return Ok(None);
+    }
+    Ok(body.lenient(body.form_boundary())?.flatten())
+}
+
+/// Path segments after which some server reads the next segment as the
+/// model: LiteLLM's `/engines/{model}/…` and `/openai/deployments/{model:path}/…`
+/// (where the path wins over the body), Azure deployments, Gemini and Vertex
+/// `models/` and `tunedModels/`, Vertex `endpoints/{id}` (a deployed model),
+/// Bedrock `model/`.
+const MODEL_CONTAINERS: [&str; 6] = [
+    "engines",
+    "deployments",
+    "models",
+    "model",
+    "tunedmodels",
+    "endpoints",
+];
+
+/// The part of the path before the recognised endpoint must not name a model
+/// of its own (`/engines/o1/chat/completions` matched as `chat/completions`
+/// with the body's model): a server that reads the path would run another
+/// model than the one decided on. The route's own prefix is the operator's
+/// and is not looked at.
+fn model_in_prefix(prefix: &str, own_segments: usize) -> Result<(), ModelError> {
+    let mut segments = prefix
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .skip(own_segments)
+        .peekable();
+    while let Some(seg) = segments.next() {
+        if segments.peek().is_some() && MODEL_CONTAINERS.iter().any(|c| seg.eq_ignore_ascii_case(c))
+        {
+            return Err(ModelError::InPrefix(seg.to_ascii_lowercase()));
+        }
+    }
+    Ok(())
 }
 
 /// Query parameters that name a model to some server.
@@ -109,6 +155,11 @@ pub enum ModelError {
     /// The query names a model on an endpoint cedar-gate does not recognise.
     #[error("the query names a model on an endpoint cedar-gate does not recognise")]
     QueryOnUnknownEndpoint,
+    /// The path names a model before the endpoint it ends with.
+    #[error(
+        "the path names a model (`{0}/…`) before the endpoint: a server that reads it would run another model than the one decided on"
+    )]
+    InPrefix(String),
 }
 
 /// The body field naming the model, if the row reads one.

@@ -172,6 +172,17 @@ impl TryFrom<Vec<RouteSpec>> for Routes {
 // === impl Route ===
 
 impl Route {
+    /// How many leading path segments the route itself names (its
+    /// `path_prefix`, or its `path` pattern): chosen by the operator, not the
+    /// client.
+    pub fn own_segments(&self) -> usize {
+        match &self.path {
+            PathMatch::Any => 0,
+            PathMatch::Prefix(p) => p.split('/').filter(|s| !s.is_empty()).count(),
+            PathMatch::Pattern { segments, .. } => segments.len(),
+        }
+    }
+
     fn compile(index: usize, spec: RouteSpec) -> Result<Self, String> {
         let host = spec.host.as_deref().map(compile_host).transpose()?;
         let path = match (&spec.path_prefix, &spec.path) {

@@ -87,8 +87,9 @@ pub enum Reason {
     PathNotCanonical,
     /// The host is not a DNS name or IP literal (`400`).
     HostNotCanonical,
-    /// The request asks to override its method (`X-HTTP-Method-Override`, ...):
-    /// the upstream might run another method than the one decided on (`400`).
+    /// The request asks to override its method or URL (`X-HTTP-Method-Override`,
+    /// `X-Original-URL`, ...): the upstream might run another method or path
+    /// than the one decided on (`400`).
     MethodOverride,
     /// A model or tool name that no provider accepts as it is (control
     /// characters, surrounding whitespace, not UTF-8).

@@ -159,6 +159,9 @@ struct Base {
     path_model: Option<String>,
     shipped: Want,
     deny_list: Want,
+    /// Sent as `multipart/form-data` (an upload endpoint): a small file, then the string
+    /// fields of `body`, the model last.
+    form: bool,
 }
 
 // === impl Base ===
@@ -176,7 +179,13 @@ impl Base {
             path_model: None,
             shipped: Want::Either,
             deny_list: Want::Runs,
+            form: false,
         }
+    }
+    /// The fields of `body`, sent as a form.
+    fn form(mut self, body: Value) -> Self {
+        self.form = true;
+        self.body(body)
     }
     fn body(mut self, body: Value) -> Self {
         if let Some(m) = body["model"].as_str() {
@@ -248,11 +257,15 @@ fn bases() -> Vec<Base> {
         Base::new("realtime", "GET", "/v1/realtime", "realtime").query("model=o1").subject(m).refused(),
         Base::new("models-list", "GET", "/v1/models", "models_list").want(Runs, Runs),
         Base::new("models-get", "GET", "/v1/models/o1", "models_get").path_model(m).want(Either, Either),
+        // An upload endpoint: the model is a form field.
+        Base::new("transcription", "POST", "/v1/audio/transcriptions", "audio_transcriptions").form(json!({"language": "en", "model": m})).refused(),
         Base::new("files", "POST", "/v1/files", "files").body(json!({"purpose": "batch"})),
         // Batches run models the gateway cannot see: never permitted broadly by the examples.
         Base::new("batches", "POST", "/v1/batches", "batches").body(json!({"input_file_id": "file-1", "endpoint": "/v1/chat/completions", "completion_window": "24h"})).want(Refused, Runs),
         // Azure OpenAI: the deployment is the model.
         Base::new("azure", "POST", "/openai/deployments/o1/chat/completions", "azure_chat").query("api-version=2024-10-21").body(json!({"messages": messages()})).path_model(m).refused(),
+        // LiteLLM's engines API: the path's model runs, whatever the body says.
+        Base::new("engines", "POST", "/v1/engines/o1/chat/completions", "engines_chat").body(chat("gpt-4o-mini")).path_model(m).refused(),
         Base::new("anthropic", "POST", "/v1/messages", "anthropic_messages").body(json!({"model": m, "max_tokens": 64, "messages": messages()})).refused(),
         // Gemini (beta and stable) and Vertex AI, Google's and partner models.
         Base::new("gemini-v1beta", "POST", "/v1beta/models/o1:generateContent", "gemini:generateContent").body(gemini.clone()).path_model(m).refused(),
@@ -282,6 +295,8 @@ struct Req {
     target: Vec<u8>,
     headers: Vec<Vec<u8>>,
     body: Vec<u8>,
+    /// The body's media type when it is not JSON.
+    content_type: Option<String>,
 }
 
 // === impl Req ===
@@ -289,16 +304,21 @@ struct Req {
 impl Req {
     /// `base` with its path spelled `path` (query and body unchanged).
     fn path(base: &Base, path: &str) -> Option<Self> {
+        let (content_type, body) = if base.form {
+            (
+                Some(FORM_TYPE.to_owned()),
+                form_body(base, |m| field("name=\"model\"", m))?,
+            )
+        } else {
+            let json = base.body.as_ref().map(Value::to_string);
+            (None, json.unwrap_or_default().into_bytes())
+        };
         Some(Self {
             method: base.method.to_owned(),
             target: target(path, base.query, ""),
             headers: Vec::new(),
-            body: base
-                .body
-                .as_ref()
-                .map(Value::to_string)
-                .unwrap_or_default()
-                .into_bytes(),
+            body,
+            content_type,
         })
     }
 }
@@ -365,6 +385,61 @@ fn body_spelled(b: &Base, spell: impl Fn(&str) -> Option<String>) -> Option<Req>
     Some(r)
 }
 
+// === form spellings ===
+
+const BOUNDARY: &str = "d1ffB0undary";
+const FORM_TYPE: &str = "multipart/form-data; boundary=d1ffB0undary";
+
+/// One form part: `form-data; <params>`, then the value.
+fn field(params: &str, value: &[u8]) -> Vec<u8> {
+    let head = format!("--{BOUNDARY}\r\nContent-Disposition: form-data; {params}\r\n\r\n");
+    [head.as_bytes(), value, b"\r\n"].concat()
+}
+
+/// A form base's body: a file, its other string fields, then `model(model)` and the close
+/// delimiter.
+fn form_body(b: &Base, model: impl Fn(&[u8]) -> Vec<u8>) -> Option<Vec<u8>> {
+    let fields = b.body.as_ref()?.as_object()?;
+    let mut out = field(r#"name="file"; filename="a.wav""#, b"RIFF\0\0\0\0WAVEfmt ");
+    for (k, v) in fields.iter().filter(|(k, _)| *k != "model") {
+        out.extend(field(&format!("name=\"{k}\""), v.as_str()?.as_bytes()));
+    }
+    out.extend(model(fields.get("model")?.as_str()?.as_bytes()));
+    out.extend(format!("--{BOUNDARY}--\r\n").into_bytes());
+    Some(out)
+}
+
+/// A form base sent with content type `ct` and the model part spelled by `model`.
+fn form_spelled(b: &Base, ct: &str, model: impl Fn(&[u8]) -> Vec<u8>) -> Option<Req> {
+    b.form.then_some(())?;
+    let mut r = Req::path(b, &b.path)?;
+    r.body = form_body(b, model)?;
+    r.content_type = Some(ct.to_owned());
+    Some(r)
+}
+
+/// A harmless model first, then the base's model in a part spelled `params`: Starlette keeps
+/// the last of two same-named fields.
+fn form_twice(b: &Base, params: &'static str) -> Option<Req> {
+    form_spelled(b, FORM_TYPE, |m| {
+        [field(r#"name="model""#, b"whisper-1"), field(params, m)].concat()
+    })
+}
+
+/// Sent to a harmless path (`/v1/files` for a POST, `/v1/models` for a GET), the real one
+/// named in a URL-override header.
+fn url_override(b: &Base, header: &str) -> Option<Req> {
+    let disguise = if b.method == "POST" {
+        "/v1/files"
+    } else {
+        "/v1/models"
+    };
+    let mut r = Req::path(b, disguise)?;
+    let real = String::from_utf8(target(&b.path, b.query, "")).ok()?;
+    r.headers.push(format!("{header}: {real}").into_bytes());
+    Some(r)
+}
+
 /// The method flipped (POST <-> GET), the original named in an override header.
 fn method_override(b: &Base, header: &str) -> Option<Req> {
     let mut r = Req::path(b, &b.path)?;
@@ -415,6 +490,7 @@ const SPELLINGS: &[(&str, Spell)] = &[
         Some(r)
     }),
     ("?model= instead of the body", |b| {
+        (!b.form).then_some(())?;
         let mut body = b.body.clone()?;
         let model = body.as_object_mut()?.remove("model")?;
         let query = [b.query, &format!("model={}", model.as_str()?)].join("&");
@@ -435,6 +511,31 @@ const SPELLINGS: &[(&str, Spell)] = &[
         let key = ["model", "name"].into_iter().find(|k| t.contains(&format!("\"{k}\":")))?;
         Some(t.replacen(&format!("\"{key}\":"), &format!("\"\\u{:04x}{}\":", key.as_bytes()[0], &key[1..]), 1))
     })),
+    // Form spellings (upload endpoints): each is read another way by some form parser.
+    ("form: model twice, unquoted last", |b| form_twice(b, "name=model")),
+    ("form: model twice, NAME= last", |b| form_twice(b, r#"NAME="model""#)),
+    ("form: model twice, spaced last", |b| form_twice(b, r#"name = "model""#)),
+    ("form: model twice, quoted", |b| form_twice(b, r#"name="model""#)),
+    ("form: RFC 2231 name*=", |b| form_spelled(b, FORM_TYPE, |m| field("name*=utf-8''model", m))),
+    ("form: model as a file", |b| form_spelled(b, FORM_TYPE, |m| field(r#"name="model"; filename="m""#, m))),
+    ("form: two boundary params", |b| form_spelled(b, &format!("multipart/form-data; boundary=zz; boundary={BOUNDARY}"), |m| field(r#"name="model""#, m))),
+    ("form: quoted boundary, upper case", |b| form_spelled(b, &format!("MULTIPART/FORM-DATA; BOUNDARY=\"{BOUNDARY}\""), |m| field(r#"name="model""#, m))),
+    ("form: charset=utf-16 model", |b| form_spelled(b, &format!("{FORM_TYPE}; charset=utf-16"), |m| {
+        field(r#"name="model""#, &m.iter().flat_map(|&c| [c, 0]).collect::<Vec<u8>>())
+    })),
+    ("form: bare LF", |b| {
+        let mut r = form_spelled(b, FORM_TYPE, |m| field(r#"name="model""#, m))?;
+        r.body.retain(|&c| c != b'\r');
+        Some(r)
+    }),
+    ("form: urlencoded", |b| {
+        let model = b.body.as_ref()?.get("model")?.as_str()?;
+        let mut r = form_spelled(b, "application/x-www-form-urlencoded", |_| Vec::new())?;
+        r.body = format!("model={model}").into_bytes();
+        Some(r)
+    }),
+    ("X-Original-URL", |b| url_override(b, "X-Original-URL")),
+    ("X-Rewrite-URL", |b| url_override(b, "X-Rewrite-URL")),
     ("X-HTTP-Method-Override", |b| method_override(b, "X-HTTP-Method-Override")),
     ("X-Method-Override", |b| method_override(b, "X-Method-Override")),
 ];
@@ -556,11 +657,12 @@ enum Expect {
 
 fn expect(handler: &str) -> Expect {
     match handler.split(':').next().unwrap_or_default() {
-        "chat_completions" | "responses" | "anthropic_messages" | "azure_chat" => {
+        "chat_completions" | "responses" | "anthropic_messages" | "azure_chat" | "engines_chat" => {
             Expect::Model(&["chat"])
         }
         "bedrock_invoke" | "bedrock_converse" | "gemini" => Expect::Model(&["chat"]),
         "completions" => Expect::Model(&["complete"]),
+        "audio_transcriptions" => Expect::Model(&["audio"]),
         "embeddings" => Expect::Model(&["embed"]),
         // Metadata, no model runs: `/v1/models/` (empty id) is a listing to some routers.
         "models_get" => Expect::Model(&["get_model", "list_models"]),
@@ -709,7 +811,8 @@ async fn send(raw: RawClient, req: Req, id: String) -> RawResponse {
     ];
     headers.extend(req.headers);
     if !req.body.is_empty() {
-        headers.push(b"content-type: application/json".to_vec());
+        let ct = req.content_type.as_deref().unwrap_or("application/json");
+        headers.push(format!("content-type: {ct}").into_bytes());
         headers.push(format!("content-length: {}", req.body.len()).into_bytes());
     }
     let head = head(&req.method, &req.target, &headers);

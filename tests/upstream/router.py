@@ -24,12 +24,15 @@ from starlette.routing import Route
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 OVERRIDE_HEADERS = (b"x-http-method-override", b"x-http-method", b"x-method-override")
+URL_OVERRIDE_HEADERS = (b"x-original-url", b"x-rewrite-url")
 RECORD_FILE = None
 
 
 class MethodOverride:
     """Runs a request as the method an override header names (as Rails, Express's
-    method-override, Spring's HiddenHttpMethodFilter and friends do)."""
+    method-override, Spring's HiddenHttpMethodFilter and friends do), on the URL an
+    `X-Original-URL` / `X-Rewrite-URL` header names (as IIS URL Rewrite and Symfony behind
+    a trusted proxy do)."""
 
     def __init__(self, app):
         self.app = app
@@ -39,6 +42,13 @@ class MethodOverride:
             for name, value in scope["headers"]:
                 if name.lower() in OVERRIDE_HEADERS:
                     scope = dict(scope, method=value.decode("latin-1").strip().upper())
+                    break
+            for name, value in scope["headers"]:
+                if name.lower() in URL_OVERRIDE_HEADERS:
+                    path, _, query = value.decode("latin-1").partition("?")
+                    scope = dict(scope, path=path, raw_path=path.encode("latin-1"))
+                    if query:
+                        scope["query_string"] = query.encode("latin-1")
                     break
         await self.app(scope, receive, send)
 
@@ -80,6 +90,22 @@ def body_model(handler):
         if not isinstance(model, str):
             model = request.query_params.get("model")
         return await record(request, handler, model=model)
+
+    return endpoint
+
+
+def form_model(handler):
+    """An upload endpoint: the model is a form field, read as Starlette reads forms
+    (python-multipart; the last of two same-named fields wins). A form it cannot parse
+    is a 400 and runs nothing, as in FastAPI."""
+
+    async def endpoint(request):
+        try:
+            form = await request.form()
+        except Exception:  # noqa: BLE001 - any parse error means the handler does not run
+            return JSONResponse({"error": "bad form"}, status_code=400)
+        model = form.get("model")
+        return await record(request, handler, model=model if isinstance(model, str) else None)
 
     return endpoint
 
@@ -131,6 +157,7 @@ ROUTES = [
     Route("/v1/threads/{thread_id}/runs", body_model("threads_runs"), methods=["POST"]),
     Route("/v1/assistants", body_model("assistants"), methods=["POST"]),
     Route("/v1/realtime", body_model("realtime"), methods=["GET"]),
+    Route("/v1/audio/transcriptions", form_model("audio_transcriptions"), methods=["POST"]),
     Route("/v1/files", plain("files"), methods=["POST"]),
     Route("/v1/batches", plain("batches"), methods=["POST"]),
     # Gemini, stable and beta (before /v1/models/{model:path}, which would take them).
@@ -146,12 +173,15 @@ ROUTES = [
         path_model("vertex", "model"),
         methods=["POST"],
     ),
-    # Azure OpenAI: the deployment is the model.
+    # Azure OpenAI: the deployment is the model. LiteLLM serves it too, with a deployment
+    # of several segments, and the legacy engines API; in both the path's model wins over
+    # the body's.
     Route(
-        "/openai/deployments/{deployment}/chat/completions",
+        "/openai/deployments/{deployment:path}/chat/completions",
         path_model("azure_chat", "deployment"),
         methods=["POST"],
     ),
+    Route("/v1/engines/{model:path}/chat/completions", path_model("engines_chat", "model"), methods=["POST"]),
     # Bedrock runtime: the model id may be an ARN with slashes.
     Route("/model/{model:path}/invoke", path_model("bedrock_invoke", "model"), methods=["POST"]),
     Route("/model/{model:path}/converse", path_model("bedrock_converse", "model"), methods=["POST"]),
