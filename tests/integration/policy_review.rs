@@ -567,3 +567,84 @@ forbid (principal in Group::"other", action, resource);
         .collect();
     assert_eq!(ids, ["cap-500", "m1-floor-800"], "{report:#}");
 }
+
+/// Issue 15: `access --config` reports the token principals the config's issuers give:
+/// a member of each group their groups claim can carry (a group the policies name need
+/// not be in entities.json; only those with the issuer's `groups_prefix`), and one in no
+/// group. Without the config there are no such rows.
+#[test]
+fn access_reports_token_groups_from_config() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("p");
+    let policies = r#"@id("idp-researchers-chat")
+@owner("platform")
+permit (principal is Agent in Group::"idp:researchers", action == Action::"chat", resource in ModelGroup::"standard");
+
+@id("agents-chat")
+permit (principal in Group::"agents", action == Action::"chat", resource in ModelGroup::"standard");
+"#;
+    small_set(&dir, policies, &entities("other"));
+    let config = t.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"policy_dir: {}
+identity:
+  issuers:
+    - issuer: https://idp.example.com
+      jwks_file: /nonexistent/jwks.json
+      audiences: [cedar-gate]
+      entity_type: Agent
+      groups_claim: groups
+      groups_prefix: "idp:"
+    - issuer: https://clients.example.com
+      jwks_file: /nonexistent/jwks.json
+      audiences: [cedar-gate]
+      entity_type: Client
+"#,
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(bin()
+        .args(["access", "--all", "--format", "json", "--config"])
+        .arg(&config));
+    assert_eq!(code, 0, "{err}");
+    let cells: Value = serde_json::from_str(&out).unwrap();
+    let cells = cells.as_array().unwrap();
+    let cell = |who: &str, what: &str| {
+        cells
+            .iter()
+            .find(|c| {
+                c["principal"] == who
+                    && c["resource"] == what
+                    && c["actions"].as_array().unwrap().contains(&"chat".into())
+            })
+            .unwrap_or_else(|| panic!("no cell {who} -> {what}:\n{cells:#?}"))
+    };
+    let member = r#"any Agent in Group::"idp:researchers" (token of https://idp.example.com)"#;
+    let m1 = cell(member, "Model::\"m1\"");
+    assert_eq!(m1["verdict"], "allowed", "{m1:#}");
+    assert_eq!(
+        m1["policies"],
+        serde_json::json!(["idp-researchers-chat (@platform)"])
+    );
+    let none = "any Agent in no group (token of https://idp.example.com)";
+    assert_eq!(cell(none, "Model::\"m1\"")["verdict"], "denied");
+    let client = "any Client in no group (token of https://clients.example.com)";
+    assert_eq!(cell(client, "Model::\"m1\"")["verdict"], "denied");
+    // `Group::"agents"` lacks the prefix: the issuer cannot put an Agent there.
+    assert!(
+        !cells.iter().any(|c| c["principal"]
+            .as_str()
+            .unwrap()
+            .starts_with("any Agent in Group::\"agents\"")),
+        "{cells:#?}"
+    );
+    // No config, no token rows.
+    let (code, out, err) = run(bin()
+        .args(["access", "--all", "--format", "json", "--policy-dir"])
+        .arg(&dir));
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("token of"), "{out}");
+}
