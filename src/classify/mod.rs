@@ -19,6 +19,7 @@ pub mod model;
 pub mod openai;
 pub mod provider;
 pub mod routes;
+pub mod sniff;
 
 #[cfg(test)]
 mod corpus;
@@ -327,11 +328,40 @@ pub fn classify(req: &HttpRequest, routes: &Routes) -> Result<Vec<Operation>, Re
     {
         return Err(refuse(Protocol::Http, ClassifyError::MethodOverride(h)));
     }
-    let Some(route) = routes.find(req) else {
-        if has_encoded_slash(&req.path) {
-            return Err(refuse(Protocol::Http, TargetError::EncodedSlash.into()));
+    let inferred;
+    let route = match routes.find(req) {
+        Some(route) => route,
+        None => {
+            if has_encoded_slash(&req.path) {
+                return Err(refuse(Protocol::Http, TargetError::EncodedSlash.into()));
+            }
+            if routes.is_empty() {
+                return Ok(vec![http::classify(req)]);
+            }
+            // Off every route, a model call is still a model call: an
+            // upstream may serve `/chat/completions` without `/v1`, and a
+            // permit on a plain route must not cover it. A provider endpoint
+            // is read as on that provider's route (so a forbidden model stays
+            // forbidden); anything else that looks like a model call or an
+            // MCP message is `unclassified`.
+            match inferred_protocol(req) {
+                Some(protocol) => {
+                    inferred = Route::inferred(protocol);
+                    &inferred
+                }
+                None => {
+                    let refuse = |error| refuse(Protocol::Http, error);
+                    let sniffed = sniff::sniff(req).map_err(refuse)?;
+                    if !sniffed.ai {
+                        return Ok(vec![http::classify(req)]);
+                    }
+                    let mut op = unclassified(req, Protocol::Http);
+                    name_the_model(&mut op, &sniffed.models, &Route::inferred(Protocol::Http))
+                        .map_err(refuse)?;
+                    return Ok(vec![op]);
+                }
+            }
         }
-        return Ok(vec![http::classify(req)]);
     };
     if has_encoded_slash(&req.path)
         && !(route.protocol == Protocol::Bedrock && bedrock::encoded_slash_in_model_only(&req.path))
@@ -356,9 +386,15 @@ pub fn classify(req: &HttpRequest, routes: &Routes) -> Result<Vec<Operation>, Re
         Protocol::Mcp => mcp::parse(req, route, &body),
     };
     let mut ops = result.map_err(|error| refuse(route.protocol, error))?;
-    // An unclassified operation carries the route it was found on.
+    // An unclassified operation carries the route it was found on, and on a
+    // provider route the model its body or query names, if any.
     let unclassified = action(UNCLASSIFIED);
     for op in ops.iter_mut().filter(|op| op.action == unclassified) {
+        if route.protocol != Protocol::Mcp {
+            let sniffed = sniff::sniff(req).map_err(|error| refuse(route.protocol, error))?;
+            name_the_model(op, &sniffed.models, route)
+                .map_err(|error| refuse(route.protocol, error))?;
+        }
         op.context.push((
             "route".to_owned(),
             Value::Record(vec![
@@ -368,6 +404,42 @@ pub fn classify(req: &HttpRequest, routes: &Routes) -> Result<Vec<Operation>, Re
         ));
     }
     Ok(ops)
+}
+
+/// Makes an `unclassified` operation's resource the model the request
+/// names (see `sniff`), so that a policy forbidding the model forbids it on
+/// an endpoint cedar-gate does not know; several different models are
+/// refused.
+fn name_the_model(op: &mut Operation, sent: &[String], route: &Route) -> Result<(), ClassifyError> {
+    let mut named: Option<String> = None;
+    for m in sent {
+        let id = model::canonical(route.protocol, m, &route.model_aliases)?;
+        match &named {
+            Some(first) if *first != id => return Err(provider::ModelError::Several.into()),
+            _ => named = Some(id),
+        }
+    }
+    if let Some(id) = named {
+        op.resource = builtin_uid(MODEL, &id);
+        op.model = Some(id);
+    }
+    Ok(())
+}
+
+/// The provider whose table has a row for this request that runs a model,
+/// for a request no route matches. The tables whose paths are specific
+/// (`v1/messages`, `models/{model}:verb`, `model/{model+}/invoke`) are tried
+/// before OpenAI's, whose rows are the shortest suffixes.
+fn inferred_protocol(req: &HttpRequest) -> Option<Protocol> {
+    [
+        (Protocol::Anthropic, endpoints::ANTHROPIC),
+        (Protocol::Gemini, endpoints::GEMINI),
+        (Protocol::Bedrock, endpoints::BEDROCK),
+        (Protocol::Openai, endpoints::OPENAI),
+    ]
+    .into_iter()
+    .find(|(_, table)| endpoints::runs_a_model(table, &req.method, &req.path))
+    .map(|(protocol, _)| protocol)
 }
 
 #[cfg(test)]

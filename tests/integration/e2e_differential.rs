@@ -283,6 +283,12 @@ fn bases() -> Vec<Base> {
         Base::new("mcp-forbidden", "POST", "/mcp/github", "mcp_github").body(mcp_call("delete_repository")).subject("github/delete_repository").refused(),
         Base::new("mcp-files-read", "POST", "/mcp/files", "mcp_files").body(mcp_call("read_file")).subject("files/read_file").want(Runs, Runs),
         Base::new("mcp-files-write", "POST", "/mcp/files", "mcp_files").body(mcp_call("write_file")).subject("files/write_file").want(Refused, Runs),
+        // Model and MCP servers on paths no route names: a provider endpoint is read as on
+        // its provider's route, anything else that looks like a model call is unclassified
+        // on the model it names (an MCP message names none, so a deny-list lets it through).
+        Base::new("unrouted-chat", "POST", "/chat/completions", "chat_unversioned").body(chat(m)).refused(),
+        Base::new("ollama-chat", "POST", "/api/chat", "ollama_chat").body(chat(m)).refused(),
+        Base::new("mcp-unrouted", "POST", "/mcp", "mcp_unrouted").body(mcp_call("delete_repository")).subject("unrouted/delete_repository").want(Refused, Either),
         Base::new("admin", "GET", "/admin", "admin").want(Refused, Runs),
     ]
 }
