@@ -23,7 +23,7 @@ use crate::analysis::cells::{Candidate, compile_residuals, meaning, signatures, 
 use crate::analysis::fold::{Residual, Subject};
 use crate::analysis::setdir::PolicyDir;
 use crate::analysis::{AnalysisError, Prover};
-use crate::policy::model::{GROUP, WORKLOAD};
+use crate::vocab::{GROUP, WORKLOAD};
 
 /// Resource types reported, each with its group type.
 const RESOURCES: [(&str, &str); 2] = [("Model", "ModelGroup"), ("Tool", "ToolSet")];
@@ -95,7 +95,7 @@ impl TokenSource {
             .iter()
             .map(|i| TokenSource {
                 issuer: i.issuer.clone(),
-                entity_type: i.entity_type.clone(),
+                entity_type: i.entity_type.name().to_string(),
                 groups_prefix: i.groups_claim.as_ref().map(|_| i.groups_prefix.clone()),
             })
             .collect()
@@ -298,10 +298,9 @@ fn token_rows(dir: &PolicyDir, tokens: &[TokenSource]) -> Vec<Candidate> {
                 .iter()
                 .filter(|g| g.id().unescaped().starts_with(prefix.as_str()))
             {
-                let Ok(uid) = crate::policy::model::uid(
-                    &t.entity_type,
-                    &format!("member-of-{}", g.id().unescaped()),
-                ) else {
+                let Ok(uid) =
+                    crate::vocab::uid(&t.entity_type, &format!("member-of-{}", g.id().unescaped()))
+                else {
                     continue;
                 };
                 rows.push(Candidate {
@@ -311,7 +310,7 @@ fn token_rows(dir: &PolicyDir, tokens: &[TokenSource]) -> Vec<Candidate> {
                 });
             }
         }
-        let Ok(uid) = crate::policy::model::uid(&t.entity_type, "unlisted") else {
+        let Ok(uid) = crate::vocab::uid(&t.entity_type, "unlisted") else {
             continue;
         };
         rows.push(Candidate {
@@ -335,7 +334,7 @@ fn groups_known(dir: &PolicyDir) -> Vec<EntityUid> {
                 if let (Some(serde_json::Value::String(ty)), Some(serde_json::Value::String(id))) =
                     (m.get("type"), m.get("id"))
                     && ty == GROUP
-                    && let Ok(uid) = crate::policy::model::uid(GROUP, id)
+                    && let Ok(uid) = crate::vocab::uid(GROUP, id)
                 {
                     out.insert(uid);
                 }
@@ -388,7 +387,7 @@ fn resource_columns(
         .collect();
     groups.sort();
     for g in groups {
-        let Ok(uid) = crate::policy::model::uid(
+        let Ok(uid) = crate::vocab::uid(
             &rtype.to_string(),
             &format!("any-in-{}", g.id().unescaped()),
         ) else {

@@ -21,8 +21,8 @@ use crate::analysis::fold::{Cell, Residual, Subject, specialize};
 use crate::analysis::prove::{Problem, ProveFinding};
 use crate::analysis::setdir::{PolicyDir, PolicyInfo};
 use crate::analysis::{AnalysisError, Prover};
-use crate::cli::request_file::RequestFile;
-use crate::config::OnPolicyError;
+use crate::decide::request_file::RequestFile;
+use crate::policy::OnPolicyError;
 
 /// One example: a case of a cases file that expects `allow`.
 #[derive(Debug, Clone)]
@@ -239,7 +239,7 @@ fn claim_of(
         _ => None,
     };
     if let Some(g) = group {
-        let id = if ty == crate::policy::model::WORKLOAD {
+        let id = if ty == crate::vocab::WORKLOAD {
             format!(
                 "spiffe://{}/ns/any/sa/member-of-{}",
                 crate::analysis::cells::SYNTHETIC_TRUST_DOMAIN,
@@ -248,7 +248,7 @@ fn claim_of(
         } else {
             format!("member-of-{}", g.id().unescaped())
         };
-        if let Ok(uid) = crate::policy::model::uid(&ty, &id) {
+        if let Ok(uid) = crate::vocab::uid(&ty, &id) {
             let mut s = Subject::member_of(uid, &g, dir.snapshot.entities(), Default::default());
             s.attrs = None;
             return Claim {

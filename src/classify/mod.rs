@@ -28,22 +28,14 @@ mod fixtures;
 
 use cedar_policy::EntityUid;
 
-use crate::policy::eval::Reason;
-use crate::policy::model::{ACTION, ROUTE, Value, builtin_uid};
 use crate::request::HttpRequest;
 use crate::target::{TargetError, has_encoded_slash};
+use crate::vocab::Reason;
+use crate::vocab::{EntityType, Value, builtin_uid};
 
 pub use body::BodyError;
 pub use model::NameError;
 pub use routes::{Route, Routes};
-
-/// Entity type of models (id: the canonical model id, see [`model`]).
-pub const MODEL: &str = "Model";
-/// Entity type of MCP tools (id: `<server>/<tool>`).
-pub const TOOL: &str = "Tool";
-/// Entity type of MCP servers (id: the route's `server`); the resource of every
-/// MCP operation that is not a tool call.
-pub const MCP_SERVER: &str = "McpServer";
 
 /// The action of a request on a provider or MCP route that no endpoint row
 /// or JSON-RPC method matches. Never plain `http`, and in no action group:
@@ -228,8 +220,8 @@ impl Summary {
     /// resource (for the operations of a batch).
     pub fn of(op: &Operation, with_target: bool) -> Self {
         Self {
-            action: with_target.then(|| crate::policy::model::uid_string(&op.action)),
-            resource: with_target.then(|| crate::policy::model::uid_string(&op.resource)),
+            action: with_target.then(|| crate::vocab::uid_string(&op.action)),
+            resource: with_target.then(|| crate::vocab::uid_string(&op.resource)),
             model: with_target.then(|| op.model.clone()).flatten(),
             model_as_sent: op.text("model_as_sent"),
             tool: with_target.then(|| op.tool.clone()).flatten(),
@@ -299,7 +291,7 @@ pub struct Refusal {
 
 /// The uid of an action by name.
 pub fn action(name: &str) -> EntityUid {
-    builtin_uid(ACTION, name)
+    builtin_uid(EntityType::Action, name)
 }
 
 /// A request on a provider or MCP route that is not understood:
@@ -308,7 +300,7 @@ pub fn unclassified(req: &HttpRequest, protocol: Protocol) -> Operation {
     Operation::new(
         protocol,
         action(UNCLASSIFIED),
-        builtin_uid(ROUTE, &req.path),
+        builtin_uid(EntityType::Route, &req.path),
     )
 }
 
@@ -386,14 +378,22 @@ pub fn classify(req: &HttpRequest, routes: &Routes) -> Result<Vec<Operation>, Re
         Protocol::Mcp => mcp::parse(req, route, &body),
     };
     let mut ops = result.map_err(|error| refuse(route.protocol, error))?;
-    // An unclassified operation carries the route it was found on, and on a
-    // provider route the model its body or query names, if any.
+    describe_unclassified(req, route, &mut ops).map_err(|error| refuse(route.protocol, error))?;
+    Ok(ops)
+}
+
+/// An unclassified operation carries the route it was found on, and on a
+/// provider route the model its body or query names, if any.
+fn describe_unclassified(
+    req: &HttpRequest,
+    route: &Route,
+    ops: &mut [Operation],
+) -> Result<(), ClassifyError> {
     let unclassified = action(UNCLASSIFIED);
     for op in ops.iter_mut().filter(|op| op.action == unclassified) {
         if route.protocol != Protocol::Mcp {
-            let sniffed = sniff::sniff(req).map_err(|error| refuse(route.protocol, error))?;
-            name_the_model(op, &sniffed.models, route)
-                .map_err(|error| refuse(route.protocol, error))?;
+            let sniffed = sniff::sniff(req)?;
+            name_the_model(op, &sniffed.models, route)?;
         }
         op.context.push((
             "route".to_owned(),
@@ -403,7 +403,7 @@ pub fn classify(req: &HttpRequest, routes: &Routes) -> Result<Vec<Operation>, Re
             ]),
         ));
     }
-    Ok(ops)
+    Ok(())
 }
 
 /// Makes an `unclassified` operation's resource the model the request
@@ -420,7 +420,7 @@ fn name_the_model(op: &mut Operation, sent: &[String], route: &Route) -> Result<
         }
     }
     if let Some(id) = named {
-        op.resource = builtin_uid(MODEL, &id);
+        op.resource = builtin_uid(EntityType::Model, &id);
         op.model = Some(id);
     }
     Ok(())
@@ -446,16 +446,6 @@ fn inferred_protocol(req: &HttpRequest) -> Option<Protocol> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn builtin_types_parse() {
-        for ty in [MODEL, TOOL, MCP_SERVER] {
-            assert!(
-                <cedar_policy::EntityTypeName as std::str::FromStr>::from_str(ty).is_ok(),
-                "{ty}"
-            );
-        }
-    }
 
     #[test]
     fn no_route_is_plain_http() {

@@ -5,8 +5,8 @@ use std::path::Path;
 use crate::analysis::guardrails::{Example, prove_examples};
 use crate::analysis::prove::{ProveReport, prove};
 use crate::analysis::{AnalysisError, PolicyDir, Prover};
-use crate::cli::request_file::RequestFile;
 use crate::cli::test::{Expect, parse_cases};
+use crate::decide::request_file::RequestFile;
 
 /// Validates, then proves; returns the exit code (1 on any finding or failure).
 pub fn run(dir: &Path, json: bool) -> i32 {

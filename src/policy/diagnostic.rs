@@ -117,7 +117,7 @@ impl Diagnostic {
         let label = list
             .get(index)
             .and_then(|e| e.get("uid"))
-            .and_then(|u| crate::policy::model::uid_from_json(u).ok())
+            .and_then(|u| crate::vocab::uid_from_json(u).ok())
             .map_or_else(|| format!("entity #{index}"), |u| format!("entity `{u}`"));
         let mut prefix = label;
         if let Some(attr) = &at.attr {

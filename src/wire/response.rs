@@ -10,7 +10,7 @@ use envoy_types::pb::google::protobuf::{Struct, Value as PbValue, value::Kind};
 use envoy_types::pb::google::rpc;
 
 use crate::config::ResponseConfig;
-use crate::gate::Outcome;
+use crate::decide::Outcome;
 
 /// Header naming the principal, for the upstream.
 pub const PRINCIPAL_HEADER: &str = "x-cedar-gate-principal";
@@ -75,7 +75,7 @@ fn ok_response(outcome: &Outcome, cfg: &ResponseConfig) -> OkHttpResponse {
         .filter(|h| *h != PRINCIPAL_HEADER && *h != DECISION_ID_HEADER)
         .cloned()
         .collect();
-    headers_to_remove.extend(cfg.remove_headers.iter().map(|h| h.to_ascii_lowercase()));
+    headers_to_remove.extend(cfg.remove_headers.iter().map(|h| h.as_str().to_owned()));
     OkHttpResponse {
         headers,
         headers_to_remove,

@@ -12,19 +12,6 @@ use cedar_policy::{
     EntityId, EntityTypeName, EntityUid, ExpressionConstructionError, RestrictedExpression,
 };
 
-use crate::identity::spiffe::SpiffeId;
-
-/// Entity type of mTLS workloads (id: the SPIFFE id).
-pub const WORKLOAD: &str = "Workload";
-/// Entity type of callers without credentials (one entity, id `anonymous`).
-pub const ANONYMOUS: &str = "Anonymous";
-/// Entity type of groups (parents of principals).
-pub const GROUP: &str = "Group";
-/// Entity type of plain HTTP resources (id: the path without query).
-pub const ROUTE: &str = "Route";
-/// Entity type of actions.
-pub const ACTION: &str = "Action";
-
 /// A Cedar value as cedar-gate builds it: comparable and hashable.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Value {
@@ -199,37 +186,6 @@ pub fn uid(ty: &str, id: &str) -> Result<EntityUid, String> {
     ))
 }
 
-/// Builds a uid for one of cedar-gate's own type names (the constants above,
-/// and the classifier's `Model`, `Tool`, `McpServer`).
-pub fn builtin_uid(ty: &'static str, id: &str) -> EntityUid {
-    EntityUid::from_type_name_and_id(builtin_type(ty), EntityId::new(id))
-}
-
-/// The parsed type name of a builtin type. Parsed once per process: a Cedar
-/// name parse runs the policy grammar, and every Check builds several uids.
-#[allow(clippy::expect_used)]
-fn builtin_type(ty: &'static str) -> EntityTypeName {
-    use crate::classify::{MCP_SERVER, MODEL, TOOL};
-    // INVARIANT: every name here and every `ty` passed in is a valid Cedar
-    // identifier (checked by the `builtin_types_parse` test).
-    static PARSED: std::sync::LazyLock<Vec<(&'static str, EntityTypeName)>> =
-        std::sync::LazyLock::new(|| {
-            [
-                WORKLOAD, ANONYMOUS, GROUP, ROUTE, ACTION, MODEL, TOOL, MCP_SERVER,
-            ]
-            .into_iter()
-            .map(|t| {
-                let parsed = EntityTypeName::from_str(t);
-                (t, parsed.expect("builtin entity type names are valid"))
-            })
-            .collect()
-        });
-    match PARSED.iter().find(|(name, _)| *name == ty) {
-        Some((_, parsed)) => parsed.clone(),
-        None => EntityTypeName::from_str(ty).expect("builtin entity type names are valid"),
-    }
-}
-
 /// `uid` as Cedar prints it (`Workload::"spiffe://example.org/..."`). Ids of
 /// plain printable ASCII, which Cedar prints verbatim, are written directly;
 /// anything else goes through Cedar's own `Display` (which escapes).
@@ -247,19 +203,6 @@ pub fn uid_string(uid: &EntityUid) -> String {
     out.push_str(id);
     out.push('"');
     out
-}
-
-/// The request-time attributes of a workload principal, derived from its SPIFFE id.
-pub fn workload_attrs(id: &SpiffeId) -> Vec<(String, Value)> {
-    let mut attrs = vec![
-        ("trust_domain".to_owned(), Value::str(id.trust_domain())),
-        ("path".to_owned(), Value::str(id.path())),
-    ];
-    if let Some((ns, sa)) = id.kubernetes() {
-        attrs.push(("namespace".to_owned(), Value::str(ns)));
-        attrs.push(("service_account".to_owned(), Value::str(sa)));
-    }
-    attrs
 }
 
 #[cfg(test)]
@@ -291,17 +234,6 @@ mod tests {
         assert!(Value::from_json(&serde_json::json!(null), "x").is_err());
     }
 
-    #[test]
-    fn builtin_types_parse() {
-        use crate::classify::{MCP_SERVER, MODEL, TOOL};
-        for ty in [
-            WORKLOAD, ANONYMOUS, GROUP, ROUTE, ACTION, MODEL, TOOL, MCP_SERVER,
-        ] {
-            assert!(EntityTypeName::from_str(ty).is_ok(), "{ty}");
-            assert_eq!(builtin_uid(ty, "x").type_name().to_string(), ty);
-        }
-    }
-
     proptest::proptest! {
         /// The fast rendering is Cedar's, for any id (escaping included).
         #[test]
@@ -312,13 +244,5 @@ mod tests {
             );
             proptest::prop_assert_eq!(uid_string(&uid), uid.to_string());
         }
-    }
-
-    #[test]
-    fn k8s_workload_attrs() {
-        let id = SpiffeId::parse("spiffe://example.org/ns/agents/sa/bot").unwrap();
-        let attrs = workload_attrs(&id);
-        assert!(attrs.contains(&("namespace".into(), Value::str("agents"))));
-        assert!(attrs.contains(&("service_account".into(), Value::str("bot"))));
     }
 }

@@ -19,13 +19,11 @@ use std::time::SystemTime;
 use cedar_policy::EntityUid;
 use serde::Deserialize;
 
-use crate::identity::spiffe::SpiffeId;
+use crate::identity::spiffe::{SpiffeId, workload_attrs};
 use crate::identity::{Identity, Workload, WorkloadSource};
-use crate::policy::eval::{AuthzRequest, PrincipalSpec};
-use crate::policy::model::{
-    ACTION, ROUTE, Value, WORKLOAD, builtin_uid, uid_from_json, workload_attrs,
-};
 use crate::request::HttpRequest;
+use crate::vocab::{AuthzRequest, PrincipalSpec};
+use crate::vocab::{EntityType, ROUTE, Value, WORKLOAD, builtin_uid, uid_from_json};
 
 /// A request file's content.
 #[derive(Debug, Clone, Deserialize)]
@@ -68,10 +66,53 @@ pub struct PrincipalJson {
 impl RequestFile {
     /// Converts to the question the server would ask Cedar.
     pub fn to_authz(&self, now: SystemTime) -> Result<AuthzRequest, String> {
-        let uid = crate::policy::model::uid(&self.principal.ty, &self.principal.id)
+        let mut identity = Identity::default();
+        let principal = self.principal_spec(&mut identity)?;
+        let action = match &self.action {
+            serde_json::Value::String(s) if !s.contains("::") => builtin_uid(EntityType::Action, s),
+            other => uid_from_json(other).map_err(|e| format!("action: {e}"))?,
+        };
+        let resource = uid_from_json(&self.resource).map_err(|e| format!("resource: {e}"))?;
+
+        // Default context: what the server would send for such a request.
+        let req = HttpRequest {
+            id: "cedar-gate-check".to_owned(),
+            method: "GET".to_owned(),
+            scheme: "https".to_owned(),
+            path: if resource.type_name().to_string() == ROUTE {
+                resource.id().unescaped().to_owned()
+            } else {
+                String::new()
+            },
+            ..Default::default()
+        };
+        let op = crate::classify::Operation::new(
+            crate::classify::Protocol::Http,
+            action.clone(),
+            resource.clone(),
+        );
+        let carrier = self.carrier(&mut identity)?;
+        let mut authz = crate::decide::question::authz_request(&req, &identity, &op, now);
+        authz.principal = principal;
+        // The workload behind a token is an entity of the request, as in the server.
+        authz.extra.extend(carrier);
+        if let Some(ctx) = &self.context {
+            let Value::Record(given) =
+                Value::from_json(ctx, "context").map_err(|e| e.to_string())?
+            else {
+                return Err("context must be a JSON object".to_owned());
+            };
+            merge(&mut authz.context, given);
+        }
+        Ok(authz)
+    }
+
+    /// The principal entity; a workload principal is also the request's
+    /// workload identity.
+    fn principal_spec(&self, identity: &mut Identity) -> Result<PrincipalSpec, String> {
+        let uid = crate::vocab::uid(&self.principal.ty, &self.principal.id)
             .map_err(|e| format!("principal: bad type `{}`: {e}", self.principal.ty))?;
         let mut attrs = Vec::new();
-        let mut identity = Identity::default();
         if self.principal.ty == WORKLOAD {
             let id = SpiffeId::parse(&self.principal.id).map_err(|e| format!("principal: {e}"))?;
             if id.path().is_empty() {
@@ -99,63 +140,34 @@ impl RequestFile {
             .iter()
             .map(|p| uid_from_json(p).map_err(|e| format!("principal.parents: {e}")))
             .collect::<Result<Vec<EntityUid>, String>>()?;
-        let action = match &self.action {
-            serde_json::Value::String(s) if !s.contains("::") => builtin_uid(ACTION, s),
-            other => uid_from_json(other).map_err(|e| format!("action: {e}"))?,
-        };
-        let resource = uid_from_json(&self.resource).map_err(|e| format!("resource: {e}"))?;
-
-        // Default context: what the server would send for such a request.
-        let req = HttpRequest {
-            id: "cedar-gate-check".to_owned(),
-            method: "GET".to_owned(),
-            scheme: "https".to_owned(),
-            path: if resource.type_name().to_string() == ROUTE {
-                resource.id().unescaped().to_owned()
-            } else {
-                String::new()
-            },
-            ..Default::default()
-        };
-        let op = crate::classify::Operation::new(
-            crate::classify::Protocol::Http,
-            action.clone(),
-            resource.clone(),
-        );
-        let mut carrier = None;
-        if let Some(w) = &self.workload
-            && self.principal.ty != WORKLOAD
-        {
-            let id = SpiffeId::parse(w).map_err(|e| format!("workload: {e}"))?;
-            carrier = Some(PrincipalSpec {
-                uid: crate::policy::model::uid(WORKLOAD, w)
-                    .map_err(|e| format!("workload: {e}"))?,
-                attrs: workload_attrs(&id),
-                parents: Vec::new(),
-            });
-            identity.workload = Some(Workload {
-                id,
-                source: WorkloadSource::PeerPrincipal,
-                not_after: None,
-            });
-        }
-        let mut authz = crate::gate::authz_request(&req, &identity, &op, now);
-        authz.principal = PrincipalSpec {
+        Ok(PrincipalSpec {
             uid,
             attrs,
             parents,
+        })
+    }
+
+    /// The workload a non-workload principal came through (`workload`), as
+    /// an entity of the request and the request's workload identity.
+    fn carrier(&self, identity: &mut Identity) -> Result<Option<PrincipalSpec>, String> {
+        let Some(w) = &self.workload else {
+            return Ok(None);
         };
-        // The workload behind a token is an entity of the request, as in the server.
-        authz.extra.extend(carrier);
-        if let Some(ctx) = &self.context {
-            let Value::Record(given) =
-                Value::from_json(ctx, "context").map_err(|e| e.to_string())?
-            else {
-                return Err("context must be a JSON object".to_owned());
-            };
-            merge(&mut authz.context, given);
+        if self.principal.ty == WORKLOAD {
+            return Ok(None);
         }
-        Ok(authz)
+        let id = SpiffeId::parse(w).map_err(|e| format!("workload: {e}"))?;
+        let carrier = PrincipalSpec {
+            uid: crate::vocab::uid(WORKLOAD, w).map_err(|e| format!("workload: {e}"))?,
+            attrs: workload_attrs(&id),
+            parents: Vec::new(),
+        };
+        identity.workload = Some(Workload {
+            id,
+            source: WorkloadSource::PeerPrincipal,
+            not_after: None,
+        });
+        Ok(Some(carrier))
     }
 }
 

@@ -6,12 +6,12 @@ use std::time::{Instant, SystemTime};
 use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest, CheckResponse};
 use tonic::{Request, Response, Status};
 
-use crate::audit::{AuditEvent, AuditLog};
-use crate::gate::Gate;
-use crate::metrics;
+use crate::decide::Gate;
 use crate::policy::PolicyStore;
+use crate::record::audit::{AuditEvent, AuditLog};
+use crate::record::metrics;
 use crate::request::HttpRequest;
-use crate::response;
+use crate::wire::response;
 
 /// The Authorization service.
 #[derive(Debug, Clone)]
@@ -60,7 +60,7 @@ impl Authorization for AuthzService {
         let elapsed = started.elapsed();
 
         tracing::Span::current().record("decision_id", outcome.decision_id.as_str());
-        metrics::record_check(&outcome, elapsed);
+        metrics::record_check(&outcome.figures(elapsed));
         self.audit
             .record(&AuditEvent::new(&outcome, &req, now, elapsed));
         if !outcome.decision.is_allow() {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use cedar_policy::EntityUid;
 use serde::Serialize;
 
-use crate::policy::model::Value;
+use super::Value;
 
 /// The principal of a request: its uid, request-time attributes, and the
 /// parents it brings with it (for example groups from a token). Parents and

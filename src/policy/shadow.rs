@@ -7,8 +7,8 @@
 //! disagreement (allow vs deny) is recorded in the audit event and counted in
 //! `cedar_gate_shadow_disagreements_total{action, shadow_decision}`.
 
-use crate::policy::eval::Decision;
 use crate::policy::snapshot::Snapshot;
+use crate::vocab::Decision;
 
 /// What the shadow set decided for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,12 +30,12 @@ use std::time::{Duration, Instant, SystemTime};
 use moka::Expiry;
 use moka::notification::RemovalCause;
 
-use crate::config::{CacheConfig, OnPolicyError};
-use crate::metrics;
-use crate::policy::eval::{AuthzRequest, Decision, Reason};
-use crate::policy::model::Value;
 use crate::policy::reads::VOLATILE_CONTEXT;
 use crate::policy::snapshot::Snapshot;
+use crate::policy::{CacheConfig, OnPolicyError};
+use crate::record::metrics;
+use crate::vocab::Value;
+use crate::vocab::{AuthzRequest, Decision, Reason};
 
 /// A decision and, when the snapshot has `@shadow` policies, the shadow set's.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,22 +6,19 @@
 //! blocks rather than drop an event: an audit trail with holes is worse than
 //! back-pressure).
 
-use std::fmt::Write as _;
-use std::io::Write;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::config::{AuditConfig, AuditSink};
-use crate::gate::Outcome;
-use crate::policy::eval::DeterminingPolicy;
+use crate::decide::Outcome;
 use crate::request::HttpRequest;
+use crate::vocab::DeterminingPolicy;
 
-/// Events buffered between the Check path and the writer thread.
-const CHANNEL_CAPACITY: usize = 65_536;
+mod json;
+mod log;
+
+use json::JsonObject;
+pub use log::AuditLog;
 
 /// One decision, as written to the audit log. Never a token, a cookie or a body.
 #[derive(Debug, Serialize)]
@@ -123,7 +120,7 @@ pub struct ShadowAudit<'a> {
 }
 
 impl<'a> ShadowAudit<'a> {
-    fn new(shadow: &'a crate::shadow::ShadowOutcome) -> Self {
+    fn new(shadow: &'a crate::policy::shadow::ShadowOutcome) -> Self {
         let d = &shadow.decision;
         Self {
             decision: if d.is_allow() { "allow" } else { "deny" },
@@ -147,7 +144,7 @@ impl<'a> AuditEvent<'a> {
     ) -> Self {
         let workload = outcome.identity.workload.as_ref();
         Self {
-            time: crate::gate::rfc3339(now),
+            time: crate::vocab::rfc3339(now),
             decision_id: &outcome.decision_id,
             request_id: &req.id,
             decision: if outcome.decision.is_allow() {
@@ -258,91 +255,6 @@ impl AuditEvent<'_> {
     }
 }
 
-/// A JSON object written field by field. Keys are trusted literals; values
-/// are escaped as serde_json escapes them.
-struct JsonObject {
-    out: String,
-}
-
-impl JsonObject {
-    fn with_capacity(n: usize) -> Self {
-        let mut out = String::with_capacity(n);
-        out.push('{');
-        Self { out }
-    }
-
-    fn key(&mut self, key: &str) {
-        if self.out.len() > 1 {
-            self.out.push(',');
-        }
-        self.out.push('"');
-        self.out.push_str(key);
-        self.out.push_str("\":");
-    }
-
-    fn str(&mut self, key: &str, value: &str) {
-        self.key(key);
-        push_json_str(&mut self.out, value);
-    }
-
-    fn opt_str(&mut self, key: &str, value: Option<&str>) {
-        if let Some(v) = value {
-            self.str(key, v);
-        }
-    }
-
-    fn num(&mut self, key: &str, value: u64) {
-        self.key(key);
-        let _ = write!(self.out, "{value}");
-    }
-
-    fn bool(&mut self, key: &str, value: bool) {
-        self.key(key);
-        self.out.push_str(if value { "true" } else { "false" });
-    }
-
-    fn raw_list<'a>(&mut self, key: &str, items: impl Iterator<Item = &'a str>) {
-        self.key(key);
-        self.out.push('[');
-        for (i, item) in items.enumerate() {
-            if i > 0 {
-                self.out.push(',');
-            }
-            self.out.push_str(item);
-        }
-        self.out.push(']');
-    }
-
-    fn serde(&mut self, key: &str, value: &impl Serialize) {
-        self.key(key);
-        // Plain data (strings, numbers, string maps) cannot fail to serialize.
-        match serde_json::to_string(value) {
-            Ok(json) => self.out.push_str(&json),
-            Err(_) => self.out.push_str("null"),
-        }
-    }
-
-    fn finish(mut self) -> String {
-        self.out.push('}');
-        self.out
-    }
-}
-
-/// Appends `s` as a JSON string: verbatim when nothing needs escaping (the
-/// common case), through serde_json otherwise.
-fn push_json_str(out: &mut String, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
-    } else {
-        match serde_json::to_string(s) {
-            Ok(json) => out.push_str(&json),
-            Err(_) => out.push_str("\"\""),
-        }
-    }
-}
-
 /// Who a token said the caller is.
 #[derive(Debug, Serialize)]
 pub struct TokenAudit<'a> {
@@ -363,212 +275,6 @@ pub struct TokenAudit<'a> {
     pub scopes: &'a [String],
 }
 
-/// Where audit lines go.
-#[derive(Debug, Clone)]
-pub struct AuditLog {
-    tx: Option<SyncSender<String>>,
-    writer: Arc<Mutex<Option<JoinHandle<()>>>>,
-}
-
-// === impl AuditLog ===
-
-impl AuditLog {
-    /// Opens the configured sink.
-    pub fn open(cfg: &AuditConfig) -> std::io::Result<Self> {
-        let out: Box<dyn Write + Send> = match (cfg.sink, &cfg.path) {
-            (AuditSink::Off, _) => {
-                return Ok(Self {
-                    tx: None,
-                    writer: Arc::new(Mutex::new(None)),
-                });
-            }
-            (AuditSink::Stdout, _) => Box::new(std::io::stdout()),
-            (AuditSink::File, Some(path)) => Box::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?,
-            ),
-            (AuditSink::File, None) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "audit.path is required",
-                ));
-            }
-        };
-        let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
-        let handle = std::thread::Builder::new()
-            .name("cedar-gate-audit".into())
-            .spawn(move || write_loop(rx, out))?;
-        Ok(Self {
-            tx: Some(tx),
-            writer: Arc::new(Mutex::new(Some(handle))),
-        })
-    }
-
-    /// Records one event.
-    pub fn record(&self, event: &AuditEvent<'_>) {
-        let Some(tx) = &self.tx else { return };
-        if tx.send(event.to_json()).is_err() {
-            tracing::error!(target: "cedar_gate::audit", "audit writer has stopped; event lost");
-        }
-    }
-
-    /// Flushes and stops the writer (after the last `record`).
-    pub fn close(mut self) {
-        self.tx = None;
-        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
-        if let Some(handle) = handle {
-            // Other clones may still hold senders; the writer ends when all are dropped.
-            drop(self);
-            let _ = handle.join();
-        }
-    }
-}
-
-/// How long the writer gathers lines after the first one of a batch. Waking
-/// the writer for every Check costs a context switch per request (measured as
-/// the largest item in a loaded server's profile); with this window a busy
-/// server wakes it a few hundred times a second. An idle writer blocks in
-/// `recv` and costs nothing.
-const BATCH_WINDOW: Duration = Duration::from_millis(5);
-
-fn write_loop(rx: Receiver<String>, out: Box<dyn Write + Send>) {
-    use std::sync::mpsc::TryRecvError;
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
-    while let Ok(line) = rx.recv() {
-        let mut ok = writeln!(out, "{line}").is_ok();
-        std::thread::sleep(BATCH_WINDOW);
-        let mut open = true;
-        loop {
-            match rx.try_recv() {
-                Ok(line) => ok &= writeln!(out, "{line}").is_ok(),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    open = false;
-                    break;
-                }
-            }
-        }
-        ok &= out.flush().is_ok();
-        if !ok {
-            tracing::error!(target: "cedar_gate::audit", "cannot write audit events");
-        }
-        if !open {
-            break;
-        }
-    }
-    let _ = out.flush();
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use super::*;
-    use crate::policy::eval::DeterminingPolicy;
-
-    fn event<'a>(policies: &'a [Arc<DeterminingPolicy>], errors: &'a [String]) -> AuditEvent<'a> {
-        AuditEvent {
-            time: "2026-11-29T15:17:28.652Z".into(),
-            decision_id: "01a227e1-f1cc-76c0-afe4-8032bea7f193",
-            request_id: "bench-0",
-            decision: "allow",
-            reason: "policy_permit",
-            principal: "Workload::\"spiffe://example.org/ns/a/sa/b\"",
-            spiffe_id: Some("spiffe://example.org/ns/a/sa/b"),
-            workload_source: Some(crate::identity::WorkloadSource::Xfcc),
-            identity_error: None,
-            identity_reason: None,
-            auth_method: "mtls",
-            token: None,
-            action: "Action::\"chat\"",
-            resource: "Model::\"gpt-4o\"",
-            protocol: "openai",
-            policies: policies.iter().map(|p| p.as_ref()).collect(),
-            policy_generation: 7,
-            policy_hash: "13140f3bf17c",
-            errors,
-            cache_hit: true,
-            latency_us: 12,
-            source_ip: Some("10.0.0.1".into()),
-            method: "POST",
-            host: "models.example.com",
-            path: "/v1/chat/completions",
-            raw_path: None,
-            model: Some("gpt-4o"),
-            tool: None,
-            operations: None,
-            summary: None,
-            batch: &[],
-            shadow: None,
-        }
-    }
-
-    /// The hand-written line is byte for byte what serde writes, for plain
-    /// values, values that need escaping, and every optional part.
-    #[test]
-    fn to_json_is_serdes() {
-        let annotations = BTreeMap::from([
-            ("owner".to_owned(), "team \"ai\"\n".to_owned()),
-            ("ticket".to_owned(), "SEC-1".to_owned()),
-        ]);
-        let policies = vec![
-            Arc::new(DeterminingPolicy::new("allow-chat".into(), annotations)),
-            Arc::new(DeterminingPolicy::new("p\\2".into(), BTreeMap::new())),
-        ];
-        let errors = vec!["policy `x` failed: \u{1}".to_owned()];
-        let actors = vec!["agent-1".to_owned()];
-        let shadow = crate::shadow::ShadowOutcome {
-            decision: crate::policy::eval::Decision::deny(
-                crate::policy::eval::Reason::PolicyForbid,
-                Vec::new(),
-            ),
-            disagrees: true,
-            action_label: "chat".into(),
-        };
-        let plain = event(&policies, &[]);
-        let mut odd = event(&policies[..1], &errors);
-        odd.path = "/a\"b\\c\td\u{7f}\u{1f}é/\u{2028}";
-        odd.decision = "deny";
-        odd.identity_error = Some("bad \"token\"");
-        odd.identity_reason = Some("invalid_token");
-        odd.spiffe_id = None;
-        odd.workload_source = None;
-        odd.source_ip = None;
-        odd.model = None;
-        odd.tool = Some("github/create_issue");
-        odd.operations = Some(3);
-        odd.token = Some(TokenAudit {
-            issuer: "https://idp",
-            subject: "alice",
-            jti: Some("j-1"),
-            actors: &actors,
-            expires_at: 1_764_000_000,
-            scopes: &actors,
-        });
-        odd.shadow = Some(ShadowAudit::new(&shadow));
-        odd.raw_path = Some("/a/%2e/\u{0}");
-        let summary = crate::classify::Summary {
-            model_as_sent: Some("GPT-4o".into()),
-            choices: Some(2),
-            tool_names: vec!["x\"".into()],
-            ..Default::default()
-        };
-        odd.summary = Some(&summary);
-        let batch = [
-            crate::classify::Summary {
-                action: Some("Action::\"call_tool\"".into()),
-                tool: Some("files/read".into()),
-                ..Default::default()
-            },
-            summary.clone(),
-        ];
-        odd.batch = &batch;
-        let empty = event(&[], &[]);
-        for e in [plain, odd, empty] {
-            assert_eq!(e.to_json(), serde_json::to_string(&e).unwrap());
-        }
-    }
-}
+mod tests;

@@ -11,8 +11,8 @@ use super::*;
 use crate::identity::spiffe::SpiffeId;
 use crate::identity::{Identity, Workload, WorkloadSource};
 use crate::policy::load_dir;
-use crate::policy::model::{GROUP, builtin_uid};
 use crate::request::HttpRequest;
+use crate::vocab::{EntityType, builtin_uid};
 
 const RESEARCH: &str = "spiffe://example.org/ns/agents/sa/research-agent";
 const ROGUE: &str = "spiffe://example.org/ns/agents/sa/rogue-agent";
@@ -108,17 +108,17 @@ fn request(who: usize, path: usize, method: usize, id: usize, now: SystemTime) -
         ..Default::default()
     };
     let op = crate::classify::http::classify(&req);
-    let mut authz = crate::gate::authz_request(&req, &identity, &op, now);
+    let mut authz = crate::decide::question::authz_request(&req, &identity, &op, now);
     if principal == Some(NEWCOMER) {
         // Group membership carried by the credential (as a token's groups would be).
-        authz.principal.parents = vec![builtin_uid(GROUP, "approved-agents")];
+        authz.principal.parents = vec![builtin_uid(EntityType::Group, "approved-agents")];
     }
     if who >= 6 {
         let ty = if who == 6 { "Agent" } else { "User" };
-        authz.principal = crate::policy::eval::PrincipalSpec {
-            uid: crate::policy::model::uid(ty, "subject-7").unwrap(),
+        authz.principal = crate::vocab::PrincipalSpec {
+            uid: crate::vocab::uid(ty, "subject-7").unwrap(),
             attrs: Vec::new(),
-            parents: vec![builtin_uid(GROUP, "approved-agents")],
+            parents: vec![builtin_uid(EntityType::Group, "approved-agents")],
         };
         for (name, value) in &mut authz.context {
             if let (true, Value::Record(auth)) = (name == "auth", value) {
@@ -344,9 +344,9 @@ fn only_requests_carrying_a_read_volatile_value_bypass() {
     // A token subject whose requests carry the token's age.
     let token_caller = |ty: &str, age: i64| {
         let mut req = workload.clone();
-        req.principal.uid = crate::policy::model::uid(ty, "subject-7").unwrap();
+        req.principal.uid = crate::vocab::uid(ty, "subject-7").unwrap();
         req.principal.attrs.clear();
-        req.principal.parents = vec![builtin_uid(GROUP, "approved-agents")];
+        req.principal.parents = vec![builtin_uid(EntityType::Group, "approved-agents")];
         for (name, value) in &mut req.context {
             if let (true, Value::Record(auth)) = (name == "auth", value) {
                 auth.push(("token_age_seconds".to_owned(), Value::Long(age)));

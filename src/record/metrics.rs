@@ -7,8 +7,7 @@ use std::time::Duration;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::gate::Outcome;
-use crate::policy::eval::Reason;
+use crate::vocab::Reason;
 
 /// Checks answered, by `decision` and `reason`.
 pub const CHECKS: &str = "cedar_gate_checks_total";
@@ -217,10 +216,27 @@ fn describe() {
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
+/// What one answered Check adds to the metrics: plain values, so recording
+/// knows nothing of how they were decided.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckFigures<'a> {
+    /// Whether the request was allowed.
+    pub allow: bool,
+    /// Why.
+    pub reason: Reason,
+    /// The fixed code of a refused credential, when one was refused.
+    pub identity_rejection: Option<&'static str>,
+    /// The action label and the shadow set's answer (allow?), when the shadow
+    /// set disagreed with the enforced one.
+    pub shadow_disagreement: Option<(&'a str, bool)>,
+    /// Time to answer.
+    pub elapsed: Duration,
+}
+
 /// Records one answered Check.
-pub fn record_check(outcome: &Outcome, elapsed: Duration) {
-    let allow = outcome.decision.is_allow();
-    let reason = outcome.decision.reason;
+pub fn record_check(check: &CheckFigures<'_>) {
+    let allow = check.allow;
+    let reason = check.reason;
     let handle = HOT.get().and_then(|hot| {
         let slot = Reason::ALL.iter().position(|r| *r == reason)?;
         Some((hot, hot.checks[usize::from(!allow)].get(slot)?.as_ref()?))
@@ -228,19 +244,19 @@ pub fn record_check(outcome: &Outcome, elapsed: Duration) {
     match handle {
         Some((hot, counter)) => {
             counter.increment(1);
-            hot.duration.record(elapsed.as_secs_f64());
+            hot.duration.record(check.elapsed.as_secs_f64());
         }
         None => {
             let decision = if allow { "allow" } else { "deny" };
             counter!(CHECKS, "decision" => decision, "reason" => reason.as_str()).increment(1);
-            histogram!(CHECK_DURATION).record(elapsed.as_secs_f64());
+            histogram!(CHECK_DURATION).record(check.elapsed.as_secs_f64());
         }
     }
-    if let Some(rejection) = &outcome.identity_error {
-        counter!(IDENTITY_REJECTIONS, "reason" => rejection.code).increment(1);
+    if let Some(code) = check.identity_rejection {
+        counter!(IDENTITY_REJECTIONS, "reason" => code).increment(1);
     }
-    if let Some(shadow) = outcome.shadow.as_ref().filter(|s| s.disagrees) {
-        record_shadow_disagreement(&shadow.action_label, shadow.decision.is_allow());
+    if let Some((action, shadow_allows)) = check.shadow_disagreement {
+        record_shadow_disagreement(action, shadow_allows);
     }
 }
 
@@ -249,20 +265,33 @@ pub fn record_check_error(reason: &'static str) {
     counter!(CHECK_ERRORS, "reason" => reason).increment(1);
 }
 
-/// Records a reload attempt.
-pub fn record_reload(snapshot: Result<&crate::policy::Snapshot, ()>) {
+/// A loaded policy snapshot, as the metrics see it.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotFigures {
+    /// The snapshot's generation.
+    pub generation: u64,
+    /// Policies enforced.
+    pub policies: usize,
+    /// `@shadow` policies.
+    pub shadow_policies: usize,
+    /// When it was loaded.
+    pub loaded_at: std::time::SystemTime,
+}
+
+/// Records a reload attempt: the snapshot now served, or a failure.
+pub fn record_reload(snapshot: Result<SnapshotFigures, ()>) {
     match snapshot {
         Ok(s) => {
             counter!(POLICY_RELOADS, "result" => "success").increment(1);
             gauge!(POLICY_GENERATION).set(s.generation as f64);
-            gauge!(POLICIES_LOADED).set(s.policy_count() as f64);
+            gauge!(POLICIES_LOADED).set(s.policies as f64);
             let at = s
                 .loaded_at
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
                 .unwrap_or_default();
             gauge!(POLICY_LAST_RELOAD).set(at);
-            gauge!(SHADOW_POLICIES).set(s.shadow_count() as f64);
+            gauge!(SHADOW_POLICIES).set(s.shadow_policies as f64);
         }
         Err(()) => counter!(POLICY_RELOADS, "result" => "failure").increment(1),
     }

@@ -26,7 +26,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::config::TlsConfig;
-use crate::metrics;
+use crate::record::metrics;
 
 /// A client that does not finish its handshake in this time is dropped, so
 /// half-open connections cannot pile up.

@@ -1,4 +1,7 @@
-//! The YAML configuration file: deserialized strictly, then validated.
+//! The YAML configuration file, compiled while it is read: each value is
+//! parsed into its own type (trust domains, SPIFFE ids, header names,
+//! algorithms) by `#[serde(try_from)]`; what remains checks settings against
+//! each other.
 //!
 //! Unknown keys are rejected (`deny_unknown_fields`) so a typo never silently
 //! turns a control off.
@@ -8,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::identity::xfcc::XfccElementChoice;
+use crate::identity::IdentityConfig;
+use crate::policy::{AuthorizationConfig, CacheConfig, PolicyReloadConfig};
 
 mod server;
 pub use server::{ServerConfig, TlsConfig};
@@ -86,173 +90,6 @@ pub struct Config {
     pub routes: crate::classify::Routes,
 }
 
-/// Decision cache settings. Entries never outlive the snapshot that made them,
-/// the credential that earned them, nor `ttl_seconds`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CacheConfig {
-    /// Whether decisions are cached (default true).
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// Most decisions held (default 10000; roughly 1 KB each).
-    #[serde(default = "default_cache_entries")]
-    pub max_entries: u64,
-    /// Longest an entry lives, in seconds (default 60).
-    #[serde(default = "default_cache_ttl")]
-    pub ttl_seconds: u64,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            max_entries: default_cache_entries(),
-            ttl_seconds: default_cache_ttl(),
-        }
-    }
-}
-
-/// Policy hot-reload settings (`SIGHUP` always reloads).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyReloadConfig {
-    /// Watch the policy directory for changes (default true).
-    #[serde(default = "default_true")]
-    pub watch: bool,
-    /// Quiet period after the last change before reloading, in milliseconds
-    /// (default 200), so a burst of writes becomes one reload.
-    #[serde(default = "default_debounce_ms")]
-    pub debounce_ms: u64,
-}
-
-impl Default for PolicyReloadConfig {
-    fn default() -> Self {
-        Self {
-            watch: true,
-            debounce_ms: default_debounce_ms(),
-        }
-    }
-}
-
-fn default_true() -> bool {
-    true
-}
-
-fn default_cache_entries() -> u64 {
-    10_000
-}
-
-fn default_cache_ttl() -> u64 {
-    60
-}
-
-fn default_debounce_ms() -> u64 {
-    200
-}
-
-/// Workload (mTLS / SPIFFE) identity settings.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IdentityConfig {
-    /// SPIFFE trust domains whose ids are accepted. An id from any other trust
-    /// domain is rejected (401). Empty: every SPIFFE id is rejected.
-    #[serde(default)]
-    pub trust_domains: Vec<String>,
-    /// `x-forwarded-client-cert` handling.
-    #[serde(default)]
-    pub xfcc: XfccConfig,
-    /// JWT / OIDC token issuers (see `docs/tokens.md`). Empty: tokens are ignored.
-    #[serde(default)]
-    pub issuers: Vec<crate::identity::issuers::IssuerConfig>,
-    /// Header carrying the token (default `authorization`, `Bearer` scheme).
-    #[serde(default)]
-    pub token_header: Option<String>,
-    /// Take the token payload from Envoy's `jwt_authn` metadata instead.
-    #[serde(default)]
-    pub jwt_authn_metadata: Option<crate::identity::issuers::JwtAuthnMetadataConfig>,
-    /// `token` (default) or `workload`: the principal when a request has both.
-    #[serde(default)]
-    pub principal: crate::identity::issuers::PrincipalSource,
-    /// Verified-token cache capacity (default 10,000; 0 disables it).
-    #[serde(default)]
-    pub token_cache_capacity: Option<u64>,
-    /// When set, a client certificate (`source.certificate` or an XFCC `Cert`)
-    /// whose `notAfter - notBefore` is longer is refused: the certificate-side
-    /// twin of an issuer's `max_lifetime_seconds`.
-    #[serde(default)]
-    pub max_certificate_lifetime_seconds: Option<PositiveSeconds>,
-}
-
-/// A positive number of seconds, refused while the config is deserialized
-/// when it is zero (a maximum of zero would refuse every credential).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "u64")]
-pub struct PositiveSeconds(u64);
-
-// === impl PositiveSeconds ===
-
-impl PositiveSeconds {
-    /// The number of seconds.
-    pub fn get(self) -> u64 {
-        self.0
-    }
-
-    /// As a duration.
-    pub fn duration(self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.0)
-    }
-}
-
-impl TryFrom<u64> for PositiveSeconds {
-    type Error = &'static str;
-
-    fn try_from(v: u64) -> Result<Self, Self::Error> {
-        if v == 0 {
-            return Err("must be a positive number of seconds");
-        }
-        Ok(Self(v))
-    }
-}
-
-/// When to believe the `x-forwarded-client-cert` header.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct XfccConfig {
-    /// Set only when the hop in front of Envoy sanitizes XFCC
-    /// (`forward_client_cert_details: SANITIZE_SET` or Istio's default). Otherwise
-    /// a client could forge it, so the header is ignored entirely.
-    #[serde(default)]
-    pub trusted: bool,
-    /// If non-empty, XFCC is used only when the direct peer (`source.principal`)
-    /// is one of these SPIFFE ids (for example the ingress gateway).
-    #[serde(default)]
-    pub trusted_peers: Vec<String>,
-    /// Which element names the client: `last` (the hop nearest to us) or `first`.
-    #[serde(default)]
-    pub element: XfccElementChoice,
-}
-
-/// What to do when a policy reports an evaluation error.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnPolicyError {
-    /// Deny with reason `policy_error` (fail closed). Cedar skips erroring
-    /// policies, so without this a broken `forbid` would let the request through.
-    #[default]
-    Deny,
-    /// Use Cedar's decision as it is, errors notwithstanding (logged and audited).
-    Ignore,
-}
-
-/// Cedar decision settings.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthorizationConfig {
-    /// `deny` (default) or `ignore`.
-    #[serde(default)]
-    pub on_policy_error: OnPolicyError,
-}
-
 /// Settings for the answer sent back to Envoy.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -260,7 +97,7 @@ pub struct ResponseConfig {
     /// Request headers removed before the request goes upstream on allow
     /// (for example the caller's `authorization` before a model provider).
     #[serde(default)]
-    pub remove_headers: Vec<String>,
+    pub remove_headers: Vec<crate::request::HeaderName>,
     /// Realm in the `WWW-Authenticate` challenge of a 401.
     #[serde(default = "default_realm")]
     pub realm: String,
@@ -376,48 +213,11 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        for td in &self.identity.trust_domains {
-            // Reuse the SPIFFE parser so the allow-list cannot hold a trust domain
-            // that no valid id could ever carry.
-            crate::identity::spiffe::SpiffeId::parse(&format!("spiffe://{td}")).map_err(|e| {
-                ConfigError::Invalid {
-                    key: "identity.trust_domains",
-                    message: format!("has `{td}`, not a valid trust domain: {e}"),
-                }
-            })?;
-        }
-        for peer in &self.identity.xfcc.trusted_peers {
-            let id = crate::identity::spiffe::SpiffeId::parse(peer).map_err(|e| {
-                ConfigError::Invalid {
-                    key: "identity.xfcc.trusted_peers",
-                    message: format!("has `{peer}`, not a valid SPIFFE id: {e}"),
-                }
-            })?;
-            if id.path().is_empty() {
-                // No peer can present it: a trust-domain id is never a workload.
-                return Err(ConfigError::Invalid {
-                    key: "identity.xfcc.trusted_peers",
-                    message: format!("has `{peer}`, a trust domain, not a workload id"),
-                });
-            }
-        }
         if !self.identity.xfcc.trusted_peers.is_empty() && !self.identity.xfcc.trusted {
             return Err(ConfigError::Invalid {
                 key: "identity.xfcc.trusted_peers",
                 message: "is set but `identity.xfcc.trusted` is false".to_owned(),
             });
-        }
-        for h in &self.response.remove_headers {
-            if h.is_empty()
-                || !h
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return Err(ConfigError::Invalid {
-                    key: "response.remove_headers",
-                    message: format!("has `{h}`, not a header name"),
-                });
-            }
         }
         if self.response.realm.contains('"') || self.response.realm.contains('\\') {
             return Err(ConfigError::Invalid {
@@ -441,9 +241,12 @@ impl Config {
         }
         crate::identity::issuers::validate(
             &self.identity.issuers,
-            self.identity.token_header.as_deref(),
             self.identity.jwt_authn_metadata.as_ref(),
-        )?;
+        )
+        .map_err(|e| ConfigError::Invalid {
+            key: e.key,
+            message: e.message,
+        })?;
         if let Some(url) = &self.response.resource_metadata
             && ((!url.starts_with("https://") && !url.starts_with("http://"))
                 || url.contains('"')
@@ -468,6 +271,8 @@ impl Config {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::identity::PositiveSeconds;
+    use crate::policy::OnPolicyError;
 
     #[test]
     fn empty_is_defaults() {
