@@ -19,7 +19,9 @@
 use cedar_policy::{Effect, EntityTypeName, EntityUid, RequestEnv};
 use serde::Serialize;
 
-use crate::analysis::cells::{Candidate, compile_residuals, meaning, signatures, specialize_in};
+use crate::analysis::cells::{
+    Candidate, compile_residuals, meaning, restore_in, signatures, specialize_subjects,
+};
 use crate::analysis::fold::{Residual, Subject};
 use crate::analysis::setdir::PolicyDir;
 use crate::analysis::{AnalysisError, Prover};
@@ -114,7 +116,9 @@ pub fn access(
     let mut out = Vec::new();
     let mut principals = principal_rows(dir);
     principals.extend(token_rows(dir, tokens));
-    let mut memo: std::collections::HashMap<String, CellAnswer> = Default::default();
+    // Keyed by signature types, policy ids and specialized meaning.
+    type MemoKey = (String, String, Vec<String>, Vec<String>);
+    let mut memo: std::collections::HashMap<MemoKey, CellAnswer> = Default::default();
     for (rty, gty) in RESOURCES {
         let (Ok(rtype), Ok(gtype)) = (rty.parse::<EntityTypeName>(), gty.parse::<EntityTypeName>())
         else {
@@ -127,18 +131,25 @@ pub fn access(
                 .iter()
                 .filter(|e| e.principal() == ptype && e.resource() == &rtype)
                 .collect();
+            let p_subject = restore_in(dir, p);
             for r in &resources {
+                let r_subject = restore_in(dir, r);
                 let mut cells: Vec<AccessCell> = Vec::new();
                 for env in &here {
-                    let res = specialize_in(dir, schema, env, Some(p), Some(r));
+                    let res = specialize_subjects(
+                        dir,
+                        schema,
+                        env,
+                        Some(p_subject.clone()),
+                        Some(r_subject.clone()),
+                    );
                     // Cells whose specialized policies read alike have the same answer.
                     let ids: Vec<String> = res.iter().map(|r| r.id.to_string()).collect();
-                    let key = format!(
-                        "{} {} {:?} {:?}",
-                        env.principal(),
-                        env.resource(),
+                    let key = (
+                        env.principal().to_string(),
+                        env.resource().to_string(),
                         ids,
-                        meaning(&res)
+                        meaning(&res),
                     );
                     let answer = match memo.get(&key) {
                         Some(a) => a.clone(),
