@@ -61,11 +61,14 @@ pub fn principal_candidates(ty: &EntityTypeName, entities: &Entities) -> Vec<Can
         })
         .collect();
     let tyname = ty.to_string();
-    let groups: Vec<EntityUid> = entities
+    // Sorted: `Entities` iterates in no fixed order, and reports must not change
+    // from run to run.
+    let mut groups: Vec<EntityUid> = entities
         .iter()
         .map(|e| e.uid())
         .filter(|u| u.type_name().to_string() == GROUP)
         .collect();
+    groups.sort();
     let can_have_groups = tyname != "Anonymous";
     let mut synth = |slug: &str, group: Option<&EntityUid>| {
         let id = if tyname == WORKLOAD {
