@@ -13,6 +13,7 @@ pub mod gate;
 pub mod outcome;
 pub mod question;
 pub mod request_file;
+pub mod stepup;
 
 pub use gate::Gate;
 pub use outcome::{Answer, HEADER_PREFIX, Outcome};
