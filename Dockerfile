@@ -19,6 +19,8 @@ ARG BUILD_IMAGE=rust:1.95-bookworm
 ARG FILES_IMAGE=debian:bookworm-slim
 # The glibc of Debian 12 matches the build stage.
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
+# The `prove` image: Python 3.11 on Debian 12, for the cvc5 wheel.
+ARG PROVE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BUILD_IMAGE} AS build
 # aws-lc-sys (rustls' crypto provider) compiles its C with the `cc` crate: no cmake needed.
@@ -35,6 +37,21 @@ FROM ${FILES_IMAGE} AS files
 COPY cedar/ /out/etc/cedar-gate/policies/
 COPY config/cedar-gate.yaml /out/etc/cedar-gate/config/cedar-gate.yaml
 RUN chmod -R a+rX,go-w /out
+
+# Target `prove` (`make image-prove`, tag <version>-prove): cedar-gate with the cvc5 1.3.1
+# solver (PyPI wheel) behind scripts/cvc5-driver.py, for `validate --prove` in the chart's
+# `helm test` Pod (tests.prove). The serving image below does not carry it: `serve` never
+# needs a solver, and this one has Python and a shell. Listed before the serving stage so
+# a plain `docker build` still builds the serving image.
+FROM ${PROVE_IMAGE} AS prove
+RUN pip install --no-cache-dir --target /opt/cvc5 'cvc5==1.3.1'
+COPY --from=build /out/cedar-gate /usr/local/bin/cedar-gate
+COPY --from=files /out/etc/cedar-gate/ /etc/cedar-gate/
+COPY --chmod=0755 scripts/cvc5-driver.py /usr/local/bin/cvc5
+ENV PYTHONPATH=/opt/cvc5 CVC5=/usr/local/bin/cvc5
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/cedar-gate"]
+CMD ["validate", "--prove", "--policy-dir", "/etc/cedar-gate/policies"]
 
 FROM ${RUNTIME_IMAGE}
 ARG VERSION=0.1.0

@@ -72,3 +72,8 @@ DOCKER_BUILD_ARGS ?=
 image: ## build the container image cedar-gate:<version> (IMAGE=, IMAGE_TAG=, DOCKER=podman)
 	$(DOCKER) build $(DOCKER_BUILD_ARGS) --build-arg VERSION=$(IMAGE_TAG) -t $(IMAGE):$(IMAGE_TAG) .
 	@echo "built $(IMAGE):$(IMAGE_TAG); to a cluster: docs/operations.md#container-image"
+
+.PHONY: image-prove
+image-prove: ## build the image for `helm test` with proofs, cedar-gate:<version>-prove (cedar-gate + cvc5)
+	$(DOCKER) build $(DOCKER_BUILD_ARGS) --target prove -t $(IMAGE):$(IMAGE_TAG)-prove .
+	@echo "built $(IMAGE):$(IMAGE_TAG)-prove; set tests.prove.enabled=true in the chart (docs/policy-review.md)"

@@ -536,6 +536,10 @@ def prometheus_rule_checks(kube_version: str) -> None:
         print("  skip promtool check of the rendered rules (no promtool; see `make rules-test`)")
 
 
+def chart_app_version() -> str:
+    return str(yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cedar-gate", type=Path, default=ROOT / "target" / "debug" / "cedar-gate")
@@ -584,8 +588,9 @@ def main() -> int:
     (test_pod,) = by_kind(docs, "Pod")
     check(
         test_pod["metadata"]["annotations"].get("helm.sh/hook") == "test"
-        and test_pod["spec"]["containers"][0]["args"][0] == "validate",
-        "helm test hook Pod runs `cedar-gate validate`",
+        and test_pod["spec"]["containers"][0]["args"][0] == "validate"
+        and "--prove" not in test_pod["spec"]["containers"][0]["args"],
+        "helm test hook Pod runs `cedar-gate validate` (no --prove: the serving image has no solver)",
     )
 
     print("ci/full-values.yaml (policies, TLS, ServiceMonitor, HPA, PDB, NetworkPolicy, PrometheusRule)")
@@ -607,6 +612,13 @@ def main() -> int:
     check(data.get("entities.json") == full_values["entities"], "entities from values appear verbatim")
     check(data.get("schema.cedarschema") == examples["schema.cedarschema"], "default schema is cedar/schema.cedarschema")
     validate_policies(cm, args.cedar_gate, "full values")
+    (test_pod,) = by_kind(docs, "Pod")
+    container = test_pod["spec"]["containers"][0]
+    check(
+        container["args"][:2] == ["validate", "--prove"]
+        and container["image"] == f"ghcr.io/cedar-gate/cedar-gate:{chart_app_version()}-prove",
+        "tests.prove: the helm test Pod runs `validate --prove` in the <appVersion>-prove image",
+    )
     if shutil.which("openssl"):
         serve_rendered(docs, args.cedar_gate, "full values")
     else:

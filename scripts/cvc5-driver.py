@@ -9,7 +9,8 @@ each with cvc5's own parser (`InputParser` + `SymbolManager`), prints every resu
 and flushes, so the caller can read answers one by one.
 
 `(reset)` is handled by starting a fresh solver and symbol manager (the parser's
-symbol table lives in the symbol manager). Accepted options: `--lang smt` (the only
+symbol table lives in the symbol manager). Commands that print nothing are parsed in
+one batch with the next one that answers. Accepted options: `--lang smt` (the only
 language), `--tlimit=MS` and `--tlimit-per=MS` (time limit per check, in ms),
 `--version`. Install: `make solver`, which copies it to `.venv/bin/cvc5`; see
 docs/policy-review.md for other ways to get a cvc5 1.3.1.
@@ -75,7 +76,8 @@ class Session:
             if cmd.isNull():
                 return True
             if cmd.getCommandName() == "reset":
-                # Chunks hold one top-level command each, so nothing follows it here.
+                # A batch ends at a command that answers, `(reset)` included, so
+                # nothing follows it here.
                 self.fresh()
                 return True
             if cmd.getCommandName() == "exit":
@@ -132,13 +134,57 @@ def commands(stream):
         yield "".join(buf)
 
 
+# Commands that print nothing (without `:print-success`): they are parsed together
+# with the next command that answers, one parser for the batch. A parser per
+# command cost about as much as solving in a `cedar-gate diff`.
+SILENT = frozenset(
+    (
+        "assert",
+        "declare-const",
+        "declare-datatype",
+        "declare-datatypes",
+        "declare-fun",
+        "declare-sort",
+        "define-fun",
+        "define-sort",
+        "set-info",
+        "set-logic",
+    )
+)
+
+
+def command_name(text):
+    body = text.lstrip()
+    if not body.startswith("("):
+        return ""
+    parts = body[1:].split(None, 1)
+    return parts[0].rstrip(")") if parts else ""
+
+
 def main():
     session = Session(parse_args(sys.argv[1:]))
+    batch = []
+    # With `:print-success` every command answers: no batching.
+    print_success = False
     for text in commands(sys.stdin):
+        batch.append(text)
+        name = command_name(text)
+        if name == "set-option" and "print-success" in text:
+            print_success = "true" in text
+        elif not print_success and (name in SILENT or name == "set-option"):
+            continue
         try:
-            if not session.run(text):
+            if not session.run("".join(batch)):
                 return 0
         except Exception as e:  # an SMT-LIB error, reported the way cvc5 does
+            msg = str(e).replace('"', "'").replace("\n", " ")
+            sys.stdout.write('(error "%s")\n' % msg)
+            sys.stdout.flush()
+        batch = []
+    if batch:
+        try:
+            session.run("".join(batch))
+        except Exception as e:
             msg = str(e).replace('"', "'").replace("\n", " ")
             sys.stdout.write('(error "%s")\n' % msg)
             sys.stdout.flush()

@@ -24,7 +24,9 @@ fn main() -> ExitCode {
             cedar_gate::cli::prove::run(&args.policy_dir, args.json)
         }
         Command::Validate(args) => check::validate(&args.policy_dir),
-        Command::Check(args) => check::check(&args.policy_dir, &args.request, args.json),
+        Command::Check(args) => {
+            check::check(&args.policy_dir, &args.request, args.json, args.exit_code)
+        }
         Command::Test(args) => cedar_gate::cli::test::run(&args.policy_dir, &args.cases),
         Command::Diff(args) => cedar_gate::cli::diff::run(&args),
         Command::Access(args) => cedar_gate::cli::access::run(&args),

@@ -4,15 +4,24 @@
 //! determining policies, their owners, and for conditional cells the residual
 //! condition (the policies specialized to the cell, see [`crate::analysis::fold`]).
 //!
+//! With a config (`--config`), the token principals its issuers give are rows too: for
+//! each issuer, "any `entity_type` in G" for every group its `groups_claim` can carry
+//! (the groups entities.json stores or the policies name, with the issuer's
+//! `groups_prefix`), and "any `entity_type` in no group". Tokens bring groups that
+//! entities.json need not list, so without these rows the report would not show who a
+//! token may act as.
+//!
 //! A cell is decided without the solver when specialization settles it (no permit
 //! left: denied; an unconditional forbid: denied; an unconditional permit and no
 //! forbid: allowed). Otherwise the solver proves whether some request is allowed and
 //! some denied; only when both are possible is the cell conditional.
 
-use cedar_policy::{Effect, EntityTypeName, RequestEnv};
+use cedar_policy::{Effect, EntityTypeName, EntityUid, RequestEnv};
 use serde::Serialize;
 
-use crate::analysis::cells::{Candidate, compile_residuals, meaning, signatures, specialize_in};
+use crate::analysis::cells::{
+    Candidate, compile_residuals, meaning, restore_in, signatures, specialize_subjects,
+};
 use crate::analysis::fold::{Residual, Subject};
 use crate::analysis::setdir::PolicyDir;
 use crate::analysis::{AnalysisError, Prover};
@@ -65,14 +74,51 @@ pub struct AccessCell {
     pub condition: Option<String>,
 }
 
-/// Computes the report for one directory.
-pub fn access(dir: &PolicyDir, prover: &mut Prover) -> Result<Vec<AccessCell>, AnalysisError> {
+/// Where token principals come from: one configured issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSource {
+    /// The issuer (`iss`), to name the rows.
+    pub issuer: String,
+    /// The Cedar entity type of its subjects.
+    pub entity_type: String,
+    /// `Some(prefix)` when the issuer has a `groups_claim` (every group it gives starts
+    /// with the prefix), `None` when its tokens carry no groups.
+    pub groups_prefix: Option<String>,
+}
+
+// === impl TokenSource ===
+
+impl TokenSource {
+    /// The token sources of a config's issuers.
+    pub fn from_config(config: &crate::config::Config) -> Vec<TokenSource> {
+        config
+            .identity
+            .issuers
+            .iter()
+            .map(|i| TokenSource {
+                issuer: i.issuer.clone(),
+                entity_type: i.entity_type.name().to_string(),
+                groups_prefix: i.groups_claim.as_ref().map(|_| i.groups_prefix.clone()),
+            })
+            .collect()
+    }
+}
+
+/// Computes the report for one directory; `tokens` adds the rows of token principals.
+pub fn access(
+    dir: &PolicyDir,
+    tokens: &[TokenSource],
+    prover: &mut Prover,
+) -> Result<Vec<AccessCell>, AnalysisError> {
     let schema = dir.snapshot.schema();
     let entities = dir.snapshot.entities();
     let envs = signatures(schema);
     let mut out = Vec::new();
-    let principals = principal_rows(dir);
-    let mut memo: std::collections::HashMap<String, CellAnswer> = Default::default();
+    let mut principals = principal_rows(dir);
+    principals.extend(token_rows(dir, tokens));
+    // Keyed by signature types, policy ids and specialized meaning.
+    type MemoKey = (String, String, Vec<String>, Vec<String>);
+    let mut memo: std::collections::HashMap<MemoKey, CellAnswer> = Default::default();
     for (rty, gty) in RESOURCES {
         let (Ok(rtype), Ok(gtype)) = (rty.parse::<EntityTypeName>(), gty.parse::<EntityTypeName>())
         else {
@@ -85,18 +131,25 @@ pub fn access(dir: &PolicyDir, prover: &mut Prover) -> Result<Vec<AccessCell>, A
                 .iter()
                 .filter(|e| e.principal() == ptype && e.resource() == &rtype)
                 .collect();
+            let p_subject = restore_in(dir, p);
             for r in &resources {
+                let r_subject = restore_in(dir, r);
                 let mut cells: Vec<AccessCell> = Vec::new();
                 for env in &here {
-                    let res = specialize_in(dir, schema, env, Some(p), Some(r));
+                    let res = specialize_subjects(
+                        dir,
+                        schema,
+                        env,
+                        Some(p_subject.clone()),
+                        Some(r_subject.clone()),
+                    );
                     // Cells whose specialized policies read alike have the same answer.
                     let ids: Vec<String> = res.iter().map(|r| r.id.to_string()).collect();
-                    let key = format!(
-                        "{} {} {:?} {:?}",
-                        env.principal(),
-                        env.resource(),
+                    let key = (
+                        env.principal().to_string(),
+                        env.resource().to_string(),
                         ids,
-                        meaning(&res)
+                        meaning(&res),
                     );
                     let answer = match memo.get(&key) {
                         Some(a) => a.clone(),
@@ -231,6 +284,90 @@ fn principal_rows(dir: &PolicyDir) -> Vec<Candidate> {
     }
     rows.dedup_by(|a, b| a.label == b.label);
     rows
+}
+
+/// The rows of token principals: per issuer, a member of each group its groups claim
+/// can carry, and one in no group. Issuers whose entity type the schema does not take
+/// as a principal give none (`serve` refuses such a config against this schema).
+fn token_rows(dir: &PolicyDir, tokens: &[TokenSource]) -> Vec<Candidate> {
+    let entities = dir.snapshot.entities();
+    let principal_types: Vec<String> = dir
+        .snapshot
+        .schema()
+        .principals()
+        .map(|t| t.to_string())
+        .collect();
+    let groups = groups_known(dir);
+    let mut rows = Vec::new();
+    for t in tokens {
+        if !principal_types.contains(&t.entity_type) {
+            continue;
+        }
+        let source = format!("token of {}", t.issuer);
+        if let Some(prefix) = &t.groups_prefix {
+            for g in groups
+                .iter()
+                .filter(|g| g.id().unescaped().starts_with(prefix.as_str()))
+            {
+                let Ok(uid) =
+                    crate::vocab::uid(&t.entity_type, &format!("member-of-{}", g.id().unescaped()))
+                else {
+                    continue;
+                };
+                rows.push(Candidate {
+                    label: format!("any {} in {g} ({source})", t.entity_type),
+                    subject: Subject::member_of(uid, g, entities, Default::default()),
+                    parents: vec![g.clone()],
+                });
+            }
+        }
+        let Ok(uid) = crate::vocab::uid(&t.entity_type, "unlisted") else {
+            continue;
+        };
+        rows.push(Candidate {
+            label: format!("any {} in no group ({source})", t.entity_type),
+            subject: Subject {
+                uid,
+                ancestors: Default::default(),
+                attrs: Some(Default::default()),
+            },
+            parents: Vec::new(),
+        });
+    }
+    rows
+}
+
+/// Every `Group` entities.json stores or a policy names, sorted.
+fn groups_known(dir: &PolicyDir) -> Vec<EntityUid> {
+    fn walk(v: &serde_json::Value, out: &mut std::collections::BTreeSet<EntityUid>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let (Some(serde_json::Value::String(ty)), Some(serde_json::Value::String(id))) =
+                    (m.get("type"), m.get("id"))
+                    && ty == GROUP
+                    && let Ok(uid) = crate::vocab::uid(GROUP, id)
+                {
+                    out.insert(uid);
+                }
+                m.values().for_each(|v| walk(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out: std::collections::BTreeSet<EntityUid> = dir
+        .snapshot
+        .entities()
+        .iter()
+        .map(|e| e.uid())
+        .filter(|u| u.type_name().to_string() == GROUP)
+        .collect();
+    for p in dir.enforced().policies() {
+        if let Ok(j) = p.to_json() {
+            walk(&j, &mut out);
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// Stored resources of `rtype`, then "any `rtype` in G" for each stored group of `gtype`.

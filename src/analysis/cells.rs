@@ -61,11 +61,14 @@ pub fn principal_candidates(ty: &EntityTypeName, entities: &Entities) -> Vec<Can
         })
         .collect();
     let tyname = ty.to_string();
-    let groups: Vec<EntityUid> = entities
+    // Sorted: `Entities` iterates in no fixed order, and reports must not change
+    // from run to run.
+    let mut groups: Vec<EntityUid> = entities
         .iter()
         .map(|e| e.uid())
         .filter(|u| u.type_name().to_string() == GROUP)
         .collect();
+    groups.sort();
     let can_have_groups = tyname != "Anonymous";
     let mut synth = |slug: &str, group: Option<&EntityUid>| {
         let id = if tyname == WORKLOAD {
@@ -234,36 +237,56 @@ pub fn specialize_in(
     principal: Option<&Candidate>,
     resource: Option<&Candidate>,
 ) -> Vec<Residual> {
-    let entities = dir.snapshot.entities();
-    // The same uid may be stored differently in OLD and NEW: re-read it here.
-    let restore = |c: &Candidate| {
-        if c.parents.is_empty() && entities.get(&c.subject.uid).is_some() {
-            Subject::stored(&c.subject.uid, entities)
-        } else if c.parents.is_empty() {
-            c.subject.clone()
-        } else {
-            let mut s = c.subject.clone();
-            s.ancestors = c
-                .parents
-                .iter()
-                .flat_map(|g| {
-                    std::iter::once(g.clone()).chain(
-                        entities
-                            .ancestors(g)
-                            .map(|a| a.cloned().collect::<Vec<_>>())
-                            .unwrap_or_default(),
-                    )
-                })
-                .collect();
-            s
-        }
-    };
+    specialize_subjects(
+        dir,
+        schema,
+        env,
+        principal.map(|c| restore_in(dir, c)),
+        resource.map(|c| restore_in(dir, c)),
+    )
+}
+
+/// [`specialize_in`] with the candidates already read from `dir` ([`restore_in`]), for
+/// callers that specialize one cell for many signatures.
+pub fn specialize_subjects(
+    dir: &PolicyDir,
+    schema: &Schema,
+    env: &RequestEnv,
+    principal: Option<Subject>,
+    resource: Option<Subject>,
+) -> Vec<Residual> {
     let cell = Cell {
-        principal: principal.map(restore),
-        action: action_subject(env, entities),
-        resource: resource.map(restore),
+        principal,
+        action: action_subject(env, dir.snapshot.entities()),
+        resource,
     };
     specialize(&dir.relevant(env, schema), &cell)
+}
+
+/// A candidate as `dir` stores it: the same uid may be stored differently in OLD and
+/// NEW, so it is re-read here.
+pub fn restore_in(dir: &PolicyDir, c: &Candidate) -> Subject {
+    let entities = dir.snapshot.entities();
+    if c.parents.is_empty() && entities.get(&c.subject.uid).is_some() {
+        Subject::stored(&c.subject.uid, entities)
+    } else if c.parents.is_empty() {
+        c.subject.clone()
+    } else {
+        let mut s = c.subject.clone();
+        s.ancestors = c
+            .parents
+            .iter()
+            .flat_map(|g| {
+                std::iter::once(g.clone()).chain(
+                    entities
+                        .ancestors(g)
+                        .map(|a| a.cloned().collect::<Vec<_>>())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        s
+    }
 }
 
 /// A decision as a report shows it.

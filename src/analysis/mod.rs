@@ -12,6 +12,7 @@ pub mod access;
 pub mod cells;
 pub mod diff;
 pub mod fold;
+pub mod guardrails;
 pub mod prove;
 pub mod setdir;
 pub mod shadow_report;

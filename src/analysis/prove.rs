@@ -28,6 +28,9 @@ pub enum Problem {
     Dead,
     /// Every request the permit matches is denied by a forbid.
     Overridden,
+    /// A group an example says is allowed is denied every request (see
+    /// [`crate::analysis::guardrails`]).
+    AlwaysDenied,
 }
 
 /// One finding.
@@ -42,6 +45,9 @@ pub struct ProveFinding {
     /// A request showing it (Cedar request and entities), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub example: Option<Value>,
+    /// For an always-deny: the forbids that together cause it, each needed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocking: Vec<PolicyInfo>,
 }
 
 /// All proofs over one directory.
@@ -145,6 +151,7 @@ pub fn prove(dir: &PolicyDir, prover: &mut Prover) -> Result<ProveReport, Analys
                 ),
                 policy: info.clone(),
                 example: Some(env_json(&cex)),
+                blocking: Vec::new(),
             });
         }
         if !matched {
@@ -157,6 +164,7 @@ pub fn prove(dir: &PolicyDir, prover: &mut Prover) -> Result<ProveReport, Analys
                 },
                 policy: info.clone(),
                 example: None,
+                blocking: Vec::new(),
             });
         } else if policy.effect() == Effect::Permit && !allowed {
             findings.push(ProveFinding {
@@ -164,6 +172,7 @@ pub fn prove(dir: &PolicyDir, prover: &mut Prover) -> Result<ProveReport, Analys
                 message: "is overridden: every request it permits is denied by a forbid".to_owned(),
                 policy: info.clone(),
                 example: None,
+                blocking: Vec::new(),
             });
         }
     }

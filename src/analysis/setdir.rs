@@ -1,14 +1,14 @@
 //! A policy directory as the analyses see it: the loaded [`Snapshot`] (the same
 //! loader and validation as `serve`), plus where each policy is written and who owns it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use cedar_policy::{Policy, PolicyId, PolicySet, RequestEnv, Schema};
 
 use crate::analysis::AnalysisError;
-use crate::analysis::fold::{Prepared, prepare};
+use crate::analysis::fold::Prepared;
 use crate::policy::load::{ENTITIES_FILE, SCHEMA_FILE};
 use crate::policy::{Snapshot, load_dir};
 
@@ -29,6 +29,18 @@ pub struct PolicyInfo {
     pub shadow: bool,
 }
 
+/// An enforced policy, its JSON form, and the request signatures it applies to.
+#[derive(Debug)]
+struct Applies {
+    policy: Policy,
+    json: serde_json::Value,
+    /// The JSON text without annotations: equal texts mean the same.
+    text: String,
+    envs: HashSet<RequestEnv>,
+}
+
+type EnvsOf = std::rc::Rc<Vec<Applies>>;
+
 /// A loaded policy directory.
 #[derive(Debug)]
 pub struct PolicyDir {
@@ -43,6 +55,10 @@ pub struct PolicyDir {
     /// Applicable policies per request signature, computed once: finding them
     /// type-checks every policy.
     relevant: std::cell::RefCell<HashMap<(usize, RequestEnv), std::rc::Rc<Prepared>>>,
+    /// Per schema (by address), the request signatures each enforced policy applies
+    /// to, in `enforced()` order: one type-check pass per policy, where asking per
+    /// signature would type-check every policy against every signature again.
+    envs_of: std::cell::RefCell<HashMap<usize, EnvsOf>>,
 }
 
 // === impl PolicyDir ===
@@ -85,6 +101,7 @@ impl PolicyDir {
             info,
             schema_text,
             relevant: Default::default(),
+            envs_of: Default::default(),
         })
     }
 
@@ -106,13 +123,56 @@ impl PolicyDir {
         if let Some(set) = self.relevant.borrow().get(&key) {
             return set.clone();
         }
-        let set = std::rc::Rc::new(prepare(&crate::analysis::cells::relevant(
-            self.enforced(),
-            env,
-            schema,
-        )));
+        // The JSON forms are made once per policy, in `envs_of`.
+        let set: std::rc::Rc<Prepared> = std::rc::Rc::new(
+            self.envs_of(schema)
+                .iter()
+                .filter(|a| a.envs.contains(env))
+                .map(|a| (a.policy.clone(), a.json.clone()))
+                .collect(),
+        );
         self.relevant.borrow_mut().insert(key, set.clone());
         set
+    }
+
+    /// The texts (without annotations) of the enforced policies that apply to `env`,
+    /// sorted: equal on two sides, the policies of `env` mean the same.
+    pub fn relevant_texts(&self, env: &RequestEnv, schema: &Schema) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .envs_of(schema)
+            .iter()
+            .filter(|a| a.envs.contains(env))
+            .map(|a| a.text.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn envs_of(&self, schema: &Schema) -> EnvsOf {
+        let key = std::ptr::from_ref(schema) as usize;
+        if let Some(v) = self.envs_of.borrow().get(&key) {
+            return v.clone();
+        }
+        let v: EnvsOf = std::rc::Rc::new(
+            self.enforced()
+                .policies()
+                .filter_map(|p| {
+                    let json = p.to_json().ok()?;
+                    let mut bare = json.clone();
+                    if let Some(o) = bare.as_object_mut() {
+                        o.remove("annotations");
+                    }
+                    Some(Applies {
+                        policy: p.clone(),
+                        text: bare.to_string(),
+                        json,
+                        envs: p.get_valid_request_envs(schema).collect(),
+                    })
+                })
+                .collect(),
+        );
+        self.envs_of.borrow_mut().insert(key, v.clone());
+        v
     }
 
     /// What is known about a policy (always present for loaded policies).

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use crate::analysis::access::{AccessCell, access, changed_cells};
-use crate::analysis::{PolicyDir, Prover};
+use crate::analysis::access::{AccessCell, TokenSource, access, changed_cells};
+use crate::analysis::{AnalysisError, PolicyDir, Prover};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -22,9 +22,13 @@ pub enum Format {
 /// `access` flags.
 #[derive(Debug, clap::Args)]
 pub struct AccessArgs {
-    /// Policy directory.
-    #[arg(long, env = "CEDAR_GATE_POLICY_DIR", required_unless_present = "diff")]
+    /// Policy directory [default: the config's `policy_dir`].
+    #[arg(long, env = "CEDAR_GATE_POLICY_DIR", required_unless_present_any = ["diff", "config"])]
     pub policy_dir: Option<PathBuf>,
+    /// The `serve` config: its token issuers' principals (`entity_type`, and the groups
+    /// their `groups_claim` can carry) are reported too.
+    #[arg(long, env = "CEDAR_GATE_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Compare two policy directories (or `REV:PATH` git revisions); print only cells that change.
     #[arg(long, num_args = 2, value_names = ["OLD", "NEW"])]
     pub diff: Option<Vec<String>>,
@@ -47,22 +51,52 @@ pub fn run(args: &AccessArgs) -> i32 {
     }
 }
 
-fn go(args: &AccessArgs) -> Result<(), crate::analysis::AnalysisError> {
+fn go(args: &AccessArgs) -> Result<(), AnalysisError> {
+    let config = match &args.config {
+        Some(path) => {
+            Some(
+                crate::config::Config::load(path).map_err(|e| AnalysisError::Input {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?,
+            )
+        }
+        None => None,
+    };
+    let tokens = config
+        .as_ref()
+        .map(TokenSource::from_config)
+        .unwrap_or_default();
+    let policy_dir = args
+        .policy_dir
+        .clone()
+        .or_else(|| config.as_ref().and_then(|c| c.policy_dir.clone()));
     let mut prover = Prover::start()?;
     if let Some(pair) = &args.diff {
         let (Some(o), Some(n)) = (pair.first(), pair.get(1)) else {
             return Ok(());
         };
-        let old = access(&PolicyDir::load(o)?, &mut prover)?;
-        let new = access(&PolicyDir::load(n)?, &mut prover)?;
+        let old = access(&PolicyDir::load(o)?, &tokens, &mut prover)?;
+        let new = access(&PolicyDir::load(n)?, &tokens, &mut prover)?;
         let changes = changed_cells(&old, &new);
         print_changes(&changes, args.format);
         return Ok(());
     }
-    let Some(dir) = &args.policy_dir else {
-        return Ok(());
+    let Some(dir) = &policy_dir else {
+        return Err(AnalysisError::Input {
+            path: args
+                .config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            message: "no `policy_dir`: pass --policy-dir".to_owned(),
+        });
     };
-    let cells = access(&PolicyDir::load(&dir.display().to_string())?, &mut prover)?;
+    let cells = access(
+        &PolicyDir::load(&dir.display().to_string())?,
+        &tokens,
+        &mut prover,
+    )?;
     let shown: Vec<&AccessCell> = cells
         .iter()
         .filter(|c| args.all || c.verdict != crate::analysis::access::Verdict::Denied)

@@ -33,9 +33,12 @@ pub fn validate(dir: &Path) -> i32 {
     }
 }
 
-/// `cedar-gate check`: prints the decision; returns the exit code
-/// (0 decided, 1 bad input).
-pub fn check(dir: &Path, request: &Path, json: bool) -> i32 {
+/// Exit code of `check --exit-code` for a deny (1 is bad input, 2 a usage error).
+pub const EXIT_DENY: i32 = 3;
+
+/// `cedar-gate check`: prints the decision; returns the exit code (0 decided, 1 bad
+/// input; with `exit_code`, [`EXIT_DENY`] when the decision is deny).
+pub fn check(dir: &Path, request: &Path, json: bool, exit_code: bool) -> i32 {
     let snapshot = match load_dir(dir, 1) {
         Ok(s) => s,
         Err(e) => {
@@ -63,15 +66,20 @@ pub fn check(dir: &Path, request: &Path, json: bool) -> i32 {
             return 1;
         }
     };
-    match explain(&snapshot, &file) {
-        Ok(report) if json => println!("{report:#}"),
-        Ok(report) => print_report(&report),
+    let report = match explain(&snapshot, &file) {
+        Ok(report) => report,
         Err(e) => {
             eprintln!("error: `{}`: {e}", request.display());
             return 1;
         }
+    };
+    if json {
+        println!("{report:#}");
+    } else {
+        print_report(&report);
     }
-    0
+    let denied = report.get("decision").and_then(|d| d.as_str()) != Some("allow");
+    if exit_code && denied { EXIT_DENY } else { 0 }
 }
 
 /// Decides a request file against a snapshot, as JSON.

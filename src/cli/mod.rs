@@ -89,6 +89,10 @@ pub struct CheckArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Exit 3 when the decision is deny (0 allow, 1 bad input); without it `check`
+    /// exits 0 whatever it decides.
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 /// `test` flags.

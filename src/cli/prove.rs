@@ -2,8 +2,11 @@
 
 use std::path::Path;
 
-use crate::analysis::prove::prove;
-use crate::analysis::{PolicyDir, Prover};
+use crate::analysis::guardrails::{Example, prove_examples};
+use crate::analysis::prove::{ProveReport, prove};
+use crate::analysis::{AnalysisError, PolicyDir, Prover};
+use crate::cli::test::{Expect, parse_cases};
+use crate::decide::request_file::RequestFile;
 
 /// Validates, then proves; returns the exit code (1 on any finding or failure).
 pub fn run(dir: &Path, json: bool) -> i32 {
@@ -30,7 +33,14 @@ pub fn run(dir: &Path, json: bool) -> i32 {
             return 1;
         }
     };
-    let report = match prove(&loaded, &mut prover) {
+    let examples = match examples_in(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let report = match prove_all(&loaded, &examples, &mut prover) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -58,8 +68,9 @@ pub fn run(dir: &Path, json: bool) -> i32 {
             }
         }
         println!(
-            "prove: {} policies, {} finding(s): never error, not dead, not overridden{} ({} solver queries, {:.2} s)",
+            "prove: {} policies, {} allow example(s), {} finding(s): never error, not dead, not overridden, no example's group always denied{} ({} solver queries, {:.2} s)",
             report.policies,
+            examples.len(),
             report.findings.len(),
             if report.findings.is_empty() {
                 " proved for every policy"
@@ -71,4 +82,69 @@ pub fn run(dir: &Path, json: bool) -> i32 {
         );
     }
     i32::from(!report.findings.is_empty())
+}
+
+/// Per-policy proofs, then the guardrail proof over the examples.
+fn prove_all(
+    dir: &PolicyDir,
+    examples: &[Example],
+    prover: &mut Prover,
+) -> Result<ProveReport, AnalysisError> {
+    let mut report = prove(dir, prover)?;
+    report
+        .findings
+        .extend(prove_examples(dir, examples, prover)?);
+    report.solver_queries = prover.queries;
+    Ok(report)
+}
+
+/// The cases that expect `allow` in `DIR/tests/*.{yaml,yml,json}`, where the shipped
+/// layout keeps them; each located by file and line.
+fn examples_in(dir: &Path) -> Result<Vec<Example>, String> {
+    let tests = dir.join("tests");
+    let Ok(read) = std::fs::read_dir(&tests) else {
+        return Ok(Vec::new());
+    };
+    let mut files: Vec<std::path::PathBuf> = read
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            )
+        })
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let shown = format!(
+            "tests/{}",
+            file.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        );
+        let text = std::fs::read_to_string(&file).map_err(|e| format!("`{shown}`: {e}"))?;
+        let yaml = file.extension().and_then(|e| e.to_str()) != Some("json");
+        let cases = parse_cases(&text, yaml).map_err(|e| format!("`{shown}`: {e}"))?;
+        for case in cases {
+            if case.expect != Expect::Allow {
+                continue;
+            }
+            let line = text.find(&case.name).map_or(0, |o| {
+                text.get(..o).map_or(0, |b| b.matches('\n').count() + 1)
+            });
+            out.push(Example {
+                at: format!("{shown}:{line}"),
+                name: case.name.clone(),
+                request: RequestFile {
+                    principal: case.principal,
+                    action: case.action,
+                    resource: case.resource,
+                    context: case.context,
+                    workload: None,
+                },
+            });
+        }
+    }
+    Ok(out)
 }

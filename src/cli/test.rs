@@ -30,12 +30,11 @@ use crate::policy::OnPolicyError;
 use crate::policy::{Snapshot, load_dir};
 use crate::vocab::Decision;
 
-/// A cases file: a list, or a map with `cases`.
+/// A cases file as a map: `{cases: [...]}`, nothing else.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum CasesFile {
-    List(Vec<TestCase>),
-    Map { cases: Vec<TestCase> },
+#[serde(deny_unknown_fields)]
+struct CasesMap {
+    cases: Vec<TestCase>,
 }
 
 /// Allow or deny, as written in a cases file.
@@ -127,14 +126,38 @@ fn read_cases(path: &Path) -> Result<Vec<TestCase>, String> {
         path.extension().and_then(|e| e.to_str()),
         Some("yaml" | "yml")
     );
-    let parsed: CasesFile = if yaml {
-        serde_norway::from_str(&text).map_err(|e| e.to_string())?
+    parse_cases(&text, yaml)
+}
+
+/// Parses a cases file. The shape (list or `{cases: [...]}`) is decided first and the
+/// text is then read straight into that shape, so a typo is reported by its key and
+/// line (`cases[2]: unknown field `expct` ... at line 14 column 5`), never as serde's
+/// "did not match any variant of untagged enum".
+pub(crate) fn parse_cases(text: &str, yaml: bool) -> Result<Vec<TestCase>, String> {
+    const SHAPE: &str = "a cases file is a list of cases or a map with `cases`";
+    if yaml {
+        let shape: serde_norway::Value = serde_norway::from_str(text).map_err(|e| e.to_string())?;
+        match shape {
+            serde_norway::Value::Sequence(_) => {
+                serde_norway::from_str::<Vec<TestCase>>(text).map_err(|e| e.to_string())
+            }
+            serde_norway::Value::Mapping(_) => serde_norway::from_str::<CasesMap>(text)
+                .map(|m| m.cases)
+                .map_err(|e| e.to_string()),
+            _ => Err(SHAPE.to_owned()),
+        }
     } else {
-        serde_json::from_str(&text).map_err(|e| e.to_string())?
-    };
-    Ok(match parsed {
-        CasesFile::List(c) | CasesFile::Map { cases: c } => c,
-    })
+        let shape: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        match shape {
+            serde_json::Value::Array(_) => {
+                serde_json::from_str::<Vec<TestCase>>(text).map_err(|e| e.to_string())
+            }
+            serde_json::Value::Object(_) => serde_json::from_str::<CasesMap>(text)
+                .map(|m| m.cases)
+                .map_err(|e| e.to_string()),
+            _ => Err(SHAPE.to_owned()),
+        }
+    }
 }
 
 /// Runs one case; `Err` says what differed.
@@ -240,10 +263,7 @@ mod tests {
   expect: allow
   expect_policies: [approved-agents-api]
 "#;
-        let cases: CasesFile = serde_norway::from_str(yaml).unwrap();
-        let CasesFile::List(cases) = cases else {
-            unreachable!()
-        };
+        let cases = parse_cases(yaml, true).unwrap();
         let err = run_case(&snapshot, &cases[0]).unwrap_err();
         assert!(err.contains("expected allow"), "{err}");
         assert!(err.contains("got deny (no_permit) policies []"), "{err}");

@@ -12,7 +12,7 @@ use cedar_policy::{Entities, PolicyId, PolicySet, Schema, ValidationMode, Valida
 use sha2::{Digest, Sha256};
 
 use crate::identity::spiffe::{SpiffeId, workload_attrs};
-use crate::policy::diagnostic::Diagnostic;
+use crate::policy::diagnostic::{Diagnostic, EntityAt, entities_error};
 use crate::policy::snapshot::{Parts, Snapshot};
 use crate::vocab::{MODEL, WORKLOAD};
 
@@ -333,11 +333,13 @@ fn check_unscoped_membership(
 /// Entities, validated against the schema; workload attributes derived from ids.
 fn load_entities(text: Option<&str>, schema: &Schema, diags: &mut Vec<Diagnostic>) -> Entities {
     let entities = match text {
-        None => schema.action_entities().map_err(|e| e.to_string()),
+        None => schema
+            .action_entities()
+            .map_err(|e| Diagnostic::file(ENTITIES_FILE, e.to_string())),
         Some(text) => parse_entities(text, schema),
     };
-    let entities = entities.unwrap_or_else(|msg| {
-        diags.push(Diagnostic::file(ENTITIES_FILE, msg));
+    let entities = entities.unwrap_or_else(|d| {
+        diags.push(d);
         Entities::empty()
     });
 
@@ -382,49 +384,60 @@ fn non_canonical_model_ids(json: &serde_json::Value) -> Vec<String> {
     out
 }
 
-fn parse_entities(text: &str, schema: &Schema) -> Result<Entities, String> {
+fn parse_entities(text: &str, schema: &Schema) -> Result<Entities, Diagnostic> {
     let mut json: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+        serde_json::from_str(text).map_err(|e| Diagnostic::json_syntax(ENTITIES_FILE, &e))?;
+    let whole = |m: &str| Diagnostic::file(ENTITIES_FILE, m);
     let list = json
         .as_array_mut()
-        .ok_or("must be a JSON array of entities")?;
+        .ok_or_else(|| whole("must be a JSON array of entities"))?;
+    let mut bad: Option<(usize, String)> = None;
     for (i, entity) in list.iter_mut().enumerate() {
-        let ty = entity
-            .pointer("/uid/type")
-            .and_then(|t| t.as_str())
-            .unwrap_or_default();
-        if ty != WORKLOAD {
-            continue;
-        }
-        // Workload attributes come from the SPIFFE id, exactly as at request
-        // time, so entities.json lists only a workload's parents.
-        let id = entity
-            .pointer("/uid/id")
-            .and_then(|t| t.as_str())
-            .unwrap_or_default();
-        let spiffe = SpiffeId::parse(id)
-            .map_err(|e| format!("entity #{i}: `Workload` id `{id}` is not a SPIFFE id: {e}"))?;
-        let attrs = entity
-            .as_object_mut()
-            .ok_or_else(|| format!("entity #{i} is not an object"))?
-            .entry("attrs")
-            .or_insert_with(|| serde_json::json!({}));
-        let attrs = attrs
-            .as_object_mut()
-            .ok_or_else(|| format!("entity #{i}: `attrs` is not an object"))?;
-        for (k, v) in workload_attrs(&spiffe) {
-            if let crate::vocab::Value::Str(s) = v {
-                attrs.insert(k, serde_json::Value::String(s));
-            }
+        if let Err(m) = derive_workload_attrs(entity) {
+            bad = Some((i, m));
+            break;
         }
     }
-    Entities::from_json_value(json, Some(schema)).map_err(|e| {
-        let mut msg = e.to_string();
-        if let Some(help) = miette::Diagnostic::help(&e) {
-            msg.push_str(&format!(" (help: {help})"));
+    let list = json.as_array().map(Vec::as_slice).unwrap_or_default();
+    if let Some((i, m)) = bad {
+        let at = EntityAt {
+            index: Some(i),
+            attr: None,
+        };
+        return Err(Diagnostic::entity(ENTITIES_FILE, text, list, &at, &m));
+    }
+    Entities::from_json_value(json.clone(), Some(schema))
+        .map_err(|e| entities_error(ENTITIES_FILE, text, list, &e, schema))
+}
+
+/// Workload attributes come from the SPIFFE id, exactly as at request time, so
+/// entities.json lists only a workload's parents.
+fn derive_workload_attrs(entity: &mut serde_json::Value) -> Result<(), String> {
+    let ty = entity
+        .pointer("/uid/type")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default();
+    if ty != WORKLOAD {
+        return Ok(());
+    }
+    let id = entity
+        .pointer("/uid/id")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default();
+    let spiffe =
+        SpiffeId::parse(id).map_err(|e| format!("`Workload` id `{id}` is not a SPIFFE id: {e}"))?;
+    let attrs = entity
+        .as_object_mut()
+        .ok_or("not an object")?
+        .entry("attrs")
+        .or_insert_with(|| serde_json::json!({}));
+    let attrs = attrs.as_object_mut().ok_or("`attrs` is not an object")?;
+    for (k, v) in workload_attrs(&spiffe) {
+        if let crate::vocab::Value::Str(s) = v {
+            attrs.insert(k, serde_json::Value::String(s));
         }
-        msg
-    })
+    }
+    Ok(())
 }
 
 /// A validation diagnostic located at its file, line and column.

@@ -7,6 +7,7 @@
 mod ai;
 mod common;
 mod credentials_e2e;
+mod diagnostics;
 mod e2e;
 mod e2e_ai;
 mod e2e_differential;

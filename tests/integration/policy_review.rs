@@ -379,7 +379,8 @@ fn shipped_set_proves_clean_and_diffs_to_itself_unchanged() {
         .args(["validate", "--prove", "--policy-dir"])
         .arg(repo_path("cedar")));
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("0 finding(s)"), "{out}");
+    // The guardrail proof covers every `expect: allow` case of cedar/tests.
+    assert!(out.contains("8 allow example(s), 0 finding(s)"), "{out}");
     let (code, r) = diff(
         &repo_path("cedar"),
         &repo_path("cedar"),
@@ -459,4 +460,191 @@ fn shadow_report_counts_disagreements() {
         "{out}"
     );
     assert!(out.contains("allow->deny e.g. d1"), "{out}");
+}
+
+/// Issue 15: no combination of guardrails always denies a group an example calls
+/// allowed. Two forbids that only together leave no token count for `Group::"agents"`
+/// on `m1`: the finding names both (and not the redundant or unrelated ones), the
+/// example's file and line; other models stay allowed, so the permit itself is not
+/// "overridden".
+#[test]
+fn prove_finds_guardrails_that_together_always_deny_an_example_group() {
+    let t = tempfile::tempdir().unwrap();
+    let policies = r#"@id("agents-chat")
+@owner("platform")
+permit (principal in Group::"agents", action == Action::"chat", resource in ModelGroup::"standard")
+when { context has ai && context.ai has max_output_tokens && context.ai.max_output_tokens <= 1000 };
+
+@id("cap-500")
+@owner("security")
+forbid (principal, action == Action::"chat", resource)
+when { context has ai && context.ai has max_output_tokens && context.ai.max_output_tokens > 500 };
+
+@id("m1-floor-800")
+@owner("ml")
+forbid (principal in Group::"agents", action == Action::"chat", resource == Model::"m1")
+when { context has ai && context.ai has max_output_tokens && context.ai.max_output_tokens < 800 };
+
+@id("cap-2000")
+@owner("security")
+forbid (principal, action == Action::"chat", resource)
+when { context has ai && context.ai has max_output_tokens && context.ai.max_output_tokens > 2000 };
+
+@id("no-other")
+forbid (principal in Group::"other", action, resource);
+"#;
+    let entities = serde_json::json!([
+        {"uid": {"type": "Group", "id": "agents"}, "attrs": {}, "parents": []},
+        {"uid": {"type": "Group", "id": "other"}, "attrs": {}, "parents": []},
+        {"uid": {"type": "ModelGroup", "id": "standard"}, "attrs": {}, "parents": []},
+        {"uid": {"type": "Model", "id": "m1"}, "attrs": {}, "parents": [{"type": "ModelGroup", "id": "standard"}]},
+        {"uid": {"type": "Model", "id": "m2"}, "attrs": {}, "parents": [{"type": "ModelGroup", "id": "standard"}]},
+        {"uid": {"type": "Workload", "id": W1}, "attrs": {}, "parents": [{"type": "Group", "id": "agents"}]},
+    ]);
+    small_set(t.path(), policies, &entities);
+    std::fs::create_dir_all(t.path().join("tests")).unwrap();
+    let case = |model: &str| {
+        format!(
+            r#"  - name: agents may chat with {model}
+    principal: {{type: Workload, id: "{W1}"}}
+    action: chat
+    resource: {{type: Model, id: {model}}}
+    context: {{ai: {{max_output_tokens: 400}}}}
+    expect: allow
+"#
+        )
+    };
+    std::fs::write(
+        t.path().join("tests/cases.yaml"),
+        format!("cases:\n{}\n{}", case("m2"), case("m1")),
+    )
+    .unwrap();
+    let (code, out, err) = run(bin()
+        .args(["validate", "--prove", "--policy-dir"])
+        .arg(t.path()));
+    assert_eq!(code, 1, "{out}{err}");
+    let finding = err
+        .lines()
+        .find(|l| l.contains("always-deny"))
+        .unwrap_or_else(|| panic!("no always-deny finding:\n{err}"));
+    assert!(
+        finding.contains("is an always-deny for any Workload in Group::\"agents\""),
+        "{finding}"
+    );
+    assert!(
+        finding.contains("example tests/cases.yaml:9 `agents may chat with m1` expects allow"),
+        "{finding}"
+    );
+    assert!(finding.contains("`chat` on Model::\"m1\""), "{finding}");
+    assert!(
+        finding.contains("`cap-500` @owner security p.cedar:6"),
+        "{finding}"
+    );
+    assert!(
+        finding.contains("`m1-floor-800` @owner ml p.cedar:11"),
+        "{finding}"
+    );
+    assert!(!finding.contains("cap-2000"), "{finding}");
+    assert!(!finding.contains("no-other"), "{finding}");
+    // m2 is fine, and so the permit is neither overridden nor dead.
+    assert!(!err.contains("m2"), "{err}");
+    assert!(!err.contains("overridden"), "{err}");
+    assert!(out.contains("2 allow example(s), 1 finding(s)"), "{out}");
+
+    // The same as JSON, with the blocking set as policies.
+    let (code, out, err) = run(bin()
+        .args(["validate", "--prove", "--json", "--policy-dir"])
+        .arg(t.path()));
+    assert_eq!(code, 1, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let f = &report["findings"][0];
+    assert_eq!(f["problem"], "always_denied", "{report:#}");
+    let ids: Vec<&str> = f["blocking"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["cap-500", "m1-floor-800"], "{report:#}");
+}
+
+/// Issue 15: `access --config` reports the token principals the config's issuers give:
+/// a member of each group their groups claim can carry (a group the policies name need
+/// not be in entities.json; only those with the issuer's `groups_prefix`), and one in no
+/// group. Without the config there are no such rows.
+#[test]
+fn access_reports_token_groups_from_config() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("p");
+    let policies = r#"@id("idp-researchers-chat")
+@owner("platform")
+permit (principal is Agent in Group::"idp:researchers", action == Action::"chat", resource in ModelGroup::"standard");
+
+@id("agents-chat")
+permit (principal in Group::"agents", action == Action::"chat", resource in ModelGroup::"standard");
+"#;
+    small_set(&dir, policies, &entities("other"));
+    let config = t.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"policy_dir: {}
+identity:
+  issuers:
+    - issuer: https://idp.example.com
+      jwks_file: /nonexistent/jwks.json
+      audiences: [cedar-gate]
+      entity_type: Agent
+      groups_claim: groups
+      groups_prefix: "idp:"
+    - issuer: https://clients.example.com
+      jwks_file: /nonexistent/jwks.json
+      audiences: [cedar-gate]
+      entity_type: Client
+"#,
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(bin()
+        .args(["access", "--all", "--format", "json", "--config"])
+        .arg(&config));
+    assert_eq!(code, 0, "{err}");
+    let cells: Value = serde_json::from_str(&out).unwrap();
+    let cells = cells.as_array().unwrap();
+    let cell = |who: &str, what: &str| {
+        cells
+            .iter()
+            .find(|c| {
+                c["principal"] == who
+                    && c["resource"] == what
+                    && c["actions"].as_array().unwrap().contains(&"chat".into())
+            })
+            .unwrap_or_else(|| panic!("no cell {who} -> {what}:\n{cells:#?}"))
+    };
+    let member = r#"any Agent in Group::"idp:researchers" (token of https://idp.example.com)"#;
+    let m1 = cell(member, "Model::\"m1\"");
+    assert_eq!(m1["verdict"], "allowed", "{m1:#}");
+    assert_eq!(
+        m1["policies"],
+        serde_json::json!(["idp-researchers-chat (@platform)"])
+    );
+    let none = "any Agent in no group (token of https://idp.example.com)";
+    assert_eq!(cell(none, "Model::\"m1\"")["verdict"], "denied");
+    let client = "any Client in no group (token of https://clients.example.com)";
+    assert_eq!(cell(client, "Model::\"m1\"")["verdict"], "denied");
+    // `Group::"agents"` lacks the prefix: the issuer cannot put an Agent there.
+    assert!(
+        !cells.iter().any(|c| c["principal"]
+            .as_str()
+            .unwrap()
+            .starts_with("any Agent in Group::\"agents\"")),
+        "{cells:#?}"
+    );
+    // No config, no token rows.
+    let (code, out, err) = run(bin()
+        .args(["access", "--all", "--format", "json", "--policy-dir"])
+        .arg(&dir));
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("token of"), "{out}");
 }

@@ -50,6 +50,17 @@ app.kubernetes.io/part-of: cedar-gate
 {{- end }}
 {{- end }}
 
+{{/* The `helm test` image with the solver (Dockerfile target `prove`). */}}
+{{- define "cedar-gate.proveImage" -}}
+{{- $p := .Values.tests.prove.image }}
+{{- $repo := default .Values.image.repository $p.repository }}
+{{- if $p.digest }}
+{{- printf "%s@%s" $repo $p.digest }}
+{{- else }}
+{{- printf "%s:%s" $repo (default (printf "%s-prove" (default .Chart.AppVersion .Values.image.tag)) $p.tag) }}
+{{- end }}
+{{- end }}
+
 {{/* The ConfigMap mounted at /etc/cedar-gate/policies. */}}
 {{- define "cedar-gate.policiesConfigMap" -}}
 {{- if .Values.existingConfigMap }}
