@@ -137,7 +137,7 @@ part stages && for run in "${STAGE_RUNS[@]}"; do
     "$BIN/examples/check_stages" --scenario "$scenario" --pass "$pass" \
     --config "$(config_of "$scenario")" --policy-dir "$OUT/policies/$(policies_of "$scenario")" \
     --tokens "$JWT_DIR/tokens.txt" --iters "$ITERS" > "$OUT/stages-$label.txt" 2> "$OUT/valgrind-$label.log"
-  "$CG_ANNOTATE" --inclusive=yes --threshold=100 "$cg" > "$OUT/annotate-$label.txt"
+  "$CG_ANNOTATE" --inclusive=yes --threshold=100 "$cg" > "$OUT/annotate-$label.txt" 2> /dev/null
   python3 scripts/stages_report.py stages "$label" "$pass" "$ITERS" "$OUT/annotate-$label.txt" >> "$RESULTS"
 done
 

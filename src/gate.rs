@@ -220,11 +220,25 @@ impl Gate {
             let Some((principal, extra)) = taken else {
                 break; // unreachable: only the last operation takes it
             };
-            let authz = build_request(req, &outcome.identity, op, now, principal, extra);
             let evaluation = std::time::Instant::now();
+            let identity = &outcome.identity;
+            let uid = principal.uid.clone();
             let decided = match &self.cache {
-                Some(c) => c.decide_owned(snapshot, authz, on_error, valid_until, now),
-                None => cache::evaluate(snapshot, &authz, on_error),
+                // Keyed by the request's inputs: the Cedar request is built on
+                // a miss only.
+                Some(c) => c.decide_raw(
+                    snapshot,
+                    cache::RawQuestion::new(req, identity, op, self.config.identity.principal),
+                    &uid,
+                    || build_request(req, identity, op, now, principal, extra),
+                    on_error,
+                    valid_until,
+                    now,
+                ),
+                None => {
+                    let authz = build_request(req, identity, op, now, principal, extra);
+                    cache::evaluate(snapshot, &authz, on_error)
+                }
             };
             if !decided.cache_hit {
                 crate::metrics::record_evaluation(evaluation.elapsed());

@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime};
 use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest, CheckResponse};
 use tonic::{Request, Response, Status};
 
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::AuditLog;
 use crate::gate::Gate;
 use crate::metrics;
 use crate::policy::PolicyStore;
@@ -61,8 +61,6 @@ impl Authorization for AuthzService {
 
         tracing::Span::current().record("decision_id", outcome.decision_id.as_str());
         metrics::record_check(&outcome, elapsed);
-        self.audit
-            .record(&AuditEvent::new(&outcome, &req, now, elapsed));
         if !outcome.decision.is_allow() {
             tracing::info!(
                 decision_id = %outcome.decision_id,
@@ -76,6 +74,9 @@ impl Authorization for AuthzService {
                 "denied"
             );
         }
+        // Last: the outcome and the request move to the audit writer, which
+        // formats the line off the request path.
+        self.audit.record_check(outcome, req, now, elapsed);
         Ok(Response::new(answer))
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use proptest::prelude::*;
 
 use super::*;
+use crate::identity::issuers::PrincipalSource;
 use crate::identity::spiffe::SpiffeId;
 use crate::identity::{Identity, Workload, WorkloadSource};
 use crate::policy::load_dir;
@@ -369,4 +370,165 @@ fn only_requests_carrying_a_read_volatile_value_bypass() {
     let d = cache.decide(&shipped, &older, OnPolicyError::Deny, None, t0());
     assert!(d.cache_hit, "the age is not part of a user's decision");
     assert_eq!(d.decision, shipped.decide(&older, OnPolicyError::Deny));
+}
+
+#[test]
+fn volatile_groups_are_the_volatile_context() {
+    let grouped: Vec<String> = VOLATILE_GROUPS
+        .iter()
+        .flat_map(|(record, leaves)| leaves.iter().map(move |leaf| format!("{record}.{leaf}")))
+        .collect();
+    let mut expected: Vec<String> = VOLATILE_CONTEXT.iter().map(|p| (*p).to_owned()).collect();
+    let mut got = grouped.clone();
+    expected.sort();
+    got.sort();
+    assert_eq!(
+        got, expected,
+        "VOLATILE_GROUPS must list exactly VOLATILE_CONTEXT"
+    );
+}
+
+/// The inputs `request` builds its question from (workloads only: `who` < 6,
+/// not the newcomer, whose group the helper grafts onto the Cedar request).
+fn raw_inputs(
+    who: usize,
+    path: usize,
+    method: usize,
+    id: usize,
+) -> (HttpRequest, Identity, crate::classify::Operation) {
+    let principal = [
+        None,
+        Some(RESEARCH),
+        Some(ROGUE),
+        Some(QUARANTINED),
+        None,
+        Some(OTHER_NS),
+    ][who];
+    let identity = Identity {
+        workload: principal.map(|p| Workload {
+            id: SpiffeId::parse(p).unwrap(),
+            source: WorkloadSource::PeerPrincipal,
+            not_after: None,
+        }),
+        token: None,
+    };
+    let req = HttpRequest {
+        id: ["req-a", "req-b", "req-c"][id].to_owned(),
+        method: ["GET", "POST", "DELETE"][method].to_owned(),
+        path: [
+            "/v1/models",
+            "/admin/users",
+            "/healthz",
+            "/public/x",
+            "/other",
+            "/boom",
+        ][path]
+            .to_owned(),
+        host: "models.example.com".to_owned(),
+        scheme: "https".to_owned(),
+        ..Default::default()
+    };
+    let op = crate::classify::http::classify(&req);
+    (req, identity, op)
+}
+
+#[test]
+fn raw_keyed_decisions_equal_uncached_ones() {
+    // Every policy subset that matters here: with and without the one reading
+    // `context.request.time` (then every request falls back to the Cedar key),
+    // shadow policies, errors.
+    for mask in [
+        0b1111_1111_0111u16,
+        0b1111_1111_1111,
+        0b0000_0110_0111,
+        0b1000_0000_0001,
+    ] {
+        let s = snapshot(mask, 0, 1);
+        let cache = DecisionCache::new(100, Duration::from_secs(60));
+        for round in 0..2 {
+            for who in [0, 1, 2, 3, 5] {
+                for path in 0..6 {
+                    for method in 0..3 {
+                        let id = round + 1;
+                        let now = t0() + Duration::from_secs(round as u64 * 7);
+                        let (req, identity, op) = raw_inputs(who, path, method, id);
+                        let authz = crate::gate::authz_request(&req, &identity, &op, now);
+                        let raw = RawQuestion::new(&req, &identity, &op, PrincipalSource::Token);
+                        let got = cache.decide_raw(
+                            &s,
+                            raw,
+                            &authz.principal.uid.clone(),
+                            || authz.clone(),
+                            OnPolicyError::Deny,
+                            None,
+                            now,
+                        );
+                        let (want, want_shadow) = s.decide_with_shadow(&authz, OnPolicyError::Deny);
+                        assert_eq!(
+                            got.decision, want,
+                            "mask {mask:b} who {who} path {path} method {method}"
+                        );
+                        assert_eq!(got.shadow, want_shadow);
+                        let reads_time = mask & (1 << 7) != 0;
+                        let clean = cacheable(&want) && want_shadow.as_ref().is_none_or(cacheable);
+                        // The second round asks the same questions with a new id and time.
+                        assert_eq!(
+                            got.cache_hit,
+                            round == 1 && clean && !reads_time,
+                            "mask {mask:b} who {who} path {path} method {method} round {round}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn raw_questions_differ_in_every_input_but_the_volatile_ones() {
+    let key = |who, path, method, id| {
+        let (req, identity, op) = raw_inputs(who, path, method, id);
+        RawQuestion::new(&req, &identity, &op, PrincipalSource::Token)
+    };
+    assert_eq!(key(1, 0, 0, 0), key(1, 0, 0, 2), "request id is volatile");
+    assert_ne!(key(1, 0, 0, 0), key(2, 0, 0, 0), "workload");
+    assert_ne!(key(1, 0, 0, 0), key(0, 0, 0, 0), "anonymous");
+    assert_ne!(key(1, 0, 0, 0), key(1, 3, 0, 0), "path");
+    assert_ne!(key(1, 0, 0, 0), key(1, 0, 1, 0), "method");
+    let (mut req, identity, op) = raw_inputs(1, 0, 0, 0);
+    let base = RawQuestion::new(&req, &identity, &op, PrincipalSource::Token);
+    req.host = "other.example.com".to_owned();
+    assert_ne!(
+        base,
+        RawQuestion::new(&req, &identity, &op, PrincipalSource::Token),
+        "host"
+    );
+    req.host = "models.example.com".to_owned();
+    req.scheme = "http".to_owned();
+    assert_ne!(
+        base,
+        RawQuestion::new(&req, &identity, &op, PrincipalSource::Token),
+        "scheme"
+    );
+    req.scheme = "https".to_owned();
+    req.source.ip = Some(std::net::IpAddr::from([10, 0, 0, 1]));
+    assert_ne!(
+        base,
+        RawQuestion::new(&req, &identity, &op, PrincipalSource::Token),
+        "source ip"
+    );
+    req.source.ip = None;
+    assert_ne!(
+        base,
+        RawQuestion::new(&req, &identity, &op, PrincipalSource::Workload),
+        "choice"
+    );
+    let mut op2 = op.clone();
+    op2.context
+        .push(("ai".to_owned(), Value::Record(Vec::new())));
+    assert_ne!(
+        base,
+        RawQuestion::new(&req, &identity, &op2, PrincipalSource::Token),
+        "op context"
+    );
 }
