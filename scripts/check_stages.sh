@@ -15,6 +15,8 @@
 # Environment (defaults in brackets):
 #   ITERS [1000] requests per stage batch; REQUESTS [2000] checks per whole-server run
 #   PARTS ["stages server"]; OUT [target/bench/stages-<UTC time>]; BASE_PORT [29200]
+#   STAGES [all: "hit spiffe-cold jwt-cold jwt-hit openai-cold openai-hit mcp-cold mcp-hit"]
+#   SERVER_SCENARIOS [all: "spiffe-repeat spiffe-distinct jwt-repeat jwt-distinct openai mcp"]
 #   CARGO [cargo]; CARGO_TARGET_DIR [target]: binaries from $CARGO_TARGET_DIR/release
 #   VALGRIND [valgrind on PATH, else Debian's package unpacked into .tools/deb/valgrind]
 # Needs openssl (a fresh RSA key for the bench tokens) and perl (callgrind_annotate).
@@ -129,8 +131,10 @@ STAGE_RUNS=(
   "mcp-cold mcp cold"
   "mcp-hit mcp hot"
 )
+STAGES=${STAGES:-hit spiffe-cold jwt-cold jwt-hit openai-cold openai-hit mcp-cold mcp-hit}
 part stages && for run in "${STAGE_RUNS[@]}"; do
   read -r label scenario pass <<< "$run"
+  [[ " $STAGES " == *" $label "* ]] || continue
   log "stages: $label ($scenario, $pass pass, $ITERS requests per stage)"
   cg=$OUT/cg-stages-$label.out
   "$VALGRIND" --tool=callgrind --callgrind-out-file="$cg" \
@@ -189,7 +193,8 @@ measure() {
 }
 
 if part server; then
-  SCENARIOS=(spiffe-repeat spiffe-distinct jwt-repeat jwt-distinct openai mcp)
+  read -r -a SCENARIOS <<< "${SERVER_SCENARIOS:-spiffe-repeat spiffe-distinct jwt-repeat jwt-distinct openai mcp}"
+  on() { [[ " ${SCENARIOS[*]} " == *" $1 "* ]]; }
   log "whole server: null ext_authz server under callgrind"
   start_cg null "$BIN/examples/null-authz" --listen "127.0.0.1:$NULL_PORT"
   wait_grpc "$NULL_PORT"
@@ -200,10 +205,13 @@ if part server; then
   stop_pid "$SERVER_PID"
   for set in p100 p100-ai p100-mcp; do
     case $set in
-      p100) cfg=$OUT/plain.yaml; scen=(spiffe-repeat spiffe-distinct jwt-repeat jwt-distinct) ;;
-      p100-ai) cfg=$OUT/routes.yaml; scen=(openai) ;;
-      p100-mcp) cfg=$OUT/routes.yaml; scen=(mcp) ;;
+      p100) cfg=$OUT/plain.yaml; all=(spiffe-repeat spiffe-distinct jwt-repeat jwt-distinct) ;;
+      p100-ai) cfg=$OUT/routes.yaml; all=(openai) ;;
+      p100-mcp) cfg=$OUT/routes.yaml; all=(mcp) ;;
     esac
+    scen=()
+    for x in "${all[@]}"; do on "$x" && scen+=("$x"); done
+    ((${#scen[@]})) || continue
     log "whole server: cedar-gate ($set) under callgrind"
     start_cg "gate-$set" "$BIN/cedar-gate" serve --config "$cfg" --policy-dir "$OUT/policies/$set" \
       --grpc-listen "127.0.0.1:$GATE_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT"

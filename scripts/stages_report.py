@@ -77,14 +77,18 @@ def table(path):
                     vals.append(None)
             out.append(f"| {name} | " + " | ".join(fmt(v) for v in vals) + " |")
 
-        gate_parts = ["stage_04_classify", "stage_05_identity", "stage_06_cedar_request", "stage_07_decision_cache"]
+        # stage 06 was the Cedar request (the cache key before issue 17), now the raw key.
+        for l in labels:
+            if "stage_06_cedar_request" in st[l]["stages"]:
+                st[l]["stages"]["stage_06_cache_key"] = st[l]["stages"].pop("stage_06_cedar_request")
+        gate_parts = ["stage_04_classify", "stage_05_identity", "stage_06_cache_key", "stage_07_decision_cache"]
         row("decode (protobuf, `prost`)", lambda l: g(l, "stage_01_decode"))
         row("request conversion (without canonicalisation)", lambda l: g(l, "stage_02_convert") - g(l, "stage_03_canonicalise"))
         row("canonicalisation (path, host)", lambda l: g(l, "stage_03_canonicalise"))
         row("identity (SPIFFE id; token: verify or token cache)", lambda l: g(l, "stage_05_identity"))
         row("classification (routes, body)", lambda l: g(l, "stage_04_classify"))
-        row("Cedar request = cache key today", lambda l: g(l, "stage_06_cedar_request"))
-        row("cache lookup (a miss: + insert)", lambda l: g(l, "stage_07_decision_cache") - (g(l, "stage_08_evaluate") if cold(l) else 0))
+        row("cache key (before issue 17: the whole Cedar request)", lambda l: g(l, "stage_06_cache_key"))
+        row("cache lookup (a miss: + Cedar request + insert)", lambda l: g(l, "stage_07_decision_cache") - (g(l, "stage_08_evaluate") if cold(l) else 0))
         row("evaluation (Cedar, on a miss)", lambda l: g(l, "stage_08_evaluate") if cold(l) else None)
         row("`Gate::check` bookkeeping (decision id, names, summary)",
             lambda l: g(l, "stage_09_gate") - sum(g(l, k) for k in gate_parts))

@@ -38,7 +38,6 @@ use crate::config::{CacheConfig, OnPolicyError};
 use crate::metrics;
 use crate::policy::eval::{AuthzRequest, Decision, Reason};
 use crate::policy::model::Value;
-use crate::policy::reads::VOLATILE_CONTEXT;
 use crate::policy::snapshot::Snapshot;
 
 mod raw;
@@ -363,7 +362,7 @@ fn carries(context: &[(String, Value)], path: &str) -> bool {
     false
 }
 
-/// [`VOLATILE_CONTEXT`] grouped by the context record holding them, so a Check
+/// [`VOLATILE_CONTEXT`](crate::policy::reads::VOLATILE_CONTEXT) grouped by the context record holding them, so a Check
 /// walks its context once instead of splitting every path on each lookup (the
 /// test `volatile_groups_are_the_volatile_context` keeps the two in step).
 const VOLATILE_GROUPS: &[(&str, &[&str])] = &[
@@ -371,7 +370,7 @@ const VOLATILE_GROUPS: &[(&str, &[&str])] = &[
     ("auth", &["token_age_seconds", "token_remaining_seconds"]),
 ];
 
-/// Swaps the values at the [`VOLATILE_CONTEXT`] paths `context` carries with
+/// Swaps the values at the [`VOLATILE_CONTEXT`](crate::policy::reads::VOLATILE_CONTEXT) paths `context` carries with
 /// `stash`: the first call (empty stash) blanks them and keeps the real values
 /// in `stash`; the next call puts them back (and blanks the stash again).
 fn swap_volatile(context: &mut [(String, Value)], stash: &mut Vec<Value>) {

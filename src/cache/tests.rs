@@ -13,6 +13,7 @@ use crate::identity::spiffe::SpiffeId;
 use crate::identity::{Identity, Workload, WorkloadSource};
 use crate::policy::load_dir;
 use crate::policy::model::{GROUP, builtin_uid};
+use crate::policy::reads::VOLATILE_CONTEXT;
 use crate::request::HttpRequest;
 
 const RESEARCH: &str = "spiffe://example.org/ns/agents/sa/research-agent";
