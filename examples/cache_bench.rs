@@ -14,12 +14,13 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use cedar_gate::cache::{self, DecisionCache};
-use cedar_gate::config::OnPolicyError;
 use cedar_gate::identity::spiffe::SpiffeId;
 use cedar_gate::identity::{Identity, Workload, WorkloadSource};
-use cedar_gate::policy::{AuthzRequest, Snapshot, load_dir};
+use cedar_gate::policy::OnPolicyError;
+use cedar_gate::policy::cache::{self, DecisionCache};
+use cedar_gate::policy::{Snapshot, load_dir};
 use cedar_gate::request::HttpRequest;
+use cedar_gate::vocab::AuthzRequest;
 
 const AGENT: &str = "spiffe://example.org/ns/agents/sa/research-agent";
 
@@ -44,7 +45,7 @@ fn requests(n: usize) -> Vec<AuthzRequest> {
             };
             let op = cedar_gate::classify::http::classify(&req);
             let now = SystemTime::now() + Duration::from_millis(i as u64);
-            cedar_gate::gate::authz_request(&req, &identity, &op, now)
+            cedar_gate::decide::question::authz_request(&req, &identity, &op, now)
         })
         .collect()
 }

@@ -21,13 +21,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use cedar_gate::audit::{AuditEvent, AuditLog};
 use cedar_gate::config::Config;
-use cedar_gate::gate::Gate;
+use cedar_gate::decide::Gate;
 use cedar_gate::policy::PolicyStore;
+use cedar_gate::record::audit::{AuditEvent, AuditLog};
+use cedar_gate::record::metrics;
 use cedar_gate::request::HttpRequest;
-use cedar_gate::service::AuthzService;
-use cedar_gate::{metrics, response};
+use cedar_gate::wire::response;
+use cedar_gate::wire::service::AuthzService;
 use envoy_types::ext_authz::v3::pb::Authorization;
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address};
 use envoy_types::pb::envoy::service::auth::v3::{
@@ -154,7 +155,7 @@ fn main() {
     let respond = start.elapsed().as_nanos() as f64 / iters as f64;
     let start = Instant::now();
     for o in &outcomes {
-        metrics::record_check(o, std::time::Duration::from_micros(3));
+        metrics::record_check(&o.figures(std::time::Duration::from_micros(3)));
     }
     let metrics_ns = start.elapsed().as_nanos() as f64 / iters as f64;
     let start = Instant::now();

@@ -36,18 +36,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use cedar_gate::audit::{AuditEvent, AuditLog};
-use cedar_gate::cache;
 use cedar_gate::classify::{self, Operation};
 use cedar_gate::config::Config;
-use cedar_gate::gate::{self, Gate, Outcome};
-use cedar_gate::identity::{self, Identity};
+use cedar_gate::decide::raw::RawQuestion;
+use cedar_gate::decide::{Gate, Outcome, question};
+use cedar_gate::identity::{Identity, Resolver};
 use cedar_gate::policy::PolicyStore;
-use cedar_gate::policy::eval::AuthzRequest;
+use cedar_gate::policy::cache;
 use cedar_gate::policy::snapshot::Snapshot;
+use cedar_gate::record::audit::{AuditEvent, AuditLog};
+use cedar_gate::record::metrics;
 use cedar_gate::request::HttpRequest;
-use cedar_gate::service::AuthzService;
-use cedar_gate::{metrics, response};
+use cedar_gate::vocab::AuthzRequest;
+use cedar_gate::wire::response;
+use cedar_gate::wire::service::AuthzService;
 use clap::Parser;
 use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest, CheckResponse};
 use prost::Message;
@@ -97,6 +99,8 @@ struct Bench {
     config: Arc<Config>,
     snapshot: Arc<Snapshot>,
     gate: Gate,
+    /// Identity resolution as the gate does it (its own token cache).
+    resolver: Resolver,
     audit: AuditLog,
     service: AuthzService,
     now: SystemTime,
@@ -165,13 +169,7 @@ fn stage_04_classify(
 #[inline(never)]
 fn stage_05_identity(b: &Bench, reqs: &[HttpRequest]) -> Vec<Identity> {
     reqs.iter()
-        .map(|r| {
-            let mut id = identity::resolve(r, &b.config.identity, b.now).unwrap();
-            if let Some(t) = b.gate.tokens() {
-                id.token = t.resolve(r, b.now).unwrap();
-            }
-            id
-        })
+        .map(|r| b.resolver.resolve(r, b.now).unwrap())
         .collect()
 }
 
@@ -184,11 +182,11 @@ fn stage_06_cache_key(
     reqs: &[HttpRequest],
     ids: &[Identity],
     ops: &[Operation],
-) -> Vec<cache::RawQuestion> {
+) -> Vec<RawQuestion> {
     reqs.iter()
         .zip(ids)
         .zip(ops)
-        .map(|((r, id), op)| cache::RawQuestion::new(r, id, op, b.config.identity.principal))
+        .map(|((r, id), op)| RawQuestion::new(r, id, op, b.config.identity.principal))
         .collect()
 }
 
@@ -197,7 +195,7 @@ fn stage_06_cache_key(
 #[inline(never)]
 fn stage_07_decision_cache(
     b: &Bench,
-    keys: Vec<cache::RawQuestion>,
+    keys: Vec<RawQuestion>,
     reqs: &[HttpRequest],
     ids: &[Identity],
     ops: &[Operation],
@@ -213,9 +211,9 @@ fn stage_07_decision_cache(
                 &b.snapshot,
                 k,
                 uid,
-                || gate::authz_request_for(r, id, op, b.now, choice),
+                || question::authz_request_for(r, id, op, b.now, choice),
                 on_error,
-                gate::credential_expiry(id),
+                id.valid_until(),
                 b.now,
             )
         })
@@ -273,7 +271,7 @@ fn stage_12_audit(b: &Bench, outcomes: Vec<Outcome>, reqs: Vec<HttpRequest>, inl
 #[inline(never)]
 fn stage_13_metrics(outcomes: &[Outcome]) {
     for o in outcomes {
-        metrics::record_check(o, Duration::from_micros(3));
+        metrics::record_check(&o.figures(Duration::from_micros(3)));
     }
 }
 
@@ -329,7 +327,9 @@ fn main() -> anyhow::Result<()> {
     let audit = AuditLog::open(&config.audit)?;
     let gate = Gate::new(config.clone());
     let service = AuthzService::new(store.clone(), gate.clone(), audit.clone());
+    let resolver = Resolver::new(Arc::new(config.identity.clone()));
     let bench = Bench {
+        resolver,
         config,
         snapshot,
         gate,
@@ -363,7 +363,12 @@ fn main() -> anyhow::Result<()> {
         Pass::Hot => (k + 1) * n..(k + 2) * n,
     };
     if args.pass == Pass::Hot {
-        let warmup = (0..n).map(|s| args.scenario.request(s, &params)).collect();
+        let warmup: Vec<CheckRequest> = (0..n).map(|s| args.scenario.request(s, &params)).collect();
+        // The bench's own resolver too (stage 05 uses it): its token cache, hot.
+        for r in &warmup {
+            let converted = HttpRequest::try_from(r.clone()).unwrap();
+            black_box(bench.resolver.resolve(&converted, bench.now).unwrap());
+        }
         warm(&bench, &rt, warmup);
     }
     let r0 = inputs(args.scenario, &params, range(0));
@@ -405,7 +410,7 @@ fn main() -> anyhow::Result<()> {
     let principals2: Vec<cedar_policy::EntityUid> = ids2
         .iter()
         .map(|id| {
-            gate::principal_specs(id, bench.config.identity.principal)
+            question::principal_specs(id, bench.config.identity.principal)
                 .0
                 .uid
         })
@@ -431,7 +436,7 @@ fn main() -> anyhow::Result<()> {
         .zip(&ids3)
         .zip(&ops3)
         .map(|((r, id), op)| {
-            gate::authz_request_for(r, id, op, bench.now, bench.config.identity.principal)
+            question::authz_request_for(r, id, op, bench.now, bench.config.identity.principal)
         })
         .collect();
     let t = Instant::now();
@@ -499,12 +504,6 @@ fn classify_inputs(
 /// range then hit, as the real handler would within one Check.
 fn identity_inputs(b: &Bench, reqs: &[HttpRequest]) -> Vec<Identity> {
     reqs.iter()
-        .map(|r| {
-            let mut id = identity::resolve(r, &b.config.identity, b.now).unwrap();
-            if let Some(t) = b.gate.tokens() {
-                id.token = t.resolve(r, b.now).unwrap();
-            }
-            id
-        })
+        .map(|r| b.resolver.resolve(r, b.now).unwrap())
         .collect()
 }

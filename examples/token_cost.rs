@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cedar_gate::config::Config;
-use cedar_gate::gate::Gate;
+use cedar_gate::decide::Gate;
 use cedar_gate::identity::token::TokenVerifier;
 use cedar_gate::request::{HttpRequest, Peer};
 use jsonwebtoken::jwk::Jwk;

@@ -68,7 +68,7 @@ async fn grpc_serving(health: &tonic_health::server::HealthService) -> bool {
     use tonic::server::NamedService;
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_server::Health;
-    type Service = AuthorizationServer<crate::service::AuthzService>;
+    type Service = AuthorizationServer<crate::wire::service::AuthzService>;
     let request = tonic::Request::new(tonic_health::pb::HealthCheckRequest {
         service: <Service as NamedService>::NAME.to_owned(),
     });
@@ -82,7 +82,7 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     state.metrics.run_upkeep();
     let mut text = state.metrics.render();
     let snapshot = state.store.current();
-    text.push_str(&crate::metrics::render_scrape_time(
+    text.push_str(&crate::record::metrics::render_scrape_time(
         snapshot.as_ref().map(|s| s.hash.as_str()),
     ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
@@ -97,7 +97,7 @@ async fn status(State(state): State<AdminState>) -> impl IntoResponse {
             "policies": s.policy_count(),
             "shadow_policies": s.shadow_count(),
             "volatile_context_reads": s.volatile_reads(),
-            "loaded_at": crate::gate::rfc3339(s.loaded_at),
+            "loaded_at": crate::vocab::rfc3339(s.loaded_at),
         })
     });
     axum::Json(serde_json::json!({

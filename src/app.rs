@@ -11,14 +11,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
-use crate::audit::AuditLog;
 use crate::config::Config;
-use crate::gate::Gate;
-use crate::metrics;
+use crate::decide::Gate;
 use crate::policy::PolicyStore;
 use crate::policy::watch::{PolicyWatcher, ReloadTrigger};
-use crate::service::AuthzService;
-use crate::tls::{ReloadingTls, TlsError};
+use crate::record::audit::AuditLog;
+use crate::record::metrics;
+use crate::wire::service::AuthzService;
+use crate::wire::tls::{ReloadingTls, TlsError};
 
 /// Default gRPC listen address.
 pub const DEFAULT_GRPC_LISTEN: &str = "0.0.0.0:9191";
@@ -102,13 +102,7 @@ impl Running {
 pub async fn start(settings: Settings) -> Result<Running, AppError> {
     let prometheus = metrics::install();
     let config = Arc::new(settings.config);
-    let issuers: Vec<String> = config
-        .identity
-        .issuers
-        .iter()
-        .map(|i| i.issuer.clone())
-        .collect();
-    metrics::register_families(&issuers);
+    register_issuers(&config);
     let store = Arc::new(PolicyStore::new(&settings.policy_dir));
     let audit = AuditLog::open(&config.audit).map_err(AppError::Audit)?;
     // Checked before binding: bad certificate files stop start-up, never
@@ -117,79 +111,196 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         Some(files) => Some(ReloadingTls::new(files.clone()).map_err(AppError::Tls)?),
         None => None,
     };
-
-    let grpc = bind(settings.grpc_listen).await?;
-    let admin = bind(settings.admin_listen).await?;
-    let grpc_addr = grpc.local_addr().map_err(|source| AppError::Bind {
-        addr: settings.grpc_listen,
-        source,
-    })?;
-    let admin_addr = admin.local_addr().map_err(|source| AppError::Bind {
-        addr: settings.admin_listen,
-        source,
-    })?;
-
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_not_serving::<AuthorizationServer<AuthzService>>()
-        .await;
+    let listeners = Listeners::bind(settings.grpc_listen, settings.admin_listen).await?;
     let gate = Gate::new(config.clone());
     let tokens = gate.tokens().cloned();
-    let policies_loaded = reload(&store);
-    let serving = policies_loaded && tokens.as_ref().is_none_or(|t| t.ready());
-    if serving {
-        health
-            .set_serving::<AuthorizationServer<AuthzService>>()
-            .await;
-    }
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health = Health::start(reporter, &store, tokens.as_deref()).await;
+    let (shutdown, _) = watch::channel(false);
+    let reloader = start_reloader(
+        &config,
+        store.clone(),
+        health.reporter.clone(),
+        tokens.clone(),
+    )?;
+    let background = start_background(
+        &store,
+        &health,
+        tokens.as_ref(),
+        reloader.as_ref(),
+        &shutdown,
+    );
+    let service = AuthzService::new(store.clone(), gate, audit.clone());
+    let grpc_task = spawn_grpc(
+        &config.server,
+        listeners.grpc,
+        tls,
+        health_service,
+        service,
+        shutdown.subscribe(),
+    );
+    let admin_state = crate::admin::AdminState {
+        store: store.clone(),
+        metrics: prometheus,
+        tokens,
+        health: Arc::new(tonic_health::server::HealthService::from_health_reporter(
+            health.reporter,
+        )),
+    };
+    let admin_task = spawn_admin(listeners.admin, admin_state, shutdown.subscribe());
+    tracing::info!(grpc = %listeners.grpc_addr, grpc_tls = config.server.tls.is_some(), admin = %listeners.admin_addr, policy_dir = %settings.policy_dir.display(), "cedar-gate listening");
+    Ok(Running {
+        grpc_addr: listeners.grpc_addr,
+        admin_addr: listeners.admin_addr,
+        store,
+        shutdown,
+        tasks: [grpc_task, admin_task]
+            .into_iter()
+            .chain(background)
+            .collect(),
+        audit,
+        reloader,
+    })
+}
 
-    let (shutdown, mut stop_grpc) = watch::channel(false);
-    let reloader = start_reloader(&config, store.clone(), health.clone(), tokens.clone())?;
+/// The two bound listeners.
+struct Listeners {
+    grpc: TcpListener,
+    grpc_addr: SocketAddr,
+    admin: TcpListener,
+    admin_addr: SocketAddr,
+}
+
+// === impl Listeners ===
+
+impl Listeners {
+    async fn bind(grpc_listen: SocketAddr, admin_listen: SocketAddr) -> Result<Self, AppError> {
+        let grpc = bind(grpc_listen).await?;
+        let admin = bind(admin_listen).await?;
+        let grpc_addr = grpc.local_addr().map_err(|source| AppError::Bind {
+            addr: grpc_listen,
+            source,
+        })?;
+        let admin_addr = admin.local_addr().map_err(|source| AppError::Bind {
+            addr: admin_listen,
+            source,
+        })?;
+        Ok(Self {
+            grpc,
+            grpc_addr,
+            admin,
+            admin_addr,
+        })
+    }
+}
+
+/// gRPC health: NOT_SERVING until policies are in force and every required
+/// issuer has keys.
+struct Health {
+    reporter: tonic_health::server::HealthReporter,
+    /// Whether it was SERVING from the start.
+    serving: bool,
+}
+
+// === impl Health ===
+
+impl Health {
+    /// Loads the policies and sets the initial health from the result.
+    async fn start(
+        reporter: tonic_health::server::HealthReporter,
+        store: &PolicyStore,
+        tokens: Option<&crate::identity::token::TokenVerifier>,
+    ) -> Self {
+        reporter
+            .set_not_serving::<AuthorizationServer<AuthzService>>()
+            .await;
+        let policies_loaded = reload(store);
+        let serving = policies_loaded && tokens.is_none_or(|t| t.ready());
+        if serving {
+            reporter
+                .set_serving::<AuthorizationServer<AuthzService>>()
+                .await;
+        }
+        Self { reporter, serving }
+    }
+}
+
+/// The metric families of the configured issuers.
+fn register_issuers(config: &Config) {
+    let issuers: Vec<String> = config
+        .identity
+        .issuers
+        .iter()
+        .map(|i| i.issuer.clone())
+        .collect();
+    metrics::register_families(&issuers);
+}
+
+/// Issuer key refreshes, the task that turns health SERVING once keys are in,
+/// and reloads on `SIGHUP`.
+fn start_background(
+    store: &Arc<PolicyStore>,
+    health: &Health,
+    tokens: Option<&Arc<crate::identity::token::TokenVerifier>>,
+    reloader: Option<&PolicyWatcher>,
+    shutdown: &watch::Sender<bool>,
+) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
-    if let Some(trigger) = reloader.as_ref().map(|r| r.trigger()) {
+    if let Some(tokens) = tokens {
+        tracing::info!(?tokens, "token issuers configured");
+        tasks = tokens.start(shutdown);
+        // Decided on the state health was set from, not re-read: keys fetched
+        // between the two reads would otherwise leave health NOT_SERVING for good.
+        if !health.serving {
+            tasks.push(tokio::spawn(serve_when_keys_ready(
+                store.clone(),
+                tokens.clone(),
+                health.reporter.clone(),
+                shutdown.subscribe(),
+            )));
+        }
+    }
+    if let Some(trigger) = reloader.map(PolicyWatcher::trigger) {
         tasks.push(tokio::spawn(reload_on_sighup(
             trigger,
             shutdown.subscribe(),
         )));
     }
-    let mut stop_admin = shutdown.subscribe();
-    let mut token_tasks = Vec::new();
-    if let Some(tokens) = &tokens {
-        tracing::info!(?tokens, "token issuers configured");
-        token_tasks = tokens.start(&shutdown);
-        // Decided on the state health was set from, not re-read: keys fetched
-        // between the two reads would otherwise leave health NOT_SERVING for good.
-        if !serving {
-            token_tasks.push(tokio::spawn(serve_when_keys_ready(
-                store.clone(),
-                tokens.clone(),
-                health.clone(),
-                shutdown.subscribe(),
-            )));
-        }
-    }
-    let service = AuthzService::new(store.clone(), gate, audit.clone());
-    let router = server_builder(&config.server)
-        .add_service(health_service)
-        .add_service(
-            AuthorizationServer::new(service)
-                .max_decoding_message_size(config.server.max_message_bytes),
-        );
+    tasks
+}
+
+/// Serves ext_authz and gRPC health on `listener` until shutdown.
+fn spawn_grpc(
+    limits: &crate::config::ServerConfig,
+    listener: TcpListener,
+    tls: Option<Arc<ReloadingTls>>,
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+    service: AuthzService,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let router = server_builder(limits).add_service(health).add_service(
+        AuthorizationServer::new(service).max_decoding_message_size(limits.max_message_bytes),
+    );
     let tls_watcher = tls.as_ref().map(ReloadingTls::spawn_watcher);
-    let grpc_task = tokio::spawn(async move {
+    tokio::spawn(async move {
         let stopped = async move {
-            let _ = stop_grpc.wait_for(|s| *s).await;
+            let _ = stop.wait_for(|s| *s).await;
         };
         let result = match tls {
             Some(tls) => {
                 router
-                    .serve_with_incoming_shutdown(crate::tls::incoming(grpc, tls), stopped)
+                    .serve_with_incoming_shutdown(
+                        crate::wire::tls::incoming(listener, tls),
+                        stopped,
+                    )
                     .await
             }
             None => {
                 // `Server::tcp_nodelay` is ignored for a caller-supplied listener; without
                 // TCP_NODELAY, Nagle + delayed ACK add ~40 ms to many answers.
-                let incoming = TcpIncoming::from(grpc).with_nodelay(Some(true));
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
                 router.serve_with_incoming_shutdown(incoming, stopped).await
             }
         };
@@ -199,38 +310,25 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         if let Err(e) = result {
             tracing::error!(error = %e, "gRPC server failed");
         }
-    });
-    let admin_router = crate::admin::router(crate::admin::AdminState {
-        store: store.clone(),
-        metrics: prometheus,
-        tokens,
-        health: Arc::new(tonic_health::server::HealthService::from_health_reporter(
-            health.clone(),
-        )),
-    });
-    let admin_task = tokio::spawn(async move {
-        let result = axum::serve(admin, admin_router)
+    })
+}
+
+/// Serves the admin endpoints on `listener` until shutdown.
+fn spawn_admin(
+    listener: TcpListener,
+    state: crate::admin::AdminState,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let router = crate::admin::router(state);
+    tokio::spawn(async move {
+        let result = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
-                let _ = stop_admin.wait_for(|s| *s).await;
+                let _ = stop.wait_for(|s| *s).await;
             })
             .await;
         if let Err(e) = result {
             tracing::error!(error = %e, "admin server failed");
         }
-    });
-    tracing::info!(grpc = %grpc_addr, grpc_tls = config.server.tls.is_some(), admin = %admin_addr, policy_dir = %settings.policy_dir.display(), "cedar-gate listening");
-    Ok(Running {
-        grpc_addr,
-        admin_addr,
-        store,
-        shutdown,
-        tasks: [grpc_task, admin_task]
-            .into_iter()
-            .chain(token_tasks)
-            .chain(tasks)
-            .collect(),
-        audit,
-        reloader,
     })
 }
 
@@ -261,7 +359,7 @@ pub fn reload(store: &PolicyStore) -> bool {
                 hash = %snapshot.hash,
                 "policy directory unchanged; snapshot kept"
             );
-            metrics::record_reload(Ok(&snapshot));
+            metrics::record_reload(Ok(snapshot.figures()));
             true
         }
         Ok(snapshot) => {
@@ -276,7 +374,7 @@ pub fn reload(store: &PolicyStore) -> bool {
                 volatile_context_reads = ?snapshot.volatile_reads(),
                 "policy snapshot loaded"
             );
-            metrics::record_reload(Ok(&snapshot));
+            metrics::record_reload(Ok(snapshot.figures()));
             true
         }
         Err(e) => {

@@ -1,25 +1,30 @@
 //! cedar-gate: an Envoy ext_authz v3 service that decides with Cedar policies.
 //!
-//! The Check path is: [`request`] (wire → domain) → [`identity`] → [`classify`] →
-//! [`policy`] (snapshot decide) → [`response`] (domain → wire), with one [`audit`]
-//! event and one set of [`metrics`] per decision. Everything between the wire types
-//! and the response is synchronous and testable without tonic.
+//! The layers, innermost first (ARCHITECTURE.md; `tests/layering.rs` checks
+//! that imports only point inward):
+//! - [`vocab`]: the Cedar vocabulary (names, values, the question and its
+//!   answer); imports nothing from the crate. [`target`]: the canonical
+//!   request target.
+//! - [`request`] (the request as the decision core sees it), [`record::metrics`].
+//! - [`identity`], [`classify`], [`policy`]: who is asking, what for, and the
+//!   policies that answer. Independent of each other.
+//! - [`config`]: the configuration file, composed of the parts' own types.
+//! - [`decide`]: resolve, classify, ask, decide: one [`decide::Outcome`].
+//! - [`record::audit`]: one audit event per decision.
+//! - [`wire`]: the edge, the only code that names `envoy_types`; [`admin`].
+//! - [`app`], [`cli`], [`analysis`]: wiring and tools.
 
 pub mod admin;
 pub mod analysis;
 pub mod app;
-pub mod audit;
-pub mod cache;
 pub mod classify;
 pub mod cli;
 pub mod config;
-pub mod gate;
+pub mod decide;
 pub mod identity;
-pub mod metrics;
 pub mod policy;
+pub mod record;
 pub mod request;
-pub mod response;
-pub mod service;
-pub mod shadow;
 pub mod target;
-pub mod tls;
+pub mod vocab;
+pub mod wire;

@@ -19,6 +19,39 @@ pub const MAX_HOST_BYTES: usize = 1024;
 /// `max_request_headers_kb` can reach it.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
+/// A header name from the config, lower-cased once when the config is read
+/// (Envoy sends header names in lower case).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct HeaderName(String);
+
+// === impl HeaderName ===
+
+impl HeaderName {
+    /// A header name, lower-cased; `None` when `name` is empty or has a byte
+    /// outside `[A-Za-z0-9_-]`.
+    pub fn new(name: &str) -> Option<Self> {
+        let ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| Self(name.to_ascii_lowercase()))
+    }
+
+    /// The lower-case name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for HeaderName {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        Self::new(&name).ok_or_else(|| format!("`{name}` is not a header name"))
+    }
+}
+
 /// The direct peer, as Envoy saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Peer {
@@ -156,60 +189,7 @@ impl TryFrom<CheckRequest> for HttpRequest {
             return Err(RequestError::HostTooLong(http.host.len()));
         }
 
-        let mut headers: Vec<(String, String)> = if !http.headers.is_empty() {
-            http.headers
-                .into_iter()
-                .map(|(mut k, v)| {
-                    k.make_ascii_lowercase();
-                    (k, v)
-                })
-                .collect()
-        } else {
-            // `encode_raw_headers: true` sends `header_map` instead.
-            http.header_map
-                .map(|m| m.headers)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|h| {
-                    let v = if h.raw_value.is_empty() {
-                        h.value
-                    } else {
-                        String::from_utf8_lossy(&h.raw_value).into_owned()
-                    };
-                    let mut k = h.key;
-                    k.make_ascii_lowercase();
-                    (k, v)
-                })
-                .collect()
-        };
-        if headers.len() > MAX_HEADERS {
-            return Err(RequestError::TooManyHeaders(headers.len()));
-        }
-        if let Some((name, value)) = headers
-            .iter()
-            .find(|(k, v)| k.len() + v.len() > MAX_HEADER_BYTES)
-        {
-            return Err(RequestError::HeaderTooLong {
-                // Echoed in the 400 and the log: cut, and nothing but printable ASCII.
-                name: name
-                    .chars()
-                    .take(64)
-                    .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-                    .collect(),
-                len: name.len() + value.len(),
-            });
-        }
-        headers.sort_by(|a, b| a.0.cmp(&b.0));
-        // Join repeated names (raw header maps may repeat them).
-        headers.dedup_by(|later, earlier| {
-            if later.0 == earlier.0 {
-                earlier.1.push(',');
-                earlier.1.push_str(&later.1);
-                true
-            } else {
-                false
-            }
-        });
+        let headers = headers(http.headers, http.header_map)?;
 
         // Envoy puts the path with query in `path`; split it off.
         let (path, query) = match http.path.split_once('?') {
@@ -244,6 +224,69 @@ impl TryFrom<CheckRequest> for HttpRequest {
         out.canonicalize();
         Ok(out)
     }
+}
+
+/// The request's headers: names lower-cased, sorted, repeated names joined,
+/// within the limits. `header_map` is what `encode_raw_headers: true` sends
+/// instead of `flat`.
+fn headers(
+    flat: std::collections::HashMap<String, String>,
+    header_map: Option<envoy_types::pb::envoy::config::core::v3::HeaderMap>,
+) -> Result<Vec<(String, String)>, RequestError> {
+    let mut headers: Vec<(String, String)> = if !flat.is_empty() {
+        flat.into_iter()
+            .map(|(mut k, v)| {
+                k.make_ascii_lowercase();
+                (k, v)
+            })
+            .collect()
+    } else {
+        // `encode_raw_headers: true` sends `header_map` instead.
+        header_map
+            .map(|m| m.headers)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|h| {
+                let v = if h.raw_value.is_empty() {
+                    h.value
+                } else {
+                    String::from_utf8_lossy(&h.raw_value).into_owned()
+                };
+                let mut k = h.key;
+                k.make_ascii_lowercase();
+                (k, v)
+            })
+            .collect()
+    };
+    if headers.len() > MAX_HEADERS {
+        return Err(RequestError::TooManyHeaders(headers.len()));
+    }
+    if let Some((name, value)) = headers
+        .iter()
+        .find(|(k, v)| k.len() + v.len() > MAX_HEADER_BYTES)
+    {
+        return Err(RequestError::HeaderTooLong {
+            // Echoed in the 400 and the log: cut, and nothing but printable ASCII.
+            name: name
+                .chars()
+                .take(64)
+                .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+                .collect(),
+            len: name.len() + value.len(),
+        });
+    }
+    headers.sort_by(|a, b| a.0.cmp(&b.0));
+    // Join repeated names (raw header maps may repeat them).
+    headers.dedup_by(|later, earlier| {
+        if later.0 == earlier.0 {
+            earlier.1.push(',');
+            earlier.1.push_str(&later.1);
+            true
+        } else {
+            false
+        }
+    });
+    Ok(headers)
 }
 
 /// A protobuf `Struct` as JSON (numbers that are whole stay integers, so

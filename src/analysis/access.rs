@@ -16,7 +16,7 @@ use crate::analysis::cells::{Candidate, compile_residuals, meaning, signatures, 
 use crate::analysis::fold::{Residual, Subject};
 use crate::analysis::setdir::PolicyDir;
 use crate::analysis::{AnalysisError, Prover};
-use crate::policy::model::{GROUP, WORKLOAD};
+use crate::vocab::{GROUP, WORKLOAD};
 
 /// Resource types reported, each with its group type.
 const RESOURCES: [(&str, &str); 2] = [("Model", "ModelGroup"), ("Tool", "ToolSet")];
@@ -261,7 +261,7 @@ fn resource_columns(
         .collect();
     groups.sort();
     for g in groups {
-        let Ok(uid) = crate::policy::model::uid(
+        let Ok(uid) = crate::vocab::uid(
             &rtype.to_string(),
             &format!("any-in-{}", g.id().unescaped()),
         ) else {

@@ -13,10 +13,10 @@ use serde_json::{Map, Value, json};
 use crate::analysis::AnalysisError;
 use crate::analysis::fold::{Cell, Residual, Subject, specialize};
 use crate::analysis::setdir::PolicyDir;
-use crate::cli::request_file::RequestFile;
-use crate::config::OnPolicyError;
-use crate::identity::spiffe::SpiffeId;
-use crate::policy::model::{GROUP, WORKLOAD, workload_attrs};
+use crate::decide::request_file::RequestFile;
+use crate::identity::spiffe::{SpiffeId, workload_attrs};
+use crate::policy::OnPolicyError;
+use crate::vocab::{GROUP, WORKLOAD};
 
 /// Trust domain of the made-up workloads that stand for "a member of group G".
 pub const SYNTHETIC_TRUST_DOMAIN: &str = "analysis.invalid";
@@ -73,7 +73,7 @@ pub fn principal_candidates(ty: &EntityTypeName, entities: &Entities) -> Vec<Can
         } else {
             slug.to_owned()
         };
-        let Ok(uid) = crate::policy::model::uid(&tyname, &id) else {
+        let Ok(uid) = crate::vocab::uid(&tyname, &id) else {
             return;
         };
         let attrs = synthetic_attrs(&tyname, &id);
@@ -118,12 +118,12 @@ pub fn resource_candidates(ty: &EntityTypeName, entities: &Entities) -> Vec<Cand
             parents: Vec::new(),
         })
         .collect();
-    let id = if ty.to_string() == crate::policy::model::ROUTE {
+    let id = if ty.to_string() == crate::vocab::ROUTE {
         "/unlisted"
     } else {
         "unlisted"
     };
-    if let Ok(uid) = crate::policy::model::uid(&ty.to_string(), id) {
+    if let Ok(uid) = crate::vocab::uid(&ty.to_string(), id) {
         out.push(Candidate {
             label: format!("{uid} (not in entities.json)"),
             subject: Subject {
@@ -153,7 +153,7 @@ fn synthetic_attrs(ty: &str, id: &str) -> Map<String, Value> {
         && let Ok(spiffe) = SpiffeId::parse(id)
     {
         for (k, v) in workload_attrs(&spiffe) {
-            if let crate::policy::model::Value::Str(s) = v {
+            if let crate::vocab::Value::Str(s) = v {
                 m.insert(k, Value::String(s));
             }
         }
@@ -370,7 +370,7 @@ fn carrier_workload(cex: &Env, stored: Option<&Entities>, file: &mut Value) {
     }
     let Some(made_up) = file
         .pointer("/context/auth/workload/__entity")
-        .and_then(|e| crate::policy::model::uid_from_json(e).ok())
+        .and_then(|e| crate::vocab::uid_from_json(e).ok())
     else {
         return;
     };

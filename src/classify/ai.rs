@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 use serde_json::Value as Json;
 
 use crate::classify::body::{BodyError, BodyReader};
-use crate::classify::{MODEL, Operation, Protocol, action};
-use crate::policy::model::{ROUTE, Value, builtin_uid};
+use crate::classify::{Operation, Protocol, action};
+use crate::vocab::{EntityType, Value, builtin_uid};
 
 /// Most tool names kept in `context.ai.tool_names`; `has_tools` stays exact.
 const MAX_TOOL_NAMES: usize = 128;
@@ -139,8 +139,8 @@ impl AiInfo {
     /// when no model applies (model listing, or an unreadable optional body).
     pub fn operation(self, protocol: Protocol, action_name: &str, path: &str) -> Operation {
         let resource = match &self.model {
-            Some(m) => builtin_uid(MODEL, m),
-            None => builtin_uid(ROUTE, path),
+            Some(m) => builtin_uid(EntityType::Model, m),
+            None => builtin_uid(EntityType::Route, path),
         };
         Operation {
             protocol,

@@ -14,8 +14,8 @@ use serde_json::{Map, Value as Json};
 
 use crate::classify::form::{self, Form};
 use crate::classify::routes::{BodyMode, Route};
-use crate::policy::eval::Reason;
 use crate::request::HttpRequest;
+use crate::vocab::Reason;
 
 /// Header Envoy sets when it forwarded only the first `max_request_bytes`.
 pub const PARTIAL_BODY_HEADER: &str = "x-envoy-auth-partial-body";

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::config::Config;
-use crate::policy::eval::Reason;
+use crate::vocab::Reason;
 
 fn shipped_routes() -> Routes {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cedar-gate.yaml");
@@ -360,10 +360,15 @@ fn unknown_endpoints_on_provider_routes_are_unclassified() {
         ("PATCH", "/v1/messages", ANTHROPIC),
     ] {
         let got = outcome(&request(method, path, body, &[]), &routes);
-        let want = vec![(
-            "Action::\"unclassified\"".to_owned(),
-            format!("Route::\"{path}\""),
-        )];
+        // A body naming a model makes the model the resource.
+        let resource = match serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|b| b.get("model").and_then(|m| m.as_str()).map(str::to_owned))
+        {
+            Some(model) => format!("Model::\"{model}\""),
+            None => format!("Route::\"{path}\""),
+        };
+        let want = vec![("Action::\"unclassified\"".to_owned(), resource)];
         assert_eq!(got, Ok(want), "{method} {path}");
     }
     // MCP: unknown methods (JSON-RPC or HTTP) are unclassified too.
@@ -379,6 +384,150 @@ fn unknown_endpoints_on_provider_routes_are_unclassified() {
     ] {
         let got = outcome(&request(method, "/mcp/files", body, &[]), &routes).unwrap();
         assert_eq!(got[0].0, "Action::\"unclassified\"", "{method} {body}");
+    }
+}
+
+#[test]
+fn model_calls_off_every_route_are_read_as_model_calls() {
+    let routes = shipped_routes();
+    let run = |method: &str, path: &str, body: &str| {
+        outcome(
+            &request(method, path, body, &[("upgrade", "websocket")]),
+            &routes,
+        )
+    };
+    // A provider endpoint's path on no route is read as on the provider's
+    // route: the same operation (or refusal) as its routed spelling.
+    for (method, unrouted, routed, body) in [
+        ("POST", "/chat/completions", "/v1/chat/completions", CHAT),
+        (
+            "POST",
+            "/api/v2/chat/completions",
+            "/v1/chat/completions",
+            CHAT,
+        ),
+        (
+            "POST",
+            "/api/v2/embeddings",
+            "/v1/embeddings",
+            r#"{"model":"o1","input":"x"}"#,
+        ),
+        ("POST", "/api/v2/embeddings", "/v1/embeddings", "{}"),
+        ("POST", "/anthropic/v1/messages", "/v1/messages", ANTHROPIC),
+        (
+            "POST",
+            "/google/models/gemini-2.0-flash:generateContent",
+            "/v1beta/models/gemini-2.0-flash:generateContent",
+            GEMINI,
+        ),
+        (
+            "POST",
+            "/bedrock/model/anthropic.claude-3-haiku-20240307-v1:0/invoke",
+            "/model/anthropic.claude-3-haiku-20240307-v1:0/invoke",
+            INVOKE,
+        ),
+        (
+            "GET",
+            "/live/realtime?model=o1",
+            "/v1/realtime?model=o1",
+            "",
+        ),
+    ] {
+        let got = run(method, unrouted, body);
+        let want = run(method, routed, body);
+        assert_eq!(got, want, "{method} {unrouted} vs {routed}");
+        // Without a route table every request is plain HTTP, as before.
+        let got = outcome(&request(method, unrouted, body, &[]), &Routes::default()).unwrap();
+        assert_eq!(got[0].0, "Action::\"http\"", "{method} {unrouted}");
+    }
+    // Anything else that looks like a model call or an MCP message is
+    // unclassified, on the model it names if any.
+    for (method, path, body, resource) in [
+        (
+            "POST",
+            "/api/chat",
+            r#"{"model":"o1","messages":[]}"#,
+            r#"Model::"o1""#,
+        ),
+        (
+            "POST",
+            "/api/generate",
+            r#"{"Model":"O1","prompt":"x"}"#,
+            r#"Model::"o1""#,
+        ),
+        (
+            "POST",
+            "/rerank",
+            r#"{"model":"bge","query":"q"}"#,
+            r#"Model::"bge""#,
+        ),
+        (
+            "POST",
+            "/api/chat?model=o1",
+            r#"{"messages":[]}"#,
+            r#"Model::"o1""#,
+        ),
+        (
+            "POST",
+            "/api/chat?model=o1",
+            r#"{"model":"O1"}"#,
+            r#"Model::"o1""#,
+        ),
+        (
+            "GET",
+            "/socket?model=gpt-4o-realtime",
+            "",
+            r#"Model::"gpt-4o-realtime""#,
+        ),
+        (
+            "POST",
+            "/mcp",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+            r#"Route::"/mcp""#,
+        ),
+    ] {
+        let got = run(method, path, body);
+        let want = vec![("Action::\"unclassified\"".to_owned(), resource.to_owned())];
+        assert_eq!(got, Ok(want), "{method} {path} {body}");
+    }
+    // Refused: two models, or a body that cannot be read far enough to rule one out.
+    for (path, body, reason) in [
+        (
+            "/api/chat?model=o1",
+            r#"{"model":"gpt-4o-mini"}"#,
+            Reason::ModelAmbiguous,
+        ),
+        (
+            "/api/chat",
+            r#"{"model":"gpt-4o-mini","MODEL":"o1"}"#,
+            Reason::ModelAmbiguous,
+        ),
+        (
+            "/api/tasks",
+            r#"{"padding":"cut by en"#,
+            Reason::BodyInvalid,
+        ),
+        (
+            "/api/tasks",
+            r#"{"model":{"id":"o1"}}"#,
+            Reason::BodyInvalid,
+        ),
+    ] {
+        assert_eq!(run("POST", path, body), Err(reason), "{path} {body}");
+    }
+    // Plain requests off every route stay plain HTTP.
+    for (method, path, body) in [
+        ("GET", "/healthz", ""),
+        (
+            "POST",
+            "/api/tasks",
+            r#"{"name":"x","spec":{"model":"nested"}}"#,
+        ),
+        ("GET", "/v2/models", ""),
+        ("GET", "/v2/models/o1", ""),
+    ] {
+        let got = outcome(&request(method, path, body, &[]), &routes).unwrap();
+        assert_eq!(got[0].0, "Action::\"http\"", "{method} {path}");
     }
 }
 

@@ -263,6 +263,13 @@ pub fn find<'a>(table: &'static [Endpoint], method: &str, path: &'a str) -> Opti
     })
 }
 
+/// Whether a row of `table` other than the model listings matches: the
+/// request runs a model, or configures or batches one.
+pub fn runs_a_model(table: &'static [Endpoint], method: &str, path: &str) -> bool {
+    find(table, method, path)
+        .is_some_and(|m| !matches!(m.endpoint.action, "list_models" | "get_model"))
+}
+
 /// Where a pattern's match starts.
 enum Start {
     /// At this segment, counted from the start.

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::config::Config;
-use crate::policy::eval::Reason;
+use crate::vocab::Reason;
 
 fn shipped_routes() -> Routes {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cedar-gate.yaml");

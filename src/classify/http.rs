@@ -2,8 +2,8 @@
 //! and the resource is `Route::"<path>"`, the path without its query string.
 
 use crate::classify::{Operation, Protocol};
-use crate::policy::model::{ACTION, ROUTE, builtin_uid};
 use crate::request::HttpRequest;
+use crate::vocab::{EntityType, builtin_uid};
 
 /// The action name for plain HTTP.
 pub const ACTION_HTTP: &str = "http";
@@ -18,8 +18,8 @@ pub fn classify(req: &HttpRequest) -> Operation {
 pub fn classify_as(req: &HttpRequest, protocol: Protocol) -> Operation {
     Operation::new(
         protocol,
-        builtin_uid(ACTION, ACTION_HTTP),
-        builtin_uid(ROUTE, &req.path),
+        builtin_uid(EntityType::Action, ACTION_HTTP),
+        builtin_uid(EntityType::Route, &req.path),
     )
 }
 

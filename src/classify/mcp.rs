@@ -20,11 +20,9 @@ use crate::classify::ai::{get, len, opt_str};
 use crate::classify::body::{BodyError, BodyReader};
 use crate::classify::model::check_name;
 use crate::classify::routes::Route;
-use crate::classify::{
-    ClassifyError, MCP_SERVER, Operation, Protocol, TOOL, UNCLASSIFIED, action, unclassified,
-};
-use crate::policy::model::{Value, builtin_uid};
+use crate::classify::{ClassifyError, Operation, Protocol, UNCLASSIFIED, action, unclassified};
 use crate::request::HttpRequest;
+use crate::vocab::{EntityType, Value, builtin_uid};
 
 /// Most elements in one JSON-RPC batch.
 pub const MAX_BATCH: usize = 64;
@@ -79,8 +77,8 @@ impl McpInfo {
     fn operation(self, action_name: &str) -> Operation {
         let tool = self.tool.as_ref().map(|t| format!("{}/{t}", self.server));
         let resource = match &tool {
-            Some(t) => builtin_uid(TOOL, t),
-            None => builtin_uid(MCP_SERVER, &self.server),
+            Some(t) => builtin_uid(EntityType::Tool, t),
+            None => builtin_uid(EntityType::McpServer, &self.server),
         };
         Operation {
             protocol: Protocol::Mcp,

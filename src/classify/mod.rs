@@ -19,6 +19,7 @@ pub mod model;
 pub mod openai;
 pub mod provider;
 pub mod routes;
+pub mod sniff;
 
 #[cfg(test)]
 mod corpus;
@@ -27,22 +28,14 @@ mod fixtures;
 
 use cedar_policy::EntityUid;
 
-use crate::policy::eval::Reason;
-use crate::policy::model::{ACTION, ROUTE, Value, builtin_uid};
 use crate::request::HttpRequest;
 use crate::target::{TargetError, has_encoded_slash};
+use crate::vocab::Reason;
+use crate::vocab::{EntityType, Value, builtin_uid};
 
 pub use body::BodyError;
 pub use model::NameError;
 pub use routes::{Route, Routes};
-
-/// Entity type of models (id: the canonical model id, see [`model`]).
-pub const MODEL: &str = "Model";
-/// Entity type of MCP tools (id: `<server>/<tool>`).
-pub const TOOL: &str = "Tool";
-/// Entity type of MCP servers (id: the route's `server`); the resource of every
-/// MCP operation that is not a tool call.
-pub const MCP_SERVER: &str = "McpServer";
 
 /// The action of a request on a provider or MCP route that no endpoint row
 /// or JSON-RPC method matches. Never plain `http`, and in no action group:
@@ -227,8 +220,8 @@ impl Summary {
     /// resource (for the operations of a batch).
     pub fn of(op: &Operation, with_target: bool) -> Self {
         Self {
-            action: with_target.then(|| crate::policy::model::uid_string(&op.action)),
-            resource: with_target.then(|| crate::policy::model::uid_string(&op.resource)),
+            action: with_target.then(|| crate::vocab::uid_string(&op.action)),
+            resource: with_target.then(|| crate::vocab::uid_string(&op.resource)),
             model: with_target.then(|| op.model.clone()).flatten(),
             model_as_sent: op.text("model_as_sent"),
             tool: with_target.then(|| op.tool.clone()).flatten(),
@@ -298,7 +291,7 @@ pub struct Refusal {
 
 /// The uid of an action by name.
 pub fn action(name: &str) -> EntityUid {
-    builtin_uid(ACTION, name)
+    builtin_uid(EntityType::Action, name)
 }
 
 /// A request on a provider or MCP route that is not understood:
@@ -307,7 +300,7 @@ pub fn unclassified(req: &HttpRequest, protocol: Protocol) -> Operation {
     Operation::new(
         protocol,
         action(UNCLASSIFIED),
-        builtin_uid(ROUTE, &req.path),
+        builtin_uid(EntityType::Route, &req.path),
     )
 }
 
@@ -327,11 +320,40 @@ pub fn classify(req: &HttpRequest, routes: &Routes) -> Result<Vec<Operation>, Re
     {
         return Err(refuse(Protocol::Http, ClassifyError::MethodOverride(h)));
     }
-    let Some(route) = routes.find(req) else {
-        if has_encoded_slash(&req.path) {
-            return Err(refuse(Protocol::Http, TargetError::EncodedSlash.into()));
+    let inferred;
+    let route = match routes.find(req) {
+        Some(route) => route,
+        None => {
+            if has_encoded_slash(&req.path) {
+                return Err(refuse(Protocol::Http, TargetError::EncodedSlash.into()));
+            }
+            if routes.is_empty() {
+                return Ok(vec![http::classify(req)]);
+            }
+            // Off every route, a model call is still a model call: an
+            // upstream may serve `/chat/completions` without `/v1`, and a
+            // permit on a plain route must not cover it. A provider endpoint
+            // is read as on that provider's route (so a forbidden model stays
+            // forbidden); anything else that looks like a model call or an
+            // MCP message is `unclassified`.
+            match inferred_protocol(req) {
+                Some(protocol) => {
+                    inferred = Route::inferred(protocol);
+                    &inferred
+                }
+                None => {
+                    let refuse = |error| refuse(Protocol::Http, error);
+                    let sniffed = sniff::sniff(req).map_err(refuse)?;
+                    if !sniffed.ai {
+                        return Ok(vec![http::classify(req)]);
+                    }
+                    let mut op = unclassified(req, Protocol::Http);
+                    name_the_model(&mut op, &sniffed.models, &Route::inferred(Protocol::Http))
+                        .map_err(refuse)?;
+                    return Ok(vec![op]);
+                }
+            }
         }
-        return Ok(vec![http::classify(req)]);
     };
     if has_encoded_slash(&req.path)
         && !(route.protocol == Protocol::Bedrock && bedrock::encoded_slash_in_model_only(&req.path))
@@ -356,9 +378,23 @@ pub fn classify(req: &HttpRequest, routes: &Routes) -> Result<Vec<Operation>, Re
         Protocol::Mcp => mcp::parse(req, route, &body),
     };
     let mut ops = result.map_err(|error| refuse(route.protocol, error))?;
-    // An unclassified operation carries the route it was found on.
+    describe_unclassified(req, route, &mut ops).map_err(|error| refuse(route.protocol, error))?;
+    Ok(ops)
+}
+
+/// An unclassified operation carries the route it was found on, and on a
+/// provider route the model its body or query names, if any.
+fn describe_unclassified(
+    req: &HttpRequest,
+    route: &Route,
+    ops: &mut [Operation],
+) -> Result<(), ClassifyError> {
     let unclassified = action(UNCLASSIFIED);
     for op in ops.iter_mut().filter(|op| op.action == unclassified) {
+        if route.protocol != Protocol::Mcp {
+            let sniffed = sniff::sniff(req)?;
+            name_the_model(op, &sniffed.models, route)?;
+        }
         op.context.push((
             "route".to_owned(),
             Value::Record(vec![
@@ -367,23 +403,49 @@ pub fn classify(req: &HttpRequest, routes: &Routes) -> Result<Vec<Operation>, Re
             ]),
         ));
     }
-    Ok(ops)
+    Ok(())
+}
+
+/// Makes an `unclassified` operation's resource the model the request
+/// names (see `sniff`), so that a policy forbidding the model forbids it on
+/// an endpoint cedar-gate does not know; several different models are
+/// refused.
+fn name_the_model(op: &mut Operation, sent: &[String], route: &Route) -> Result<(), ClassifyError> {
+    let mut named: Option<String> = None;
+    for m in sent {
+        let id = model::canonical(route.protocol, m, &route.model_aliases)?;
+        match &named {
+            Some(first) if *first != id => return Err(provider::ModelError::Several.into()),
+            _ => named = Some(id),
+        }
+    }
+    if let Some(id) = named {
+        op.resource = builtin_uid(EntityType::Model, &id);
+        op.model = Some(id);
+    }
+    Ok(())
+}
+
+/// The provider whose table has a row for this request that runs a model,
+/// for a request no route matches. The tables whose paths are specific
+/// (`v1/messages`, `models/{model}:verb`, `model/{model+}/invoke`) are tried
+/// before OpenAI's, whose rows are the shortest suffixes.
+fn inferred_protocol(req: &HttpRequest) -> Option<Protocol> {
+    [
+        (Protocol::Anthropic, endpoints::ANTHROPIC),
+        (Protocol::Gemini, endpoints::GEMINI),
+        (Protocol::Bedrock, endpoints::BEDROCK),
+        (Protocol::Openai, endpoints::OPENAI),
+    ]
+    .into_iter()
+    .find(|(_, table)| endpoints::runs_a_model(table, &req.method, &req.path))
+    .map(|(protocol, _)| protocol)
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn builtin_types_parse() {
-        for ty in [MODEL, TOOL, MCP_SERVER] {
-            assert!(
-                <cedar_policy::EntityTypeName as std::str::FromStr>::from_str(ty).is_ok(),
-                "{ty}"
-            );
-        }
-    }
 
     #[test]
     fn no_route_is_plain_http() {

@@ -111,7 +111,7 @@ fn model_in_prefix(prefix: &str, own_segments: usize) -> Result<(), ModelError> 
 }
 
 /// Query parameters that name a model to some server.
-const QUERY_MODEL_KEYS: [&str; 4] = ["model", "deployment", "modelId", "model_id"];
+pub(crate) const QUERY_MODEL_KEYS: [&str; 4] = ["model", "deployment", "modelId", "model_id"];
 
 /// A model named in the query under a key the endpoint does not read it from:
 /// `(key, value)`. The endpoint's own query key (realtime `?model=`) is not
@@ -160,6 +160,11 @@ pub enum ModelError {
         "the path names a model (`{0}/…`) before the endpoint: a server that reads it would run another model than the one decided on"
     )]
     InPrefix(String),
+    /// A request no provider table reads names several different models.
+    #[error(
+        "the request names several different models (body, form or query) on an endpoint cedar-gate does not recognise: which one runs depends on the server"
+    )]
+    Several,
 }
 
 /// The body field naming the model, if the row reads one.
@@ -233,7 +238,7 @@ fn finish(
 /// One query parameter (name compared ignoring ASCII case), percent-decoded;
 /// a parameter sent twice is refused (which one the upstream keeps is not
 /// ours to guess).
-fn query_param(query: &str, key: &str) -> Result<Option<String>, ClassifyError> {
+pub(crate) fn query_param(query: &str, key: &str) -> Result<Option<String>, ClassifyError> {
     let mut values = query_params(query)
         .filter(|(k, _)| k.eq_ignore_ascii_case(key))
         .map(|(_, v)| v);

@@ -172,6 +172,23 @@ impl TryFrom<Vec<RouteSpec>> for Routes {
 // === impl Route ===
 
 impl Route {
+    /// The route a request on no route is read with when its path ends like
+    /// an endpoint of `protocol` that runs a model (`classify::classify`):
+    /// any host, path and method, the defaults of a route in the config.
+    pub fn inferred(protocol: Protocol) -> Self {
+        Self {
+            name: format!("(none: a {} endpoint)", protocol.as_str()),
+            host: None,
+            path: PathMatch::Any,
+            methods: Vec::new(),
+            protocol,
+            server: String::new(),
+            body: BodyMode::Required,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            model_aliases: BTreeMap::new(),
+        }
+    }
+
     /// How many leading path segments the route itself names (its
     /// `path_prefix`, or its `path` pattern): chosen by the operator, not the
     /// client.

@@ -4,8 +4,8 @@ use std::io::Read;
 use std::path::Path;
 use std::time::SystemTime;
 
-use crate::cli::request_file::RequestFile;
-use crate::config::OnPolicyError;
+use crate::decide::request_file::RequestFile;
+use crate::policy::OnPolicyError;
 use crate::policy::{Snapshot, load_dir};
 
 /// `cedar-gate validate`: prints diagnostics; returns the exit code.

@@ -5,7 +5,6 @@ pub mod access;
 pub mod check;
 pub mod diff;
 pub mod prove;
-pub mod request_file;
 pub mod shadow_report;
 pub mod test;
 

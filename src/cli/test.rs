@@ -2,7 +2,7 @@
 //!
 //! A cases file is YAML (`.yaml`, `.yml`) or JSON (anything else): either a
 //! list of cases or `{cases: [...]}`. Each case is a request in the `check`
-//! format ([`crate::cli::request_file`]) plus its name and expectations:
+//! format ([`crate::decide::request_file`]) plus its name and expectations:
 //!
 //! ```yaml
 //! cases:
@@ -25,10 +25,10 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use crate::cli::request_file::{PrincipalJson, RequestFile};
-use crate::config::OnPolicyError;
-use crate::policy::eval::Decision;
+use crate::decide::request_file::{PrincipalJson, RequestFile};
+use crate::policy::OnPolicyError;
 use crate::policy::{Snapshot, load_dir};
+use crate::vocab::Decision;
 
 /// A cases file: a list, or a map with `cases`.
 #[derive(Debug, Deserialize)]

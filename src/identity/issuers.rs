@@ -9,10 +9,19 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use cedar_policy::EntityTypeName;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+/// An `identity` setting that is well-formed but not acceptable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid config: `{key}` {message}")]
+pub struct InvalidIdentityConfig {
+    /// The dotted key.
+    pub key: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
 
 /// Largest `leeway_seconds` accepted: clock skew, not a grace period.
 pub const MAX_LEEWAY_SECONDS: u64 = 300;
@@ -65,7 +74,7 @@ pub struct IssuerConfig {
     pub audiences: Vec<String>,
     /// Accepted signature algorithms. `none` and `HS*` are refused at load.
     #[serde(default = "default_algorithms")]
-    pub algorithms: Vec<String>,
+    pub algorithms: Vec<SigningAlgorithm>,
     /// Clock skew allowed on `exp`, `nbf` and `iat` (at most 300).
     #[serde(default = "default_leeway")]
     pub leeway_seconds: u64,
@@ -77,7 +86,7 @@ pub struct IssuerConfig {
     pub required_claims: Vec<String>,
     /// Cedar entity type of the subject (`User`, `Agent`, `Client`, ...).
     /// One entity type per issuer, so principals of two issuers never collide.
-    pub entity_type: String,
+    pub entity_type: IssuerEntityType,
     /// Claim naming the subject (`sub`; `client_id` or `azp` for client credentials).
     #[serde(default = "default_subject_claim")]
     pub subject_claim: String,
@@ -110,6 +119,18 @@ pub struct IssuerConfig {
     pub require_access_token_type: bool,
 }
 
+/// A signature algorithm an issuer accepts: a public-key algorithm, parsed
+/// when the config is read (`none` and HMAC are refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct SigningAlgorithm(Algorithm);
+
+/// The Cedar entity type of an issuer's principals, parsed when the config is
+/// read; cedar-gate's own entity types are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct IssuerEntityType(EntityTypeName);
+
 /// Trusting Envoy's `jwt_authn` filter instead of verifying the token here.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,8 +154,8 @@ pub enum PrincipalSource {
     Workload,
 }
 
-fn default_algorithms() -> Vec<String> {
-    vec!["RS256".to_owned()]
+fn default_algorithms() -> Vec<SigningAlgorithm> {
+    vec![SigningAlgorithm(Algorithm::RS256)]
 }
 fn default_leeway() -> u64 {
     DEFAULT_LEEWAY_SECONDS
@@ -169,8 +190,47 @@ pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
     Ok(alg)
 }
 
-fn invalid(key: &'static str, message: String) -> ConfigError {
-    ConfigError::Invalid { key, message }
+// === impl SigningAlgorithm ===
+
+impl SigningAlgorithm {
+    /// The algorithm.
+    pub fn get(self) -> Algorithm {
+        self.0
+    }
+}
+
+impl TryFrom<String> for SigningAlgorithm {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        parse_algorithm(&name).map(Self)
+    }
+}
+
+// === impl IssuerEntityType ===
+
+impl IssuerEntityType {
+    /// The entity type name.
+    pub fn name(&self) -> &EntityTypeName {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for IssuerEntityType {
+    type Error = String;
+
+    fn try_from(ty: String) -> Result<Self, Self::Error> {
+        let name = EntityTypeName::from_str(&ty)
+            .map_err(|_| format!("`{ty}` is not a Cedar entity type name"))?;
+        if RESERVED_ENTITY_TYPES.contains(&ty.as_str()) {
+            return Err(format!("`{ty}` is reserved for cedar-gate's own entities"));
+        }
+        Ok(Self(name))
+    }
+}
+
+fn invalid(key: &'static str, message: String) -> InvalidIdentityConfig {
+    InvalidIdentityConfig { key, message }
 }
 
 /// Whether `url` may be fetched: `https://`, or `http://` to a loopback host.
@@ -186,13 +246,13 @@ fn fetchable(url: &str) -> bool {
     matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }
 
-/// Validates the token part of `identity`.
+/// Validates the token part of `identity`: what relates settings to each
+/// other (each value was parsed on its own while the config was read).
 pub fn validate(
     issuers: &[IssuerConfig],
-    token_header: Option<&str>,
     jwt_authn: Option<&JwtAuthnMetadataConfig>,
-) -> Result<(), ConfigError> {
-    let mut entity_types: Vec<&str> = Vec::new();
+) -> Result<(), InvalidIdentityConfig> {
+    let mut entity_types: Vec<&EntityTypeName> = Vec::new();
     let mut names: Vec<&str> = Vec::new();
     for i in issuers {
         let name = i.issuer.as_str();
@@ -206,82 +266,8 @@ pub fn validate(
             ));
         }
         names.push(name);
-        let sources = usize::from(i.jwks_file.is_some())
-            + usize::from(i.jwks_url.is_some())
-            + usize::from(i.discovery);
-        if sources != 1 {
-            return Err(invalid(
-                "identity.issuers",
-                format!(
-                    "issuer `{name}` needs exactly one key source: `jwks_file`, `jwks_url` or `discovery: true`"
-                ),
-            ));
-        }
-        if let Some(url) = &i.jwks_url
-            && !fetchable(url)
-        {
-            return Err(invalid(
-                "identity.issuers.jwks_url",
-                format!("`{url}` must be https:// (http:// only on loopback)"),
-            ));
-        }
-        if i.discovery && !fetchable(name) {
-            return Err(invalid(
-                "identity.issuers.discovery",
-                format!("issuer `{name}` must be an https:// URL for discovery"),
-            ));
-        }
-        if i.audiences.is_empty() || i.audiences.iter().any(String::is_empty) {
-            return Err(invalid(
-                "identity.issuers.audiences",
-                format!("issuer `{name}` needs at least one non-empty audience"),
-            ));
-        }
-        if i.algorithms.is_empty() {
-            return Err(invalid(
-                "identity.issuers.algorithms",
-                format!("issuer `{name}` has no algorithm"),
-            ));
-        }
-        for alg in &i.algorithms {
-            parse_algorithm(alg).map_err(|m| {
-                invalid(
-                    "identity.issuers.algorithms",
-                    format!("issuer `{name}`: {m}"),
-                )
-            })?;
-        }
-        if i.leeway_seconds > MAX_LEEWAY_SECONDS {
-            return Err(invalid(
-                "identity.issuers.leeway_seconds",
-                format!("is {}, more than {MAX_LEEWAY_SECONDS}", i.leeway_seconds),
-            ));
-        }
-        if i.max_lifetime_seconds == Some(0) {
-            return Err(invalid(
-                "identity.issuers.max_lifetime_seconds",
-                "must be positive".to_owned(),
-            ));
-        }
-        if i.refresh_interval_seconds == 0 || i.min_refresh_interval_seconds == 0 {
-            return Err(invalid(
-                "identity.issuers.refresh_interval_seconds",
-                "refresh intervals must be positive".to_owned(),
-            ));
-        }
-        let ty = i.entity_type.as_str();
-        if cedar_policy::EntityTypeName::from_str(ty).is_err() {
-            return Err(invalid(
-                "identity.issuers.entity_type",
-                format!("`{ty}` is not a Cedar entity type name"),
-            ));
-        }
-        if RESERVED_ENTITY_TYPES.contains(&ty) {
-            return Err(invalid(
-                "identity.issuers.entity_type",
-                format!("`{ty}` is reserved for cedar-gate's own entities"),
-            ));
-        }
+        i.check_keys_and_limits()?;
+        let ty = i.entity_type.name();
         if entity_types.contains(&ty) {
             // Two issuers with one entity type could both mint `User::"alice"`.
             return Err(invalid(
@@ -290,13 +276,117 @@ pub fn validate(
             ));
         }
         entity_types.push(ty);
-        if i.subject_claim.is_empty() {
+        i.check_claims()?;
+    }
+    if let Some(m) = jwt_authn {
+        check_jwt_authn(m, issuers)?;
+    }
+    Ok(())
+}
+
+/// Envoy's `jwt_authn` payloads need issuers to map them, and carry no header.
+fn check_jwt_authn(
+    m: &JwtAuthnMetadataConfig,
+    issuers: &[IssuerConfig],
+) -> Result<(), InvalidIdentityConfig> {
+    if m.namespace.is_empty() || m.payload_key.is_empty() {
+        return Err(invalid(
+            "identity.jwt_authn_metadata",
+            "needs a non-empty `namespace` and `payload_key`".to_owned(),
+        ));
+    }
+    if issuers.is_empty() {
+        return Err(invalid(
+            "identity.jwt_authn_metadata",
+            "needs `identity.issuers`: tokens are mapped by their issuer".to_owned(),
+        ));
+    }
+    // The metadata carries the payload only: the header's `typ` could not be read.
+    if let Some(i) = issuers.iter().find(|i| i.require_access_token_type) {
+        return Err(invalid(
+            "identity.issuers.require_access_token_type",
+            format!(
+                "is set for `{}`, but `identity.jwt_authn_metadata` passes token payloads without their header",
+                i.issuer
+            ),
+        ));
+    }
+    Ok(())
+}
+
+// === impl IssuerConfig ===
+
+impl IssuerConfig {
+    /// One key source, fetchable URLs, and bounded times.
+    fn check_keys_and_limits(&self) -> Result<(), InvalidIdentityConfig> {
+        let name = self.issuer.as_str();
+        let sources = usize::from(self.jwks_file.is_some())
+            + usize::from(self.jwks_url.is_some())
+            + usize::from(self.discovery);
+        if sources != 1 {
+            return Err(invalid(
+                "identity.issuers",
+                format!(
+                    "issuer `{name}` needs exactly one key source: `jwks_file`, `jwks_url` or `discovery: true`"
+                ),
+            ));
+        }
+        if let Some(url) = &self.jwks_url
+            && !fetchable(url)
+        {
+            return Err(invalid(
+                "identity.issuers.jwks_url",
+                format!("`{url}` must be https:// (http:// only on loopback)"),
+            ));
+        }
+        if self.discovery && !fetchable(name) {
+            return Err(invalid(
+                "identity.issuers.discovery",
+                format!("issuer `{name}` must be an https:// URL for discovery"),
+            ));
+        }
+        if self.audiences.is_empty() || self.audiences.iter().any(String::is_empty) {
+            return Err(invalid(
+                "identity.issuers.audiences",
+                format!("issuer `{name}` needs at least one non-empty audience"),
+            ));
+        }
+        if self.algorithms.is_empty() {
+            return Err(invalid(
+                "identity.issuers.algorithms",
+                format!("issuer `{name}` has no algorithm"),
+            ));
+        }
+        if self.leeway_seconds > MAX_LEEWAY_SECONDS {
+            return Err(invalid(
+                "identity.issuers.leeway_seconds",
+                format!("is {}, more than {MAX_LEEWAY_SECONDS}", self.leeway_seconds),
+            ));
+        }
+        if self.max_lifetime_seconds == Some(0) {
+            return Err(invalid(
+                "identity.issuers.max_lifetime_seconds",
+                "must be positive".to_owned(),
+            ));
+        }
+        if self.refresh_interval_seconds == 0 || self.min_refresh_interval_seconds == 0 {
+            return Err(invalid(
+                "identity.issuers.refresh_interval_seconds",
+                "refresh intervals must be positive".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The claims it reads are usable.
+    fn check_claims(&self) -> Result<(), InvalidIdentityConfig> {
+        if self.subject_claim.is_empty() {
             return Err(invalid(
                 "identity.issuers.subject_claim",
                 "is empty".to_owned(),
             ));
         }
-        for c in &i.context_claims {
+        for c in &self.context_claims {
             if c.is_empty() || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 return Err(invalid(
                     "identity.issuers.context_claims",
@@ -304,49 +394,15 @@ pub fn validate(
                 ));
             }
         }
+        Ok(())
     }
-    if let Some(h) = token_header
-        && (h.is_empty()
-            || !h
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-    {
-        return Err(invalid(
-            "identity.token_header",
-            format!("`{h}` is not a header name"),
-        ));
-    }
-    if let Some(m) = jwt_authn {
-        if m.namespace.is_empty() || m.payload_key.is_empty() {
-            return Err(invalid(
-                "identity.jwt_authn_metadata",
-                "needs a non-empty `namespace` and `payload_key`".to_owned(),
-            ));
-        }
-        if issuers.is_empty() {
-            return Err(invalid(
-                "identity.jwt_authn_metadata",
-                "needs `identity.issuers`: tokens are mapped by their issuer".to_owned(),
-            ));
-        }
-        // The metadata carries the payload only: the header's `typ` could not be read.
-        if let Some(i) = issuers.iter().find(|i| i.require_access_token_type) {
-            return Err(invalid(
-                "identity.issuers.require_access_token_type",
-                format!(
-                    "is set for `{}`, but `identity.jwt_authn_metadata` passes token payloads without their header",
-                    i.issuer
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::config::ConfigError;
 
     #[test]
     fn algorithms() {
@@ -368,7 +424,7 @@ mod tests {
         let c = config(AGENTS).unwrap();
         let i = &c.identity.issuers[0];
         assert_eq!(i.subject_claim, "sub");
-        assert_eq!(i.algorithms, vec!["RS256"]);
+        assert_eq!(i.algorithms, vec![SigningAlgorithm(Algorithm::RS256)]);
         assert_eq!(i.leeway_seconds, DEFAULT_LEEWAY_SECONDS);
         assert!(i.required);
         assert_eq!(c.identity.principal, PrincipalSource::Token);

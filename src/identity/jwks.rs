@@ -365,12 +365,12 @@ impl IssuerKeys {
                     let n = keys.len();
                     let generation = self.install(keys);
                     tracing::debug!(%issuer, keys = n, generation, "issuer keys refreshed");
-                    crate::metrics::record_jwks_refresh(&issuer, true);
+                    crate::record::metrics::record_jwks_refresh(&issuer, true);
                 }
                 Err(e) => {
                     let kept = self.current().is_some();
                     tracing::warn!(%issuer, error = %e, keeping_last_good = kept, "issuer key refresh failed");
-                    crate::metrics::record_jwks_refresh(&issuer, false);
+                    crate::record::metrics::record_jwks_refresh(&issuer, false);
                 }
             }
             let wait = if self.current().is_some() {

@@ -16,16 +16,20 @@
 //! names a trust domain, not a workload (X509-SVID §5.2), and is refused.
 
 pub mod cert;
+pub mod config;
 pub mod issuers;
 pub mod jwks;
 pub mod jwt;
+pub mod resolver;
 pub mod spiffe;
 pub mod token;
 pub mod xfcc;
 
+pub use config::{IdentityConfig, PositiveSeconds, XfccConfig};
+pub use resolver::{IdentityRejection, Rejection, Resolver};
+
 use std::time::{Duration, SystemTime};
 
-use crate::config::IdentityConfig;
 use crate::request::HttpRequest;
 use cert::CertError;
 use jwt::{TokenError, VerifiedToken};
@@ -86,6 +90,25 @@ impl Identity {
             (false, true) => "jwt",
             (false, false) => "none",
         }
+    }
+
+    /// When the caller's credentials stop being valid: nothing decided for
+    /// them (a cached decision) may outlive this. The earliest of the
+    /// certificate's not-after and the token's `exp` (without leeway).
+    pub fn valid_until(&self) -> Option<SystemTime> {
+        let token = self.token.as_ref().map(|t| {
+            let exp = u64::try_from(t.expires_at).unwrap_or(0);
+            SystemTime::UNIX_EPOCH + Duration::from_secs(exp)
+        });
+        [self.workload.as_ref().and_then(|w| w.not_after), token]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether the caller presented no credentials at all.
+    pub fn is_anonymous(&self) -> bool {
+        self.workload.is_none() && self.token.is_none()
     }
 }
 
@@ -170,13 +193,16 @@ pub fn resolve(
         let peer_ok = cfg.xfcc.trusted_peers.is_empty()
             || workload
                 .as_ref()
-                .is_some_and(|w| cfg.xfcc.trusted_peers.iter().any(|p| p == w.id.as_str()));
+                .is_some_and(|w| cfg.xfcc.trusted_peers.iter().any(|p| *p.id() == w.id));
         if peer_ok {
             workload = Some(xfcc_workload(header, cfg, now, max_lifetime)?);
         }
     }
     if let Some(w) = &workload
-        && !cfg.trust_domains.iter().any(|td| td == w.id.trust_domain())
+        && !cfg
+            .trust_domains
+            .iter()
+            .any(|td| td.as_str() == w.id.trust_domain())
     {
         return Err(IdentityError::UntrustedDomain(
             w.id.trust_domain().to_owned(),

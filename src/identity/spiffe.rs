@@ -7,6 +7,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::vocab::Value;
+
 const SCHEME: &str = "spiffe://";
 const MAX_ID_BYTES: usize = 2048;
 const MAX_TRUST_DOMAIN_BYTES: usize = 255;
@@ -157,6 +159,59 @@ impl FromStr for SpiffeId {
     }
 }
 
+/// A SPIFFE trust domain (`example.org`), parsed when the config is read: a
+/// trust domain no valid id could ever carry is refused at load.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct TrustDomain(String);
+
+// === impl TrustDomain ===
+
+impl TrustDomain {
+    /// The trust domain, e.g. `example.org`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TrustDomain {
+    type Error = String;
+
+    fn try_from(td: String) -> Result<Self, Self::Error> {
+        validate_trust_domain(&td)
+            .map_err(|e| format!("`{td}` is not a valid trust domain: {e}"))?;
+        Ok(Self(td))
+    }
+}
+
+/// The SPIFFE id of a workload (an id with a path: a trust-domain id is never
+/// a workload), parsed when the config is read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct WorkloadId(SpiffeId);
+
+// === impl WorkloadId ===
+
+impl WorkloadId {
+    /// The id.
+    pub fn id(&self) -> &SpiffeId {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for WorkloadId {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        let id = SpiffeId::parse(&s).map_err(|e| format!("`{s}` is not a valid SPIFFE id: {e}"))?;
+        if id.path().is_empty() {
+            // No peer can present it.
+            return Err(format!("`{s}` is a trust domain, not a workload id"));
+        }
+        Ok(Self(id))
+    }
+}
+
 fn validate_trust_domain(td: &str) -> Result<(), SpiffeIdError> {
     if td.is_empty() {
         return Err(SpiffeIdError::EmptyTrustDomain);
@@ -231,6 +286,19 @@ impl SpiffeIdError {
             Self::Fragment => "fragment",
         }
     }
+}
+
+/// The request-time attributes of a workload principal, derived from its SPIFFE id.
+pub fn workload_attrs(id: &SpiffeId) -> Vec<(String, Value)> {
+    let mut attrs = vec![
+        ("trust_domain".to_owned(), Value::str(id.trust_domain())),
+        ("path".to_owned(), Value::str(id.path())),
+    ];
+    if let Some((ns, sa)) = id.kubernetes() {
+        attrs.push(("namespace".to_owned(), Value::str(ns)));
+        attrs.push(("service_account".to_owned(), Value::str(sa)));
+    }
+    attrs
 }
 
 #[cfg(test)]
@@ -441,5 +509,13 @@ mod tests {
             prop_assert_eq!(id.trust_domain(), td.as_str());
             prop_assert_eq!(id.as_str(), s.as_str());
         }
+    }
+
+    #[test]
+    fn k8s_workload_attrs() {
+        let id = SpiffeId::parse("spiffe://example.org/ns/agents/sa/bot").unwrap();
+        let attrs = workload_attrs(&id);
+        assert!(attrs.contains(&("namespace".into(), Value::str("agents"))));
+        assert!(attrs.contains(&("service_account".into(), Value::str("bot"))));
     }
 }

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::IdentityConfig;
+use crate::identity::IdentityConfig;
 use crate::identity::issuers::{
     DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_HEADER, IssuerConfig, JwtAuthnMetadataConfig,
 };
@@ -94,7 +94,7 @@ pub fn unix_now(now: SystemTime) -> i64 {
 // === impl TokenVerifier ===
 
 impl TokenVerifier {
-    /// Builds the verifier for a validated config; `None` when no issuer is
+    /// Builds the verifier for the config; `None` when no issuer is
     /// configured (tokens are then ignored). Keys from `jwks_file` are loaded
     /// now; HTTP keys arrive once [`TokenVerifier::start`] runs.
     pub fn new(cfg: &IdentityConfig) -> Option<Self> {
@@ -103,15 +103,7 @@ impl TokenVerifier {
         }
         let mut issuers = Vec::with_capacity(cfg.issuers.len());
         for c in &cfg.issuers {
-            let rules = match IssuerRules::new(c) {
-                Ok(r) => r,
-                Err(e) => {
-                    // Unreachable after config validation; an issuer that cannot
-                    // be compiled accepts nothing.
-                    tracing::error!(issuer = %c.issuer, error = %e, "issuer disabled");
-                    continue;
-                }
-            };
+            let rules = IssuerRules::new(c);
             let keys = Arc::new(IssuerKeys::default());
             if let Some(path) = &c.jwks_file {
                 match std::fs::read(path)
@@ -143,11 +135,10 @@ impl TokenVerifier {
         });
         Some(Self {
             issuers,
-            header: cfg
-                .token_header
-                .clone()
-                .unwrap_or_else(|| DEFAULT_TOKEN_HEADER.to_owned())
-                .to_ascii_lowercase(),
+            header: cfg.token_header.as_ref().map_or_else(
+                || DEFAULT_TOKEN_HEADER.to_owned(),
+                |h| h.as_str().to_owned(),
+            ),
             jwt_authn: cfg.jwt_authn_metadata.clone(),
             cache,
         })
@@ -161,7 +152,7 @@ impl TokenVerifier {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::error!(issuer = %i.cfg.issuer, error = %e, "cannot build the key fetch client");
-                    crate::metrics::record_jwks_refresh(&i.cfg.issuer, false);
+                    crate::record::metrics::record_jwks_refresh(&i.cfg.issuer, false);
                     continue;
                 }
             };
@@ -316,57 +307,6 @@ impl TokenVerifier {
     }
 }
 
-/// The token's part of `context.auth` (see `AuthInfo` in the schema).
-pub fn context(t: &VerifiedToken, now: i64) -> Vec<(String, crate::policy::model::Value)> {
-    use crate::policy::model::Value;
-    let mut out = vec![
-        ("issuer".to_owned(), Value::str(&t.issuer)),
-        ("subject".to_owned(), Value::str(&t.subject)),
-        ("audience".to_owned(), Value::str(&t.audience)),
-        (
-            "scopes".to_owned(),
-            Value::Set(t.scopes.iter().map(Value::str).collect()),
-        ),
-        (
-            "token_remaining_seconds".to_owned(),
-            Value::Long(t.expires_at.saturating_sub(now).max(0)),
-        ),
-    ];
-    if let Some(iat) = t.issued_at {
-        out.push((
-            "token_age_seconds".to_owned(),
-            Value::Long(now.saturating_sub(iat).max(0)),
-        ));
-    }
-    if let Some(jti) = &t.jti {
-        out.push(("jti".to_owned(), Value::str(jti)));
-    }
-    if let Some(first) = t.actors.first() {
-        out.push((
-            "actor".to_owned(),
-            Value::Record(vec![
-                ("sub".to_owned(), Value::str(first)),
-                (
-                    "chain".to_owned(),
-                    Value::Set(t.actors.iter().map(Value::str).collect()),
-                ),
-            ]),
-        ));
-    }
-    if !t.claims.is_empty() {
-        out.push((
-            "claims".to_owned(),
-            Value::Record(
-                t.claims
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Value::str(v)))
-                    .collect(),
-            ),
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -478,8 +418,8 @@ mod tests {
             json!({"iss": "https://idp", "sub": "u", "aud": "api", "iat": t - 7, "exp": t + 60, "scp": ["a"]}),
         );
         let vt = v.verify(&token, now).unwrap();
-        let ctx = context(&vt, t);
-        use crate::policy::model::Value;
+        let ctx = crate::decide::question::token_context(&vt, t);
+        use crate::vocab::Value;
         assert!(ctx.contains(&("token_age_seconds".into(), Value::Long(7))));
         assert!(ctx.contains(&("token_remaining_seconds".into(), Value::Long(60))));
         assert!(ctx.contains(&("scopes".into(), Value::Set(vec![Value::str("a")]))));

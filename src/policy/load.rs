@@ -11,10 +11,10 @@ use std::str::FromStr;
 use cedar_policy::{Entities, PolicyId, PolicySet, Schema, ValidationMode, Validator};
 use sha2::{Digest, Sha256};
 
-use crate::identity::spiffe::SpiffeId;
+use crate::identity::spiffe::{SpiffeId, workload_attrs};
 use crate::policy::diagnostic::Diagnostic;
-use crate::policy::model::{WORKLOAD, workload_attrs};
 use crate::policy::snapshot::{Parts, Snapshot};
+use crate::vocab::{MODEL, WORKLOAD};
 
 /// The schema file name inside a policy directory.
 pub const SCHEMA_FILE: &str = "schema.cedarschema";
@@ -132,32 +132,86 @@ fn read_files(dir: &Path) -> Result<Files, PolicyLoadError> {
 fn build(files: Files) -> Result<Parts, PolicyLoadError> {
     let mut diags: Vec<Diagnostic> = Vec::new();
     let mut warnings: Vec<Diagnostic> = Vec::new();
+    let schema = parse_schema(files.schema.as_deref(), &mut warnings)?;
+    let Parsed {
+        policies,
+        origin,
+        sources,
+    } = parse_policies(&files.policies, &mut diags);
+    if files.policies.is_empty() {
+        warnings.push(Diagnostic::file(
+            ".",
+            "no `*.cedar` files: every request will be denied",
+        ));
+    }
 
-    // Schema.
-    let Some(schema_text) = files.schema.as_deref() else {
+    // Strict validation against the schema.
+    let validation = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
+    for e in validation.validation_errors() {
+        diags.push(located(&origin, &sources, e.policy_id(), e));
+    }
+    for w in validation.validation_warnings() {
+        warnings.push(located(&origin, &sources, w.policy_id(), w));
+    }
+    check_model_ids(&policies, &origin, &mut diags);
+    check_unscoped_membership(&policies, &origin, &mut warnings);
+    let entities = load_entities(files.entities.as_deref(), &schema, &mut diags);
+
+    if !diags.is_empty() {
+        return Err(PolicyLoadError::Invalid(diags));
+    }
+    Ok(Parts {
+        schema,
+        policies,
+        entities,
+        hash: files.hash,
+        warnings,
+    })
+}
+
+/// Where each policy came from: its file and its index in the file.
+type Origin = HashMap<PolicyId, (String, usize)>;
+
+/// The policies of every file, re-identified by `@id`.
+struct Parsed<'a> {
+    policies: PolicySet,
+    origin: Origin,
+    /// Each file's text, to locate diagnostics.
+    sources: HashMap<String, &'a str>,
+}
+
+/// The schema; its absence or a parse error refuses the directory.
+fn parse_schema(
+    schema_text: Option<&str>,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<Schema, PolicyLoadError> {
+    let Some(schema_text) = schema_text else {
         return Err(PolicyLoadError::Invalid(vec![Diagnostic::file(
             SCHEMA_FILE,
             "missing: a policy directory needs a schema (policies are validated strictly against it)",
         )]));
     };
-    let schema = match Schema::from_cedarschema_str(schema_text) {
+    match Schema::from_cedarschema_str(schema_text) {
         Ok((schema, schema_warnings)) => {
             for w in schema_warnings {
                 warnings.extend(Diagnostic::from_miette(SCHEMA_FILE, schema_text, &w));
             }
-            schema
+            Ok(schema)
         }
-        Err(e) => {
-            diags.extend(Diagnostic::from_miette(SCHEMA_FILE, schema_text, &e));
-            return Err(PolicyLoadError::Invalid(diags));
-        }
-    };
+        Err(e) => Err(PolicyLoadError::Invalid(Diagnostic::from_miette(
+            SCHEMA_FILE,
+            schema_text,
+            &e,
+        ))),
+    }
+}
 
-    // Policies: parsed per file so diagnostics name the file; re-identified by @id.
+/// Policies: parsed per file so diagnostics name the file; re-identified by @id.
+fn parse_policies<'a>(files: &'a [(String, String)], diags: &mut Vec<Diagnostic>) -> Parsed<'a> {
     let mut policies = PolicySet::new();
-    let mut origin: HashMap<PolicyId, (String, usize)> = HashMap::new();
+    let mut origin: Origin = HashMap::new();
     let mut sources: HashMap<String, &str> = HashMap::new();
-    for (file, text) in &files.policies {
+    for (file, text) in files {
         sources.insert(file.clone(), text);
         let set = match PolicySet::from_str(text) {
             Ok(set) => set,
@@ -210,24 +264,16 @@ fn build(files: Files) -> Result<Parts, PolicyLoadError> {
             origin.insert(pid, (file.clone(), n));
         }
     }
-    if files.policies.is_empty() {
-        warnings.push(Diagnostic::file(
-            ".",
-            "no `*.cedar` files: every request will be denied",
-        ));
+    Parsed {
+        policies,
+        origin,
+        sources,
     }
+}
 
-    // Strict validation against the schema.
-    let validation = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
-    for e in validation.validation_errors() {
-        diags.push(located(&origin, &sources, e.policy_id(), e));
-    }
-    for w in validation.validation_warnings() {
-        warnings.push(located(&origin, &sources, w.policy_id(), w));
-    }
-
-    // A `Model` id that is not canonical never matches: cedar-gate lower-cases model
-    // ids (classify::model), so a forbid on `Model::"GPT-4o"` would silently never apply.
+/// A `Model` id that is not canonical never matches: cedar-gate lower-cases model
+/// ids (classify::model), so a forbid on `Model::"GPT-4o"` would silently never apply.
+fn check_model_ids(policies: &PolicySet, origin: &Origin, diags: &mut Vec<Diagnostic>) {
     for policy in policies.policies() {
         if let Ok(json) = policy.to_json() {
             for id in non_canonical_model_ids(&json) {
@@ -246,9 +292,15 @@ fn build(files: Files) -> Result<Parts, PolicyLoadError> {
             }
         }
     }
+}
 
-    // Unscoped membership tests cost every request (slicing cannot skip them).
-    for id in crate::policy::slice::unscoped_membership_tests(&policies) {
+/// Unscoped membership tests cost every request (slicing cannot skip them).
+fn check_unscoped_membership(
+    policies: &PolicySet,
+    origin: &Origin,
+    warnings: &mut Vec<Diagnostic>,
+) {
+    for id in crate::policy::slice::unscoped_membership_tests(policies) {
         let file = origin.get(&id).map(|(f, _)| f.as_str()).unwrap_or(".");
         warnings.push(Diagnostic::file(
             file,
@@ -259,11 +311,13 @@ fn build(files: Files) -> Result<Parts, PolicyLoadError> {
             ),
         ));
     }
+}
 
-    // Entities, validated against the schema; workload attributes derived from ids.
-    let entities = match files.entities.as_deref() {
+/// Entities, validated against the schema; workload attributes derived from ids.
+fn load_entities(text: Option<&str>, schema: &Schema, diags: &mut Vec<Diagnostic>) -> Entities {
+    let entities = match text {
         None => schema.action_entities().map_err(|e| e.to_string()),
-        Some(text) => parse_entities(text, &schema),
+        Some(text) => parse_entities(text, schema),
     };
     let entities = entities.unwrap_or_else(|msg| {
         diags.push(Diagnostic::file(ENTITIES_FILE, msg));
@@ -273,7 +327,7 @@ fn build(files: Files) -> Result<Parts, PolicyLoadError> {
     for e in entities.iter() {
         let uid = e.uid();
         let id = uid.id().unescaped();
-        if uid.type_name().to_string() == crate::classify::MODEL && id != id.to_lowercase() {
+        if uid.type_name().to_string() == MODEL && id != id.to_lowercase() {
             diags.push(Diagnostic::file(
                 ENTITIES_FILE,
                 format!(
@@ -284,16 +338,7 @@ fn build(files: Files) -> Result<Parts, PolicyLoadError> {
         }
     }
 
-    if !diags.is_empty() {
-        return Err(PolicyLoadError::Invalid(diags));
-    }
-    Ok(Parts {
-        schema,
-        policies,
-        entities,
-        hash: files.hash,
-        warnings,
-    })
+    entities
 }
 
 /// `Model` entity ids in a policy's JSON form (scope constraints and literals) that are
@@ -306,7 +351,7 @@ fn non_canonical_model_ids(json: &serde_json::Value) -> Vec<String> {
             serde_json::Value::Object(map) => {
                 if let (Some(serde_json::Value::String(ty)), Some(serde_json::Value::String(id))) =
                     (map.get("type"), map.get("id"))
-                    && ty == crate::classify::MODEL
+                    && ty == MODEL
                     && *id != id.to_lowercase()
                 {
                     out.push(id.clone());
@@ -351,7 +396,7 @@ fn parse_entities(text: &str, schema: &Schema) -> Result<Entities, String> {
             .as_object_mut()
             .ok_or_else(|| format!("entity #{i}: `attrs` is not an object"))?;
         for (k, v) in workload_attrs(&spiffe) {
-            if let crate::policy::model::Value::Str(s) = v {
+            if let crate::vocab::Value::Str(s) = v {
                 attrs.insert(k, serde_json::Value::String(s));
             }
         }

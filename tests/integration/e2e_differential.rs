@@ -283,6 +283,12 @@ fn bases() -> Vec<Base> {
         Base::new("mcp-forbidden", "POST", "/mcp/github", "mcp_github").body(mcp_call("delete_repository")).subject("github/delete_repository").refused(),
         Base::new("mcp-files-read", "POST", "/mcp/files", "mcp_files").body(mcp_call("read_file")).subject("files/read_file").want(Runs, Runs),
         Base::new("mcp-files-write", "POST", "/mcp/files", "mcp_files").body(mcp_call("write_file")).subject("files/write_file").want(Refused, Runs),
+        // Model and MCP servers on paths no route names: a provider endpoint is read as on
+        // its provider's route, anything else that looks like a model call is unclassified
+        // on the model it names (an MCP message names none, so a deny-list lets it through).
+        Base::new("unrouted-chat", "POST", "/chat/completions", "chat_unversioned").body(chat(m)).refused(),
+        Base::new("ollama-chat", "POST", "/api/chat", "ollama_chat").body(chat(m)).refused(),
+        Base::new("mcp-unrouted", "POST", "/mcp", "mcp_unrouted").body(mcp_call("delete_repository")).subject("unrouted/delete_repository").want(Refused, Either),
         Base::new("admin", "GET", "/admin", "admin").want(Refused, Runs),
     ]
 }
@@ -511,6 +517,16 @@ const SPELLINGS: &[(&str, Spell)] = &[
         let key = ["model", "name"].into_iter().find(|k| t.contains(&format!("\"{k}\":")))?;
         Some(t.replacen(&format!("\"{key}\":"), &format!("\"\\u{:04x}{}\":", key.as_bytes()[0], &key[1..]), 1))
     })),
+    // Python's json.loads reads UTF-16 and UTF-32 bytes too, told apart by where the NULs are.
+    ("UTF-16 JSON body", |b| {
+        if b.form {
+            return None;
+        }
+        let mut r = body_spelled(b, |t| (!t.is_empty()).then(|| t.to_owned()))?;
+        let text = String::from_utf8(std::mem::take(&mut r.body)).ok()?;
+        r.body = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        Some(r)
+    }),
     // Form spellings (upload endpoints): each is read another way by some form parser.
     ("form: model twice, unquoted last", |b| form_twice(b, "name=model")),
     ("form: model twice, NAME= last", |b| form_twice(b, r#"NAME="model""#)),

@@ -35,6 +35,64 @@ async fn bearer(s: &InProc, token: &str, path: &str) -> CheckResponse {
         .await
 }
 
+/// Checks a GET of `path` from the peer `workload` (Envoy's `source.principal`; "" for
+/// none) carrying `token` as its bearer.
+async fn send(s: &InProc, workload: &str, token: &str, path: &str) -> CheckResponse {
+    let auth = format!("Bearer {token}");
+    s.check(request(workload, path, &[("authorization", &auth)]))
+        .await
+}
+
+/// What one Check comes to. `None` fields are not checked.
+#[derive(Debug, Clone, Copy)]
+enum Want<'a> {
+    /// Allowed.
+    Allow {
+        principal: Option<&'a str>,
+        policies: Option<&'a str>,
+    },
+    /// Denied by the policies for `reason`.
+    Deny {
+        reason: &'a str,
+        principal: Option<&'a str>,
+        policies: Option<&'a str>,
+    },
+    /// The token refused (a 401) for this reason.
+    Rejected(&'a str),
+}
+
+/// Asserts that `resp` is what `want` says, naming the scenario `what` on failure.
+fn assert_want(resp: &CheckResponse, want: Want<'_>, what: &str) {
+    let (principal, policies) = match want {
+        Want::Allow {
+            principal,
+            policies,
+        } => {
+            assert_eq!(code(resp), 0, "{what}: {:?}", resp.http_response);
+            (principal, policies)
+        }
+        Want::Deny {
+            reason,
+            principal,
+            policies,
+        } => {
+            assert_eq!(code(resp), 7, "{what}: {:?}", resp.http_response);
+            assert_eq!(meta(resp, "reason"), reason, "{what}");
+            (principal, policies)
+        }
+        Want::Rejected(reason) => {
+            assert_eq!(rejection(resp), reason, "{what}");
+            (None, None)
+        }
+    };
+    if let Some(p) = principal {
+        assert_eq!(meta(resp, "principal"), p, "{what}");
+    }
+    if let Some(p) = policies {
+        assert_eq!(meta(resp, "policies"), p, "{what}");
+    }
+}
+
 /// An issuer block for the agent platform, keys from `jwks_url`.
 fn agents_issuer(jwks_url: &str, algorithms: &str, extra: &str) -> String {
     format!(
@@ -99,8 +157,11 @@ async fn every_supported_algorithm_is_accepted() {
     let s = start_ready(&config(&issuer, "")).await;
     for key in &keys {
         let resp = bearer(&s, &key.sign(&agent_claims()), "/v1/models").await;
-        assert_eq!(code(&resp), 0, "{}: {:?}", key.kid, resp.http_response);
-        assert_eq!(meta(&resp, "principal"), "Agent::\"research-bot\"");
+        let want = Want::Allow {
+            principal: Some("Agent::\"research-bot\""),
+            policies: None,
+        };
+        assert_want(&resp, want, &key.kid);
     }
 }
 
@@ -239,15 +300,9 @@ async fn attack_suite_each_refusal_has_its_reason() {
     assert_eq!(code(&bearer(&s, &valid, "/v1/models").await), 0);
 
     // A presented but bad token is a 401 even from an approved workload: no fallback.
-    let auth = format!("Bearer {}", key.sign(&with("exp", json!(t - 60))));
-    let resp = s
-        .check(request(
-            RESEARCH_AGENT,
-            "/v1/models",
-            &[("authorization", &auth)],
-        ))
-        .await;
-    assert_eq!(rejection(&resp), "token_expired");
+    let expired = key.sign(&with("exp", json!(t - 60)));
+    let resp = send(&s, RESEARCH_AGENT, &expired, "/v1/models").await;
+    assert_want(&resp, Want::Rejected("token_expired"), "no fallback");
 
     let (_, metrics) = s.admin("/metrics").await;
     for reason in [
@@ -535,46 +590,54 @@ async fn discovery_and_user_only_through_an_approved_workload() {
         &json!({"iss": iss, "sub": "alice", "aud": ["cedar-gate"], "iat": t, "exp": t + 60,
         "act": {"sub": "research-bot"}}),
     );
-    let auth = format!("Bearer {token}");
-
-    // Through the approved workload: allowed, the user is the principal.
-    let resp = s
-        .check(request(
-            RESEARCH_AGENT,
-            "/v1/models",
-            &[("authorization", &auth)],
-        ))
-        .await;
-    assert_eq!(code(&resp), 0, "{:?}", resp.http_response);
-    assert_eq!(meta(&resp, "principal"), "User::\"alice\"");
-    assert_eq!(meta(&resp, "policies"), "users-through-approved-workloads");
-
-    // The same user directly, or through an unapproved workload: the guardrail forbids.
-    let resp = bearer(&s, &token, "/v1/models").await;
-    assert_eq!(code(&resp), 7);
-    assert_eq!(meta(&resp, "reason"), "policy_forbid");
-    assert_eq!(
-        meta(&resp, "policies"),
-        "forbid-users-without-approved-workload"
-    );
-    let resp = s
-        .check(request(
-            ROGUE_AGENT,
-            "/v1/models",
-            &[("authorization", &auth)],
-        ))
-        .await;
-    assert_eq!(meta(&resp, "reason"), "policy_forbid");
-
     // Even a token whose groups claim names `approved-agents` (which the workload policy
     // `approved-agents-api` permits) cannot let the user in directly.
     let grouped = key.sign(
         &json!({"iss": iss, "sub": "mallory", "aud": "cedar-gate", "iat": t, "exp": t + 60,
         "groups": ["approved-agents"]}),
     );
-    let resp = bearer(&s, &grouped, "/v1/models").await;
-    assert_eq!(meta(&resp, "reason"), "policy_forbid");
-    assert_eq!(meta(&resp, "principal"), "User::\"mallory\"");
+    let forbid = |principal| Want::Deny {
+        reason: "policy_forbid",
+        principal,
+        policies: None,
+    };
+    let cases = [
+        (
+            "through the approved workload: the user is the principal",
+            RESEARCH_AGENT,
+            &token,
+            Want::Allow {
+                principal: Some("User::\"alice\""),
+                policies: Some("users-through-approved-workloads"),
+            },
+        ),
+        // The same user directly, or through an unapproved workload: the guardrail forbids.
+        (
+            "directly",
+            "",
+            &token,
+            Want::Deny {
+                reason: "policy_forbid",
+                principal: None,
+                policies: Some("forbid-users-without-approved-workload"),
+            },
+        ),
+        (
+            "through an unapproved workload",
+            ROGUE_AGENT,
+            &token,
+            forbid(None),
+        ),
+        (
+            "in the approved-agents group, directly",
+            "",
+            &grouped,
+            forbid(Some("User::\"mallory\"")),
+        ),
+    ];
+    for (what, workload, token, want) in cases {
+        assert_want(&send(&s, workload, token, "/v1/models").await, want, what);
+    }
 }
 
 /// The token's claims reach Cedar: issuer, scopes, age, remaining lifetime, jti, actor
@@ -611,28 +674,29 @@ when {
 
     let mut claims = agent_claims();
     claims["act"] = json!({"sub": "planner", "act": {"sub": "orchestrator"}});
-    let auth = format!("Bearer {}", key.sign(&claims));
-    let resp = s
-        .check(request(
-            RESEARCH_AGENT,
-            "/probe",
-            &[("authorization", &auth)],
-        ))
-        .await;
-    assert_eq!(code(&resp), 0, "{:?}", resp.http_response);
-    assert_eq!(meta(&resp, "policies"), "context-probe");
-    // Twice: the second answer comes from the verified-token cache, same decision.
-    let resp = s
-        .check(request(
-            RESEARCH_AGENT,
-            "/probe",
-            &[("authorization", &auth)],
-        ))
-        .await;
-    assert_eq!(code(&resp), 0);
-    // Without the workload the probe does not match.
-    let resp = bearer(&s, &key.sign(&claims), "/probe").await;
-    assert_eq!(meta(&resp, "reason"), "no_permit");
+    let token = key.sign(&claims);
+    let probe = Want::Allow {
+        principal: None,
+        policies: Some("context-probe"),
+    };
+    let cases = [
+        ("through the workload", RESEARCH_AGENT, probe),
+        // The second answer comes from the verified-token cache: the same decision.
+        ("again, from the token cache", RESEARCH_AGENT, probe),
+        // Without the workload the probe does not match.
+        (
+            "without the workload",
+            "",
+            Want::Deny {
+                reason: "no_permit",
+                principal: None,
+                policies: None,
+            },
+        ),
+    ];
+    for (what, workload, want) in cases {
+        assert_want(&send(&s, workload, &token, "/probe").await, want, what);
+    }
 }
 
 /// `identity.principal: workload` keeps the workload as principal; the token still counts
@@ -643,30 +707,28 @@ async fn workload_can_be_the_principal() {
     let idp = Idp::start(&[&key]).await;
     let issuer = agents_issuer(&idp.jwks_url(), "RS256", "");
     let s = start_ready(&config(&issuer, "  principal: workload\n")).await;
-    let auth = format!("Bearer {}", key.sign(&agent_claims()));
-    let resp = s
-        .check(request(
-            RESEARCH_AGENT,
-            "/v1/models",
-            &[("authorization", &auth)],
-        ))
-        .await;
-    assert_eq!(code(&resp), 0);
-    assert_eq!(
-        meta(&resp, "principal"),
-        format!("Workload::\"{RESEARCH_AGENT}\"")
-    );
     let mut expired = agent_claims();
     expired["exp"] = json!(now() - 100);
-    let auth = format!("Bearer {}", key.sign(&expired));
-    let resp = s
-        .check(request(
-            RESEARCH_AGENT,
-            "/v1/models",
-            &[("authorization", &auth)],
-        ))
-        .await;
-    assert_eq!(rejection(&resp), "token_expired");
+    let workload = format!("Workload::\"{RESEARCH_AGENT}\"");
+    let cases = [
+        (
+            "a valid token",
+            key.sign(&agent_claims()),
+            Want::Allow {
+                principal: Some(&workload),
+                policies: None,
+            },
+        ),
+        (
+            "an expired token",
+            key.sign(&expired),
+            Want::Rejected("token_expired"),
+        ),
+    ];
+    for (what, token, want) in cases {
+        let resp = send(&s, RESEARCH_AGENT, &token, "/v1/models").await;
+        assert_want(&resp, want, what);
+    }
 }
 
 /// With `jwt_authn_metadata`, the payload Envoy's jwt_authn verified is used (no signature

@@ -142,7 +142,7 @@ fn prometheus_rules_are_well_formed_and_use_real_metrics() {
                     .find_map(|s| name.strip_suffix(s))
                     .unwrap_or(&name);
                 assert!(
-                    cedar_gate::metrics::ALL.contains(&base),
+                    cedar_gate::record::metrics::ALL.contains(&base),
                     "rule reads unknown metric `{name}`: {expr}"
                 );
             }

@@ -188,6 +188,11 @@ ROUTES = [
     # MCP servers (streamable HTTP).
     Route("/mcp/files", mcp("files"), methods=["POST"]),
     Route("/mcp/github", mcp("github"), methods=["POST"]),
+    # Served on paths no route of the shipped table names: LiteLLM's unversioned OpenAI
+    # routes, Ollama's native API, an MCP server mounted at /mcp.
+    Route("/chat/completions", body_model("chat_unversioned"), methods=["POST"]),
+    Route("/api/chat", body_model("ollama_chat"), methods=["POST"]),
+    Route("/mcp", mcp("unrouted"), methods=["POST"]),
     Route("/admin", plain("admin"), methods=ALL_METHODS),
     Route("/admin/{rest:path}", plain("admin"), methods=ALL_METHODS),
     Route("/{rest:path}", plain("catch_all"), methods=ALL_METHODS),

@@ -5,13 +5,14 @@
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
 use tempfile::TempDir;
 
+use super::process::ChildGuard;
 use super::{TestPki, WAIT, eventually, file_for_report, plain_http_client, read_json_lines};
 
 /// How long Envoy may take to answer `/ready` with `LIVE` (usually < 100 ms).
@@ -40,7 +41,7 @@ pub struct EnvoyPorts {
 
 /// A running Envoy. Killed on drop; if the test is panicking its logs are printed.
 pub struct Envoy {
-    child: Option<Child>,
+    child: ChildGuard,
     dir: TempDir,
     admin_addr: SocketAddr,
     listener_port: u16,
@@ -178,7 +179,7 @@ impl Envoy {
             .expect("spawn envoy");
 
         let mut envoy = Self {
-            child: Some(child),
+            child: ChildGuard::new(child),
             dir,
             admin_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             listener_port: 0,
@@ -191,11 +192,7 @@ impl Envoy {
         let http = plain_http_client();
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.child.exited() {
                 panic!(
                     "envoy exited before it was ready ({status}):\n{}",
                     self.logs()
@@ -285,10 +282,7 @@ impl Envoy {
 
     /// Kills Envoy now and reaps it. Idempotent.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.child.stop();
     }
 }
 

@@ -4,12 +4,13 @@
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 use tempfile::TempDir;
 
+use super::process::ChildGuard;
 use super::{
     audit_event, audit_file_yaml, file_for_report, free_addr, plain_http_client, read_json_lines,
     repo_path,
@@ -49,7 +50,7 @@ impl Default for GateOptions {
 /// A running cedar-gate. Killed on drop; if the test is panicking its stdout and stderr are
 /// printed so the failure report shows what the server said.
 pub struct CedarGate {
-    child: Option<Child>,
+    child: ChildGuard,
     dir: TempDir,
     grpc_addr: SocketAddr,
     admin_addr: SocketAddr,
@@ -127,7 +128,7 @@ impl CedarGate {
             .expect("spawn cedar-gate");
 
         Self {
-            child: Some(child),
+            child: ChildGuard::new(child),
             dir,
             grpc_addr,
             admin_addr,
@@ -139,11 +140,7 @@ impl CedarGate {
         let url = format!("{}/readyz", self.admin_url());
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.child.exited() {
                 panic!(
                     "cedar-gate exited before it was ready ({status}):\n{}",
                     self.logs()
@@ -228,22 +225,17 @@ impl CedarGate {
 
     /// Kills the server now (SIGKILL) and reaps it. Idempotent.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.child.stop();
     }
 
     /// The server's process id (to send it signals), while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child.id()
     }
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child.is_running()
     }
 }
 

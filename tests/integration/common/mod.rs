@@ -11,7 +11,8 @@
 //! - [`Stack`]: all of the above wired together, as the end-to-end tests use them.
 //!
 //! Every wait is a bounded poll ([`eventually`]), never a fixed sleep. Every child process is
-//! killed when its guard drops, and its logs are printed if the test is failing.
+//! held by one guard ([`process::ChildGuard`]) and killed when it drops; its owner prints
+//! the logs if the test is failing.
 
 // The helpers are shared by several test modules; not every module uses every helper.
 #![allow(dead_code, unused_imports)]
@@ -24,6 +25,7 @@ pub mod gate;
 pub mod idp;
 pub mod inproc;
 pub mod pki;
+pub mod process;
 pub mod pyrouter;
 pub mod raw;
 pub mod stack;

@@ -6,12 +6,13 @@
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 use tempfile::TempDir;
 
+use super::process::ChildGuard;
 use super::{file_for_report, plain_http_client, read_json_lines, repo_path};
 
 /// How long the router may take to import Starlette and listen.
@@ -19,7 +20,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The running router. Killed on drop; its stderr is printed if the test is failing.
 pub struct PyRouter {
-    child: Option<Child>,
+    child: ChildGuard,
     dir: TempDir,
     addr: SocketAddr,
 }
@@ -63,7 +64,7 @@ impl PyRouter {
             .spawn()
             .expect("spawn the upstream router");
         let mut router = Self {
-            child: Some(child),
+            child: ChildGuard::new(child),
             dir,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
@@ -75,11 +76,7 @@ impl PyRouter {
         let http = plain_http_client();
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.child.exited() {
                 panic!("upstream router exited ({status}):\n{}", self.logs());
             }
             if self.addr.port() == 0
@@ -129,10 +126,7 @@ impl PyRouter {
 
 impl Drop for PyRouter {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.child.stop();
         if std::thread::panicking() {
             eprintln!("{}", self.logs());
         }

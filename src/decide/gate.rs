@@ -1,0 +1,110 @@
+//! The decision core's one entry: resolve, classify, ask, decide, answer.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::classify::{self, Operation, Refusal};
+use crate::config::Config;
+use crate::decide::batch::Batch;
+use crate::decide::outcome::{Answer, Outcome};
+use crate::decide::question;
+use crate::decide::raw::RawQuestion;
+use crate::identity::token::TokenVerifier;
+use crate::identity::{Identity, Resolver};
+use crate::policy::cache::DecisionCache;
+use crate::policy::snapshot::Snapshot;
+use crate::request::HttpRequest;
+use crate::vocab::uid_string;
+
+/// Decides requests against a snapshot.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    config: Arc<Config>,
+    resolver: Resolver,
+    cache: Option<Arc<DecisionCache<RawQuestion>>>,
+}
+
+// === impl Gate ===
+
+impl Gate {
+    /// A gate with the given configuration.
+    pub fn new(config: Arc<Config>) -> Self {
+        let resolver = Resolver::new(Arc::new(config.identity.clone()));
+        let cache = DecisionCache::from_config_raw(&config.cache).map(Arc::new);
+        Self {
+            config,
+            resolver,
+            cache,
+        }
+    }
+
+    /// The decision cache, when enabled.
+    pub fn cache(&self) -> Option<&DecisionCache<RawQuestion>> {
+        self.cache.as_deref()
+    }
+
+    /// The token verifier, when issuers are configured (its key refresh tasks
+    /// are started by the server; readiness waits for required issuers).
+    pub fn tokens(&self) -> Option<&Arc<TokenVerifier>> {
+        self.resolver.tokens()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Decides one request: who is asking, what for, and what the policies
+    /// say, as one [`Outcome`].
+    pub fn check(&self, snapshot: &Snapshot, req: &HttpRequest, now: SystemTime) -> Outcome {
+        let classified = classify::classify(req, &self.config.routes);
+        let answer = match self.resolver.resolve(req, now) {
+            Err(rejection) => Answer::Refused(rejection),
+            Ok(identity) => self.answer(snapshot, req, identity, &classified, now),
+        };
+        Outcome::new(snapshot, req, &classified, answer)
+    }
+
+    /// Asks the policies about every operation of a request whose caller is known.
+    fn answer<'o>(
+        &self,
+        snapshot: &Snapshot,
+        req: &HttpRequest,
+        identity: Identity,
+        classified: &'o Result<Vec<Operation>, Refusal>,
+        now: SystemTime,
+    ) -> Answer<'o> {
+        let choice = self.config.identity.principal;
+        let principal = question::principal_specs(&identity, choice);
+        let principal_uid = uid_string(&principal.0.uid);
+        let ops = match classified {
+            Ok(ops) => ops,
+            Err(refusal) => {
+                return Answer::Unreadable {
+                    identity,
+                    principal: principal_uid,
+                    refusal,
+                };
+            }
+        };
+        let batch = Batch {
+            snapshot,
+            cache: self.cache.as_deref(),
+            on_error: self.config.authorization.on_policy_error,
+            valid_until: identity.valid_until(),
+            now,
+        }
+        .decide(
+            ops,
+            principal,
+            identity.is_anonymous(),
+            |op| RawQuestion::new(req, &identity, op, choice),
+            |op, principal| question::ask(req, &identity, op, now, principal),
+        );
+        Answer::Decided {
+            identity,
+            principal: principal_uid,
+            batch,
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The decision core: a request's identity, its operations and the policies
+//! give one [`Outcome`]. Plain synchronous Rust, no tonic: [`crate::wire`]
+//! converts at the edges.
+//!
+//! [`Gate::check`] runs the steps: resolve the caller ([`crate::identity`]),
+//! classify the request ([`crate::classify`]), ask ([`question`]), decide the
+//! batch ([`batch`]), answer ([`outcome`]).
+
+pub mod batch;
+pub mod gate;
+pub mod outcome;
+pub mod question;
+pub mod raw;
+pub mod request_file;
+
+pub use gate::Gate;
+pub use outcome::{Answer, HEADER_PREFIX, Outcome};

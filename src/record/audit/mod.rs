@@ -1,0 +1,280 @@
+//! The audit stream: one JSON line per decision, on its own sink (stdout or
+//! a file), separate from diagnostic logs. The schema is `proto/audit.proto`.
+//!
+//! Lines are handed to a writer thread through a bounded channel, so the Check
+//! path never waits on disk or a pipe unless the channel is full (then it
+//! blocks rather than drop an event: an audit trail with holes is worse than
+//! back-pressure).
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::decide::Outcome;
+use crate::request::HttpRequest;
+use crate::vocab::DeterminingPolicy;
+
+mod json;
+mod log;
+
+use json::JsonObject;
+pub use log::AuditLog;
+
+/// One decision, as written to the audit log. Never a token, a cookie or a body.
+#[derive(Debug, Serialize)]
+pub struct AuditEvent<'a> {
+    /// RFC 3339 time of the decision.
+    pub time: String,
+    /// Unique decision id (also in the response and upstream headers).
+    pub decision_id: &'a str,
+    /// `x-request-id`.
+    pub request_id: &'a str,
+    /// `allow` or `deny`.
+    pub decision: &'static str,
+    /// Fixed reason code.
+    pub reason: &'static str,
+    /// Principal uid.
+    pub principal: &'a str,
+    /// SPIFFE id of the calling workload, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spiffe_id: Option<&'a str>,
+    /// Where the workload identity came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload_source: Option<crate::identity::WorkloadSource>,
+    /// Why credentials were refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_error: Option<&'a str>,
+    /// The fixed code of `identity_error` (as in the 401 and the metrics).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_reason: Option<&'static str>,
+    /// How the caller authenticated: `mtls`, `jwt`, `mtls+jwt` or `none`.
+    pub auth_method: &'static str,
+    /// The verified token's identity (never the token itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenAudit<'a>>,
+    /// Action uid.
+    pub action: &'a str,
+    /// Resource uid.
+    pub resource: &'a str,
+    /// How the request was understood.
+    pub protocol: &'static str,
+    /// Determining policies with their annotations.
+    pub policies: Vec<&'a DeterminingPolicy>,
+    /// Snapshot generation that decided.
+    pub policy_generation: u64,
+    /// Snapshot content hash.
+    pub policy_hash: &'a str,
+    /// Evaluation errors.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub errors: &'a [String],
+    /// Whether the decision came from the cache.
+    pub cache_hit: bool,
+    /// Time spent deciding, in microseconds.
+    pub latency_us: u64,
+    /// Peer IP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    /// HTTP method.
+    pub method: &'a str,
+    /// Host.
+    pub host: &'a str,
+    /// The canonical path (without query).
+    pub path: &'a str,
+    /// The path as the client sent it, when it differs from `path`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_path: Option<&'a str>,
+    /// The model asked for (the denied operation's, on a deny).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<&'a str>,
+    /// The MCP tool called, as `<server>/<tool>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<&'a str>,
+    /// Operations decided, when more than one (a JSON-RPC batch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operations: Option<usize>,
+    /// The decided operation's prompt controls and names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<&'a crate::classify::Summary>,
+    /// Every operation of a batch, with its action and resource.
+    #[serde(skip_serializing_if = "<[crate::classify::Summary]>::is_empty")]
+    pub batch: &'a [crate::classify::Summary],
+    /// What the shadow policy set decided, when the snapshot has `@shadow` policies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowAudit<'a>>,
+}
+
+/// The shadow set's decision in an audit event.
+#[derive(Debug, Serialize)]
+pub struct ShadowAudit<'a> {
+    /// `allow` or `deny`.
+    pub decision: &'static str,
+    /// Fixed reason code.
+    pub reason: &'static str,
+    /// Whether it differs from the enforced decision.
+    pub disagrees: bool,
+    /// Its determining policies with their annotations.
+    pub policies: Vec<&'a DeterminingPolicy>,
+    /// Its evaluation errors.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub errors: &'a [String],
+}
+
+impl<'a> ShadowAudit<'a> {
+    fn new(shadow: &'a crate::policy::shadow::ShadowOutcome) -> Self {
+        let d = &shadow.decision;
+        Self {
+            decision: if d.is_allow() { "allow" } else { "deny" },
+            reason: d.reason.as_str(),
+            disagrees: shadow.disagrees,
+            policies: d.policies.iter().map(|p| p.as_ref()).collect(),
+            errors: &d.errors,
+        }
+    }
+}
+
+// === impl AuditEvent ===
+
+impl<'a> AuditEvent<'a> {
+    /// Builds the event for one decision.
+    pub fn new(
+        outcome: &'a Outcome,
+        req: &'a HttpRequest,
+        now: SystemTime,
+        latency: Duration,
+    ) -> Self {
+        let workload = outcome.identity.workload.as_ref();
+        Self {
+            time: crate::vocab::rfc3339(now),
+            decision_id: &outcome.decision_id,
+            request_id: &req.id,
+            decision: if outcome.decision.is_allow() {
+                "allow"
+            } else {
+                "deny"
+            },
+            reason: outcome.decision.reason.as_str(),
+            principal: &outcome.principal,
+            spiffe_id: workload.map(|w| w.id.as_str()),
+            workload_source: workload.map(|w| w.source),
+            identity_error: outcome.identity_error.as_ref().map(|e| e.message.as_str()),
+            identity_reason: outcome.identity_error.as_ref().map(|e| e.code),
+            auth_method: outcome.identity.method(),
+            token: outcome.identity.token.as_deref().map(|t| TokenAudit {
+                issuer: &t.issuer,
+                subject: &t.subject,
+                jti: t.jti.as_deref(),
+                actors: &t.actors,
+                expires_at: t.expires_at,
+                scopes: &t.scopes,
+            }),
+            action: &outcome.action,
+            resource: &outcome.resource,
+            protocol: outcome.protocol.as_str(),
+            policies: outcome
+                .decision
+                .policies
+                .iter()
+                .map(|p| p.as_ref())
+                .collect(),
+            policy_generation: outcome.policy_generation,
+            policy_hash: &outcome.policy_hash,
+            errors: &outcome.decision.errors,
+            cache_hit: outcome.cache_hit,
+            latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            source_ip: req.source.ip.map(|ip| ip.to_string()),
+            method: &req.method,
+            host: &req.host,
+            path: &req.path,
+            raw_path: (!req.raw_path.is_empty()).then_some(req.raw_path.as_str()),
+            model: outcome.model.as_deref(),
+            tool: outcome.tool.as_deref(),
+            operations: (outcome.operations > 1).then_some(outcome.operations),
+            summary: outcome.summary.as_ref(),
+            batch: &outcome.batch,
+            shadow: outcome.shadow.as_ref().map(ShadowAudit::new),
+        }
+    }
+}
+
+impl AuditEvent<'_> {
+    /// The event as one line of JSON: exactly what `serde_json::to_string`
+    /// writes for it (a test holds the two together), written by hand
+    /// because serializing every audit line through serde cost more than
+    /// the rest of a cache-hit Check. The rarer nested parts (token, shadow,
+    /// errors) still go through serde; policies are rendered once per
+    /// snapshot ([`DeterminingPolicy::json`]).
+    pub fn to_json(&self) -> String {
+        let mut o = JsonObject::with_capacity(1024);
+        o.str("time", &self.time);
+        o.str("decision_id", self.decision_id);
+        o.str("request_id", self.request_id);
+        o.str("decision", self.decision);
+        o.str("reason", self.reason);
+        o.str("principal", self.principal);
+        o.opt_str("spiffe_id", self.spiffe_id);
+        if let Some(source) = self.workload_source {
+            o.serde("workload_source", &source);
+        }
+        o.opt_str("identity_error", self.identity_error);
+        o.opt_str("identity_reason", self.identity_reason);
+        o.str("auth_method", self.auth_method);
+        if let Some(token) = &self.token {
+            o.serde("token", token);
+        }
+        o.str("action", self.action);
+        o.str("resource", self.resource);
+        o.str("protocol", self.protocol);
+        o.raw_list("policies", self.policies.iter().map(|p| p.json()));
+        o.num("policy_generation", self.policy_generation);
+        o.str("policy_hash", self.policy_hash);
+        if !self.errors.is_empty() {
+            o.serde("errors", &self.errors);
+        }
+        o.bool("cache_hit", self.cache_hit);
+        o.num("latency_us", self.latency_us);
+        o.opt_str("source_ip", self.source_ip.as_deref());
+        o.str("method", self.method);
+        o.str("host", self.host);
+        o.str("path", self.path);
+        o.opt_str("raw_path", self.raw_path);
+        o.opt_str("model", self.model);
+        o.opt_str("tool", self.tool);
+        if let Some(n) = self.operations {
+            o.num("operations", n as u64);
+        }
+        if let Some(summary) = self.summary {
+            o.serde("summary", summary);
+        }
+        if !self.batch.is_empty() {
+            o.serde("batch", &self.batch);
+        }
+        if let Some(shadow) = &self.shadow {
+            o.serde("shadow", shadow);
+        }
+        o.finish()
+    }
+}
+
+/// Who a token said the caller is.
+#[derive(Debug, Serialize)]
+pub struct TokenAudit<'a> {
+    /// `iss`.
+    pub issuer: &'a str,
+    /// The subject claim.
+    pub subject: &'a str,
+    /// `jti`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<&'a str>,
+    /// RFC 8693 `act` chain, acting party first.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub actors: &'a [String],
+    /// `exp` (Unix seconds).
+    pub expires_at: i64,
+    /// Granted scopes (`scope` / `scp`).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub scopes: &'a [String],
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

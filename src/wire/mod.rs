@@ -1,0 +1,6 @@
+//! The edge: the only code that names `envoy_types`. The gRPC service, the
+//! answer to Envoy, and the server's TLS.
+
+pub mod response;
+pub mod service;
+pub mod tls;
