@@ -81,12 +81,15 @@ struct Key<R> {
     question: Question<R>,
 }
 
-/// What a decision is cached under.
+/// What a decision is cached under. Not boxed: the raw key in use is about
+/// as large, and a box would cost an allocation per lookup.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Question<R> {
     /// The whole Cedar request, volatile context blanked.
     Cedar(AuthzRequest),
-    /// The request's inputs (only for snapshots reading no volatile context).
+    /// The request's inputs (only when no policy that can apply to the
+    /// principal reads volatile context).
     Raw(R),
 }
 
