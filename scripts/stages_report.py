@@ -94,7 +94,7 @@ def table(path):
             lambda l: g(l, "stage_09_gate") - sum(g(l, k) for k in gate_parts))
         row("response build", lambda l: g(l, "stage_10_response"))
         row("encode (protobuf)", lambda l: g(l, "stage_11_encode"))
-        row("audit (event + JSON line, request path)", lambda l: g(l, "stage_12_audit"))
+        row("audit on the request path (before issue 17: event + JSON line; after: hand-off)", lambda l: g(l, "stage_12_audit"))
         row("metrics", lambda l: g(l, "stage_13_metrics"))
         row("**sum of the stages**", lambda l: sum(g(l, k) for k in [
             "stage_01_decode", "stage_02_convert", "stage_09_gate", "stage_10_response",
