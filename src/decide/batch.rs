@@ -56,7 +56,7 @@ impl Batch<'_> {
         ops: &'o [Operation],
         principal: Principal,
         anonymous: bool,
-        mut key: impl FnMut(&Operation) -> RawQuestion,
+        mut key: impl FnMut(&Operation) -> Option<RawQuestion>,
         mut question: impl FnMut(&Operation, Principal) -> AuthzRequest,
     ) -> BatchDecision<'o> {
         let mut allowed: Option<Decision> = None;
@@ -116,16 +116,16 @@ impl Batch<'_> {
         &self,
         op: &Operation,
         principal: Principal,
-        key: &mut impl FnMut(&Operation) -> RawQuestion,
+        key: &mut impl FnMut(&Operation) -> Option<RawQuestion>,
         question: &mut impl FnMut(&Operation, Principal) -> AuthzRequest,
     ) -> Decided {
         let started = Instant::now();
-        let decided = match self.cache {
-            Some(c) => {
+        let decided = match (self.cache, self.cache.and_then(|_| key(op))) {
+            (Some(c), Some(raw)) => {
                 let uid = principal.0.uid.clone();
                 c.decide_raw(
                     self.snapshot,
-                    key(op),
+                    raw,
                     &uid,
                     || question(op, principal),
                     self.on_error,
@@ -133,7 +133,14 @@ impl Batch<'_> {
                     self.now,
                 )
             }
-            None => cache::evaluate(self.snapshot, &question(op, principal), self.on_error),
+            (Some(c), None) => c.decide_owned(
+                self.snapshot,
+                question(op, principal),
+                self.on_error,
+                self.valid_until,
+                self.now,
+            ),
+            (None, _) => cache::evaluate(self.snapshot, &question(op, principal), self.on_error),
         };
         if !decided.cache_hit {
             metrics::record_evaluation(started.elapsed());

@@ -54,14 +54,18 @@ pub struct RawQuestion {
 
 impl RawQuestion {
     /// The question `question::ask` would build for `op` of `req` from
-    /// `identity`, as a key.
+    /// `identity`, as a key; `None` for an API-key caller (the key's record is
+    /// not part of this key: such a caller is cached under the Cedar request).
     pub fn new(
         req: &HttpRequest,
         identity: &Identity,
         op: &Operation,
         choice: PrincipalSource,
-    ) -> Self {
-        Self {
+    ) -> Option<Self> {
+        if identity.api_key.is_some() {
+            return None;
+        }
+        Some(Self {
             token_principal: choice == PrincipalSource::Token,
             method: req.method.clone(),
             host: req.host.clone(),
@@ -73,7 +77,7 @@ impl RawQuestion {
             action: op.action.clone(),
             resource: op.resource.clone(),
             context: op.context.clone(),
-        }
+        })
     }
 }
 
@@ -137,6 +141,7 @@ mod tests {
                 not_after: None,
             }),
             token: None,
+            api_key: None,
         };
         let req = HttpRequest {
             id: ["req-a", "req-b", "req-c"][id].to_owned(),
@@ -177,7 +182,8 @@ mod tests {
                             let authz = question::ask(&req, &identity, &op, now, principal);
                             let got = cache.decide_raw(
                                 &s,
-                                RawQuestion::new(&req, &identity, &op, PrincipalSource::Token),
+                                RawQuestion::new(&req, &identity, &op, PrincipalSource::Token)
+                                    .unwrap(),
                                 &uid,
                                 || authz.clone(),
                                 OnPolicyError::Deny,
@@ -214,9 +220,9 @@ mod tests {
         assert_ne!(key(1, 0, 0, 0), key(1, 3, 0, 0), "path");
         assert_ne!(key(1, 0, 0, 0), key(1, 0, 1, 0), "method");
         let (mut req, identity, op) = inputs(1, 0, 0, 0);
-        let base = RawQuestion::new(&req, &identity, &op, PrincipalSource::Token);
+        let base = RawQuestion::new(&req, &identity, &op, PrincipalSource::Token).unwrap();
         let again = |req: &HttpRequest, op: &Operation, choice| {
-            RawQuestion::new(req, &identity, op, choice)
+            RawQuestion::new(req, &identity, op, choice).unwrap()
         };
         req.host = "other.example.com".to_owned();
         assert_ne!(base, again(&req, &op, PrincipalSource::Token), "host");

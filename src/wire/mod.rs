@@ -4,3 +4,8 @@
 pub mod response;
 pub mod service;
 pub mod tls;
+
+// Provider credentials end to end inside the process: decision, answer to
+// Envoy, audit (docs/credentials.md).
+#[cfg(test)]
+mod credentials_tests;

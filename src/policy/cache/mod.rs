@@ -397,7 +397,15 @@ fn carries(context: &[(String, Value)], path: &str) -> bool {
 /// test `volatile_groups_are_the_volatile_context` keeps the two in step).
 const VOLATILE_GROUPS: &[(&str, &[&str])] = &[
     ("request", &["time", "request_id"]),
-    ("auth", &["token_age_seconds", "token_remaining_seconds"]),
+    (
+        "auth",
+        &[
+            "token_age_seconds",
+            "token_remaining_seconds",
+            "api_key_age_seconds",
+            "api_key_remaining_seconds",
+        ],
+    ),
 ];
 
 /// Swaps the values at the [`VOLATILE_CONTEXT`](crate::policy::reads::VOLATILE_CONTEXT) paths `context` carries with
