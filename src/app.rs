@@ -17,6 +17,7 @@ use crate::policy::PolicyStore;
 use crate::policy::watch::{PolicyWatcher, ReloadTrigger};
 use crate::record::audit::AuditLog;
 use crate::record::metrics;
+use crate::wire::extproc::{ExternalProcessorServer, ListFilterService};
 use crate::wire::service::AuthzService;
 use crate::wire::tls::{ReloadingTls, TlsError};
 
@@ -137,13 +138,15 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         reloader.as_ref(),
         &shutdown,
     );
+    // ext_proc list filtering on the same port, with the same gate and audit.
+    let lists = ListFilterService::new(store.clone(), gate.clone(), audit.clone());
     let service = AuthzService::new(store.clone(), gate, audit.clone());
     let grpc_task = spawn_grpc(
         &config.server,
         listeners.grpc,
         tls,
         health_service,
-        service,
+        (service, lists),
         shutdown.subscribe(),
     );
     let admin_state = crate::admin::AdminState {
@@ -294,7 +297,7 @@ fn start_background(
     tasks
 }
 
-/// Serves ext_authz and gRPC health on `listener` until shutdown.
+/// Serves ext_authz, ext_proc and gRPC health on `listener` until shutdown.
 fn spawn_grpc(
     limits: &crate::config::ServerConfig,
     listener: TcpListener,
@@ -302,12 +305,17 @@ fn spawn_grpc(
     health: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
-    service: AuthzService,
+    (service, lists): (AuthzService, ListFilterService),
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let router = server_builder(limits).add_service(health).add_service(
-        AuthorizationServer::new(service).max_decoding_message_size(limits.max_message_bytes),
-    );
+    let router = server_builder(limits)
+        .add_service(health)
+        .add_service(
+            AuthorizationServer::new(service).max_decoding_message_size(limits.max_message_bytes),
+        )
+        .add_service(
+            ExternalProcessorServer::new(lists).max_decoding_message_size(limits.max_message_bytes),
+        );
     let tls_watcher = tls.as_ref().map(ReloadingTls::spawn_watcher);
     tokio::spawn(async move {
         let stopped = async move {

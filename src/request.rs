@@ -91,6 +91,9 @@ pub struct HttpRequest {
     pub scheme: String,
     /// Headers, names lower-case, sorted by name (multiple values joined by `,`).
     pub headers: Vec<(String, String)>,
+    /// Names of headers that came more than once in a raw header map
+    /// (`encode_raw_headers`); Envoy's plain map joins repeats with `,` itself.
+    pub repeated_headers: Vec<String>,
     /// The body bytes Envoy forwarded (possibly partial).
     pub body: Vec<u8>,
     /// The direct peer.
@@ -192,7 +195,7 @@ impl TryFrom<CheckRequest> for HttpRequest {
             return Err(RequestError::HostTooLong(http.host.len()));
         }
 
-        let headers = headers(http.headers, http.header_map)?;
+        let (headers, repeated_headers) = headers(http.headers, http.header_map)?;
 
         // Envoy puts the path with query in `path`; split it off.
         let (path, query) = match http.path.split_once('?') {
@@ -209,6 +212,7 @@ impl TryFrom<CheckRequest> for HttpRequest {
             query,
             scheme: http.scheme,
             headers,
+            repeated_headers,
             body: if http.raw_body.is_empty() {
                 http.body.into_bytes()
             } else {
@@ -229,13 +233,16 @@ impl TryFrom<CheckRequest> for HttpRequest {
     }
 }
 
+/// Header (name, value) pairs, names lower case, sorted by name.
+type Headers = Vec<(String, String)>;
+
 /// The request's headers: names lower-cased, sorted, repeated names joined,
 /// within the limits. `header_map` is what `encode_raw_headers: true` sends
 /// instead of `flat`.
 fn headers(
     flat: std::collections::HashMap<String, String>,
     header_map: Option<envoy_types::pb::envoy::config::core::v3::HeaderMap>,
-) -> Result<Vec<(String, String)>, RequestError> {
+) -> Result<(Headers, Vec<String>), RequestError> {
     let mut headers: Vec<(String, String)> = if !flat.is_empty() {
         flat.into_iter()
             .map(|(mut k, v)| {
@@ -279,9 +286,14 @@ fn headers(
         });
     }
     headers.sort_by(|a, b| a.0.cmp(&b.0));
-    // Join repeated names (raw header maps may repeat them).
+    // Join repeated names (raw header maps may repeat them), and remember
+    // which: some protocols refuse a repeated header outright.
+    let mut repeated: Vec<String> = Vec::new();
     headers.dedup_by(|later, earlier| {
         if later.0 == earlier.0 {
+            if repeated.last() != Some(&earlier.0) {
+                repeated.push(earlier.0.clone());
+            }
             earlier.1.push(',');
             earlier.1.push_str(&later.1);
             true
@@ -289,7 +301,7 @@ fn headers(
             false
         }
     });
-    Ok(headers)
+    Ok((headers, repeated))
 }
 
 /// A protobuf `Struct` as JSON (numbers that are whole stay integers, so

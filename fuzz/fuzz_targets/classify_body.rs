@@ -1,7 +1,7 @@
 //! AI-traffic classification from a fuzzed body: the first byte picks a provider path
 //! from the shipped route table (`config/cedar-gate.yaml`), the rest is the request body.
 //! Covers the OpenAI, Anthropic, Gemini, Bedrock and MCP JSON-RPC parsers and the bounded
-//! body reader.
+//! body reader, and (selector bit 0x40) the MCP 2026-07-28 header/body agreement.
 //!
 //! Invariants: never panics; a classified request yields at least one operation and no
 //! more than the batch limit; each operation names an action and a resource.
@@ -39,6 +39,17 @@ fuzz_target!(|data: &[u8]| {
     let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
     if selector & 0x80 != 0 {
         headers.push(("x-envoy-auth-partial-body".to_owned(), "true".to_owned()));
+    }
+    // MCP 2026-07-28: the mirrored headers the body is checked against.
+    if selector & 0x40 != 0 {
+        for (k, v) in [
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "=?base64?cmVhZF9maWxl?="),
+            ("mcp-param-region", "us-west1"),
+        ] {
+            headers.push((k.to_owned(), v.to_owned()));
+        }
     }
     headers.sort();
     let req = HttpRequest {

@@ -1,10 +1,14 @@
 //! Model Context Protocol over streamable HTTP (JSON-RPC 2.0).
 //!
-//! `POST` carries one message or a batch; every batch element becomes its own
-//! operation, and the gate denies the whole request if any is denied. `GET`
-//! (open the server-to-client stream) is `listen`, `DELETE` (end the session)
-//! is `end_session`. The server is named by the route, so a tool is
-//! `Tool::"<server>/<tool>"`; every other MCP operation is on
+//! `POST` carries one message or, before protocol version 2026-07-28, a
+//! batch; every batch element becomes its own operation, and the gate denies
+//! the whole request if any is denied. Which version a request speaks, and
+//! the rule that its mirrored headers (`Mcp-Method`, `Mcp-Name`, ...) agree
+//! with its body, is [`super::mcp_headers`]. Before 2026-07-28, `GET` (open
+//! the server-to-client stream) is `listen` and `DELETE` (end the session) is
+//! `end_session`; from 2026-07-28 both are gone and the stream is the POST
+//! `subscriptions/listen` (also `listen`). The server is named by the route,
+//! so a tool is `Tool::"<server>/<tool>"`; every other MCP operation is on
 //! `McpServer::"<server>"`, with the details (resource URI, prompt name) in
 //! `context.mcp`. MCP cannot be understood without its body: with
 //! `body: optional`, an unreadable body is `unclassified`, as are other HTTP
@@ -18,6 +22,7 @@ use serde_json::Value as Json;
 
 use crate::classify::ai::{get, len, opt_str};
 use crate::classify::body::{BodyError, BodyReader};
+use crate::classify::mcp_headers::{self, McpRefusal};
 use crate::classify::model::check_name;
 use crate::classify::routes::Route;
 use crate::classify::{ClassifyError, Operation, Protocol, UNCLASSIFIED, action, unclassified};
@@ -28,6 +33,15 @@ use crate::vocab::{EntityType, Value, builtin_uid};
 pub const MAX_BATCH: usize = 64;
 /// Most argument names kept in `context.mcp.argument_names`.
 const MAX_ARGUMENT_NAMES: usize = 128;
+/// Most keys kept from `params.inputResponses` (an MRTR retry), and most
+/// resource URIs kept from a `subscriptions/listen` filter.
+const MAX_KEYS: usize = 64;
+/// The `subscriptions/listen` filter flags (2026-07-28).
+const LISTEN_FLAGS: [&str; 3] = [
+    "toolsListChanged",
+    "promptsListChanged",
+    "resourcesListChanged",
+];
 
 /// What one MCP message asks for, as policies see it in `context.mcp`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,6 +60,18 @@ pub struct McpInfo {
     pub prompt: Option<String>,
     /// Elements in the request (1 unless a batch).
     pub batch_size: i64,
+    /// The `MCP-Protocol-Version` the request declares, if any.
+    pub protocol_version: Option<String>,
+    /// `Mcp-Param-*` headers (2026-07-28 and later): lower-case name, decoded
+    /// value, sorted by name.
+    pub params: Vec<(String, String)>,
+    /// An MRTR retry (2026-07-28): the keys of `params.inputResponses`.
+    pub input_responses: Option<BTreeSet<String>>,
+    /// `subscriptions/listen`: the change notifications opted in to
+    /// (`toolsListChanged`, ...), and the resource URIs subscribed to.
+    pub subscriptions: Option<BTreeSet<String>>,
+    /// `subscriptions/listen`: `resourceSubscriptions`.
+    pub subscribed_uris: Option<BTreeSet<String>>,
 }
 
 // === impl McpInfo ===
@@ -71,6 +97,31 @@ impl McpInfo {
             fields.push(("prompt".to_owned(), Value::str(p)));
         }
         fields.push(("batch_size".to_owned(), Value::Long(self.batch_size)));
+        if let Some(v) = &self.protocol_version {
+            fields.push(("protocol_version".to_owned(), Value::str(v)));
+        }
+        if !self.params.is_empty() {
+            let params = self.params.iter().map(|(name, value)| {
+                Value::Record(vec![
+                    ("name".to_owned(), Value::str(name)),
+                    ("value".to_owned(), Value::str(value)),
+                ])
+            });
+            fields.push(("params".to_owned(), Value::Set(params.collect())));
+        }
+        let sets = [
+            ("input_responses", &self.input_responses),
+            ("subscriptions", &self.subscriptions),
+            ("subscribed_uris", &self.subscribed_uris),
+        ];
+        for (name, set) in sets {
+            if let Some(set) = set {
+                fields.push((
+                    name.to_owned(),
+                    Value::Set(set.iter().map(Value::str).collect()),
+                ));
+            }
+        }
         Value::Record(fields)
     }
 
@@ -97,13 +148,27 @@ pub fn parse(
     route: &Route,
     body: &BodyReader<'_>,
 ) -> Result<Vec<Operation>, ClassifyError> {
+    let refuse = |error, id| ClassifyError::Mcp(McpRefusal { error, id });
+    let era = match mcp_headers::era(req, route.mcp_legacy) {
+        Ok(era) => era,
+        // Answered with the request's id when the body has one.
+        Err(e) => {
+            return Err(refuse(
+                e,
+                body.json().ok().flatten().and_then(|j| message_id(&j)),
+            ));
+        }
+    };
     let info = |method: &str| McpInfo {
         method: method.to_owned(),
         server: route.server.clone(),
         batch_size: 1,
+        protocol_version: era.version().map(str::to_owned),
         ..Default::default()
     };
     match req.method.as_str() {
+        // 2026-07-28 removed the GET stream and sessions: nothing to authorize.
+        "GET" | "DELETE" if era.is_modern() => return Ok(vec![unclassified(req, Protocol::Mcp)]),
         "GET" => return Ok(vec![info("GET").operation("listen")]),
         "DELETE" => return Ok(vec![info("DELETE").operation("end_session")]),
         "POST" => {}
@@ -112,17 +177,53 @@ pub fn parse(
     let Some(json) = body.json()? else {
         return Ok(vec![unclassified(req, Protocol::Mcp)]);
     };
-    let ops = match messages(&json, &route.server) {
+    let infos = match infos(&json, &route.server) {
         // A bad tool name is refused whatever the body mode.
         Err(ClassifyError::Name(e)) => return Err(e.into()),
         Err(ClassifyError::Body(e)) => body.lenient(Err(e))?,
         other => Some(other?),
     };
-    Ok(ops.unwrap_or_else(|| vec![unclassified(req, Protocol::Mcp)]))
+    let Some(mut infos) = infos else {
+        return Ok(vec![unclassified(req, Protocol::Mcp)]);
+    };
+    // The headers are checked against a body that parsed: what the upstream
+    // runs is the body, so the body's own errors come first.
+    let params = mcp_headers::check(req, &era, &json).map_err(|e| refuse(e, message_id(&json)))?;
+    if era.is_modern() && infos.iter().any(|(i, _)| i.method == "response") {
+        return Err(BodyError::Invalid(
+            "a client declaring MCP 2026-07-28 or later sends no JSON-RPC responses".to_owned(),
+        )
+        .into());
+    }
+    Ok(infos
+        .drain(..)
+        .map(|(mut i, action)| {
+            i.protocol_version = era.version().map(str::to_owned);
+            i.params.clone_from(&params);
+            i.operation(action)
+        })
+        .collect())
+}
+
+/// The `id` of a single message (a batch has none of its own).
+fn message_id(json: &Json) -> Option<Json> {
+    match json {
+        Json::Object(_) => get(json, "id")
+            .filter(|v| v.is_string() || v.is_number())
+            .cloned(),
+        _ => None,
+    }
 }
 
 /// One operation per message; any malformed element invalidates the batch.
 pub fn messages(json: &Json, server: &str) -> Result<Vec<Operation>, ClassifyError> {
+    Ok(infos(json, server)?
+        .into_iter()
+        .map(|(info, action)| info.operation(action))
+        .collect())
+}
+
+fn infos(json: &Json, server: &str) -> Result<Vec<(McpInfo, &'static str)>, ClassifyError> {
     let items: &[Json] = match json {
         Json::Array(items) if items.is_empty() => {
             return Err(BodyError::Invalid("empty JSON-RPC batch".to_owned()).into());
@@ -152,7 +253,11 @@ pub fn messages(json: &Json, server: &str) -> Result<Vec<Operation>, ClassifyErr
         .collect()
 }
 
-fn message(msg: &Json, server: &str, batch_size: i64) -> Result<Operation, ClassifyError> {
+fn message(
+    msg: &Json,
+    server: &str,
+    batch_size: i64,
+) -> Result<(McpInfo, &'static str), ClassifyError> {
     if !msg.is_object() {
         return Err(BodyError::Invalid("a JSON-RPC message must be an object".to_owned()).into());
     }
@@ -167,7 +272,7 @@ fn message(msg: &Json, server: &str, batch_size: i64) -> Result<Operation, Class
     let Some(method) = opt_str(msg, "method")? else {
         if get(msg, "result").is_some() || get(msg, "error").is_some() {
             info.method = "response".to_owned();
-            return Ok(info.operation("response"));
+            return Ok((info, "response"));
         }
         return Err(BodyError::Invalid(
             "a JSON-RPC message needs a `method`, a `result` or an `error`".to_owned(),
@@ -183,6 +288,11 @@ fn message(msg: &Json, server: &str, batch_size: i64) -> Result<Operation, Class
     let action_name = match method.as_str() {
         "initialize" => "initialize",
         "ping" => "ping",
+        "server/discover" => "discover",
+        "subscriptions/listen" => {
+            listen_filter(params, &mut info)?;
+            "listen"
+        }
         m if m.starts_with("notifications/") => "notification",
         "tools/list" => "list_tools",
         "tools/call" => {
@@ -190,22 +300,80 @@ fn message(msg: &Json, server: &str, batch_size: i64) -> Result<Operation, Class
             check_name("tool", &tool)?;
             info.tool = Some(tool);
             info.argument_names = argument_names(params)?;
+            info.input_responses = input_responses(params)?;
             "call_tool"
         }
         "resources/list" | "resources/templates/list" => "list_resources",
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
             info.uri = Some(required_name(params, "uri")?);
+            info.input_responses = input_responses(params)?;
             "read_resource"
         }
         "prompts/list" => "list_prompts",
         "prompts/get" => {
             info.prompt = Some(required_name(params, "name")?);
             info.argument_names = argument_names(params)?;
+            info.input_responses = input_responses(params)?;
             "get_prompt"
         }
         _ => UNCLASSIFIED,
     };
-    Ok(info.operation(action_name))
+    Ok((info, action_name))
+}
+
+/// The keys of `params.inputResponses`: the client answering the server's
+/// `inputRequests` on a retry (MRTR, 2026-07-28).
+fn input_responses(params: &Json) -> Result<Option<BTreeSet<String>>, BodyError> {
+    match get(params, "inputResponses") {
+        None => Ok(None),
+        Some(Json::Object(map)) => Ok(Some(map.keys().take(MAX_KEYS).cloned().collect())),
+        Some(_) => Err(BodyError::field("params.inputResponses", "an object")),
+    }
+}
+
+/// `subscriptions/listen`: which change notifications, which resources.
+fn listen_filter(params: &Json, info: &mut McpInfo) -> Result<(), BodyError> {
+    let filter = match get(params, "notifications") {
+        None => &Json::Null,
+        Some(f @ Json::Object(_)) => f,
+        Some(_) => return Err(BodyError::field("params.notifications", "an object")),
+    };
+    let mut flags = BTreeSet::new();
+    for flag in LISTEN_FLAGS {
+        if crate::classify::ai::opt_bool(filter, flag)? {
+            flags.insert(flag.to_owned());
+        }
+    }
+    let uris = match get(filter, "resourceSubscriptions") {
+        None => BTreeSet::new(),
+        Some(Json::Array(items)) if items.len() > MAX_KEYS => {
+            return Err(BodyError::Invalid(format!(
+                "`params.notifications.resourceSubscriptions` lists more than {MAX_KEYS} URIs"
+            )));
+        }
+        Some(Json::Array(items)) => items
+            .iter()
+            .map(|u| u.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                BodyError::field(
+                    "params.notifications.resourceSubscriptions",
+                    "an array of strings",
+                )
+            })?,
+        Some(_) => {
+            return Err(BodyError::field(
+                "params.notifications.resourceSubscriptions",
+                "an array of strings",
+            ));
+        }
+    };
+    if !uris.is_empty() {
+        flags.insert("resourceSubscriptions".to_owned());
+    }
+    info.subscriptions = Some(flags);
+    info.subscribed_uris = Some(uris);
+    Ok(())
 }
 
 fn required_name(params: &Json, key: &str) -> Result<String, BodyError> {

@@ -15,9 +15,11 @@ pub mod form;
 pub mod gemini;
 pub mod http;
 pub mod mcp;
+pub mod mcp_headers;
 pub mod model;
 pub mod openai;
 pub mod provider;
+pub mod resource;
 pub mod routes;
 pub mod sniff;
 
@@ -261,6 +263,10 @@ pub enum ClassifyError {
     /// The request names its model in two places that disagree.
     #[error(transparent)]
     Model(#[from] provider::ModelError),
+    /// An MCP request whose mirrored headers disagree with its body, a
+    /// 2026-07-28 batch, or a version the route refuses.
+    #[error(transparent)]
+    Mcp(#[from] mcp_headers::McpRefusal),
 }
 
 // === impl ClassifyError ===
@@ -275,6 +281,16 @@ impl ClassifyError {
             ClassifyError::Body(e) => e.reason(),
             ClassifyError::Name(_) => Reason::NameInvalid,
             ClassifyError::Model(_) => Reason::ModelAmbiguous,
+            ClassifyError::Mcp(e) => e.reason(),
+        }
+    }
+
+    /// A protocol-specific body for the refusal (MCP: a JSON-RPC error with
+    /// the request's id), instead of the generic JSON one.
+    pub fn body(&self) -> Option<String> {
+        match self {
+            ClassifyError::Mcp(e) => Some(e.body()),
+            _ => None,
         }
     }
 }

@@ -60,6 +60,17 @@ pub struct RouteSpec {
     /// MCP only (required there): the server's name, prefixing tool names.
     #[serde(default)]
     pub server: Option<String>,
+    /// MCP only: whether clients older than 2026-07-28 (or sending no
+    /// `MCP-Protocol-Version`) are accepted (`accept`, the default) or refused.
+    #[serde(default)]
+    pub mcp_legacy: Option<crate::classify::mcp_headers::Legacy>,
+    /// MCP only: the canonical URI of the MCP server (RFC 8707 resource);
+    /// tokens on the route must name it in `aud` unless `audience: issuer`.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// MCP only, with `resource`: `resource` (default) or `issuer`.
+    #[serde(default)]
+    pub audience: Option<crate::classify::resource::AudienceMode>,
     /// `required` (default) or `optional`.
     #[serde(default)]
     pub body: BodyMode,
@@ -85,6 +96,12 @@ pub struct Route {
     pub protocol: Protocol,
     /// The MCP server name (MCP routes only).
     pub server: String,
+    /// Whether pre-2026-07-28 MCP clients are accepted (MCP routes only).
+    pub mcp_legacy: crate::classify::mcp_headers::Legacy,
+    /// The canonical resource URI (MCP routes only).
+    pub resource: Option<String>,
+    /// Whether tokens must name `resource` in `aud`.
+    pub audience: crate::classify::resource::AudienceMode,
     /// Whether the body must be readable.
     pub body: BodyMode,
     /// Most body bytes parsed.
@@ -188,6 +205,9 @@ impl Route {
             methods: Vec::new(),
             protocol,
             server: String::new(),
+            mcp_legacy: Default::default(),
+            resource: None,
+            audience: Default::default(),
             body: BodyMode::Required,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             model_aliases: BTreeMap::new(),
@@ -240,6 +260,17 @@ impl Route {
             (_, Some(_)) => return Err("`server` applies only to `protocol: mcp`".to_owned()),
             (_, None) => String::new(),
         };
+        if spec.mcp_legacy.is_some() && spec.protocol != Protocol::Mcp {
+            return Err("`mcp_legacy` applies only to `protocol: mcp`".to_owned());
+        }
+        if let Some(uri) = &spec.resource {
+            if spec.protocol != Protocol::Mcp {
+                return Err("`resource` applies only to `protocol: mcp`".to_owned());
+            }
+            crate::classify::resource::check_uri(uri)?;
+        } else if spec.audience.is_some() {
+            return Err("`audience` needs the route's `resource`".to_owned());
+        }
         let max_body_bytes = spec.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
         if max_body_bytes == 0 || max_body_bytes > MAX_BODY_BYTES_LIMIT {
             return Err(format!(
@@ -265,6 +296,9 @@ impl Route {
             methods,
             protocol: spec.protocol,
             server,
+            mcp_legacy: spec.mcp_legacy.unwrap_or_default(),
+            resource: spec.resource,
+            audience: spec.audience.unwrap_or_default(),
             body: spec.body,
             max_body_bytes,
         })
@@ -496,6 +530,9 @@ mod tests {
                 methods: vec!["POST".into()],
                 protocol: Protocol::Openai,
                 server: None,
+                mcp_legacy: None,
+                resource: None,
+                audience: None,
                 body: BodyMode::Required,
                 max_body_bytes: None,
                 model_aliases: BTreeMap::new(),

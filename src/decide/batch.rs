@@ -41,6 +41,9 @@ pub struct BatchDecision<'o> {
     pub cache_hit: bool,
     /// The shadow set's answer over the same operations.
     pub shadow: Option<Decision>,
+    /// Step-up: the scopes that would permit the denied operation (reason
+    /// `insufficient_scope`, see [`crate::decide::stepup`]); empty otherwise.
+    pub required_scopes: Vec<String>,
 }
 
 // === impl Batch ===
@@ -92,6 +95,7 @@ impl Batch<'_> {
                     denied: Some(op),
                     cache_hit,
                     shadow,
+                    required_scopes: Vec::new(),
                 };
             }
             match &mut allowed {
@@ -107,6 +111,7 @@ impl Batch<'_> {
             denied: None,
             cache_hit,
             shadow,
+            required_scopes: Vec::new(),
         }
     }
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::classify::resource::AudienceMode;
 use crate::classify::{self, Operation, Refusal};
 use crate::config::Config;
 use crate::credentials::ProviderCredentials;
@@ -11,12 +12,16 @@ use crate::decide::credentials;
 use crate::decide::outcome::{Answer, Outcome};
 use crate::decide::question;
 use crate::decide::raw::RawQuestion;
+use crate::decide::stepup;
+use crate::identity::jwt::TokenError;
 use crate::identity::keys::ApiKeys;
 use crate::identity::token::TokenVerifier;
 use crate::identity::{Identity, Resolver};
+use crate::identity::{IdentityError, IdentityRejection, Rejection};
 use crate::policy::cache::DecisionCache;
 use crate::policy::snapshot::Snapshot;
 use crate::request::HttpRequest;
+use crate::vocab::Reason;
 use crate::vocab::uid_string;
 
 /// Decides requests against a snapshot.
@@ -77,7 +82,11 @@ impl Gate {
     /// say, as one [`Outcome`].
     pub fn check(&self, snapshot: &Snapshot, req: &HttpRequest, now: SystemTime) -> Outcome {
         let classified = classify::classify(req, &self.config.routes);
-        let answer = match self.resolver.resolve(req, now) {
+        let answer = match self
+            .resolver
+            .resolve(req, now)
+            .and_then(|identity| self.audience(req, identity))
+        {
             Err(rejection) => Answer::Refused(rejection),
             Ok(identity) => self.answer(snapshot, req, identity, &classified, now),
         };
@@ -93,6 +102,29 @@ impl Gate {
             );
         }
         outcome
+    }
+
+    /// RFC 8707: on a route serving one resource, the token must be for it
+    /// (`classify::resource`); a token for another server is refused (401).
+    fn audience(&self, req: &HttpRequest, mut identity: Identity) -> Result<Identity, Rejection> {
+        let (Some(route), Some(token)) = (self.config.routes.find(req), &identity.token) else {
+            return Ok(identity);
+        };
+        match (&route.resource, route.audience) {
+            (Some(resource), AudienceMode::Resource) if !token.audiences.contains(resource) => {
+                let e = IdentityError::Token(TokenError::ResourceMismatch);
+                // The audit names the workload that presented the refused token.
+                identity.token = None;
+                Err(Rejection {
+                    error: IdentityRejection {
+                        code: e.reason(),
+                        message: e.to_string(),
+                    },
+                    accepted: identity,
+                })
+            }
+            _ => Ok(identity),
+        }
     }
 
     /// Asks the policies about every operation of a request whose caller is known.
@@ -117,10 +149,11 @@ impl Gate {
                 };
             }
         };
-        let batch = Batch {
+        let on_error = self.config.authorization.on_policy_error;
+        let mut batch = Batch {
             snapshot,
             cache: self.cache.as_deref(),
-            on_error: self.config.authorization.on_policy_error,
+            on_error,
             valid_until: identity.valid_until(),
             now,
         }
@@ -131,6 +164,17 @@ impl Gate {
             |op| RawQuestion::new(req, &identity, op, choice),
             |op, principal| question::ask(req, &identity, op, now, principal),
         );
+        if let (Reason::NoPermit, Some(op), Some(_)) =
+            (batch.decision.reason, batch.denied, &identity.token)
+        {
+            // Would more scopes permit it? Asked on a deny only (never a forbid).
+            let principal = question::principal_specs(&identity, self.config.identity.principal);
+            let authz = question::ask(req, &identity, op, now, principal);
+            if let Some(scopes) = stepup::required_scopes(snapshot, authz, on_error) {
+                batch.decision.reason = Reason::InsufficientScope;
+                batch.required_scopes = scopes;
+            }
+        }
         Answer::Decided {
             identity,
             principal: principal_uid,

@@ -14,6 +14,7 @@ pub mod outcome;
 pub mod question;
 pub mod raw;
 pub mod request_file;
+pub mod stepup;
 
 pub use gate::Gate;
 pub use outcome::{Answer, HEADER_PREFIX, Outcome};

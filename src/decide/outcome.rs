@@ -57,6 +57,30 @@ pub struct Outcome {
     pub shadow: Option<ShadowOutcome>,
     /// The provider credential injected on allow ([`crate::credentials`]).
     pub credential: Option<crate::credentials::Injection>,
+    /// The body of a refusal in the protocol's own error shape (an MCP
+    /// JSON-RPC error), when classification refused the request.
+    pub refusal_body: Option<String>,
+    /// Step-up: the scopes that would permit the denied request (reason
+    /// `insufficient_scope`, see [`crate::decide::stepup`]); empty otherwise.
+    pub required_scopes: Vec<String>,
+    /// ext_proc list filtering (`wire::extproc`); `None` on Checks.
+    pub list_filter: Option<ListFilterAudit>,
+}
+
+/// The audit record of a list filtered by ext_proc.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ListFilterAudit {
+    /// Which list (`tools`, `prompts`, `resources`, `resource_templates`, `models`).
+    pub list: &'static str,
+    /// The names removed.
+    pub hidden: Vec<String>,
+    /// The names kept although the bare call was denied: another call (other
+    /// arguments) might be allowed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditional: Vec<String>,
+    /// Why the response could not be filtered (it was replaced by an error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// How a request was answered.
@@ -95,6 +119,8 @@ struct Verdict<'o> {
     /// The denied operation on a deny, else the first.
     operation: &'o Operation,
     shadow: Option<ShadowOutcome>,
+    refusal_body: Option<String>,
+    required_scopes: Vec<String>,
 }
 
 // === impl Outcome ===
@@ -154,6 +180,9 @@ impl Outcome {
                 .map(|(k, _)| k.clone())
                 .collect(),
             shadow: verdict.shadow,
+            refusal_body: verdict.refusal_body,
+            required_scopes: verdict.required_scopes,
+            list_filter: None,
             credential: None,
         }
     }
@@ -195,6 +224,8 @@ impl<'o> Answer<'o> {
                 cache_hit: false,
                 operation: first,
                 shadow: None,
+                refusal_body: None,
+                required_scopes: Vec::new(),
             },
             Answer::Unreadable {
                 identity,
@@ -208,6 +239,8 @@ impl<'o> Answer<'o> {
                 cache_hit: false,
                 operation: first,
                 shadow: None,
+                refusal_body: refusal.error.body(),
+                required_scopes: Vec::new(),
             },
             Answer::Decided {
                 identity,
@@ -226,6 +259,8 @@ impl<'o> Answer<'o> {
                     cache_hit: batch.cache_hit,
                     operation,
                     shadow,
+                    required_scopes: batch.required_scopes,
+                    refusal_body: None,
                 }
             }
         }

@@ -154,6 +154,7 @@ fn build(files: Files) -> Result<Parts, PolicyLoadError> {
         warnings.push(located(&origin, &sources, w.policy_id(), w));
     }
     check_model_ids(&policies, &origin, &mut diags);
+    check_scope_annotations(&policies, &origin, &mut diags);
     check_unscoped_membership(&policies, &origin, &mut warnings);
     let entities = load_entities(files.entities.as_deref(), &schema, &mut diags);
 
@@ -290,6 +291,22 @@ fn check_model_ids(policies: &PolicySet, origin: &Origin, diags: &mut Vec<Diagno
                     ),
                 ));
             }
+        }
+    }
+}
+
+/// A malformed `@scope` would otherwise be silently ignored (no step-up challenge).
+fn check_scope_annotations(policies: &PolicySet, origin: &Origin, diags: &mut Vec<Diagnostic>) {
+    for policy in policies.policies() {
+        if let Some(problem) = crate::policy::scope::annotation_problem(policy) {
+            let file = origin
+                .get(policy.id())
+                .map(|(f, _)| f.as_str())
+                .unwrap_or(".");
+            diags.push(Diagnostic::file(
+                file,
+                format!("policy `{}`: {problem}", policy.id()),
+            ));
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod diagnostic;
 pub mod load;
 pub mod reads;
+pub mod scope;
 pub mod shadow;
 pub mod slice;
 pub mod snapshot;

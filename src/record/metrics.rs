@@ -55,6 +55,12 @@ pub const SHADOW_POLICIES: &str = "cedar_gate_shadow_policies_loaded";
 /// 1, labelled with the content hash (first 12 hex digits, label `hash`) of the
 /// snapshot in force: exactly one series, written at scrape time.
 pub const POLICY_SNAPSHOT: &str = "cedar_gate_policy_snapshot_info";
+/// List responses filtered by ext_proc, by `list`.
+pub const LIST_RESPONSES: &str = "cedar_gate_list_responses_filtered_total";
+/// Listed items hidden by ext_proc, by `list`.
+pub const LIST_ITEMS_HIDDEN: &str = "cedar_gate_list_items_hidden_total";
+/// Listed items kept although the bare call was denied (conditional), by `list`.
+pub const LIST_ITEMS_CONDITIONAL: &str = "cedar_gate_list_items_conditional_total";
 
 /// Callers refused for presenting a provider key, by `route` (config-bounded).
 pub const CREDENTIAL_PRESENTED: &str = "cedar_gate_provider_credential_presented_total";
@@ -105,6 +111,9 @@ pub const ALL: &[&str] = &[
     SHADOW_DISAGREEMENTS,
     SHADOW_POLICIES,
     POLICY_SNAPSHOT,
+    LIST_RESPONSES,
+    LIST_ITEMS_HIDDEN,
+    LIST_ITEMS_CONDITIONAL,
     CREDENTIAL_AGE,
     CREDENTIAL_ROTATION_PERIOD,
     CREDENTIAL_LOADED,
@@ -246,9 +255,29 @@ fn describe() {
         JWKS_REFRESHES,
         "Issuer key set fetches, by issuer and result (a failure keeps the last good keys)."
     );
+    describe_counter!(
+        LIST_RESPONSES,
+        "List responses (MCP tools/prompts/resources, model lists) filtered by ext_proc, by list."
+    );
+    describe_counter!(
+        LIST_ITEMS_HIDDEN,
+        "Listed items ext_proc removed because the caller may not use them, by list."
+    );
+    describe_counter!(
+        LIST_ITEMS_CONDITIONAL,
+        "Listed items ext_proc kept although the bare call was denied (another call might be allowed), by list."
+    );
     describe_gauge!(BUILD_INFO, "Build information.");
     describe_lifecycle();
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+}
+
+/// Records one filtered list response (ext_proc), how many items it hid and
+/// how many it kept only because another call might use them.
+pub fn record_list_filtered(list: &'static str, hidden: usize, conditional: usize) {
+    counter!(LIST_RESPONSES, "list" => list).increment(1);
+    counter!(LIST_ITEMS_HIDDEN, "list" => list).increment(hidden as u64);
+    counter!(LIST_ITEMS_CONDITIONAL, "list" => list).increment(conditional as u64);
 }
 
 /// What one answered Check adds to the metrics: plain values, so recording

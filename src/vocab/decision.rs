@@ -97,6 +97,19 @@ pub enum Reason {
     /// The request names its model in two places that disagree (the body and
     /// a `?model=` query parameter): which one runs depends on the server.
     ModelAmbiguous,
+    /// An MCP request's mirrored headers (`Mcp-Method`, `Mcp-Name`,
+    /// `MCP-Protocol-Version`, `Mcp-Param-*`) disagree with its body, or are
+    /// missing, repeated or malformed (`400`, JSON-RPC `HeaderMismatch`).
+    McpHeaderMismatch,
+    /// A request declaring MCP 2026-07-28 or later carries a JSON-RPC batch
+    /// (`400`).
+    McpBatchRefused,
+    /// The MCP route accepts 2026-07-28 or later only (`mcp_legacy: refuse`)
+    /// and the request declares an older version or none (`400`).
+    McpVersionRefused,
+    /// No permit matched, and one annotated `@scope` would have with scopes
+    /// the token lacks: a step-up challenge (`403`, `insufficient_scope`).
+    InsufficientScope,
     /// The caller sent its own provider key on a route where the gateway
     /// injects one (`crate::credentials`).
     ProviderCredentialPresented,
@@ -131,6 +144,10 @@ impl Reason {
             Reason::MethodOverride => "method_override",
             Reason::NameInvalid => "name_invalid",
             Reason::ModelAmbiguous => "model_ambiguous",
+            Reason::McpHeaderMismatch => "mcp_header_mismatch",
+            Reason::McpBatchRefused => "mcp_batch_refused",
+            Reason::McpVersionRefused => "mcp_version_refused",
+            Reason::InsufficientScope => "insufficient_scope",
             Reason::ProviderCredentialPresented => "provider_credential_presented",
             Reason::CredentialMissing => "credential_missing",
             Reason::CredentialUnavailable => "credential_unavailable",
@@ -142,14 +159,19 @@ impl Reason {
     /// cannot be read one way only, `401` for credentials, `403` otherwise.
     pub fn http_status(self) -> i32 {
         match self {
-            Reason::PathNotCanonical | Reason::HostNotCanonical | Reason::MethodOverride => 400,
+            Reason::PathNotCanonical
+            | Reason::HostNotCanonical
+            | Reason::MethodOverride
+            | Reason::McpHeaderMismatch
+            | Reason::McpBatchRefused
+            | Reason::McpVersionRefused => 400,
             Reason::Unauthenticated | Reason::InvalidIdentity => 401,
             _ => 403,
         }
     }
 
     /// Every reason, for pre-registering metric series.
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 25] = [
         Reason::PolicyPermit,
         Reason::PolicyForbid,
         Reason::NoPermit,
@@ -167,6 +189,10 @@ impl Reason {
         Reason::MethodOverride,
         Reason::NameInvalid,
         Reason::ModelAmbiguous,
+        Reason::McpHeaderMismatch,
+        Reason::McpBatchRefused,
+        Reason::McpVersionRefused,
+        Reason::InsufficientScope,
         Reason::ProviderCredentialPresented,
         Reason::CredentialMissing,
         Reason::CredentialUnavailable,

@@ -1,6 +1,7 @@
 //! The edge: the only code that names `envoy_types`. The gRPC service, the
 //! answer to Envoy, and the server's TLS.
 
+pub mod extproc;
 pub mod response;
 pub mod service;
 pub mod tls;

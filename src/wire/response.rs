@@ -37,6 +37,11 @@ pub fn build(outcome: &Outcome, cfg: &ResponseConfig) -> CheckResponse {
             CODE_INVALID_ARGUMENT,
             HttpResponse::DeniedResponse(denied(outcome, 400, None)),
         )
+    } else if !outcome.required_scopes.is_empty() {
+        (
+            CODE_PERMISSION_DENIED,
+            HttpResponse::DeniedResponse(denied(outcome, 403, Some(step_up(outcome, cfg)))),
+        )
     } else {
         (
             CODE_PERMISSION_DENIED,
@@ -102,6 +107,7 @@ fn denied(outcome: &Outcome, status: i32, www_authenticate: Option<String>) -> D
     let error = match status {
         400 => "bad_request",
         401 => "unauthenticated",
+        _ if !outcome.required_scopes.is_empty() => "insufficient_scope",
         _ => "forbidden",
     };
     let mut body = serde_json::json!({
@@ -114,6 +120,10 @@ fn denied(outcome: &Outcome, status: i32, www_authenticate: Option<String>) -> D
         && let Some(message) = outcome.decision.errors.first()
     {
         body["message"] = message.as_str().into();
+    }
+    // Step-up: the scopes to ask the authorization server for.
+    if !outcome.required_scopes.is_empty() {
+        body["scopes"] = outcome.required_scopes.clone().into();
     }
     // Which model or tool was refused (what the caller asked for, never why).
     if status == 403 {
@@ -139,7 +149,11 @@ fn denied(outcome: &Outcome, status: i32, www_authenticate: Option<String>) -> D
     DeniedHttpResponse {
         status: Some(HttpStatus { code: status }),
         headers,
-        body: body.to_string(),
+        // A protocol's own error shape (MCP: JSON-RPC `HeaderMismatch`) wins.
+        body: outcome
+            .refusal_body
+            .clone()
+            .unwrap_or_else(|| body.to_string()),
     }
 }
 
@@ -155,6 +169,20 @@ fn challenge(outcome: &Outcome, cfg: &ResponseConfig) -> String {
     }
     if let Some(url) = &cfg.resource_metadata {
         // RFC 9728 §5.1: where the client finds how to obtain a token.
+        out.push_str(&format!(", resource_metadata=\"{url}\""));
+    }
+    out
+}
+
+/// The step-up challenge of a 403 (RFC 6750 §3.1, MCP authorization
+/// "insufficient scope"). The scopes are RFC 6749 scope tokens (checked when
+/// read from the annotation): no quote or backslash can break out.
+fn step_up(outcome: &Outcome, cfg: &ResponseConfig) -> String {
+    let mut out = format!(
+        "Bearer error=\"insufficient_scope\", scope=\"{}\"",
+        outcome.required_scopes.join(" ")
+    );
+    if let Some(url) = &cfg.resource_metadata {
         out.push_str(&format!(", resource_metadata=\"{url}\""));
     }
     out

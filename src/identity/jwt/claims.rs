@@ -95,7 +95,11 @@ impl IssuerRules {
                 return Err(TokenError::LifetimeExceeded);
             }
         }
-        let audience = self.audience(claims.get("aud"))?;
+        let audiences = self.audiences(claims.get("aud"));
+        let audience = audiences
+            .first()
+            .cloned()
+            .ok_or(TokenError::InvalidAudience)?;
         for c in &self.required_claims {
             if claims.get(c).is_none_or(Json::is_null) {
                 return Err(TokenError::MissingClaim(c.chars().take(64).collect()));
@@ -112,6 +116,7 @@ impl IssuerRules {
             principal,
             subject,
             audience,
+            audiences,
             scopes: scopes(claims)?,
             groups: self.groups(claims)?,
             issued_at: iat,
@@ -129,7 +134,7 @@ impl IssuerRules {
         })
     }
 
-    fn audience(&self, aud: Option<&Json>) -> Result<String, TokenError> {
+    fn audiences(&self, aud: Option<&Json>) -> Vec<String> {
         let named: Vec<&str> = match aud {
             Some(Json::String(s)) => vec![s.as_str()],
             Some(Json::Array(items)) => items.iter().filter_map(Json::as_str).collect(),
@@ -137,9 +142,9 @@ impl IssuerRules {
         };
         self.audiences
             .iter()
-            .find(|a| named.contains(&a.as_str()))
+            .filter(|a| named.contains(&a.as_str()))
             .cloned()
-            .ok_or(TokenError::InvalidAudience)
+            .collect()
     }
 
     fn groups(&self, claims: &Map<String, Json>) -> Result<Vec<String>, TokenError> {

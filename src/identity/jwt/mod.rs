@@ -88,6 +88,10 @@ pub enum TokenError {
     /// `aud` names none of the accepted audiences.
     #[error("token audience is not accepted")]
     InvalidAudience,
+    /// The route serves one resource (RFC 8707) and `aud` does not name it:
+    /// a token minted for another server is never passed through.
+    #[error("token audience does not name this route's resource")]
+    ResourceMismatch,
     /// A required claim is missing.
     #[error("token lacks required claim `{0}`")]
     MissingClaim(String),
@@ -127,6 +131,7 @@ impl TokenError {
             TokenError::MissingIssuedAt => "missing_iat",
             TokenError::LifetimeExceeded => "token_lifetime_exceeded",
             TokenError::InvalidAudience => "invalid_audience",
+            TokenError::ResourceMismatch => "resource_mismatch",
             TokenError::MissingClaim(_) => "missing_required_claim",
             TokenError::MissingSubject => "missing_subject",
             TokenError::InvalidClaim(_) => "invalid_claim",
@@ -154,6 +159,9 @@ pub struct VerifiedToken {
     pub subject: String,
     /// The first configured audience the token names.
     pub audience: String,
+    /// Every configured audience the token names, in configuration order
+    /// (a route with a `resource` requires its URI among them).
+    pub audiences: Vec<String>,
     /// From `scope` (space-separated) or `scp`.
     pub scopes: Vec<String>,
     /// Groups from `groups_claim`, prefixed, as `Group` uids.

@@ -101,6 +101,12 @@ pub struct AuditEvent<'a> {
     /// What the shadow policy set decided, when the snapshot has `@shadow` policies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shadow: Option<ShadowAudit<'a>>,
+    /// Step-up: the scopes the 403 challenge asked for.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub required_scopes: &'a [String],
+    /// ext_proc: the filtered list, what it hid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list_filter: Option<&'a crate::decide::outcome::ListFilterAudit>,
     /// The gateway-issued API key's id (never the key).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_id: Option<&'a str>,
@@ -198,6 +204,8 @@ impl<'a> AuditEvent<'a> {
             summary: outcome.summary.as_ref(),
             batch: &outcome.batch,
             shadow: outcome.shadow.as_ref().map(ShadowAudit::new),
+            required_scopes: &outcome.required_scopes,
+            list_filter: outcome.list_filter.as_ref(),
             api_key_id: outcome.identity.api_key.as_ref().map(|k| k.id.as_str()),
             credential: outcome.credential.as_ref().and_then(|c| c.id.as_deref()),
         }
@@ -258,6 +266,12 @@ impl AuditEvent<'_> {
         }
         if let Some(shadow) = &self.shadow {
             o.serde("shadow", shadow);
+        }
+        if !self.required_scopes.is_empty() {
+            o.serde("required_scopes", &self.required_scopes);
+        }
+        if let Some(list_filter) = self.list_filter {
+            o.serde("list_filter", list_filter);
         }
         o.opt_str("api_key_id", self.api_key_id);
         o.opt_str("credential", self.credential);

@@ -39,6 +39,8 @@ fn event<'a>(policies: &'a [Arc<DeterminingPolicy>], errors: &'a [String]) -> Au
         summary: None,
         batch: &[],
         shadow: None,
+        required_scopes: &[],
+        list_filter: None,
         api_key_id: Some("3f1c0a9b2d4e6f70"),
         credential: Some("openai-research"),
     }
@@ -101,6 +103,15 @@ fn to_json_is_serdes() {
         summary.clone(),
     ];
     odd.batch = &batch;
+    let scopes = ["repo:write".to_owned()];
+    odd.required_scopes = &scopes;
+    let list_filter = crate::decide::outcome::ListFilterAudit {
+        list: "tools",
+        hidden: vec!["delete_repo".to_owned()],
+        conditional: vec!["deploy".to_owned()],
+        error: Some("list response is not UTF-8".to_owned()),
+    };
+    odd.list_filter = Some(&list_filter);
     let empty = event(&[], &[]);
     for e in [plain, odd, empty] {
         assert_eq!(e.to_json(), serde_json::to_string(&e).unwrap());
