@@ -7,17 +7,24 @@ FUZZ_TARGETS := spiffe_id xfcc cert_pem check_request classify_body jwt_token re
 FUZZ_SMOKE_RUNS ?= 2000
 FUZZ_TIME ?= 60
 
-# wrk drives HTTP through Envoy in the benchmark's Envoy part: from PATH, else the
-# project-local copy `make wrk` unpacks from Debian's package (mk/tools.mk, no root).
-BENCH_PATH = PATH="$(abspath $(TOOLS_DIR))/deb/wrk/bin:$$PATH"
+# wrk (closed loop) and h2load (open loop) drive HTTP through Envoy in the benchmark's Envoy
+# part: from PATH, else the project-local copies `make wrk h2load` unpack from Debian's
+# packages (mk/tools.mk, no root).
+BENCH_PATH = PATH="$(abspath $(TOOLS_DIR))/deb/wrk/bin:$(abspath $(TOOLS_DIR))/deb/h2load/bin:$$PATH"
 
 .PHONY: bench
-bench: $(ENVOY_STAMP) wrk ## benchmarks (gRPC vs null, policy scaling, Envoy, memory); see BENCHMARKS.md
+bench: $(ENVOY_STAMP) wrk h2load ## benchmarks (gRPC vs null, policy scaling, Envoy, memory); see BENCHMARKS.md
 	$(BENCH_PATH) ENVOY_BIN="$(ENVOY_BIN_SH)" CARGO="$(CARGO)" scripts/bench.sh
 
 .PHONY: bench-smoke
-bench-smoke: $(ENVOY_STAMP) wrk ## a one-minute run of the benchmark harness (figures not meaningful)
+bench-smoke: $(ENVOY_STAMP) wrk h2load ## a one-minute run of the benchmark harness (figures not meaningful)
 	$(BENCH_PATH) ENVOY_BIN="$(ENVOY_BIN_SH)" CARGO="$(CARGO)" scripts/bench.sh --smoke
+
+# Instructions per Check by stage and for the whole server (callgrind: exact, unlike timings
+# on a shared machine). valgrind from PATH, else Debian's package unpacked into .tools/.
+.PHONY: bench-stages
+bench-stages: ## instructions per Check, by stage and whole server vs null (callgrind); see BENCHMARKS.md
+	CARGO="$(CARGO)" scripts/check_stages.sh
 
 # cargo-fuzz runs with the dated nightly of fuzz/rust-toolchain.toml and builds into
 # target/fuzz (so `cargo clean` / `make clean` remove it with the rest). FUZZ_CARGO runs it.

@@ -3,6 +3,9 @@
 #
 #   .tools/deb/prometheus/bin/promtool  Debian package `prometheus`, only promtool kept
 #   .tools/deb/wrk/bin/wrk              Debian packages `wrk` + `libluajit2-5.1-2`
+#   .tools/deb/h2load/bin/h2load        Debian package `nghttp2-client` + its libraries
+#   .tools/deb/valgrind/                Debian package `valgrind` (make bench-stages, only
+#                                       when no valgrind is on PATH)
 #   .tools/deb/apt/                     the private Debian package index used to fetch them
 #   .tools/cargo/bin/cargo-fuzz         crates.io `cargo-fuzz` (cargo install --root)
 #
@@ -15,6 +18,7 @@
 TOOLS_DIR ?= .tools
 PROMTOOL_LOCAL := $(TOOLS_DIR)/deb/prometheus/bin/promtool
 WRK_LOCAL := $(TOOLS_DIR)/deb/wrk/bin/wrk
+H2LOAD_LOCAL := $(TOOLS_DIR)/deb/h2load/bin/h2load
 CARGO_FUZZ_VERSION ?= 0.13.2
 CARGO_FUZZ := $(TOOLS_DIR)/cargo/bin/cargo-fuzz
 # The dated nightly the fuzz targets build with: fuzz/rust-toolchain.toml is the one place
@@ -36,6 +40,14 @@ wrk: ## make sure wrk is available (for `make bench`)
 	@if [ -z "$${WRK:-}" ] && ! command -v wrk >/dev/null && [ ! -x $(WRK_LOCAL) ]; then \
 	  echo "installing wrk into $(WRK_LOCAL) (Debian package, no root)"; \
 	  scripts/deb-tool.sh $(TOOLS_DIR)/deb/wrk wrk wrk libluajit2-5.1-2; \
+	fi
+
+.PHONY: h2load
+h2load: ## make sure h2load is available (the open-loop figure of `make bench`)
+	@if ! command -v h2load >/dev/null && [ ! -x $(H2LOAD_LOCAL) ]; then \
+	  echo "installing h2load into $(H2LOAD_LOCAL) (Debian package nghttp2-client, no root)"; \
+	  scripts/deb-tool.sh $(TOOLS_DIR)/deb/h2load h2load nghttp2-client libev4 libjansson4 \
+	    libjemalloc2 libnghttp2-14; \
 	fi
 
 # The toolchain file pins the date; rustup installs it once (minimal profile, ~250 MB in

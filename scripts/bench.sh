@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The benchmark run behind BENCHMARKS.md. Builds release once, then on loopback only:
 #   1. Check over gRPC: null ext_authz server vs cedar-gate (100 scoped policies), for each
-#      scenario (SPIFFE workloads, RS256 bearer tokens, an OpenAI chat body), with
+#      scenario (SPIFFE workloads, RS256 bearer tokens, an OpenAI chat body, an MCP tool call), with
 #      cedar-gate's own handler p50 / p99 from its /metrics histogram; every cedar-gate
 #      run must be all allows (the server's deny reasons are printed otherwise, and the
 #      script exits 1 at the end);
-#   2. policy-count scaling: 10, 100, 1,000, 10,000 scoped policies;
-#   3. through a real Envoy with wrk: no ext_authz / ext_authz -> null / ext_authz -> cedar-gate;
+#   2. policy-count scaling: 10, 100, 1,000, 10,000, 100,000 scoped policies;
+#   3. through a real Envoy: no ext_authz / ext_authz -> null / ext_authz -> cedar-gate, an
+#      allowed request, closed loop (wrk) in ROUNDS alternating rounds, then open loop (h2load
+#      at OPEN_RPS req/s) in ROUNDS alternating rounds of null / cedar-gate: the added p99;
 #   4. resident memory of cedar-gate after one million distinct principals.
 # Writes $OUT/results.jsonl and $OUT/results.md (the tables for BENCHMARKS.md) and prints
 # the tables. Every process it starts is stopped by pid on exit.
@@ -15,12 +17,14 @@
 #   --smoke   2 s runs, 2 policy sizes, 20,000 principals for the memory run: proves the
 #             harness works in about two minutes; the figures are NOT benchmark figures.
 # Environment (defaults in brackets):
-#   SCENARIOS ["spiffe-distinct spiffe-repeat jwt-distinct jwt-repeat openai"]: gRPC part
-#   ROUNDS [3; smoke 1]: alternating null / cedar-gate runs per gRPC scenario
-#   DURATION [10s] CONNS [2] INFLIGHT [16] WRK_CONNS [16] SCALING ["10 100 1000 10000"]
+#   SCENARIOS ["spiffe-distinct spiffe-repeat jwt-distinct jwt-repeat openai mcp"]: gRPC part
+#   ROUNDS [3; smoke 1]: alternating null / cedar-gate runs per gRPC scenario and Envoy part
+#   DURATION [10s] CONNS [2] INFLIGHT [16] WRK_CONNS [16] SCALING ["10 100 1000 10000 100000"]
+#   OPEN_RPS [3000] OPEN_CLIENTS [30] OPEN_DURATION [10s; smoke 2s]: the open-loop Envoy runs
 #   RSS_PRINCIPALS [1000000] BASE_PORT [29100] OUT [target/bench/<UTC time>]
 #   AUDIT [devnull: audit events serialized and written to /dev/null; `off` for none]
 #   ENVOY_BIN [.venv/lib/python3*/site-packages/envoy/_bin/envoy; Envoy part skipped if absent]
+#   (the Envoy part needs wrk, and h2load for its open-loop figure: `make wrk h2load`)
 #   CARGO [cargo] CARGO_TARGET_DIR [target]: the binaries are taken from $CARGO_TARGET_DIR/release
 #   PARTS ["grpc scaling envoy memory"]: which parts to run
 # The jwt-* scenarios need `openssl` (a fresh RSA key per run).
@@ -34,12 +38,16 @@ fi
 if [[ $MODE == smoke ]]; then
   DURATION=${DURATION:-2s}
   SCALING=${SCALING:-"10 1000"}
+  OPEN_DURATION=${OPEN_DURATION:-2s}
   RSS_PRINCIPALS=${RSS_PRINCIPALS:-20000}
   ROUNDS=${ROUNDS:-1}
 fi
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
-SCALING=${SCALING:-"10 100 1000 10000"}
+SCALING=${SCALING:-"10 100 1000 10000 100000"}
+OPEN_RPS=${OPEN_RPS:-3000}
+OPEN_CLIENTS=${OPEN_CLIENTS:-30}
+OPEN_DURATION=${OPEN_DURATION:-10s}
 RSS_PRINCIPALS=${RSS_PRINCIPALS:-1000000}
 CONNS=${CONNS:-2}
 INFLIGHT=${INFLIGHT:-16}
@@ -47,7 +55,7 @@ WRK_CONNS=${WRK_CONNS:-16}
 BASE_PORT=${BASE_PORT:-29100}
 AUDIT=${AUDIT:-devnull}
 PARTS=${PARTS:-grpc scaling envoy memory}
-SCENARIOS=${SCENARIOS:-spiffe-distinct spiffe-repeat jwt-distinct jwt-repeat openai}
+SCENARIOS=${SCENARIOS:-spiffe-distinct spiffe-repeat jwt-distinct jwt-repeat openai mcp}
 CARGO=${CARGO:-cargo}
 OUT=${OUT:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 ENVOY_BIN=${ENVOY_BIN:-$(compgen -G '.venv/lib/python3*/site-packages/envoy/_bin/envoy' | head -n1 || true)}
@@ -55,8 +63,6 @@ ENVOY_BIN=${ENVOY_BIN:-$(compgen -G '.venv/lib/python3*/site-packages/envoy/_bin
 NULL_PORT=$BASE_PORT
 GATE_PORT=$((BASE_PORT + 1))
 ADMIN_PORT=$((BASE_PORT + 2))
-ENVOY_PORT=$((BASE_PORT + 3))
-ENVOY_ADMIN=$((BASE_PORT + 4))
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -172,6 +178,11 @@ done
 if scenario_on openai; then
   python3 scripts/gen_policies.py --policies 100 --ai "$OUT/policies/p100-ai" >&2
 fi
+# mcp: the same 100 teams, each allowed `call_tool` on the research tool set (and no plain
+# HTTP), plus the AI guardrails and the shipped tool catalogue.
+if scenario_on mcp; then
+  python3 scripts/gen_policies.py --policies 100 --mcp "$OUT/policies/p100-mcp" >&2
+fi
 
 # jwt-*: one RS256 token per principal, signed now (not while measuring), and the JWKS
 # cedar-gate reads from a file. Token user-N is in team-(N mod 100) by its groups claim.
@@ -208,6 +219,7 @@ part grpc && for scenario in $SCENARIOS; do
     spiffe-*) policies=p100; extra=; args=() ;;
     jwt-*) policies=p100; extra=$JWT_CONFIG; args=(--tokens "$JWT_DIR/tokens.txt") ;;
     openai) policies=p100-ai; extra=$ROUTES_CONFIG$'\n'; args=() ;;
+    mcp) policies=p100-mcp; extra=$ROUTES_CONFIG$'\n'; args=() ;;
     *) echo "unknown scenario \`$scenario\`" >&2; exit 2 ;;
   esac
   args+=(--scenario "$scenario" --principals "$PRINCIPALS")
@@ -252,46 +264,90 @@ part scaling && for n in $SCALING; do
 done
 
 # --- 3. through Envoy ----------------------------------------------------------
+# Three Envoys side by side (no ext_authz, ext_authz -> null, ext_authz -> cedar-gate), each
+# on its own ports, so the rounds can alternate without restarts (an idle Envoy costs
+# nothing). Every request is allowed: its identity is the forwarded client certificate of a
+# workload that p100's policies permit on this path, and cedar-gate trusts XFCC here (bench
+# only); a non-2xx answer is flagged. Closed loop: wrk, ROUNDS alternating rounds. Open loop:
+# h2load at OPEN_RPS req/s in total, ROUNDS alternating rounds of ext_authz -> null and
+# ext_authz -> cedar-gate; the figure is the p99 cedar-gate adds.
+ENVOY_LABELS=(no-ext-authz ext-authz-null ext-authz-cedar-gate)
+envoy_port() { echo $((BASE_PORT + 10 + $1)); }
+envoy_admin() { echo $((BASE_PORT + 20 + $1)); }
 if ! part envoy; then
   :
 elif [[ -n $ENVOY_BIN && -x $ENVOY_BIN ]] && command -v wrk > /dev/null; then
-  cat > "$OUT/post.lua" <<'EOF'
+  printf '{"model":"bench","messages":[]}' > "$OUT/post.json"
+  cat > "$OUT/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"model":"bench","messages":[]}'
 wrk.headers["content-type"] = "application/json"
 wrk.headers["x-forwarded-client-cert"] = "URI=spiffe://example.org/ns/bench/sa/agent-1"
-EOF
+LUA
   start_gate "$OUT/policies/p100" $'  xfcc:\n    trusted: true\n'
-  for label in no-ext-authz ext-authz-null ext-authz-cedar-gate; do
-    log "Envoy: $label"
+  envoy_pids=()
+  for i in 0 1 2; do
+    label=${ENVOY_LABELS[$i]}
     case $label in
       no-ext-authz) filter=/dev/null; authz=$NULL_PORT ;;
       ext-authz-null) filter=bench/envoy/ext_authz.yaml.in; authz=$NULL_PORT ;;
       ext-authz-cedar-gate) filter=bench/envoy/ext_authz.yaml.in; authz=$GATE_PORT ;;
     esac
     python3 - bench/envoy/envoy-bench.yaml.in "$filter" "$OUT/envoy-$label.yaml" \
-      "$ENVOY_ADMIN" "$ENVOY_PORT" "$authz" <<'EOF'
+      "$(envoy_admin "$i")" "$(envoy_port "$i")" "$authz" <<'PY'
 import sys
 src, filt, dst, admin, listen, authz = sys.argv[1:]
 text = open(src).read().replace("@EXT_AUTHZ@\n", open(filt).read())
 for k, v in (("@ADMIN_PORT@", admin), ("@LISTEN_PORT@", listen), ("@AUTHZ_PORT@", authz)):
     text = text.replace(k, v)
 open(dst, "w").write(text)
-EOF
+PY
+    # Its own --base-id: Envoys on one host otherwise share the shared-memory region.
     "$ENVOY_BIN" -c "$OUT/envoy-$label.yaml" --concurrency 1 --disable-hot-restart -l warn \
-      --log-path "$OUT/envoy-$label.log" &
-    envoy_pid=$!
-    PIDS+=("$envoy_pid")
-    wait_http "http://127.0.0.1:$ENVOY_ADMIN/ready" LIVE 30
-    url=http://127.0.0.1:$ENVOY_PORT/v1/chat/completions
-    wrk -t1 -c"$WRK_CONNS" -d1s -s "$OUT/post.lua" "$url" > /dev/null
-    wrk -t1 -c"$WRK_CONNS" -d"$DURATION" --latency -s "$OUT/post.lua" "$url" > "$OUT/wrk-$label.txt"
-    merge_json "{\"kind\":\"envoy\",\"label\":\"$label\"}" "$(python3 "$REPORT" wrk "$OUT/wrk-$label.txt")" >> "$RESULTS"
-    stop_pid "$envoy_pid"
+      --base-id $((BASE_PORT + i)) --log-path "$OUT/envoy-$label.log" &
+    envoy_pids+=($!)
+    PIDS+=($!)
+    wait_http "http://127.0.0.1:$(envoy_admin "$i")/ready" LIVE 30
+    wrk -t1 -c"$WRK_CONNS" -d1s -s "$OUT/post.lua" "http://127.0.0.1:$(envoy_port "$i")/v1/chat/completions" > /dev/null
+  done
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for i in 0 1 2; do
+      label=${ENVOY_LABELS[$i]}
+      log "Envoy, closed loop (wrk), round $round: $label"
+      wrk -t1 -c"$WRK_CONNS" -d"$DURATION" --latency -s "$OUT/post.lua" \
+        "http://127.0.0.1:$(envoy_port "$i")/v1/chat/completions" > "$OUT/wrk-$label-$round.txt"
+      row=$(merge_json "{\"kind\":\"envoy\",\"label\":\"$label\",\"round\":$round}" \
+        "$(python3 "$REPORT" wrk "$OUT/wrk-$label-$round.txt")")
+      echo "$row" >> "$RESULTS"
+      python3 "$REPORT" expect-2xx "$row" || UNEXPECTED+=("envoy-$label")
+    done
+  done
+  if command -v h2load > /dev/null; then
+    per_client=$(((OPEN_RPS + OPEN_CLIENTS - 1) / OPEN_CLIENTS))
+    for ((round = 1; round <= ROUNDS; round++)); do
+      for i in 1 2; do
+        label=${ENVOY_LABELS[$i]}
+        log "Envoy, open loop (h2load, $((per_client * OPEN_CLIENTS)) req/s), round $round: $label"
+        h2load --h1 -c "$OPEN_CLIENTS" --rps "$per_client" -D "$OPEN_DURATION" --warm-up-time 1s \
+          -d "$OUT/post.json" -H 'content-type: application/json' \
+          -H 'x-forwarded-client-cert: URI=spiffe://example.org/ns/bench/sa/agent-1' \
+          --log-file "$OUT/h2load-$label-$round.log" \
+          "http://127.0.0.1:$(envoy_port "$i")/v1/chat/completions" > "$OUT/h2load-$label-$round.txt"
+        row=$(merge_json "{\"kind\":\"open\",\"label\":\"$label\",\"round\":$round,\"target_rps\":$((per_client * OPEN_CLIENTS))}" \
+          "$(python3 "$REPORT" h2load "$OUT/h2load-$label-$round.log" "$OUT/h2load-$label-$round.txt")")
+        echo "$row" >> "$RESULTS"
+        python3 "$REPORT" expect-2xx "$row" || UNEXPECTED+=("open-$label")
+      done
+    done
+  else
+    log "open-loop part skipped: install h2load (make h2load: Debian nghttp2-client, no root)"
+  fi
+  for pid in "${envoy_pids[@]}"; do
+    stop_pid "$pid"
   done
   stop_pid "$GATE_PID"
 else
-  log "Envoy part skipped: set ENVOY_BIN (run \`make venv\`) and install wrk"
+  log "Envoy part skipped: set ENVOY_BIN (run make .venv) and install wrk"
 fi
 
 # --- 4. resident memory after many distinct principals ---------------------------

@@ -14,6 +14,11 @@
       OK and allowed by both the load generator's count and the server's counters.
   bench_report.py wrk WRK_OUTPUT
       requests/s, p50 / p99 latency and non-2xx count from `wrk --latency` output. JSON line.
+  bench_report.py h2load LOG_FILE [STDOUT_FILE]
+      an open-loop run of h2load (`--log-file`: start time, status, microseconds per
+      request): achieved requests/s, p50 / p99 / p99.9 latency, non-2xx count. JSON line.
+  bench_report.py expect-2xx ROW_JSON
+      exits 1 (and says why on stderr) unless every request of an Envoy row got a 2xx.
   bench_report.py table RESULTS.jsonl
       the markdown tables for BENCHMARKS.md.
 """
@@ -159,6 +164,52 @@ def wrk(path):
     return out
 
 
+def h2load(log, stdout=None):
+    rows = []
+    with open(log) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3:
+                rows.append((int(parts[0]), int(parts[1]), int(parts[2])))
+    out = {"requests": len(rows)}
+    if not rows:
+        return out
+    lat = sorted(r[2] for r in rows)
+
+    def q(p):
+        return float(lat[min(len(lat) - 1, int(p * len(lat)))])
+
+    span = (max(r[0] for r in rows) - min(r[0] for r in rows)) / 1e6
+    out.update({
+        "rps": round(len(rows) / span, 1) if span > 0 else None,
+        "p50_us": q(0.50), "p99_us": q(0.99), "p999_us": q(0.999), "max_us": float(lat[-1]),
+        "non_2xx": sum(1 for r in rows if not 200 <= r[1] < 300),
+    })
+    if stdout:
+        m = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored", open(stdout).read())
+        if m:
+            out["failed"] = int(m.group(2)) + int(m.group(3))
+    return out
+
+
+def expect_2xx(row):
+    r = json.loads(row)
+    bad = r.get("non_2xx", 0) + r.get("failed", 0)
+    if not r.get("requests"):
+        print(f"{r.get('label')}: no request completed", file=sys.stderr)
+        return 1
+    if bad:
+        print(f"{r.get('label')}: {bad} of {r['requests']} requests were not answered 2xx "
+              "(the bench request must be allowed)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if xs else None
+
+
 def fmt(v, digits=0):
     if v is None:
         return "n/a"
@@ -238,15 +289,49 @@ def table(path):
 
     envoy = [r for r in rows if r.get("kind") == "envoy"]
     if envoy:
-        print("### Through Envoy (wrk, plain HTTP, direct_response route)")
+        print("### Through Envoy, closed loop (wrk, plain HTTP, an allowed POST, direct_response route)")
         print()
-        none = next((r for r in envoy if r["label"] == "no-ext-authz"), {})
-        null = next((r for r in envoy if r["label"] == "ext-authz-null"), {})
-        print("| Envoy | req/s | p50 / p99 µs | non-2xx | vs no ext_authz | vs ext_authz → null |")
-        print("|---|---:|---|---:|---:|---:|")
-        for r in envoy:
-            print(f"| {r['label']} | {fmt(r.get('rps'))} | {fmt(r.get('p50_us'), 1)} / {fmt(r.get('p99_us'), 1)} | "
-                  f"{r.get('non_2xx', 0):,} | {ratio(r.get('rps'), none.get('rps'))} | {ratio(r.get('rps'), null.get('rps'))} |")
+        print("Per configuration, the round with the median ratio against ext_authz → null; the last "
+              "column lists every round's ratio (rounds alternate the three configurations).")
+        print()
+        rounds = sorted({r.get("round", 1) for r in envoy})
+        by = {(r["label"], r.get("round", 1)): r for r in envoy}
+        print("| Envoy | req/s | p50 / p99 µs | non-2xx | vs no ext_authz | vs ext_authz → null | rounds: vs ext_authz → null |")
+        print("|---|---:|---|---:|---:|---:|---|")
+        for label in dict.fromkeys(r["label"] for r in envoy):
+            per = []
+            for rd in rounds:
+                r, none, null = by.get((label, rd)), by.get(("no-ext-authz", rd)), by.get(("ext-authz-null", rd))
+                if r and null and r.get("rps") and null.get("rps"):
+                    per.append((r["rps"] / null["rps"], r, none or {}, null))
+            if not per:
+                continue
+            per_sorted = sorted(per, key=lambda x: x[0])
+            x, r, none, null = per_sorted[len(per_sorted) // 2]
+            print(f"| {label} | {fmt(r.get('rps'))} | {fmt(r.get('p50_us'), 1)} / {fmt(r.get('p99_us'), 1)} | "
+                  f"{sum(p[1].get('non_2xx', 0) for p in per):,} | {ratio(r.get('rps'), none.get('rps'))} | {x:.2f} | "
+                  f"{' '.join(f'{p[0]:.2f}' for p in per)} |")
+        print()
+
+    open_rows = [r for r in rows if r.get("kind") == "open"]
+    if open_rows:
+        target = open_rows[0].get("target_rps")
+        print(f"### Through Envoy, open loop (h2load --rps, {target:,} req/s in total, an allowed POST)")
+        print()
+        print("| round | ext_authz → null req/s, p50 / p99 / p99.9 µs | ext_authz → cedar-gate req/s, p50 / p99 / p99.9 µs | p99 added by cedar-gate µs | non-2xx |")
+        print("|---|---|---|---:|---:|")
+        added = []
+        by = {(r["label"], r.get("round", 1)): r for r in open_rows}
+        for rd in sorted({r.get("round", 1) for r in open_rows}):
+            n, c = by.get(("ext-authz-null", rd), {}), by.get(("ext-authz-cedar-gate", rd), {})
+            d = c.get("p99_us") - n.get("p99_us") if c.get("p99_us") is not None and n.get("p99_us") is not None else None
+            if d is not None:
+                added.append(d)
+            cell = lambda r: f"{fmt(r.get('rps'))}, {fmt(r.get('p50_us'))} / {fmt(r.get('p99_us'))} / {fmt(r.get('p999_us'))}"
+            print(f"| {rd} | {cell(n)} | {cell(c)} | {fmt(d)} | {n.get('non_2xx', 0) + c.get('non_2xx', 0):,} |")
+        if added:
+            print()
+            print(f"p99 added by cedar-gate at {target:,} req/s, median of the rounds: **{fmt(median(added))} µs**.")
         print()
 
     rss = [r for r in rows if r.get("kind") == "rss"]
@@ -271,6 +356,10 @@ def main():
         sys.exit(expect_allow(sys.argv[2]))
     elif cmd == "wrk":
         print(json.dumps(wrk(sys.argv[2])))
+    elif cmd == "h2load":
+        print(json.dumps(h2load(*sys.argv[2:4])))
+    elif cmd == "expect-2xx":
+        sys.exit(expect_2xx(sys.argv[2]))
     elif cmd == "table":
         table(sys.argv[2])
     else:

@@ -6,7 +6,9 @@
 #   scripts/deb-tool.sh DEST PROGRAM PACKAGE [LIBRARY_PACKAGE...]
 #
 # Leaves DEST/bin/PROGRAM (the package index is kept in DEST/../apt for the next tool): the program itself, or, when LIBRARY_PACKAGEs are given, a
-# wrapper that points LD_LIBRARY_PATH at their unpacked libraries. Needs apt-get and
+# wrapper that points LD_LIBRARY_PATH at their unpacked libraries. KEEP_ROOT=1 keeps the
+# whole unpacked tree in DEST/root for a program that needs its other files (valgrind's
+# tools under usr/libexec); the caller then runs DEST/root/usr/bin/PROGRAM itself. Needs apt-get and
 # dpkg-deb (Debian, Ubuntu); exits 3 without them, so a caller can skip loudly.
 set -euo pipefail
 
@@ -43,6 +45,8 @@ if [ $# -gt 1 ]; then
   printf '#!/bin/sh\nLD_LIBRARY_PATH="%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "%s" "$@"\n' \
     "$libs" "$bin" > "$dest/bin/$program"
   chmod +x "$dest/bin/$program"
+elif [ "${KEEP_ROOT:-}" = 1 ]; then
+  ln -sf "$bin" "$dest/bin/$program"
 else
   # Only the program is needed: drop the rest of the package (Prometheus' web assets).
   mv "$bin" "$dest/bin/$program"

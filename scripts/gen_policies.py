@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate a policy directory with N scoped policies for the scaling benchmarks.
 
-    scripts/gen_policies.py --policies 1000 --workloads 10000 [--ai] OUT_DIR
+    scripts/gen_policies.py --policies 1000 --workloads 10000 [--ai | --mcp] OUT_DIR
 
 OUT_DIR gets:
   - schema.cedarschema and guardrails.cedar copied from the shipped cedar/ (so the shipped
@@ -19,6 +19,13 @@ ModelGroup::"standard"`, with a condition on the prompt size; and also:
   - the shipped model catalogue (every `Model` and `ModelGroup` of cedar/entities.json).
 No permit then allows plain `http`: a request that is not understood as a model call is
 denied, so a benchmark cannot pass while classification silently fails.
+
+With --mcp (the `mcp` load scenario), policy i is a tool permit instead: `principal in
+Group::"team-i"`, `action == Action::"call_tool"`, `resource in
+ToolSet::"research-agent-tools"`, with a condition on the JSON-RPC batch size; and also
+ai-guardrails.cedar (its `destructive-tools-need-delegating-user` forbid applies to every
+tool call) and the shipped tool catalogue (every `Tool`, `ToolSet` and `McpServer`). Again no
+permit allows plain `http`.
 
 Token subjects need no entities: a bench token's groups claim names its team
 (`loadgen mint-jwt --groups N`).
@@ -44,7 +51,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--policies", type=int, required=True, help="scoped permits to generate")
     ap.add_argument("--workloads", type=int, default=10_000, help="workloads in entities.json")
-    ap.add_argument("--ai", action="store_true", help="add model permits, AI guardrails and models")
+    kind = ap.add_mutually_exclusive_group()
+    kind.add_argument("--ai", action="store_true", help="model permits, AI guardrails and models")
+    kind.add_argument("--mcp", action="store_true", help="MCP tool permits, AI guardrails and tools")
     ap.add_argument("out", type=Path)
     args = ap.parse_args()
     if args.policies < 1 or args.workloads < 1:
@@ -52,7 +61,7 @@ def main() -> None:
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    shipped = ["schema.cedarschema", "guardrails.cedar"] + (["ai-guardrails.cedar"] if args.ai else [])
+    shipped = ["schema.cedarschema", "guardrails.cedar"] + (["ai-guardrails.cedar"] if args.ai or args.mcp else [])
     for name in shipped:
         shutil.copy(REPO / "cedar" / name, out / name)
 
@@ -65,6 +74,13 @@ def main() -> None:
                     f'permit (\n  principal in Group::"team-{i}",\n  action in Action::"inference",\n'
                     f'  resource in ModelGroup::"standard"\n)\n'
                     f"when {{ context has ai && context.ai.prompt_chars <= 100000 }};\n\n"
+                )
+            elif args.mcp:
+                f.write(
+                    f'@id("team-{i}-tools")\n@owner("team-{i}")\n'
+                    f'permit (\n  principal in Group::"team-{i}",\n  action == Action::"call_tool",\n'
+                    f'  resource in ToolSet::"research-agent-tools"\n)\n'
+                    f"when {{ context has mcp && context.mcp.batch_size <= 8 }};\n\n"
                 )
             else:
                 f.write(
@@ -86,14 +102,17 @@ def main() -> None:
         }
         for n in range(args.workloads)
     ]
-    if args.ai:
+    if args.ai or args.mcp:
         catalogue = json.loads((REPO / "cedar" / "entities.json").read_text())
-        entities += [e for e in catalogue if e["uid"]["type"] in ("Model", "ModelGroup")]
+        types = ("Model", "ModelGroup") if args.ai else ("Tool", "ToolSet", "McpServer")
+        entities += [e for e in catalogue if e["uid"]["type"] in types]
     with open(out / "entities.json", "w") as f:
         json.dump(entities, f, separators=(",", ":"))
     what = f"{args.policies} scoped policies + the shipped guardrails"
     if args.ai:
         what = f"{args.policies} scoped model policies + the shipped guardrails and AI guardrails"
+    if args.mcp:
+        what = f"{args.policies} scoped MCP tool policies + the shipped guardrails and AI guardrails"
     print(f"{out}: {what}, {args.workloads} workloads")
 
 

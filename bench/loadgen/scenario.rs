@@ -2,7 +2,7 @@
 //! like what Envoy sends with the shipped `envoy/envoy.yaml` (minus the peer certificate;
 //! the `jwt-*` scenarios as with `envoy/envoy-tokens.yaml`, from a client without one).
 //!
-//! To add a scenario (MCP, ...): add a variant, its `--scenario` name via
+//! To add a scenario: add a variant, its `--scenario` name via
 //! `clap::ValueEnum`, and a branch in [`Scenario::request`]. Keep the work done here small
 //! and allocation-light: it runs on the load generator's own CPU budget. Anything costly
 //! (signing tokens, building bodies) is done once, before the run, into [`Params`].
@@ -43,7 +43,16 @@ pub enum Scenario {
     /// `POST /v1/chat/completions` with a 2 KB OpenAI chat body (as Envoy forwards it with
     /// `with_request_body`), workload principals cycling as in `spiffe-distinct`.
     Openai,
+    /// `POST /mcp/github` with an MCP `tools/call` of `search_issues` (JSON-RPC body as Envoy
+    /// forwards it), workload principals cycling as in `spiffe-distinct`.
+    Mcp,
 }
+
+/// The MCP route of the shipped route table the `mcp` scenario calls (server `github`).
+pub const MCP_PATH: &str = "/mcp/github";
+
+/// The chat completions route of the `openai` scenario and the plain-HTTP ones.
+pub const CHAT_PATH: &str = "/v1/chat/completions";
 
 /// Everything a scenario needs, prepared before the run.
 pub struct Params {
@@ -54,6 +63,8 @@ pub struct Params {
     pub bearers: Vec<String>,
     /// The `openai` scenario's body.
     pub chat_body: Vec<u8>,
+    /// The `mcp` scenario's body.
+    pub mcp_body: Vec<u8>,
 }
 
 // === impl Scenario ===
@@ -67,6 +78,7 @@ impl Scenario {
             Self::JwtDistinct => "jwt-distinct",
             Self::JwtRepeat => "jwt-repeat",
             Self::Openai => "openai",
+            Self::Mcp => "mcp",
         }
     }
 
@@ -84,8 +96,14 @@ impl Scenario {
             Self::JwtDistinct => (None, Some(bearer(params, cycle)), &[][..]),
             Self::JwtRepeat => (None, Some(bearer(params, 0)), &[][..]),
             Self::Openai => (Some(workload_id(cycle)), None, &params.chat_body[..]),
+            Self::Mcp => (Some(workload_id(cycle)), None, &params.mcp_body[..]),
         };
-        check_request(seq, peer.as_deref(), bearer, body)
+        let path = if self == Self::Mcp {
+            MCP_PATH
+        } else {
+            CHAT_PATH
+        };
+        check_request(seq, path, peer.as_deref(), bearer, body)
     }
 }
 
@@ -98,6 +116,7 @@ impl std::fmt::Debug for Params {
             .field("principals", &self.principals)
             .field("bearers", &self.bearers.len())
             .field("chat_body_bytes", &self.chat_body.len())
+            .field("mcp_body_bytes", &self.mcp_body.len())
             .finish()
     }
 }
@@ -109,6 +128,7 @@ impl Params {
             principals,
             bearers,
             chat_body: chat_body(),
+            mcp_body: mcp_body(),
         }
     }
 }
@@ -119,14 +139,20 @@ fn bearer(params: &Params, n: u64) -> &str {
     params.bearers.get(i).map_or("", String::as_str)
 }
 
-/// A POST to the chat completions route. `peer`: the SPIFFE id of an mTLS client
+/// A POST to `path` (the chat completions route or an MCP server's). `peer`: the SPIFFE id of an mTLS client
 /// (Envoy's `source.principal`); `bearer`: an `authorization` header; `body`: the request
 /// body as Envoy packs it with `with_request_body { pack_as_bytes: true }` (`raw_body`).
-fn check_request(seq: u64, peer: Option<&str>, bearer: Option<&str>, body: &[u8]) -> CheckRequest {
+fn check_request(
+    seq: u64,
+    path: &str,
+    peer: Option<&str>,
+    bearer: Option<&str>,
+    body: &[u8],
+) -> CheckRequest {
     let fixed = [
         (":authority", "models.example.com"),
         (":method", "POST"),
-        (":path", "/v1/chat/completions"),
+        (":path", path),
         (":scheme", "https"),
         ("accept", "application/json"),
         ("content-type", "application/json"),
@@ -142,6 +168,18 @@ fn check_request(seq: u64, peer: Option<&str>, bearer: Option<&str>, body: &[u8]
     if let Some(value) = bearer {
         headers.insert("authorization".to_owned(), value.to_owned());
     }
+    if path == MCP_PATH {
+        // What a streamable HTTP MCP client sends after `initialize`.
+        headers.insert(
+            "accept".to_owned(),
+            "application/json, text/event-stream".to_owned(),
+        );
+        headers.insert("mcp-protocol-version".to_owned(), "2025-06-18".to_owned());
+        headers.insert(
+            "mcp-session-id".to_owned(),
+            "bench-session-7f3a9c2e".to_owned(),
+        );
+    }
     if !body.is_empty() {
         headers.insert("content-length".to_owned(), body.len().to_string());
         // Envoy adds this when it buffered the body for ext_authz; `false`: the whole body.
@@ -150,7 +188,7 @@ fn check_request(seq: u64, peer: Option<&str>, bearer: Option<&str>, body: &[u8]
     let http = attribute_context::HttpRequest {
         id,
         method: "POST".to_owned(),
-        path: "/v1/chat/completions".to_owned(),
+        path: path.to_owned(),
         host: "models.example.com".to_owned(),
         scheme: "https".to_owned(),
         protocol: "HTTP/2".to_owned(),
@@ -226,6 +264,31 @@ pub fn chat_body() -> Vec<u8> {
         "n": 1,
         "stream": false,
         "user": "support-desk-7",
+    });
+    // INVARIANT: a `json!` value always serializes.
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// An MCP `tools/call` of the `github` server's `search_issues` (about 300 bytes), as an
+/// agent's MCP client sends it: allowed for every bench team by `gen_policies.py --mcp`, and
+/// not a destructive tool, so the shipped `destructive-tools-need-delegating-user` forbid
+/// does not apply.
+pub fn mcp_body() -> Vec<u8> {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": 42,
+        "method": "tools/call",
+        "params": {
+            "name": "search_issues",
+            "arguments": {
+                "repo": "acme/logistics-portal",
+                "query": "failed delivery redirect to pickup point",
+                "state": "open",
+                "labels": ["carrier", "customer-service"],
+                "limit": 20,
+            },
+            "_meta": { "progressToken": "bench-1" },
+        },
     });
     // INVARIANT: a `json!` value always serializes.
     serde_json::to_vec(&body).unwrap_or_default()

@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::classify::Operation;
 use crate::decide::question::Principal;
+use crate::decide::raw::RawQuestion;
 use crate::policy::OnPolicyError;
 use crate::policy::cache::{self, Decided, DecisionCache};
 use crate::policy::snapshot::Snapshot;
@@ -19,7 +20,7 @@ pub struct Batch<'a> {
     /// The policies.
     pub snapshot: &'a Snapshot,
     /// The decision cache, when enabled.
-    pub cache: Option<&'a DecisionCache>,
+    pub cache: Option<&'a DecisionCache<RawQuestion>>,
     /// What a policy error means.
     pub on_error: OnPolicyError,
     /// When the caller's credentials stop being valid (no cached decision
@@ -51,12 +52,14 @@ impl Batch<'_> {
     /// Decides `ops` in order for `principal`, stopping at the first denial.
     /// `anonymous`: the caller presented no credentials, so a missing permit
     /// asks for them (`unauthenticated`). `question` builds each operation's
-    /// Cedar question.
+    /// Cedar question, on a cache miss only; `key` is its cache key, from the
+    /// request's inputs.
     pub fn decide<'o>(
         &self,
         ops: &'o [Operation],
         principal: Principal,
         anonymous: bool,
+        mut key: impl FnMut(&Operation) -> Option<RawQuestion>,
         mut question: impl FnMut(&Operation, Principal) -> AuthzRequest,
     ) -> BatchDecision<'o> {
         let mut allowed: Option<Decision> = None;
@@ -75,7 +78,7 @@ impl Batch<'_> {
             let Some(principal) = taken else {
                 break; // unreachable: only the last operation takes it
             };
-            let decided = self.evaluate(question(op, principal));
+            let decided = self.evaluate(op, principal, &mut key, &mut question);
             all_hits &= decided.cache_hit;
             cache_hit = all_hits;
             if let Some(s) = decided.shadow {
@@ -112,18 +115,37 @@ impl Batch<'_> {
         }
     }
 
-    /// One question, from the cache when it can be.
-    fn evaluate(&self, authz: AuthzRequest) -> Decided {
+    /// One question, from the cache when it can be (keyed by the request's
+    /// inputs: the Cedar question is built on a miss only).
+    fn evaluate(
+        &self,
+        op: &Operation,
+        principal: Principal,
+        key: &mut impl FnMut(&Operation) -> Option<RawQuestion>,
+        question: &mut impl FnMut(&Operation, Principal) -> AuthzRequest,
+    ) -> Decided {
         let started = Instant::now();
-        let decided = match self.cache {
-            Some(c) => c.decide_owned(
+        let decided = match (self.cache, self.cache.and_then(|_| key(op))) {
+            (Some(c), Some(raw)) => {
+                let uid = principal.0.uid.clone();
+                c.decide_raw(
+                    self.snapshot,
+                    raw,
+                    &uid,
+                    || question(op, principal),
+                    self.on_error,
+                    self.valid_until,
+                    self.now,
+                )
+            }
+            (Some(c), None) => c.decide_owned(
                 self.snapshot,
-                authz,
+                question(op, principal),
                 self.on_error,
                 self.valid_until,
                 self.now,
             ),
-            None => cache::evaluate(self.snapshot, &authz, self.on_error),
+            (None, _) => cache::evaluate(self.snapshot, &question(op, principal), self.on_error),
         };
         if !decided.cache_hit {
             metrics::record_evaluation(started.elapsed());

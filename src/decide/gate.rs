@@ -11,6 +11,7 @@ use crate::decide::batch::Batch;
 use crate::decide::credentials;
 use crate::decide::outcome::{Answer, Outcome};
 use crate::decide::question;
+use crate::decide::raw::RawQuestion;
 use crate::decide::stepup;
 use crate::identity::jwt::TokenError;
 use crate::identity::keys::ApiKeys;
@@ -28,7 +29,7 @@ use crate::vocab::uid_string;
 pub struct Gate {
     config: Arc<Config>,
     resolver: Resolver,
-    cache: Option<Arc<DecisionCache>>,
+    cache: Option<Arc<DecisionCache<RawQuestion>>>,
     /// Provider credentials injected on allow; `None` when none is configured.
     credentials: Option<Arc<ProviderCredentials>>,
 }
@@ -40,7 +41,7 @@ impl Gate {
     pub fn new(config: Arc<Config>) -> Self {
         let keys = config.api_keys.as_ref().map(|k| Arc::new(ApiKeys::new(k)));
         let resolver = Resolver::new(Arc::new(config.identity.clone())).with_keys(keys);
-        let cache = DecisionCache::from_config(&config.cache).map(Arc::new);
+        let cache = DecisionCache::from_config_raw(&config.cache).map(Arc::new);
         let credentials = ProviderCredentials::new(&config.provider_credentials).map(Arc::new);
         Self {
             config,
@@ -62,7 +63,7 @@ impl Gate {
     }
 
     /// The decision cache, when enabled.
-    pub fn cache(&self) -> Option<&DecisionCache> {
+    pub fn cache(&self) -> Option<&DecisionCache<RawQuestion>> {
         self.cache.as_deref()
     }
 
@@ -135,7 +136,8 @@ impl Gate {
         classified: &'o Result<Vec<Operation>, Refusal>,
         now: SystemTime,
     ) -> Answer<'o> {
-        let principal = question::principal_specs(&identity, self.config.identity.principal);
+        let choice = self.config.identity.principal;
+        let principal = question::principal_specs(&identity, choice);
         let principal_uid = uid_string(&principal.0.uid);
         let ops = match classified {
             Ok(ops) => ops,
@@ -155,9 +157,13 @@ impl Gate {
             valid_until: identity.valid_until(),
             now,
         }
-        .decide(ops, principal, identity.is_anonymous(), |op, principal| {
-            question::ask(req, &identity, op, now, principal)
-        });
+        .decide(
+            ops,
+            principal,
+            identity.is_anonymous(),
+            |op| RawQuestion::new(req, &identity, op, choice),
+            |op, principal| question::ask(req, &identity, op, now, principal),
+        );
         if let (Reason::NoPermit, Some(op), Some(_)) =
             (batch.decision.reason, batch.denied, &identity.token)
         {

@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod gate;
 pub mod outcome;
 pub mod question;
+pub mod raw;
 pub mod request_file;
 pub mod stepup;
 

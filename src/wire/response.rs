@@ -271,9 +271,10 @@ fn metadata(outcome: &Outcome) -> Struct {
             },
         ),
     ];
-    Struct {
-        fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-    }
+    // Sized once: collecting grew the map (and rehashed every key) twice per Check.
+    let mut map = std::collections::HashMap::with_capacity(fields.len());
+    map.extend(fields.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    Struct { fields: map }
 }
 
 fn s(v: &str) -> PbValue {

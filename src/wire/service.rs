@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 
 use crate::decide::Gate;
 use crate::policy::PolicyStore;
-use crate::record::audit::{AuditEvent, AuditLog};
+use crate::record::audit::AuditLog;
 use crate::record::metrics;
 use crate::request::HttpRequest;
 use crate::wire::response;
@@ -61,8 +61,6 @@ impl Authorization for AuthzService {
 
         tracing::Span::current().record("decision_id", outcome.decision_id.as_str());
         metrics::record_check(&outcome.figures(elapsed));
-        self.audit
-            .record(&AuditEvent::new(&outcome, &req, now, elapsed));
         if !outcome.decision.is_allow() {
             tracing::info!(
                 decision_id = %outcome.decision_id,
@@ -76,6 +74,9 @@ impl Authorization for AuthzService {
                 "denied"
             );
         }
+        // Last: the outcome and the request move to the audit writer, which
+        // formats the line off the request path.
+        self.audit.record_check(outcome, req, now, elapsed);
         Ok(Response::new(answer))
     }
 }

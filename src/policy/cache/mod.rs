@@ -7,6 +7,11 @@
 //!   plus the snapshot generation, compared by equality (`Eq`), not by a hash.
 //!   The snapshot generation covers everything else evaluation reads (policies,
 //!   `entities.json`, schema); the on-error mode is fixed for the process.
+//! - When no policy that can apply to the principal reads volatile context, the key
+//!   is the request's own inputs instead (a [`RawKey`], made by the decision
+//!   core: method, host, path, scheme, source IP, workload, verified token,
+//!   operation), taken before any Cedar request is built; that request is
+//!   built on a miss only.
 //! - Context that changes on every request ([`VOLATILE_CONTEXT`]): when no
 //!   policy of the snapshot reads it, it is blanked out of the key (evaluation
 //!   on a miss still gets the real values); when some policy that can apply
@@ -30,7 +35,6 @@ use std::time::{Duration, Instant, SystemTime};
 use moka::Expiry;
 use moka::notification::RemovalCause;
 
-use crate::policy::reads::VOLATILE_CONTEXT;
 use crate::policy::snapshot::Snapshot;
 use crate::policy::{CacheConfig, OnPolicyError};
 use crate::record::metrics;
@@ -58,11 +62,35 @@ pub fn evaluate(snapshot: &Snapshot, req: &AuthzRequest, on_error: OnPolicyError
     }
 }
 
+/// A question in the request's own terms, which must determine the Cedar
+/// request built from it up to the volatile context (the decision core's
+/// `decide::raw::RawQuestion` is the one in use; see
+/// [`DecisionCache::decide_raw`]).
+pub trait RawKey: std::fmt::Debug + Clone + Eq + std::hash::Hash + Send + Sync + 'static {}
+
+/// The raw key of a cache that is only asked Cedar requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NoRaw {}
+
+impl RawKey for NoRaw {}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Key {
+struct Key<R> {
     generation: u64,
     on_error: OnPolicyError,
-    request: AuthzRequest,
+    question: Question<R>,
+}
+
+/// What a decision is cached under. Not boxed: the raw key in use is about
+/// as large, and a box would cost an allocation per lookup.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Question<R> {
+    /// The whole Cedar request, volatile context blanked.
+    Cedar(AuthzRequest),
+    /// The request's inputs (only when no policy that can apply to the
+    /// principal reads volatile context).
+    Raw(R),
 }
 
 #[derive(Debug)]
@@ -77,14 +105,14 @@ struct Entry {
 
 struct PerEntryTtl;
 
-impl Expiry<Key, Arc<Entry>> for PerEntryTtl {
-    fn expire_after_create(&self, _: &Key, value: &Arc<Entry>, _: Instant) -> Option<Duration> {
+impl<R> Expiry<Key<R>, Arc<Entry>> for PerEntryTtl {
+    fn expire_after_create(&self, _: &Key<R>, value: &Arc<Entry>, _: Instant) -> Option<Duration> {
         Some(value.ttl)
     }
 
     fn expire_after_update(
         &self,
-        _: &Key,
+        _: &Key<R>,
         value: &Arc<Entry>,
         _: Instant,
         _: Option<Duration>,
@@ -94,17 +122,17 @@ impl Expiry<Key, Arc<Entry>> for PerEntryTtl {
 }
 
 /// The bounded decision cache (see the module docs for its rules).
-pub struct DecisionCache {
+pub struct DecisionCache<R = NoRaw> {
     /// foldhash rather than SipHash: the key is a whole request, and hashing
     /// it with SipHash was a visible share of a cache hit. Keys are compared
     /// by equality, so a collision can only cost time, never a wrong answer.
-    cache: moka::sync::Cache<Key, Arc<Entry>, foldhash::quality::RandomState>,
+    cache: moka::sync::Cache<Key<R>, Arc<Entry>, foldhash::quality::RandomState>,
     ttl: Duration,
     /// Newest snapshot generation seen; older ones are neither read nor written.
     generation: AtomicU64,
 }
 
-impl std::fmt::Debug for DecisionCache {
+impl<R> std::fmt::Debug for DecisionCache<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DecisionCache")
             .field("entries", &self.cache.entry_count())
@@ -118,12 +146,24 @@ impl std::fmt::Debug for DecisionCache {
 impl DecisionCache {
     /// A cache as configured, or `None` when disabled.
     pub fn from_config(cfg: &CacheConfig) -> Option<Self> {
-        cfg.enabled
-            .then(|| Self::new(cfg.max_entries, Duration::from_secs(cfg.ttl_seconds)))
+        Self::from_config_raw(cfg)
     }
 
     /// A cache of at most `max_entries` decisions, each kept at most `ttl`.
     pub fn new(max_entries: u64, ttl: Duration) -> Self {
+        Self::new_raw(max_entries, ttl)
+    }
+}
+
+impl<R: RawKey> DecisionCache<R> {
+    /// [`DecisionCache::from_config`], for a cache also asked with raw keys.
+    pub fn from_config_raw(cfg: &CacheConfig) -> Option<Self> {
+        cfg.enabled
+            .then(|| Self::new_raw(cfg.max_entries, Duration::from_secs(cfg.ttl_seconds)))
+    }
+
+    /// [`DecisionCache::new`], for a cache also asked with raw keys.
+    pub fn new_raw(max_entries: u64, ttl: Duration) -> Self {
         let cache = moka::sync::Cache::builder()
             .max_capacity(max_entries)
             .expire_after(PerEntryTtl)
@@ -175,13 +215,9 @@ impl DecisionCache {
             metrics::record_cache_lookup(None);
             return evaluate(snapshot, &req, on_error);
         }
-        let remaining = match valid_until {
-            Some(t) => match t.duration_since(now) {
-                Ok(left) if !left.is_zero() => left.min(self.ttl),
-                // Expired credentials are refused before this point; never cache.
-                _ => return evaluate(snapshot, &req, on_error),
-            },
-            None => self.ttl,
+        let Some(remaining) = self.remaining(valid_until, now) else {
+            // Expired credentials are refused before this point; never cache.
+            return evaluate(snapshot, &req, on_error);
         };
         // Blank the volatile context for the key, keeping the real values for
         // an evaluation on a miss. Sound only because no policy that can apply
@@ -191,22 +227,112 @@ impl DecisionCache {
         let mut key = Key {
             generation: snapshot.generation,
             on_error,
-            request: req,
+            question: Question::Cedar(req),
         };
-        if let Some(hit) = self.cache.get(&key)
+        if let Some(hit) = self.lookup(&key, now) {
+            return hit;
+        }
+        let decided = match &mut key.question {
+            Question::Cedar(req) => {
+                swap_volatile(&mut req.context, &mut volatile);
+                let decided = evaluate(snapshot, req, on_error);
+                swap_volatile(&mut req.context, &mut volatile);
+                decided
+            }
+            // Not reached (the key was made from `req` just above); fail
+            // closed, and uncached (`policy_error` never is).
+            Question::Raw(_) => {
+                return Decided {
+                    decision: Decision::deny(
+                        Reason::PolicyError,
+                        vec!["decision cache: unexpected key".to_owned()],
+                    ),
+                    shadow: None,
+                    cache_hit: false,
+                };
+            }
+        };
+        self.store(key, &decided, valid_until, remaining);
+        decided
+    }
+
+    /// [`DecisionCache::decide_owned`] keyed by the request's inputs: `build`
+    /// makes the Cedar request, called on a miss only. `principal` is the uid
+    /// `build` puts in it. Falls back to the Cedar-request key when some policy
+    /// that can apply to that principal reads volatile context (the raw key
+    /// leaves it out, so it must not matter).
+    #[allow(clippy::too_many_arguments)]
+    pub fn decide_raw(
+        &self,
+        snapshot: &Snapshot,
+        raw: R,
+        principal: &cedar_policy::EntityUid,
+        build: impl FnOnce() -> AuthzRequest,
+        on_error: OnPolicyError,
+        valid_until: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Decided {
+        if snapshot.volatile_reads_for(principal).next().is_some() {
+            return self.decide_owned(snapshot, build(), on_error, valid_until, now);
+        }
+        let newest = self.observe(snapshot.generation);
+        if snapshot.generation < newest {
+            metrics::record_cache_lookup(None);
+            return evaluate(snapshot, &build(), on_error);
+        }
+        let Some(remaining) = self.remaining(valid_until, now) else {
+            return evaluate(snapshot, &build(), on_error);
+        };
+        let key = Key {
+            generation: snapshot.generation,
+            on_error,
+            question: Question::Raw(raw),
+        };
+        if let Some(hit) = self.lookup(&key, now) {
+            return hit;
+        }
+        let decided = evaluate(snapshot, &build(), on_error);
+        self.store(key, &decided, valid_until, remaining);
+        decided
+    }
+
+    /// How long an entry for a credential valid until `valid_until` may live;
+    /// `None` when the credential has expired (nothing is cached then).
+    fn remaining(&self, valid_until: Option<SystemTime>, now: SystemTime) -> Option<Duration> {
+        match valid_until {
+            Some(t) => match t.duration_since(now) {
+                Ok(left) if !left.is_zero() => Some(left.min(self.ttl)),
+                _ => None,
+            },
+            None => Some(self.ttl),
+        }
+    }
+
+    /// A live entry for `key` (its credential still valid at `now`), recording
+    /// the lookup either way.
+    fn lookup(&self, key: &Key<R>, now: SystemTime) -> Option<Decided> {
+        if let Some(hit) = self.cache.get(key)
             && hit.valid_until.is_none_or(|t| now < t)
         {
             metrics::record_cache_lookup(Some(true));
-            return Decided {
+            return Some(Decided {
                 decision: hit.decision.clone(),
                 shadow: hit.shadow.clone(),
                 cache_hit: true,
-            };
+            });
         }
         metrics::record_cache_lookup(Some(false));
-        swap_volatile(&mut key.request.context, &mut volatile);
-        let decided = evaluate(snapshot, &key.request, on_error);
-        swap_volatile(&mut key.request.context, &mut volatile);
+        None
+    }
+
+    /// Keeps a clean decision (see [`cacheable`]) under `key`.
+    fn store(
+        &self,
+        key: Key<R>,
+        decided: &Decided,
+        valid_until: Option<SystemTime>,
+        ttl: Duration,
+    ) {
         if cacheable(&decided.decision) && decided.shadow.as_ref().is_none_or(cacheable) {
             self.cache.insert(
                 key,
@@ -214,12 +340,11 @@ impl DecisionCache {
                     decision: decided.decision.clone(),
                     shadow: decided.shadow.clone(),
                     valid_until,
-                    ttl: remaining,
+                    ttl,
                 }),
             );
             metrics::record_cache_entries(self.cache.entry_count());
         }
-        decided
     }
 
     /// Records that `generation` is in force; invalidates everything when it
@@ -267,36 +392,42 @@ fn carries(context: &[(String, Value)], path: &str) -> bool {
     false
 }
 
-/// Swaps the values at the [`VOLATILE_CONTEXT`] paths `context` carries with
+/// [`VOLATILE_CONTEXT`](crate::policy::reads::VOLATILE_CONTEXT) grouped by the context record holding them, so a Check
+/// walks its context once instead of splitting every path on each lookup (the
+/// test `volatile_groups_are_the_volatile_context` keeps the two in step).
+const VOLATILE_GROUPS: &[(&str, &[&str])] = &[
+    ("request", &["time", "request_id"]),
+    (
+        "auth",
+        &[
+            "token_age_seconds",
+            "token_remaining_seconds",
+            "api_key_age_seconds",
+            "api_key_remaining_seconds",
+        ],
+    ),
+];
+
+/// Swaps the values at the [`VOLATILE_CONTEXT`](crate::policy::reads::VOLATILE_CONTEXT) paths `context` carries with
 /// `stash`: the first call (empty stash) blanks them and keeps the real values
 /// in `stash`; the next call puts them back (and blanks the stash again).
 fn swap_volatile(context: &mut [(String, Value)], stash: &mut Vec<Value>) {
     let mut slot = 0;
-    for path in VOLATILE_CONTEXT {
-        if let Some(value) = lookup_mut(context, path) {
-            if stash.len() == slot {
-                stash.push(Value::Bool(false));
+    for (record, leaves) in VOLATILE_GROUPS {
+        let Some((_, Value::Record(inner))) = context.iter_mut().find(|(name, _)| name == record)
+        else {
+            continue;
+        };
+        for leaf in *leaves {
+            if let Some((_, value)) = inner.iter_mut().find(|(name, _)| name == leaf) {
+                if stash.len() == slot {
+                    stash.push(Value::Bool(false));
+                }
+                std::mem::swap(value, &mut stash[slot]);
+                slot += 1;
             }
-            std::mem::swap(value, &mut stash[slot]);
-            slot += 1;
         }
     }
-}
-
-/// The value at a dotted path (`auth.token_age_seconds`) of a context record.
-fn lookup_mut<'a>(mut record: &'a mut [(String, Value)], path: &str) -> Option<&'a mut Value> {
-    let mut parts = path.split('.').peekable();
-    while let Some(part) = parts.next() {
-        let value = &mut record.iter_mut().find(|(name, _)| name == part)?.1;
-        if parts.peek().is_none() {
-            return Some(value);
-        }
-        match value {
-            Value::Record(inner) => record = inner,
-            _ => return None,
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use super::*;
 use crate::identity::spiffe::SpiffeId;
 use crate::identity::{Identity, Workload, WorkloadSource};
 use crate::policy::load_dir;
+use crate::policy::reads::VOLATILE_CONTEXT;
 use crate::request::HttpRequest;
 use crate::vocab::{EntityType, builtin_uid};
 
@@ -370,4 +371,19 @@ fn only_requests_carrying_a_read_volatile_value_bypass() {
     let d = cache.decide(&shipped, &older, OnPolicyError::Deny, None, t0());
     assert!(d.cache_hit, "the age is not part of a user's decision");
     assert_eq!(d.decision, shipped.decide(&older, OnPolicyError::Deny));
+}
+
+#[test]
+fn volatile_groups_are_the_volatile_context() {
+    let mut got: Vec<String> = VOLATILE_GROUPS
+        .iter()
+        .flat_map(|(record, leaves)| leaves.iter().map(move |leaf| format!("{record}.{leaf}")))
+        .collect();
+    let mut expected: Vec<String> = VOLATILE_CONTEXT.iter().map(|p| (*p).to_owned()).collect();
+    expected.sort();
+    got.sort();
+    assert_eq!(
+        got, expected,
+        "VOLATILE_GROUPS must list exactly VOLATILE_CONTEXT"
+    );
 }

@@ -1,21 +1,54 @@
-//! The audit sink: a writer thread fed through a bounded channel.
+//! The audit sink: a writer thread fed through a bounded channel. A Check's
+//! line is not even formatted on the Check path: the handler moves its
+//! finished [`Outcome`] and request to the writer ([`AuditLog::record_check`]),
+//! which builds and writes the line.
 
 use std::io::Write;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::AuditEvent;
 use crate::config::{AuditConfig, AuditSink};
+use crate::decide::Outcome;
+use crate::request::HttpRequest;
 
 /// Events buffered between the Check path and the writer thread.
 const CHANNEL_CAPACITY: usize = 65_536;
 
+/// What travels to the writer thread.
+enum Pending {
+    /// A line formatted by the caller.
+    Line(String),
+    /// A Check's outcome and request, formatted by the writer.
+    Check(Box<CheckRecord>),
+}
+
+/// One Check's audit material, moved (not copied) from the handler, which is
+/// done with it: the line is formatted from it on the writer thread.
+struct CheckRecord {
+    outcome: Outcome,
+    request: HttpRequest,
+    now: SystemTime,
+    latency: Duration,
+}
+
+// === impl Pending ===
+
+impl Pending {
+    fn into_line(self) -> String {
+        match self {
+            Self::Line(line) => line,
+            Self::Check(c) => AuditEvent::new(&c.outcome, &c.request, c.now, c.latency).to_json(),
+        }
+    }
+}
+
 /// Where audit lines go.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
-    tx: Option<SyncSender<String>>,
+    tx: Option<SyncSender<Pending>>,
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
@@ -58,7 +91,28 @@ impl AuditLog {
     /// Records one event.
     pub fn record(&self, event: &AuditEvent<'_>) {
         let Some(tx) = &self.tx else { return };
-        if tx.send(event.to_json()).is_err() {
+        if tx.send(Pending::Line(event.to_json())).is_err() {
+            tracing::error!(target: "cedar_gate::audit", "audit writer has stopped; event lost");
+        }
+    }
+
+    /// Records one Check: the same line as [`AuditEvent::new`] gives, built on
+    /// the writer thread from the moved outcome and request.
+    pub fn record_check(
+        &self,
+        outcome: Outcome,
+        request: HttpRequest,
+        now: SystemTime,
+        latency: Duration,
+    ) {
+        let Some(tx) = &self.tx else { return };
+        let record = CheckRecord {
+            outcome,
+            request,
+            now,
+            latency,
+        };
+        if tx.send(Pending::Check(Box::new(record))).is_err() {
             tracing::error!(target: "cedar_gate::audit", "audit writer has stopped; event lost");
         }
     }
@@ -82,16 +136,16 @@ impl AuditLog {
 /// `recv` and costs nothing.
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
 
-fn write_loop(rx: Receiver<String>, out: Box<dyn Write + Send>) {
+fn write_loop(rx: Receiver<Pending>, out: Box<dyn Write + Send>) {
     use std::sync::mpsc::TryRecvError;
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     while let Ok(line) = rx.recv() {
-        let mut ok = writeln!(out, "{line}").is_ok();
+        let mut ok = writeln!(out, "{}", line.into_line()).is_ok();
         std::thread::sleep(BATCH_WINDOW);
         let mut open = true;
         loop {
             match rx.try_recv() {
-                Ok(line) => ok &= writeln!(out, "{line}").is_ok(),
+                Ok(line) => ok &= writeln!(out, "{}", line.into_line()).is_ok(),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     open = false;
