@@ -3,4 +3,6 @@
 
 pub mod response;
 pub mod service;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod tls;
