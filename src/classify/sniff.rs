@@ -62,7 +62,20 @@ pub struct Sniffed {
 /// out, so the request is refused.
 pub fn sniff(req: &HttpRequest) -> Result<Sniffed, ClassifyError> {
     let mut found = Sniffed::default();
-    json(&req.body, &mut found)?;
+    let encoded = req
+        .header("content-encoding")
+        .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
+    if encoded && !req.body.is_empty() {
+        return Err(BodyError::Invalid(
+            "compressed body (`content-encoding` is not `identity`): it may name a model"
+                .to_owned(),
+        )
+        .into());
+    }
+    match wide_text(&req.body) {
+        Some(text) => json(text.as_bytes(), &mut found)?,
+        None => json(&req.body, &mut found)?,
+    }
     forms(req, &mut found)?;
     for key in provider::QUERY_MODEL_KEYS {
         if let Some(model) = provider::query_param(&req.query, key)? {
@@ -98,6 +111,48 @@ fn json(body: &[u8], found: &mut Sniffed) -> Result<(), ClassifyError> {
             ))
             .into()
         })
+}
+
+/// A body in UTF-16 or UTF-32, told apart the way Python's `json.loads`
+/// does for bytes (a byte-order mark, else where the NUL bytes are), as
+/// UTF-8 text: a Python upstream reads such a body as JSON. `None` for any
+/// other body, or one that does not decode.
+fn wide_text(b: &[u8]) -> Option<String> {
+    let (units, big, skip) = match b {
+        [0, 0, 0xFE, 0xFF, ..] => (4, true, 4),
+        [0xFF, 0xFE, 0, 0, ..] => (4, false, 4),
+        [0xFE, 0xFF, ..] => (2, true, 2),
+        [0xFF, 0xFE, ..] => (2, false, 2),
+        [0, 0, _, _, ..] => (4, true, 0),
+        [0, _, _, _, ..] => (2, true, 0),
+        [_, 0, 0, 0, ..] => (4, false, 0),
+        [_, 0, _, _, ..] => (2, false, 0),
+        [0, _] => (2, true, 0),
+        [_, 0] => (2, false, 0),
+        _ => return None,
+    };
+    let rest = &b[skip..];
+    if !rest.len().is_multiple_of(units) {
+        return None;
+    }
+    let word = |c: &[u8]| -> u32 {
+        let c = c.iter().map(|&x| u32::from(x));
+        if big {
+            c.fold(0, |acc, x| (acc << 8) | x)
+        } else {
+            c.rev().fold(0, |acc, x| (acc << 8) | x)
+        }
+    };
+    if units == 2 {
+        let words = rest.chunks_exact(2).map(|c| word(c) as u16);
+        char::decode_utf16(words)
+            .collect::<Result<String, _>>()
+            .ok()
+    } else {
+        rest.chunks_exact(4)
+            .map(|c| char::from_u32(word(c)))
+            .collect()
+    }
 }
 
 /// Records the top-level object's (or a batch's first element's) model
@@ -280,6 +335,67 @@ mod tests {
         ] {
             assert_eq!(models(&post(body, &[])), want, "{body}");
         }
+    }
+
+    #[test]
+    fn wide_json_is_read_like_python_reads_it() {
+        let json = r#"{"model":"o1"}"#;
+        let utf16 = |big: bool, bom: bool| -> Vec<u8> {
+            let mut out: Vec<u8> = if bom {
+                if big {
+                    vec![0xFE, 0xFF]
+                } else {
+                    vec![0xFF, 0xFE]
+                }
+            } else {
+                vec![]
+            };
+            for u in json.encode_utf16() {
+                out.extend(if big {
+                    u.to_be_bytes()
+                } else {
+                    u.to_le_bytes()
+                });
+            }
+            out
+        };
+        let utf32 = |big: bool| -> Vec<u8> {
+            json.chars()
+                .flat_map(|c| {
+                    if big {
+                        u32::from(c).to_be_bytes()
+                    } else {
+                        u32::from(c).to_le_bytes()
+                    }
+                })
+                .collect()
+        };
+        for body in [
+            utf16(true, true),
+            utf16(false, true),
+            utf16(true, false),
+            utf16(false, false),
+            utf32(true),
+            utf32(false),
+        ] {
+            let mut req = post("", &[]);
+            req.body = body;
+            assert_eq!(models(&req), vec!["o1"], "{:?}", req.body);
+        }
+        // A binary upload that only starts with a NUL is not text.
+        let mut req = post("", &[]);
+        req.body = vec![0, 0xD8, 0, 0, 1, 2, 3];
+        assert_eq!(sniff(&req).unwrap(), Sniffed::default());
+    }
+
+    #[test]
+    fn compressed_bodies_are_refused() {
+        let req = post(r#"{"model":"o1"}"#, &[("content-encoding", "gzip")]);
+        assert!(matches!(sniff(&req), Err(ClassifyError::Body(_))));
+        let req = post("", &[("content-encoding", "gzip")]);
+        assert_eq!(sniff(&req).unwrap(), Sniffed::default());
+        let req = post(r#"{"model":"o1"}"#, &[("content-encoding", "identity")]);
+        assert_eq!(models(&req), vec!["o1"]);
     }
 
     #[test]

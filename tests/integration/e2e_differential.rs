@@ -517,6 +517,16 @@ const SPELLINGS: &[(&str, Spell)] = &[
         let key = ["model", "name"].into_iter().find(|k| t.contains(&format!("\"{k}\":")))?;
         Some(t.replacen(&format!("\"{key}\":"), &format!("\"\\u{:04x}{}\":", key.as_bytes()[0], &key[1..]), 1))
     })),
+    // Python's json.loads reads UTF-16 and UTF-32 bytes too, told apart by where the NULs are.
+    ("UTF-16 JSON body", |b| {
+        if b.form {
+            return None;
+        }
+        let mut r = body_spelled(b, |t| (!t.is_empty()).then(|| t.to_owned()))?;
+        let text = String::from_utf8(std::mem::take(&mut r.body)).ok()?;
+        r.body = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        Some(r)
+    }),
     // Form spellings (upload endpoints): each is read another way by some form parser.
     ("form: model twice, unquoted last", |b| form_twice(b, "name=model")),
     ("form: model twice, NAME= last", |b| form_twice(b, r#"NAME="model""#)),
