@@ -6,9 +6,9 @@
 //! classify the request ([`crate::classify`]), ask ([`question`]), decide the
 //! batch ([`batch`]), answer ([`outcome`]).
 
-pub mod batch;
-pub mod gate;
-pub mod outcome;
+pub(crate) mod batch;
+pub(crate) mod gate;
+pub(crate) mod outcome;
 pub mod question;
 pub mod request_file;
 

@@ -20,7 +20,7 @@ pub mod config;
 pub mod issuers;
 pub mod jwks;
 pub mod jwt;
-pub mod resolver;
+pub(crate) mod resolver;
 pub mod spiffe;
 pub mod token;
 pub mod xfcc;
