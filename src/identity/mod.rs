@@ -22,6 +22,8 @@ pub mod jwks;
 pub mod jwt;
 pub(crate) mod resolver;
 pub mod spiffe;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod token;
 pub mod xfcc;
 
