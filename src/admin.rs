@@ -23,6 +23,10 @@ pub struct AdminState {
     /// The gRPC health service: `/readyz` is ready only once it says the
     /// Authorization service is SERVING, so the two never disagree.
     pub health: Arc<tonic_health::server::HealthService>,
+    /// Provider credentials (`/status`, `/metrics`), when configured.
+    pub credentials: Option<Arc<crate::credentials::ProviderCredentials>>,
+    /// API keys (`/status`, `/metrics`), when configured.
+    pub keys: Option<Arc<crate::identity::keys::ApiKeys>>,
 }
 
 /// The admin router.
@@ -85,6 +89,13 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     text.push_str(&crate::record::metrics::render_scrape_time(
         snapshot.as_ref().map(|s| s.hash.as_str()),
     ));
+    let now = std::time::SystemTime::now();
+    if let Some(c) = &state.credentials {
+        text.push_str(&c.render_metrics(now));
+    }
+    if let Some(k) = &state.keys {
+        text.push_str(&k.render_metrics(now));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
@@ -100,10 +111,13 @@ async fn status(State(state): State<AdminState>) -> impl IntoResponse {
             "loaded_at": crate::vocab::rfc3339(s.loaded_at),
         })
     });
+    let now = std::time::SystemTime::now();
     axum::Json(serde_json::json!({
         "ready": snapshot.is_some(),
         "policy_dir": state.store.dir().display().to_string(),
         "snapshot": snapshot,
         "last_reload": state.store.last_reload(),
+        "provider_credentials": state.credentials.as_ref().map(|c| c.status(now)),
+        "api_keys": state.keys.as_ref().map(|k| k.status(now)),
     }))
 }

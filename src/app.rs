@@ -73,6 +73,8 @@ pub struct Running {
     tasks: Vec<JoinHandle<()>>,
     audit: AuditLog,
     reloader: Option<PolicyWatcher>,
+    // Credential and key store watchers; dropping them stops them.
+    file_watchers: Vec<crate::watch::FileWatcher>,
 }
 
 // === impl Running ===
@@ -86,6 +88,8 @@ impl Running {
     /// Stops accepting, lets in-flight checks finish, then flushes the audit log.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        let watchers = self.file_watchers;
+        let _ = tokio::task::spawn_blocking(move || drop(watchers)).await;
         if let Some(reloader) = self.reloader {
             let _ = tokio::task::spawn_blocking(move || reloader.stop()).await;
         }
@@ -114,6 +118,9 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
     let listeners = Listeners::bind(settings.grpc_listen, settings.admin_listen).await?;
     let gate = Gate::new(config.clone());
     let tokens = gate.tokens().cloned();
+    let credentials = gate.credentials().cloned();
+    let keys = gate.keys().cloned();
+    let file_watchers = start_file_watchers(credentials.as_ref(), keys.as_ref())?;
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let health = Health::start(reporter, &store, tokens.as_deref()).await;
     let (shutdown, _) = watch::channel(false);
@@ -143,6 +150,8 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         store: store.clone(),
         metrics: prometheus,
         tokens,
+        credentials,
+        keys,
         health: Arc::new(tonic_health::server::HealthService::from_health_reporter(
             health.reporter,
         )),
@@ -160,7 +169,23 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
             .collect(),
         audit,
         reloader,
+        file_watchers,
     })
+}
+
+/// Re-reads the credential files and the API key store on change.
+fn start_file_watchers(
+    credentials: Option<&Arc<crate::credentials::ProviderCredentials>>,
+    keys: Option<&Arc<crate::identity::keys::ApiKeys>>,
+) -> Result<Vec<crate::watch::FileWatcher>, AppError> {
+    let mut watchers = Vec::new();
+    if let Some(c) = credentials {
+        watchers.push(c.watch().map_err(AppError::Reloader)?);
+    }
+    if let Some(k) = keys {
+        watchers.push(k.watch().map_err(AppError::Reloader)?);
+    }
+    Ok(watchers)
 }
 
 /// The two bound listeners.

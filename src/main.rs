@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => cedar_gate::cli::diff::run(&args),
         Command::Access(args) => cedar_gate::cli::access::run(&args),
         Command::ShadowReport(args) => cedar_gate::cli::shadow_report::run(&args),
+        Command::Keys(args) => cedar_gate::cli::keys::run(&args),
         Command::Serve(args) => match serve(args) {
             Ok(()) => 0,
             Err(e) => {

@@ -5,6 +5,9 @@ use std::net::IpAddr;
 use envoy_types::pb::envoy::config::core::v3::address::Address;
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 
+/// Prefix of the headers cedar-gate sets; client-sent ones are never trusted.
+pub const HEADER_PREFIX: &str = "x-cedar-gate-";
+
 /// Most request headers accepted in one Check (Envoy's own default limit is 100).
 pub const MAX_HEADERS: usize = 256;
 /// Longest path plus query string accepted, in bytes. Envoy bounds all request headers

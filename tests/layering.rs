@@ -21,6 +21,8 @@ const LAYERS: &[(&str, u8)] = &[
     // The Cedar vocabulary and the canonical request target: leaves.
     ("vocab", 0),
     ("target", 0),
+    // Following files through Kubernetes `..data` swaps (credentials, key store).
+    ("watch", 0),
     // The SPIFFE id grammar (workload ids and their attributes), the domain
     // request, and metrics (plain values in, Prometheus out).
     ("identity::spiffe", 1),
@@ -30,6 +32,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("identity", 2),
     ("classify", 2),
     ("policy", 2),
+    // Provider credentials the gateway holds (their files, values, route rules).
+    ("credentials", 2),
     // The configuration file: composed from the parts' own config types.
     ("config", 3),
     // The decision core: resolve, classify, ask, decide, answer.

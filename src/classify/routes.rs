@@ -150,6 +150,11 @@ impl Routes {
         self.routes.iter().find(|r| r.matches(req))
     }
 
+    /// Whether a route has this name (`routes[].name`, or `routes[<n>]`).
+    pub fn has_name(&self, name: &str) -> bool {
+        self.routes.iter().any(|r| r.name == name)
+    }
+
     /// Number of routes.
     pub fn len(&self) -> usize {
         self.routes.len()

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod check;
 pub mod diff;
+pub mod keys;
 pub mod prove;
 pub mod shadow_report;
 pub mod test;
@@ -27,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve ext_authz over gRPC, with an admin HTTP port.
     Serve(ServeArgs),
+    /// Issue, list, revoke and rotate gateway API keys (the key store file).
+    Keys(crate::cli::keys::KeysArgs),
     /// Check a policy directory (schema, policies, entities); exit 1 with every diagnostic.
     Validate(ValidateArgs),
     /// Decide one request offline and explain the decision.

@@ -88,6 +88,13 @@ pub struct Config {
     /// unmatched requests are plain HTTP.
     #[serde(default)]
     pub routes: crate::classify::Routes,
+    /// Provider credentials the gateway holds and injects on allow
+    /// (`docs/credentials.md`).
+    #[serde(default)]
+    pub provider_credentials: crate::credentials::ProviderCredentialsConfig,
+    /// Gateway-issued API keys (`docs/credentials.md`).
+    #[serde(default)]
+    pub api_keys: Option<crate::identity::keys::ApiKeysConfig>,
 }
 
 /// Settings for the answer sent back to Envoy.
@@ -263,6 +270,18 @@ impl Config {
                 message: "is required when `audit.sink` is `file`".to_owned(),
             });
         }
+        if let Some(keys) = &self.api_keys {
+            keys.validate().map_err(|message| ConfigError::Invalid {
+                key: "api_keys",
+                message,
+            })?;
+        }
+        self.provider_credentials
+            .check_routes(|name| self.routes.has_name(name))
+            .map_err(|e| ConfigError::Invalid {
+                key: "provider_credentials.routes",
+                message: e.to_string(),
+            })?;
         self.server.validate()
     }
 }

@@ -5,9 +5,12 @@ use std::time::SystemTime;
 
 use crate::classify::{self, Operation, Refusal};
 use crate::config::Config;
+use crate::credentials::ProviderCredentials;
 use crate::decide::batch::Batch;
+use crate::decide::credentials;
 use crate::decide::outcome::{Answer, Outcome};
 use crate::decide::question;
+use crate::identity::keys::ApiKeys;
 use crate::identity::token::TokenVerifier;
 use crate::identity::{Identity, Resolver};
 use crate::policy::cache::DecisionCache;
@@ -21,6 +24,8 @@ pub struct Gate {
     config: Arc<Config>,
     resolver: Resolver,
     cache: Option<Arc<DecisionCache>>,
+    /// Provider credentials injected on allow; `None` when none is configured.
+    credentials: Option<Arc<ProviderCredentials>>,
 }
 
 // === impl Gate ===
@@ -28,13 +33,27 @@ pub struct Gate {
 impl Gate {
     /// A gate with the given configuration.
     pub fn new(config: Arc<Config>) -> Self {
-        let resolver = Resolver::new(Arc::new(config.identity.clone()));
+        let keys = config.api_keys.as_ref().map(|k| Arc::new(ApiKeys::new(k)));
+        let resolver = Resolver::new(Arc::new(config.identity.clone())).with_keys(keys);
         let cache = DecisionCache::from_config(&config.cache).map(Arc::new);
+        let credentials = ProviderCredentials::new(&config.provider_credentials).map(Arc::new);
         Self {
             config,
             resolver,
             cache,
+            credentials,
         }
+    }
+
+    /// The API keys, when configured (their watcher is started by the server).
+    pub fn keys(&self) -> Option<&Arc<ApiKeys>> {
+        self.resolver.keys()
+    }
+
+    /// The provider credentials, when configured (their watcher is started by
+    /// the server).
+    pub fn credentials(&self) -> Option<&Arc<ProviderCredentials>> {
+        self.credentials.as_ref()
     }
 
     /// The decision cache, when enabled.
@@ -61,7 +80,18 @@ impl Gate {
             Err(rejection) => Answer::Refused(rejection),
             Ok(identity) => self.answer(snapshot, req, identity, &classified, now),
         };
-        Outcome::new(snapshot, req, &classified, answer)
+        let mut outcome = Outcome::new(snapshot, req, &classified, answer);
+        if let Some(credentials) = &self.credentials {
+            let identity_header = self.resolver.identity_header(&outcome.identity);
+            credentials::finish(
+                credentials,
+                &mut outcome,
+                req,
+                &self.config.routes,
+                identity_header,
+            );
+        }
+        outcome
     }
 
     /// Asks the policies about every operation of a request whose caller is known.

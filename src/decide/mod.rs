@@ -4,9 +4,11 @@
 //!
 //! [`Gate::check`] runs the steps: resolve the caller ([`crate::identity`]),
 //! classify the request ([`crate::classify`]), ask ([`question`]), decide the
-//! batch ([`batch`]), answer ([`outcome`]).
+//! batch ([`batch`]), answer ([`outcome`]), and on routes where the gateway
+//! holds the provider key, name the credential to inject ([`credentials`]).
 
 pub(crate) mod batch;
+pub mod credentials;
 pub(crate) mod gate;
 pub(crate) mod outcome;
 pub mod question;

@@ -10,8 +10,7 @@ use crate::record::metrics::CheckFigures;
 use crate::request::HttpRequest;
 use crate::vocab::{Decision, Reason, uid_string};
 
-/// Prefix of the headers cedar-gate sets; client-sent ones are never trusted.
-pub const HEADER_PREFIX: &str = "x-cedar-gate-";
+pub use crate::request::HEADER_PREFIX;
 
 /// Everything decided about one request: what the response, the audit event
 /// and the metrics are built from.
@@ -56,6 +55,8 @@ pub struct Outcome {
     pub forged_headers: Vec<String>,
     /// The shadow set's decision, when the snapshot has `@shadow` policies.
     pub shadow: Option<ShadowOutcome>,
+    /// The provider credential injected on allow ([`crate::credentials`]).
+    pub credential: Option<crate::credentials::Injection>,
 }
 
 /// How a request was answered.
@@ -153,6 +154,7 @@ impl Outcome {
                 .map(|(k, _)| k.clone())
                 .collect(),
             shadow: verdict.shadow,
+            credential: None,
         }
     }
 

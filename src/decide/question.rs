@@ -61,15 +61,31 @@ pub fn principal_specs(identity: &Identity, choice: PrincipalSource) -> Principa
         attrs: workload_attrs(&w.id),
         parents: Vec::new(),
     });
-    let token_spec = identity.token.as_ref().map(|t| PrincipalSpec {
-        uid: t.principal.clone(),
-        attrs: Vec::new(),
-        parents: t
-            .groups
-            .iter()
+    let groups = |gs: &[String]| -> Vec<EntityUid> {
+        gs.iter()
             .map(|g| builtin_uid(EntityType::Group, g))
-            .collect(),
-    });
+            .collect()
+    };
+    // An API key, like a token, names the principal; its groups are parents.
+    // It is always the principal: `principal: workload` is about tokens.
+    let (token_spec, choice) = match &identity.api_key {
+        Some(k) => (
+            Some(PrincipalSpec {
+                uid: k.principal.clone(),
+                attrs: Vec::new(),
+                parents: groups(&k.groups),
+            }),
+            PrincipalSource::Token,
+        ),
+        None => (
+            identity.token.as_ref().map(|t| PrincipalSpec {
+                uid: t.principal.clone(),
+                attrs: Vec::new(),
+                parents: groups(&t.groups),
+            }),
+            choice,
+        ),
+    };
     match (token_spec, workload_spec, choice) {
         (Some(t), Some(w), PrincipalSource::Token) => (t, vec![w]),
         (Some(_), Some(w), PrincipalSource::Workload) | (None, Some(w), _) => (w, Vec::new()),
@@ -139,6 +155,9 @@ fn auth_context(identity: &Identity, now: SystemTime) -> Vec<(String, Value)> {
     }
     if let Some(t) = &identity.token {
         auth.extend(token_context(t, unix_now(now)));
+    }
+    if let Some(k) = &identity.api_key {
+        auth.extend(crate::identity::keys::context(k, unix_now(now)));
     }
     auth
 }

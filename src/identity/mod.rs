@@ -20,6 +20,7 @@ pub mod config;
 pub mod issuers;
 pub mod jwks;
 pub mod jwt;
+pub mod keys;
 pub(crate) mod resolver;
 pub mod spiffe;
 #[cfg(any(test, feature = "testkit"))]
@@ -79,13 +80,21 @@ pub struct Identity {
     pub workload: Option<Workload>,
     /// The verified bearer token, if any.
     pub token: Option<std::sync::Arc<VerifiedToken>>,
+    /// The gateway-issued API key, if one was presented and accepted
+    /// ([`keys`]); it is then the principal.
+    pub api_key: Option<std::sync::Arc<crate::identity::keys::ApiKeyIdentity>>,
 }
 
 // === impl Identity ===
 
 impl Identity {
-    /// How the caller authenticated: `mtls`, `jwt`, `mtls+jwt` or `none`.
+    /// How the caller authenticated: `api_key`, `mtls`, `jwt`, `mtls+jwt` or `none`.
     pub fn method(&self) -> &'static str {
+        if self.api_key.is_some() {
+            // The key is the principal; a workload behind it stays in
+            // `context.auth.workload` / `spiffe_id`.
+            return "api_key";
+        }
         match (self.workload.is_some(), self.token.is_some()) {
             (true, true) => "mtls+jwt",
             (true, false) => "mtls",
@@ -96,13 +105,17 @@ impl Identity {
 
     /// When the caller's credentials stop being valid: nothing decided for
     /// them (a cached decision) may outlive this. The earliest of the
-    /// certificate's not-after and the token's `exp` (without leeway).
+    /// certificate's not-after, the token's `exp` (without leeway) and the API
+    /// key's expiry.
     pub fn valid_until(&self) -> Option<SystemTime> {
         let token = self.token.as_ref().map(|t| {
             let exp = u64::try_from(t.expires_at).unwrap_or(0);
             SystemTime::UNIX_EPOCH + Duration::from_secs(exp)
         });
-        [self.workload.as_ref().and_then(|w| w.not_after), token]
+        let key = self.api_key.as_ref().map(|k| {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(k.expires).unwrap_or(0))
+        });
+        [self.workload.as_ref().and_then(|w| w.not_after), token, key]
             .into_iter()
             .flatten()
             .min()
@@ -110,7 +123,7 @@ impl Identity {
 
     /// Whether the caller presented no credentials at all.
     pub fn is_anonymous(&self) -> bool {
-        self.workload.is_none() && self.token.is_none()
+        self.workload.is_none() && self.token.is_none() && self.api_key.is_none()
     }
 }
 
@@ -155,6 +168,9 @@ pub enum IdentityError {
     /// A bearer token was presented and refused.
     #[error("bearer token rejected: {0}")]
     Token(#[source] TokenError),
+    /// A gateway-issued API key was presented and refused.
+    #[error(transparent)]
+    ApiKey(#[from] keys::ApiKeyError),
 }
 
 // === impl IdentityError ===
@@ -174,6 +190,7 @@ impl IdentityError {
             IdentityError::TrustDomainId { .. } => "trust_domain_id",
             IdentityError::UntrustedDomain(_) => "untrusted_trust_domain",
             IdentityError::Token(e) => e.reason(),
+            IdentityError::ApiKey(e) => e.reason(),
         }
     }
 }
@@ -213,6 +230,7 @@ pub fn resolve(
     Ok(Identity {
         workload,
         token: None,
+        api_key: None,
     })
 }
 

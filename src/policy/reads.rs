@@ -22,6 +22,8 @@ pub const VOLATILE_CONTEXT: &[&str] = &[
     "request.request_id",
     "auth.token_age_seconds",
     "auth.token_remaining_seconds",
+    "auth.api_key_age_seconds",
+    "auth.api_key_remaining_seconds",
 ];
 
 /// The volatile paths (`context.request.time`, ...) that any of `policies` reads.

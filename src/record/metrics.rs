@@ -56,6 +56,30 @@ pub const SHADOW_POLICIES: &str = "cedar_gate_shadow_policies_loaded";
 /// snapshot in force: exactly one series, written at scrape time.
 pub const POLICY_SNAPSHOT: &str = "cedar_gate_policy_snapshot_info";
 
+/// Callers refused for presenting a provider key, by `route` (config-bounded).
+pub const CREDENTIAL_PRESENTED: &str = "cedar_gate_provider_credential_presented_total";
+/// Requests a provider credential was injected into, by `credential` (config-bounded).
+pub const CREDENTIAL_INJECTIONS: &str = "cedar_gate_credential_injections_total";
+/// Seconds since the provider credential in force was written, by `credential`
+/// (scrape time).
+pub const CREDENTIAL_AGE: &str = "cedar_gate_credential_age_seconds";
+/// A provider credential's declared rotation period, by `credential` (scrape time).
+pub const CREDENTIAL_ROTATION_PERIOD: &str = "cedar_gate_credential_rotation_period_seconds";
+/// 1 when a provider credential has a value in force, by `credential` (scrape time).
+pub const CREDENTIAL_LOADED: &str = "cedar_gate_credential_loaded";
+/// 1 when the latest read of a credential file succeeded, by `credential` (scrape time).
+pub const CREDENTIAL_READ_OK: &str = "cedar_gate_credential_read_ok";
+/// Failed reads of a credential file, by `credential` (scrape time).
+pub const CREDENTIAL_READ_FAILURES: &str = "cedar_gate_credential_read_failures_total";
+/// Refused gateway API key presentations, by `reason`.
+pub const API_KEY_FAILURES: &str = "cedar_gate_api_key_failures_total";
+/// Gateway API keys in the store, by `state` (scrape time).
+pub const API_KEYS: &str = "cedar_gate_api_keys";
+/// Active gateway API keys expiring within 7 days (scrape time).
+pub const API_KEYS_EXPIRING_SOON: &str = "cedar_gate_api_keys_expiring_soon";
+/// 1 when the latest read of the API key store succeeded (scrape time).
+pub const API_KEY_STORE_READ_OK: &str = "cedar_gate_api_key_store_read_ok";
+
 /// Every metric this module defines (other modules add their own, e.g. the
 /// decision cache and JWKS metrics). Alert rules are checked against it.
 pub const ALL: &[&str] = &[
@@ -81,6 +105,17 @@ pub const ALL: &[&str] = &[
     SHADOW_DISAGREEMENTS,
     SHADOW_POLICIES,
     POLICY_SNAPSHOT,
+    CREDENTIAL_AGE,
+    CREDENTIAL_ROTATION_PERIOD,
+    CREDENTIAL_LOADED,
+    CREDENTIAL_READ_OK,
+    CREDENTIAL_READ_FAILURES,
+    CREDENTIAL_INJECTIONS,
+    CREDENTIAL_PRESENTED,
+    API_KEYS,
+    API_KEYS_EXPIRING_SOON,
+    API_KEY_STORE_READ_OK,
+    API_KEY_FAILURES,
 ];
 
 /// Histogram buckets in seconds: 5 µs to 100 ms.

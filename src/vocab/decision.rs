@@ -97,6 +97,15 @@ pub enum Reason {
     /// The request names its model in two places that disagree (the body and
     /// a `?model=` query parameter): which one runs depends on the server.
     ModelAmbiguous,
+    /// The caller sent its own provider key on a route where the gateway
+    /// injects one (`crate::credentials`).
+    ProviderCredentialPresented,
+    /// Allowed, but the route needs a provider credential and none was selected.
+    CredentialMissing,
+    /// The selected provider credential is not configured or has no value.
+    CredentialUnavailable,
+    /// The determining policies name different provider credentials.
+    CredentialConflict,
 }
 
 // === impl Reason ===
@@ -122,6 +131,10 @@ impl Reason {
             Reason::MethodOverride => "method_override",
             Reason::NameInvalid => "name_invalid",
             Reason::ModelAmbiguous => "model_ambiguous",
+            Reason::ProviderCredentialPresented => "provider_credential_presented",
+            Reason::CredentialMissing => "credential_missing",
+            Reason::CredentialUnavailable => "credential_unavailable",
+            Reason::CredentialConflict => "credential_conflict",
         }
     }
 
@@ -136,7 +149,7 @@ impl Reason {
     }
 
     /// Every reason, for pre-registering metric series.
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 21] = [
         Reason::PolicyPermit,
         Reason::PolicyForbid,
         Reason::NoPermit,
@@ -154,6 +167,10 @@ impl Reason {
         Reason::MethodOverride,
         Reason::NameInvalid,
         Reason::ModelAmbiguous,
+        Reason::ProviderCredentialPresented,
+        Reason::CredentialMissing,
+        Reason::CredentialUnavailable,
+        Reason::CredentialConflict,
     ];
 }
 

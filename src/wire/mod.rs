@@ -6,3 +6,8 @@ pub mod service;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod tls;
+
+// Provider credentials end to end inside the process: decision, answer to
+// Envoy, audit (docs/credentials.md).
+#[cfg(test)]
+mod credentials_tests;

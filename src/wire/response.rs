@@ -55,7 +55,7 @@ pub fn build(outcome: &Outcome, cfg: &ResponseConfig) -> CheckResponse {
 }
 
 fn ok_response(outcome: &Outcome, cfg: &ResponseConfig) -> OkHttpResponse {
-    let headers = vec![
+    let mut headers = vec![
         header(
             PRINCIPAL_HEADER,
             &outcome.principal,
@@ -76,9 +76,24 @@ fn ok_response(outcome: &Outcome, cfg: &ResponseConfig) -> OkHttpResponse {
         .cloned()
         .collect();
     headers_to_remove.extend(cfg.remove_headers.iter().map(|h| h.as_str().to_owned()));
+    let mut query_parameters_to_remove = Vec::new();
+    if let Some(c) = &outcome.credential {
+        // The caller's provider credentials go; the gateway's is set (overwrite).
+        headers_to_remove.extend(c.remove_headers.iter().cloned());
+        if let Some((name, value)) = &c.set {
+            headers_to_remove.retain(|h| *h != **name);
+            headers.push(header(
+                name,
+                value.expose(),
+                HeaderAppendAction::OverwriteIfExistsOrAdd,
+            ));
+        }
+        query_parameters_to_remove.extend(c.remove_query.iter().cloned());
+    }
     OkHttpResponse {
         headers,
         headers_to_remove,
+        query_parameters_to_remove,
         ..Default::default()
     }
 }
@@ -172,6 +187,23 @@ fn metadata(outcome: &Outcome) -> Struct {
         ("policies", s(&d.policy_ids())),
         ("model", s(outcome.model.as_deref().unwrap_or_default())),
         ("tool", s(outcome.tool.as_deref().unwrap_or_default())),
+        // Ids only: the injected provider credential and the caller's API key.
+        (
+            "credential",
+            s(outcome
+                .credential
+                .as_ref()
+                .and_then(|c| c.id.as_deref())
+                .unwrap_or_default()),
+        ),
+        (
+            "api_key_id",
+            s(outcome
+                .identity
+                .api_key
+                .as_ref()
+                .map_or("", |k| k.id.as_str())),
+        ),
         (
             "policy_generation",
             PbValue {

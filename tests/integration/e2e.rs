@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::envoy::{EnvoyPorts, render_config, validate};
+use crate::common::envoy::{EnvoyPorts, render_config, render_provider_config, validate};
 use crate::common::ids::{FOREIGN_AGENT, QUARANTINED_AGENT, RESEARCH_AGENT, ROGUE_AGENT};
 use crate::common::upstream::UPSTREAM_BODY;
 use crate::common::{Stack, TestPki, repo_path};
@@ -67,7 +67,14 @@ fn shipped_envoy_configs_validate() {
         }
         let shipped = std::fs::read_to_string(&path).expect("read shipped config");
         let rendered = pki.dir().join("validate.yaml");
-        std::fs::write(&rendered, render_config(&shipped, ports, pki.dir())).expect("write config");
+        // A config that signs for a provider (Bedrock SigV4) forwards to it, not to a local
+        // upstream.
+        let text = if shipped.contains("envoy.filters.http.aws_request_signing") {
+            render_provider_config(&shipped, ports, pki.dir())
+        } else {
+            render_config(&shipped, ports, pki.dir())
+        };
+        std::fs::write(&rendered, text).expect("write config");
         if let Err(out) = validate(&rendered) {
             panic!("{} is not a valid Envoy config:\n{out}", path.display());
         }

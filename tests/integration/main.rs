@@ -6,6 +6,7 @@
 
 mod ai;
 mod common;
+mod credentials_e2e;
 mod e2e;
 mod e2e_ai;
 mod e2e_differential;

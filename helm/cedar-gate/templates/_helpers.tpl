@@ -104,6 +104,11 @@ the box. `config.routes: []` turns classification off (everything is plain HTTP)
 {{- $_ := set $server "tls" $tls }}
 {{- end }}
 {{- $_ := set $config "server" $server }}
+{{- if .Values.apiKeys.enabled }}
+{{- $keys := get $config "api_keys" | default dict }}
+{{- $_ := set $keys "store" (printf "/etc/cedar-gate/keys/%s" .Values.apiKeys.key) }}
+{{- $_ := set $config "api_keys" $keys }}
+{{- end }}
 {{- toYaml $config }}
 {{- end }}
 

@@ -90,6 +90,7 @@ fn request(who: usize, path: usize, method: usize, id: usize, now: SystemTime) -
             not_after: None,
         }),
         token: None,
+        api_key: None,
     };
     let req = HttpRequest {
         id: ["req-a", "req-b", "req-c"][id].to_owned(),

@@ -101,6 +101,12 @@ pub struct AuditEvent<'a> {
     /// What the shadow policy set decided, when the snapshot has `@shadow` policies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shadow: Option<ShadowAudit<'a>>,
+    /// The gateway-issued API key's id (never the key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<&'a str>,
+    /// The injected provider credential's id (never its value).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<&'a str>,
 }
 
 /// The shadow set's decision in an audit event.
@@ -192,6 +198,8 @@ impl<'a> AuditEvent<'a> {
             summary: outcome.summary.as_ref(),
             batch: &outcome.batch,
             shadow: outcome.shadow.as_ref().map(ShadowAudit::new),
+            api_key_id: outcome.identity.api_key.as_ref().map(|k| k.id.as_str()),
+            credential: outcome.credential.as_ref().and_then(|c| c.id.as_deref()),
         }
     }
 }
@@ -251,6 +259,8 @@ impl AuditEvent<'_> {
         if let Some(shadow) = &self.shadow {
             o.serde("shadow", shadow);
         }
+        o.opt_str("api_key_id", self.api_key_id);
+        o.opt_str("credential", self.credential);
         o.finish()
     }
 }

@@ -39,6 +39,8 @@ fn event<'a>(policies: &'a [Arc<DeterminingPolicy>], errors: &'a [String]) -> Au
         summary: None,
         batch: &[],
         shadow: None,
+        api_key_id: Some("3f1c0a9b2d4e6f70"),
+        credential: Some("openai-research"),
     }
 }
 

@@ -52,15 +52,27 @@ pub struct Envoy {
 /// `cert_dir`). Panics if the config does not contain every shipped value, so a config
 /// change that the tests would silently not exercise is caught.
 pub fn render_config(shipped: &str, ports: EnvoyPorts, cert_dir: &Path) -> String {
+    render(shipped, ports, cert_dir, true)
+}
+
+/// [`render_config`] for a config whose upstream is a real provider (`envoy-bedrock.yaml`:
+/// Envoy signs for AWS): there is no local upstream port to substitute.
+pub fn render_provider_config(shipped: &str, ports: EnvoyPorts, cert_dir: &Path) -> String {
+    render(shipped, ports, cert_dir, false)
+}
+
+fn render(shipped: &str, ports: EnvoyPorts, cert_dir: &Path, local_upstream: bool) -> String {
     let cert_dir = format!("{}/", cert_dir.display());
-    let rules = [
+    let mut rules = vec![
         (SHIPPED_LISTENER, format!("port_value: {}", ports.listener)),
         (SHIPPED_ADMIN, format!("port_value: {}", ports.admin)),
         (SHIPPED_AUTHZ, format!("port_value: {}", ports.authz)),
-        (SHIPPED_UPSTREAM, format!("port_value: {}", ports.upstream)),
         (SHIPPED_LISTENER_ADDRESS, "address: 127.0.0.1".to_owned()),
         (SHIPPED_CERT_DIR, cert_dir),
     ];
+    if local_upstream {
+        rules.push((SHIPPED_UPSTREAM, format!("port_value: {}", ports.upstream)));
+    }
     let mut out = shipped.to_owned();
     for (from, to) in rules {
         assert!(
