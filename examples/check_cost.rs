@@ -29,11 +29,9 @@ use cedar_gate::record::metrics;
 use cedar_gate::request::HttpRequest;
 use cedar_gate::wire::response;
 use cedar_gate::wire::service::AuthzService;
+use cedar_gate::wire::testkit::Check;
 use envoy_types::ext_authz::v3::pb::Authorization;
-use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address};
-use envoy_types::pb::envoy::service::auth::v3::{
-    AttributeContext, CheckRequest, attribute_context,
-};
+use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -43,49 +41,23 @@ const CONFIG: &str = "identity:\n  trust_domains: [example.org]\n\
 const PRINCIPAL: &str = "spiffe://example.org/ns/agents/sa/research-agent";
 
 fn request(seq: u64) -> CheckRequest {
-    let mut headers: std::collections::HashMap<String, String> = [
-        (":authority", "models.example.com"),
-        (":method", "GET"),
-        (":path", "/v1/models"),
-        (":scheme", "https"),
-        ("accept", "application/json"),
-        ("content-type", "application/json"),
-        ("user-agent", "bench-agent/1.0"),
-        ("x-forwarded-proto", "https"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
-    let id = format!("bench-{seq}");
-    headers.insert("x-request-id".to_owned(), id.clone());
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            source: Some(attribute_context::Peer {
-                principal: PRINCIPAL.to_owned(),
-                address: Some(Address {
-                    address: Some(address::Address::SocketAddress(SocketAddress {
-                        address: "127.0.0.1".to_owned(),
-                        ..Default::default()
-                    })),
-                }),
-                ..Default::default()
-            }),
-            request: Some(attribute_context::Request {
-                http: Some(attribute_context::HttpRequest {
-                    id,
-                    method: "GET".to_owned(),
-                    path: "/v1/models".to_owned(),
-                    host: "models.example.com".to_owned(),
-                    scheme: "https".to_owned(),
-                    protocol: "HTTP/2".to_owned(),
-                    headers,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    }
+    Check::get("/v1/models")
+        .id(&format!("bench-{seq}"))
+        .protocol("HTTP/2")
+        .peer(PRINCIPAL)
+        .peer_ip("127.0.0.1")
+        .headers(&[
+            (":authority", "models.example.com"),
+            (":method", "GET"),
+            (":path", "/v1/models"),
+            (":scheme", "https"),
+            ("accept", "application/json"),
+            ("content-type", "application/json"),
+            ("user-agent", "bench-agent/1.0"),
+            ("x-forwarded-proto", "https"),
+            ("x-request-id", &format!("bench-{seq}")),
+        ])
+        .build()
 }
 
 /// Nanoseconds per call of `f` over `reqs`.

@@ -241,10 +241,11 @@ fn stage_09_gate(b: &Bench, reqs: &[HttpRequest]) -> Vec<Outcome> {
 }
 
 #[inline(never)]
-fn stage_10_response(b: &Bench, outcomes: &[Outcome]) -> Vec<CheckResponse> {
+fn stage_10_response(b: &Bench, outcomes: &[Outcome], reqs: &[HttpRequest]) -> Vec<CheckResponse> {
     outcomes
         .iter()
-        .map(|o| response::build(o, &b.config.response))
+        .zip(reqs)
+        .map(|(o, r)| response::build(o, r, &b.config.response))
         .collect()
 }
 
@@ -450,7 +451,7 @@ fn main() -> anyhow::Result<()> {
     timed("09 Gate::check", t);
     assert!(outcomes.iter().all(|o| o.decision.is_allow()));
     let t = Instant::now();
-    let answers = stage_10_response(&bench, &outcomes);
+    let answers = stage_10_response(&bench, &outcomes, &r4.converted);
     timed("10 response", t);
     let t = Instant::now();
     let bytes = stage_11_encode(&answers);

@@ -340,19 +340,9 @@ fn value_json(v: envoy_types::pb::google::protobuf::Value) -> serde_json::Value 
 mod tests {
     use super::*;
     use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
-    use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, attribute_context};
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context;
 
-    fn check(http: attribute_context::HttpRequest) -> CheckRequest {
-        CheckRequest {
-            attributes: Some(AttributeContext {
-                request: Some(attribute_context::Request {
-                    http: Some(http),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-        }
-    }
+    use crate::wire::testkit::check_of as check;
 
     #[test]
     fn splits_query_and_prefers_request_id_header() {

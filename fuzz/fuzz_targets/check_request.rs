@@ -10,10 +10,10 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use cedar_gate::record::audit::AuditEvent;
 use cedar_gate::config::Config;
 use cedar_gate::decide::Gate;
 use cedar_gate::policy::Snapshot;
+use cedar_gate::record::audit::AuditEvent;
 use cedar_gate::request::HttpRequest;
 use cedar_gate::wire::response;
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;

@@ -7,10 +7,10 @@
 //! batch ([`batch`]), answer ([`outcome`]), and on routes where the gateway
 //! holds the provider key, name the credential to inject ([`credentials`]).
 
-pub mod batch;
+pub(crate) mod batch;
 pub mod credentials;
-pub mod gate;
-pub mod outcome;
+pub(crate) mod gate;
+pub(crate) mod outcome;
 pub mod question;
 pub mod raw;
 pub mod request_file;

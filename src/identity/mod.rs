@@ -22,8 +22,10 @@ pub mod jwks;
 pub mod jwt;
 pub mod keys;
 pub mod reasons;
-pub mod resolver;
+pub(crate) mod resolver;
 pub mod spiffe;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod token;
 pub mod xfcc;
 

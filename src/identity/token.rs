@@ -311,17 +311,11 @@ impl TokenVerifier {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use jsonwebtoken::jwk::Jwk;
-    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use crate::identity::testkit::SigningKey;
     use serde_json::json;
 
-    const PEM: &[u8] = include_bytes!("../../tests/fixtures/jwt/rsa-a.pem");
-
     fn verifier(dir: &std::path::Path, cache: u64, extra: &str) -> TokenVerifier {
-        let enc = EncodingKey::from_rsa_pem(PEM).unwrap();
-        let mut jwk =
-            serde_json::to_value(Jwk::from_encoding_key(&enc, Algorithm::RS256).unwrap()).unwrap();
-        jwk["kid"] = json!("k1");
+        let jwk = SigningKey::rsa_a("k1").jwk();
         let path = dir.join("jwks.json");
         std::fs::write(&path, json!({ "keys": [jwk] }).to_string()).unwrap();
         let yaml = format!(
@@ -333,9 +327,7 @@ mod tests {
     }
 
     fn sign(claims: serde_json::Value) -> String {
-        let mut h = Header::new(Algorithm::RS256);
-        h.kid = Some("k1".into());
-        jsonwebtoken::encode(&h, &claims, &EncodingKey::from_rsa_pem(PEM).unwrap()).unwrap()
+        SigningKey::rsa_a("k1").sign(&claims)
     }
 
     fn req(headers: &[(&str, &str)]) -> HttpRequest {

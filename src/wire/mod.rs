@@ -7,6 +7,8 @@ pub mod reflection;
 pub(crate) mod refusal;
 pub mod response;
 pub mod service;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod tls;
 
 // Provider credentials end to end inside the process: decision, answer to

@@ -3,12 +3,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address};
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::common::check::{check_request, code, denied, http, meta};
+use crate::common::check::{Check, code, denied, meta};
 use crate::common::copy_shipped_policies;
 use crate::common::ids::{QUARANTINED_AGENT, RESEARCH_AGENT, ROGUE_AGENT};
 use crate::common::inproc::{CONFIG, InProc};
@@ -26,16 +25,11 @@ async fn with_extra(config: &str, extra: &[(&str, &str)]) -> InProc {
 
 /// A CheckRequest as Envoy sends it, from peer address 10.1.2.3.
 fn request(principal: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> CheckRequest {
-    let mut req = check_request(principal, http(method, path, headers));
-    if let Some(source) = req.attributes.as_mut().and_then(|a| a.source.as_mut()) {
-        source.address = Some(Address {
-            address: Some(address::Address::SocketAddress(SocketAddress {
-                address: "10.1.2.3".into(),
-                ..Default::default()
-            })),
-        });
-    }
-    req
+    Check::new(method, path)
+        .peer(principal)
+        .peer_ip("10.1.2.3")
+        .headers(headers)
+        .build()
 }
 
 fn ok_headers(resp: &CheckResponse) -> (Vec<(String, String)>, Vec<String>) {
