@@ -98,90 +98,119 @@ pub fn prove_examples(
                 claims.push(claim);
             }
         }
-        let mut blocked: Option<(String, Vec<PolicyId>)> = None;
-        let mut holds = false;
-        for claim in &claims {
-            let cell = Cell {
-                principal: claim.principal.clone(),
-                action: action.clone(),
-                resource: Some(resource.clone()),
-            };
-            let res = specialize(&dir.relevant(env, schema), &cell);
-            let key = format!(
-                "{} {} {} {:?}",
-                claim.label,
-                env.principal(),
-                env.resource(),
-                meaning(&res)
-            );
-            let answer = match memo.get(&key) {
-                Some(a) => a.clone(),
-                None => {
-                    let a = always_denied_by(dir, env, &res, prover)?;
-                    memo.insert(key, a.clone());
-                    a
-                }
-            };
-            match answer {
-                None => {
-                    holds = true;
-                    break;
-                }
-                Some(set) => {
-                    blocked.get_or_insert((claim.label.clone(), set));
-                }
-            }
-        }
-        if holds {
+        let Some(blocked) = blocking(dir, env, &claims, &action, &resource, &mut memo, prover)?
+        else {
             continue;
-        }
-        let what = format!("`{}` on {}", authz.action.id().unescaped(), authz.resource);
-        let (finding_policy, message, blocking) = match blocked {
-            Some((who, set)) if !set.is_empty() => {
-                let infos: Vec<PolicyInfo> = set.iter().map(|id| dir.policy_info(id)).collect();
-                let names = infos.iter().map(describe).collect::<Vec<_>>().join(", ");
-                (
-                    infos.first().cloned(),
-                    format!(
-                        "is an always-deny for {who}: example {} `{}` expects allow, but no request from {who} for {what} is allowed; {} together deny every one ({names})",
-                        example.at,
-                        example.name,
-                        if infos.len() == 1 {
-                            "this forbid alone does"
-                        } else {
-                            "these forbids"
-                        }
-                    ),
-                    infos,
-                )
-            }
-            Some((who, _)) => (
-                None,
-                format!(
-                    "example {} `{}` expects allow, but no permit can match a request from {who} for {what}",
-                    example.at, example.name
-                ),
-                Vec::new(),
-            ),
-            None => (
-                None,
-                format!(
-                    "example {} `{}` expects allow, but no permit applies to {what} for {principal}",
-                    example.at, example.name
-                ),
-                Vec::new(),
-            ),
         };
-        let policy = finding_policy.unwrap_or_else(|| example_as_policy(example));
-        findings.push(ProveFinding {
-            problem: Problem::AlwaysDenied,
-            policy,
-            message,
-            example: None,
-            blocking,
-        });
+        let what = format!("`{}` on {}", authz.action.id().unescaped(), authz.resource);
+        findings.push(always_denied(example, &what, principal, blocked, dir));
     }
     Ok(findings)
+}
+
+/// Who is always denied (a claim's label) and by which forbids.
+type Blocked = (String, Vec<PolicyId>);
+
+/// Whether every claim of who the example is for is always denied: `None`
+/// when one of them holds, else the first blocked claim and its forbids
+/// (`Some(None)` when there is no claim at all). Answers are memoised by the
+/// claim and the specialised policies' meaning.
+fn blocking(
+    dir: &PolicyDir,
+    env: &RequestEnv,
+    claims: &[Claim],
+    action: &Subject,
+    resource: &Subject,
+    memo: &mut HashMap<String, Option<Vec<PolicyId>>>,
+    prover: &mut Prover,
+) -> Result<Option<Option<Blocked>>, AnalysisError> {
+    let schema = dir.snapshot.schema();
+    let mut blocked: Option<Blocked> = None;
+    for claim in claims {
+        let cell = Cell {
+            principal: claim.principal.clone(),
+            action: action.clone(),
+            resource: Some(resource.clone()),
+        };
+        let res = specialize(&dir.relevant(env, schema), &cell);
+        let key = format!(
+            "{} {} {} {:?}",
+            claim.label,
+            env.principal(),
+            env.resource(),
+            meaning(&res)
+        );
+        let answer = match memo.get(&key) {
+            Some(a) => a.clone(),
+            None => {
+                let a = always_denied_by(dir, env, &res, prover)?;
+                memo.insert(key, a.clone());
+                a
+            }
+        };
+        match answer {
+            None => return Ok(None),
+            Some(set) => {
+                blocked.get_or_insert((claim.label.clone(), set));
+            }
+        }
+    }
+    Ok(Some(blocked))
+}
+
+/// The finding for an example that expects allow but is always denied:
+/// `blocked` is who was blocked and by which forbids, if any.
+fn always_denied(
+    example: &Example,
+    what: &str,
+    principal: &EntityUid,
+    blocked: Option<Blocked>,
+    dir: &PolicyDir,
+) -> ProveFinding {
+    let (finding_policy, message, blocking) = match blocked {
+        Some((who, set)) if !set.is_empty() => {
+            let infos: Vec<PolicyInfo> = set.iter().map(|id| dir.policy_info(id)).collect();
+            let names = infos.iter().map(describe).collect::<Vec<_>>().join(", ");
+            (
+                infos.first().cloned(),
+                format!(
+                    "is an always-deny for {who}: example {} `{}` expects allow, but no request from {who} for {what} is allowed; {} together deny every one ({names})",
+                    example.at,
+                    example.name,
+                    if infos.len() == 1 {
+                        "this forbid alone does"
+                    } else {
+                        "these forbids"
+                    }
+                ),
+                infos,
+            )
+        }
+        Some((who, _)) => (
+            None,
+            format!(
+                "example {} `{}` expects allow, but no permit can match a request from {who} for {what}",
+                example.at, example.name
+            ),
+            Vec::new(),
+        ),
+        None => (
+            None,
+            format!(
+                "example {} `{}` expects allow, but no permit applies to {what} for {principal}",
+                example.at, example.name
+            ),
+            Vec::new(),
+        ),
+    };
+    let policy = finding_policy.unwrap_or_else(|| example_as_policy(example));
+    ProveFinding {
+        problem: Problem::AlwaysDenied,
+        policy,
+        message,
+        example: None,
+        blocking,
+    }
 }
 
 fn describe(i: &PolicyInfo) -> String {
