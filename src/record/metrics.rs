@@ -61,6 +61,15 @@ pub const LIST_RESPONSES: &str = "cedar_gate_list_responses_filtered_total";
 pub const LIST_ITEMS_HIDDEN: &str = "cedar_gate_list_items_hidden_total";
 /// Listed items kept although the bare call was denied (conditional), by `list`.
 pub const LIST_ITEMS_CONDITIONAL: &str = "cedar_gate_list_items_conditional_total";
+/// The `list` label values of the list-filtering counters (`wire::extproc`'s
+/// list kinds), registered at zero at start.
+pub const LIST_LABELS: [&str; 5] = [
+    "tools",
+    "prompts",
+    "resources",
+    "resource_templates",
+    "models",
+];
 
 /// Callers refused for presenting a provider key, by `route` (config-bounded).
 pub const CREDENTIAL_PRESENTED: &str = "cedar_gate_provider_credential_presented_total";
@@ -199,6 +208,11 @@ pub fn register_families(
     }
     for reason in identity_rejections {
         counter!(IDENTITY_REJECTIONS, "reason" => reason).increment(0);
+    }
+    for list in LIST_LABELS {
+        counter!(LIST_RESPONSES, "list" => list).increment(0);
+        counter!(LIST_ITEMS_HIDDEN, "list" => list).increment(0);
+        counter!(LIST_ITEMS_CONDITIONAL, "list" => list).increment(0);
     }
     // The schema's actions join when a snapshot with shadow policies loads
     // (`record_reload`); `other` is the label of every action it does not declare.

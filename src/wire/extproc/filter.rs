@@ -287,6 +287,23 @@ const INTERNAL_ERROR: i64 = -32603;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+
+    #[test]
+    fn every_list_kind_is_registered_at_zero() {
+        for kind in [
+            ListKind::Tools,
+            ListKind::Prompts,
+            ListKind::Resources,
+            ListKind::ResourceTemplates,
+            ListKind::Models,
+        ] {
+            assert!(
+                crate::record::metrics::LIST_LABELS.contains(&kind.as_str()),
+                "{kind:?}"
+            );
+        }
+    }
+
     use serde_json::json;
 
     use super::*;
