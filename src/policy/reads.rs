@@ -98,7 +98,7 @@ fn walk(v: &Value, found: &mut Vec<String>) {
 
 /// If `v` is `context` followed by attribute accesses (`.a`, `["a"]`, `has a`),
 /// the attribute names in order.
-fn context_path(v: &Value) -> Option<Vec<String>> {
+pub(crate) fn context_path(v: &Value) -> Option<Vec<String>> {
     let map = v.as_object()?;
     if map.get("Var").and_then(Value::as_str) == Some("context") {
         return Some(Vec::new());

@@ -21,6 +21,7 @@ use std::collections::HashSet;
 use cedar_policy::{ActionConstraint, Effect, EntityUid, Policy, ResourceConstraint};
 use serde_json::Value;
 
+use crate::policy::reads::context_path;
 use crate::policy::snapshot::Snapshot;
 use crate::vocab::{Decision, Reason};
 
@@ -172,24 +173,6 @@ fn walk(v: &Value) -> bool {
         Value::Array(items) => items.iter().any(walk),
         _ => false,
     }
-}
-
-/// If `v` is `context` followed by attribute accesses, the attribute names.
-fn context_path(v: &Value) -> Option<Vec<String>> {
-    let map = v.as_object()?;
-    if map.get("Var").and_then(Value::as_str) == Some("context") {
-        return Some(Vec::new());
-    }
-    for op in [".", "has"] {
-        if let Some(inner) = map.get(op) {
-            let left = inner.get("left")?;
-            let attr = inner.get("attr")?.as_str()?;
-            let mut path = context_path(left)?;
-            path.push(attr.to_owned());
-            return Some(path);
-        }
-    }
-    None
 }
 
 #[cfg(test)]
