@@ -131,7 +131,7 @@ fmt: ## check formatting
 
 .PHONY: lint
 lint: ## clippy, warnings are errors
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Debug profile throughout `make test`, so clippy, validate and the tests share one build.
 # Built visibly first: the `--quiet` runs below would otherwise compile for minutes in
@@ -166,14 +166,14 @@ validate-envoy: $(ENVOY_STAMP) ## validate every shipped Envoy config with the r
 	done
 
 .PHONY: test
-test: $(ENVOY_STAMP) $(ROUTER_STAMP) $(SDK_STAMP) $(CVC5_STAMP) fmt lint validate-policies test-policies prove-policies validate-envoy yaml-lint helm-test rules-test docker-lint fuzz-smoke ## everything CI runs
-	ENVOY_BIN="$(ENVOY_BIN_SH)" CVC5="$(CVC5_BIN)" $(CARGO) test
+test: $(ENVOY_STAMP) $(ROUTER_STAMP) $(SDK_STAMP) $(CVC5_STAMP) fmt lint validate-policies test-policies prove-policies validate-envoy yaml-lint helm-test rules-test docker-lint ## everything CI runs
+	ENVOY_BIN="$(ENVOY_BIN_SH)" CVC5="$(CVC5_BIN)" FUZZ_SMOKE_RUNS=$(FUZZ_SMOKE_RUNS) $(CARGO) test --workspace
 
 .PHONY: e2e
 e2e: $(ENVOY_STAMP) $(ROUTER_STAMP) $(SDK_STAMP) ## only the end-to-end tests through Envoy
 	ENVOY_BIN="$(ENVOY_BIN_SH)" $(CARGO) test --test integration e2e
 
-# Everything `make test`, `make run`, `make demo` and `make bench` create in the checkout:
+# Everything `make test`, `make run`, `make demo`, `make bench` and `make fuzz` create in the checkout:
 # target/ (with target/fuzz), the virtualenvs, the local tools, fuzz corpora and
 # artifacts. The nightly toolchain stays in ~/.rustup (`rustup toolchain uninstall
 # $(FUZZ_TOOLCHAIN)` removes it).

@@ -7,7 +7,8 @@
 #   .tools/deb/valgrind/                Debian package `valgrind` (make bench-stages, only
 #                                       when no valgrind is on PATH)
 #   .tools/deb/apt/                     the private Debian package index used to fetch them
-#   .tools/cargo/bin/cargo-fuzz         crates.io `cargo-fuzz` (cargo install --root)
+#   .tools/cargo/bin/cargo-fuzz         crates.io `cargo-fuzz` (cargo install --root; `make fuzz`
+#                                       only)
 #
 # A program already on PATH wins over a local copy (PROMTOOL=/path/to/promtool, WRK=... too).
 # The Debian downloads (scripts/deb-tool.sh, no root: a private package index, `download`
@@ -32,7 +33,7 @@ PROMTOOL_SH = $${PROMTOOL:-$$(command -v promtool || { [ -x $(PROMTOOL_LOCAL) ] 
   [ -x $(PROMTOOL_LOCAL) ] && echo $(abspath $(PROMTOOL_LOCAL)); } || true)}
 
 .PHONY: tools
-tools: $(CARGO_FUZZ) fuzz-toolchain ## install the project-local test tools (promtool, cargo-fuzz, nightly)
+tools: $(CARGO_FUZZ) fuzz-toolchain ## install the project-local tools (promtool; cargo-fuzz and nightly for make fuzz)
 	@echo "promtool: $(PROMTOOL_SH)"
 
 .PHONY: wrk

@@ -147,6 +147,9 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         reloader.as_ref(),
         &shutdown,
     );
+    // Said before either port serves: whoever sees `/readyz` answer can also find this
+    // line (the sockets are already bound, so it is true from here on).
+    tracing::info!(grpc = %listeners.grpc_addr, grpc_tls = config.server.tls.is_some(), admin = %listeners.admin_addr, policy_dir = %settings.policy_dir.display(), "cedar-gate listening");
     // ext_proc list filtering on the same port, with the same gate and audit.
     let lists = ListFilterService::new(store.clone(), gate.clone(), audit.clone());
     let service = AuthzService::new(store.clone(), gate, audit.clone());
@@ -170,7 +173,6 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         )),
     };
     let admin_task = spawn_admin(listeners.admin, admin_state, shutdown.subscribe());
-    tracing::info!(grpc = %listeners.grpc_addr, grpc_tls = config.server.tls.is_some(), admin = %listeners.admin_addr, policy_dir = %settings.policy_dir.display(), "cedar-gate listening");
     Ok(Running {
         grpc_addr: listeners.grpc_addr,
         admin_addr: listeners.admin_addr,

@@ -1,5 +1,5 @@
 //! The route table shipped in `config/cedar-gate.yaml`, loaded once; shared by the fuzz
-//! targets that classify requests (included with `#[path]`, not a target itself).
+//! targets that classify requests.
 
 use std::sync::OnceLock;
 
