@@ -57,7 +57,7 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
             format!("waiting for keys of issuer(s): {}\n", waiting.join(", ")),
         );
     }
-    if !grpc_serving(&state.health).await {
+    if !crate::wire::health::is_serving(&state.health).await {
         // Everything is loaded; the task switching gRPC health is about to.
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -65,21 +65,6 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
         );
     }
     (StatusCode::OK, "ready\n".to_owned())
-}
-
-async fn grpc_serving(health: &tonic_health::server::HealthService) -> bool {
-    use envoy_types::ext_authz::v3::pb::AuthorizationServer;
-    use tonic::server::NamedService;
-    use tonic_health::pb::health_check_response::ServingStatus;
-    use tonic_health::pb::health_server::Health;
-    type Service = AuthorizationServer<crate::wire::service::AuthzService>;
-    let request = tonic::Request::new(tonic_health::pb::HealthCheckRequest {
-        service: <Service as NamedService>::NAME.to_owned(),
-    });
-    health
-        .check(request)
-        .await
-        .is_ok_and(|r| r.into_inner().status() == ServingStatus::Serving)
 }
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -251,15 +250,11 @@ impl Health {
         store: &PolicyStore,
         tokens: Option<&crate::identity::token::TokenVerifier>,
     ) -> Self {
-        reporter
-            .set_not_serving::<AuthorizationServer<AuthzService>>()
-            .await;
+        crate::wire::health::set(&reporter, false).await;
         let policies_loaded = reload(store);
         let serving = policies_loaded && tokens.is_none_or(|t| t.ready());
         if serving {
-            reporter
-                .set_serving::<AuthorizationServer<AuthzService>>()
-                .await;
+            crate::wire::health::set(&reporter, true).await;
         }
         Self { reporter, serving }
     }
@@ -330,9 +325,10 @@ fn spawn_grpc(
         .add_service(health)
         .add_optional_service(reflection_v1)
         .add_optional_service(reflection_v1alpha)
-        .add_service(
-            AuthorizationServer::new(service).max_decoding_message_size(limits.max_message_bytes),
-        )
+        .add_service(crate::wire::service::server(
+            service,
+            limits.max_message_bytes,
+        ))
         .add_service(
             ExternalProcessorServer::new(lists).max_decoding_message_size(limits.max_message_bytes),
         );
@@ -460,9 +456,7 @@ fn start_reloader(
         if reload(&store) && tokens.as_ref().is_none_or(|t| t.ready()) {
             let health = health.clone();
             runtime.spawn(async move {
-                health
-                    .set_serving::<AuthorizationServer<AuthzService>>()
-                    .await;
+                crate::wire::health::set(&health, true).await;
             });
         }
     })
@@ -514,9 +508,7 @@ async fn serve_when_keys_ready(
     loop {
         // Policies may arrive later too (a hot reload fixing a bad directory).
         if tokens.ready() && store.current().is_some() {
-            health
-                .set_serving::<AuthorizationServer<AuthzService>>()
-                .await;
+            crate::wire::health::set(&health, true).await;
             tracing::info!("issuer keys loaded: serving");
             return;
         }

@@ -91,17 +91,25 @@ impl Gate {
             Ok(identity) => self.answer(snapshot, req, identity, &classified, now),
         };
         let mut outcome = Outcome::new(snapshot, req, &classified, answer);
-        if let Some(credentials) = &self.credentials {
-            let identity_header = self.resolver.identity_header(&outcome.identity);
-            credentials::finish(
-                credentials,
-                &mut outcome,
-                req,
-                &self.config.routes,
-                identity_header,
-            );
-        }
+        self.inject(&mut outcome, req);
         outcome
+    }
+
+    /// On provider routes, when `provider_credentials` is configured: the
+    /// caller's own provider key refused, the gateway's credential named on
+    /// allow, or the allow refused when none can be named.
+    fn inject(&self, outcome: &mut Outcome, req: &HttpRequest) {
+        let Some(credentials) = &self.credentials else {
+            return;
+        };
+        let identity_header = self.resolver.identity_header(&outcome.identity);
+        credentials::finish(
+            credentials,
+            outcome,
+            req,
+            &self.config.routes,
+            identity_header,
+        );
     }
 
     /// RFC 8707: on a route serving one resource, the token must be for it

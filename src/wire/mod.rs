@@ -1,8 +1,9 @@
-//! The edge: the only code that names `envoy_types`. The gRPC service, the
-//! answer to Envoy (with refusals in the caller's protocol), server reflection,
-//! and the server's TLS.
+//! The edge: the only code that names `envoy_types`. The gRPC service and its
+//! health, the answer to Envoy (with refusals in the caller's protocol), server
+//! reflection, and the server's TLS.
 
 pub mod extproc;
+pub mod health;
 pub mod reflection;
 pub(crate) mod refusal;
 pub mod response;

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest, CheckResponse};
+use envoy_types::ext_authz::v3::pb::{
+    Authorization, AuthorizationServer, CheckRequest, CheckResponse,
+};
 use tonic::{Request, Response, Status};
 
 use crate::decide::Gate;
@@ -12,6 +14,15 @@ use crate::record::audit::AuditLog;
 use crate::record::metrics;
 use crate::request::HttpRequest;
 use crate::wire::response;
+
+/// The ext_authz gRPC service around `service`, refusing messages over
+/// `max_message_bytes`.
+pub fn server(
+    service: AuthzService,
+    max_message_bytes: usize,
+) -> AuthorizationServer<AuthzService> {
+    AuthorizationServer::new(service).max_decoding_message_size(max_message_bytes)
+}
 
 /// The Authorization service.
 #[derive(Debug, Clone)]
