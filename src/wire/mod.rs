@@ -6,6 +6,7 @@ pub mod extproc;
 pub mod health;
 pub mod reflection;
 pub(crate) mod refusal;
+pub mod request;
 pub mod response;
 pub mod service;
 #[cfg(any(test, feature = "testkit"))]

@@ -1,0 +1,342 @@
+//! `CheckRequest` → [`HttpRequest`]: the Envoy request attributes converted once,
+//! bounded (see the limits in [`crate::request`]) and canonicalised.
+
+use envoy_types::pb::envoy::config::core::v3::address::Address;
+use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
+
+use crate::request::{
+    HttpRequest, MAX_HEADER_BYTES, MAX_HEADERS, MAX_HOST_BYTES, MAX_PATH_BYTES, Peer, RequestError,
+};
+
+impl TryFrom<CheckRequest> for HttpRequest {
+    type Error = RequestError;
+
+    fn try_from(req: CheckRequest) -> Result<Self, Self::Error> {
+        let attrs = req.attributes.unwrap_or_default();
+        let filter_metadata = attrs
+            .metadata_context
+            .map(|m| {
+                m.filter_metadata
+                    .into_iter()
+                    .map(|(k, v)| (k, struct_json(v)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let source = attrs.source.unwrap_or_default();
+        let ip = source
+            .address
+            .and_then(|a| a.address)
+            .and_then(|a| match a {
+                Address::SocketAddress(s) => s.address.parse().ok(),
+                _ => None,
+            });
+        let http = attrs
+            .request
+            .and_then(|r| r.http)
+            .ok_or(RequestError::NotHttp)?;
+        // Checked before anything is copied or parsed (see the constants for why).
+        let path_len = http.path.len() + http.query.len();
+        if path_len > MAX_PATH_BYTES {
+            return Err(RequestError::PathTooLong(path_len));
+        }
+        if http.host.len() > MAX_HOST_BYTES {
+            return Err(RequestError::HostTooLong(http.host.len()));
+        }
+
+        let (headers, repeated_headers) = headers(http.headers, http.header_map)?;
+
+        // Envoy puts the path with query in `path`; split it off.
+        let (path, query) = match http.path.split_once('?') {
+            Some((p, q)) => (p.to_owned(), q.to_owned()),
+            None => (http.path, http.query),
+        };
+        let mut out = HttpRequest {
+            id: http.id,
+            method: http.method.to_ascii_uppercase(),
+            host: http.host,
+            path,
+            raw_path: String::new(),
+            target_error: None,
+            query,
+            scheme: http.scheme,
+            headers,
+            repeated_headers,
+            body: if http.raw_body.is_empty() {
+                http.body.into_bytes()
+            } else {
+                http.raw_body
+            },
+            source: Peer {
+                ip,
+                principal: source.principal,
+                certificate: source.certificate,
+            },
+            filter_metadata,
+        };
+        if let Some(rid) = out.header("x-request-id") {
+            out.id = rid.to_owned();
+        }
+        out.canonicalize();
+        Ok(out)
+    }
+}
+
+/// Header (name, value) pairs, names lower case, sorted by name.
+type Headers = Vec<(String, String)>;
+
+/// The request's headers: names lower-cased, sorted, repeated names joined,
+/// within the limits. `header_map` is what `encode_raw_headers: true` sends
+/// instead of `flat`.
+fn headers(
+    flat: std::collections::HashMap<String, String>,
+    header_map: Option<envoy_types::pb::envoy::config::core::v3::HeaderMap>,
+) -> Result<(Headers, Vec<String>), RequestError> {
+    let mut headers: Vec<(String, String)> = if !flat.is_empty() {
+        flat.into_iter()
+            .map(|(mut k, v)| {
+                k.make_ascii_lowercase();
+                (k, v)
+            })
+            .collect()
+    } else {
+        // `encode_raw_headers: true` sends `header_map` instead.
+        header_map
+            .map(|m| m.headers)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|h| {
+                let v = if h.raw_value.is_empty() {
+                    h.value
+                } else {
+                    String::from_utf8_lossy(&h.raw_value).into_owned()
+                };
+                let mut k = h.key;
+                k.make_ascii_lowercase();
+                (k, v)
+            })
+            .collect()
+    };
+    if headers.len() > MAX_HEADERS {
+        return Err(RequestError::TooManyHeaders(headers.len()));
+    }
+    if let Some((name, value)) = headers
+        .iter()
+        .find(|(k, v)| k.len() + v.len() > MAX_HEADER_BYTES)
+    {
+        return Err(RequestError::HeaderTooLong {
+            // Echoed in the 400 and the log: cut, and nothing but printable ASCII.
+            name: name
+                .chars()
+                .take(64)
+                .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+                .collect(),
+            len: name.len() + value.len(),
+        });
+    }
+    headers.sort_by(|a, b| a.0.cmp(&b.0));
+    // Join repeated names (raw header maps may repeat them), and remember
+    // which: some protocols refuse a repeated header outright.
+    let mut repeated: Vec<String> = Vec::new();
+    headers.dedup_by(|later, earlier| {
+        if later.0 == earlier.0 {
+            if repeated.last() != Some(&earlier.0) {
+                repeated.push(earlier.0.clone());
+            }
+            earlier.1.push(',');
+            earlier.1.push_str(&later.1);
+            true
+        } else {
+            false
+        }
+    });
+    Ok((headers, repeated))
+}
+
+/// A protobuf `Struct` as JSON (numbers that are whole stay integers, so
+/// NumericDate claims read as they were written).
+fn struct_json(s: envoy_types::pb::google::protobuf::Struct) -> serde_json::Value {
+    serde_json::Value::Object(
+        s.fields
+            .into_iter()
+            .map(|(k, v)| (k, value_json(v)))
+            .collect(),
+    )
+}
+
+fn value_json(v: envoy_types::pb::google::protobuf::Value) -> serde_json::Value {
+    use envoy_types::pb::google::protobuf::value::Kind;
+    match v.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(b),
+        Some(Kind::NumberValue(n)) => {
+            if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                serde_json::Value::from(n as i64)
+            } else {
+                serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, Into::into)
+            }
+        }
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s),
+        Some(Kind::StructValue(s)) => struct_json(s),
+        Some(Kind::ListValue(l)) => {
+            serde_json::Value::Array(l.values.into_iter().map(value_json).collect())
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context;
+
+    use crate::wire::testkit::check_of as check;
+
+    #[test]
+    fn splits_query_and_prefers_request_id_header() {
+        let mut http = attribute_context::HttpRequest {
+            id: "envoy-id".into(),
+            method: "post".into(),
+            path: "/v1/x?a=b".into(),
+            ..Default::default()
+        };
+        http.headers.insert("X-Request-Id".into(), "rid-1".into());
+        let r = HttpRequest::try_from(check(http)).unwrap();
+        assert_eq!(r.path, "/v1/x");
+        assert_eq!(r.query, "a=b");
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.id, "rid-1");
+        assert_eq!(r.header("x-request-id"), Some("rid-1"));
+    }
+
+    #[test]
+    fn not_http_is_an_error() {
+        assert_eq!(
+            HttpRequest::try_from(CheckRequest::default()),
+            Err(RequestError::NotHttp)
+        );
+    }
+
+    #[test]
+    fn too_many_headers() {
+        let mut http = attribute_context::HttpRequest::default();
+        for i in 0..=MAX_HEADERS {
+            http.headers.insert(format!("h{i}"), "v".into());
+        }
+        assert_eq!(
+            HttpRequest::try_from(check(http)),
+            Err(RequestError::TooManyHeaders(MAX_HEADERS + 1))
+        );
+    }
+
+    #[test]
+    fn path_and_query_are_bounded_together() {
+        // At the bound: accepted, whether the query is in `path` or in `query`.
+        let at = format!("/v1/{}", "a".repeat(MAX_PATH_BYTES - 4));
+        let http = attribute_context::HttpRequest {
+            path: at.clone(),
+            ..Default::default()
+        };
+        assert_eq!(HttpRequest::try_from(check(http)).unwrap().path, at);
+        let (p, q) = at.split_at(MAX_PATH_BYTES / 2);
+        let http = attribute_context::HttpRequest {
+            path: format!("{p}?{}", &q[1..]),
+            ..Default::default()
+        };
+        assert!(HttpRequest::try_from(check(http)).is_ok());
+
+        // One byte over, in the path, in the query string, or split between the two fields.
+        let over = format!("{at}b");
+        let http = attribute_context::HttpRequest {
+            path: over.clone(),
+            ..Default::default()
+        };
+        assert_eq!(
+            HttpRequest::try_from(check(http)),
+            Err(RequestError::PathTooLong(MAX_PATH_BYTES + 1))
+        );
+        let http = attribute_context::HttpRequest {
+            path: "/v1/x".into(),
+            query: "q".repeat(MAX_PATH_BYTES),
+            ..Default::default()
+        };
+        assert_eq!(
+            HttpRequest::try_from(check(http)),
+            Err(RequestError::PathTooLong(MAX_PATH_BYTES + 5))
+        );
+        let http = attribute_context::HttpRequest {
+            path: format!("/v1/{}", "a".repeat(3 << 20)),
+            ..Default::default()
+        };
+        let err = HttpRequest::try_from(check(http)).unwrap_err();
+        assert_eq!(err, RequestError::PathTooLong(4 + (3 << 20)));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "request path is {} bytes, more than the 16384 allowed",
+                4 + (3 << 20)
+            )
+        );
+    }
+
+    #[test]
+    fn host_is_bounded() {
+        let http = attribute_context::HttpRequest {
+            host: "h".repeat(MAX_HOST_BYTES),
+            ..Default::default()
+        };
+        assert!(HttpRequest::try_from(check(http)).is_ok());
+        let http = attribute_context::HttpRequest {
+            host: format!("{}.example.com:443", "h".repeat(MAX_HOST_BYTES)),
+            ..Default::default()
+        };
+        assert_eq!(
+            HttpRequest::try_from(check(http)),
+            Err(RequestError::HostTooLong(MAX_HOST_BYTES + 16))
+        );
+    }
+
+    #[test]
+    fn one_header_is_bounded_and_its_name_is_echoed_safely() {
+        let ok = "v".repeat(MAX_HEADER_BYTES - "x-big".len());
+        let mut http = attribute_context::HttpRequest::default();
+        http.headers.insert("x-big".into(), ok.clone());
+        assert_eq!(
+            HttpRequest::try_from(check(http)).unwrap().header("x-big"),
+            Some(ok.as_str())
+        );
+
+        let mut http = attribute_context::HttpRequest::default();
+        http.headers.insert("x-big".into(), format!("{ok}v"));
+        assert_eq!(
+            HttpRequest::try_from(check(http)),
+            Err(RequestError::HeaderTooLong {
+                name: "x-big".into(),
+                len: MAX_HEADER_BYTES + 1
+            })
+        );
+
+        // A raw header map (`encode_raw_headers`), a name that is itself the long part and
+        // holds bytes that must not reach a log line or the 400 body as they are.
+        let name = format!("x-\n\u{1b}[31m{}", "n".repeat(MAX_HEADER_BYTES));
+        let http = attribute_context::HttpRequest {
+            header_map: Some(HeaderMap {
+                headers: vec![HeaderValue {
+                    key: name.clone(),
+                    raw_value: b"v".to_vec(),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        };
+        let Err(RequestError::HeaderTooLong { name: echoed, len }) =
+            HttpRequest::try_from(check(http))
+        else {
+            panic!("a long header name is refused");
+        };
+        assert_eq!(len, name.len() + 1);
+        assert_eq!(echoed.chars().count(), 64);
+        assert!(echoed.starts_with("x-??[31m"), "{echoed}");
+        assert!(echoed.chars().all(|c| c.is_ascii_graphic()), "{echoed}");
+    }
+}
