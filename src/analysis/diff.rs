@@ -13,8 +13,8 @@
 
 use std::collections::BTreeSet;
 
-use cedar_policy::{Effect, RequestEnv, Schema};
-use cedar_policy_symcc::Env;
+use cedar_policy::{Effect, EntityTypeName, EntityUid, RequestEnv, Schema};
+use cedar_policy_symcc::{CompiledPolicySet, Env};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -22,6 +22,7 @@ use crate::analysis::cells::{
     self, Candidate, Decided, Example, changed_entities, compile_residuals, meaning,
     principal_candidates, resource_candidates, signature, signatures, specialize_in,
 };
+use crate::analysis::fold::Subject;
 use crate::analysis::setdir::{PolicyDir, PolicyInfo};
 use crate::analysis::{AnalysisError, Prover};
 
@@ -125,17 +126,43 @@ pub fn diff(
     prover: &mut Prover,
 ) -> Result<DiffReport, AnalysisError> {
     let mut report = policy_changes(old, new);
-    let schema = new.snapshot.schema();
     report.schema_changed = old.schema_text != new.schema_text;
-    let envs = signatures(schema);
+    let envs = signatures(new.snapshot.schema());
     report.signatures = envs.len();
     let mut seen: BTreeSet<(Kind, String, String, String)> = BTreeSet::new();
 
     // Pass 1: policies, symbolically. Signatures whose policies, once the action is
     // fixed, read alike on both sides are proved once.
-    let mut groups: Vec<(String, Vec<&RequestEnv>)> = Vec::new();
+    for group in group_signatures(old, new, &envs) {
+        report.signatures_proved += group.len();
+        for f in symbolic_findings(old, new, &group, prover)? {
+            record(&mut report, &mut seen, f);
+        }
+    }
+
+    // Pass 2: entities.
+    let changed = changed_entities(old.snapshot.entities(), new.snapshot.entities());
+    report.entities_changed = changed.keys().cloned().collect();
+    for uid in changed.values() {
+        for f in entity_findings(old, new, &envs, uid, prover)? {
+            record(&mut report, &mut seen, f);
+        }
+    }
+    report.solver_queries = prover.queries;
+    Ok(report)
+}
+
+/// Splits signatures into groups whose policies, once the action is fixed, read
+/// alike; signatures where OLD and NEW read alike are dropped.
+fn group_signatures<'e>(
+    old: &PolicyDir,
+    new: &PolicyDir,
+    envs: &'e [RequestEnv],
+) -> Vec<Vec<&'e RequestEnv>> {
+    let schema = new.snapshot.schema();
     let same_schema = old.schema_text == new.schema_text;
-    for env in &envs {
+    let mut groups: Vec<(String, Vec<&RequestEnv>)> = Vec::new();
+    for env in envs {
         // The same policy texts under the same schema and action groups cannot differ:
         // skip the specialization (most signatures of a one-line change).
         if same_schema
@@ -157,81 +184,128 @@ pub fn diff(
             None => groups.push((key, vec![env])),
         }
     }
-    for (_, group) in &groups {
-        report.signatures_proved += group.len();
-        let Some(env) = group.first().copied() else {
+    groups.into_iter().map(|(_, l)| l).collect()
+}
+
+/// Pass 1 for one group of signatures: a gain and a loss proved on the first
+/// signature, each narrowed to a concrete finding when one shows it.
+fn symbolic_findings(
+    old: &PolicyDir,
+    new: &PolicyDir,
+    group: &[&RequestEnv],
+    prover: &mut Prover,
+) -> Result<Vec<Finding>, AnalysisError> {
+    let Some(env) = group.first().copied() else {
+        return Ok(Vec::new());
+    };
+    let schema = new.snapshot.schema();
+    let old_c = compile_residuals(&specialize_in(old, schema, env, None, None), env, schema)?;
+    let new_c = compile_residuals(&specialize_in(new, schema, env, None, None), env, schema)?;
+    let mut findings = Vec::new();
+    for kind in [Kind::Gain, Kind::Loss] {
+        let Some(cex) = counterexample(kind, &old_c, &new_c, prover)? else {
             continue;
         };
-        let old_c = compile_residuals(&specialize_in(old, schema, env, None, None), env, schema)?;
-        let new_c = compile_residuals(&specialize_in(new, schema, env, None, None), env, schema)?;
-        for kind in [Kind::Gain, Kind::Loss] {
-            let cex = match kind {
-                Kind::Gain => prover.allowed_by_not(&new_c, &old_c)?,
-                Kind::Loss => prover.allowed_by_not(&old_c, &new_c)?,
-            };
-            let Some(cex) = cex else { continue };
-            let finding = match narrow(old, new, group, kind, prover)? {
-                Some(f) => f,
-                None => abstract_finding(old, new, group, kind, &cex),
-            };
-            record(&mut report, &mut seen, finding);
-        }
+        findings.push(match narrow(old, new, group, kind, prover)? {
+            Some(f) => f,
+            None => abstract_finding(old, new, group, kind, &cex),
+        });
     }
+    Ok(findings)
+}
 
-    // Pass 2: entities.
-    let changed = changed_entities(old.snapshot.entities(), new.snapshot.entities());
-    report.entities_changed = changed.keys().cloned().collect();
-    for uid in changed.values() {
-        let ty = uid.type_name();
-        let fixed = Candidate {
-            label: uid.to_string(),
-            subject: crate::analysis::fold::Subject::stored(uid, new.snapshot.entities()),
-            parents: Vec::new(),
-        };
-        for as_principal in [true, false] {
-            // (other type) -> signatures with `uid` in that role.
-            let mut by_other: Vec<(&cedar_policy::EntityTypeName, Vec<&RequestEnv>)> = Vec::new();
-            for env in &envs {
-                let (mine, other) = if as_principal {
-                    (env.principal(), env.resource())
+/// A request showing a `kind` from `old` to `new`, if any.
+fn counterexample(
+    kind: Kind,
+    old: &CompiledPolicySet,
+    new: &CompiledPolicySet,
+    prover: &mut Prover,
+) -> Result<Option<Env>, AnalysisError> {
+    Ok(match kind {
+        Kind::Gain => prover.allowed_by_not(new, old)?,
+        Kind::Loss => prover.allowed_by_not(old, new)?,
+    })
+}
+
+/// Pass 2 for one changed entity: the cells it takes part in as principal, then as
+/// resource, with every candidate for the other role.
+fn entity_findings(
+    old: &PolicyDir,
+    new: &PolicyDir,
+    envs: &[RequestEnv],
+    uid: &EntityUid,
+    prover: &mut Prover,
+) -> Result<Vec<Finding>, AnalysisError> {
+    let entities = new.snapshot.entities();
+    let fixed = Candidate {
+        label: uid.to_string(),
+        subject: Subject::stored(uid, entities),
+        parents: Vec::new(),
+    };
+    let mut findings = Vec::new();
+    for as_principal in [true, false] {
+        for (other_ty, envs_here) in by_other_type(envs, uid.type_name(), as_principal) {
+            let others = if as_principal {
+                resource_candidates(other_ty, entities)
+            } else {
+                principal_candidates(other_ty, entities)
+            };
+            for other in &others {
+                let (p, r) = if as_principal {
+                    (&fixed, other)
                 } else {
-                    (env.resource(), env.principal())
+                    (other, &fixed)
                 };
-                if mine != ty {
-                    continue;
-                }
-                match by_other.iter_mut().find(|(t, _)| *t == other) {
-                    Some((_, l)) => l.push(env),
-                    None => by_other.push((other, vec![env])),
-                }
-            }
-            for (other_ty, envs_here) in by_other {
-                let others = if as_principal {
-                    resource_candidates(other_ty, new.snapshot.entities())
-                } else {
-                    principal_candidates(other_ty, new.snapshot.entities())
-                };
-                for other in &others {
-                    let (p, r) = if as_principal {
-                        (&fixed, other)
-                    } else {
-                        (other, &fixed)
-                    };
-                    for group in group_cells(old, new, &envs_here, p, r) {
-                        for kind in [Kind::Gain, Kind::Loss] {
-                            if let Some(f) =
-                                cell_finding(old, new, &group, kind, p, r, "entities", prover)?
-                            {
-                                record(&mut report, &mut seen, f);
-                            }
-                        }
-                    }
-                }
+                findings.extend(pair_findings(old, new, &envs_here, p, r, prover)?);
             }
         }
     }
-    report.solver_queries = prover.queries;
-    Ok(report)
+    Ok(findings)
+}
+
+/// The signatures with type `ty` as principal (`as_principal`) or as resource,
+/// grouped by the type in the other role.
+fn by_other_type<'e>(
+    envs: &'e [RequestEnv],
+    ty: &EntityTypeName,
+    as_principal: bool,
+) -> Vec<(&'e EntityTypeName, Vec<&'e RequestEnv>)> {
+    let mut by_other: Vec<(&EntityTypeName, Vec<&RequestEnv>)> = Vec::new();
+    for env in envs {
+        let (mine, other) = if as_principal {
+            (env.principal(), env.resource())
+        } else {
+            (env.resource(), env.principal())
+        };
+        if mine != ty {
+            continue;
+        }
+        match by_other.iter_mut().find(|(t, _)| *t == other) {
+            Some((_, l)) => l.push(env),
+            None => by_other.push((other, vec![env])),
+        }
+    }
+    by_other
+}
+
+/// Pass 2 for one principal and resource: a gain and a loss in each group of
+/// signatures where OLD and NEW differ.
+fn pair_findings(
+    old: &PolicyDir,
+    new: &PolicyDir,
+    envs: &[&RequestEnv],
+    p: &Candidate,
+    r: &Candidate,
+    prover: &mut Prover,
+) -> Result<Vec<Finding>, AnalysisError> {
+    let mut findings = Vec::new();
+    for group in group_cells(old, new, envs, p, r) {
+        for kind in [Kind::Gain, Kind::Loss] {
+            let finding = cell_finding(old, new, &group, kind, p, r, "entities", prover)?;
+            findings.extend(finding);
+        }
+    }
+    Ok(findings)
 }
 
 fn record(
@@ -345,11 +419,9 @@ fn cell_finding(
     }
     let old_c = compile_residuals(&old_res, env, schema)?;
     let new_c = compile_residuals(&new_res, env, schema)?;
-    let cex = match kind {
-        Kind::Gain => prover.allowed_by_not(&new_c, &old_c)?,
-        Kind::Loss => prover.allowed_by_not(&old_c, &new_c)?,
+    let Some(cex) = counterexample(kind, &old_c, &new_c, prover)? else {
+        return Ok(None);
     };
-    let Some(cex) = cex else { return Ok(None) };
     let mut first: Option<Example> = None;
     let mut actions = Vec::new();
     for e in group {

@@ -99,6 +99,23 @@ pub struct Cell {
     pub resource: Option<Subject>,
 }
 
+// === impl Cell ===
+
+impl Cell {
+    /// The concrete subject `v` is a literal of, when `v` is one.
+    fn subject_of(&self, v: Option<&Value>) -> Option<&Subject> {
+        let v = v?.get("Value")?;
+        [
+            self.principal.as_ref(),
+            Some(&self.action),
+            self.resource.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|s| s.is(v))
+    }
+}
+
 /// One policy specialized to a cell.
 #[derive(Debug, Clone)]
 pub struct Residual {
@@ -269,20 +286,35 @@ fn fold_expr(e: Value, cell: &Cell) -> Value {
         return Value::Null;
     };
     match op.as_str() {
-        "Var" => {
-            let subject = match arg.as_str() {
-                Some("principal") => cell.principal.as_ref(),
-                Some("action") => Some(&cell.action),
-                Some("resource") => cell.resource.as_ref(),
-                _ => None,
-            };
-            return subject.map_or_else(|| json!({"Var": arg}), Subject::literal);
-        }
+        "Var" => return fold_var(arg, cell),
         "Value" => return json!({"Value": arg}),
         _ => {}
     }
-    // Fold children first.
-    let arg = match arg {
+    let arg = fold_children(arg, cell);
+    match fold_op(&op, &arg, cell) {
+        // A folded expression: booleans and entity data become literals again.
+        Some(Value::Bool(b)) => json!({"Value": b}),
+        Some(v) if v.get("Value").is_some() || v.as_object().is_some_and(|o| o.len() == 1) => v,
+        Some(v) => json!({"Value": v}),
+        None => json!({ op: arg }),
+    }
+}
+
+/// A variable: the cell's subject as a literal when it is concrete.
+fn fold_var(name: Value, cell: &Cell) -> Value {
+    let subject = match name.as_str() {
+        Some("principal") => cell.principal.as_ref(),
+        Some("action") => Some(&cell.action),
+        Some("resource") => cell.resource.as_ref(),
+        _ => None,
+    };
+    subject.map_or_else(|| json!({"Var": name}), Subject::literal)
+}
+
+/// An operator's argument with every sub-expression folded (attribute names, entity
+/// types and patterns are not expressions).
+fn fold_children(arg: Value, cell: &Cell) -> Value {
+    match arg {
         Value::Object(fields) => Value::Object(
             fields
                 .into_iter()
@@ -299,65 +331,31 @@ fn fold_expr(e: Value, cell: &Cell) -> Value {
             Value::Array(items.into_iter().map(|x| fold_expr(x, cell)).collect())
         }
         other => other,
-    };
-    let rebuilt = || json!({ op.clone(): arg.clone() });
+    }
+}
+
+/// What `op` over its folded `arg` comes to when the cell's entity data and the
+/// literals in `arg` decide it; `None` when it stays symbolic.
+fn fold_op(op: &str, arg: &Value, cell: &Cell) -> Option<Value> {
     let left = arg.get("left");
     let right = arg.get("right");
-    let subject_of = |v: Option<&Value>| -> Option<&Subject> {
-        let v = v?.get("Value")?;
-        [
-            cell.principal.as_ref(),
-            Some(&cell.action),
-            cell.resource.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        .find(|s| s.is(v))
-    };
-    let folded: Option<Value> = match op.as_str() {
-        "in" => subject_of(left).and_then(|s| {
-            let r = right?;
-            if let Some(v) = r.get("Value") {
-                match v {
-                    Value::Array(items) => Some(items.iter().any(|i| s.is_in(i) == Some(true))),
-                    _ => s.is_in(v),
-                }
-            } else if let Some(Value::Array(items)) = r.get("Set") {
-                let vals: Option<Vec<&Value>> = items.iter().map(|i| i.get("Value")).collect();
-                vals.map(|vals| vals.iter().any(|v| s.is_in(v) == Some(true)))
-            } else {
-                None
-            }
-            .map(Value::Bool)
-        }),
-        "is" => subject_of(left).and_then(|s| {
-            let ty = arg.get("entity_type")?.as_str()?;
-            let type_ok = s.uid.type_name().to_string() == ty;
-            match arg.get("in") {
-                None => Some(Value::Bool(type_ok)),
-                Some(target) => {
-                    let inside = s.is_in(target.get("Value")?)?;
-                    Some(Value::Bool(type_ok && inside))
-                }
-            }
-        }),
-        "has" => subject_of(left).and_then(|s| {
+    match op {
+        "in" => fold_in(cell.subject_of(left)?, right?).map(Value::Bool),
+        "is" => fold_is(cell.subject_of(left)?, arg).map(Value::Bool),
+        "has" => {
+            let s = cell.subject_of(left)?;
             let attr = arg.get("attr")?.as_str()?;
             Some(Value::Bool(s.attrs.as_ref()?.contains_key(attr)))
-        }),
-        "." => subject_of(left).and_then(|s| {
+        }
+        "." => {
+            let s = cell.subject_of(left)?;
             let attr = arg.get("attr")?.as_str()?;
             s.attrs.as_ref()?.get(attr).map(|v| json!({"Value": v}))
-        }),
-        "==" | "!=" => match (
-            left.and_then(|l| l.get("Value")),
-            right.and_then(|r| r.get("Value")),
-        ) {
-            (Some(l), Some(r)) if is_plain(l) && is_plain(r) => {
-                Some(Value::Bool((l == r) == (op == "==")))
-            }
-            _ => None,
-        },
+        }
+        "==" | "!=" => {
+            let (l, r) = (left?.get("Value")?, right?.get("Value")?);
+            (is_plain(l) && is_plain(r)).then(|| Value::Bool((l == r) == (op == "==")))
+        }
         "&&" => match (left.and_then(as_bool), right.and_then(as_bool)) {
             (Some(false), _) | (_, Some(false)) => Some(Value::Bool(false)),
             (Some(true), _) => right.cloned().map(unwrap_value),
@@ -377,13 +375,35 @@ fn fold_expr(e: Value, cell: &Cell) -> Value {
             None => None,
         },
         _ => None,
-    };
-    match folded {
-        // A folded expression: booleans and entity data become literals again.
-        Some(Value::Bool(b)) => json!({"Value": b}),
-        Some(v) if v.get("Value").is_some() || v.as_object().is_some_and(|o| o.len() == 1) => v,
-        Some(v) => json!({"Value": v}),
-        None => rebuilt(),
+    }
+}
+
+/// `s in target`, when `target` is an entity literal, a literal set of them, or a
+/// set expression of literals.
+fn fold_in(s: &Subject, target: &Value) -> Option<bool> {
+    if let Some(v) = target.get("Value") {
+        match v {
+            Value::Array(items) => Some(items.iter().any(|i| s.is_in(i) == Some(true))),
+            _ => s.is_in(v),
+        }
+    } else if let Some(Value::Array(items)) = target.get("Set") {
+        let vals: Option<Vec<&Value>> = items.iter().map(|i| i.get("Value")).collect();
+        vals.map(|vals| vals.iter().any(|v| s.is_in(v) == Some(true)))
+    } else {
+        None
+    }
+}
+
+/// `s is T` or `s is T in target`, from the arguments of an `is`.
+fn fold_is(s: &Subject, arg: &Value) -> Option<bool> {
+    let ty = arg.get("entity_type")?.as_str()?;
+    let type_ok = s.uid.type_name().to_string() == ty;
+    match arg.get("in") {
+        None => Some(type_ok),
+        Some(target) => {
+            let inside = s.is_in(target.get("Value")?)?;
+            Some(type_ok && inside)
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 //! Each proof runs per request signature the policy applies to; signatures whose
 //! policy reads alike once the action is fixed are proved once.
 
-use cedar_policy::{Effect, Policy, PolicySet, RequestEnv};
+use cedar_policy::{Effect, Entities, Policy, PolicySet, RequestEnv};
 use cedar_policy_symcc::{CompiledPolicy, Env};
 use serde::Serialize;
 use serde_json::Value;
@@ -64,7 +64,6 @@ pub struct ProveReport {
 /// Proves every policy of `dir`.
 pub fn prove(dir: &PolicyDir, prover: &mut Prover) -> Result<ProveReport, AnalysisError> {
     let schema = dir.snapshot.schema();
-    let entities = dir.snapshot.entities();
     let all = dir.with_shadow();
     let forbids: Vec<&Policy> = dir
         .enforced()
@@ -81,83 +80,131 @@ pub fn prove(dir: &PolicyDir, prover: &mut Prover) -> Result<ProveReport, Analys
         let info = dir.policy_info(policy.id());
         let mut envs: Vec<RequestEnv> = policy.get_valid_request_envs(schema).collect();
         envs.sort_by_key(signature);
-        // Group signatures by what the policy says once the action is fixed.
-        let mut groups: Vec<(String, RequestEnv, Residual)> = Vec::new();
-        for env in &envs {
-            let cell = Cell {
-                principal: None,
-                action: action_subject(env, entities),
-                resource: None,
-            };
-            let Some(res) = fold(policy, &cell) else {
-                continue;
-            };
-            let key = format!("{} {} {}", env.principal(), env.resource(), res.key);
-            if !groups.iter().any(|(k, _, _)| *k == key) {
-                groups.push((key, env.clone(), res));
-            }
+        let groups = signature_groups(policy, &envs, dir.snapshot.entities());
+        let proved = prove_groups(dir, policy, &info, &groups, &forbids, prover)?;
+        findings.extend(proved.findings(policy, &info, envs.is_empty()));
+    }
+    Ok(ProveReport {
+        policies: policies.len(),
+        findings,
+        solver_queries: prover.queries,
+    })
+}
+
+/// One group of request signatures: the key it is grouped by, its first signature
+/// and what the policy says there.
+type Group = (String, RequestEnv, Residual);
+
+/// Groups the signatures `envs` by what `policy` says once the action is fixed, in
+/// first-seen order; signatures where it cannot match are left out.
+fn signature_groups(policy: &Policy, envs: &[RequestEnv], entities: &Entities) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    for env in envs {
+        let Some(res) = fold(policy, &action_cell(env, entities)) else {
+            continue;
+        };
+        let key = format!("{} {} {}", env.principal(), env.resource(), res.key);
+        if !groups.iter().any(|(k, _, _)| *k == key) {
+            groups.push((key, env.clone(), res));
         }
-        let mut matched = false;
-        let mut allowed = false;
-        let mut error: Option<(String, Env)> = None;
-        for (_, env, res) in &groups {
-            let Some(folded) = res.policy() else {
-                continue;
-            };
-            let compiled = CompiledPolicy::compile(&folded, env, schema).map_err(|e| {
-                AnalysisError::Compile {
-                    what: format!("policy `{}` for {}", info.id, signature(env)),
-                    message: e.to_string(),
-                }
+    }
+    groups
+}
+
+/// The cell of a signature with only its action concrete.
+fn action_cell(env: &RequestEnv, entities: &Entities) -> Cell {
+    Cell {
+        principal: None,
+        action: action_subject(env, entities),
+        resource: None,
+    }
+}
+
+/// What the solver showed of one policy over its signature groups.
+#[derive(Default)]
+struct Proved {
+    /// Some request matches it.
+    matched: bool,
+    /// For a permit: some request it matches is allowed despite the forbids.
+    allowed: bool,
+    /// The first signature with a request that makes it error, and that request.
+    error: Option<(String, Env)>,
+}
+
+/// Runs the proofs of `policy` group by group; each question is asked only until
+/// one group answers it.
+fn prove_groups(
+    dir: &PolicyDir,
+    policy: &Policy,
+    info: &PolicyInfo,
+    groups: &[Group],
+    forbids: &[&Policy],
+    prover: &mut Prover,
+) -> Result<Proved, AnalysisError> {
+    let schema = dir.snapshot.schema();
+    let mut proved = Proved::default();
+    for (_, env, res) in groups {
+        let Some(folded) = res.policy() else {
+            continue;
+        };
+        let compiled =
+            CompiledPolicy::compile(&folded, env, schema).map_err(|e| AnalysisError::Compile {
+                what: format!("policy `{}` for {}", info.id, signature(env)),
+                message: e.to_string(),
             })?;
-            if error.is_none()
-                && !res.unconditional
-                && let Some(cex) = prover.may_error(&compiled)?
-            {
-                error = Some((signature(env), cex));
-            }
-            if !matched {
-                matched = res.unconditional || prover.some_match(&compiled)?.is_some();
-            }
-            if matched && policy.effect() == Effect::Permit && !allowed {
-                let mut set: Vec<Residual> = vec![res.clone()];
-                let cell = Cell {
-                    principal: None,
-                    action: action_subject(env, entities),
-                    resource: None,
-                };
-                let relevant = dir.relevant(env, schema);
-                set.extend(
-                    forbids
-                        .iter()
-                        .filter(|f| relevant.iter().any(|(p, _)| p.id() == f.id()))
-                        .filter_map(|f| fold(f, &cell)),
-                );
-                let compiled = compile_residuals(&set, env, schema)?;
-                allowed = prover.some_allow(&compiled)?.is_some();
-            }
+        if proved.error.is_none()
+            && !res.unconditional
+            && let Some(cex) = prover.may_error(&compiled)?
+        {
+            proved.error = Some((signature(env), cex));
         }
-        if let Some((sig, cex)) = error {
-            let errors = errors_of(policy, &cex);
-            findings.push(ProveFinding {
-                problem: Problem::MayError,
-                message: format!(
-                    "can error at run time ({sig}){}: the request is then denied (policy_error), and a forbid that errors does not apply",
-                    if errors.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", errors.join("; "))
-                    }
-                ),
-                policy: info.clone(),
-                example: Some(env_json(&cex)),
-                blocking: Vec::new(),
-            });
+        if !proved.matched {
+            proved.matched = res.unconditional || prover.some_match(&compiled)?.is_some();
         }
-        if !matched {
+        if proved.matched && policy.effect() == Effect::Permit && !proved.allowed {
+            proved.allowed = allowed_despite_forbids(dir, env, res, forbids, prover)?;
+        }
+    }
+    Ok(proved)
+}
+
+/// Whether some request the permit `res` matches in `env` is allowed by it together
+/// with the forbids that apply to `env`.
+fn allowed_despite_forbids(
+    dir: &PolicyDir,
+    env: &RequestEnv,
+    res: &Residual,
+    forbids: &[&Policy],
+    prover: &mut Prover,
+) -> Result<bool, AnalysisError> {
+    let schema = dir.snapshot.schema();
+    let cell = action_cell(env, dir.snapshot.entities());
+    let relevant = dir.relevant(env, schema);
+    let mut set: Vec<Residual> = vec![res.clone()];
+    set.extend(
+        forbids
+            .iter()
+            .filter(|f| relevant.iter().any(|(p, _)| p.id() == f.id()))
+            .filter_map(|f| fold(f, &cell)),
+    );
+    let compiled = compile_residuals(&set, env, schema)?;
+    Ok(prover.some_allow(&compiled)?.is_some())
+}
+
+// === impl Proved ===
+
+impl Proved {
+    /// The findings for `policy`; `no_signature` when its scope fits no request
+    /// signature of the schema.
+    fn findings(self, policy: &Policy, info: &PolicyInfo, no_signature: bool) -> Vec<ProveFinding> {
+        let mut findings = Vec::new();
+        if let Some((sig, cex)) = self.error {
+            findings.push(may_error_finding(policy, info, &sig, &cex));
+        }
+        if !self.matched {
             findings.push(ProveFinding {
                 problem: Problem::Dead,
-                message: if envs.is_empty() {
+                message: if no_signature {
                     "is dead: its scope fits no request signature of the schema".to_owned()
                 } else {
                     "is dead: no request matches it".to_owned()
@@ -166,7 +213,7 @@ pub fn prove(dir: &PolicyDir, prover: &mut Prover) -> Result<ProveReport, Analys
                 example: None,
                 blocking: Vec::new(),
             });
-        } else if policy.effect() == Effect::Permit && !allowed {
+        } else if policy.effect() == Effect::Permit && !self.allowed {
             findings.push(ProveFinding {
                 problem: Problem::Overridden,
                 message: "is overridden: every request it permits is denied by a forbid".to_owned(),
@@ -175,12 +222,27 @@ pub fn prove(dir: &PolicyDir, prover: &mut Prover) -> Result<ProveReport, Analys
                 blocking: Vec::new(),
             });
         }
+        findings
     }
-    Ok(ProveReport {
-        policies: policies.len(),
-        findings,
-        solver_queries: prover.queries,
-    })
+}
+
+/// The finding for a policy that errors on `cex` in signature `sig`.
+fn may_error_finding(policy: &Policy, info: &PolicyInfo, sig: &str, cex: &Env) -> ProveFinding {
+    let errors = errors_of(policy, cex);
+    ProveFinding {
+        problem: Problem::MayError,
+        message: format!(
+            "can error at run time ({sig}){}: the request is then denied (policy_error), and a forbid that errors does not apply",
+            if errors.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", errors.join("; "))
+            }
+        ),
+        policy: info.clone(),
+        example: Some(env_json(cex)),
+        blocking: Vec::new(),
+    }
 }
 
 /// The errors the policy alone raises on a counterexample (the authorizer's re-check).
