@@ -263,6 +263,15 @@ fn env_json(cex: &Env) -> Value {
         "action": cex.request.action().map(|u| u.to_string()),
         "resource": cex.request.resource().map(|u| u.to_string()),
         "context": cex.request.context().and_then(|c| c.to_json_value().ok()),
-        "entities": cex.entities.to_json_value().ok(),
+        "entities": cex.entities.to_json_value().ok().map(sorted_by_uid),
     })
+}
+
+/// Cedar's `Entities` iterate in no fixed order: sorted by uid, the same
+/// counterexample prints the same on every run.
+fn sorted_by_uid(mut entities: Value) -> Value {
+    if let Value::Array(list) = &mut entities {
+        list.sort_by_cached_key(|e| e["uid"].to_string());
+    }
+    entities
 }
