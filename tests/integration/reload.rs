@@ -575,6 +575,26 @@ async fn shadow_policies_never_change_the_decision_and_disagreements_are_audited
         metrics.contains("cedar_gate_shadow_policies_loaded"),
         "{metrics}"
     );
+
+    // What promoting the candidate would change, on this traffic: `shadow-report` over the
+    // real audit log of the shipped set with the candidate.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cedar-gate"))
+        .arg("shadow-report")
+        .arg(&audit_path)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        report.contains("candidate-block-research (@owner security): allow->deny 2, deny->allow 0"),
+        "{report}"
+    );
+    let first_id = events[0]["decision_id"].as_str().unwrap();
+    assert!(report.contains(first_id), "a sample decision id: {report}");
 }
 
 /// The whole path: client ──mTLS──▶ real Envoy ──▶ cedar-gate binary. Removing the agent
