@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The benchmark run behind BENCHMARKS.md. Builds release once, then on loopback only:
 #   1. Check over gRPC: null ext_authz server vs cedar-gate (100 scoped policies), for each
-#      scenario (SPIFFE workloads, RS256 bearer tokens, an OpenAI chat body, an MCP tool call), with
-#      cedar-gate's own handler p50 / p99 from its /metrics histogram; every cedar-gate
-#      run must be all allows (the server's deny reasons are printed otherwise, and the
-#      script exits 1 at the end);
+#      scenario (SPIFFE workloads, RS256 bearer tokens, an OpenAI chat body, an MCP tool call,
+#      a provider credential injected, a gateway-issued API key), with cedar-gate's own
+#      handler p50 / p99 from its /metrics histogram; every cedar-gate run must be all
+#      allows (the server's deny reasons are printed otherwise, and the script exits 1 at
+#      the end), and in `credential` and `api-key` every allow must carry the injected
+#      credential; those two are also compared with their SPIFFE scenario (issue 14);
 #   2. policy-count scaling: 10, 100, 1,000, 10,000, 100,000 scoped policies;
 #   3. through a real Envoy: no ext_authz / ext_authz -> null / ext_authz -> cedar-gate, an
 #      allowed request, closed loop (wrk) in ROUNDS alternating rounds, then open loop (h2load
@@ -17,7 +19,8 @@
 #   --smoke   2 s runs, 2 policy sizes, 20,000 principals for the memory run: proves the
 #             harness works in about two minutes; the figures are NOT benchmark figures.
 # Environment (defaults in brackets):
-#   SCENARIOS ["spiffe-distinct spiffe-repeat jwt-distinct jwt-repeat openai mcp"]: gRPC part
+#   SCENARIOS ["spiffe-distinct spiffe-repeat jwt-distinct jwt-repeat openai mcp credential
+#     api-key"]: gRPC part
 #   ROUNDS [3; smoke 1]: alternating null / cedar-gate runs per gRPC scenario and Envoy part
 #   DURATION [10s] CONNS [2] INFLIGHT [16] WRK_CONNS [16] SCALING ["10 100 1000 10000 100000"]
 #   OPEN_RPS [3000] OPEN_CLIENTS [30] OPEN_DURATION [10s; smoke 2s]: the open-loop Envoy runs
@@ -28,6 +31,8 @@
 #   CARGO [cargo] CARGO_TARGET_DIR [target]: the binaries are taken from $CARGO_TARGET_DIR/release
 #   PARTS ["grpc scaling envoy memory"]: which parts to run
 # The jwt-* scenarios need `openssl` (a fresh RSA key per run).
+# credential and api-key run with a provider credential file written into $OUT (a made-up
+# value), api-key with API_KEYS keys issued into $OUT by `cedar-gate keys issue`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,7 +60,7 @@ WRK_CONNS=${WRK_CONNS:-16}
 BASE_PORT=${BASE_PORT:-29100}
 AUDIT=${AUDIT:-devnull}
 PARTS=${PARTS:-grpc scaling envoy memory}
-SCENARIOS=${SCENARIOS:-spiffe-distinct spiffe-repeat jwt-distinct jwt-repeat openai mcp}
+SCENARIOS=${SCENARIOS:-spiffe-distinct spiffe-repeat jwt-distinct jwt-repeat openai mcp credential api-key}
 CARGO=${CARGO:-cargo}
 OUT=${OUT:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 ENVOY_BIN=${ENVOY_BIN:-$(compgen -G '.venv/lib/python3*/site-packages/envoy/_bin/envoy' | head -n1 || true)}
@@ -77,6 +82,11 @@ PRINCIPALS=10000
 # with them (the kid is written into both the tokens and the JWKS by mint-jwt).
 JWT_ISSUER=https://idp.example.com
 JWT_AUDIENCE=https://models.example.com
+# API keys the api-key scenario cycles over: one per team of p100 (key i: App::"bench-app-i"
+# in team-i), so every team permit answers, as in spiffe-distinct. Not one per principal:
+# each is a run of the real CLI rewriting the store, and a key's per-request work (parse,
+# lookup, SHA-256, compare) does not depend on how many there are.
+API_KEYS=100
 UNEXPECTED=()
 
 PIDS=()
@@ -154,6 +164,35 @@ start_gate() {
 
 scrape() { curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" > "$1"; }
 
+# The sum of counter $1 (every label set) in a scrape.
+prom_sum() {
+  awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%d\n", s }' "$2"
+}
+
+# Scenarios in which cedar-gate injects a provider credential on allow.
+injects() { [[ $1 == credential || $1 == api-key ]]; }
+
+# Exits 1 (and says why) unless every allow of a merged gRPC row of an injecting scenario
+# carried the credential: by the load generator's count of answers setting
+# `authorization`, and on the last round by the server's injection counter.
+expect_injected() {
+  python3 - "$1" <<'EOF'
+import json, sys
+r = json.loads(sys.argv[1])
+where = f"{r.get('label', '?')} {r.get('scenario', '?')}"
+problems = []
+if r.get("injected") != r.get("allow"):
+    problems.append(f"{r.get('injected')} of {r.get('allow')} allows set the injected authorization header")
+if "server_injections" in r and r["server_injections"] != r.get("server_allow"):
+    problems.append(f"server injected {r['server_injections']} credentials for {r.get('server_allow')} allows")
+if problems:
+    print(f"UNEXPECTED in {where}: " + "; ".join(problems), file=sys.stderr)
+    sys.exit(1)
+extra = f" (server: {r['server_injections']:,} injections)" if "server_injections" in r else ""
+print(f"{where}: credential injected into all {r.get('injected', 0):,} allows{extra}", file=sys.stderr)
+EOF
+}
+
 rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
 # --- build --------------------------------------------------------------------
@@ -196,6 +235,39 @@ if scenario_on jwt-distinct || scenario_on jwt-repeat; then
     --issuer "$JWT_ISSUER" --audience "$JWT_AUDIENCE" \
     --tokens-out "$JWT_DIR/tokens.txt" --jwks-out "$JWT_DIR/jwks.json"
 fi
+# credential, api-key: a provider route (plain HTTP, so the request is the same
+# `Action::"http"` on `Route::"/v1/chat/completions"` as in spiffe-*) whose credential, a
+# made-up key in a file here, is named by `@credential` on every team permit (p100-cred,
+# no route default: an allow that selected none would be refused, never forwarded bare).
+CRED_DIR=$OUT/credentials
+if scenario_on credential || scenario_on api-key; then
+  mkdir -p "$CRED_DIR"
+  (umask 077 && printf 'sk-bench-not-a-real-provider-key-0123456789\n' > "$CRED_DIR/provider-key")
+  rm -rf "$OUT/policies/p100-cred"
+  cp -r "$OUT/policies/p100" "$OUT/policies/p100-cred"
+  sed -i 's/^@owner(/@credential("bench-provider")\n@owner(/' "$OUT/policies/p100-cred/bench.cedar"
+fi
+PROVIDER_CONFIG="routes:
+  - { name: provider, path_prefix: /v1/, protocol: http }
+provider_credentials:
+  credentials:
+    - { id: bench-provider, header: bearer, file: $CRED_DIR/provider-key }
+  routes:
+    - { route: provider }
+"
+# api-key: the keys, issued with the real CLI (not measured), printed once each into keys.txt.
+if scenario_on api-key; then
+  log "issuing $API_KEYS API keys (cedar-gate keys issue)"
+  rm -f "$CRED_DIR/keys.json"
+  for ((i = 0; i < API_KEYS; i++)); do
+    "$BIN/cedar-gate" keys issue --store "$CRED_DIR/keys.json" --principal "App::\"bench-app-$i\"" \
+      --groups "team-$((i % 100))" --owner bench --expires 1d 2> /dev/null
+  done > "$CRED_DIR/keys.txt"
+fi
+API_KEY_CONFIG="api_keys:
+  store: $CRED_DIR/keys.json
+"
+
 JWT_CONFIG="  issuers:
     - issuer: $JWT_ISSUER
       jwks_file: $JWT_DIR/jwks.json
@@ -220,6 +292,8 @@ part grpc && for scenario in $SCENARIOS; do
     jwt-*) policies=p100; extra=$JWT_CONFIG; args=(--tokens "$JWT_DIR/tokens.txt") ;;
     openai) policies=p100-ai; extra=$ROUTES_CONFIG$'\n'; args=() ;;
     mcp) policies=p100-mcp; extra=$ROUTES_CONFIG$'\n'; args=() ;;
+    credential) policies=p100-cred; extra=$PROVIDER_CONFIG; args=() ;;
+    api-key) policies=p100-cred; extra=$PROVIDER_CONFIG$API_KEY_CONFIG; args=(--tokens "$CRED_DIR/keys.txt") ;;
     *) echo "unknown scenario \`$scenario\`" >&2; exit 2 ;;
   esac
   args+=(--scenario "$scenario" --principals "$PRINCIPALS")
@@ -243,9 +317,17 @@ part grpc && for scenario in $SCENARIOS; do
       handler=$(python3 "$REPORT" handler "$OUT/before.prom" "$OUT/after.prom")
       outcome=$(python3 "$REPORT" outcomes "$OUT/before.prom" "$OUT/after.prom")
       row=$(merge_json "{\"kind\":\"grpc\",\"round\":$round}" "$gate" "$handler" "$outcome")
+      if injects "$scenario"; then
+        injections=$(($(prom_sum cedar_gate_credential_injections_total "$OUT/after.prom") \
+          - $(prom_sum cedar_gate_credential_injections_total "$OUT/before.prom")))
+        row=$(merge_json "$row" "{\"server_injections\":$injections}")
+      fi
     fi
     echo "$row" >> "$RESULTS"
     python3 "$REPORT" expect-allow "$row" || UNEXPECTED+=("$scenario")
+    if injects "$scenario"; then
+      expect_injected "$row" || UNEXPECTED+=("$scenario")
+    fi
   done
   stop_pid "$GATE_PID"
 done
@@ -365,6 +447,44 @@ stop_pid "$GATE_PID"
 fi
 
 python3 "$REPORT" table "$RESULTS" | tee "$OUT/results.md"
+# Issue 14: what injection and API keys cost over the SPIFFE scenario they match.
+if scenario_on credential || scenario_on api-key; then
+  python3 - "$RESULTS" <<'EOF' | tee -a "$OUT/results.md"
+import json, sys
+sys.path.insert(0, "scripts")
+from bench_report import grpc_summary, fmt
+
+# (scenario, what it is compared with, why). `credential` sends the spiffe-distinct
+# requests; `api-key` cycles over 100 keys, a decision cache hit after the first cycle as
+# in spiffe-repeat (the stricter baseline: the cheapest Check); against spiffe-distinct
+# for reference, and against `credential` for the key's own cost.
+PAIRS = [("credential", "spiffe-distinct", "same requests, no injection"),
+         ("api-key", "spiffe-repeat", "hot decision cache, no key, no injection"),
+         ("api-key", "spiffe-distinct", "no key, no injection"),
+         ("api-key", "credential", "the key alone")]
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+grpc = [r for r in rows if r.get("kind") == "grpc"]
+summary = {}
+for sc in dict.fromkeys(r["scenario"] for r in grpc):
+    null, gate, _, _ = grpc_summary([r for r in grpc if r["scenario"] == sc])
+    if null.get("rps") and gate.get("rps"):
+        # The median round's ratio, unrounded.
+        summary[sc] = (gate["rps"] / null["rps"], gate)
+print("### Gateway credentials against the SPIFFE scenario (issue 14)")
+print()
+print("Cost over the baseline: the baseline's ratio to null divided by the scenario's, minus 1 "
+      "(closed loop, so time per Check normalized by the null server's in the same rounds).")
+print()
+print("| scenario | ratio vs null | compared with | its ratio vs null | cost over it | handler p50 / p99 µs | its handler p50 / p99 µs |")
+print("|---|---:|---|---:|---:|---|---|")
+for sc, base, why in PAIRS:
+    if sc in summary and base in summary:
+        (r, g), (rb, gb) = summary[sc], summary[base]
+        hp = lambda x: f"{fmt(x.get('handler_p50_us'), 1)} / {fmt(x.get('handler_p99_us'), 1)}"
+        print(f"| {sc} | {r:.2f} | {base} ({why}) | {rb:.2f} | {100 * (rb / r - 1):+.0f} % | {hp(g)} | {hp(gb)} |")
+print()
+EOF
+fi
 log "results: $OUT/results.md ($OUT/results.jsonl)"
 if ((${#UNEXPECTED[@]})); then
   log "not every Check was allowed in: ${UNEXPECTED[*]} (see above and $OUT/gate.log)"

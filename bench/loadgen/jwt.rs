@@ -7,8 +7,8 @@
 //! audience must equal the issuer configured in cedar-gate (`scripts/bench.sh` passes the
 //! same values to both).
 
-use std::io::{BufRead, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -127,23 +127,4 @@ pub fn mint(args: &MintArgs) -> anyhow::Result<()> {
         args.jwks_out.display(),
     );
     Ok(())
-}
-
-/// Reads a file written by [`mint`] as `authorization` header values (`Bearer <token>`),
-/// value N for `user-N`.
-pub fn load_bearers(path: &Path) -> anyhow::Result<Vec<String>> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut bearers = Vec::new();
-    for line in std::io::BufReader::new(file).lines() {
-        let line = line?;
-        let token = line.trim();
-        if !token.is_empty() {
-            bearers.push(format!("Bearer {token}"));
-        }
-    }
-    if bearers.is_empty() {
-        bail!("{} holds no tokens", path.display());
-    }
-    Ok(bearers)
 }

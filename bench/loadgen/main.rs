@@ -3,8 +3,9 @@
 //! `--connections` HTTP/2 connections, each carrying `--inflight` concurrent requests
 //! (one task per in-flight slot, each sending its next request as soon as the previous
 //! answer arrives: closed loop). Runs for `--duration` or until `--requests` were sent,
-//! after an unrecorded `--warmup`. Counts gRPC statuses and allow / deny decisions and
-//! prints throughput and latency percentiles (`--json` for one machine-readable line).
+//! after an unrecorded `--warmup`. Counts gRPC statuses, allow / deny decisions and the
+//! allows that set `authorization` upstream (an injected provider credential), and prints
+//! throughput and latency percentiles (`--json` for one machine-readable line).
 //!
 //! Only loopback targets are accepted: this tool must never load anything else.
 //!
@@ -14,7 +15,8 @@
 //! ```
 //!
 //! The `jwt-*` scenarios send tokens signed beforehand by `loadgen mint-jwt` (see
-//! [`jwt`]), so that signing is not measured.
+//! [`jwt`]), so that signing is not measured; `api-key` sends keys issued beforehand by
+//! `cedar-gate keys issue`.
 
 mod jwt;
 mod report;
@@ -30,6 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::{CheckResponse, check_response};
 use hdrhistogram::Histogram;
 use tonic::transport::{Channel, Endpoint};
 
@@ -63,12 +66,13 @@ struct Args {
     /// Request mix.
     #[arg(long, value_enum, default_value = "spiffe-distinct")]
     scenario: Scenario,
-    /// Distinct principals for `spiffe-distinct` and `openai` (ids `agent-0` ..
-    /// `agent-{N-1}`) and `jwt-distinct` (tokens of `user-0` .. `user-{N-1}`).
+    /// Distinct principals for `spiffe-distinct`, `openai`, `mcp` and `credential` (ids
+    /// `agent-0` .. `agent-{N-1}`) and `jwt-distinct` (tokens of `user-0` .. `user-{N-1}`).
     #[arg(long, default_value_t = 10_000)]
     principals: u64,
     /// Tokens for the `jwt-*` scenarios, one a line, as `loadgen mint-jwt` writes them
-    /// (at least `--principals` of them for `jwt-distinct`).
+    /// (at least `--principals` of them for `jwt-distinct`); for `api-key`, gateway API keys
+    /// as `cedar-gate keys issue` prints them (any number, cycled over).
     #[arg(long)]
     tokens: Option<PathBuf>,
     /// Label for the report (for example `cedar-gate` or `null`).
@@ -92,6 +96,8 @@ struct Tally {
     statuses: BTreeMap<String, u64>,
     allow: u64,
     deny: u64,
+    /// Allows whose answer sets `authorization` upstream: a provider credential injected.
+    injected: u64,
 }
 
 // === impl Tally ===
@@ -104,6 +110,7 @@ impl Tally {
             statuses: BTreeMap::new(),
             allow: 0,
             deny: 0,
+            injected: 0,
         })
     }
 
@@ -114,6 +121,7 @@ impl Tally {
         }
         self.allow += other.allow;
         self.deny += other.deny;
+        self.injected += other.injected;
         Ok(())
     }
 }
@@ -150,10 +158,11 @@ fn params(args: &Args) -> anyhow::Result<Params> {
     let bearers = match (&args.tokens, args.scenario.needs_tokens()) {
         (_, false) => Vec::new(),
         (None, true) => bail!(
-            "--scenario {} needs --tokens (from `loadgen mint-jwt`)",
+            "--scenario {} needs --tokens (from `loadgen mint-jwt`, or for api-key from \
+             `cedar-gate keys issue`)",
             args.scenario.name()
         ),
-        (Some(path), true) => jwt::load_bearers(path)?,
+        (Some(path), true) => scenario::load_bearers(path)?,
     };
     if args.scenario == Scenario::JwtDistinct && (bearers.len() as u64) < args.principals {
         bail!(
@@ -263,6 +272,9 @@ fn spawn_workers(
                                 resp.get_ref().status.as_ref().is_some_and(|s| s.code == 0);
                             if allowed {
                                 tally.allow += 1;
+                                if sets_authorization(resp.get_ref()) {
+                                    tally.injected += 1;
+                                }
                             } else {
                                 tally.deny += 1;
                             }
@@ -280,6 +292,20 @@ fn spawn_workers(
         }
     }
     tasks
+}
+
+/// Whether an allow tells Envoy to set `authorization` on the upstream request. cedar-gate
+/// sets it only to inject a provider credential (the caller's own is removed, never echoed),
+/// so this counts injections; checked in every scenario, so the client's work is the same.
+fn sets_authorization(resp: &CheckResponse) -> bool {
+    let Some(check_response::HttpResponse::OkResponse(ok)) = &resp.http_response else {
+        return false;
+    };
+    ok.headers.iter().any(|h| {
+        h.header
+            .as_ref()
+            .is_some_and(|h| h.key.eq_ignore_ascii_case("authorization"))
+    })
 }
 
 /// `10s`, `500ms`, `2m`, or a bare number of seconds.

@@ -25,6 +25,8 @@ pub struct Report {
     mean_us: f64,
     allow: u64,
     deny: u64,
+    /// Allows that set `authorization` upstream (an injected provider credential).
+    injected: u64,
     /// gRPC status of each RPC (`OK` includes denials, which are normal answers).
     grpc_status: BTreeMap<String, u64>,
 }
@@ -57,6 +59,7 @@ impl Report {
             mean_us: h.mean() / 1000.0,
             allow: tally.allow,
             deny: tally.deny,
+            injected: tally.injected,
             grpc_status: tally.statuses,
         }
     }
@@ -75,7 +78,7 @@ impl Report {
             "{label} {scenario} -> {target} ({c} conn x {i} in flight)\n\
              \x20 requests   {n} in {t:.2} s = {rps:.0} /s\n\
              \x20 latency    p50 {p50:.1} us  p99 {p99:.1} us  p99.9 {p999:.1} us  max {max:.1} us  mean {mean:.1} us\n\
-             \x20 decisions  allow {allow}  deny {deny}\n\
+             \x20 decisions  allow {allow}  deny {deny}  (credential injected {injected})\n\
              \x20 grpc       {statuses}\n",
             label = self.label,
             scenario = self.scenario,
@@ -92,6 +95,7 @@ impl Report {
             mean = self.mean_us,
             allow = self.allow,
             deny = self.deny,
+            injected = self.injected,
             statuses = statuses.join(" "),
         )
     }

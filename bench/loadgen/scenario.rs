@@ -1,6 +1,7 @@
 //! Request mixes. Each scenario turns a sequence number into one `CheckRequest`, shaped
 //! like what Envoy sends with the shipped `envoy/envoy.yaml` (minus the peer certificate;
-//! the `jwt-*` scenarios as with `envoy/envoy-tokens.yaml`, from a client without one).
+//! the `jwt-*` and `api-key` scenarios as with `envoy/envoy-tokens.yaml`, from a client
+//! without one).
 //!
 //! To add a scenario: add a variant, its `--scenario` name via
 //! `clap::ValueEnum`, and a branch in [`Scenario::request`]. Keep the work done here small
@@ -8,6 +9,10 @@
 //! (signing tokens, building bodies) is done once, before the run, into [`Params`].
 
 use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::Path;
+
+use anyhow::{Context, bail};
 
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address};
 use envoy_types::pb::envoy::service::auth::v3::{
@@ -46,6 +51,15 @@ pub enum Scenario {
     /// `POST /mcp/github` with an MCP `tools/call` of `search_issues` (JSON-RPC body as Envoy
     /// forwards it), workload principals cycling as in `spiffe-distinct`.
     Mcp,
+    /// The `spiffe-distinct` requests, sent to a cedar-gate whose route injects a provider
+    /// credential on allow (`scripts/bench.sh` configures it): what the caller sends does
+    /// not change, so the difference to `spiffe-distinct` is the route binding, the
+    /// credential selection and the injected header.
+    Credential,
+    /// A gateway-issued API key as `authorization: Bearer <key>`, no client certificate;
+    /// request N sends key N modulo the keys in `--tokens` (one a line, as `cedar-gate keys
+    /// issue` prints them).
+    ApiKey,
 }
 
 /// The MCP route of the shipped route table the `mcp` scenario calls (server `github`).
@@ -56,10 +70,11 @@ pub const CHAT_PATH: &str = "/v1/chat/completions";
 
 /// Everything a scenario needs, prepared before the run.
 pub struct Params {
-    /// Distinct principals the `*-distinct` and `openai` scenarios cycle over.
+    /// Distinct principals the `*-distinct`, `openai`, `mcp` and `credential` scenarios
+    /// cycle over.
     pub principals: u64,
-    /// `authorization` values (`Bearer <token>`), value N for `user-N`; empty unless a
-    /// `jwt-*` scenario runs.
+    /// `authorization` values (`Bearer <token>`): for `jwt-*` value N for `user-N`, for
+    /// `api-key` the issued keys; empty for the other scenarios.
     pub bearers: Vec<String>,
     /// The `openai` scenario's body.
     pub chat_body: Vec<u8>,
@@ -79,12 +94,14 @@ impl Scenario {
             Self::JwtRepeat => "jwt-repeat",
             Self::Openai => "openai",
             Self::Mcp => "mcp",
+            Self::Credential => "credential",
+            Self::ApiKey => "api-key",
         }
     }
 
-    /// Whether the scenario sends bearer tokens (and so needs `--tokens`).
+    /// Whether the scenario sends bearer tokens or keys (and so needs `--tokens`).
     pub fn needs_tokens(self) -> bool {
-        matches!(self, Self::JwtDistinct | Self::JwtRepeat)
+        matches!(self, Self::JwtDistinct | Self::JwtRepeat | Self::ApiKey)
     }
 
     /// Request number `seq` of this scenario.
@@ -97,6 +114,8 @@ impl Scenario {
             Self::JwtRepeat => (None, Some(bearer(params, 0)), &[][..]),
             Self::Openai => (Some(workload_id(cycle)), None, &params.chat_body[..]),
             Self::Mcp => (Some(workload_id(cycle)), None, &params.mcp_body[..]),
+            Self::Credential => (Some(workload_id(cycle)), None, &[][..]),
+            Self::ApiKey => (None, Some(bearer(params, cycle)), &[][..]),
         };
         let path = if self == Self::Mcp {
             MCP_PATH
@@ -133,8 +152,28 @@ impl Params {
     }
 }
 
+/// Reads bearer credentials, one a line (tokens from `loadgen mint-jwt`, keys from
+/// `cedar-gate keys issue`), as `authorization` header values (`Bearer <credential>`).
+pub fn load_bearers(path: &Path) -> anyhow::Result<Vec<String>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut bearers = Vec::new();
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line?;
+        let credential = line.trim();
+        if !credential.is_empty() {
+            bearers.push(format!("Bearer {credential}"));
+        }
+    }
+    if bearers.is_empty() {
+        bail!("{} holds no tokens or keys", path.display());
+    }
+    Ok(bearers)
+}
+
 fn bearer(params: &Params, n: u64) -> &str {
-    // `main` checked that there are `--principals` tokens; wrap anyway rather than panic.
+    // `jwt-distinct`: `main` checked that there are `--principals` tokens. `api-key` cycles
+    // over however many keys were issued, so this wrap is what picks its key.
     let i = usize::try_from(n).unwrap_or(0) % params.bearers.len().max(1);
     params.bearers.get(i).map_or("", String::as_str)
 }
