@@ -16,12 +16,13 @@
 //! forbid: allowed). Otherwise the solver proves whether some request is allowed and
 //! some denied; only when both are possible is the cell conditional.
 
+use std::collections::HashMap;
+
 use cedar_policy::{Effect, EntityTypeName, EntityUid, RequestEnv};
 use serde::Serialize;
 
-use crate::analysis::cells::{
-    Candidate, compile_residuals, meaning, restore_in, signatures, specialize_subjects,
-};
+use crate::analysis::action_classes::{CellFolds, Signatures};
+use crate::analysis::cells::{Candidate, compile_residuals, meaning, restore_in, signatures};
 use crate::analysis::fold::{Residual, Subject};
 use crate::analysis::setdir::PolicyDir;
 use crate::analysis::{AnalysisError, Prover};
@@ -111,76 +112,126 @@ pub fn access(
     prover: &mut Prover,
 ) -> Result<Vec<AccessCell>, AnalysisError> {
     let schema = dir.snapshot.schema();
-    let entities = dir.snapshot.entities();
     let envs = signatures(schema);
     let mut out = Vec::new();
     let mut principals = principal_rows(dir);
     principals.extend(token_rows(dir, tokens));
-    // Keyed by signature types, policy ids and specialized meaning.
-    type MemoKey = (String, String, Vec<String>, Vec<String>);
-    let mut memo: std::collections::HashMap<MemoKey, CellAnswer> = Default::default();
+    let mut memo = Memo::default();
     for (rty, gty) in RESOURCES {
         let (Ok(rtype), Ok(gtype)) = (rty.parse::<EntityTypeName>(), gty.parse::<EntityTypeName>())
         else {
             continue;
         };
         let resources = resource_columns(dir, &rtype, &gtype);
+        let r_subjects: Vec<Subject> = resources.iter().map(|r| restore_in(dir, r)).collect();
+        // Per principal type: its signatures against `rtype`, read once.
+        let mut by_type: HashMap<String, (Vec<&RequestEnv>, Signatures)> = HashMap::new();
         for p in &principals {
             let ptype = p.subject.uid.type_name();
-            let here: Vec<&RequestEnv> = envs
-                .iter()
-                .filter(|e| e.principal() == ptype && e.resource() == &rtype)
-                .collect();
+            let (here, sigs) = by_type.entry(ptype.to_string()).or_insert_with(|| {
+                let here: Vec<&RequestEnv> = envs
+                    .iter()
+                    .filter(|e| e.principal() == ptype && e.resource() == &rtype)
+                    .collect();
+                let sigs = Signatures::new(dir, schema, &here);
+                (here, sigs)
+            });
             let p_subject = restore_in(dir, p);
-            for r in &resources {
-                let r_subject = restore_in(dir, r);
-                let mut cells: Vec<AccessCell> = Vec::new();
-                for env in &here {
-                    let res = specialize_subjects(
-                        dir,
-                        schema,
-                        env,
-                        Some(p_subject.clone()),
-                        Some(r_subject.clone()),
-                    );
-                    // Cells whose specialized policies read alike have the same answer.
-                    let ids: Vec<String> = res.iter().map(|r| r.id.to_string()).collect();
-                    let key = (
-                        env.principal().to_string(),
-                        env.resource().to_string(),
-                        ids,
-                        meaning(&res),
-                    );
-                    let answer = match memo.get(&key) {
-                        Some(a) => a.clone(),
-                        None => {
-                            let a = decide_cell(dir, env, &res, prover)?;
-                            memo.insert(key, a.clone());
-                            a
-                        }
-                    };
-                    let (verdict, policies, condition) = answer;
-                    let action = env.action().id().unescaped().to_owned();
-                    match cells.iter_mut().find(|c| {
-                        c.verdict == verdict && c.policies == policies && c.condition == condition
-                    }) {
-                        Some(c) => c.actions.push(action),
-                        None => cells.push(AccessCell {
-                            principal: p.label.clone(),
-                            actions: vec![action],
-                            resource: r.label.clone(),
-                            verdict,
-                            policies,
-                            condition,
-                        }),
-                    }
-                }
-                out.extend(cells);
+            for (r, r_subject) in resources.iter().zip(&r_subjects) {
+                let row = Row {
+                    principal: &p.label,
+                    resource: &r.label,
+                    envs: here,
+                    sigs,
+                };
+                let folds = sigs.cell(p_subject.clone(), r_subject.clone());
+                out.extend(row.cells(dir, folds, &mut memo, prover)?);
             }
         }
-        let _ = entities;
     }
     Ok(out)
+}
+
+/// Answers already decided, keyed by signature types, policy ids and specialized
+/// meaning: cells whose specialized policies read alike have the same answer.
+type Memo = HashMap<(String, String, Vec<String>, Vec<String>), CellAnswer>;
+
+/// One principal against one resource, over the signatures of their types.
+struct Row<'a> {
+    principal: &'a str,
+    resource: &'a str,
+    envs: &'a [&'a RequestEnv],
+    sigs: &'a Signatures,
+}
+
+// === impl Row ===
+
+impl Row<'_> {
+    /// The report's cells: the signatures' actions grouped by answer, in signature
+    /// order. A class of signatures specializes alike, so it is decided once.
+    fn cells(
+        &self,
+        dir: &PolicyDir,
+        mut folds: CellFolds<'_>,
+        memo: &mut Memo,
+        prover: &mut Prover,
+    ) -> Result<Vec<AccessCell>, AnalysisError> {
+        let mut by_class: HashMap<usize, CellAnswer> = HashMap::new();
+        let mut cells: Vec<AccessCell> = Vec::new();
+        for (i, env) in self.envs.iter().enumerate() {
+            let class = self.sigs.class(i);
+            let answer = match class.and_then(|c| by_class.get(&c)) {
+                Some(a) => a.clone(),
+                None => {
+                    let a = remembered(dir, env, &folds.specialize(i), memo, prover)?;
+                    if let Some(c) = class {
+                        by_class.insert(c, a.clone());
+                    }
+                    a
+                }
+            };
+            let (verdict, policies, condition) = answer;
+            let action = env.action().id().unescaped().to_owned();
+            match cells.iter_mut().find(|c| {
+                c.verdict == verdict && c.policies == policies && c.condition == condition
+            }) {
+                Some(c) => c.actions.push(action),
+                None => cells.push(AccessCell {
+                    principal: self.principal.to_owned(),
+                    actions: vec![action],
+                    resource: self.resource.to_owned(),
+                    verdict,
+                    policies,
+                    condition,
+                }),
+            }
+        }
+        Ok(cells)
+    }
+}
+
+/// The answer for specialized policies `res` of signature `env`, from `memo` when
+/// policies that read alike were decided before.
+fn remembered(
+    dir: &PolicyDir,
+    env: &RequestEnv,
+    res: &[Residual],
+    memo: &mut Memo,
+    prover: &mut Prover,
+) -> Result<CellAnswer, AnalysisError> {
+    let ids: Vec<String> = res.iter().map(|r| r.id.to_string()).collect();
+    let key = (
+        env.principal().to_string(),
+        env.resource().to_string(),
+        ids,
+        meaning(res),
+    );
+    if let Some(a) = memo.get(&key) {
+        return Ok(a.clone());
+    }
+    let a = decide_cell(dir, env, res, prover)?;
+    memo.insert(key, a.clone());
+    Ok(a)
 }
 
 fn owned(dir: &PolicyDir, r: &Residual) -> String {

@@ -9,6 +9,7 @@
 //! never needs a solver.
 
 pub mod access;
+pub(crate) mod action_classes;
 pub mod cells;
 pub mod diff;
 pub mod fold;

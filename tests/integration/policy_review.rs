@@ -440,6 +440,89 @@ fn access_report_and_cell_diff() {
     }
 }
 
+const RESEARCH_AGENT: &str = "Workload::\"spiffe://example.org/ns/agents/sa/research-agent\"";
+
+/// The one cell of the report for `principal` and `resource` that lists `action`.
+fn cell_of<'a>(cells: &'a [Value], principal: &str, resource: &str, action: &str) -> &'a Value {
+    cells
+        .iter()
+        .find(|c| {
+            c["principal"] == principal
+                && c["resource"] == resource
+                && c["actions"].as_array().unwrap().iter().any(|a| a == action)
+        })
+        .unwrap_or_else(|| panic!("no cell {principal} -> {resource} [{action}]"))
+}
+
+/// `access` on the shipped policies (issue 15: it runs in `make test`), a few cells
+/// whose answers the shipped policies fix.
+#[test]
+fn access_report_of_the_shipped_set() {
+    let (code, out, err) = run(bin()
+        .args(["access", "--format", "json", "--policy-dir"])
+        .arg(repo_path("cedar")));
+    assert_eq!(code, 0, "{err}");
+    let cells: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let cells = cells.as_array().unwrap();
+
+    let read = cell_of(
+        cells,
+        RESEARCH_AGENT,
+        "Tool::\"files/read_file\"",
+        "call_tool",
+    );
+    assert_eq!(read["verdict"], "allowed", "{read:#}");
+    assert_eq!(
+        read["policies"],
+        serde_json::json!(["research-agent-tools (@research)"])
+    );
+    assert!(read.get("condition").is_none(), "{read:#}");
+
+    let delete = cell_of(
+        cells,
+        RESEARCH_AGENT,
+        "Tool::\"files/delete_file\"",
+        "call_tool",
+    );
+    assert_eq!(delete["verdict"], "conditional", "{delete:#}");
+    assert_eq!(
+        delete["policies"],
+        serde_json::json!([
+            "research-agent-tools (@research)",
+            "destructive-tools-need-delegating-user (@security)"
+        ])
+    );
+    assert_eq!(
+        delete["condition"],
+        "allowed unless destructive-tools-need-delegating-user (when { !(context.auth has actor) })"
+    );
+
+    let mini = cell_of(cells, RESEARCH_AGENT, "Model::\"gpt-4o-mini\"", "chat");
+    assert_eq!(mini["verdict"], "conditional", "{mini:#}");
+    let policies = mini["policies"].as_array().unwrap();
+    for p in [
+        "approved-agents-standard-models (@platform-ai)",
+        "max-output-tokens-4096 (@security)",
+    ] {
+        assert!(policies.iter().any(|q| q == p), "{p}: {mini:#}");
+    }
+    let condition = mini["condition"].as_str().unwrap();
+    assert!(
+        condition.starts_with("allowed unless max-output-tokens-4096 (when {")
+            && condition.contains("(!(context.ai.max_output_tokens <= 4096))"),
+        "{mini:#}"
+    );
+
+    // Quarantined: every cell denied, so none is listed.
+    assert!(
+        !cells.iter().any(|c| c["principal"]
+            .as_str()
+            .unwrap()
+            .contains("quarantined-agent")),
+        "{out}"
+    );
+}
+
 #[test]
 fn shadow_report_counts_disagreements() {
     let t = tempfile::tempdir().unwrap();
