@@ -307,7 +307,15 @@ fn decide_cell(
 fn principal_rows(dir: &PolicyDir) -> Vec<Candidate> {
     let entities = dir.snapshot.entities();
     let mut rows: Vec<Candidate> = Vec::new();
+    // `Schema::principals` names a type once per action that takes it: each type once,
+    // in the order it first comes, or every stored principal is a row many times over.
+    let mut types: Vec<&EntityTypeName> = Vec::new();
     for ty in dir.snapshot.schema().principals() {
+        if !types.contains(&ty) {
+            types.push(ty);
+        }
+    }
+    for ty in types {
         let tyname = ty.to_string();
         if tyname == GROUP {
             continue;

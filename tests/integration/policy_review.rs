@@ -513,6 +513,20 @@ fn access_report_of_the_shipped_set() {
         "{mini:#}"
     );
 
+    // Each principal, resource and action once (the schema names a principal type once
+    // per action; the rows did too).
+    let mut seen = std::collections::HashSet::new();
+    for c in cells {
+        for a in c["actions"].as_array().unwrap() {
+            let key = (
+                c["principal"].to_string(),
+                c["resource"].to_string(),
+                a.to_string(),
+            );
+            assert!(seen.insert(key), "listed twice: {c:#}");
+        }
+    }
+
     // Quarantined: every cell denied, so none is listed.
     assert!(
         !cells.iter().any(|c| c["principal"]
