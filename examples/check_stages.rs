@@ -186,7 +186,7 @@ fn stage_06_cache_key(
     reqs.iter()
         .zip(ids)
         .zip(ops)
-        .map(|((r, id), op)| RawQuestion::new(r, id, op, b.config.identity.principal).unwrap())
+        .map(|((r, id), op)| RawQuestion::new(r, id, op, b.config.identity.principal))
         .collect()
 }
 

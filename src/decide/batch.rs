@@ -59,7 +59,7 @@ impl Batch<'_> {
         ops: &'o [Operation],
         principal: Principal,
         anonymous: bool,
-        mut key: impl FnMut(&Operation) -> Option<RawQuestion>,
+        mut key: impl FnMut(&Operation) -> RawQuestion,
         mut question: impl FnMut(&Operation, Principal) -> AuthzRequest,
     ) -> BatchDecision<'o> {
         let mut allowed: Option<Decision> = None;
@@ -121,16 +121,16 @@ impl Batch<'_> {
         &self,
         op: &Operation,
         principal: Principal,
-        key: &mut impl FnMut(&Operation) -> Option<RawQuestion>,
+        key: &mut impl FnMut(&Operation) -> RawQuestion,
         question: &mut impl FnMut(&Operation, Principal) -> AuthzRequest,
     ) -> Decided {
         let started = Instant::now();
-        let decided = match (self.cache, self.cache.and_then(|_| key(op))) {
-            (Some(c), Some(raw)) => {
+        let decided = match self.cache {
+            Some(c) => {
                 let uid = principal.0.uid.clone();
                 c.decide_raw(
                     self.snapshot,
-                    raw,
+                    key(op),
                     &uid,
                     || question(op, principal),
                     self.on_error,
@@ -138,14 +138,7 @@ impl Batch<'_> {
                     self.now,
                 )
             }
-            (Some(c), None) => c.decide_owned(
-                self.snapshot,
-                question(op, principal),
-                self.on_error,
-                self.valid_until,
-                self.now,
-            ),
-            (None, _) => cache::evaluate(self.snapshot, &question(op, principal), self.on_error),
+            None => cache::evaluate(self.snapshot, &question(op, principal), self.on_error),
         };
         if !decided.cache_hit {
             metrics::record_evaluation(started.elapsed());

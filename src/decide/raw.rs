@@ -23,6 +23,7 @@ use crate::classify::Operation;
 use crate::identity::Identity;
 use crate::identity::issuers::PrincipalSource;
 use crate::identity::jwt::VerifiedToken;
+use crate::identity::keys::ApiKeyIdentity;
 use crate::identity::spiffe::SpiffeId;
 use crate::policy::cache::RawKey;
 use crate::request::HttpRequest;
@@ -44,6 +45,9 @@ pub struct RawQuestion {
     /// The verified token, compared by content: principal, groups and every
     /// claim that reaches `context.auth`.
     token: Option<Arc<VerifiedToken>>,
+    /// The API key's record, compared by content: its id, principal, groups,
+    /// owner and lifetime (its age and remaining lifetime are volatile).
+    api_key: Option<Arc<ApiKeyIdentity>>,
     action: EntityUid,
     resource: EntityUid,
     /// The protocol records (`ai`, `mcp`).
@@ -54,18 +58,14 @@ pub struct RawQuestion {
 
 impl RawQuestion {
     /// The question `question::ask` would build for `op` of `req` from
-    /// `identity`, as a key; `None` for an API-key caller (the key's record is
-    /// not part of this key: such a caller is cached under the Cedar request).
+    /// `identity`, as a key.
     pub fn new(
         req: &HttpRequest,
         identity: &Identity,
         op: &Operation,
         choice: PrincipalSource,
-    ) -> Option<Self> {
-        if identity.api_key.is_some() {
-            return None;
-        }
-        Some(Self {
+    ) -> Self {
+        Self {
             token_principal: choice == PrincipalSource::Token,
             method: req.method.clone(),
             host: req.host.clone(),
@@ -74,10 +74,11 @@ impl RawQuestion {
             source_ip: req.source.ip,
             workload: identity.workload.as_ref().map(|w| w.id.clone()),
             token: identity.token.clone(),
+            api_key: identity.api_key.clone(),
             action: op.action.clone(),
             resource: op.resource.clone(),
             context: op.context.clone(),
-        })
+        }
     }
 }
 
@@ -112,6 +113,9 @@ mod tests {
         r#"@id("reads-time") forbid (principal, action, resource) when { context.request.time < datetime("2000-01-01") };"#,
     ];
 
+    /// Reads a volatile value of API-key callers only.
+    const KEY_AGE: &str = r#"@id("fresh-keys") forbid (principal is App, action, resource) unless { context.auth has api_key_age_seconds && context.auth.api_key_age_seconds <= 3600 };"#;
+
     const ENTITIES: &str = r#"[{"uid": {"type": "Group", "id": "approved-agents"}, "attrs": {}, "parents": []},
         {"uid": {"type": "Workload", "id": "spiffe://example.org/ns/agents/sa/research-agent"}, "attrs": {}, "parents": [{"type": "Group", "id": "approved-agents"}]}]"#;
 
@@ -127,7 +131,25 @@ mod tests {
         crate::policy::load_dir(dir.path(), 1).unwrap()
     }
 
-    /// A request, its caller and its operation: `who` 0 is anonymous.
+    /// Two keys of one `App` principal, one in `approved-agents`, one in no
+    /// group: the same principal must not share decisions across its keys.
+    fn api_key(approved: bool) -> ApiKeyIdentity {
+        ApiKeyIdentity {
+            id: if approved { "k-approved" } else { "k-none" }.to_owned(),
+            principal: crate::vocab::uid("App", "notebook").unwrap(),
+            groups: if approved {
+                vec!["approved-agents".to_owned()]
+            } else {
+                Vec::new()
+            },
+            owner: "alice@example.com".to_owned(),
+            created: 1_799_999_000,
+            expires: 1_900_000_000,
+        }
+    }
+
+    /// A request, its caller and its operation: `who` 0 is anonymous, 1 to 3
+    /// workloads, 4 and 5 API keys (see [`api_key`]).
     fn inputs(
         who: usize,
         path: usize,
@@ -135,13 +157,15 @@ mod tests {
         id: usize,
     ) -> (HttpRequest, Identity, Operation) {
         let identity = Identity {
-            workload: [None, Some(RESEARCH), Some(ROGUE), Some(OTHER_NS)][who].map(|p| Workload {
-                id: SpiffeId::parse(p).unwrap(),
-                source: WorkloadSource::PeerPrincipal,
-                not_after: None,
-            }),
+            workload: [None, Some(RESEARCH), Some(ROGUE), Some(OTHER_NS), None, None][who].map(
+                |p| Workload {
+                    id: SpiffeId::parse(p).unwrap(),
+                    source: WorkloadSource::PeerPrincipal,
+                    not_after: None,
+                },
+            ),
             token: None,
-            api_key: None,
+            api_key: (who >= 4).then(|| Arc::new(api_key(who == 4))),
         };
         let req = HttpRequest {
             id: ["req-a", "req-b", "req-c"][id].to_owned(),
@@ -166,13 +190,19 @@ mod tests {
     fn raw_keyed_decisions_equal_uncached_ones() {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         // Without and with a policy reading `context.request.time` (then every
-        // request takes the Cedar-request key and is bypassed).
-        for (policies, reads_time) in [(&POOL[..8], false), (POOL, true)] {
+        // request takes the Cedar-request key and is bypassed), and with one
+        // reading a key's age (then only API-key callers are).
+        let key_age = [&POOL[..8], &[KEY_AGE][..]].concat();
+        for (policies, reads_time, reads_key_age) in [
+            (&POOL[..8], false, false),
+            (POOL, true, false),
+            (&key_age[..], false, true),
+        ] {
             let s = snapshot(policies);
             let cache = DecisionCache::<RawQuestion>::new_raw(100, Duration::from_secs(60));
             for round in 0..2 {
                 let now = t0 + Duration::from_secs(round * 7);
-                for who in 0..4 {
+                for who in 0..6 {
                     for path in 0..5 {
                         for method in 0..3 {
                             let (req, identity, op) = inputs(who, path, method, round as usize);
@@ -182,8 +212,7 @@ mod tests {
                             let authz = question::ask(&req, &identity, &op, now, principal);
                             let got = cache.decide_raw(
                                 &s,
-                                RawQuestion::new(&req, &identity, &op, PrincipalSource::Token)
-                                    .unwrap(),
+                                RawQuestion::new(&req, &identity, &op, PrincipalSource::Token),
                                 &uid,
                                 || authz.clone(),
                                 OnPolicyError::Deny,
@@ -193,14 +222,15 @@ mod tests {
                             let (want, want_shadow) =
                                 s.decide_with_shadow(&authz, OnPolicyError::Deny);
                             let at = format!(
-                                "time {reads_time} who {who} path {path} method {method} round {round}"
+                                "time {reads_time} key age {reads_key_age} who {who} path {path} method {method} round {round}"
                             );
                             assert_eq!(got.decision, want, "{at}");
                             assert_eq!(got.shadow, want_shadow, "{at}");
                             // A clean decision asked again (new id, new time) is a hit.
                             let clean = want.errors.is_empty()
                                 && want_shadow.as_ref().is_none_or(|d| d.errors.is_empty());
-                            assert_eq!(got.cache_hit, round == 1 && clean && !reads_time, "{at}");
+                            let bypassed = reads_time || (reads_key_age && who >= 4);
+                            assert_eq!(got.cache_hit, round == 1 && clean && !bypassed, "{at}");
                         }
                     }
                 }
@@ -219,10 +249,13 @@ mod tests {
         assert_ne!(key(1, 0, 0, 0), key(0, 0, 0, 0), "anonymous");
         assert_ne!(key(1, 0, 0, 0), key(1, 3, 0, 0), "path");
         assert_ne!(key(1, 0, 0, 0), key(1, 0, 1, 0), "method");
+        assert_eq!(key(4, 0, 0, 0), key(4, 0, 0, 1), "an API key's request id");
+        assert_ne!(key(4, 0, 0, 0), key(5, 0, 0, 0), "the API key (same principal)");
+        assert_ne!(key(4, 0, 0, 0), key(0, 0, 0, 0), "an API key against none");
         let (mut req, identity, op) = inputs(1, 0, 0, 0);
-        let base = RawQuestion::new(&req, &identity, &op, PrincipalSource::Token).unwrap();
+        let base = RawQuestion::new(&req, &identity, &op, PrincipalSource::Token);
         let again = |req: &HttpRequest, op: &Operation, choice| {
-            RawQuestion::new(req, &identity, op, choice).unwrap()
+            RawQuestion::new(req, &identity, op, choice)
         };
         req.host = "other.example.com".to_owned();
         assert_ne!(base, again(&req, &op, PrincipalSource::Token), "host");

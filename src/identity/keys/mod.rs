@@ -116,7 +116,7 @@ impl ApiKeysConfig {
 }
 
 /// A caller authenticated by an API key. Holds no secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ApiKeyIdentity {
     /// The key id.
     pub id: String,
