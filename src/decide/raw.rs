@@ -157,13 +157,19 @@ mod tests {
         id: usize,
     ) -> (HttpRequest, Identity, Operation) {
         let identity = Identity {
-            workload: [None, Some(RESEARCH), Some(ROGUE), Some(OTHER_NS), None, None][who].map(
-                |p| Workload {
+            workload: [
+                None,
+                Some(RESEARCH),
+                Some(ROGUE),
+                Some(OTHER_NS),
+                None,
+                None,
+            ][who]
+                .map(|p| Workload {
                     id: SpiffeId::parse(p).unwrap(),
                     source: WorkloadSource::PeerPrincipal,
                     not_after: None,
-                },
-            ),
+                }),
             token: None,
             api_key: (who >= 4).then(|| Arc::new(api_key(who == 4))),
         };
@@ -250,7 +256,11 @@ mod tests {
         assert_ne!(key(1, 0, 0, 0), key(1, 3, 0, 0), "path");
         assert_ne!(key(1, 0, 0, 0), key(1, 0, 1, 0), "method");
         assert_eq!(key(4, 0, 0, 0), key(4, 0, 0, 1), "an API key's request id");
-        assert_ne!(key(4, 0, 0, 0), key(5, 0, 0, 0), "the API key (same principal)");
+        assert_ne!(
+            key(4, 0, 0, 0),
+            key(5, 0, 0, 0),
+            "the API key (same principal)"
+        );
         assert_ne!(key(4, 0, 0, 0), key(0, 0, 0, 0), "an API key against none");
         let (mut req, identity, op) = inputs(1, 0, 0, 0);
         let base = RawQuestion::new(&req, &identity, &op, PrincipalSource::Token);

@@ -335,17 +335,10 @@ impl ApiKeys {
             return Err(ApiKeyError::UnknownId(parsed.id.to_owned()));
         };
         if !matched {
-            return Err(ApiKeyError::WrongSecret(record.id.clone()));
+            return Err(ApiKeyError::WrongSecret(record.identity.id.clone()));
         }
         check_record(record, now, self.cfg.max_lifetime())?;
-        Ok(Arc::new(ApiKeyIdentity {
-            id: record.id.clone(),
-            principal: record.principal.clone(),
-            groups: record.groups.clone(),
-            owner: record.owner.clone(),
-            created: record.created,
-            expires: record.expires,
-        }))
+        Ok(record.identity.clone())
     }
 
     /// `/status`: store path, keys by state, latest read. No hashes.
@@ -370,11 +363,11 @@ impl ApiKeys {
         for k in self.index.load().keys.values() {
             if k.revoked.is_some_and(|t| t <= now) {
                 c.revoked += 1;
-            } else if k.expires <= now {
+            } else if k.identity.expires <= now {
                 c.expired += 1;
             } else {
                 c.active += 1;
-                if k.expires - now <= EXPIRING_SOON {
+                if k.identity.expires - now <= EXPIRING_SOON {
                     c.expiring_soon += 1;
                 }
             }
@@ -416,14 +409,15 @@ struct Counts {
 }
 
 fn check_record(record: &KeyRecord, now: i64, max_lifetime: i64) -> Result<(), ApiKeyError> {
+    let key = &record.identity;
     if record.revoked.is_some_and(|t| t <= now) {
-        return Err(ApiKeyError::Revoked(record.id.clone()));
+        return Err(ApiKeyError::Revoked(key.id.clone()));
     }
-    if now >= record.expires {
-        return Err(ApiKeyError::Expired(record.id.clone()));
+    if now >= key.expires {
+        return Err(ApiKeyError::Expired(key.id.clone()));
     }
-    if record.expires.saturating_sub(record.created) > max_lifetime {
-        return Err(ApiKeyError::LifetimeExceeded(record.id.clone()));
+    if key.expires.saturating_sub(key.created) > max_lifetime {
+        return Err(ApiKeyError::LifetimeExceeded(key.id.clone()));
     }
     Ok(())
 }

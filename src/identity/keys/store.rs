@@ -19,7 +19,7 @@ use std::sync::Arc;
 use cedar_policy::EntityUid;
 use serde::{Deserialize, Serialize};
 
-use crate::identity::keys::format;
+use crate::identity::keys::{ApiKeyIdentity, format};
 
 /// Largest store file read.
 pub const MAX_STORE_BYTES: u64 = 16 * 1024 * 1024;
@@ -107,18 +107,9 @@ pub enum StoreError {
 /// A key ready for lookups.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {
-    /// The id.
-    pub id: String,
-    /// The principal.
-    pub principal: EntityUid,
-    /// Group ids.
-    pub groups: Vec<String>,
-    /// Owner.
-    pub owner: String,
-    /// Issued at.
-    pub created: i64,
-    /// Expires at.
-    pub expires: i64,
+    /// Who the key stands for: what a request presenting it resolves to,
+    /// shared, not rebuilt per request.
+    pub identity: Arc<ApiKeyIdentity>,
     /// Revoked at.
     pub revoked: Option<i64>,
     /// (digest, not_after), current first.
@@ -218,12 +209,14 @@ impl StoreFile {
                 }
             }
             let record = KeyRecord {
-                id: k.id.clone(),
-                principal,
-                groups: k.groups.clone(),
-                owner: k.owner.clone(),
-                created: k.created,
-                expires: k.expires,
+                identity: Arc::new(ApiKeyIdentity {
+                    id: k.id.clone(),
+                    principal,
+                    groups: k.groups.clone(),
+                    owner: k.owner.clone(),
+                    created: k.created,
+                    expires: k.expires,
+                }),
                 revoked: k.revoked,
                 secrets,
             };
