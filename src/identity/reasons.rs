@@ -75,14 +75,7 @@ const TOKEN: &[&str] = &[
 ];
 
 /// Codes of [`super::keys::ApiKeyError::reason`] (gateway-issued API keys).
-const API_KEY: &[&str] = &[
-    "api_key_malformed",
-    "api_key_unknown",
-    "api_key_wrong_secret",
-    "api_key_expired",
-    "api_key_revoked",
-    "api_key_lifetime_exceeded",
-];
+const API_KEY: &[&str] = &super::keys::ApiKeyError::REASONS;
 
 /// Every identity rejection code, each once.
 pub fn all() -> impl Iterator<Item = &'static str> {
