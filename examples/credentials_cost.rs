@@ -12,7 +12,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -44,21 +43,12 @@ fn time(iters: u32, mut f: impl FnMut()) -> Duration {
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("cedar/schema.cedarschema"),
-        policies.join("schema.cedarschema"),
-    )
-    .unwrap();
-    std::fs::write(policies.join("p.cedar"), POLICIES).unwrap();
-    std::fs::write(
-        policies.join("entities.json"),
-        format!(
-            r#"[{{"uid": {{"type": "Workload", "id": "{WORKLOAD}"}}, "attrs": {{}},
-                "parents": [{{"type": "Group", "id": "research"}}]}}]"#
-        ),
-    )
-    .unwrap();
+    cedar_gate::policy::testkit::write_dir(
+        &policies,
+        "p.cedar",
+        POLICIES,
+        &[(WORKLOAD, "research")],
+    );
     let snapshot = cedar_gate::policy::load_dir(&policies, 1).unwrap();
     std::fs::write(
         dir.path().join("openai.key"),

@@ -10,6 +10,8 @@ pub mod shadow;
 pub mod slice;
 pub mod snapshot;
 pub mod store;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod watch;
 
 pub use config::{AuthorizationConfig, CacheConfig, OnPolicyError, PolicyReloadConfig};

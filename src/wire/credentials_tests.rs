@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -39,30 +38,17 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("cedar/schema.cedarschema"),
-        policies.join("schema.cedarschema"),
-    )
-    .unwrap();
-    std::fs::write(policies.join("p.cedar"), POLICIES).unwrap();
-    let entities: Vec<serde_json::Value> = [
-        (RESEARCH, "research"),
-        (SHARED, "shared"),
-        (CONFLICT, "conflict"),
-        (NAMELESS, "nameless"),
-    ]
-    .iter()
-    .map(|(w, g)| {
-        serde_json::json!({"uid": {"type": "Workload", "id": w}, "attrs": {},
-            "parents": [{"type": "Group", "id": g}]})
-    })
-    .collect();
-    std::fs::write(
-        policies.join("entities.json"),
-        serde_json::to_string(&entities).unwrap(),
-    )
-    .unwrap();
+    crate::policy::testkit::write_dir(
+        &policies,
+        "p.cedar",
+        POLICIES,
+        &[
+            (RESEARCH, "research"),
+            (SHARED, "shared"),
+            (CONFLICT, "conflict"),
+            (NAMELESS, "nameless"),
+        ],
+    );
     let snapshot = crate::policy::load_dir(&policies, 1).unwrap();
     let secrets = dir.path().join("secrets");
     std::fs::create_dir(&secrets).unwrap();

@@ -54,29 +54,16 @@ impl Setup {
             .tempdir()
             .unwrap();
         let policies = dir.path().join("policies");
-        std::fs::create_dir(&policies).unwrap();
-        std::fs::copy(
-            repo_path("cedar/schema.cedarschema"),
-            policies.join("schema.cedarschema"),
-        )
-        .unwrap();
-        std::fs::write(policies.join("credentials.cedar"), POLICIES).unwrap();
-        let entities: Vec<Value> = [
-            (RESEARCH, "research"),
-            (PLATFORM, "platform"),
-            (NOCRED, "legacy"),
-        ]
-        .iter()
-        .map(|(w, g)| {
-            serde_json::json!({"uid": {"type": "Workload", "id": w}, "attrs": {},
-                    "parents": [{"type": "Group", "id": g}]})
-        })
-        .collect();
-        std::fs::write(
-            policies.join("entities.json"),
-            serde_json::to_string(&entities).unwrap(),
-        )
-        .unwrap();
+        cedar_gate::policy::testkit::write_dir(
+            &policies,
+            "credentials.cedar",
+            POLICIES,
+            &[
+                (RESEARCH, "research"),
+                (PLATFORM, "platform"),
+                (NOCRED, "legacy"),
+            ],
+        );
         // research: `api-key -> ..data/api-key`, `..data -> ..v1`, as the kubelet mounts it.
         let research = dir.path().join("research");
         std::fs::create_dir_all(research.join("..v1")).unwrap();
