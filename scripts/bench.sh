@@ -82,11 +82,9 @@ PRINCIPALS=10000
 # with them (the kid is written into both the tokens and the JWKS by mint-jwt).
 JWT_ISSUER=https://idp.example.com
 JWT_AUDIENCE=https://models.example.com
-# API keys the api-key scenario cycles over: one per team of p100 (key i: App::"bench-app-i"
-# in team-i), so every team permit answers, as in spiffe-distinct. Not one per principal:
-# each is a run of the real CLI rewriting the store, and a key's per-request work (parse,
-# lookup, SHA-256, compare) does not depend on how many there are.
-API_KEYS=100
+# credential, api-key: CRED_DIR, PROVIDER_CONFIG, API_KEY_CONFIG, credential_inputs,
+# injects, expect_injected (shared with scripts/check_stages.sh).
+source scripts/bench_credentials.sh
 UNEXPECTED=()
 
 PIDS=()
@@ -169,30 +167,6 @@ prom_sum() {
   awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%d\n", s }' "$2"
 }
 
-# Scenarios in which cedar-gate injects a provider credential on allow.
-injects() { [[ $1 == credential || $1 == api-key ]]; }
-
-# Exits 1 (and says why) unless every allow of a merged gRPC row of an injecting scenario
-# carried the credential: by the load generator's count of answers setting
-# `authorization`, and on the last round by the server's injection counter.
-expect_injected() {
-  python3 - "$1" <<'EOF'
-import json, sys
-r = json.loads(sys.argv[1])
-where = f"{r.get('label', '?')} {r.get('scenario', '?')}"
-problems = []
-if r.get("injected") != r.get("allow"):
-    problems.append(f"{r.get('injected')} of {r.get('allow')} allows set the injected authorization header")
-if "server_injections" in r and r["server_injections"] != r.get("server_allow"):
-    problems.append(f"server injected {r['server_injections']} credentials for {r.get('server_allow')} allows")
-if problems:
-    print(f"UNEXPECTED in {where}: " + "; ".join(problems), file=sys.stderr)
-    sys.exit(1)
-extra = f" (server: {r['server_injections']:,} injections)" if "server_injections" in r else ""
-print(f"{where}: credential injected into all {r.get('injected', 0):,} allows{extra}", file=sys.stderr)
-EOF
-}
-
 rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
 # --- build --------------------------------------------------------------------
@@ -235,38 +209,13 @@ if scenario_on jwt-distinct || scenario_on jwt-repeat; then
     --issuer "$JWT_ISSUER" --audience "$JWT_AUDIENCE" \
     --tokens-out "$JWT_DIR/tokens.txt" --jwks-out "$JWT_DIR/jwks.json"
 fi
-# credential, api-key: a provider route (plain HTTP, so the request is the same
-# `Action::"http"` on `Route::"/v1/chat/completions"` as in spiffe-*) whose credential, a
-# made-up key in a file here, is named by `@credential` on every team permit (p100-cred,
-# no route default: an allow that selected none would be refused, never forwarded bare).
-CRED_DIR=$OUT/credentials
-if scenario_on credential || scenario_on api-key; then
-  mkdir -p "$CRED_DIR"
-  (umask 077 && printf 'sk-bench-not-a-real-provider-key-0123456789\n' > "$CRED_DIR/provider-key")
-  rm -rf "$OUT/policies/p100-cred"
-  cp -r "$OUT/policies/p100" "$OUT/policies/p100-cred"
-  sed -i 's/^@owner(/@credential("bench-provider")\n@owner(/' "$OUT/policies/p100-cred/bench.cedar"
-fi
-PROVIDER_CONFIG="routes:
-  - { name: provider, path_prefix: /v1/, protocol: http }
-provider_credentials:
-  credentials:
-    - { id: bench-provider, header: bearer, file: $CRED_DIR/provider-key }
-  routes:
-    - { route: provider }
-"
-# api-key: the keys, issued with the real CLI (not measured), printed once each into keys.txt.
+# credential, api-key: the credential file and p100-cred; api-key also its keys.
 if scenario_on api-key; then
-  log "issuing $API_KEYS API keys (cedar-gate keys issue)"
-  rm -f "$CRED_DIR/keys.json"
-  for ((i = 0; i < API_KEYS; i++)); do
-    "$BIN/cedar-gate" keys issue --store "$CRED_DIR/keys.json" --principal "App::\"bench-app-$i\"" \
-      --groups "team-$((i % 100))" --owner bench --expires 1d 2> /dev/null
-  done > "$CRED_DIR/keys.txt"
+  log "credential file, p100-cred and $API_KEYS API keys (cedar-gate keys issue)"
+  credential_inputs keys
+elif scenario_on credential; then
+  credential_inputs
 fi
-API_KEY_CONFIG="api_keys:
-  store: $CRED_DIR/keys.json
-"
 
 JWT_CONFIG="  issuers:
     - issuer: $JWT_ISSUER

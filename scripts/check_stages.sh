@@ -10,13 +10,16 @@
 #      by `loadgen` over loopback gRPC; counters zeroed after a warm-up, then REQUESTS
 #      checks, then dumped: instructions of the whole process (tonic, h2, prost, the
 #      handler, the audit writer) per Check. The null server's count is the floor.
+#      `credential` and `api-key` (issue 14) run against cedar-gate configured as
+#      scripts/bench.sh configures it (scripts/bench_credentials.sh makes the inputs of both).
 #
 # Usage: scripts/check_stages.sh       (or `make bench-stages`; about 10 minutes)
 # Environment (defaults in brackets):
 #   ITERS [1000] requests per stage batch; REQUESTS [2000] checks per whole-server run
 #   PARTS ["stages server"]; OUT [target/bench/stages-<UTC time>]; BASE_PORT [29200]
 #   STAGES [all: "hit spiffe-cold jwt-cold jwt-hit openai-cold openai-hit mcp-cold mcp-hit"]
-#   SERVER_SCENARIOS [all: "spiffe-repeat spiffe-distinct jwt-repeat jwt-distinct openai mcp"]
+#   SERVER_SCENARIOS [all: "spiffe-repeat spiffe-distinct jwt-repeat jwt-distinct openai mcp
+#     credential api-key"]
 #   CARGO [cargo]; CARGO_TARGET_DIR [target]: binaries from $CARGO_TARGET_DIR/release
 #   VALGRIND [valgrind on PATH, else Debian's package unpacked into .tools/deb/valgrind]
 # Needs openssl (a fresh RSA key for the bench tokens) and perl (callgrind_annotate).
@@ -35,14 +38,20 @@ GATE_PORT=$((BASE_PORT + 1))
 ADMIN_PORT=$((BASE_PORT + 2))
 JWT_ISSUER=https://idp.example.com
 JWT_AUDIENCE=https://models.example.com
+read -r -a SCENARIOS <<< "${SERVER_SCENARIOS:-spiffe-repeat spiffe-distinct jwt-repeat jwt-distinct openai mcp credential api-key}"
+UNEXPECTED=()
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 RESULTS=$OUT/stages.jsonl
 : > "$RESULTS"
+# credential, api-key: CRED_DIR, PROVIDER_CONFIG, API_KEY_CONFIG, credential_inputs,
+# injects, expect_injected (shared with scripts/bench.sh).
+source scripts/bench_credentials.sh
 
 log() { printf '== %s\n' "$*" >&2; }
 part() { [[ " $PARTS " == *" $1 "* ]]; }
+server_on() { part server && [[ " ${SCENARIOS[*]} " == *" $1 "* ]]; }
 
 PIDS=()
 cleanup() {
@@ -100,21 +109,33 @@ if [[ ! -s $JWT_DIR/tokens.txt ]]; then
     --issuer "$JWT_ISSUER" --audience "$JWT_AUDIENCE" \
     --tokens-out "$JWT_DIR/tokens.txt" --jwks-out "$JWT_DIR/jwks.json" >&2
 fi
+if server_on credential || server_on api-key; then
+  log "credential file, p100-cred and $API_KEYS API keys (cedar-gate keys issue)"
+  credential_inputs keys
+fi
+JWT_CONFIG="  issuers:
+    - issuer: $JWT_ISSUER
+      jwks_file: $JWT_DIR/jwks.json
+      audiences: [$JWT_AUDIENCE]
+      algorithms: [RS256]
+      entity_type: User
+      groups_claim: groups
+"
 ROUTES_CONFIG=$(awk '/^routes:/ { on = 1; print; next } on && /^[^ #]/ { on = 0 } on' config/cedar-gate.yaml)
-# One config per policy set; every one also knows the bench token issuer (harmless without
-# a token), audit to /dev/null as in scripts/bench.sh.
+# The config scripts/bench.sh's start_gate writes: $2 (YAML) right after the trust domain,
+# audit to /dev/null, warnings only.
 write_config() {
-  local file=$1 routes=$2
   {
-    printf 'identity:\n  trust_domains: [example.org]\n  issuers:\n'
-    printf '    - issuer: %s\n      jwks_file: %s\n      audiences: [%s]\n' "$JWT_ISSUER" "$JWT_DIR/jwks.json" "$JWT_AUDIENCE"
-    printf '      algorithms: [RS256]\n      entity_type: User\n      groups_claim: groups\n'
+    printf 'identity:\n  trust_domains: [example.org]\n%s' "$2"
     printf 'audit:\n  sink: file\n  path: /dev/null\nlogging:\n  level: warn\n'
-    [[ -z $routes ]] || printf '%s\n' "$routes"
-  } > "$file"
+  } > "$1"
 }
-write_config "$OUT/plain.yaml" ""
-write_config "$OUT/routes.yaml" "$ROUTES_CONFIG"
+# plain and routes also know the bench token issuer (harmless without a token); credential
+# and api-key are exactly bench.sh's.
+write_config "$OUT/plain.yaml" "$JWT_CONFIG"
+write_config "$OUT/routes.yaml" "$JWT_CONFIG$ROUTES_CONFIG"$'\n'
+write_config "$OUT/credential.yaml" "$PROVIDER_CONFIG"
+write_config "$OUT/api-key.yaml" "$PROVIDER_CONFIG$API_KEY_CONFIG"
 # scenario -> policy set and config
 policies_of() { case $1 in openai) echo p100-ai ;; mcp) echo p100-mcp ;; *) echo p100 ;; esac; }
 config_of() { case $1 in openai | mcp) echo "$OUT/routes.yaml" ;; *) echo "$OUT/plain.yaml" ;; esac; }
@@ -172,29 +193,41 @@ wait_grpc() {
 }
 # One measured run against the server under callgrind: warm-up with the scenario's repeat
 # shape (so the measured run's first principals stay cold), zero, REQUESTS checks, dump.
-# Prints the dumped total instructions and the loadgen JSON.
+# api-key warms with its own 100 keys: every measured Check is then a decision cache hit,
+# as in spiffe-repeat and as in bench.sh's long runs. Appends the dumped total
+# instructions and the loadgen JSON to $RESULTS.
 measure() {
-  local pid=$1 port=$2 label=$3 scenario=$4 warm dumps before total run
+  local pid=$1 port=$2 label=$3 scenario=$4 warm tokens=$JWT_DIR/tokens.txt dump total run
   case $scenario in
     jwt-*) warm=jwt-repeat ;;
+    api-key) warm=api-key; tokens=$CRED_DIR/keys.txt ;;
     *) warm=spiffe-repeat ;;
   esac
-  "$BIN/examples/loadgen" --target "127.0.0.1:$port" --scenario "$warm" --tokens "$JWT_DIR/tokens.txt" \
+  "$BIN/examples/loadgen" --target "127.0.0.1:$port" --scenario "$warm" --tokens "$tokens" \
     --requests 200 --duration 120s --warmup 0s --json > /dev/null
   "$CG_CONTROL" -z "$pid" > /dev/null
   run=$("$BIN/examples/loadgen" --target "127.0.0.1:$port" --scenario "$scenario" \
-    --tokens "$JWT_DIR/tokens.txt" --principals "$TOKENS" --requests "$REQUESTS" \
+    --tokens "$tokens" --principals "$TOKENS" --requests "$REQUESTS" \
     --duration 600s --warmup 0s --json --label "$label")
   "$CG_CONTROL" -d "$pid" > /dev/null
   # The newest dump of this process holds the measured run.
   dump=$(ls -t "$OUT"/cg-server-*.out.* 2> /dev/null | head -n1)
   total=$(awk '/^(summary|totals):/ { print $2; exit }' "$dump")
   python3 scripts/stages_report.py server "$label" "$scenario" "$total" "$run" >> "$RESULTS"
+  if [[ $label == cedar-gate ]] && injects "$scenario"; then
+    expect_injected "$run" || UNEXPECTED+=("$scenario")
+  fi
 }
 
+# cedar-gate servers: policy set, config, the scenarios measured against it.
+GATE_RUNS=(
+  "p100 plain spiffe-repeat spiffe-distinct jwt-repeat jwt-distinct"
+  "p100-ai routes openai"
+  "p100-mcp routes mcp"
+  "p100-cred credential credential"
+  "p100-cred api-key api-key"
+)
 if part server; then
-  read -r -a SCENARIOS <<< "${SERVER_SCENARIOS:-spiffe-repeat spiffe-distinct jwt-repeat jwt-distinct openai mcp}"
-  on() { [[ " ${SCENARIOS[*]} " == *" $1 "* ]]; }
   log "whole server: null ext_authz server under callgrind"
   start_cg null "$BIN/examples/null-authz" --listen "127.0.0.1:$NULL_PORT"
   wait_grpc "$NULL_PORT"
@@ -203,17 +236,14 @@ if part server; then
     measure "$SERVER_PID" "$NULL_PORT" null "$scenario"
   done
   stop_pid "$SERVER_PID"
-  for set in p100 p100-ai p100-mcp; do
-    case $set in
-      p100) cfg=$OUT/plain.yaml; all=(spiffe-repeat spiffe-distinct jwt-repeat jwt-distinct) ;;
-      p100-ai) cfg=$OUT/routes.yaml; all=(openai) ;;
-      p100-mcp) cfg=$OUT/routes.yaml; all=(mcp) ;;
-    esac
+  for run in "${GATE_RUNS[@]}"; do
+    read -r set cfg all <<< "$run"
     scen=()
-    for x in "${all[@]}"; do on "$x" && scen+=("$x"); done
+    for x in $all; do server_on "$x" && scen+=("$x"); done
     ((${#scen[@]})) || continue
-    log "whole server: cedar-gate ($set) under callgrind"
-    start_cg "gate-$set" "$BIN/cedar-gate" serve --config "$cfg" --policy-dir "$OUT/policies/$set" \
+    log "whole server: cedar-gate ($set, $cfg.yaml) under callgrind"
+    start_cg "gate-$set-$cfg" "$BIN/cedar-gate" serve --config "$OUT/$cfg.yaml" \
+      --policy-dir "$OUT/policies/$set" \
       --grpc-listen "127.0.0.1:$GATE_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT"
     wait_grpc "$GATE_PORT"
     for scenario in "${scen[@]}"; do
@@ -226,3 +256,7 @@ fi
 
 python3 scripts/stages_report.py table "$RESULTS" | tee "$OUT/stages.md"
 log "results: $OUT/stages.md ($RESULTS)"
+if ((${#UNEXPECTED[@]})); then
+  log "not every allow carried the injected credential in: ${UNEXPECTED[*]}"
+  exit 1
+fi
