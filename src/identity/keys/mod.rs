@@ -243,11 +243,15 @@ impl ApiKeys {
     pub fn reload(&self) {
         let _serial = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let path = &self.cfg.store;
-        let result = StoreFile::read(path).and_then(|(file, hash)| {
+        // Polled every second: an unchanged file is recognised by its hash,
+        // before anything is parsed.
+        let result = StoreFile::read_bytes(path).and_then(|(bytes, hash)| {
             if self.index.load().content_hash == hash && hash != [0; 32] {
                 return Ok(None);
             }
-            file.compile(path, hash).map(Some)
+            StoreFile::parse(&bytes, path)?
+                .compile(path, hash)
+                .map(Some)
         });
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         match result {

@@ -130,35 +130,47 @@ pub struct Index {
 impl StoreFile {
     /// Reads and parses a store file (without compiling it).
     pub fn read(path: &Path) -> Result<(Self, [u8; 32]), StoreError> {
+        let (bytes, hash) = Self::read_bytes(path)?;
+        Ok((Self::parse(&bytes, path)?, hash))
+    }
+
+    /// The file's bytes, bounded, and their SHA-256: what a reload compares
+    /// before parsing anything.
+    pub fn read_bytes(path: &Path) -> Result<(Vec<u8>, [u8; 32]), StoreError> {
         use sha2::Digest;
         use std::io::Read;
-        let shown = path.display().to_string();
+        let shown = || path.display().to_string();
         let file = std::fs::File::open(path).map_err(|source| StoreError::Read {
-            path: shown.clone(),
+            path: shown(),
             source,
         })?;
         let mut bytes = Vec::new();
         file.take(MAX_STORE_BYTES + 1)
             .read_to_end(&mut bytes)
             .map_err(|source| StoreError::Read {
-                path: shown.clone(),
+                path: shown(),
                 source,
             })?;
         if bytes.len() as u64 > MAX_STORE_BYTES {
-            return Err(StoreError::TooLarge(shown));
+            return Err(StoreError::TooLarge(shown()));
         }
         let hash: [u8; 32] = sha2::Sha256::digest(&bytes).into();
-        let file: StoreFile = serde_json::from_slice(&bytes).map_err(|e| StoreError::Invalid {
-            path: shown.clone(),
+        Ok((bytes, hash))
+    }
+
+    /// Parses the bytes of the store file at `path` (named in errors).
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self, StoreError> {
+        let file: StoreFile = serde_json::from_slice(bytes).map_err(|e| StoreError::Invalid {
+            path: path.display().to_string(),
             message: e.to_string(),
         })?;
         if file.version != 1 {
             return Err(StoreError::Invalid {
-                path: shown,
+                path: path.display().to_string(),
                 message: format!("`version` is {}, expected 1", file.version),
             });
         }
-        Ok((file, hash))
+        Ok(file)
     }
 
     /// An empty store (`keys issue` on a file that does not exist yet).
