@@ -87,7 +87,6 @@ impl RawKey for RawQuestion {}
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use std::path::Path;
     use std::time::{Duration, SystemTime};
 
     use super::*;
@@ -116,18 +115,10 @@ mod tests {
     /// Reads a volatile value of API-key callers only.
     const KEY_AGE: &str = r#"@id("fresh-keys") forbid (principal is App, action, resource) unless { context.auth has api_key_age_seconds && context.auth.api_key_age_seconds <= 3600 };"#;
 
-    const ENTITIES: &str = r#"[{"uid": {"type": "Group", "id": "approved-agents"}, "attrs": {}, "parents": []},
-        {"uid": {"type": "Workload", "id": "spiffe://example.org/ns/agents/sa/research-agent"}, "attrs": {}, "parents": [{"type": "Group", "id": "approved-agents"}]}]"#;
-
     fn snapshot(policies: &[&str]) -> Snapshot {
         let dir = tempfile::tempdir().unwrap();
-        let schema = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("cedar/schema.cedarschema"),
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("schema.cedarschema"), schema).unwrap();
-        std::fs::write(dir.path().join("p.cedar"), policies.join("\n")).unwrap();
-        std::fs::write(dir.path().join("entities.json"), ENTITIES).unwrap();
+        let members = [(RESEARCH, "approved-agents")];
+        crate::policy::testkit::write_dir(dir.path(), "p.cedar", &policies.join("\n"), &members);
         crate::policy::load_dir(dir.path(), 1).unwrap()
     }
 
