@@ -164,21 +164,17 @@ mod tests {
             token: None,
             api_key: (who >= 4).then(|| Arc::new(api_key(who == 4))),
         };
-        let req = HttpRequest {
-            id: ["req-a", "req-b", "req-c"][id].to_owned(),
-            method: ["GET", "POST", "DELETE"][method].to_owned(),
-            path: [
-                "/v1/models",
-                "/admin/users",
-                "/healthz",
-                "/public/x",
-                "/boom",
-            ][path]
-                .to_owned(),
-            host: "models.example.com".to_owned(),
-            scheme: "https".to_owned(),
-            ..Default::default()
-        };
+        let path = [
+            "/v1/models",
+            "/admin/users",
+            "/healthz",
+            "/public/x",
+            "/boom",
+        ][path];
+        let req = crate::wire::testkit::Check::new(["GET", "POST", "DELETE"][method], path)
+            .id(["req-a", "req-b", "req-c"][id])
+            .http_request()
+            .unwrap();
         let op = crate::classify::http::classify(&req);
         (req, identity, op)
     }

@@ -12,7 +12,6 @@ use crate::identity::spiffe::SpiffeId;
 use crate::identity::{Identity, Workload, WorkloadSource};
 use crate::policy::load_dir;
 use crate::policy::reads::VOLATILE_CONTEXT;
-use crate::request::HttpRequest;
 use crate::vocab::{EntityType, builtin_uid};
 
 const RESEARCH: &str = "spiffe://example.org/ns/agents/sa/research-agent";
@@ -93,22 +92,18 @@ fn request(who: usize, path: usize, method: usize, id: usize, now: SystemTime) -
         token: None,
         api_key: None,
     };
-    let req = HttpRequest {
-        id: ["req-a", "req-b", "req-c"][id].to_owned(),
-        method: ["GET", "POST", "DELETE"][method].to_owned(),
-        path: [
-            "/v1/models",
-            "/admin/users",
-            "/healthz",
-            "/public/x",
-            "/other",
-            "/boom",
-        ][path]
-            .to_owned(),
-        host: "models.example.com".to_owned(),
-        scheme: "https".to_owned(),
-        ..Default::default()
-    };
+    let path = [
+        "/v1/models",
+        "/admin/users",
+        "/healthz",
+        "/public/x",
+        "/other",
+        "/boom",
+    ][path];
+    let req = crate::wire::testkit::Check::new(["GET", "POST", "DELETE"][method], path)
+        .id(["req-a", "req-b", "req-c"][id])
+        .http_request()
+        .unwrap();
     let op = crate::classify::http::classify(&req);
     let mut authz = crate::decide::question::authz_request(&req, &identity, &op, now);
     if principal == Some(NEWCOMER) {
