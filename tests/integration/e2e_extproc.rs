@@ -7,72 +7,15 @@
 //! called by name must still be refused.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use serde_json::{Value, json};
 
 use crate::ai::shipped_routes_yaml;
 use crate::common::gate::DEFAULT_CONFIG;
 use crate::common::ids::RESEARCH_AGENT;
-use crate::common::pyrouter::router_python;
+use crate::common::pyrouter::{PyServer, Ready, router_python};
 use crate::common::{CedarGate, Envoy, GateOptions, MtlsClient, TestPki, repo_path};
-
-/// The SDK's MCP server, killed on drop.
-struct McpServer {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl McpServer {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port_file = dir.path().join("port");
-        let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-        let child = Command::new(router_python())
-            .arg(repo_path("tests/mcp_sdk/e2e.py"))
-            .arg("server")
-            .arg("--port-file")
-            .arg(&port_file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn the MCP SDK server");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        let port = loop {
-            if let Some(p) = std::fs::read_to_string(&port_file)
-                .ok()
-                .and_then(|s| s.trim().parse::<u16>().ok())
-            {
-                break p;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "MCP SDK server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        // Listening once the port is written; give uvicorn its lifespan start-up.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        Self { child, dir, port }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for McpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- MCP SDK server stderr ---\n{}", self.logs());
-        }
-    }
-}
 
 /// Runs the SDK client against `url` and returns what it saw.
 fn sdk_client(url: &str, mode: &str, cert: &Path, key: &Path, ca: &Path) -> Value {
@@ -99,7 +42,14 @@ fn sdk_client(url: &str, mode: &str, cert: &Path, key: &Path, ca: &Path) -> Valu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_extproc_filters_lists_for_sdk_clients() {
     let pki = TestPki::new();
-    let server = McpServer::start().await;
+    // The SDK's MCPServer under uvicorn; it has no readiness route, so any answer will do.
+    let server = PyServer::start(
+        "MCP SDK server",
+        "tests/mcp_sdk/e2e.py",
+        |_| vec!["server".into()],
+        Ready::AnyAnswer,
+    )
+    .await;
     let gate = CedarGate::start_with(GateOptions {
         // The shipped routes, and one more MCP server whose lists cannot be read.
         config: format!(
@@ -116,7 +66,7 @@ async fn e2e_extproc_filters_lists_for_sdk_clients() {
     let envoy = Envoy::start_config(
         &repo_path("envoy/envoy.yaml"),
         gate.grpc_addr(),
-        std::net::SocketAddr::from(([127, 0, 0, 1], server.port)),
+        server.addr(),
         &pki,
     )
     .await;

@@ -4,7 +4,8 @@
 //! - [`InProc`]: the server in this test process (`cedar_gate::app::start`) with a gRPC client.
 //! - [`Envoy`]: a real Envoy running a shipped config from `envoy/`.
 //! - [`Upstream`]: an HTTP server standing in for the protected service; records requests.
-//! - [`pyrouter::PyRouter`]: a real model-server router (Starlette on uvicorn) as the upstream.
+//! - [`pyrouter::PyRouter`]: a real model-server router (Starlette on uvicorn) as the upstream;
+//!   [`pyrouter::PyServer`] runs any such Python server (the MCP SDK's, too).
 //! - [`TestPki`]: a CA, a server certificate and SPIFFE client certificates.
 //! - [`MtlsClient`]: an HTTPS client presenting a client certificate to Envoy.
 //! - [`raw::RawClient`]: raw HTTP/1.1 bytes over mTLS to Envoy, for what clients refuse to send.
