@@ -251,35 +251,13 @@ fn rotation_is_used_by_the_next_request_and_nothing_leaks() {
     assert_eq!(set.as_deref(), Some("Bearer sk-research-1"));
     std::fs::write(f.secrets.join("research"), "sk-research-2").unwrap();
     creds.refresh();
-    let outcome = g.check(&f.snapshot, &chat(RESEARCH, &[], ""), SystemTime::now());
-    assert_eq!(
-        outcome
-            .credential
-            .as_ref()
-            .unwrap()
-            .set
-            .as_ref()
-            .unwrap()
-            .1
-            .expose(),
-        "Bearer sk-research-2"
-    );
+    let (_, _, set, ..) = run(&g, &f.snapshot, &chat(RESEARCH, &[], ""));
+    assert_eq!(set.as_deref(), Some("Bearer sk-research-2"));
     // Removed file: the last good value stays, and the failure shows.
     std::fs::remove_file(f.secrets.join("research")).unwrap();
     creds.refresh();
-    let outcome = g.check(&f.snapshot, &chat(RESEARCH, &[], ""), SystemTime::now());
-    assert_eq!(
-        outcome
-            .credential
-            .as_ref()
-            .unwrap()
-            .set
-            .as_ref()
-            .unwrap()
-            .1
-            .expose(),
-        "Bearer sk-research-2"
-    );
+    let (_, _, set, ..) = run(&g, &f.snapshot, &chat(RESEARCH, &[], ""));
+    assert_eq!(set.as_deref(), Some("Bearer sk-research-2"));
     let status = creds.status(SystemTime::now()).to_string();
     assert!(status.contains(r#""error":"unreadable""#), "{status}");
     let metrics = creds.render_metrics(SystemTime::now());
@@ -289,6 +267,7 @@ fn rotation_is_used_by_the_next_request_and_nothing_leaks() {
     );
     // Nowhere but the header value: Debug, status, metrics, audit, metadata.
     let req = chat(RESEARCH, &[], "");
+    let outcome = g.check(&f.snapshot, &req, SystemTime::now());
     let audit = crate::record::audit::AuditEvent::new(
         &outcome,
         &req,
