@@ -30,7 +30,6 @@ use cedar_gate::request::HttpRequest;
 use cedar_gate::wire::response;
 use cedar_gate::wire::service::AuthzService;
 use cedar_gate::wire::testkit::Check;
-use envoy_types::ext_authz::v3::pb::Authorization;
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 
 #[global_allocator]
@@ -86,14 +85,8 @@ fn main() {
     let service = AuthzService::new(store.clone(), gate.clone(), audit.clone());
     let reqs: Vec<CheckRequest> = (0..iters as u64).map(request).collect();
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
     // Warm the cache (and check the answer is the expected allow).
-    let first = rt
-        .block_on(service.check(tonic::Request::new(reqs[0].clone())))
-        .unwrap()
-        .into_inner();
+    let first = service.check(reqs[0].clone()).unwrap().decode().unwrap();
     assert_eq!(
         first.status.unwrap().code,
         0,
@@ -141,7 +134,7 @@ fn main() {
     }
     let audit_ns = start.elapsed().as_nanos() as f64 / iters as f64;
     let whole = per_call(&reqs, |r| {
-        black_box(rt.block_on(service.check(tonic::Request::new(r))).unwrap());
+        black_box(service.check(r).unwrap());
     });
 
     println!("per Check, cache hot, {iters} requests (ns):");

@@ -5,11 +5,13 @@
 //! alone.
 
 mod decision;
+mod id;
 mod names;
 mod time;
 mod value;
 
 pub use decision::{AuthzRequest, Decision, DeterminingPolicy, Effect, PrincipalSpec, Reason};
+pub use id::decision_id;
 pub use names::*;
 pub use time::{rfc3339, rfc3339_seconds};
 pub use value::*;

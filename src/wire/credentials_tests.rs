@@ -119,7 +119,9 @@ fn run(
     Vec<String>,
 ) {
     let outcome = g.check(s, r, SystemTime::now());
-    let answer = crate::wire::response::build(&outcome, r, &g.config().response);
+    let answer = crate::wire::response::build(&outcome, r, &g.config().response)
+        .decode()
+        .expect("the answer decodes");
     let (set, removed, query) = match answer.http_response {
         Some(HttpResponse::OkResponse(ok)) => (
             ok.headers
@@ -280,7 +282,10 @@ fn rotation_is_used_by_the_next_request_and_nothing_leaks() {
         "{audit}"
     );
     let answer = crate::wire::response::build(&outcome, &req, &g.config().response);
-    let metadata = format!("{:?}", answer.dynamic_metadata);
+    let metadata = format!(
+        "{:?}",
+        answer.decode().expect("the answer decodes").dynamic_metadata
+    );
     for text in [
         format!("{outcome:?}"),
         format!("{g:?}"),

@@ -8,11 +8,10 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_server::Health;
 use tonic_health::server::{HealthReporter, HealthService};
 
-use crate::wire::service::AuthzService;
+use crate::wire::service::AuthzServer;
 
 /// The ext_authz service's gRPC name.
-pub const SERVICE: &str =
-    <envoy_types::ext_authz::v3::pb::AuthorizationServer<AuthzService> as NamedService>::NAME;
+pub const SERVICE: &str = <AuthzServer as NamedService>::NAME;
 
 /// Marks the ext_authz service SERVING (`true`) or NOT_SERVING.
 pub async fn set(reporter: &HealthReporter, serving: bool) {

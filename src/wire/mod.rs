@@ -7,6 +7,7 @@ pub mod health;
 pub mod reflection;
 pub(crate) mod refusal;
 pub mod request;
+mod pbwrite;
 pub mod response;
 pub mod service;
 #[cfg(any(test, feature = "testkit"))]
@@ -17,3 +18,6 @@ pub mod tls;
 // Envoy, audit (docs/credentials.md).
 #[cfg(test)]
 mod credentials_tests;
+// The answer to Envoy read back with prost.
+#[cfg(test)]
+mod response_tests;

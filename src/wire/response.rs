@@ -4,10 +4,12 @@
 
 use envoy_types::ext_authz::v3::pb::{
     CheckResponse, DeniedHttpResponse, HeaderAppendAction, HeaderValue, HeaderValueOption,
-    HttpResponse, HttpStatus, OkHttpResponse,
+    HttpResponse, HttpStatus,
 };
-use envoy_types::pb::google::protobuf::{Struct, Value as PbValue, value::Kind};
 use envoy_types::pb::google::rpc;
+use prost::Message;
+
+use super::pbwrite::{self, Val, delimited_len};
 
 use crate::config::ResponseConfig;
 use crate::decide::Outcome;
@@ -24,83 +26,172 @@ const CODE_INVALID_ARGUMENT: i32 = 3;
 const CODE_PERMISSION_DENIED: i32 = 7;
 const CODE_UNAUTHENTICATED: i32 = 16;
 
-/// Builds the answer to Envoy to `req`.
-pub fn build(outcome: &Outcome, req: &HttpRequest, cfg: &ResponseConfig) -> CheckResponse {
-    let (code, http_response) = if outcome.decision.is_allow() {
-        (CODE_OK, HttpResponse::OkResponse(ok_response(outcome, cfg)))
-    } else if outcome.is_unauthenticated() {
-        (
-            CODE_UNAUTHENTICATED,
-            HttpResponse::DeniedResponse(denied(outcome, req, 401, Some(challenge(outcome, cfg)))),
-        )
-    } else if outcome.decision.reason.http_status() == 400 {
-        (
-            CODE_INVALID_ARGUMENT,
-            HttpResponse::DeniedResponse(denied(outcome, req, 400, None)),
-        )
-    } else if !outcome.required_scopes.is_empty() {
-        (
-            CODE_PERMISSION_DENIED,
-            HttpResponse::DeniedResponse(denied(outcome, req, 403, Some(step_up(outcome, cfg)))),
-        )
-    } else {
-        (
-            CODE_PERMISSION_DENIED,
-            HttpResponse::DeniedResponse(denied(outcome, req, 403, None)),
-        )
-    };
-    CheckResponse {
-        status: Some(rpc::Status {
-            code,
-            message: String::new(),
-            details: Vec::new(),
-        }),
-        http_response: Some(http_response),
-        dynamic_metadata: Some(metadata(outcome)),
+/// An answer to Envoy, encoded: the bytes of a `CheckResponse`, written by
+/// [`build`] without an intermediate prost message on the allow path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded(Vec<u8>);
+
+// === impl Encoded ===
+
+impl Encoded {
+    /// The encoded `CheckResponse`.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The answer as a prost message (tests, tools; the server sends the bytes).
+    pub fn decode(&self) -> Result<CheckResponse, prost::DecodeError> {
+        CheckResponse::decode(self.0.as_slice())
+    }
+
+    fn message(m: &CheckResponse) -> Self {
+        Self(m.encode_to_vec())
     }
 }
 
-fn ok_response(outcome: &Outcome, cfg: &ResponseConfig) -> OkHttpResponse {
-    let mut headers = vec![
-        header(
-            PRINCIPAL_HEADER,
-            &outcome.principal,
-            HeaderAppendAction::OverwriteIfExistsOrAdd,
-        ),
-        header(
-            DECISION_ID_HEADER,
-            &outcome.decision_id,
-            HeaderAppendAction::OverwriteIfExistsOrAdd,
-        ),
-    ];
-    // Headers we set are overwritten; any other client-sent x-cedar-gate-*
-    // header is removed so the upstream can trust the whole prefix.
-    let mut headers_to_remove: Vec<String> = outcome
+/// `CheckResponse` fields.
+const TAG_STATUS: u32 = 1;
+const TAG_DENIED: u32 = 2;
+const TAG_OK: u32 = 3;
+const TAG_METADATA: u32 = 4;
+/// `OkHttpResponse` fields.
+const TAG_OK_HEADERS: u32 = 2;
+const TAG_OK_HEADERS_TO_REMOVE: u32 = 5;
+const TAG_OK_QUERY_TO_REMOVE: u32 = 8;
+/// Every header we set replaces the client's.
+const OVERWRITE: i32 = HeaderAppendAction::OverwriteIfExistsOrAdd as i32;
+
+/// Builds the answer to Envoy to `req`.
+pub fn build(outcome: &Outcome, req: &HttpRequest, cfg: &ResponseConfig) -> Encoded {
+    let policies = outcome.decision.policy_ids();
+    let fields = metadata(outcome, &policies);
+    let metadata_len = pbwrite::struct_len(&fields);
+    let tail = pbwrite::delimited_len(TAG_METADATA, metadata_len);
+    let mut out = if outcome.decision.is_allow() {
+        let len = ok_len(outcome, cfg);
+        let mut out = Vec::with_capacity(status_len(CODE_OK) + delimited_len(TAG_OK, len) + tail);
+        put_status(CODE_OK, &mut out);
+        pbwrite::put_delimited(TAG_OK, len, &mut out);
+        put_ok(outcome, cfg, &mut out);
+        out
+    } else {
+        let (code, denied) = refusal(outcome, req, cfg);
+        let len = denied.encoded_len();
+        let mut out =
+            Vec::with_capacity(status_len(code) + delimited_len(TAG_DENIED, len) + tail);
+        put_status(code, &mut out);
+        prost::encoding::message::encode(TAG_DENIED, &denied, &mut out);
+        out
+    };
+    pbwrite::put_delimited(TAG_METADATA, metadata_len, &mut out);
+    pbwrite::put_struct(&fields, &mut out);
+    Encoded(out)
+}
+
+/// The gRPC status code and the denied response of a refusal.
+fn refusal(outcome: &Outcome, req: &HttpRequest, cfg: &ResponseConfig) -> (i32, DeniedHttpResponse) {
+    if outcome.is_unauthenticated() {
+        (
+            CODE_UNAUTHENTICATED,
+            denied(outcome, req, 401, Some(challenge(outcome, cfg))),
+        )
+    } else if outcome.decision.reason.http_status() == 400 {
+        (CODE_INVALID_ARGUMENT, denied(outcome, req, 400, None))
+    } else if !outcome.required_scopes.is_empty() {
+        (
+            CODE_PERMISSION_DENIED,
+            denied(outcome, req, 403, Some(step_up(outcome, cfg))),
+        )
+    } else {
+        (CODE_PERMISSION_DENIED, denied(outcome, req, 403, None))
+    }
+}
+
+/// `google.rpc.Status { code }`, present even when OK (as prost writes it).
+fn status_len(code: i32) -> usize {
+    delimited_len(TAG_STATUS, pbwrite::int_len(1, code))
+}
+
+fn put_status(code: i32, out: &mut Vec<u8>) {
+    pbwrite::put_delimited(TAG_STATUS, pbwrite::int_len(1, code), out);
+    pbwrite::put_int(1, code, out);
+}
+
+/// The headers an allow sets: who was decided about, the decision id, and
+/// the gateway's provider credential when one is injected.
+fn allow_headers(outcome: &Outcome) -> impl Iterator<Item = (&str, &str)> {
+    let credential = outcome.credential.as_ref().and_then(|c| c.set.as_ref());
+    [
+        (PRINCIPAL_HEADER, outcome.principal.as_str()),
+        (DECISION_ID_HEADER, outcome.decision_id.as_str()),
+    ]
+    .into_iter()
+    .chain(credential.map(|(name, value)| (&**name, value.expose())))
+}
+
+/// The headers an allow removes. Headers we set are overwritten; any other
+/// client-sent x-cedar-gate-* header is removed so the upstream can trust
+/// the whole prefix; on provider routes the caller's provider credentials go
+/// (but never the header the gateway's credential is set in).
+fn removed_headers<'a>(outcome: &'a Outcome, cfg: &'a ResponseConfig) -> impl Iterator<Item = &'a str> {
+    let set = outcome
+        .credential
+        .as_ref()
+        .and_then(|c| c.set.as_ref())
+        .map(|(name, _)| &**name);
+    let forged = outcome
         .forged_headers
         .iter()
-        .filter(|h| *h != PRINCIPAL_HEADER && *h != DECISION_ID_HEADER)
-        .cloned()
-        .collect();
-    headers_to_remove.extend(cfg.remove_headers.iter().map(|h| h.as_str().to_owned()));
-    let mut query_parameters_to_remove = Vec::new();
-    if let Some(c) = &outcome.credential {
-        // The caller's provider credentials go; the gateway's is set (overwrite).
-        headers_to_remove.extend(c.remove_headers.iter().cloned());
-        if let Some((name, value)) = &c.set {
-            headers_to_remove.retain(|h| *h != **name);
-            headers.push(header(
-                name,
-                value.expose(),
-                HeaderAppendAction::OverwriteIfExistsOrAdd,
-            ));
-        }
-        query_parameters_to_remove.extend(c.remove_query.iter().cloned());
+        .map(String::as_str)
+        .filter(|h| *h != PRINCIPAL_HEADER && *h != DECISION_ID_HEADER);
+    let configured = cfg.remove_headers.iter().map(|h| h.as_str());
+    let provider = outcome
+        .credential
+        .iter()
+        .flat_map(|c| c.remove_headers.iter().map(String::as_str));
+    forged
+        .chain(configured)
+        .chain(provider)
+        .filter(move |h| Some(*h) != set)
+}
+
+/// The query parameters an allow removes (the caller's `?key=` on provider routes).
+fn removed_query(outcome: &Outcome) -> impl Iterator<Item = &str> {
+    outcome
+        .credential
+        .iter()
+        .flat_map(|c| c.remove_query.iter().map(String::as_str))
+}
+
+/// Bytes of the `OkHttpResponse` (content).
+fn ok_len(outcome: &Outcome, cfg: &ResponseConfig) -> usize {
+    let headers: usize = allow_headers(outcome)
+        .map(|(k, v)| delimited_len(TAG_OK_HEADERS, pbwrite::header_option_len(k, v, OVERWRITE)))
+        .sum();
+    let removed: usize = removed_headers(outcome, cfg)
+        .map(|h| delimited_len(TAG_OK_HEADERS_TO_REMOVE, h.len()))
+        .sum();
+    let query: usize = removed_query(outcome)
+        .map(|q| delimited_len(TAG_OK_QUERY_TO_REMOVE, q.len()))
+        .sum();
+    headers + removed + query
+}
+
+/// Writes the `OkHttpResponse` (content), fields in tag order.
+fn put_ok(outcome: &Outcome, cfg: &ResponseConfig, out: &mut Vec<u8>) {
+    for (k, v) in allow_headers(outcome) {
+        pbwrite::put_delimited(
+            TAG_OK_HEADERS,
+            pbwrite::header_option_len(k, v, OVERWRITE),
+            out,
+        );
+        pbwrite::put_header_option(k, v, OVERWRITE, out);
     }
-    OkHttpResponse {
-        headers,
-        headers_to_remove,
-        query_parameters_to_remove,
-        ..Default::default()
+    for h in removed_headers(outcome, cfg) {
+        pbwrite::put_str(TAG_OK_HEADERS_TO_REMOVE, h, out);
+    }
+    for q in removed_query(outcome) {
+        pbwrite::put_str(TAG_OK_QUERY_TO_REMOVE, q, out);
     }
 }
 
@@ -228,67 +319,55 @@ fn header(key: &str, value: &str, action: HeaderAppendAction) -> HeaderValueOpti
     }
 }
 
-fn metadata(outcome: &Outcome) -> Struct {
+/// The dynamic metadata for Envoy's access log: ids and names only.
+fn metadata<'a>(outcome: &'a Outcome, policies: &'a str) -> [(&'static str, Val<'a>); 14] {
     let d = &outcome.decision;
-    let fields = [
-        ("decision", s(if d.is_allow() { "allow" } else { "deny" })),
-        ("decision_id", s(&outcome.decision_id)),
-        ("reason", s(d.reason.as_str())),
-        ("principal", s(&outcome.principal)),
-        ("action", s(&outcome.action)),
-        ("resource", s(&outcome.resource)),
-        ("protocol", s(outcome.protocol.as_str())),
-        ("policies", s(&d.policy_ids())),
-        ("model", s(outcome.model.as_deref().unwrap_or_default())),
-        ("tool", s(outcome.tool.as_deref().unwrap_or_default())),
+    [
+        ("decision", Val::Str(if d.is_allow() { "allow" } else { "deny" })),
+        ("decision_id", Val::Str(&outcome.decision_id)),
+        ("reason", Val::Str(d.reason.as_str())),
+        ("principal", Val::Str(&outcome.principal)),
+        ("action", Val::Str(&outcome.action)),
+        ("resource", Val::Str(&outcome.resource)),
+        ("protocol", Val::Str(outcome.protocol.as_str())),
+        ("policies", Val::Str(policies)),
+        ("model", Val::Str(outcome.model.as_deref().unwrap_or_default())),
+        ("tool", Val::Str(outcome.tool.as_deref().unwrap_or_default())),
         // Ids only: the injected provider credential and the caller's API key.
         (
             "credential",
-            s(outcome
-                .credential
-                .as_ref()
-                .and_then(|c| c.id.as_deref())
-                .unwrap_or_default()),
+            Val::Str(
+                outcome
+                    .credential
+                    .as_ref()
+                    .and_then(|c| c.id.as_deref())
+                    .unwrap_or_default(),
+            ),
         ),
         (
             "api_key_id",
-            s(outcome
-                .identity
-                .api_key
-                .as_ref()
-                .map_or("", |k| k.id.as_str())),
+            Val::Str(
+                outcome
+                    .identity
+                    .api_key
+                    .as_ref()
+                    .map_or("", |k| k.id.as_str()),
+            ),
         ),
         (
             "policy_generation",
-            PbValue {
-                kind: Some(Kind::NumberValue(outcome.policy_generation as f64)),
-            },
+            Val::Num(outcome.policy_generation as f64),
         ),
-        (
-            "cache_hit",
-            PbValue {
-                kind: Some(Kind::BoolValue(outcome.cache_hit)),
-            },
-        ),
-    ];
-    // Sized once: collecting grew the map (and rehashed every key) twice per Check.
-    let mut map = std::collections::HashMap::with_capacity(fields.len());
-    map.extend(fields.into_iter().map(|(k, v)| (k.to_owned(), v)));
-    Struct { fields: map }
-}
-
-fn s(v: &str) -> PbValue {
-    PbValue {
-        kind: Some(Kind::StringValue(v.to_owned())),
-    }
+        ("cache_hit", Val::Bool(outcome.cache_hit)),
+    ]
 }
 
 /// The answer to a Check that could not be understood: a 400, no decision.
-pub fn bad_request(message: &str) -> CheckResponse {
+pub fn bad_request(message: &str) -> Encoded {
     let body = serde_json::json!({ "error": "bad_request", "reason": "invalid_request", "message": message });
-    CheckResponse {
+    Encoded::message(&CheckResponse {
         status: Some(rpc::Status {
-            code: 3,
+            code: CODE_INVALID_ARGUMENT,
             message: String::new(),
             details: Vec::new(),
         }),
@@ -302,5 +381,5 @@ pub fn bad_request(message: &str) -> CheckResponse {
             body: body.to_string(),
         })),
         dynamic_metadata: None,
-    }
+    })
 }

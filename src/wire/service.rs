@@ -1,27 +1,42 @@
-//! The ext_authz v3 gRPC handler: thin glue between tonic and [`Gate`].
+//! The ext_authz v3 gRPC service: thin glue between tonic and [`Gate`].
+//!
+//! The service is routed by hand rather than through envoy-types' generated
+//! `AuthorizationServer`, for two reasons that are both per-Check cost
+//! (issue 17): the answer goes out as the bytes `response::build` wrote
+//! (a codec that decodes `CheckRequest` with prost and sends [`Encoded`]
+//! as it is), and the decision, which never waits, is a ready future instead
+//! of two boxed ones.
 
+use std::convert::Infallible;
+use std::future::{Ready, ready};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use envoy_types::ext_authz::v3::pb::{
-    Authorization, AuthorizationServer, CheckRequest, CheckResponse,
-};
+use envoy_types::ext_authz::v3::pb::CheckRequest;
+use prost::bytes::BufMut;
+use tonic::codec::{BufferSettings, Codec, EncodeBuf, Encoder};
+use tonic::codegen::{Body, BoxFuture, Context, Poll, Service, StdError, http};
+use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
+use tonic_prost::ProstDecoder;
 
 use crate::decide::Gate;
 use crate::policy::PolicyStore;
 use crate::record::audit::AuditLog;
 use crate::record::metrics;
 use crate::request::HttpRequest;
-use crate::wire::response;
+use crate::wire::response::{self, Encoded};
+
+/// The gRPC method Envoy calls.
+const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
 
 /// The ext_authz gRPC service around `service`, refusing messages over
 /// `max_message_bytes`.
-pub fn server(
-    service: AuthzService,
-    max_message_bytes: usize,
-) -> AuthorizationServer<AuthzService> {
-    AuthorizationServer::new(service).max_decoding_message_size(max_message_bytes)
+pub fn server(service: AuthzService, max_message_bytes: usize) -> AuthzServer {
+    AuthzServer {
+        service: Arc::new(service),
+        max_message_bytes,
+    }
 }
 
 /// The Authorization service.
@@ -39,30 +54,25 @@ impl AuthzService {
     pub fn new(store: Arc<PolicyStore>, gate: Gate, audit: AuditLog) -> Self {
         Self { store, gate, audit }
     }
-}
 
-#[tonic::async_trait]
-impl Authorization for AuthzService {
+    /// Answers one Check. The only gRPC error is `unavailable` before the
+    /// first policy snapshot; Envoy then applies its own `failure_mode_allow`
+    /// (false in every shipped config: deny).
     // A debug-level span: at the default `info` level it costs nothing per
     // Check; the deny log line below names the decision id itself.
     #[tracing::instrument(name = "check", level = "debug", skip_all, fields(decision_id))]
-    async fn check(
-        &self,
-        request: Request<CheckRequest>,
-    ) -> Result<Response<CheckResponse>, Status> {
+    pub fn check(&self, request: CheckRequest) -> Result<Encoded, Status> {
         let started = Instant::now();
-        // The only gRPC error we return. Envoy then applies its own
-        // `failure_mode_allow` (false in every shipped config: deny).
         let Some(snapshot) = self.store.current() else {
             metrics::record_check_error("not_ready");
             return Err(Status::unavailable("no policy snapshot loaded yet"));
         };
-        let req = match HttpRequest::try_from(request.into_inner()) {
+        let req = match HttpRequest::try_from(request) {
             Ok(req) => req,
             Err(e) => {
                 metrics::record_check_error("invalid_request");
                 tracing::info!(error = %e, "check request refused");
-                return Ok(Response::new(response::bad_request(&e.to_string())));
+                return Ok(response::bad_request(&e.to_string()));
             }
         };
         let now = SystemTime::now();
@@ -88,6 +98,87 @@ impl Authorization for AuthzService {
         // Last: the outcome and the request move to the audit writer, which
         // formats the line off the request path.
         self.audit.record_check(outcome, req, now, elapsed);
-        Ok(Response::new(answer))
+        Ok(answer)
+    }
+}
+
+/// The routed gRPC service (`envoy.service.auth.v3.Authorization`): `Check`,
+/// and `unimplemented` for any other method.
+#[derive(Debug, Clone)]
+pub struct AuthzServer {
+    service: Arc<AuthzService>,
+    max_message_bytes: usize,
+}
+
+impl NamedService for AuthzServer {
+    const NAME: &'static str = "envoy.service.auth.v3.Authorization";
+}
+
+impl<B> Service<http::Request<B>> for AuthzServer
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != CHECK_PATH {
+            return Box::pin(ready(Ok(Status::unimplemented("").into_http())));
+        }
+        let method = Unary(self.service.clone());
+        let mut grpc =
+            Grpc::new(CheckCodec).apply_max_message_size_config(Some(self.max_message_bytes), None);
+        Box::pin(async move { Ok(grpc.unary(method, req).await) })
+    }
+}
+
+/// `Check` as tonic calls it: decided at once, no future to box.
+struct Unary(Arc<AuthzService>);
+
+impl UnaryService<CheckRequest> for Unary {
+    type Response = Encoded;
+    type Future = Ready<Result<Response<Encoded>, Status>>;
+
+    fn call(&mut self, request: Request<CheckRequest>) -> Self::Future {
+        ready(self.0.check(request.into_inner()).map(Response::new))
+    }
+}
+
+/// `CheckRequest` in with prost, an [`Encoded`] answer out as it is.
+#[derive(Debug, Clone, Copy, Default)]
+struct CheckCodec;
+
+impl Codec for CheckCodec {
+    type Encode = Encoded;
+    type Decode = CheckRequest;
+    type Encoder = EncodedEncoder;
+    type Decoder = ProstDecoder<CheckRequest>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        EncodedEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProstDecoder::new(BufferSettings::default())
+    }
+}
+
+/// Copies the answer's bytes into tonic's frame.
+#[derive(Debug, Clone, Copy, Default)]
+struct EncodedEncoder;
+
+impl Encoder for EncodedEncoder {
+    type Item = Encoded;
+    type Error = Status;
+
+    fn encode(&mut self, item: Encoded, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(item.as_bytes());
+        Ok(())
     }
 }

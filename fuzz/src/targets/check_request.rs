@@ -60,7 +60,7 @@ pub fn run(data: &[u8]) {
     let req = match HttpRequest::try_from(check) {
         Ok(req) => req,
         Err(e) => {
-            let resp = response::bad_request(&e.to_string());
+            let resp = decoded(&response::bad_request(&e.to_string()));
             assert!(resp.status.is_some_and(|s| s.code != 0));
             return;
         }
@@ -73,7 +73,7 @@ pub fn run(data: &[u8]) {
             assert!(!outcome.decision.policies.is_empty());
             assert!(outcome.identity_error.is_none());
         }
-        let resp = response::build(&outcome, &req, &gate.config().response);
+        let resp = decoded(&response::build(&outcome, &req, &gate.config().response));
         let code = resp.status.as_ref().map(|s| s.code);
         assert_eq!(code == Some(0), outcome.decision.is_allow());
         let event = AuditEvent::new(&outcome, &req, now, Duration::from_micros(1));
@@ -81,4 +81,15 @@ pub fn run(data: &[u8]) {
         // The hand-written audit line is byte for byte serde's.
         assert_eq!(event.to_json(), serde);
     }
+}
+
+/// The answer as Envoy reads it: it decodes, and is exactly as long as prost's
+/// own encoding of what it decodes to (the hand-written encoder in
+/// `wire::pbwrite` writes no field twice and none that proto3 leaves out).
+fn decoded(answer: &response::Encoded) -> envoy_types::ext_authz::v3::pb::CheckResponse {
+    let message = answer
+        .decode()
+        .expect("every answer decodes as a CheckResponse");
+    assert_eq!(message.encoded_len(), answer.as_bytes().len());
+    message
 }
