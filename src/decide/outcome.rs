@@ -151,7 +151,7 @@ impl Outcome {
         let verdict = answer.verdict(snapshot, first);
         let op = verdict.operation;
         Self {
-            decision_id: uuid::Uuid::now_v7().to_string(),
+            decision_id: crate::vocab::decision_id(),
             decision: verdict.decision,
             principal: verdict.principal,
             identity: verdict.identity,
