@@ -28,6 +28,7 @@ use cedar_gate::record::audit::{AuditEvent, AuditLog};
 use cedar_gate::record::metrics;
 use cedar_gate::request::HttpRequest;
 use cedar_gate::wire::response;
+use cedar_gate::wire::lean::WireCheckRequest;
 use cedar_gate::wire::service::AuthzService;
 use cedar_gate::wire::testkit::Check;
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
@@ -86,7 +87,11 @@ fn main() {
     let reqs: Vec<CheckRequest> = (0..iters as u64).map(request).collect();
 
     // Warm the cache (and check the answer is the expected allow).
-    let first = service.check(reqs[0].clone()).unwrap().decode().unwrap();
+    let first = service
+        .check(WireCheckRequest::from(&reqs[0]))
+        .unwrap()
+        .decode()
+        .unwrap();
     assert_eq!(
         first.status.unwrap().code,
         0,
@@ -134,7 +139,7 @@ fn main() {
     }
     let audit_ns = start.elapsed().as_nanos() as f64 / iters as f64;
     let whole = per_call(&reqs, |r| {
-        black_box(service.check(r).unwrap());
+        black_box(service.check(WireCheckRequest::from(&r)).unwrap());
     });
 
     println!("per Check, cache hot, {iters} requests (ns):");

@@ -49,6 +49,7 @@ use cedar_gate::record::metrics;
 use cedar_gate::request::HttpRequest;
 use cedar_gate::vocab::AuthzRequest;
 use cedar_gate::wire::response::{self, Encoded};
+use cedar_gate::wire::lean::WireCheckRequest;
 use cedar_gate::wire::service::AuthzService;
 use clap::Parser;
 use envoy_types::ext_authz::v3::pb::CheckRequest;
@@ -109,13 +110,14 @@ struct Bench {
 /// One batch's inputs: the wire bytes, the decoded message and the converted request.
 struct Inputs {
     wire: Vec<Vec<u8>>,
-    decoded: Vec<CheckRequest>,
+    decoded: Vec<WireCheckRequest>,
     converted: Vec<HttpRequest>,
 }
 
 fn inputs(scenario: Scenario, params: &Params, seqs: std::ops::Range<u64>) -> Inputs {
-    let decoded: Vec<CheckRequest> = seqs.map(|n| scenario.request(n, params)).collect();
-    let wire = decoded.iter().map(Message::encode_to_vec).collect();
+    let built: Vec<CheckRequest> = seqs.map(|n| scenario.request(n, params)).collect();
+    let wire = built.iter().map(Message::encode_to_vec).collect();
+    let decoded: Vec<WireCheckRequest> = built.iter().map(WireCheckRequest::from).collect();
     let converted = decoded
         .iter()
         .map(|r| HttpRequest::try_from(r.clone()).unwrap())
@@ -131,15 +133,15 @@ fn inputs(scenario: Scenario, params: &Params, seqs: std::ops::Range<u64>) -> In
 // callgrind's inclusive count for it is exactly that batch.
 
 #[inline(never)]
-fn stage_01_decode(wire: &[Vec<u8>]) -> Vec<CheckRequest> {
+fn stage_01_decode(wire: &[Vec<u8>]) -> Vec<WireCheckRequest> {
     wire.iter()
-        .map(|b| CheckRequest::decode(b.as_slice()).unwrap())
+        .map(|b| WireCheckRequest::decode(b.as_slice()).unwrap())
         .collect()
 }
 
 /// `HttpRequest::try_from`, canonicalisation included (stage 03 is that part alone).
 #[inline(never)]
-fn stage_02_convert(reqs: Vec<CheckRequest>) -> Vec<HttpRequest> {
+fn stage_02_convert(reqs: Vec<WireCheckRequest>) -> Vec<HttpRequest> {
     reqs.into_iter()
         .map(|r| HttpRequest::try_from(r).unwrap())
         .collect()
@@ -280,7 +282,7 @@ fn stage_13_metrics(outcomes: &[Outcome]) {
 
 /// The whole handler, `AuthzService::check`, as tonic calls it after decoding.
 #[inline(never)]
-fn stage_99_handler(b: &Bench, reqs: Vec<CheckRequest>) -> Vec<Encoded> {
+fn stage_99_handler(b: &Bench, reqs: Vec<WireCheckRequest>) -> Vec<Encoded> {
     reqs.into_iter()
         .map(|r| b.service.check(r).unwrap())
         .collect()
@@ -290,7 +292,7 @@ fn stage_99_handler(b: &Bench, reqs: Vec<CheckRequest>) -> Vec<Encoded> {
 #[inline(never)]
 fn warm(b: &Bench, reqs: Vec<CheckRequest>) {
     for r in reqs {
-        black_box(b.service.check(r).unwrap());
+        black_box(b.service.check(WireCheckRequest::from(&r)).unwrap());
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod extproc;
 pub mod health;
+pub mod lean;
 pub mod reflection;
 pub(crate) mod refusal;
 pub mod request;

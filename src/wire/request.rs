@@ -7,11 +7,22 @@ use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use crate::request::{
     HttpRequest, MAX_HEADER_BYTES, MAX_HEADERS, MAX_HOST_BYTES, MAX_PATH_BYTES, Peer, RequestError,
 };
+use crate::wire::lean::{Header, WireCheckRequest};
 
 impl TryFrom<CheckRequest> for HttpRequest {
     type Error = RequestError;
 
+    /// The full message, as tests and tools build it: read the way the
+    /// server reads it ([`WireCheckRequest`]).
     fn try_from(req: CheckRequest) -> Result<Self, Self::Error> {
+        Self::try_from(WireCheckRequest::from(&req))
+    }
+}
+
+impl TryFrom<WireCheckRequest> for HttpRequest {
+    type Error = RequestError;
+
+    fn try_from(req: WireCheckRequest) -> Result<Self, Self::Error> {
         let attrs = req.attributes.unwrap_or_default();
         let filter_metadata = attrs
             .metadata_context
@@ -30,7 +41,7 @@ impl TryFrom<CheckRequest> for HttpRequest {
                 Address::SocketAddress(s) => s.address.parse().ok(),
                 _ => None,
             });
-        let http = attrs
+        let mut http = attrs
             .request
             .and_then(|r| r.http)
             .ok_or(RequestError::NotHttp)?;
@@ -43,7 +54,7 @@ impl TryFrom<CheckRequest> for HttpRequest {
             return Err(RequestError::HostTooLong(http.host.len()));
         }
 
-        let (headers, repeated_headers) = headers(http.headers, http.header_map)?;
+        let (headers, repeated_headers) = headers(http.flat_headers(), http.header_map)?;
 
         // Envoy puts the path with query in `path`; split it off.
         let (path, query) = match http.path.split_once('?') {
@@ -88,14 +99,14 @@ type Headers = Vec<(String, String)>;
 /// within the limits. `header_map` is what `encode_raw_headers: true` sends
 /// instead of `flat`.
 fn headers(
-    flat: std::collections::HashMap<String, String>,
+    flat: Vec<Header>,
     header_map: Option<envoy_types::pb::envoy::config::core::v3::HeaderMap>,
 ) -> Result<(Headers, Vec<String>), RequestError> {
     let mut headers: Vec<(String, String)> = if !flat.is_empty() {
         flat.into_iter()
-            .map(|(mut k, v)| {
-                k.make_ascii_lowercase();
-                (k, v)
+            .map(|Header { mut key, value }| {
+                key.make_ascii_lowercase();
+                (key, value)
             })
             .collect()
     } else {

@@ -3,8 +3,8 @@
 //! The service is routed by hand rather than through envoy-types' generated
 //! `AuthorizationServer`, for two reasons that are both per-Check cost
 //! (issue 17): the answer goes out as the bytes `response::build` wrote
-//! (a codec that decodes `CheckRequest` with prost and sends [`Encoded`]
-//! as it is), and the decision, which never waits, is a ready future instead
+//! (a codec that decodes the parts of `CheckRequest` cedar-gate reads,
+//! [`WireCheckRequest`], and sends [`Encoded`] as it is), and the decision, which never waits, is a ready future instead
 //! of two boxed ones.
 
 use std::convert::Infallible;
@@ -12,7 +12,6 @@ use std::future::{Ready, ready};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use envoy_types::ext_authz::v3::pb::CheckRequest;
 use prost::bytes::BufMut;
 use tonic::codec::{BufferSettings, Codec, EncodeBuf, Encoder};
 use tonic::codegen::{Body, BoxFuture, Context, Poll, Service, StdError, http};
@@ -25,6 +24,7 @@ use crate::policy::PolicyStore;
 use crate::record::audit::AuditLog;
 use crate::record::metrics;
 use crate::request::HttpRequest;
+use crate::wire::lean::WireCheckRequest;
 use crate::wire::response::{self, Encoded};
 
 /// The gRPC method Envoy calls.
@@ -61,7 +61,7 @@ impl AuthzService {
     // A debug-level span: at the default `info` level it costs nothing per
     // Check; the deny log line below names the decision id itself.
     #[tracing::instrument(name = "check", level = "debug", skip_all, fields(decision_id))]
-    pub fn check(&self, request: CheckRequest) -> Result<Encoded, Status> {
+    pub fn check(&self, request: WireCheckRequest) -> Result<Encoded, Status> {
         let started = Instant::now();
         let Some(snapshot) = self.store.current() else {
             metrics::record_check_error("not_ready");
@@ -141,24 +141,25 @@ where
 /// `Check` as tonic calls it: decided at once, no future to box.
 struct Unary(Arc<AuthzService>);
 
-impl UnaryService<CheckRequest> for Unary {
+impl UnaryService<WireCheckRequest> for Unary {
     type Response = Encoded;
     type Future = Ready<Result<Response<Encoded>, Status>>;
 
-    fn call(&mut self, request: Request<CheckRequest>) -> Self::Future {
+    fn call(&mut self, request: Request<WireCheckRequest>) -> Self::Future {
         ready(self.0.check(request.into_inner()).map(Response::new))
     }
 }
 
-/// `CheckRequest` in with prost, an [`Encoded`] answer out as it is.
+/// `CheckRequest` in with prost (the parts read, [`WireCheckRequest`]), an
+/// [`Encoded`] answer out as it is.
 #[derive(Debug, Clone, Copy, Default)]
 struct CheckCodec;
 
 impl Codec for CheckCodec {
     type Encode = Encoded;
-    type Decode = CheckRequest;
+    type Decode = WireCheckRequest;
     type Encoder = EncodedEncoder;
-    type Decoder = ProstDecoder<CheckRequest>;
+    type Decoder = ProstDecoder<WireCheckRequest>;
 
     fn encoder(&mut self) -> Self::Encoder {
         EncodedEncoder
