@@ -398,7 +398,7 @@ impl Snapshot {
             Ok(parts) => Arc::new(parts),
             Err(msg) => return Decision::deny(Reason::InvalidRequest, vec![msg]),
         };
-        let entities = match self.request_entities(req, &parts) {
+        let entities = match self.build_entities(req, &parts) {
             Ok(e) => e,
             Err(msg) => return Decision::deny(Reason::InvalidRequest, vec![msg]),
         };
@@ -453,10 +453,31 @@ impl Snapshot {
         )
     }
 
+    /// The small per-request entity store: kept with the principal's parts,
+    /// by action and stored resource, or built now (and kept).
+    fn request_entities(
+        &self,
+        req: &AuthzRequest,
+        parts: &PrincipalParts,
+    ) -> Result<Entities, String> {
+        // Only a stored resource adds to the store (see `build_entities`).
+        let resource = self
+            .entities
+            .get(&req.resource)
+            .is_some()
+            .then_some(&req.resource);
+        if let Some(entities) = parts.store(&req.action, resource) {
+            return Ok(entities);
+        }
+        let entities = self.build_entities(req, parts)?;
+        parts.keep_store(&req.action, resource, entities.clone());
+        Ok(entities)
+    }
+
     /// Builds the small per-request entity store: the principal's parts, the
     /// resource with what it reaches, the action, and the entities policies
     /// dereference by name.
-    fn request_entities(
+    fn build_entities(
         &self,
         req: &AuthzRequest,
         parts: &PrincipalParts,

@@ -6,20 +6,24 @@
 //! token) together with the snapshot's stored entities fully determines that
 //! principal's Cedar entity (its parents flattened with their stored
 //! ancestors), its ancestors, the stored entities reachable from it and the
-//! policy slices' scope keys. So those are kept in a cache that:
+//! policy slices' scope keys; with the action and the resource (when it is a
+//! stored entity: otherwise the store does not depend on it) they determine
+//! the whole per-request entity store too, so the last few stores built for
+//! the principal are kept with it. All of that is kept in a cache that:
 //! - is keyed by the whole specs, compared by equality: two token principals
 //!   with the same subject but other groups, or two workloads with other
 //!   attributes, never share an entry;
 //! - lives inside the [`Snapshot`](super::Snapshot) it was computed from: a
 //!   reload (new policies, schema or `entities.json`) builds a new snapshot with
 //!   an empty cache, so no entry ever outlives the data it was computed from;
-//! - is bounded by weight (about one unit per entity uid held, see
+//! - is bounded by weight (about one unit per entity held, counting the
+//!   [`STORES_PER_PRINCIPAL`] entity stores it may keep; see
 //!   [`PRINCIPAL_CACHE_WEIGHT`]);
 //! - never holds a failure (an attribute Cedar refuses): that is recomputed,
 //!   and refused, every time.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
 
@@ -27,10 +31,20 @@ use crate::policy::slice::{ScopeKeys, Slicer};
 use crate::vocab::PrincipalSpec;
 
 /// Total weight of the principal parts one snapshot keeps: about one unit per
-/// entity uid held (own entities, their parents, reachable stored entities,
-/// ancestors, scope keys). A principal with a handful of groups weighs about
-/// 10, so this keeps some 25,000 principals, a few tens of MB at most.
+/// entity or uid held (own entities, reachable stored entities, ancestors,
+/// scope keys, and room for [`STORES_PER_PRINCIPAL`] entity stores, counted
+/// whether built or not). A workload in one group weighs about 30, so this
+/// keeps some 8,000 principals; at a few hundred bytes a unit, some tens of
+/// MB at most.
 pub(super) const PRINCIPAL_CACHE_WEIGHT: u64 = 262_144;
+
+/// Entity stores kept per principal (one per action and stored resource it
+/// asked about last; the oldest is replaced first).
+pub(super) const STORES_PER_PRINCIPAL: usize = 4;
+
+/// What a request's entity store depends on besides the principal: the
+/// action, and the resource when it is a stored entity.
+type StoreKey = (EntityUid, Option<EntityUid>);
 
 /// The request's principal and the other entities it brings: the key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -57,6 +71,8 @@ pub(super) struct PrincipalParts {
     pub keys: ScopeKeys,
     /// Scope keys of the shadow slicer, when there is one.
     pub shadow_keys: Option<ScopeKeys>,
+    /// The last entity stores built for this principal.
+    stores: Mutex<VecDeque<(StoreKey, Entities)>>,
 }
 
 /// The per-snapshot cache of [`PrincipalParts`] (see the module docs).
@@ -154,16 +170,52 @@ impl PrincipalParts {
             ancestors,
             keys,
             shadow_keys,
+            stores: Mutex::new(VecDeque::with_capacity(STORES_PER_PRINCIPAL)),
         })
     }
 
-    /// The cache weight: about one unit per uid held.
+    /// The entity store kept for `action` and the stored `resource` (`None`:
+    /// the resource is not a stored entity), if one is.
+    pub(super) fn store(
+        &self,
+        action: &EntityUid,
+        resource: Option<&EntityUid>,
+    ) -> Option<Entities> {
+        let stores = self.stores.lock().ok()?;
+        stores
+            .iter()
+            .find(|((a, r), _)| a == action && r.as_ref() == resource)
+            .map(|(_, entities)| entities.clone())
+    }
+
+    /// Keeps `entities` as the store for `action` and `resource`, replacing
+    /// the oldest one kept when there are [`STORES_PER_PRINCIPAL`].
+    pub(super) fn keep_store(
+        &self,
+        action: &EntityUid,
+        resource: Option<&EntityUid>,
+        entities: Entities,
+    ) {
+        // A poisoned lock only costs the cache.
+        if let Ok(mut stores) = self.stores.lock() {
+            if stores.len() >= STORES_PER_PRINCIPAL {
+                stores.pop_front();
+            }
+            stores.push_back(((action.clone(), resource.cloned()), entities));
+        }
+    }
+
+    /// The cache weight: about one unit per entity or uid held, with room for
+    /// every entity store it may keep (each holds the own and reached
+    /// entities, plus the resource's, the action and the snapshot's `always`).
     fn weight(&self) -> u32 {
+        let store = self.held.len() + 4;
         let n = 1
             + self.held.len()
             + self.ancestors.len()
             + self.keys.len()
-            + self.shadow_keys.as_ref().map_or(0, |k| k.len());
+            + self.shadow_keys.as_ref().map_or(0, |k| k.len())
+            + STORES_PER_PRINCIPAL * store;
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 }

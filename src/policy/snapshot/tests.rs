@@ -56,6 +56,7 @@ fn load(policies: &[String]) -> Snapshot {
         {"uid": {"type": "Group", "id": "g3"}, "attrs": {}, "parents": [{"type": "Group", "id": "g2"}]},
         {"uid": {"type": "Workload", "id": workload(0)}, "attrs": {}, "parents": [{"type": "Group", "id": "g1"}]},
         {"uid": {"type": "Workload", "id": workload(2)}, "attrs": {}, "parents": [{"type": "Group", "id": "g3"}]},
+        {"uid": {"type": "Route", "id": "/stored"}, "attrs": {}, "parents": []},
     ]);
     std::fs::write(dir.path().join("entities.json"), entities.to_string()).unwrap();
     crate::policy::load_dir(dir.path(), 1).unwrap()
@@ -138,15 +139,18 @@ proptest! {
     fn cached_parts_equal_fresh(
         policies in proptest::collection::vec(policy_strategy(), 1..16),
         requests in proptest::collection::vec(
-            (0u8..5, proptest::collection::vec(0u8..4, 0..3), 0u8..3, context_value()),
+            (0u8..5, proptest::collection::vec(0u8..4, 0..3), 0u8..3, context_value(), 0u8..4),
             1..24,
         ),
     ) {
         let snapshot = load(&policies);
         for on_error in [OnPolicyError::Deny, OnPolicyError::Ignore] {
-            for (w, groups, action, path) in &requests {
+            for (w, groups, action, path, resource) in &requests {
                 let action = ["http", "other", "chat"][*action as usize];
-                let req = request(*w, groups, action, path.clone());
+                let mut req = request(*w, groups, action, path.clone());
+                // Stored and not, more than a principal keeps stores for.
+                let resource = ["/r", "/stored", "/other", "/more"][*resource as usize];
+                req.resource = builtin_uid(EntityType::Route, resource);
                 let cached = snapshot.decide(&req, on_error);
                 let fresh = snapshot.decide_fresh(&req, on_error);
                 prop_assert_eq!(cached, fresh);
