@@ -353,7 +353,7 @@ impl Snapshot {
             .map_err(not_valid)?;
         self.shapes
             .validate(&self.schema, action, &req.context, &context)
-            .map_err(not_valid)?;
+            .map_err(|e| not_valid(*e))?;
         Request::new(
             principal.clone(),
             action.clone(),

@@ -37,8 +37,11 @@ pub(super) struct Shapes {
     /// For each declared entity type whose ids the check does not read (not
     /// enumerated, not an action): the uid every id of it is shaped to.
     free: HashMap<EntityTypeName, EntityUid>,
-    valid: moka::sync::Cache<(EntityUid, Vec<(String, Value)>), (), foldhash::quality::RandomState>,
+    valid: moka::sync::Cache<ShapeKey, (), foldhash::quality::RandomState>,
 }
+
+/// An action and the shape of a context record.
+type ShapeKey = (EntityUid, Vec<(String, Value)>);
 
 // === impl Shapes ===
 
@@ -67,12 +70,12 @@ impl Shapes {
         action: &EntityUid,
         values: &[(String, Value)],
         context: &Context,
-    ) -> Result<(), RequestValidationError> {
+    ) -> Result<(), Box<RequestValidationError>> {
         let key = (action.clone(), self.record(values));
         if self.valid.get(&key).is_some() {
             return Ok(());
         }
-        context.validate(schema, action)?;
+        context.validate(schema, action).map_err(Box::new)?;
         self.valid.insert(key, ());
         Ok(())
     }
