@@ -20,6 +20,8 @@
 //! slices) gets principals it has never seen, so identity verifies a fresh token and the
 //! decision is a full Cedar evaluation. `--pass hot`: every request was asked once before
 //! (with another request id), so caches answer, as in the `*-repeat` scenarios.
+//! `--pass principal`: as `cold`, but every principal first asked one other question
+//! (another path), so only the decision cache misses: one caller asking many questions.
 //!
 //! The last batch, `stage_99_handler`, is the whole `AuthzService::check` (without the
 //! gRPC transport and the protobuf decode / encode): the stages should add up to about it;
@@ -93,6 +95,26 @@ struct Args {
 enum Pass {
     Cold,
     Hot,
+    /// As `cold` (every question new to the decision cache), but every principal asked
+    /// one other question before (another path): what the per-principal caches (token,
+    /// principal entities, context shapes) save when one caller asks many questions.
+    Principal,
+}
+
+/// The path of a `--pass principal` warm-up question (allowed like the bench path).
+const WARM_UP_PATH: &str = "/v1/warm-up";
+
+/// `req` asking for `path` instead.
+fn with_path(mut req: CheckRequest, path: &str) -> CheckRequest {
+    let http = req
+        .attributes
+        .as_mut()
+        .and_then(|a| a.request.as_mut())
+        .and_then(|r| r.http.as_mut())
+        .expect("bench requests are HTTP");
+    http.path = path.to_owned();
+    http.headers.insert(":path".to_owned(), path.to_owned());
+    req
 }
 
 /// Everything the stages share.
@@ -343,7 +365,7 @@ fn main() -> anyhow::Result<()> {
     // scenario cycles over `principals`, here larger than 6 x iters). Hot: every range
     // asks range 0's questions again (principals = iters), after the warm-up.
     let cycle = match args.pass {
-        Pass::Cold => 6 * n,
+        Pass::Cold | Pass::Principal => 6 * n,
         Pass::Hot => n,
     };
     if args.scenario.needs_tokens() && (bearers.len() as u64) < cycle {
@@ -351,7 +373,7 @@ fn main() -> anyhow::Result<()> {
     }
     let params = Params::new(cycle, bearers);
     let range = |k: u64| match args.pass {
-        Pass::Cold => k * n..(k + 1) * n,
+        Pass::Cold | Pass::Principal => k * n..(k + 1) * n,
         Pass::Hot => (k + 1) * n..(k + 2) * n,
     };
     if args.pass == Pass::Hot {
@@ -362,6 +384,16 @@ fn main() -> anyhow::Result<()> {
             black_box(bench.resolver.resolve(&converted, bench.now).unwrap());
         }
         warm(&bench, warmup);
+    }
+    if args.pass == Pass::Principal {
+        let warmup: Vec<CheckRequest> = (0..cycle)
+            .map(|s| with_path(args.scenario.request(s, &params), WARM_UP_PATH))
+            .collect();
+        for r in &warmup {
+            let converted = HttpRequest::try_from(r.clone()).unwrap();
+            black_box(bench.resolver.resolve(&converted, bench.now).unwrap());
+        }
+        warm(&bench, &rt, warmup);
     }
     let r0 = inputs(args.scenario, &params, range(0));
     let r1 = inputs(args.scenario, &params, range(1));

@@ -17,7 +17,8 @@
 # Environment (defaults in brackets):
 #   ITERS [1000] requests per stage batch; REQUESTS [2000] checks per whole-server run
 #   PARTS ["stages server"]; OUT [target/bench/stages-<UTC time>]; BASE_PORT [29200]
-#   STAGES [all: "hit spiffe-cold jwt-cold jwt-hit openai-cold openai-hit mcp-cold mcp-hit"]
+#   STAGES [all: "hit spiffe-cold jwt-cold jwt-hit openai-cold openai-hit mcp-cold mcp-hit"];
+#     also "spiffe-principal jwt-principal": cold questions from principals that asked before
 #   SERVER_SCENARIOS [all: "spiffe-repeat spiffe-distinct jwt-repeat jwt-distinct openai mcp
 #     credential api-key"]
 #   CARGO [cargo]; CARGO_TARGET_DIR [target]: binaries from $CARGO_TARGET_DIR/release
@@ -151,6 +152,8 @@ STAGE_RUNS=(
   "openai-hit openai hot"
   "mcp-cold mcp cold"
   "mcp-hit mcp hot"
+  "spiffe-principal spiffe-distinct principal"
+  "jwt-principal jwt-distinct principal"
 )
 STAGES=${STAGES:-hit spiffe-cold jwt-cold jwt-hit openai-cold openai-hit mcp-cold mcp-hit}
 part stages && for run in "${STAGE_RUNS[@]}"; do

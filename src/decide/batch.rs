@@ -5,8 +5,9 @@
 
 use std::time::{Instant, SystemTime};
 
+use cedar_policy::EntityUid;
+
 use crate::classify::Operation;
-use crate::decide::question::Principal;
 use crate::decide::raw::RawQuestion;
 use crate::policy::OnPolicyError;
 use crate::policy::cache::{self, Decided, DecisionCache};
@@ -49,35 +50,24 @@ pub struct BatchDecision<'o> {
 // === impl Batch ===
 
 impl Batch<'_> {
-    /// Decides `ops` in order for `principal`, stopping at the first denial.
-    /// `anonymous`: the caller presented no credentials, so a missing permit
-    /// asks for them (`unauthenticated`). `question` builds each operation's
-    /// Cedar question, on a cache miss only; `key` is its cache key, from the
-    /// request's inputs.
+    /// Decides `ops` in order for the principal `principal`, stopping at the
+    /// first denial. `anonymous`: the caller presented no credentials, so a
+    /// missing permit asks for them (`unauthenticated`). `question` builds each
+    /// operation's Cedar question (principal specs included), on a cache miss
+    /// only; `key` is its cache key, from the request's inputs.
     pub fn decide<'o>(
         &self,
         ops: &'o [Operation],
-        principal: Principal,
+        principal: &EntityUid,
         anonymous: bool,
         mut key: impl FnMut(&Operation) -> RawQuestion,
-        mut question: impl FnMut(&Operation, Principal) -> AuthzRequest,
+        mut question: impl FnMut(&Operation) -> AuthzRequest,
     ) -> BatchDecision<'o> {
         let mut allowed: Option<Decision> = None;
         let mut shadow: Option<Decision> = None;
         let mut cache_hit = false;
         let mut all_hits = true;
-        let last = ops.len().saturating_sub(1);
-        let mut principal = Some(principal);
-        for (i, op) in ops.iter().enumerate() {
-            // The last operation takes the principal; earlier ones copy it.
-            let taken = if i == last {
-                principal.take()
-            } else {
-                principal.clone()
-            };
-            let Some(principal) = taken else {
-                break; // unreachable: only the last operation takes it
-            };
+        for op in ops {
             let decided = self.evaluate(op, principal, &mut key, &mut question);
             all_hits &= decided.cache_hit;
             cache_hit = all_hits;
@@ -120,25 +110,22 @@ impl Batch<'_> {
     fn evaluate(
         &self,
         op: &Operation,
-        principal: Principal,
+        principal: &EntityUid,
         key: &mut impl FnMut(&Operation) -> RawQuestion,
-        question: &mut impl FnMut(&Operation, Principal) -> AuthzRequest,
+        question: &mut impl FnMut(&Operation) -> AuthzRequest,
     ) -> Decided {
         let started = Instant::now();
         let decided = match self.cache {
-            Some(c) => {
-                let uid = principal.0.uid.clone();
-                c.decide_raw(
-                    self.snapshot,
-                    key(op),
-                    &uid,
-                    || question(op, principal),
-                    self.on_error,
-                    self.valid_until,
-                    self.now,
-                )
-            }
-            None => cache::evaluate(self.snapshot, &question(op, principal), self.on_error),
+            Some(c) => c.decide_raw(
+                self.snapshot,
+                key(op),
+                principal,
+                || question(op),
+                self.on_error,
+                self.valid_until,
+                self.now,
+            ),
+            None => cache::evaluate(self.snapshot, &question(op), self.on_error),
         };
         if !decided.cache_hit {
             metrics::record_evaluation(started.elapsed());

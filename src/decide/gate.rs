@@ -145,8 +145,10 @@ impl Gate {
         now: SystemTime,
     ) -> Answer<'o> {
         let choice = self.config.identity.principal;
-        let principal = question::principal_specs(&identity, choice);
-        let principal_uid = uid_string(&principal.0.uid);
+        // The uid is all a cache hit needs; the specs (attributes, parents)
+        // are built for each miss only.
+        let principal = question::principal_uid(&identity, choice);
+        let principal_uid = uid_string(&principal);
         let ops = match classified {
             Ok(ops) => ops,
             Err(refusal) => {
@@ -167,10 +169,18 @@ impl Gate {
         }
         .decide(
             ops,
-            principal,
+            &principal,
             identity.is_anonymous(),
             |op| RawQuestion::new(req, &identity, op, choice),
-            |op, principal| question::ask(req, &identity, op, now, principal),
+            |op| {
+                question::ask(
+                    req,
+                    &identity,
+                    op,
+                    now,
+                    question::principal_specs(&identity, choice),
+                )
+            },
         );
         if let (Reason::NoPermit, Some(op), Some(_)) =
             (batch.decision.reason, batch.denied, &identity.token)

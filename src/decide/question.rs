@@ -54,43 +54,74 @@ pub fn authz_request_for(
     ask(req, identity, op, now, principal_specs(identity, choice))
 }
 
+/// Who the principal of a request is: the credential it comes from, and the
+/// workload it brings along when a token is the principal.
+enum Chosen<'a> {
+    ApiKey(&'a crate::identity::keys::ApiKeyIdentity),
+    Token(&'a VerifiedToken, Option<&'a Workload>),
+    Workload(&'a Workload),
+    Anonymous,
+}
+
+/// The one rule for picking the principal, shared by [`principal_uid`] and
+/// [`principal_specs`] so the two can never disagree.
+fn choose(identity: &Identity, choice: PrincipalSource) -> Chosen<'_> {
+    // An API key, like a token, names the principal; its groups are parents.
+    // It is always the principal: `principal: workload` is about tokens.
+    if let Some(k) = &identity.api_key {
+        return Chosen::ApiKey(k);
+    }
+    match (&identity.token, &identity.workload, choice) {
+        (Some(t), w, PrincipalSource::Token) => Chosen::Token(t, w.as_ref()),
+        (Some(_), Some(w), PrincipalSource::Workload) | (None, Some(w), _) => Chosen::Workload(w),
+        (Some(t), None, PrincipalSource::Workload) => Chosen::Token(t, None),
+        (None, None, _) => Chosen::Anonymous,
+    }
+}
+
+/// The principal's uid alone: all a decision cache hit needs (the specs,
+/// with attributes and parents, are built on a miss only).
+pub fn principal_uid(identity: &Identity, choice: PrincipalSource) -> EntityUid {
+    match choose(identity, choice) {
+        Chosen::ApiKey(k) => k.principal.clone(),
+        Chosen::Token(t, _) => t.principal.clone(),
+        Chosen::Workload(w) => workload_uid(w),
+        Chosen::Anonymous => anonymous_uid(),
+    }
+}
+
 /// The principal of a request, and the other entity it brings.
 pub fn principal_specs(identity: &Identity, choice: PrincipalSource) -> Principal {
-    let workload_spec = identity.workload.as_ref().map(|w| PrincipalSpec {
+    let workload_spec = |w: &Workload| PrincipalSpec {
         uid: workload_uid(w),
         attrs: workload_attrs(&w.id),
         parents: Vec::new(),
-    });
+    };
     let groups = |gs: &[String]| -> Vec<EntityUid> {
         gs.iter()
             .map(|g| builtin_uid(EntityType::Group, g))
             .collect()
     };
-    // An API key, like a token, names the principal; its groups are parents.
-    // It is always the principal: `principal: workload` is about tokens.
-    let (token_spec, choice) = match &identity.api_key {
-        Some(k) => (
-            Some(PrincipalSpec {
+    match choose(identity, choice) {
+        // The workload behind an API key is brought along, as behind a token.
+        Chosen::ApiKey(k) => (
+            PrincipalSpec {
                 uid: k.principal.clone(),
                 attrs: Vec::new(),
                 parents: groups(&k.groups),
-            }),
-            PrincipalSource::Token,
+            },
+            identity.workload.iter().map(workload_spec).collect(),
         ),
-        None => (
-            identity.token.as_ref().map(|t| PrincipalSpec {
+        Chosen::Token(t, w) => (
+            PrincipalSpec {
                 uid: t.principal.clone(),
                 attrs: Vec::new(),
                 parents: groups(&t.groups),
-            }),
-            choice,
+            },
+            w.into_iter().map(workload_spec).collect(),
         ),
-    };
-    match (token_spec, workload_spec, choice) {
-        (Some(t), Some(w), PrincipalSource::Token) => (t, vec![w]),
-        (Some(_), Some(w), PrincipalSource::Workload) | (None, Some(w), _) => (w, Vec::new()),
-        (Some(t), None, _) => (t, Vec::new()),
-        (None, None, _) => (
+        Chosen::Workload(w) => (workload_spec(w), Vec::new()),
+        Chosen::Anonymous => (
             PrincipalSpec {
                 uid: anonymous_uid(),
                 attrs: Vec::new(),

@@ -202,6 +202,13 @@ mod tests {
                             let principal =
                                 question::principal_specs(&identity, PrincipalSource::Token);
                             let uid = principal.0.uid.clone();
+                            // What a hit is asked with: the uid alone.
+                            for choice in [PrincipalSource::Token, PrincipalSource::Workload] {
+                                assert_eq!(
+                                    question::principal_uid(&identity, choice),
+                                    question::principal_specs(&identity, choice).0.uid
+                                );
+                            }
                             let authz = question::ask(&req, &identity, &op, now, principal);
                             let got = cache.decide_raw(
                                 &s,

@@ -27,7 +27,7 @@ const SLICE_CACHE_CAPACITY: u64 = 16_384;
 
 /// A principal-scope index key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum ScopeKey {
+pub(crate) enum ScopeKey {
     /// `principal == uid`.
     Eq(EntityUid),
     /// `principal in uid` (or `is T in uid`).
@@ -36,6 +36,10 @@ enum ScopeKey {
     Is(EntityTypeName),
 }
 
+/// The scope keys of one principal (with its ancestors) that some policy of
+/// a slicer is indexed under, sorted: what selects its slices.
+pub(crate) type ScopeKeys = Arc<[ScopeKey]>;
+
 /// The policy index of one snapshot.
 pub struct Slicer {
     /// Policies with an unconstrained principal.
@@ -43,7 +47,7 @@ pub struct Slicer {
     /// Policies by principal scope key.
     scoped: HashMap<ScopeKey, Vec<PolicyId>>,
     policies: HashMap<PolicyId, Policy>,
-    cache: moka::sync::Cache<(Vec<ScopeKey>, EntityUid), Arc<PolicySet>>,
+    cache: moka::sync::Cache<(ScopeKeys, EntityUid), Arc<PolicySet>>,
 }
 
 impl std::fmt::Debug for Slicer {
@@ -100,6 +104,13 @@ impl Slicer {
         action: &EntityUid,
         entities: &Entities,
     ) -> Arc<PolicySet> {
+        self.slice_for(&self.keys(principal, ancestors), action, entities)
+    }
+
+    /// The scope keys of `principal` (with all of its `ancestors`) that some
+    /// policy is indexed under: a pure function of the principal and this
+    /// slicer, so it can be kept with the principal's other parts.
+    pub(crate) fn keys(&self, principal: &EntityUid, ancestors: &HashSet<EntityUid>) -> ScopeKeys {
         let mut keys: Vec<ScopeKey> = Vec::new();
         let mut consider = |k: ScopeKey| {
             if self.scoped.contains_key(&k) {
@@ -113,7 +124,17 @@ impl Slicer {
             consider(ScopeKey::In(a.clone()));
         }
         keys.sort();
-        let cache_key = (keys, action.clone());
+        keys.into()
+    }
+
+    /// [`Slicer::slice`] for a principal's [`Slicer::keys`].
+    pub(crate) fn slice_for(
+        &self,
+        keys: &ScopeKeys,
+        action: &EntityUid,
+        entities: &Entities,
+    ) -> Arc<PolicySet> {
+        let cache_key = (keys.clone(), action.clone());
         if let Some(set) = self.cache.get(&cache_key) {
             return set;
         }

@@ -6,19 +6,24 @@
 //! number of entities. That store is complete by construction: every entity a
 //! policy can reach from the request is in it (see [`Snapshot::reach`]).
 
+mod principal;
+mod shape;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use cedar_policy::{
     Authorizer, Context, Entities, Entity, EntityUid, PolicyId, PolicySet, Request,
-    RequestValidationError, RestrictedExpression, Schema,
+    RequestValidationError, Schema,
 };
 
 use crate::policy::OnPolicyError;
 use crate::policy::diagnostic::Diagnostic;
-use crate::policy::slice::Slicer;
-use crate::vocab::{AuthzRequest, Decision, DeterminingPolicy, Effect, PrincipalSpec, Reason};
+use crate::policy::slice::{ScopeKeys, Slicer};
+use crate::vocab::{AuthzRequest, Decision, DeterminingPolicy, Effect, Reason};
+use principal::{PrincipalCache, PrincipalParts, Stored};
+use shape::Shapes;
 
 /// A loaded, validated policy directory. Never mutated after construction;
 /// reloads build a new one and swap it in whole.
@@ -42,6 +47,11 @@ pub struct Snapshot {
     always: Vec<EntityUid>,
     info: HashMap<PolicyId, Arc<DeterminingPolicy>>,
     slicer: Slicer,
+    /// Each principal's entities, ancestors and slice keys, computed once
+    /// for this snapshot (see [`principal`]).
+    principals: PrincipalCache,
+    /// Context shapes known valid for an action (see [`shape`]).
+    shapes: Shapes,
     authorizer: Authorizer,
     /// Monotonic number of this snapshot within the process (1 = first load).
     pub generation: u64,
@@ -126,6 +136,7 @@ impl Snapshot {
             let slicer = Slicer::new(&set);
             (set, slicer)
         });
+        let shapes = Shapes::new(&schema, shape::SHAPE_CACHE_CAPACITY);
         Self {
             schema,
             policies,
@@ -137,6 +148,8 @@ impl Snapshot {
             always: closed,
             info,
             slicer,
+            principals: PrincipalCache::new(principal::PRINCIPAL_CACHE_WEIGHT),
+            shapes,
             authorizer: Authorizer::new(),
             generation,
             hash,
@@ -218,7 +231,10 @@ impl Snapshot {
     /// Decides one request. Never panics; problems become a deny with a reason.
     pub fn decide(&self, req: &AuthzRequest, on_error: OnPolicyError) -> Decision {
         match self.prepare(req) {
-            Ok(prepared) => self.judge(&self.slicer, req, &prepared, on_error),
+            Ok(prepared) => {
+                let keys = &prepared.parts.keys;
+                self.judge((&self.slicer, keys), req, &prepared, on_error)
+            }
             Err(decision) => decision,
         }
     }
@@ -232,12 +248,19 @@ impl Snapshot {
         on_error: OnPolicyError,
     ) -> (Decision, Option<Decision>) {
         match self.prepare(req) {
-            Ok(prepared) => (
-                self.judge(&self.slicer, req, &prepared, on_error),
-                self.shadow
-                    .as_ref()
-                    .map(|(_, slicer)| self.judge(slicer, req, &prepared, on_error)),
-            ),
+            Ok(prepared) => {
+                let keys = &prepared.parts.keys;
+                let shadow = match (&self.shadow, &prepared.parts.shadow_keys) {
+                    (Some((_, slicer)), Some(keys)) => {
+                        Some(self.judge((slicer, keys), req, &prepared, on_error))
+                    }
+                    _ => None,
+                };
+                (
+                    self.judge((&self.slicer, keys), req, &prepared, on_error),
+                    shadow,
+                )
+            }
             // Not a question of policies: the shadow set would answer the same.
             Err(decision) => {
                 let shadow = self.shadow.as_ref().map(|_| decision.clone());
@@ -258,29 +281,38 @@ impl Snapshot {
                 return Err(Decision::deny(Reason::InvalidRequest, vec![msg]));
             }
         };
-        let (entities, ancestors) = self
-            .request_entities(req)
-            .map_err(|msg| Decision::deny(Reason::InvalidRequest, vec![msg]))?;
+        let invalid = |msg| Decision::deny(Reason::InvalidRequest, vec![msg]);
+        let parts = self.principal_parts(req).map_err(invalid)?;
+        let entities = self.request_entities(req, &parts).map_err(invalid)?;
         Ok(Prepared {
             request,
             entities,
-            ancestors,
+            parts,
         })
+    }
+
+    /// The principal's parts, computed once per snapshot and principal.
+    fn principal_parts(&self, req: &AuthzRequest) -> Result<Arc<PrincipalParts>, String> {
+        let stored = Stored {
+            entities: &self.entities,
+            reach: &self.reach,
+            slicer: &self.slicer,
+            shadow: self.shadow.as_ref().map(|(_, slicer)| slicer),
+        };
+        self.principals.get(&stored, &req.principal, &req.extra)
     }
 
     fn judge(
         &self,
-        slicer: &Slicer,
+        (slicer, keys): (&Slicer, &ScopeKeys),
         req: &AuthzRequest,
         prepared: &Prepared,
         on_error: OnPolicyError,
     ) -> Decision {
         let Prepared {
-            request,
-            entities,
-            ancestors,
+            request, entities, ..
         } = prepared;
-        let slice = slicer.slice(&req.principal.uid, ancestors, &req.action, &self.entities);
+        let slice = slicer.slice_for(keys, &req.action, &self.entities);
         let response = self.authorizer.is_authorized(request, &slice, entities);
         let diagnostics = response.diagnostics();
         let errors: Vec<String> = diagnostics.errors().map(|e| e.to_string()).collect();
@@ -313,66 +345,147 @@ impl Snapshot {
     }
 
     fn cedar_request(&self, req: &AuthzRequest) -> Result<Request, RequestError> {
-        let context = Context::from_pairs(
-            req.context
-                .iter()
-                .map(|(k, v)| {
-                    Ok((
-                        k.clone(),
-                        v.to_expr()
-                            .map_err(|e| RequestError::Invalid(e.to_string()))?,
-                    ))
-                })
-                .collect::<Result<Vec<_>, RequestError>>()?,
-        )
-        .map_err(|e| RequestError::Invalid(format!("context: {e}")))?;
+        let context = cedar_context(req)?;
+        let (principal, action, resource) = (&req.principal.uid, &req.action, &req.resource);
+        // What `Request::new` checks with a schema, in its order: the scope
+        // (cheap), then the context (by shape, see [`shape`]).
+        cedar_policy::validate_scope_variables(principal, action, resource, &self.schema)
+            .map_err(not_valid)?;
+        self.shapes
+            .validate(&self.schema, action, &req.context, &context)
+            .map_err(|e| not_valid(*e))?;
         Request::new(
-            req.principal.uid.clone(),
-            req.action.clone(),
-            req.resource.clone(),
+            principal.clone(),
+            action.clone(),
+            resource.clone(),
             context,
-            Some(&self.schema),
+            None,
         )
-        .map_err(|e| match e {
-            // With strictly validated policies, no policy can apply to a
-            // principal or resource type the action does not apply to.
-            RequestValidationError::InvalidPrincipalType(_)
-            | RequestValidationError::InvalidResourceType(_) => RequestError::NotApplicable,
-            other => RequestError::Invalid(other.to_string()),
-        })
+        .map_err(not_valid)
     }
 
+    /// [`Snapshot::decide`] as it was before any per-principal or per-shape
+    /// cache: the request validated whole by Cedar, the principal's parts built
+    /// anew (the oracle of the cache equivalence tests).
+    #[cfg(test)]
+    fn decide_fresh(&self, req: &AuthzRequest, on_error: OnPolicyError) -> Decision {
+        let request = cedar_context(req).and_then(|context| {
+            Request::new(
+                req.principal.uid.clone(),
+                req.action.clone(),
+                req.resource.clone(),
+                context,
+                Some(&self.schema),
+            )
+            .map_err(not_valid)
+        });
+        let request = match request {
+            Ok(r) => r,
+            Err(RequestError::NotApplicable) => {
+                return Decision::deny(Reason::NoPermit, Vec::new());
+            }
+            Err(RequestError::Invalid(msg)) => {
+                return Decision::deny(Reason::InvalidRequest, vec![msg]);
+            }
+        };
+        let stored = Stored {
+            entities: &self.entities,
+            reach: &self.reach,
+            slicer: &self.slicer,
+            shadow: None,
+        };
+        let parts = match PrincipalParts::build(&stored, &req.principal, &req.extra) {
+            Ok(parts) => Arc::new(parts),
+            Err(msg) => return Decision::deny(Reason::InvalidRequest, vec![msg]),
+        };
+        let entities = match self.build_entities(req, &parts) {
+            Ok(e) => e,
+            Err(msg) => return Decision::deny(Reason::InvalidRequest, vec![msg]),
+        };
+        let keys = parts.keys.clone();
+        let prepared = Prepared {
+            request,
+            entities,
+            parts,
+        };
+        self.judge((&self.slicer, &keys), req, &prepared, on_error)
+    }
+}
+
+/// The Cedar context of `req`.
+fn cedar_context(req: &AuthzRequest) -> Result<Context, RequestError> {
+    Context::from_pairs(
+        req.context
+            .iter()
+            .map(|(k, v)| {
+                Ok((
+                    k.clone(),
+                    v.to_expr()
+                        .map_err(|e| RequestError::Invalid(e.to_string()))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, RequestError>>()?,
+    )
+    .map_err(|e| RequestError::Invalid(format!("context: {e}")))
+}
+
+/// What a request that Cedar's schema check refuses comes to.
+fn not_valid(e: RequestValidationError) -> RequestError {
+    match e {
+        // With strictly validated policies, no policy can apply to a
+        // principal or resource type the action does not apply to.
+        RequestValidationError::InvalidPrincipalType(_)
+        | RequestValidationError::InvalidResourceType(_) => RequestError::NotApplicable,
+        other => RequestError::Invalid(other.to_string()),
+    }
+}
+
+impl Snapshot {
     /// Evaluates against every policy, without slicing (for equivalence tests).
     #[cfg(test)]
     fn decide_unsliced(&self, req: &AuthzRequest) -> Option<cedar_policy::Response> {
         let request = self.cedar_request(req).ok()?;
-        let (entities, _) = self.request_entities(req).ok()?;
+        let parts = self.principal_parts(req).ok()?;
+        let entities = self.request_entities(req, &parts).ok()?;
         Some(
             self.authorizer
                 .is_authorized(&request, &self.policies, &entities),
         )
     }
 
-    /// Builds the small per-request entity store; also returns the principal's
-    /// ancestors (exactly those the store gives it), which select the slice.
+    /// The small per-request entity store: kept with the principal's parts,
+    /// by action and stored resource, or built now (and kept).
     fn request_entities(
         &self,
         req: &AuthzRequest,
-    ) -> Result<(Entities, HashSet<EntityUid>), String> {
-        let mut out: Vec<Entity> = Vec::with_capacity(8);
-        let mut needed: Vec<&EntityUid> = Vec::with_capacity(16);
-        let mut own: HashSet<&EntityUid> = HashSet::new();
-        let mut principal_ancestors = HashSet::new();
-        for spec in std::iter::once(&req.principal).chain(&req.extra) {
-            if !own.insert(&spec.uid) {
-                continue;
-            }
-            let entity = self.request_entity(spec, &mut needed)?;
-            if spec.uid == req.principal.uid {
-                principal_ancestors = entity.1;
-            }
-            out.push(entity.0);
+        parts: &PrincipalParts,
+    ) -> Result<Entities, String> {
+        // Only a stored resource adds to the store (see `build_entities`).
+        let resource = self
+            .entities
+            .get(&req.resource)
+            .is_some()
+            .then_some(&req.resource);
+        if let Some(entities) = parts.store(&req.action, resource) {
+            return Ok(entities);
         }
+        let entities = self.build_entities(req, parts)?;
+        parts.keep_store(&req.action, resource, entities.clone());
+        Ok(entities)
+    }
+
+    /// Builds the small per-request entity store: the principal's parts, the
+    /// resource with what it reaches, the action, and the entities policies
+    /// dereference by name.
+    fn build_entities(
+        &self,
+        req: &AuthzRequest,
+        parts: &PrincipalParts,
+    ) -> Result<Entities, String> {
+        let mut out: Vec<Entity> = Vec::with_capacity(parts.held.len() + 8);
+        out.extend(parts.own.iter().cloned());
+        out.extend(parts.reached.iter().cloned());
+        let mut needed: Vec<&EntityUid> = Vec::with_capacity(8);
         if self.entities.get(&req.resource).is_some() {
             needed.push(&req.resource);
             needed.extend(self.reach.get(&req.resource).into_iter().flatten());
@@ -381,49 +494,14 @@ impl Snapshot {
         needed.extend(&self.always);
         let mut seen: HashSet<&EntityUid> = HashSet::with_capacity(needed.len());
         for uid in needed {
-            if own.contains(uid) || !seen.insert(uid) {
+            if parts.held.contains(uid) || !seen.insert(uid) {
                 continue;
             }
             if let Some(e) = self.entities.get(uid) {
                 out.push(e.clone());
             }
         }
-        let entities = Entities::from_entities(out, None).map_err(|e| format!("entities: {e}"))?;
-        Ok((entities, principal_ancestors))
-    }
-
-    /// The request's own entity for `spec`: its request-time attributes over the
-    /// stored ones, and its parents flattened with their stored ancestors.
-    fn request_entity<'a>(
-        &'a self,
-        spec: &'a PrincipalSpec,
-        needed: &mut Vec<&'a EntityUid>,
-    ) -> Result<(Entity, HashSet<EntityUid>), String> {
-        let mut parents: HashSet<EntityUid> = HashSet::new();
-        let mut attrs: HashMap<String, RestrictedExpression> = HashMap::new();
-        if let Some(stored) = self.entities.get(&spec.uid) {
-            let (_, stored_attrs, stored_parents) = stored.clone().into_inner();
-            attrs.extend(stored_attrs);
-            parents.extend(stored_parents);
-            if let Some(ancestors) = self.entities.ancestors(&spec.uid) {
-                parents.extend(ancestors.cloned());
-            }
-            needed.extend(self.reach.get(&spec.uid).into_iter().flatten());
-        }
-        for p in &spec.parents {
-            parents.insert(p.clone());
-            if let Some(ancestors) = self.entities.ancestors(p) {
-                parents.extend(ancestors.cloned());
-            }
-            needed.push(p);
-            needed.extend(self.reach.get(p).into_iter().flatten());
-        }
-        for (k, v) in &spec.attrs {
-            attrs.insert(k.clone(), v.to_expr().map_err(|e| e.to_string())?);
-        }
-        let entity = Entity::new(spec.uid.clone(), attrs, parents.clone())
-            .map_err(|e| format!("entity `{}`: {e}", spec.uid))?;
-        Ok((entity, parents))
+        Entities::from_entities(out, None).map_err(|e| format!("entities: {e}"))
     }
 }
 
@@ -436,7 +514,8 @@ enum RequestError {
 struct Prepared {
     request: Request,
     entities: Entities,
-    ancestors: HashSet<EntityUid>,
+    /// The principal's parts (its slice keys select the policies).
+    parts: Arc<PrincipalParts>,
 }
 
 /// Splits off the `@shadow` policies: returns the enforced set and, if any
