@@ -393,7 +393,7 @@ fn main() -> anyhow::Result<()> {
             let converted = HttpRequest::try_from(r.clone()).unwrap();
             black_box(bench.resolver.resolve(&converted, bench.now).unwrap());
         }
-        warm(&bench, &rt, warmup);
+        warm(&bench, warmup);
     }
     let r0 = inputs(args.scenario, &params, range(0));
     let r1 = inputs(args.scenario, &params, range(1));

@@ -17,8 +17,7 @@
 # Environment (defaults in brackets):
 #   ITERS [1000] requests per stage batch; REQUESTS [2000] checks per whole-server run
 #   PARTS ["stages server"]; OUT [target/bench/stages-<UTC time>]; BASE_PORT [29200]
-#   STAGES [all: "hit spiffe-cold jwt-cold jwt-hit openai-cold openai-hit mcp-cold mcp-hit"];
-#     also "spiffe-principal jwt-principal": cold questions from principals that asked before
+#   STAGES [all: "hit spiffe-cold spiffe-principal jwt-cold jwt-principal jwt-hit openai-cold openai-hit mcp-cold mcp-hit"];
 #   SERVER_SCENARIOS [all: "spiffe-repeat spiffe-distinct jwt-repeat jwt-distinct openai mcp
 #     credential api-key"]
 #   CARGO [cargo]; CARGO_TARGET_DIR [target]: binaries from $CARGO_TARGET_DIR/release
@@ -155,7 +154,7 @@ STAGE_RUNS=(
   "spiffe-principal spiffe-distinct principal"
   "jwt-principal jwt-distinct principal"
 )
-STAGES=${STAGES:-hit spiffe-cold jwt-cold jwt-hit openai-cold openai-hit mcp-cold mcp-hit}
+STAGES=${STAGES:-hit spiffe-cold spiffe-principal jwt-cold jwt-principal jwt-hit openai-cold openai-hit mcp-cold mcp-hit}
 part stages && for run in "${STAGE_RUNS[@]}"; do
   read -r label scenario pass <<< "$run"
   [[ " $STAGES " == *" $label "* ]] || continue

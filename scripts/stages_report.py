@@ -23,6 +23,8 @@ COLUMNS = {
     "openai-hit": "OpenAI body hit",
     "mcp-cold": "MCP body cold",
     "mcp-hit": "MCP body hit",
+    "spiffe-principal": "SPIFFE known principal, new question",
+    "jwt-principal": "JWT known principal, new question",
 }
 
 
@@ -66,7 +68,8 @@ def table(path):
             return st[l]["stages"].get(k)
 
         def cold(l):
-            return st[l]["pass"] == "cold"
+            # `principal`: questions never asked, from principals seen before.
+            return st[l]["pass"] in ("cold", "principal")
 
         def row(name, f):
             vals = []
