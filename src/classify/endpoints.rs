@@ -81,6 +81,8 @@ pub struct Endpoint {
     segments: usize,
     /// Whether the pattern has a `{model+}` segment.
     plus: bool,
+    /// Where the pattern's last segment starts.
+    last: usize,
 }
 
 const fn row(
@@ -102,7 +104,18 @@ const fn row(
         upload: false,
         segments: segments(pattern),
         plus: contains(pattern, "{model+}"),
+        last: last_segment(pattern),
     }
+}
+
+/// Where `pattern.rsplit('/').next()` starts, at compile time.
+const fn last_segment(pattern: &str) -> usize {
+    let bytes = pattern.as_bytes();
+    let mut i = bytes.len();
+    while i > 0 && bytes[i - 1] != b'/' {
+        i -= 1;
+    }
+    i
 }
 
 /// `pattern.split('/').count()`, at compile time.
@@ -286,7 +299,15 @@ pub fn find<'a>(table: &'static [Endpoint], method: &str, path: &'a str) -> Opti
     // Rows with more segments than the path are skipped before any pattern is
     // split: most rows of a table are longer than a request's path.
     let path_segments = path.bytes().filter(|&b| b == b'/').count() + 1;
-    let fits = |e: &&Endpoint| e.method == method && e.segments <= path_segments;
+    // And rows whose last segment cannot be the path's: both pattern matchers
+    // test it first.
+    let path_last = path.rsplit('/').next().unwrap_or_default();
+    let fits = |e: &&Endpoint| {
+        let last = e.pattern.get(e.last..).unwrap_or_default();
+        e.method == method
+            && e.segments <= path_segments
+            && (last == "{model+}" || segment(last, path_last).is_some())
+    };
     table.iter().filter(fits).find_map(|e| {
         let (model, start) = match_pattern(e, path)?;
         let prefix = match start {
@@ -523,6 +544,11 @@ mod tests {
                 let captures = e.pattern.matches("{model").count();
                 assert_eq!(e.segments, e.pattern.split('/').count(), "{e:?}");
                 assert_eq!(e.plus, e.pattern.contains("{model+}"), "{e:?}");
+                assert_eq!(
+                    Some(&e.pattern[e.last..]),
+                    e.pattern.rsplit('/').next(),
+                    "{e:?}"
+                );
                 assert_eq!(captures == 1, e.model == ModelFrom::Path, "{e:?}");
                 assert!(e.method == "GET" || e.method == "POST", "{e:?}");
                 assert!(
@@ -555,7 +581,8 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Skipping rows longer than the path finds what trying every row finds.
+        /// Skipping rows longer than the path, or whose last segment does not
+        /// match, finds what trying every row finds.
         #[test]
         fn skipping_long_rows_changes_nothing(
             path in table_path(),

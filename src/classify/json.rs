@@ -59,10 +59,7 @@ impl<'a> Json<'a> {
     /// serde_json's message: it names a position, never content, except a
     /// duplicate key, quoted truncated.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, serde_json::Error> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let v = Strict.deserialize(&mut de)?;
-        de.end()?;
-        Ok(v)
+        Strict::parse(bytes)
     }
 
     /// `self[key]` of an object; `None` for a missing key or a non-object
@@ -125,9 +122,40 @@ impl<'a> Json<'a> {
 }
 
 /// The strict value visitor: a `Json`, refusing duplicate keys.
-struct Strict;
+///
+/// The elements of the open arrays and objects wait on two stacks shared by
+/// the whole parse; a closed one moves its own into a `Vec` of exactly its
+/// size. A `Vec` per container grown one push at a time would reallocate
+/// every object of more than four keys.
+struct Strict<'s, 'de> {
+    items: &'s mut Vec<Json<'de>>,
+    entries: &'s mut Vec<(Cow<'de, str>, Json<'de>)>,
+}
 
-impl<'de> DeserializeSeed<'de> for Strict {
+// === impl Strict ===
+
+impl<'de> Strict<'_, 'de> {
+    fn parse(bytes: &'de [u8]) -> Result<Json<'de>, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let (mut items, mut entries) = (Vec::new(), Vec::new());
+        let v = Strict {
+            items: &mut items,
+            entries: &mut entries,
+        }
+        .deserialize(&mut de)?;
+        de.end()?;
+        Ok(v)
+    }
+
+    fn nested(&mut self) -> Strict<'_, 'de> {
+        Strict {
+            items: self.items,
+            entries: self.entries,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Strict<'_, 'de> {
     type Value = Json<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Json<'de>, D::Error> {
@@ -135,7 +163,7 @@ impl<'de> DeserializeSeed<'de> for Strict {
     }
 }
 
-impl<'de> Visitor<'de> for Strict {
+impl<'de> Visitor<'de> for Strict<'_, 'de> {
     type Value = Json<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -172,24 +200,25 @@ impl<'de> Visitor<'de> for Strict {
         Ok(Json::Null)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
-        let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(Strict)? {
-            out.push(v);
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Json<'de>, A::Error> {
+        let start = self.items.len();
+        while let Some(v) = seq.next_element_seed(self.nested())? {
+            self.items.push(v);
         }
-        Ok(Json::Array(out))
+        Ok(Json::Array(self.items.drain(start..).collect()))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
-        let mut out: Vec<(Cow<'de, str>, Json<'de>)> = Vec::new();
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Json<'de>, A::Error> {
+        let start = self.entries.len();
         // Past `SCAN_KEYS` keys, every key so far is also in `seen`.
         let mut seen: HashSet<Cow<'de, str>> = HashSet::new();
         while let Some(key) = map.next_key_seed(Key)? {
-            let duplicate = if out.len() < SCAN_KEYS {
-                out.iter().any(|(k, _)| *k == key)
+            let open = &self.entries[start..];
+            let duplicate = if open.len() < SCAN_KEYS {
+                open.iter().any(|(k, _)| *k == key)
             } else {
                 if seen.is_empty() {
-                    seen.extend(out.iter().map(|(k, _)| k.clone()));
+                    seen.extend(open.iter().map(|(k, _)| k.clone()));
                 }
                 !seen.insert(key.clone())
             };
@@ -197,10 +226,10 @@ impl<'de> Visitor<'de> for Strict {
                 let shown: String = key.chars().take(64).collect();
                 return Err(de::Error::custom(format_args!("duplicate key `{shown}`")));
             }
-            let v = map.next_value_seed(Strict)?;
-            out.push((key, v));
+            let v = map.next_value_seed(self.nested())?;
+            self.entries.push((key, v));
         }
-        Ok(Json::Object(out))
+        Ok(Json::Object(self.entries.drain(start..).collect()))
     }
 }
 
