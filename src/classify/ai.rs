@@ -86,10 +86,10 @@ impl AiInfo {
 
     /// The Cedar record (fixed field order: it is part of the cache key).
     pub fn to_value(&self) -> Value {
-        let mut fields = vec![
-            ("provider".to_owned(), Value::str(&self.provider)),
-            ("endpoint".to_owned(), Value::str(&self.endpoint)),
-        ];
+        // Sized for every field: pushing past a small capacity reallocates.
+        let mut fields = Vec::with_capacity(16);
+        fields.push(("provider".to_owned(), Value::str(&self.provider)));
+        fields.push(("endpoint".to_owned(), Value::str(&self.endpoint)));
         if let Some(m) = &self.model {
             fields.push(("model".to_owned(), Value::str(m)));
         }

@@ -78,10 +78,10 @@ pub struct McpInfo {
 impl McpInfo {
     /// The Cedar record (fixed field order: it is part of the cache key).
     pub fn to_value(&self) -> Value {
-        let mut fields = vec![
-            ("method".to_owned(), Value::str(&self.method)),
-            ("server".to_owned(), Value::str(&self.server)),
-        ];
+        // Sized for every field: pushing past a small capacity reallocates.
+        let mut fields = Vec::with_capacity(12);
+        fields.push(("method".to_owned(), Value::str(&self.method)));
+        fields.push(("server".to_owned(), Value::str(&self.server)));
         if let Some(t) = &self.tool {
             fields.push(("tool".to_owned(), Value::str(t)));
         }
