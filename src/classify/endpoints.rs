@@ -301,7 +301,7 @@ pub fn find<'a>(table: &'static [Endpoint], method: &str, path: &'a str) -> Opti
     let path_segments = path.bytes().filter(|&b| b == b'/').count() + 1;
     // And rows whose last segment cannot be the path's: both pattern matchers
     // test it first.
-    let path_last = path.rsplit('/').next().unwrap_or_default();
+    let path_last = RSegments::new(path).next().unwrap_or_default();
     let fits = |e: &&Endpoint| {
         let last = e.pattern.get(e.last..).unwrap_or_default();
         e.method == method
@@ -350,15 +350,49 @@ fn match_pattern<'a>(e: &Endpoint, path: &'a str) -> Option<(Option<&'a str>, St
         return match_plus(pattern, path);
     }
     let mut model = None;
-    let mut segs = path.rsplit('/');
+    let mut segs = RSegments::new(path);
     let mut matched = 0;
-    for p in pattern.rsplit('/') {
+    for p in RSegments::new(pattern) {
         if let Some(m) = segment(p, segs.next()?)? {
             model = Some(m);
         }
         matched += 1;
     }
     Some((model, Start::FromEnd(matched)))
+}
+
+/// `s.rsplit('/')` for the few short segments of a path or pattern: a byte
+/// scan, where `rsplit`'s searcher costs more to set up than the segment
+/// costs to read (every Check on a provider route tries several rows).
+struct RSegments<'a> {
+    rest: Option<&'a str>,
+}
+
+// === impl RSegments ===
+
+impl<'a> RSegments<'a> {
+    fn new(s: &'a str) -> Self {
+        Self { rest: Some(s) }
+    }
+}
+
+impl<'a> Iterator for RSegments<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        match rest.bytes().rposition(|b| b == b'/') {
+            // `/` is ASCII: both slices are on character boundaries.
+            Some(i) => {
+                self.rest = rest.get(..i);
+                rest.get(i + 1..)
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
+        }
+    }
 }
 
 /// `A / {model+} / B`: B at the end, A at its first place before that, and
@@ -556,6 +590,25 @@ mod tests {
                     "{e:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn rsegments_are_rsplit() {
+        for s in [
+            "",
+            "/",
+            "//",
+            "a",
+            "a/b",
+            "/a/b/",
+            "v1/chat/completions",
+            "é/ü//x",
+            "a:b/{model}",
+        ] {
+            let ours: Vec<&str> = RSegments::new(s).collect();
+            let std: Vec<&str> = s.rsplit('/').collect();
+            assert_eq!(ours, std, "{s:?}");
         }
     }
 

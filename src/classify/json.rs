@@ -59,7 +59,10 @@ impl<'a> Json<'a> {
     /// serde_json's message: it names a position, never content, except a
     /// duplicate key, quoted truncated.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, serde_json::Error> {
-        Strict::parse(bytes)
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let v = Strict.deserialize(&mut de)?;
+        de.end()?;
+        Ok(v)
     }
 
     /// `self[key]` of an object; `None` for a missing key or a non-object
@@ -122,40 +125,9 @@ impl<'a> Json<'a> {
 }
 
 /// The strict value visitor: a `Json`, refusing duplicate keys.
-///
-/// The elements of the open arrays and objects wait on two stacks shared by
-/// the whole parse; a closed one moves its own into a `Vec` of exactly its
-/// size. A `Vec` per container grown one push at a time would reallocate
-/// every object of more than four keys.
-struct Strict<'s, 'de> {
-    items: &'s mut Vec<Json<'de>>,
-    entries: &'s mut Vec<(Cow<'de, str>, Json<'de>)>,
-}
+struct Strict;
 
-// === impl Strict ===
-
-impl<'de> Strict<'_, 'de> {
-    fn parse(bytes: &'de [u8]) -> Result<Json<'de>, serde_json::Error> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let (mut items, mut entries) = (Vec::new(), Vec::new());
-        let v = Strict {
-            items: &mut items,
-            entries: &mut entries,
-        }
-        .deserialize(&mut de)?;
-        de.end()?;
-        Ok(v)
-    }
-
-    fn nested(&mut self) -> Strict<'_, 'de> {
-        Strict {
-            items: self.items,
-            entries: self.entries,
-        }
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Strict<'_, 'de> {
+impl<'de> DeserializeSeed<'de> for Strict {
     type Value = Json<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Json<'de>, D::Error> {
@@ -163,7 +135,7 @@ impl<'de> DeserializeSeed<'de> for Strict<'_, 'de> {
     }
 }
 
-impl<'de> Visitor<'de> for Strict<'_, 'de> {
+impl<'de> Visitor<'de> for Strict {
     type Value = Json<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -200,36 +172,35 @@ impl<'de> Visitor<'de> for Strict<'_, 'de> {
         Ok(Json::Null)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Json<'de>, A::Error> {
-        let start = self.items.len();
-        while let Some(v) = seq.next_element_seed(self.nested())? {
-            self.items.push(v);
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(Strict)? {
+            out.push(v);
         }
-        Ok(Json::Array(self.items.drain(start..).collect()))
+        Ok(Json::Array(out))
     }
 
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Json<'de>, A::Error> {
-        let start = self.entries.len();
-        // Past `SCAN_KEYS` keys, every key so far is also in `seen`.
-        let mut seen: HashSet<Cow<'de, str>> = HashSet::new();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
+        let mut out: Vec<(Cow<'de, str>, Json<'de>)> = Vec::new();
+        // Past `SCAN_KEYS` keys, every key so far is also in `seen` (made only
+        // then: a `HashSet` seeds its hasher even when empty).
+        let mut seen: Option<HashSet<Cow<'de, str>>> = None;
         while let Some(key) = map.next_key_seed(Key)? {
-            let open = &self.entries[start..];
-            let duplicate = if open.len() < SCAN_KEYS {
-                open.iter().any(|(k, _)| *k == key)
+            let duplicate = if out.len() < SCAN_KEYS {
+                out.iter().any(|(k, _)| *k == key)
             } else {
-                if seen.is_empty() {
-                    seen.extend(open.iter().map(|(k, _)| k.clone()));
-                }
-                !seen.insert(key.clone())
+                !seen
+                    .get_or_insert_with(|| out.iter().map(|(k, _)| k.clone()).collect())
+                    .insert(key.clone())
             };
             if duplicate {
                 let shown: String = key.chars().take(64).collect();
                 return Err(de::Error::custom(format_args!("duplicate key `{shown}`")));
             }
-            let v = map.next_value_seed(self.nested())?;
-            self.entries.push((key, v));
+            let v = map.next_value_seed(Strict)?;
+            out.push((key, v));
         }
-        Ok(Json::Object(self.entries.drain(start..).collect()))
+        Ok(Json::Object(out))
     }
 }
 
