@@ -304,8 +304,11 @@ pub fn find<'a>(table: &'static [Endpoint], method: &str, path: &'a str) -> Opti
     let path_last = RSegments::new(path).next().unwrap_or_default();
     let fits = |e: &&Endpoint| {
         let last = e.pattern.get(e.last..).unwrap_or_default();
-        e.method == method
-            && e.segments <= path_segments
+        // Cheapest first. A literal segment (every other one starts with `{`)
+        // matches only a path segment of its length.
+        e.segments <= path_segments
+            && (last.starts_with('{') || last.len() == path_last.len())
+            && e.method == method
             && (last == "{model+}" || segment(last, path_last).is_some())
     };
     table.iter().filter(fits).find_map(|e| {
@@ -589,6 +592,10 @@ mod tests {
                     !e.pattern.starts_with('/') && !e.pattern.ends_with('/'),
                     "{e:?}"
                 );
+                // `find` takes a segment without `{` for a literal.
+                for seg in e.pattern.split('/') {
+                    assert!(!seg.contains('{') || seg.starts_with('{'), "{e:?}");
+                }
             }
         }
     }
