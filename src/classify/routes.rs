@@ -309,10 +309,8 @@ impl Route {
         if !self.methods.is_empty() && !self.methods.iter().any(|m| m == &req.method) {
             return false;
         }
-        if let Some(host) = &self.host {
-            if !host.matches(&req.host) {
-                return false;
-            }
+        if self.host.as_ref().is_some_and(|h| !h.matches(&req.host)) {
+            return false;
         }
         match &self.path {
             PathMatch::Any => true,
