@@ -9,9 +9,8 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value as Json;
-
 use crate::classify::body::{BodyError, BodyReader};
+use crate::classify::json::Json;
 use crate::classify::{Operation, Protocol, action};
 use crate::vocab::{EntityType, Value, builtin_uid};
 
@@ -87,10 +86,10 @@ impl AiInfo {
 
     /// The Cedar record (fixed field order: it is part of the cache key).
     pub fn to_value(&self) -> Value {
-        let mut fields = vec![
-            ("provider".to_owned(), Value::str(&self.provider)),
-            ("endpoint".to_owned(), Value::str(&self.endpoint)),
-        ];
+        // Sized for every field: pushing past a small capacity reallocates.
+        let mut fields = Vec::with_capacity(16);
+        fields.push(("provider".to_owned(), Value::str(&self.provider)));
+        fields.push(("endpoint".to_owned(), Value::str(&self.endpoint)));
         if let Some(m) = &self.model {
             fields.push(("model".to_owned(), Value::str(m)));
         }
@@ -154,12 +153,12 @@ impl AiInfo {
 }
 
 /// `obj[k0][k1]...`, with `null` read as absent.
-pub fn nested<'a>(obj: &'a Json, keys: &[&str]) -> Option<&'a Json> {
+pub fn nested<'a, 'b>(obj: &'a Json<'b>, keys: &[&str]) -> Option<&'a Json<'b>> {
     keys.iter().try_fold(obj, |cur, key| get(cur, key))
 }
 
 /// A thinking budget or count at a nested path, typed.
-pub fn nested_count(obj: &Json, keys: &[&str]) -> Result<Option<i64>, BodyError> {
+pub fn nested_count(obj: &Json<'_>, keys: &[&str]) -> Result<Option<i64>, BodyError> {
     match keys.split_last() {
         Some((last, parents)) => match nested(obj, parents) {
             Some(parent) if parent.is_object() => opt_count(parent, last),
@@ -171,7 +170,7 @@ pub fn nested_count(obj: &Json, keys: &[&str]) -> Result<Option<i64>, BodyError>
 }
 
 /// A string at a nested path, typed, lower-cased.
-pub fn nested_lower(obj: &Json, keys: &[&str]) -> Result<Option<String>, BodyError> {
+pub fn nested_lower(obj: &Json<'_>, keys: &[&str]) -> Result<Option<String>, BodyError> {
     match keys.split_last() {
         Some((last, parents)) => match nested(obj, parents) {
             Some(parent) if parent.is_object() => {
@@ -190,7 +189,7 @@ pub fn nested_lower(obj: &Json, keys: &[&str]) -> Result<Option<String>, BodyErr
 pub fn from_body(
     body: &BodyReader<'_>,
     base: AiInfo,
-    fill: impl FnOnce(&mut AiInfo, &Json) -> Result<(), BodyError>,
+    fill: impl FnOnce(&mut AiInfo, &Json<'_>) -> Result<(), BodyError>,
 ) -> Result<AiInfo, BodyError> {
     let Some(json) = body.json()? else {
         return Ok(base);
@@ -203,21 +202,21 @@ pub fn from_body(
 }
 
 /// `obj[key]`, with `null` read as absent.
-pub fn get<'a>(obj: &'a Json, key: &str) -> Option<&'a Json> {
+pub fn get<'a, 'b>(obj: &'a Json<'b>, key: &str) -> Option<&'a Json<'b>> {
     obj.get(key).filter(|v| !v.is_null())
 }
 
 /// A string field, if present.
-pub fn opt_str(obj: &Json, key: &str) -> Result<Option<String>, BodyError> {
+pub fn opt_str(obj: &Json<'_>, key: &str) -> Result<Option<String>, BodyError> {
     match get(obj, key) {
         None => Ok(None),
-        Some(Json::String(s)) => Ok(Some(s.clone())),
+        Some(Json::String(s)) => Ok(Some(s.as_ref().to_owned())),
         Some(_) => Err(BodyError::field(key, "a string")),
     }
 }
 
 /// A boolean field, absent = false.
-pub fn opt_bool(obj: &Json, key: &str) -> Result<bool, BodyError> {
+pub fn opt_bool(obj: &Json<'_>, key: &str) -> Result<bool, BodyError> {
     match get(obj, key) {
         None => Ok(false),
         Some(Json::Bool(b)) => Ok(*b),
@@ -227,7 +226,7 @@ pub fn opt_bool(obj: &Json, key: &str) -> Result<bool, BodyError> {
 
 /// A count such as `max_tokens`: fractions round up and anything beyond 64
 /// bits saturates, so a cap is never evaded by the number's form.
-pub fn opt_count(obj: &Json, key: &str) -> Result<Option<i64>, BodyError> {
+pub fn opt_count(obj: &Json<'_>, key: &str) -> Result<Option<i64>, BodyError> {
     match get(obj, key) {
         None => Ok(None),
         Some(Json::Number(n)) => Ok(Some(match (n.as_i64(), n.as_u64(), n.as_f64()) {
@@ -242,7 +241,7 @@ pub fn opt_count(obj: &Json, key: &str) -> Result<Option<i64>, BodyError> {
 }
 
 /// A fraction such as `temperature`, × 1000 and rounded.
-pub fn opt_milli(obj: &Json, key: &str) -> Result<Option<i64>, BodyError> {
+pub fn opt_milli(obj: &Json<'_>, key: &str) -> Result<Option<i64>, BodyError> {
     match get(obj, key) {
         None => Ok(None),
         Some(Json::Number(n)) => Ok(n.as_f64().map(|f| (f * 1000.0).round() as i64)),
@@ -251,7 +250,7 @@ pub fn opt_milli(obj: &Json, key: &str) -> Result<Option<i64>, BodyError> {
 }
 
 /// An array field, if present.
-pub fn opt_array<'a>(obj: &'a Json, key: &str) -> Result<&'a [Json], BodyError> {
+pub fn opt_array<'a, 'b>(obj: &'a Json<'b>, key: &str) -> Result<&'a [Json<'b>], BodyError> {
     match get(obj, key) {
         None => Ok(&[]),
         Some(Json::Array(items)) => Ok(items),
@@ -260,7 +259,7 @@ pub fn opt_array<'a>(obj: &'a Json, key: &str) -> Result<&'a [Json], BodyError> 
 }
 
 /// The body must be a JSON object.
-pub fn object(body: &Json) -> Result<&Json, BodyError> {
+pub fn object<'a, 'b>(body: &'a Json<'b>) -> Result<&'a Json<'b>, BodyError> {
     if body.is_object() {
         Ok(body)
     } else {
@@ -272,15 +271,15 @@ pub fn object(body: &Json) -> Result<&Json, BodyError> {
 
 /// Approximate prompt size: characters in every string under `v`, except
 /// structural fields (`role`, `type`) and inline binary data.
-pub fn text_chars(v: &Json) -> i64 {
-    fn walk(v: &Json, total: &mut usize) {
+pub fn text_chars(v: &Json<'_>) -> i64 {
+    fn walk(v: &Json<'_>, total: &mut usize) {
         match v {
             Json::String(s) => *total = total.saturating_add(s.chars().count()),
             Json::Array(items) => items.iter().for_each(|x| walk(x, total)),
             Json::Object(map) => {
                 for (k, x) in map {
                     if !matches!(
-                        k.as_str(),
+                        k.as_ref(),
                         "role" | "type" | "data" | "image_url" | "inlineData" | "inline_data"
                     ) {
                         walk(x, total);
@@ -298,7 +297,7 @@ pub fn text_chars(v: &Json) -> i64 {
 
 /// Tool names from a `tools` array whose elements hold the name at one of
 /// `paths` (each a list of keys), e.g. `["function", "name"]`.
-pub fn tool_names(info: &mut AiInfo, tools: &[Json], paths: &[&[&str]]) {
+pub fn tool_names(info: &mut AiInfo, tools: &[Json<'_>], paths: &[&[&str]]) {
     for tool in tools {
         info.has_tools = true;
         for path in paths {
@@ -325,10 +324,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The body `v` serializes to, as the readers see it.
+    fn bytes(v: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&v).unwrap()
+    }
+
     #[test]
     fn counts_saturate_and_round_up() {
-        let v =
-            json!({"a": 10, "b": 1.5, "c": 1e300, "d": 18446744073709551615u64, "e": "9", "f": -3});
+        let body = bytes(
+            json!({"a": 10, "b": 1.5, "c": 1e300, "d": 18446744073709551615u64, "e": "9", "f": -3}),
+        );
+        let v = Json::parse(&body).unwrap();
         assert_eq!(opt_count(&v, "a").unwrap(), Some(10));
         assert_eq!(opt_count(&v, "b").unwrap(), Some(2));
         assert_eq!(opt_count(&v, "c").unwrap(), Some(i64::MAX));
@@ -340,7 +346,8 @@ mod tests {
 
     #[test]
     fn temperature_is_milli() {
-        let v = json!({"t": 0.7, "u": 2, "w": 1e300, "x": true});
+        let body = bytes(json!({"t": 0.7, "u": 2, "w": 1e300, "x": true}));
+        let v = Json::parse(&body).unwrap();
         assert_eq!(opt_milli(&v, "t").unwrap(), Some(700));
         assert_eq!(opt_milli(&v, "u").unwrap(), Some(2000));
         assert_eq!(opt_milli(&v, "w").unwrap(), Some(i64::MAX));
@@ -349,7 +356,10 @@ mod tests {
 
     #[test]
     fn prompt_chars_skip_structure() {
-        let v = json!([{"role": "user", "content": [{"type": "text", "text": "héllo"}, {"type": "image_url", "image_url": {"url": "data:xxxx"}}]}]);
+        let body = bytes(
+            json!([{"role": "user", "content": [{"type": "text", "text": "héllo"}, {"type": "image_url", "image_url": {"url": "data:xxxx"}}]}]),
+        );
+        let v = Json::parse(&body).unwrap();
         assert_eq!(text_chars(&v), 5);
     }
 }

@@ -3,16 +3,15 @@
 //! on Vertex AI (`:rawPredict`). The endpoints are rows of
 //! `classify::endpoints::ANTHROPIC`; the model is read by the caller.
 
-use serde_json::Value as Json;
-
 use crate::classify::ai::{
     AiInfo, get, len, nested_count, opt_array, opt_bool, opt_count, opt_milli, text_chars,
     tool_names,
 };
 use crate::classify::body::BodyError;
+use crate::classify::json::Json;
 
 /// Fills `context.ai` from an Anthropic Messages body.
-pub fn fill(info: &mut AiInfo, obj: &Json) -> Result<(), BodyError> {
+pub fn fill(info: &mut AiInfo, obj: &Json<'_>) -> Result<(), BodyError> {
     info.stream = info.stream || opt_bool(obj, "stream")?;
     info.max_output_tokens = opt_count(obj, "max_tokens")?
         .into_iter()

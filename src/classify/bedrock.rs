@@ -8,13 +8,12 @@
 //! read (Anthropic `max_tokens`, Llama `max_gen_len`, Titan
 //! `textGenerationConfig.maxTokenCount`, Nova `inferenceConfig.max_new_tokens`).
 
-use serde_json::Value as Json;
-
 use crate::classify::ai::{
     AiInfo, get, len, nested_count, nested_lower, object, opt_array, opt_count, opt_milli,
     text_chars, tool_names,
 };
 use crate::classify::body::BodyError;
+use crate::classify::json::Json;
 
 /// Whether every encoded `/` of a canonical path is inside the model
 /// segment of `.../model/{modelId}/{operation}`, the one place Bedrock
@@ -30,7 +29,7 @@ pub fn encoded_slash_in_model_only(path: &str) -> bool {
 }
 
 /// Fills `context.ai` from a `converse` body.
-pub fn fill_converse(info: &mut AiInfo, obj: &Json) -> Result<(), BodyError> {
+pub fn fill_converse(info: &mut AiInfo, obj: &Json<'_>) -> Result<(), BodyError> {
     let messages = opt_array(obj, "messages")?;
     info.message_count = len(messages.len());
     info.prompt_chars = messages
@@ -56,7 +55,7 @@ pub fn fill_converse(info: &mut AiInfo, obj: &Json) -> Result<(), BodyError> {
 }
 
 /// Fills `context.ai` from an `invoke` body (the model vendor's own).
-pub fn fill_invoke(info: &mut AiInfo, obj: &Json) -> Result<(), BodyError> {
+pub fn fill_invoke(info: &mut AiInfo, obj: &Json<'_>) -> Result<(), BodyError> {
     let mut max = [
         opt_count(obj, "max_tokens")?,
         opt_count(obj, "max_gen_len")?,

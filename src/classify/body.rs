@@ -1,18 +1,14 @@
 //! Reading a request body safely: bounded, never trusted, never panicking.
 //!
 //! A body a protocol needs but cannot read denies the request with a specific
-//! reason, unless the route says `body: optional`. JSON is parsed strictly:
-//! duplicate object keys are refused, because the upstream may keep a
-//! different duplicate than we do (`{"model":"small","model":"frontier"}`), and
-//! nesting deeper than serde_json's recursion limit (128) is an error, not a
-//! stack overflow.
-
-use std::fmt;
-
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value as Json};
+//! reason, unless the route says `body: optional`. JSON is parsed strictly
+//! ([`Json`]): duplicate object keys are refused, because the upstream may
+//! keep a different duplicate than we do (`{"model":"small","model":"frontier"}`),
+//! and nesting deeper than serde_json's recursion limit (128) is an error, not
+//! a stack overflow.
 
 use crate::classify::form::{self, Form};
+use crate::classify::json::Json;
 use crate::classify::routes::{BodyMode, Route};
 use crate::request::HttpRequest;
 use crate::vocab::Reason;
@@ -115,7 +111,7 @@ impl<'a> BodyReader<'a> {
 
     /// The body as strict JSON. `Ok(None)` when the body is unusable and the
     /// route opted out of fail-closed parsing.
-    pub fn json(&self) -> Result<Option<Json>, BodyError> {
+    pub fn json(&self) -> Result<Option<Json<'a>>, BodyError> {
         self.lenient(self.bytes().and_then(parse_json))
     }
 
@@ -196,82 +192,13 @@ impl<'a> BodyReader<'a> {
     }
 }
 
-/// Parses JSON strictly: duplicate keys and trailing data are errors; depth
-/// is bounded by serde_json's recursion limit.
-pub fn parse_json(bytes: &[u8]) -> Result<Json, BodyError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let v = StrictValue
-        .deserialize(&mut de)
-        .and_then(|v| de.end().map(|()| v))
-        // serde_json's messages name a position, not content (with
-        // `deserialize_any` no type error quotes a value); a duplicate key is
-        // quoted truncated.
-        .map_err(|e| BodyError::Invalid(format!("not valid JSON: {e}")))?;
-    Ok(v)
-}
-
-struct StrictValue;
-
-impl<'de> DeserializeSeed<'de> for StrictValue {
-    type Value = Json;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Json, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for StrictValue {
-    type Value = Json;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
-        Ok(Json::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
-        Ok(Json::from(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
-        Ok(Json::from(v))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Json, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Json, E> {
-        Ok(Json::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Json, E> {
-        Ok(Json::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Json, E> {
-        Ok(Json::Null)
-    }
-    fn visit_none<E>(self) -> Result<Json, E> {
-        Ok(Json::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
-        let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(StrictValue)? {
-            out.push(v);
-        }
-        Ok(Json::Array(out))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                let shown: String = key.chars().take(64).collect();
-                return Err(de::Error::custom(format_args!("duplicate key `{shown}`")));
-            }
-            let v = map.next_value_seed(StrictValue)?;
-            out.insert(key, v);
-        }
-        Ok(Json::Object(out))
-    }
+/// Parses JSON strictly (see `classify::json`): duplicate keys and trailing
+/// data are errors; depth is bounded by serde_json's recursion limit.
+pub fn parse_json(bytes: &[u8]) -> Result<Json<'_>, BodyError> {
+    // serde_json's messages name a position, not content (with
+    // `deserialize_any` no type error quotes a value); a duplicate key is
+    // quoted truncated.
+    Json::parse(bytes).map_err(|e| BodyError::Invalid(format!("not valid JSON: {e}")))
 }
 
 #[cfg(test)]
@@ -293,7 +220,7 @@ mod tests {
         }
     }
 
-    fn json(r: &HttpRequest, mode: BodyMode) -> Result<Option<Json>, BodyError> {
+    fn json(r: &HttpRequest, mode: BodyMode) -> Result<Option<Json<'_>>, BodyError> {
         BodyReader::with_rules(r, mode, 1024).json()
     }
 
@@ -377,7 +304,7 @@ mod tests {
         assert!(parse_json(deep_obj.as_bytes()).is_err());
         assert!(parse_json(b"1e999").is_err());
         let big = parse_json(b"123456789012345678901234567890").unwrap();
-        assert!(big.is_f64());
+        assert!(matches!(big, Json::Number(n) if n.is_f64()));
         assert!(parse_json(b"{} {}").is_err());
     }
 

@@ -76,6 +76,13 @@ pub struct Endpoint {
     pub stream: bool,
     /// Whether `multipart/form-data` is accepted (file uploads).
     pub upload: bool,
+    /// The pattern's segments: a path with fewer cannot match (every pattern
+    /// segment, `{model+}` included, takes at least one path segment).
+    segments: usize,
+    /// Whether the pattern has a `{model+}` segment.
+    plus: bool,
+    /// Where the pattern's last segment starts.
+    last: usize,
 }
 
 const fn row(
@@ -95,7 +102,50 @@ const fn row(
         fill,
         stream: false,
         upload: false,
+        segments: segments(pattern),
+        plus: contains(pattern, "{model+}"),
+        last: last_segment(pattern),
     }
+}
+
+/// Where `pattern.rsplit('/').next()` starts, at compile time.
+const fn last_segment(pattern: &str) -> usize {
+    let bytes = pattern.as_bytes();
+    let mut i = bytes.len();
+    while i > 0 && bytes[i - 1] != b'/' {
+        i -= 1;
+    }
+    i
+}
+
+/// `pattern.split('/').count()`, at compile time.
+const fn segments(pattern: &str) -> usize {
+    let bytes = pattern.as_bytes();
+    let (mut n, mut i) = (1, 0);
+    while i < bytes.len() {
+        if bytes[i] == b'/' {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+/// `haystack.contains(needle)`, at compile time.
+const fn contains(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    let mut start = 0;
+    while start + n.len() <= h.len() {
+        let mut i = 0;
+        while i < n.len() && h[start + i] == n[i] {
+            i += 1;
+        }
+        if i == n.len() {
+            return true;
+        }
+        start += 1;
+    }
+    false
 }
 
 const fn streamed(mut e: Endpoint) -> Endpoint {
@@ -246,8 +296,23 @@ pub struct Matched<'a> {
 pub fn find<'a>(table: &'static [Endpoint], method: &str, path: &'a str) -> Option<Matched<'a>> {
     let path = path.strip_suffix('/').unwrap_or(path);
     let path = path.strip_prefix('/').unwrap_or(path);
-    table.iter().filter(|e| e.method == method).find_map(|e| {
-        let (model, start) = match_pattern(e.pattern, path)?;
+    // Rows with more segments than the path are skipped before any pattern is
+    // split: most rows of a table are longer than a request's path.
+    let path_segments = path.bytes().filter(|&b| b == b'/').count() + 1;
+    // And rows whose last segment cannot be the path's: both pattern matchers
+    // test it first.
+    let path_last = RSegments::new(path).next().unwrap_or_default();
+    let fits = |e: &&Endpoint| {
+        let last = e.pattern.get(e.last..).unwrap_or_default();
+        // Cheapest first. A literal segment (every other one starts with `{`)
+        // matches only a path segment of its length.
+        e.segments <= path_segments
+            && (last.starts_with('{') || last.len() == path_last.len())
+            && e.method == method
+            && (last == "{model+}" || segment(last, path_last).is_some())
+    };
+    table.iter().filter(fits).find_map(|e| {
+        let (model, start) = match_pattern(e, path)?;
         let prefix = match start {
             Start::Segment(n) => path.splitn(n + 1, '/').take(n).map(str::len).sum::<usize>() + n,
             Start::FromEnd(n) => {
@@ -282,20 +347,55 @@ enum Start {
 /// model capture (or `Some(None)` without one). Allocation-free except for
 /// `{model+}` patterns whose last segment matches: every Check on a provider
 /// route tries rows until one fits.
-fn match_pattern<'a>(pattern: &str, path: &'a str) -> Option<(Option<&'a str>, Start)> {
-    if pattern.contains("{model+}") {
+fn match_pattern<'a>(e: &Endpoint, path: &'a str) -> Option<(Option<&'a str>, Start)> {
+    let pattern = e.pattern;
+    if e.plus {
         return match_plus(pattern, path);
     }
     let mut model = None;
-    let mut segs = path.rsplit('/');
+    let mut segs = RSegments::new(path);
     let mut matched = 0;
-    for p in pattern.rsplit('/') {
+    for p in RSegments::new(pattern) {
         if let Some(m) = segment(p, segs.next()?)? {
             model = Some(m);
         }
         matched += 1;
     }
     Some((model, Start::FromEnd(matched)))
+}
+
+/// `s.rsplit('/')` for the few short segments of a path or pattern: a byte
+/// scan, where `rsplit`'s searcher costs more to set up than the segment
+/// costs to read (every Check on a provider route tries several rows).
+struct RSegments<'a> {
+    rest: Option<&'a str>,
+}
+
+// === impl RSegments ===
+
+impl<'a> RSegments<'a> {
+    fn new(s: &'a str) -> Self {
+        Self { rest: Some(s) }
+    }
+}
+
+impl<'a> Iterator for RSegments<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        match rest.bytes().rposition(|b| b == b'/') {
+            // `/` is ASCII: both slices are on character boundaries.
+            Some(i) => {
+                self.rest = rest.get(..i);
+                rest.get(i + 1..)
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
+        }
+    }
 }
 
 /// `A / {model+} / B`: B at the end, A at its first place before that, and
@@ -479,12 +579,85 @@ mod tests {
         for table in [OPENAI, ANTHROPIC, GEMINI, BEDROCK] {
             for e in table {
                 let captures = e.pattern.matches("{model").count();
+                assert_eq!(e.segments, e.pattern.split('/').count(), "{e:?}");
+                assert_eq!(e.plus, e.pattern.contains("{model+}"), "{e:?}");
+                assert_eq!(
+                    Some(&e.pattern[e.last..]),
+                    e.pattern.rsplit('/').next(),
+                    "{e:?}"
+                );
                 assert_eq!(captures == 1, e.model == ModelFrom::Path, "{e:?}");
                 assert!(e.method == "GET" || e.method == "POST", "{e:?}");
                 assert!(
                     !e.pattern.starts_with('/') && !e.pattern.ends_with('/'),
                     "{e:?}"
                 );
+                // `find` takes a segment without `{` for a literal.
+                for seg in e.pattern.split('/') {
+                    assert!(!seg.contains('{') || seg.starts_with('{'), "{e:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rsegments_are_rsplit() {
+        for s in [
+            "",
+            "/",
+            "//",
+            "a",
+            "a/b",
+            "/a/b/",
+            "v1/chat/completions",
+            "é/ü//x",
+            "a:b/{model}",
+        ] {
+            let ours: Vec<&str> = RSegments::new(s).collect();
+            let std: Vec<&str> = s.rsplit('/').collect();
+            assert_eq!(ours, std, "{s:?}");
+        }
+    }
+
+    /// Paths built from the tables' own segments (and a few others), so
+    /// that most of them match some row, or nearly.
+    fn table_path() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let mut words: Vec<String> = [OPENAI, ANTHROPIC, GEMINI, BEDROCK]
+            .iter()
+            .flat_map(|t| t.iter())
+            .flat_map(|e| e.pattern.split('/'))
+            .map(|w| {
+                w.replace("{model}", "m")
+                    .replace("{id}", "i")
+                    .replace("{model+}", "a")
+            })
+            .collect();
+        words.extend(["v1", "", "x", "a:b", "Chat"].map(str::to_owned));
+        words.sort();
+        words.dedup();
+        prop::collection::vec(prop::sample::select(words), 0..8)
+            .prop_map(|segs| format!("/{}", segs.join("/")))
+    }
+
+    proptest::proptest! {
+        /// Skipping rows longer than the path, or whose last segment does not
+        /// match, finds what trying every row finds.
+        #[test]
+        fn skipping_long_rows_changes_nothing(
+            path in table_path(),
+            post in proptest::prelude::any::<bool>(),
+        ) {
+            let method = if post { "POST" } else { "GET" };
+            for table in [OPENAI, ANTHROPIC, GEMINI, BEDROCK] {
+                let trimmed = path.strip_suffix('/').unwrap_or(&path);
+                let trimmed = trimmed.strip_prefix('/').unwrap_or(trimmed);
+                let every_row = table
+                    .iter()
+                    .filter(|e| e.method == method)
+                    .find_map(|e| match_pattern(e, trimmed).map(|(m, _)| (e.action, e.pattern, m)));
+                let found = find(table, method, &path).map(|m| (m.endpoint.action, m.endpoint.pattern, m.model));
+                proptest::prop_assert_eq!(found, every_row);
             }
         }
     }

@@ -6,16 +6,15 @@
 //! Fields are read in both JSON spellings the API accepts
 //! (`maxOutputTokens`, `max_output_tokens`); both at once are refused.
 
-use serde_json::Value as Json;
-
 use crate::classify::ai::{
     AiInfo, get, len, object, opt_array, opt_count, opt_milli, opt_str, text_chars,
 };
 use crate::classify::body::BodyError;
+use crate::classify::json::Json;
 
 /// A field in camelCase or snake_case. Both at once is refused: which one
 /// the upstream keeps is not ours to guess.
-fn either<'a>(obj: &Json, camel: &'a str, snake: &'a str) -> Result<&'a str, BodyError> {
+fn either<'a>(obj: &Json<'_>, camel: &'a str, snake: &'a str) -> Result<&'a str, BodyError> {
     match (get(obj, camel).is_some(), get(obj, snake).is_some()) {
         (true, true) => Err(BodyError::Invalid(format!(
             "both `{camel}` and `{snake}` are set"
@@ -26,7 +25,7 @@ fn either<'a>(obj: &Json, camel: &'a str, snake: &'a str) -> Result<&'a str, Bod
 }
 
 /// Fills `context.ai` from a Gemini / Vertex body (the model is in the path).
-pub fn fill(info: &mut AiInfo, obj: &Json) -> Result<(), BodyError> {
+pub fn fill(info: &mut AiInfo, obj: &Json<'_>) -> Result<(), BodyError> {
     let contents = opt_array(obj, "contents")?;
     let requests = opt_array(obj, "requests")?;
     info.message_count = len(contents.len().max(requests.len()));

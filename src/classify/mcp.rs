@@ -18,10 +18,9 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value as Json;
-
 use crate::classify::ai::{get, len, opt_str};
 use crate::classify::body::{BodyError, BodyReader};
+use crate::classify::json::Json;
 use crate::classify::mcp_headers::{self, McpRefusal};
 use crate::classify::model::check_name;
 use crate::classify::routes::Route;
@@ -79,10 +78,10 @@ pub struct McpInfo {
 impl McpInfo {
     /// The Cedar record (fixed field order: it is part of the cache key).
     pub fn to_value(&self) -> Value {
-        let mut fields = vec![
-            ("method".to_owned(), Value::str(&self.method)),
-            ("server".to_owned(), Value::str(&self.server)),
-        ];
+        // Sized for every field: pushing past a small capacity reallocates.
+        let mut fields = Vec::with_capacity(12);
+        fields.push(("method".to_owned(), Value::str(&self.method)));
+        fields.push(("server".to_owned(), Value::str(&self.server)));
         if let Some(t) = &self.tool {
             fields.push(("tool".to_owned(), Value::str(t)));
         }
@@ -206,25 +205,25 @@ pub fn parse(
 }
 
 /// The `id` of a single message (a batch has none of its own).
-fn message_id(json: &Json) -> Option<Json> {
+fn message_id(json: &Json<'_>) -> Option<serde_json::Value> {
     match json {
         Json::Object(_) => get(json, "id")
             .filter(|v| v.is_string() || v.is_number())
-            .cloned(),
+            .map(Json::to_value),
         _ => None,
     }
 }
 
 /// One operation per message; any malformed element invalidates the batch.
-pub fn messages(json: &Json, server: &str) -> Result<Vec<Operation>, ClassifyError> {
+pub fn messages(json: &Json<'_>, server: &str) -> Result<Vec<Operation>, ClassifyError> {
     Ok(infos(json, server)?
         .into_iter()
         .map(|(info, action)| info.operation(action))
         .collect())
 }
 
-fn infos(json: &Json, server: &str) -> Result<Vec<(McpInfo, &'static str)>, ClassifyError> {
-    let items: &[Json] = match json {
+fn infos(json: &Json<'_>, server: &str) -> Result<Vec<(McpInfo, &'static str)>, ClassifyError> {
+    let items: &[Json<'_>] = match json {
         Json::Array(items) if items.is_empty() => {
             return Err(BodyError::Invalid("empty JSON-RPC batch".to_owned()).into());
         }
@@ -254,7 +253,7 @@ fn infos(json: &Json, server: &str) -> Result<Vec<(McpInfo, &'static str)>, Clas
 }
 
 fn message(
-    msg: &Json,
+    msg: &Json<'_>,
     server: &str,
     batch_size: i64,
 ) -> Result<(McpInfo, &'static str), ClassifyError> {
@@ -323,16 +322,21 @@ fn message(
 
 /// The keys of `params.inputResponses`: the client answering the server's
 /// `inputRequests` on a retry (MRTR, 2026-07-28).
-fn input_responses(params: &Json) -> Result<Option<BTreeSet<String>>, BodyError> {
+fn input_responses(params: &Json<'_>) -> Result<Option<BTreeSet<String>>, BodyError> {
     match get(params, "inputResponses") {
         None => Ok(None),
-        Some(Json::Object(map)) => Ok(Some(map.keys().take(MAX_KEYS).cloned().collect())),
+        Some(Json::Object(map)) => Ok(Some(
+            map.iter()
+                .take(MAX_KEYS)
+                .map(|(k, _)| k.as_ref().to_owned())
+                .collect(),
+        )),
         Some(_) => Err(BodyError::field("params.inputResponses", "an object")),
     }
 }
 
 /// `subscriptions/listen`: which change notifications, which resources.
-fn listen_filter(params: &Json, info: &mut McpInfo) -> Result<(), BodyError> {
+fn listen_filter(params: &Json<'_>, info: &mut McpInfo) -> Result<(), BodyError> {
     let filter = match get(params, "notifications") {
         None => &Json::Null,
         Some(f @ Json::Object(_)) => f,
@@ -376,7 +380,7 @@ fn listen_filter(params: &Json, info: &mut McpInfo) -> Result<(), BodyError> {
     Ok(())
 }
 
-fn required_name(params: &Json, key: &str) -> Result<String, BodyError> {
+fn required_name(params: &Json<'_>, key: &str) -> Result<String, BodyError> {
     match opt_str(params, key) {
         Ok(Some(s)) if !s.is_empty() => Ok(s),
         _ => Err(BodyError::Invalid(format!(
@@ -385,10 +389,14 @@ fn required_name(params: &Json, key: &str) -> Result<String, BodyError> {
     }
 }
 
-fn argument_names(params: &Json) -> Result<BTreeSet<String>, BodyError> {
+fn argument_names(params: &Json<'_>) -> Result<BTreeSet<String>, BodyError> {
     match get(params, "arguments") {
         None => Ok(BTreeSet::new()),
-        Some(Json::Object(args)) => Ok(args.keys().take(MAX_ARGUMENT_NAMES).cloned().collect()),
+        Some(Json::Object(args)) => Ok(args
+            .iter()
+            .take(MAX_ARGUMENT_NAMES)
+            .map(|(k, _)| k.as_ref().to_owned())
+            .collect()),
         Some(_) => Err(BodyError::field("params.arguments", "an object")),
     }
 }

@@ -35,6 +35,7 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 
 use crate::classify::ai::get;
+use crate::classify::json::Json as BodyJson;
 use crate::request::HttpRequest;
 use crate::vocab::Reason;
 
@@ -213,7 +214,7 @@ pub fn era(req: &HttpRequest, legacy: Legacy) -> Result<Era, McpHeaderError> {
 pub fn check(
     req: &HttpRequest,
     era: &Era,
-    json: &Json,
+    json: &BodyJson<'_>,
 ) -> Result<Vec<(String, String)>, McpHeaderError> {
     let method_header = header(req, METHOD_HEADER, "Mcp-Method")?;
     let name_header = header(req, NAME_HEADER, "Mcp-Name")?
@@ -221,22 +222,22 @@ pub fn check(
         .transpose()?;
     let params = params(req)?;
     let msg = match json {
-        Json::Array(_) if era.is_modern() => {
+        BodyJson::Array(_) if era.is_modern() => {
             return Err(McpHeaderError::Batch(
                 era.version().unwrap_or_default().to_owned(),
             ));
         }
         // A batch cannot be mirrored into one set of headers: a legacy batch
         // carrying them is ambiguous to whatever routes on them.
-        Json::Array(_) if method_header.is_some() || name_header.is_some() => {
+        BodyJson::Array(_) if method_header.is_some() || name_header.is_some() => {
             return Err(mismatch(
                 "a JSON-RPC batch cannot carry `Mcp-Method` or `Mcp-Name`",
             ));
         }
-        Json::Array(_) => return Ok(Vec::new()),
+        BodyJson::Array(_) => return Ok(Vec::new()),
         msg => msg,
     };
-    let method = get(msg, "method").and_then(Json::as_str);
+    let method = get(msg, "method").and_then(BodyJson::as_str);
     let is_request = method.is_some() && get(msg, "id").is_some();
     let body_params = get(msg, "params");
     check_version(era, body_params, is_request)?;
@@ -248,18 +249,18 @@ pub fn check(
 /// `MCP-Protocol-Version` <-> `params._meta` protocol version.
 fn check_version(
     era: &Era,
-    body_params: Option<&Json>,
+    body_params: Option<&BodyJson<'_>>,
     is_request: bool,
 ) -> Result<(), McpHeaderError> {
     let body_version = body_params
         .and_then(|p| get(p, "_meta"))
         .and_then(|m| get(m, META_VERSION));
     match (era, body_version) {
-        (_, Some(Json::String(b))) if Some(b.as_str()) == era.version() => Ok(()),
-        (_, Some(Json::String(b))) if b.as_str() >= FIRST_MODERN || era.is_modern() => Err(
+        (_, Some(BodyJson::String(b))) if Some(b.as_ref()) == era.version() => Ok(()),
+        (_, Some(BodyJson::String(b))) if b.as_ref() >= FIRST_MODERN || era.is_modern() => Err(
             mismatch("`MCP-Protocol-Version` does not match `params._meta` protocol version"),
         ),
-        (_, Some(Json::String(_))) => Ok(()),
+        (_, Some(BodyJson::String(_))) => Ok(()),
         (_, Some(_)) => Err(mismatch("`params._meta` protocol version is not a string")),
         (Era::Modern(_), None) if is_request => Err(mismatch(
             "`MCP-Protocol-Version` is set but `params._meta` has no protocol version",
@@ -293,7 +294,7 @@ fn check_name(
     era: &Era,
     name_header: Option<&str>,
     method: Option<&str>,
-    body_params: Option<&Json>,
+    body_params: Option<&BodyJson<'_>>,
     is_request: bool,
 ) -> Result<(), McpHeaderError> {
     let field = |key: &str| body_params.and_then(|p| get(p, key));
@@ -301,7 +302,7 @@ fn check_name(
     let source = required.or_else(|| ["name", "uri"].into_iter().find(|k| field(k).is_some()));
     let body_name = source.and_then(|k| field(k).map(|v| (k, v)));
     match (name_header, body_name) {
-        (Some(h), Some((_, Json::String(b)))) if h == b.as_str() => Ok(()),
+        (Some(h), Some((_, BodyJson::String(b)))) if h == b.as_ref() => Ok(()),
         (Some(_), Some((k, _))) => Err(mismatch(format!("`Mcp-Name` does not match `params.{k}`"))),
         (Some(_), None) => Err(mismatch(
             "`Mcp-Name` is set but the message has no `params.name` or `params.uri`",

@@ -14,6 +14,7 @@ pub mod endpoints;
 pub mod form;
 pub mod gemini;
 pub mod http;
+pub mod json;
 pub mod mcp;
 pub mod mcp_headers;
 pub mod model;

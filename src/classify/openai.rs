@@ -5,17 +5,16 @@
 //! model in the path (the deployment); elsewhere the model comes from the
 //! body's `model` (or the query, for realtime WebSockets).
 
-use serde_json::Value as Json;
-
 use crate::classify::ai::{
     AiInfo, get, len, nested_lower, opt_array, opt_bool, opt_count, opt_milli, opt_str, text_chars,
     tool_names,
 };
 use crate::classify::body::{BodyError, BodyReader};
+use crate::classify::json::Json;
 
 /// Fills `context.ai` from an OpenAI-compatible JSON body (the model is read
 /// by the caller, see `classify::provider`).
-pub fn fill(info: &mut AiInfo, obj: &Json, endpoint: &str) -> Result<(), BodyError> {
+pub fn fill(info: &mut AiInfo, obj: &Json<'_>, endpoint: &str) -> Result<(), BodyError> {
     info.stream = info.stream || opt_bool(obj, "stream")?;
     info.max_output_tokens = [
         opt_count(obj, "max_completion_tokens")?,
@@ -76,7 +75,7 @@ pub fn fill(info: &mut AiInfo, obj: &Json, endpoint: &str) -> Result<(), BodyErr
     tool_names(info, opt_array(obj, "functions")?, &[&["name"]]);
     info.response_format = match get(obj, "response_format") {
         None => None,
-        Some(Json::String(s)) => Some(s.clone()),
+        Some(Json::String(s)) => Some(s.as_ref().to_owned()),
         Some(f) => Some(opt_str(f, "type")?.unwrap_or_default()),
     };
     if let Some(format) = get(obj, "text").and_then(|t| get(t, "format")) {

@@ -4,11 +4,10 @@
 //! model to its one entity ([`model`]). A request no row matches is
 //! `unclassified`, never plain `http`.
 
-use serde_json::Value as Json;
-
 use crate::classify::ai::{self, AiInfo, get, object};
 use crate::classify::body::{BodyError, BodyReader};
 use crate::classify::endpoints::{self, Endpoint, Fill, ModelFrom};
+use crate::classify::json::Json;
 use crate::classify::{
     ClassifyError, NameError, OPAQUE_INFERENCE, Operation, Route, anthropic, bedrock, gemini,
     model, openai, unclassified,
@@ -176,7 +175,7 @@ fn body_model(from: ModelFrom) -> Option<(&'static [&'static str], bool)> {
     }
 }
 
-fn read_body(e: &Endpoint, info: &mut AiInfo, json: &Json) -> Result<(), BodyError> {
+fn read_body(e: &Endpoint, info: &mut AiInfo, json: &Json<'_>) -> Result<(), BodyError> {
     let obj = object(json)?;
     match body_model(e.model) {
         Some((keys, required)) => {
@@ -185,7 +184,7 @@ fn read_body(e: &Endpoint, info: &mut AiInfo, json: &Json) -> Result<(), BodyErr
                 cur = cur.and_then(|c| get(c, key));
             }
             match cur {
-                Some(Json::String(m)) if !m.is_empty() => info.model = Some(m.clone()),
+                Some(Json::String(m)) if !m.is_empty() => info.model = Some(m.as_ref().to_owned()),
                 None if !required => {}
                 Some(Json::String(_)) | None => {
                     return Err(BodyError::Invalid(format!(

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::classify::Protocol;
 use crate::request::HttpRequest;
-use crate::target::starts_with_ignore_case;
+use crate::target::{ends_with_ignore_case, starts_with_ignore_case};
 
 /// Default bound on the body bytes parsed, equal to the shipped Envoy
 /// `with_request_body.max_request_bytes`.
@@ -309,15 +309,8 @@ impl Route {
         if !self.methods.is_empty() && !self.methods.iter().any(|m| m == &req.method) {
             return false;
         }
-        if let Some(host) = &self.host {
-            let h = strip_port(&req.host).to_ascii_lowercase();
-            let ok = match host {
-                HostMatch::Exact(e) => h == *e,
-                HostMatch::Suffix(s) => h.len() > s.len() && h.ends_with(s.as_str()),
-            };
-            if !ok {
-                return false;
-            }
+        if self.host.as_ref().is_some_and(|h| !h.matches(&req.host)) {
+            return false;
         }
         match &self.path {
             PathMatch::Any => true,
@@ -343,6 +336,22 @@ impl Route {
                 // One trailing slash is the same route.
                 *rest || matches!((parts.next(), parts.next()), (None | Some(""), None))
             }
+        }
+    }
+}
+
+// === impl HostMatch ===
+
+impl HostMatch {
+    /// Whether a request's host (any case, port ignored) is this one.
+    fn matches(&self, host: &str) -> bool {
+        // The compiled names are ASCII lower case (`compile_host`), so
+        // comparing ignoring ASCII case is comparing the lower-cased host,
+        // without allocating it for every route of every Check.
+        let h = strip_port(host);
+        match self {
+            HostMatch::Exact(e) => h.eq_ignore_ascii_case(e),
+            HostMatch::Suffix(s) => h.len() > s.len() && ends_with_ignore_case(h, s),
         }
     }
 }
@@ -551,6 +560,39 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("routes[1]") && err.contains("`**`"), "{err}");
+    }
+
+    #[test]
+    fn hosts_match_as_when_lower_cased() {
+        for pattern in [
+            "api.openai.com",
+            "*.openai.azure.com",
+            "A.Example.COM",
+            "*.B_c.d",
+        ] {
+            let m = compile_host(pattern).unwrap();
+            for host in [
+                "api.openai.com",
+                "API.OpenAI.com:443",
+                "x.openai.azure.com",
+                "X.OPENAI.AZURE.COM:8443",
+                "openai.azure.com",
+                ".openai.azure.com",
+                "a.example.com",
+                "z.b_c.D",
+                "[::1]:80",
+                "api.openai.com.",
+                "\u{212a}.openai.azure.com",
+                "",
+            ] {
+                let lower = strip_port(host).to_ascii_lowercase();
+                let was = match &m {
+                    HostMatch::Exact(e) => lower == *e,
+                    HostMatch::Suffix(s) => lower.len() > s.len() && lower.ends_with(s.as_str()),
+                };
+                assert_eq!(m.matches(host), was, "{pattern} {host}");
+            }
+        }
     }
 
     #[test]
