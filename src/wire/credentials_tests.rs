@@ -284,7 +284,10 @@ fn rotation_is_used_by_the_next_request_and_nothing_leaks() {
     let answer = crate::wire::response::build(&outcome, &req, &g.config().response);
     let metadata = format!(
         "{:?}",
-        answer.decode().expect("the answer decodes").dynamic_metadata
+        answer
+            .decode()
+            .expect("the answer decodes")
+            .dynamic_metadata
     );
     for text in [
         format!("{outcome:?}"),

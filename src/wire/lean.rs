@@ -169,7 +169,10 @@ mod tests {
             .into_iter()
             .map(|h| (h.key, h.value))
             .collect();
-        assert_eq!(headers, [("a".into(), "1".into()), ("b".into(), "2".into())]);
+        assert_eq!(
+            headers,
+            [("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
 
         // A name sent twice on the wire: the map kept the last; so do we.
         let mut bytes = Vec::new();

@@ -5,10 +5,10 @@
 pub mod extproc;
 pub mod health;
 pub mod lean;
+mod pbwrite;
 pub mod reflection;
 pub(crate) mod refusal;
 pub mod request;
-mod pbwrite;
 pub mod response;
 pub mod service;
 #[cfg(any(test, feature = "testkit"))]

@@ -77,8 +77,7 @@ pub fn build(outcome: &Outcome, req: &HttpRequest, cfg: &ResponseConfig) -> Enco
     } else {
         let (code, denied) = refusal(outcome, req, cfg);
         let len = denied.encoded_len();
-        let mut out =
-            Vec::with_capacity(status_len(code) + delimited_len(TAG_DENIED, len) + tail);
+        let mut out = Vec::with_capacity(status_len(code) + delimited_len(TAG_DENIED, len) + tail);
         put_status(code, &mut out);
         prost::encoding::message::encode(TAG_DENIED, &denied, &mut out);
         out
@@ -89,7 +88,11 @@ pub fn build(outcome: &Outcome, req: &HttpRequest, cfg: &ResponseConfig) -> Enco
 }
 
 /// The gRPC status code and the denied response of a refusal.
-fn refusal(outcome: &Outcome, req: &HttpRequest, cfg: &ResponseConfig) -> (i32, DeniedHttpResponse) {
+fn refusal(
+    outcome: &Outcome,
+    req: &HttpRequest,
+    cfg: &ResponseConfig,
+) -> (i32, DeniedHttpResponse) {
     if outcome.is_unauthenticated() {
         (
             CODE_UNAUTHENTICATED,
@@ -133,7 +136,10 @@ fn allow_headers(outcome: &Outcome) -> impl Iterator<Item = (&str, &str)> {
 /// client-sent x-cedar-gate-* header is removed so the upstream can trust
 /// the whole prefix; on provider routes the caller's provider credentials go
 /// (but never the header the gateway's credential is set in).
-fn removed_headers<'a>(outcome: &'a Outcome, cfg: &'a ResponseConfig) -> impl Iterator<Item = &'a str> {
+fn removed_headers<'a>(
+    outcome: &'a Outcome,
+    cfg: &'a ResponseConfig,
+) -> impl Iterator<Item = &'a str> {
     let set = outcome
         .credential
         .as_ref()
@@ -323,7 +329,10 @@ fn header(key: &str, value: &str, action: HeaderAppendAction) -> HeaderValueOpti
 fn metadata<'a>(outcome: &'a Outcome, policies: &'a str) -> [(&'static str, Val<'a>); 14] {
     let d = &outcome.decision;
     [
-        ("decision", Val::Str(if d.is_allow() { "allow" } else { "deny" })),
+        (
+            "decision",
+            Val::Str(if d.is_allow() { "allow" } else { "deny" }),
+        ),
         ("decision_id", Val::Str(&outcome.decision_id)),
         ("reason", Val::Str(d.reason.as_str())),
         ("principal", Val::Str(&outcome.principal)),
@@ -331,8 +340,14 @@ fn metadata<'a>(outcome: &'a Outcome, policies: &'a str) -> [(&'static str, Val<
         ("resource", Val::Str(&outcome.resource)),
         ("protocol", Val::Str(outcome.protocol.as_str())),
         ("policies", Val::Str(policies)),
-        ("model", Val::Str(outcome.model.as_deref().unwrap_or_default())),
-        ("tool", Val::Str(outcome.tool.as_deref().unwrap_or_default())),
+        (
+            "model",
+            Val::Str(outcome.model.as_deref().unwrap_or_default()),
+        ),
+        (
+            "tool",
+            Val::Str(outcome.tool.as_deref().unwrap_or_default()),
+        ),
         // Ids only: the injected provider credential and the caller's API key.
         (
             "credential",

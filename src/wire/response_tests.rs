@@ -49,10 +49,7 @@ fn allow() -> Outcome {
         policy_generation: 7,
         policy_hash: String::new(),
         cache_hit: true,
-        forged_headers: vec![
-            PRINCIPAL_HEADER.to_owned(),
-            "x-cedar-gate-role".to_owned(),
-        ],
+        forged_headers: vec![PRINCIPAL_HEADER.to_owned(), "x-cedar-gate-role".to_owned()],
         shadow: None,
         credential: None,
         refusal_body: None,
@@ -65,7 +62,11 @@ fn allow() -> Outcome {
 /// prost's encoding of the same message.
 fn read(answer: &Encoded) -> CheckResponse {
     let message = answer.decode().expect("the answer decodes");
-    assert_eq!(message.encoded_len(), answer.as_bytes().len(), "{message:?}");
+    assert_eq!(
+        message.encoded_len(),
+        answer.as_bytes().len(),
+        "{message:?}"
+    );
     message
 }
 
@@ -102,7 +103,10 @@ fn an_allow_sets_the_headers_removes_forged_ones_and_names_the_decision() {
         .collect();
     assert_eq!(
         headers,
-        [(PRINCIPAL_HEADER, PRINCIPAL, 2), (DECISION_ID_HEADER, ID, 2)]
+        [
+            (PRINCIPAL_HEADER, PRINCIPAL, 2),
+            (DECISION_ID_HEADER, ID, 2)
+        ]
     );
     // The forged principal header is overwritten, not removed; the other goes.
     assert_eq!(ok.headers_to_remove, ["x-cedar-gate-role", "x-internal"]);
@@ -135,7 +139,10 @@ fn an_injected_credential_is_set_once_and_never_removed() {
     let mut outcome = allow();
     outcome.credential = Some(Injection {
         id: Some(Arc::from("openai-research")),
-        set: Some((Arc::from("authorization"), Secret::new("Bearer sk-1".into()))),
+        set: Some((
+            Arc::from("authorization"),
+            Secret::new("Bearer sk-1".into()),
+        )),
         remove_headers: vec!["authorization".into(), "x-api-key".into()],
         remove_query: vec!["key".into()],
     });
@@ -144,9 +151,16 @@ fn an_injected_credential_is_set_once_and_never_removed() {
     let Some(HttpResponse::OkResponse(ok)) = &answer.http_response else {
         panic!("an ok response: {answer:?}");
     };
-    let set: Vec<_> = ok.headers.iter().filter_map(|h| h.header.as_ref()).collect();
+    let set: Vec<_> = ok
+        .headers
+        .iter()
+        .filter_map(|h| h.header.as_ref())
+        .collect();
     assert_eq!(set.len(), 3);
-    assert_eq!((set[2].key.as_str(), set[2].value.as_str()), ("authorization", "Bearer sk-1"));
+    assert_eq!(
+        (set[2].key.as_str(), set[2].value.as_str()),
+        ("authorization", "Bearer sk-1")
+    );
     assert_eq!(ok.headers_to_remove, ["x-cedar-gate-role", "x-api-key"]);
     assert_eq!(ok.query_parameters_to_remove, ["key"]);
     assert_eq!(metadata(&answer)["credential"], text("openai-research"));
@@ -167,7 +181,11 @@ fn refusals_carry_their_status_body_and_metadata() {
             ..allow()
         };
         let answer = read(&response::build(&outcome, &req, &cfg));
-        assert_eq!(answer.status.as_ref().map(|s| s.code), Some(grpc), "{reason:?}");
+        assert_eq!(
+            answer.status.as_ref().map(|s| s.code),
+            Some(grpc),
+            "{reason:?}"
+        );
         let Some(HttpResponse::DeniedResponse(denied)) = &answer.http_response else {
             panic!("a denied response: {answer:?}");
         };

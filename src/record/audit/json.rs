@@ -139,7 +139,9 @@ mod tests {
 
     #[test]
     fn strings_are_escaped_as_serde_json_escapes_them() {
-        let mut cases: Vec<String> = (0u8..0x80).map(|b| format!("a{}z", char::from(b))).collect();
+        let mut cases: Vec<String> = (0u8..0x80)
+            .map(|b| format!("a{}z", char::from(b)))
+            .collect();
         cases.extend(
             [
                 "",
