@@ -102,7 +102,7 @@ def table(path):
         row("**sum of the stages**", lambda l: sum(g(l, k) for k in [
             "stage_01_decode", "stage_02_convert", "stage_09_gate", "stage_10_response",
             "stage_11_encode", "stage_12_audit", "stage_13_metrics"]))
-        row("**whole handler** (`Authorization::check`) + decode + encode",
+        row("**whole handler** (`AuthzService::check`) + decode + encode",
             lambda l: g(l, "stage_99_handler") + g(l, "stage_01_decode") + g(l, "stage_11_encode"))
         out.append("")
     srv = [r for r in rows if r["kind"] == "server"]
