@@ -3,8 +3,9 @@
 //! Cedar evaluation against the shipped `cedar/` snapshot (loaded once), the response to
 //! Envoy and the audit event. The same steps as `service.rs`, minus tonic.
 //!
-//! Invariants: never panics; an allow always carries a principal and a determining
-//! policy; every answer has a status; the audit event serializes.
+//! Invariants: never panics; the server's lean decode reads a request as envoy-types' full
+//! message does wherever both decode; an allow always carries a principal and a determining
+//! policy; every answer has a status and is written canonically; the audit event serializes.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -16,6 +17,7 @@ use cedar_gate::record::audit::AuditEvent;
 use cedar_gate::request::HttpRequest;
 use cedar_gate::wire::lean::WireCheckRequest;
 use cedar_gate::wire::response;
+use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use prost::Message;
 
 /// The token issuer of the third gate; `make-seeds` signs the `bearer` seed for it.
@@ -57,6 +59,15 @@ pub fn run(data: &[u8]) {
     let Ok(check) = WireCheckRequest::decode(data) else {
         return;
     };
+    // Where envoy-types' full message decodes too, it reads as the same request
+    // (the lean decode skips only fields nothing reads, and keeps the header
+    // map's last-wins semantics).
+    if let Ok(full) = CheckRequest::decode(data) {
+        assert_eq!(
+            HttpRequest::try_from(full),
+            HttpRequest::try_from(check.clone())
+        );
+    }
     let w = world();
     let req = match HttpRequest::try_from(check) {
         Ok(req) => req,
