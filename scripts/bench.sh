@@ -78,10 +78,6 @@ REPORT=scripts/bench_report.py
 # Principals the gRPC scenarios cycle over: the workloads gen_policies.py writes, and the
 # tokens minted for jwt-distinct.
 PRINCIPALS=10000
-# The bench token issuer: `loadgen mint-jwt` signs with these, cedar-gate is configured
-# with them (the kid is written into both the tokens and the JWKS by mint-jwt).
-JWT_ISSUER=https://idp.example.com
-JWT_AUDIENCE=https://models.example.com
 # credential, api-key: CRED_DIR, PROVIDER_CONFIG, API_KEY_CONFIG, credential_inputs,
 # injects, expect_injected (shared with scripts/check_stages.sh).
 source scripts/bench_credentials.sh
@@ -198,16 +194,10 @@ if scenario_on mcp; then
 fi
 
 # jwt-*: one RS256 token per principal, signed now (not while measuring), and the JWKS
-# cedar-gate reads from a file. Token user-N is in team-(N mod 100) by its groups claim.
-JWT_DIR=$OUT/jwt
+# cedar-gate reads from a file (scripts/bench_credentials.sh).
 if scenario_on jwt-distinct || scenario_on jwt-repeat; then
   log "minting $PRINCIPALS RS256 tokens"
-  command -v openssl > /dev/null || { echo "the jwt-* scenarios need openssl (or leave them out of SCENARIOS)" >&2; exit 2; }
-  mkdir -p "$JWT_DIR"
-  openssl genrsa -out "$JWT_DIR/key.pem" 2048 2> /dev/null
-  "$BIN/examples/loadgen" mint-jwt --key "$JWT_DIR/key.pem" --count "$PRINCIPALS" --groups 100 \
-    --issuer "$JWT_ISSUER" --audience "$JWT_AUDIENCE" \
-    --tokens-out "$JWT_DIR/tokens.txt" --jwks-out "$JWT_DIR/jwks.json"
+  mint_tokens "$PRINCIPALS"
 fi
 # credential, api-key: the credential file and p100-cred; api-key also its keys.
 if scenario_on api-key; then
@@ -217,14 +207,6 @@ elif scenario_on credential; then
   credential_inputs
 fi
 
-JWT_CONFIG="  issuers:
-    - issuer: $JWT_ISSUER
-      jwks_file: $JWT_DIR/jwks.json
-      audiences: [$JWT_AUDIENCE]
-      algorithms: [RS256]
-      entity_type: User
-      groups_claim: groups
-"
 # openai: the shipped route table, so /v1/chat/completions is classified as OpenAI after
 # the routes before it were tried, as in a real deployment.
 ROUTES_CONFIG=$(awk '/^routes:/ { on = 1; print; next } on && /^[^ #]/ { on = 0 } on' config/cedar-gate.yaml)

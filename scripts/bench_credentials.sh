@@ -16,6 +16,32 @@
 #   expect_injected JSON   exits 1 (and says why) unless every allow in a loadgen row carried
 #                     the credential (and, if the row has `server_injections`, the server's
 #                     injection counter agrees)
+# and, for the jwt-* scenarios, the bench tokens:
+#   JWT_ISSUER, JWT_AUDIENCE, JWT_DIR ($OUT/jwt)
+#   JWT_CONFIG        cedar-gate YAML (under `identity:`): the bench issuer, its JWKS file in JWT_DIR
+#   mint_tokens COUNT one RS256 key and COUNT tokens (user-N in team-(N mod 100) by its groups
+#                     claim) into JWT_DIR, with the JWKS cedar-gate reads; needs openssl
+
+JWT_ISSUER=https://idp.example.com
+JWT_AUDIENCE=https://models.example.com
+JWT_DIR=$OUT/jwt
+JWT_CONFIG="  issuers:
+    - issuer: $JWT_ISSUER
+      jwks_file: $JWT_DIR/jwks.json
+      audiences: [$JWT_AUDIENCE]
+      algorithms: [RS256]
+      entity_type: User
+      groups_claim: groups
+"
+
+mint_tokens() {
+  command -v openssl > /dev/null || { echo "the jwt-* scenarios need openssl (or leave them out)" >&2; exit 2; }
+  mkdir -p "$JWT_DIR"
+  openssl genrsa -out "$JWT_DIR/key.pem" 2048 2> /dev/null
+  "$BIN/examples/loadgen" mint-jwt --key "$JWT_DIR/key.pem" --count "$1" --groups 100 \
+    --issuer "$JWT_ISSUER" --audience "$JWT_AUDIENCE" \
+    --tokens-out "$JWT_DIR/tokens.txt" --jwks-out "$JWT_DIR/jwks.json" >&2
+}
 
 CRED_DIR=$OUT/credentials
 # API keys the api-key scenario cycles over: one per team of p100 (key i: App::"bench-app-i"

@@ -36,8 +36,6 @@ BIN=${CARGO_TARGET_DIR:-target}/release
 NULL_PORT=$BASE_PORT
 GATE_PORT=$((BASE_PORT + 1))
 ADMIN_PORT=$((BASE_PORT + 2))
-JWT_ISSUER=https://idp.example.com
-JWT_AUDIENCE=https://models.example.com
 read -r -a SCENARIOS <<< "${SERVER_SCENARIOS:-spiffe-repeat spiffe-distinct jwt-repeat jwt-distinct openai mcp credential api-key}"
 UNEXPECTED=()
 
@@ -101,26 +99,11 @@ for kind in "" ai mcp; do
   dir=$OUT/policies/p100${kind:+-$kind}
   [[ -d $dir ]] || python3 scripts/gen_policies.py --policies 100 --workloads "$WORKLOADS" ${kind:+--$kind} "$dir" >&2
 done
-JWT_DIR=$OUT/jwt
-if [[ ! -s $JWT_DIR/tokens.txt ]]; then
-  mkdir -p "$JWT_DIR"
-  openssl genrsa -out "$JWT_DIR/key.pem" 2048 2> /dev/null
-  "$BIN/examples/loadgen" mint-jwt --key "$JWT_DIR/key.pem" --count "$TOKENS" --groups 100 \
-    --issuer "$JWT_ISSUER" --audience "$JWT_AUDIENCE" \
-    --tokens-out "$JWT_DIR/tokens.txt" --jwks-out "$JWT_DIR/jwks.json" >&2
-fi
+[[ -s $JWT_DIR/tokens.txt ]] || mint_tokens "$TOKENS"
 if server_on credential || server_on api-key; then
   log "credential file, p100-cred and $API_KEYS API keys (cedar-gate keys issue)"
   credential_inputs keys
 fi
-JWT_CONFIG="  issuers:
-    - issuer: $JWT_ISSUER
-      jwks_file: $JWT_DIR/jwks.json
-      audiences: [$JWT_AUDIENCE]
-      algorithms: [RS256]
-      entity_type: User
-      groups_claim: groups
-"
 ROUTES_CONFIG=$(awk '/^routes:/ { on = 1; print; next } on && /^[^ #]/ { on = 0 } on' config/cedar-gate.yaml)
 # The config scripts/bench.sh's start_gate writes: $2 (YAML) right after the trust domain,
 # audit to /dev/null, warnings only.
