@@ -4,8 +4,8 @@
 //! `AuthorizationServer`, for two reasons that are both per-Check cost
 //! (issue 17): the answer goes out as the bytes `response::build` wrote
 //! (a codec that decodes the parts of `CheckRequest` cedar-gate reads,
-//! [`WireCheckRequest`], and sends [`Encoded`] as it is), and the decision, which never waits, is a ready future instead
-//! of two boxed ones.
+//! [`WireCheckRequest`], and sends [`Encoded`] as it is), and the decision,
+//! which never waits, is a ready future instead of two boxed ones.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
