@@ -171,10 +171,7 @@ mod tests {
             "/public/x",
             "/boom",
         ][path];
-        let req = crate::wire::testkit::Check::new(["GET", "POST", "DELETE"][method], path)
-            .id(["req-a", "req-b", "req-c"][id])
-            .http_request()
-            .unwrap();
+        let req = crate::wire::testkit::varied(method, path, id).unwrap();
         let op = crate::classify::http::classify(&req);
         (req, identity, op)
     }

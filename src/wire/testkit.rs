@@ -161,6 +161,14 @@ impl Check {
     }
 }
 
+/// For property tests over a request's inputs: `GET`, `POST` or `DELETE` (`method` 0 to 2)
+/// of `path`, with Envoy request id `req-a`, `req-b` or `req-c` (`id` 0 to 2), converted.
+pub fn varied(method: usize, path: &str, id: usize) -> Result<HttpRequest, RequestError> {
+    Check::new(["GET", "POST", "DELETE"][method], path)
+        .id(["req-a", "req-b", "req-c"][id])
+        .http_request()
+}
+
 /// A `CheckRequest` carrying only `http` (no peer), as the request tests write it.
 pub fn check_of(http: attribute_context::HttpRequest) -> CheckRequest {
     CheckRequest {

@@ -100,10 +100,7 @@ fn request(who: usize, path: usize, method: usize, id: usize, now: SystemTime) -
         "/other",
         "/boom",
     ][path];
-    let req = crate::wire::testkit::Check::new(["GET", "POST", "DELETE"][method], path)
-        .id(["req-a", "req-b", "req-c"][id])
-        .http_request()
-        .unwrap();
+    let req = crate::wire::testkit::varied(method, path, id).unwrap();
     let op = crate::classify::http::classify(&req);
     let mut authz = crate::decide::question::authz_request(&req, &identity, &op, now);
     if principal == Some(NEWCOMER) {
