@@ -84,11 +84,12 @@ fn main() {
     let injecting = Gate::new(Arc::new(Config::from_yaml(&creds).unwrap()));
     let body = br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Summarise the quarterly report in three bullet points."}],"max_tokens":256}"#.to_vec();
     let req = |principal: &str, auth: Option<&str>| {
-        let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-        if let Some(a) = auth {
-            headers.push(("authorization".to_owned(), format!("Bearer {a}")));
+        let authorization = auth.map(|a| format!("Bearer {a}"));
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(a) = &authorization {
+            headers.push(("authorization", a));
         }
-        headers.sort();
+        let headers = cedar_gate::request::header_list(headers);
         HttpRequest {
             id: "bench".into(),
             method: "POST".into(),

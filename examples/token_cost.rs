@@ -135,10 +135,10 @@ fn main() {
         cedar_gate::policy::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cedar"), 1)
             .unwrap();
     let req = |auth: Option<&str>, principal: &str| {
-        let mut headers = vec![];
-        if let Some(a) = auth {
-            headers.push(("authorization".to_owned(), format!("Bearer {a}")));
-        }
+        let authorization = auth.map(|a| format!("Bearer {a}"));
+        let headers = cedar_gate::request::header_list(
+            authorization.as_deref().map(|a| ("authorization", a)),
+        );
         HttpRequest {
             id: "bench".into(),
             method: "GET".into(),

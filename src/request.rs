@@ -3,6 +3,8 @@
 
 use std::net::IpAddr;
 
+pub use bytestring::ByteString;
+
 /// Prefix of the headers cedar-gate sets; client-sent ones are never trusted.
 pub const HEADER_PREFIX: &str = "x-cedar-gate-";
 
@@ -88,7 +90,9 @@ pub struct HttpRequest {
     /// `http` or `https`.
     pub scheme: String,
     /// Headers, names lower-case, sorted by name (multiple values joined by `,`).
-    pub headers: Vec<(String, String)>,
+    /// Each is a slice of the gRPC message the request came in (UTF-8 checked),
+    /// not a copy: see [`crate::wire::lean`].
+    pub headers: Vec<(ByteString, ByteString)>,
     /// Names of headers that came more than once in a raw header map
     /// (`encode_raw_headers`); Envoy's plain map joins repeats with `,` itself.
     pub repeated_headers: Vec<String>,
@@ -99,6 +103,20 @@ pub struct HttpRequest {
     /// `metadata_context.filter_metadata` as JSON, by namespace (for example
     /// Envoy's `jwt_authn` payload when the ext_authz filter forwards it).
     pub filter_metadata: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// `headers` as [`HttpRequest::headers`] holds them: names lower case,
+/// sorted (tests and tools; the server converts the wire request in
+/// `wire::request`).
+pub fn header_list<'a>(
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<(ByteString, ByteString)> {
+    let mut list: Vec<(ByteString, ByteString)> = headers
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase().into(), v.into()))
+        .collect();
+    list.sort();
+    list
 }
 
 /// Why a CheckRequest could not be understood.
@@ -124,6 +142,22 @@ pub enum RequestError {
         /// Name plus value, in bytes.
         len: usize,
     },
+    /// A header name or value that is not UTF-8 (a `string` in the protobuf).
+    #[error("request header `{name}` is not UTF-8")]
+    HeaderNotUtf8 {
+        /// The header name, cut to its first 64 characters, `?` for anything
+        /// but printable ASCII.
+        name: String,
+    },
+}
+
+/// `name` cut to 64 characters, with `?` for anything but printable ASCII:
+/// what an error may echo of a header name (in a 400 and the log).
+pub(crate) fn printable_name(name: &[u8]) -> String {
+    name.iter()
+        .take(64)
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
+        .collect()
 }
 
 // === impl HttpRequest ===
@@ -141,7 +175,8 @@ impl HttpRequest {
             Err(e) => self.target_error = Some(e),
         }
         match crate::target::canonical_host(&self.host) {
-            Ok(host) => self.host = host,
+            Ok(std::borrow::Cow::Owned(host)) => self.host = host,
+            Ok(std::borrow::Cow::Borrowed(_)) => {}
             Err(e) => {
                 self.target_error.get_or_insert(e);
             }
@@ -151,9 +186,9 @@ impl HttpRequest {
     /// A header's value by lower-case name.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
-            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .binary_search_by(|(k, _)| (**k).cmp(name))
             .ok()
             .and_then(|i| self.headers.get(i))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| &**v)
     }
 }

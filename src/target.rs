@@ -256,7 +256,7 @@ pub fn has_encoded_slash(canonical: &str) -> bool {
 
 /// The canonical host: lower case, no port, no trailing dot. Empty stays
 /// empty (a direct gRPC caller may send none).
-pub fn canonical_host(host: &str) -> Result<String, TargetError> {
+pub fn canonical_host(host: &str) -> Result<Cow<'_, str>, TargetError> {
     let name = if let Some(rest) = host.strip_prefix('[') {
         let (inner, after) = rest.split_once(']').ok_or(TargetError::Host)?;
         if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port))
@@ -267,7 +267,7 @@ pub fn canonical_host(host: &str) -> Result<String, TargetError> {
         {
             return Err(TargetError::Host);
         }
-        return Ok(format!("[{}]", inner.to_ascii_lowercase()));
+        return Ok(Cow::Owned(format!("[{}]", inner.to_ascii_lowercase())));
     } else {
         match host.rsplit_once(':') {
             Some((h, port)) if is_port(port) => h,
@@ -284,7 +284,12 @@ pub fn canonical_host(host: &str) -> Result<String, TargetError> {
     {
         return Err(TargetError::Host);
     }
-    Ok(name.to_ascii_lowercase())
+    // Most hosts arrive canonical: no copy for them.
+    if name.len() == host.len() && !name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Ok(Cow::Borrowed(host))
+    } else {
+        Ok(Cow::Owned(name.to_ascii_lowercase()))
+    }
 }
 
 fn is_port(p: &str) -> bool {

@@ -207,11 +207,7 @@ mod tests {
     use super::*;
 
     fn req(body: &[u8], headers: &[(&str, &str)]) -> HttpRequest {
-        let mut headers: Vec<(String, String)> = headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        headers.sort();
+        let headers = crate::request::header_list(headers.iter().copied());
         HttpRequest {
             method: "POST".into(),
             body: body.to_vec(),

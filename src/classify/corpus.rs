@@ -23,11 +23,7 @@ fn shipped_routes() -> Routes {
 /// A request as it arrives from Envoy: raw path, canonicalised like the wire
 /// conversion does.
 fn request(method: &str, raw_path: &str, body: &str, headers: &[(&str, &str)]) -> HttpRequest {
-    let mut headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    headers.sort();
+    let headers = crate::request::header_list(headers.iter().copied());
     // `https://host/path` names the host; otherwise a gateway's.
     let (host, raw_path) = match raw_path.strip_prefix("https://") {
         Some(rest) => rest.split_at(rest.find('/').unwrap_or(rest.len())),

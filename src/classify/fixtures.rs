@@ -25,11 +25,7 @@ fn fixture(rel: &str) -> Vec<u8> {
 }
 
 fn request(method: &str, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> HttpRequest {
-    let mut headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    headers.sort();
+    let headers = crate::request::header_list(headers.iter().copied());
     HttpRequest {
         method: method.into(),
         host: "gateway.example.com".into(),

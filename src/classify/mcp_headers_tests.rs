@@ -29,12 +29,8 @@ fn call(name: &str) -> Json {
 }
 
 fn request(path: &str, method: &str, headers: &[(&str, &str)], body: &Json) -> HttpRequest {
-    let mut headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned()))
-        .collect();
-    headers.push(("content-type".into(), "application/json".into()));
-    headers.sort();
+    let content_type = ("content-type", "application/json");
+    let headers = crate::request::header_list(headers.iter().copied().chain([content_type]));
     HttpRequest {
         method: method.into(),
         path: path.into(),

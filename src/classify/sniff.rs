@@ -298,11 +298,7 @@ mod tests {
     use super::*;
 
     fn post(body: &str, headers: &[(&str, &str)]) -> HttpRequest {
-        let mut headers: Vec<(String, String)> = headers
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        headers.sort();
+        let headers = crate::request::header_list(headers.iter().copied());
         HttpRequest {
             method: "POST".into(),
             path: "/x".into(),

@@ -52,7 +52,7 @@ pub struct Outcome {
     /// Whether the decision came from the cache.
     pub cache_hit: bool,
     /// Client-sent `x-cedar-gate-*` header names, to strip before upstream.
-    pub forged_headers: Vec<String>,
+    pub forged_headers: Vec<crate::request::ByteString>,
     /// The shadow set's decision, when the snapshot has `@shadow` policies.
     pub shadow: Option<ShadowOutcome>,
     /// The provider credential injected on allow ([`crate::credentials`]).

@@ -392,7 +392,7 @@ mod tests {
     fn req(principal: &str, certificate: &str, xfcc: Option<String>) -> HttpRequest {
         HttpRequest {
             headers: xfcc
-                .map(|x| (XFCC_HEADER.to_owned(), x))
+                .map(|x| (XFCC_HEADER.into(), x.into()))
                 .into_iter()
                 .collect(),
             source: crate::request::Peer {

@@ -331,11 +331,7 @@ mod tests {
     }
 
     fn req(headers: &[(&str, &str)]) -> HttpRequest {
-        let mut headers: Vec<(String, String)> = headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        headers.sort();
+        let headers = crate::request::header_list(headers.iter().copied());
         HttpRequest {
             headers,
             ..Default::default()

@@ -192,8 +192,8 @@ pub fn uid(ty: &str, id: &str) -> Result<EntityUid, String> {
 pub fn uid_string(uid: &EntityUid) -> String {
     let ty = uid.type_name();
     let id = uid.id().unescaped();
-    let verbatim = |c: char| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '\'') || c == ' ';
-    if ty.namespace_components().next().is_some() || !id.chars().all(verbatim) {
+    let verbatim = |b: u8| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'\'') || b == b' ';
+    if ty.namespace_components().next().is_some() || !id.bytes().all(verbatim) {
         return uid.to_string();
     }
     let basename = ty.basename();

@@ -83,12 +83,8 @@ provider_credentials:
 }
 
 fn chat(spiffe: &str, headers: &[(&str, &str)], query: &str) -> HttpRequest {
-    let mut headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    headers.push(("content-type".into(), "application/json".into()));
-    headers.sort();
+    let content_type = ("content-type", "application/json");
+    let headers = crate::request::header_list(headers.iter().copied().chain([content_type]));
     HttpRequest {
         id: "r1".into(),
         method: "POST".into(),

@@ -7,13 +7,19 @@
 //! wire). Decoding the full message was the largest single cost of a
 //! cache-hit Check (issue 17, BENCHMARKS.md).
 //!
-//! Every string field keeps its protobuf type, so prost checks UTF-8 exactly
-//! as it did; the map's semantics (a repeated key: the last one wins) are kept
-//! by [`Http::flat_headers`].
+//! The header map's keys and values are read as `bytes` (the same wire type
+//! as `string`): each is a slice of the received message, a reference count
+//! instead of an allocation and a copy per string, which was most of what
+//! decoding cost. Their UTF-8 is checked when the request is converted
+//! (`wire::request`): a header that is not UTF-8 refuses the request, as
+//! prost's `string` decoding refused the message. Every other string field
+//! keeps its protobuf type, so prost checks it. The map's semantics (a
+//! repeated key: the last one wins) are kept by [`Http::flat_headers`].
 
 use envoy_types::pb::envoy::config::core::v3::{Address, HeaderMap, Metadata};
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use prost::Message;
+use prost::bytes::Bytes;
 
 /// `envoy.service.auth.v3.CheckRequest`.
 #[derive(Clone, PartialEq, Message)]
@@ -94,15 +100,16 @@ pub struct Http {
     pub raw_body: Vec<u8>,
 }
 
-/// One entry of the `headers` map.
+/// One entry of the `headers` map (`string` keys and values on the wire;
+/// UTF-8 checked by `wire::request`).
 #[derive(Clone, PartialEq, Message)]
 pub struct Header {
     /// The header name, as Envoy sent it.
-    #[prost(string, tag = "1")]
-    pub key: String,
+    #[prost(bytes = "bytes", tag = "1")]
+    pub key: Bytes,
     /// The value (repeated headers joined by Envoy).
-    #[prost(string, tag = "2")]
-    pub value: String,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub value: Bytes,
 }
 
 // === impl Http ===
@@ -164,7 +171,7 @@ mod tests {
         let mut http = wire.attributes.unwrap().request.unwrap().http.unwrap();
         assert_eq!(http.path, "/v1/x");
         assert_eq!(http.raw_body, b"{}");
-        let headers: Vec<(String, String)> = http
+        let headers: Vec<(Bytes, Bytes)> = http
             .flat_headers()
             .into_iter()
             .map(|h| (h.key, h.value))
@@ -180,8 +187,8 @@ mod tests {
             prost::encoding::message::encode(
                 3,
                 &Header {
-                    key: k.into(),
-                    value: v.into(),
+                    key: Bytes::from_static(k.as_bytes()),
+                    value: Bytes::from_static(v.as_bytes()),
                 },
                 &mut bytes,
             );
@@ -191,10 +198,14 @@ mod tests {
         let flat: HashMap<String, String> = http
             .flat_headers()
             .into_iter()
-            .map(|h| (h.key, h.value))
+            .map(|h| (utf8(h.key), utf8(h.value)))
             .collect();
         assert_eq!(flat, as_map.headers);
         assert_eq!(flat["x"], "last");
+    }
+
+    fn utf8(b: Bytes) -> String {
+        String::from_utf8(b.to_vec()).unwrap()
     }
 
     #[test]

@@ -5,9 +5,11 @@ use envoy_types::pb::envoy::config::core::v3::address::Address;
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 
 use crate::request::{
-    HttpRequest, MAX_HEADER_BYTES, MAX_HEADERS, MAX_HOST_BYTES, MAX_PATH_BYTES, Peer, RequestError,
+    ByteString, HttpRequest, MAX_HEADER_BYTES, MAX_HEADERS, MAX_HOST_BYTES, MAX_PATH_BYTES, Peer,
+    RequestError, printable_name,
 };
 use crate::wire::lean::{Header, WireCheckRequest};
+use prost::bytes::Bytes;
 
 impl TryFrom<CheckRequest> for HttpRequest {
     type Error = RequestError;
@@ -93,22 +95,28 @@ impl TryFrom<WireCheckRequest> for HttpRequest {
 }
 
 /// Header (name, value) pairs, names lower case, sorted by name.
-type Headers = Vec<(String, String)>;
+type Headers = Vec<(ByteString, ByteString)>;
 
 /// The request's headers: names lower-cased, sorted, repeated names joined,
-/// within the limits. `header_map` is what `encode_raw_headers: true` sends
-/// instead of `flat`.
+/// within the limits. `flat` is the `headers` map's entries, one per name
+/// and sorted ([`crate::wire::lean::Http::flat_headers`]); `header_map` is
+/// what `encode_raw_headers: true` sends instead.
 fn headers(
     flat: Vec<Header>,
     header_map: Option<envoy_types::pb::envoy::config::core::v3::HeaderMap>,
 ) -> Result<(Headers, Vec<String>), RequestError> {
-    let mut headers: Vec<(String, String)> = if !flat.is_empty() {
-        flat.into_iter()
-            .map(|Header { mut key, value }| {
-                key.make_ascii_lowercase();
-                (key, value)
-            })
-            .collect()
+    let mut headers: Headers = if !flat.is_empty() {
+        if flat.len() > MAX_HEADERS {
+            return Err(RequestError::TooManyHeaders(flat.len()));
+        }
+        let mut list = Vec::with_capacity(flat.len());
+        for Header { key, value } in flat {
+            let Ok(value) = ByteString::try_from(value) else {
+                return Err(not_utf8(&key));
+            };
+            list.push((header_name(key)?, value));
+        }
+        list
     } else {
         // `encode_raw_headers: true` sends `header_map` instead.
         header_map
@@ -121,9 +129,7 @@ fn headers(
                 } else {
                     String::from_utf8_lossy(&h.raw_value).into_owned()
                 };
-                let mut k = h.key;
-                k.make_ascii_lowercase();
-                (k, v)
+                (lower_case(h.key.into()), v.into())
             })
             .collect()
     };
@@ -136,31 +142,57 @@ fn headers(
     {
         return Err(RequestError::HeaderTooLong {
             // Echoed in the 400 and the log: cut, and nothing but printable ASCII.
-            name: name
-                .chars()
-                .take(64)
-                .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-                .collect(),
+            name: printable_name(name.as_bytes()),
             len: name.len() + value.len(),
         });
     }
-    headers.sort_by(|a, b| a.0.cmp(&b.0));
+    // Envoy's map arrives sorted by `flat_headers`, and Envoy sends names in
+    // lower case: sorting again is for raw header maps and odd callers.
+    if !headers.is_sorted_by(|a, b| a.0 <= b.0) {
+        headers.sort_by(|a, b| a.0.cmp(&b.0));
+    }
     // Join repeated names (raw header maps may repeat them), and remember
     // which: some protocols refuse a repeated header outright.
     let mut repeated: Vec<String> = Vec::new();
     headers.dedup_by(|later, earlier| {
         if later.0 == earlier.0 {
-            if repeated.last() != Some(&earlier.0) {
-                repeated.push(earlier.0.clone());
+            if repeated.last().map(String::as_str) != Some(&*earlier.0) {
+                repeated.push(earlier.0.to_string());
             }
-            earlier.1.push(',');
-            earlier.1.push_str(&later.1);
+            earlier.1 = format!("{},{}", earlier.1, later.1).into();
             true
         } else {
             false
         }
     });
     Ok((headers, repeated))
+}
+
+/// `name` in lower case, copied only when it is not already.
+fn lower_case(name: ByteString) -> ByteString {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        name.to_ascii_lowercase().into()
+    } else {
+        name
+    }
+}
+
+/// A header name from the wire: UTF-8, in lower case. Envoy sends names in
+/// lower case ASCII, which is taken as it is, without a copy.
+fn header_name(key: Bytes) -> Result<ByteString, RequestError> {
+    if key.iter().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+        return ByteString::try_from(key.clone()).map_err(|_| not_utf8(&key));
+    }
+    match std::str::from_utf8(&key) {
+        Ok(name) => Ok(name.to_ascii_lowercase().into()),
+        Err(_) => Err(not_utf8(&key)),
+    }
+}
+
+fn not_utf8(key: &[u8]) -> RequestError {
+    RequestError::HeaderNotUtf8 {
+        name: printable_name(key),
+    }
 }
 
 /// A protobuf `Struct` as JSON (numbers that are whole stay integers, so
@@ -349,5 +381,50 @@ mod tests {
         assert_eq!(echoed.chars().count(), 64);
         assert!(echoed.starts_with("x-??[31m"), "{echoed}");
         assert!(echoed.chars().all(|c| c.is_ascii_graphic()), "{echoed}");
+    }
+
+    /// A CheckRequest whose `headers` map holds (`key`, `value`) as raw bytes.
+    fn with_raw_header(key: &[u8], value: &[u8]) -> WireCheckRequest {
+        use prost::Message;
+        let mut wire = WireCheckRequest::from(&check(attribute_context::HttpRequest {
+            path: "/v1/x".into(),
+            ..Default::default()
+        }));
+        let http = wire
+            .attributes
+            .as_mut()
+            .and_then(|a| a.request.as_mut())
+            .and_then(|r| r.http.as_mut())
+            .unwrap();
+        http.headers.push(Header {
+            key: Bytes::copy_from_slice(key),
+            value: Bytes::copy_from_slice(value),
+        });
+        // Through the wire, as the server reads it.
+        WireCheckRequest::decode(wire.encode_to_vec().as_slice()).unwrap()
+    }
+
+    #[test]
+    fn header_names_and_values_must_be_utf8_and_names_are_lower_cased() {
+        assert_eq!(
+            HttpRequest::try_from(with_raw_header(b"x-bad", b"v\xff")),
+            Err(RequestError::HeaderNotUtf8 {
+                name: "x-bad".into()
+            })
+        );
+        assert_eq!(
+            HttpRequest::try_from(with_raw_header(b"x-\xc3\n", b"v")),
+            Err(RequestError::HeaderNotUtf8 {
+                name: "x-??".into()
+            })
+        );
+        let r = HttpRequest::try_from(with_raw_header(
+            "X-Caf\u{e9}".as_bytes(),
+            "\u{e9}t\u{e9}".as_bytes(),
+        ))
+        .unwrap();
+        assert_eq!(r.header("x-caf\u{e9}"), Some("\u{e9}t\u{e9}"));
+        let r = HttpRequest::try_from(with_raw_header(b"content-type", b"text/plain")).unwrap();
+        assert_eq!(r.header("content-type"), Some("text/plain"));
     }
 }

@@ -96,7 +96,13 @@ impl AuthzService {
             );
         }
         // Last: the outcome and the request move to the audit writer, which
-        // formats the line off the request path.
+        // formats the line off the request path. The line never holds headers
+        // or the body: they are released here, so a queue of lines waiting
+        // for the writer holds no request buffers (the headers are slices of
+        // the received gRPC message).
+        let mut req = req;
+        drop(std::mem::take(&mut req.headers));
+        drop(std::mem::take(&mut req.body));
         self.audit.record_check(outcome, req, now, elapsed);
         Ok(answer)
     }

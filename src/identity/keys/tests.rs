@@ -39,7 +39,7 @@ fn cmd(store: &std::path::Path, command: KeysCommand, now: i64) -> String {
 
 fn bearer(key: &str) -> HttpRequest {
     HttpRequest {
-        headers: vec![("authorization".into(), format!("Bearer {key}"))],
+        headers: vec![("authorization".into(), format!("Bearer {key}").into())],
         ..Default::default()
     }
 }

@@ -553,13 +553,12 @@ pub fn item_request(base: &HttpRequest, kind: ListKind, name: &str) -> HttpReque
             || k.starts_with(crate::classify::mcp_headers::PARAM_HEADER_PREFIX))
     });
     req.headers
-        .push(("content-type".to_owned(), "application/json".to_owned()));
+        .push(("content-type".into(), "application/json".into()));
     if modern.is_some() {
-        req.headers
-            .push(("mcp-method".to_owned(), method.to_owned()));
+        req.headers.push(("mcp-method".into(), method.into()));
         let encoded = base64::engine::general_purpose::STANDARD.encode(name);
         req.headers
-            .push(("mcp-name".to_owned(), format!("=?base64?{encoded}?=")));
+            .push(("mcp-name".into(), format!("=?base64?{encoded}?=").into()));
     }
     req.headers.sort_by(|a, b| a.0.cmp(&b.0));
     req
@@ -578,12 +577,12 @@ mod tests {
     const RESEARCH_AGENT: &str = "spiffe://example.org/ns/agents/sa/research-agent";
 
     fn list_request(version: Option<&str>) -> HttpRequest {
-        let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        let mut headers = vec![("content-type", "application/json")];
         if let Some(v) = version {
-            headers.push(("mcp-method".to_owned(), "tools/list".to_owned()));
-            headers.push(("mcp-protocol-version".to_owned(), v.to_owned()));
+            headers.push(("mcp-method", "tools/list"));
+            headers.push(("mcp-protocol-version", v));
         }
-        headers.sort();
+        let headers = crate::request::header_list(headers);
         HttpRequest {
             method: "POST".to_owned(),
             host: "mcp.example.com".to_owned(),
