@@ -371,7 +371,10 @@ PY
     # Spreading the clients' starts over one period of a client's timer (-r per 1 ms) turns
     # that into at most `stagger` requests per millisecond. h2load refuses -D with -r, so
     # the run is counted in requests (-n) and the first OPEN_WARMUP seconds (connections,
-    # the staggered start) are left out of the figures by bench_report.py.
+    # the staggered start) are left out of the figures by bench_report.py. The stagger
+    # decays on a busy machine (a descheduled h2load fires all late timers together), so
+    # the report shows each run's share of requests sent in bursts; an even schedule for
+    # the whole run needs a generator with one global clock (wrk2-style), which h2load is not.
     period_ms=$(((1000 + per_client - 1) / per_client))
     stagger=$(((OPEN_CLIENTS + period_ms - 1) / period_ms))
     open_s=$(seconds "$OPEN_DURATION")
