@@ -9,8 +9,9 @@
 #      credential; those two are also compared with their SPIFFE scenario (issue 14);
 #   2. policy-count scaling: 10, 100, 1,000, 10,000, 100,000 scoped policies;
 #   3. through a real Envoy: no ext_authz / ext_authz -> null / ext_authz -> cedar-gate, an
-#      allowed request, closed loop (wrk) in ROUNDS alternating rounds, then open loop (h2load
-#      at OPEN_RPS req/s) in ROUNDS alternating rounds of null / cedar-gate: the added p99;
+#      allowed request, closed loop (wrk) in ROUNDS rounds, then open loop (h2load at
+#      OPEN_RPS req/s, clients' starts staggered) in ROUNDS rounds: the added p99; each
+#      round starts with another configuration;
 #   4. resident memory of cedar-gate after one million distinct principals.
 # Writes $OUT/results.jsonl and $OUT/results.md (the tables for BENCHMARKS.md) and prints
 # the tables. Every process it starts is stopped by pid on exit.
@@ -23,7 +24,8 @@
 #     api-key"]: gRPC part
 #   ROUNDS [3; smoke 1]: alternating null / cedar-gate runs per gRPC scenario and Envoy part
 #   DURATION [10s] CONNS [2] INFLIGHT [16] WRK_CONNS [16] SCALING ["10 100 1000 10000 100000"]
-#   OPEN_RPS [3000] OPEN_CLIENTS [30] OPEN_DURATION [10s; smoke 2s]: the open-loop Envoy runs
+#   OPEN_RPS [3000] OPEN_CLIENTS [30] OPEN_DURATION [10s; smoke 2s] OPEN_WARMUP [1s]: the
+#     open-loop Envoy runs (durations in whole seconds)
 #   RSS_PRINCIPALS [1000000] BASE_PORT [29100] OUT [target/bench/<UTC time>]
 #   AUDIT [devnull: audit events serialized and written to /dev/null; `off` for none]
 #   ENVOY_BIN [.venv/lib/python3*/site-packages/envoy/_bin/envoy; Envoy part skipped if absent]
@@ -279,14 +281,36 @@ done
 # --- 3. through Envoy ----------------------------------------------------------
 # Three Envoys side by side (no ext_authz, ext_authz -> null, ext_authz -> cedar-gate), each
 # on its own ports, so the rounds can alternate without restarts (an idle Envoy costs
-# nothing). Every request is allowed: its identity is the forwarded client certificate of a
-# workload that p100's policies permit on this path, and cedar-gate trusts XFCC here (bench
-# only); a non-2xx answer is flagged. Closed loop: wrk, ROUNDS alternating rounds. Open loop:
-# h2load at OPEN_RPS req/s in total, ROUNDS alternating rounds of ext_authz -> null and
-# ext_authz -> cedar-gate; the figure is the p99 cedar-gate adds.
+# nothing). Their configs come from one template and differ by the ext_authz filter alone
+# (bench/envoy/envoy-bench.yaml.in says why every configuration buffers the body). Every
+# request is allowed: its identity is the forwarded client certificate of a workload that
+# p100's policies permit on this path, and cedar-gate trusts XFCC here (bench only); a
+# non-2xx answer is flagged, and so is a run in which Envoy opened more downstream
+# connections than the client holds (keep-alive lost: the run would time TCP handshakes).
+# Closed loop: wrk, ROUNDS rounds; open loop: h2load at OPEN_RPS req/s in total, ROUNDS
+# rounds; the open-loop figure is the p99 cedar-gate adds over ext_authz -> null.
+# Each round starts with a different configuration (1st: no-ext-authz, null, cedar-gate;
+# 2nd: null, cedar-gate, no-ext-authz; ...): on 2 shared cores the first run after a pause
+# is not like the others, and that must not always fall on the same configuration.
 ENVOY_LABELS=(no-ext-authz ext-authz-null ext-authz-cedar-gate)
 envoy_port() { echo $((BASE_PORT + 10 + $1)); }
 envoy_admin() { echo $((BASE_PORT + 20 + $1)); }
+# Downstream connections Envoy $1 has accepted so far (admin stats).
+envoy_cx() {
+  curl -fsS "http://127.0.0.1:$(envoy_admin "$1")/stats?filter=^http\.bench\.downstream_cx_total$" \
+    | awk -F': ' '{ print $2 }'
+}
+# The configuration indices of round $1, rotated by one per round.
+round_order() { echo $((($1 - 1) % 3)) $(($1 % 3)) $((($1 + 1) % 3)); }
+# DURATION-style "10s" (or "10") in whole seconds, for h2load's -n.
+seconds() { local s=${1%s}; [[ $s =~ ^[0-9]+$ ]] || { echo "not a duration in seconds: \`$1\`" >&2; exit 2; }; echo "$s"; }
+# Flags a run whose connection count shows keep-alive was lost ($1 label, $2 opened, $3 held).
+expect_keepalive() {
+  if (($2 > 2 * $3)); then
+    log "UNEXPECTED in $1: Envoy accepted $2 connections for $3 client connections (keep-alive lost)"
+    UNEXPECTED+=("keepalive-$1")
+  fi
+}
 if ! part envoy; then
   :
 elif [[ -n $ENVOY_BIN && -x $ENVOY_BIN ]] && command -v wrk > /dev/null; then
@@ -321,33 +345,52 @@ PY
     envoy_pids+=($!)
     PIDS+=($!)
     wait_http "http://127.0.0.1:$(envoy_admin "$i")/ready" LIVE 30
-    wrk -t1 -c"$WRK_CONNS" -d1s -s "$OUT/post.lua" "http://127.0.0.1:$(envoy_port "$i")/v1/chat/completions" > /dev/null
   done
   for ((round = 1; round <= ROUNDS; round++)); do
-    for i in 0 1 2; do
+    for i in $(round_order "$round"); do
       label=${ENVOY_LABELS[$i]}
-      log "Envoy, closed loop (wrk), round $round: $label"
-      wrk -t1 -c"$WRK_CONNS" -d"$DURATION" --latency -s "$OUT/post.lua" \
-        "http://127.0.0.1:$(envoy_port "$i")/v1/chat/completions" > "$OUT/wrk-$label-$round.txt"
-      row=$(merge_json "{\"kind\":\"envoy\",\"label\":\"$label\",\"round\":$round}" \
+      url="http://127.0.0.1:$(envoy_port "$i")/v1/chat/completions"
+      log "Envoy, closed loop (wrk), round $round: $label ($(cut -d' ' -f1-3 /proc/loadavg))"
+      # The same warm-up before every measured run, so none starts colder than the others.
+      wrk -t1 -c"$WRK_CONNS" -d1s -s "$OUT/post.lua" "$url" > /dev/null
+      cx0=$(envoy_cx "$i")
+      wrk -t1 -c"$WRK_CONNS" -d"$DURATION" --latency -s "$OUT/post.lua" "$url" > "$OUT/wrk-$label-$round.txt"
+      cx=$(($(envoy_cx "$i") - cx0))
+      row=$(merge_json "{\"kind\":\"envoy\",\"label\":\"$label\",\"round\":$round,\"connections\":$cx,\"loadavg\":\"$(cut -d' ' -f1 /proc/loadavg)\"}" \
         "$(python3 "$REPORT" wrk "$OUT/wrk-$label-$round.txt")")
       echo "$row" >> "$RESULTS"
       python3 "$REPORT" expect-2xx "$row" || UNEXPECTED+=("envoy-$label")
+      expect_keepalive "envoy-$label" "$cx" "$WRK_CONNS"
     done
   done
   if command -v h2load > /dev/null; then
     per_client=$(((OPEN_RPS + OPEN_CLIENTS - 1) / OPEN_CLIENTS))
+    # h2load starts every client at once and each fires on its own timer, so
+    # `-c 30 --rps 100` sends bursts of 30 requests every 10 ms: the p99 then measures how
+    # long Envoy's one worker takes to drain a burst of 30, not latency at 3,000 req/s.
+    # Spreading the clients' starts over one period of a client's timer (-r per 1 ms) turns
+    # that into at most `stagger` requests per millisecond. h2load refuses -D with -r, so
+    # the run is counted in requests (-n) and the first OPEN_WARMUP seconds (connections,
+    # the staggered start) are left out of the figures by bench_report.py. The stagger
+    # decays on a busy machine (a descheduled h2load fires all late timers together), so
+    # the report shows each run's share of requests sent in bursts; an even schedule for
+    # the whole run needs a generator with one global clock (wrk2-style), which h2load is not.
+    period_ms=$(((1000 + per_client - 1) / per_client))
+    stagger=$(((OPEN_CLIENTS + period_ms - 1) / period_ms))
+    open_s=$(seconds "$OPEN_DURATION")
+    open_warmup=$(seconds "${OPEN_WARMUP:-1s}")
+    open_n=$((per_client * OPEN_CLIENTS * (open_s + open_warmup)))
     for ((round = 1; round <= ROUNDS; round++)); do
-      for i in 1 2; do
+      for i in $(round_order "$round"); do
         label=${ENVOY_LABELS[$i]}
-        log "Envoy, open loop (h2load, $((per_client * OPEN_CLIENTS)) req/s), round $round: $label"
-        h2load --h1 -c "$OPEN_CLIENTS" --rps "$per_client" -D "$OPEN_DURATION" --warm-up-time 1s \
+        log "Envoy, open loop (h2load, $((per_client * OPEN_CLIENTS)) req/s), round $round: $label ($(cut -d' ' -f1-3 /proc/loadavg))"
+        h2load --h1 -c "$OPEN_CLIENTS" --rps "$per_client" -r "$stagger" --rate-period 1ms -n "$open_n" \
           -d "$OUT/post.json" -H 'content-type: application/json' \
           -H 'x-forwarded-client-cert: URI=spiffe://example.org/ns/bench/sa/agent-1' \
           --log-file "$OUT/h2load-$label-$round.log" \
           "http://127.0.0.1:$(envoy_port "$i")/v1/chat/completions" > "$OUT/h2load-$label-$round.txt"
-        row=$(merge_json "{\"kind\":\"open\",\"label\":\"$label\",\"round\":$round,\"target_rps\":$((per_client * OPEN_CLIENTS))}" \
-          "$(python3 "$REPORT" h2load "$OUT/h2load-$label-$round.log" "$OUT/h2load-$label-$round.txt")")
+        row=$(merge_json "{\"kind\":\"open\",\"label\":\"$label\",\"round\":$round,\"target_rps\":$((per_client * OPEN_CLIENTS)),\"loadavg\":\"$(cut -d' ' -f1 /proc/loadavg)\"}" \
+          "$(python3 "$REPORT" h2load "$OUT/h2load-$label-$round.log" "$OUT/h2load-$label-$round.txt" "$open_warmup")")
         echo "$row" >> "$RESULTS"
         python3 "$REPORT" expect-2xx "$row" || UNEXPECTED+=("open-$label")
       done

@@ -14,9 +14,11 @@
       OK and allowed by both the load generator's count and the server's counters.
   bench_report.py wrk WRK_OUTPUT
       requests/s, p50 / p99 latency and non-2xx count from `wrk --latency` output. JSON line.
-  bench_report.py h2load LOG_FILE [STDOUT_FILE]
+  bench_report.py h2load LOG_FILE [STDOUT_FILE [WARMUP_S]]
       an open-loop run of h2load (`--log-file`: start time, status, microseconds per
-      request): achieved requests/s, p50 / p99 / p99.9 latency, non-2xx count. JSON line.
+      request): achieved requests/s, p50 / p99 / p99.9 latency, non-2xx count, over the
+      requests started WARMUP_S seconds or more after the first (default 0), and the share
+      of them sent in bursts (10 or more started in one millisecond). JSON line.
   bench_report.py expect-2xx ROW_JSON
       exits 1 (and says why on stderr) unless every request of an Envoy row got a 2xx.
   bench_report.py table RESULTS.jsonl
@@ -164,13 +166,31 @@ def wrk(path):
     return out
 
 
-def h2load(log, stdout=None):
+def burst_share(rows, size=10):
+    """Share of the requests started in a millisecond in which `size` or more started.
+
+    At 3,000 req/s an even schedule starts 3 per millisecond. h2load's per-client timers
+    drift back into step whenever h2load is descheduled (libev moves every late timer to
+    "now"), so on a busy machine the load turns bursty again and the p99 partly measures
+    how long a burst takes to drain. This makes that visible in every run."""
+    per_ms = {}
+    for start, _, _ in rows:
+        per_ms[start // 1000] = per_ms.get(start // 1000, 0) + 1
+    return round(sum(n for n in per_ms.values() if n >= size) / len(rows), 2) if rows else None
+
+
+def h2load(log, stdout=None, warmup_s="0"):
     rows = []
     with open(log) as f:
         for line in f:
             parts = line.split()
             if len(parts) >= 3:
                 rows.append((int(parts[0]), int(parts[1]), int(parts[2])))
+    # h2load -r (staggered starts) cannot be combined with its own --warm-up-time, so the
+    # warm-up (connections, the staggered start) is cut here.
+    if rows:
+        first = min(r[0] for r in rows)
+        rows = [r for r in rows if r[0] - first >= float(warmup_s) * 1e6]
     out = {"requests": len(rows)}
     if not rows:
         return out
@@ -184,6 +204,7 @@ def h2load(log, stdout=None):
         "rps": round(len(rows) / span, 1) if span > 0 else None,
         "p50_us": q(0.50), "p99_us": q(0.99), "p999_us": q(0.999), "max_us": float(lat[-1]),
         "non_2xx": sum(1 for r in rows if not 200 <= r[1] < 300),
+        "burst_share": burst_share(rows),
     })
     if stdout:
         m = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored", open(stdout).read())
@@ -292,12 +313,14 @@ def table(path):
         print("### Through Envoy, closed loop (wrk, plain HTTP, an allowed POST, direct_response route)")
         print()
         print("Per configuration, the round with the median ratio against ext_authz → null; the last "
-              "column lists every round's ratio (rounds alternate the three configurations).")
+              "columns list every round (each round starts with another configuration). Connections opened: "
+              "downstream connections Envoy accepted during the measured runs; wrk holds WRK_CONNS, so more "
+              "means keep-alive was lost.")
         print()
         rounds = sorted({r.get("round", 1) for r in envoy})
         by = {(r["label"], r.get("round", 1)): r for r in envoy}
-        print("| Envoy | req/s | p50 / p99 µs | non-2xx | vs no ext_authz | vs ext_authz → null | rounds: vs ext_authz → null |")
-        print("|---|---:|---|---:|---:|---:|---|")
+        print("| Envoy | req/s | p50 / p99 µs | non-2xx | connections opened (all rounds) | vs no ext_authz | vs ext_authz → null | rounds: vs ext_authz → null | rounds: req/s (load average) |")
+        print("|---|---:|---|---:|---:|---:|---:|---|---|")
         for label in dict.fromkeys(r["label"] for r in envoy):
             per = []
             for rd in rounds:
@@ -308,30 +331,50 @@ def table(path):
                 continue
             per_sorted = sorted(per, key=lambda x: x[0])
             x, r, none, null = per_sorted[len(per_sorted) // 2]
+            each_rps = " ".join(f"{fmt(p[1].get('rps'))} ({p[1].get('loadavg', '?')})" for p in per)
             print(f"| {label} | {fmt(r.get('rps'))} | {fmt(r.get('p50_us'), 1)} / {fmt(r.get('p99_us'), 1)} | "
-                  f"{sum(p[1].get('non_2xx', 0) for p in per):,} | {ratio(r.get('rps'), none.get('rps'))} | {x:.2f} | "
-                  f"{' '.join(f'{p[0]:.2f}' for p in per)} |")
+                  f"{sum(p[1].get('non_2xx', 0) for p in per):,} | {fmt(sum(p[1]['connections'] for p in per)) if all('connections' in p[1] for p in per) else 'n/a'} | "
+                  f"{ratio(r.get('rps'), none.get('rps'))} | {x:.2f} | "
+                  f"{' '.join(f'{p[0]:.2f}' for p in per)} | "
+                  f"{each_rps} |")
         print()
 
     open_rows = [r for r in rows if r.get("kind") == "open"]
     if open_rows:
         target = open_rows[0].get("target_rps")
-        print(f"### Through Envoy, open loop (h2load --rps, {target:,} req/s in total, an allowed POST)")
+        print(f"### Through Envoy, open loop (h2load --rps, {target:,} req/s in total, clients' starts "
+              "staggered, an allowed POST)")
         print()
-        print("| round | ext_authz → null req/s, p50 / p99 / p99.9 µs | ext_authz → cedar-gate req/s, p50 / p99 / p99.9 µs | p99 added by cedar-gate µs | non-2xx |")
-        print("|---|---|---|---:|---:|")
-        added = []
+        print("| round | no ext_authz req/s, p50 / p99 / p99.9 µs | ext_authz → null req/s, p50 / p99 / p99.9 µs | "
+              "ext_authz → cedar-gate req/s, p50 / p99 / p99.9 µs | p99 added by ext_authz → null µs | "
+              "p99 added by cedar-gate (over null) µs | non-2xx | load average | share sent in bursts (≥ 10 / ms) |")
+        print("|---|---|---|---|---:|---:|---:|---|---|")
+        added, added_null, null_p99 = [], [], []
         by = {(r["label"], r.get("round", 1)): r for r in open_rows}
+        diff = lambda a, b: a["p99_us"] - b["p99_us"] if a.get("p99_us") is not None and b.get("p99_us") is not None else None
+        cell = lambda r: f"{fmt(r.get('rps'))}, {fmt(r.get('p50_us'))} / {fmt(r.get('p99_us'))} / {fmt(r.get('p999_us'))}"
         for rd in sorted({r.get("round", 1) for r in open_rows}):
+            z = by.get(("no-ext-authz", rd), {})
             n, c = by.get(("ext-authz-null", rd), {}), by.get(("ext-authz-cedar-gate", rd), {})
-            d = c.get("p99_us") - n.get("p99_us") if c.get("p99_us") is not None and n.get("p99_us") is not None else None
+            d, dn = diff(c, n), diff(n, z)
             if d is not None:
                 added.append(d)
-            cell = lambda r: f"{fmt(r.get('rps'))}, {fmt(r.get('p50_us'))} / {fmt(r.get('p99_us'))} / {fmt(r.get('p999_us'))}"
-            print(f"| {rd} | {cell(n)} | {cell(c)} | {fmt(d)} | {n.get('non_2xx', 0) + c.get('non_2xx', 0):,} |")
+            if dn is not None:
+                added_null.append(dn)
+            if n.get("p99_us") is not None:
+                null_p99.append(n["p99_us"])
+            bad = sum(r.get("non_2xx", 0) for r in (z, n, c))
+            loads = " / ".join(str(r.get("loadavg", "?")) for r in (z, n, c) if r)
+            bursts = " / ".join(fmt(r.get("burst_share"), 2) for r in (z, n, c) if r)
+            print(f"| {rd} | {cell(z)} | {cell(n)} | {cell(c)} | {fmt(dn)} | {fmt(d)} | {bad:,} | {loads} | {bursts} |")
         if added:
             print()
-            print(f"p99 added by cedar-gate at {target:,} req/s, median of the rounds: **{fmt(median(added))} µs**.")
+            # The spread of the null rounds' own p99 is the noise floor of the difference.
+            spread = f"{fmt(min(null_p99))}–{fmt(max(null_p99))}" if null_p99 else "n/a"
+            print(f"p99 added by cedar-gate over ext_authz → null at {target:,} req/s, median of the rounds: "
+                  f"**{fmt(median(added))} µs** (rounds {' '.join(fmt(x) for x in added)}); ext_authz → null's "
+                  f"own p99 over the rounds {spread} µs"
+                  + (f"; ext_authz → null over no ext_authz, median {fmt(median(added_null))} µs." if added_null else "."))
         print()
 
     rss = [r for r in rows if r.get("kind") == "rss"]
@@ -357,7 +400,7 @@ def main():
     elif cmd == "wrk":
         print(json.dumps(wrk(sys.argv[2])))
     elif cmd == "h2load":
-        print(json.dumps(h2load(*sys.argv[2:4])))
+        print(json.dumps(h2load(*sys.argv[2:5])))
     elif cmd == "expect-2xx":
         sys.exit(expect_2xx(sys.argv[2]))
     elif cmd == "table":
