@@ -18,8 +18,9 @@
 
 use envoy_types::pb::envoy::config::core::v3::{Address, HeaderMap, Metadata};
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
-use prost::Message;
-use prost::bytes::Bytes;
+use prost::bytes::{Buf, BufMut, Bytes};
+use prost::encoding::{DecodeContext, WireType};
+use prost::{DecodeError, Message};
 
 /// `envoy.service.auth.v3.CheckRequest`.
 #[derive(Clone, PartialEq, Message)]
@@ -65,18 +66,25 @@ pub struct Request {
     pub http: Option<Http>,
 }
 
-/// `AttributeContext.HttpRequest`, without `fragment`, `size` and `protocol`.
-#[derive(Clone, PartialEq, Message)]
+/// `AttributeContext.HttpRequest`, without `fragment`, `size` and `protocol`:
+/// the header map read by [`merge_header`], every other field by prost.
+#[derive(Clone, PartialEq, Default, Debug)]
 pub struct Http {
+    /// `headers` (`map<string, string>`, field 3), entries in wire order.
+    pub headers: Vec<Header>,
+    /// The other fields.
+    pub fields: HttpFields,
+}
+
+/// The fields of `AttributeContext.HttpRequest` other than `headers`.
+#[derive(Clone, PartialEq, Message)]
+pub struct HttpFields {
     /// `id`.
     #[prost(string, tag = "1")]
     pub id: String,
     /// `method`.
     #[prost(string, tag = "2")]
     pub method: String,
-    /// `headers` (`map<string, string>`), entries in wire order.
-    #[prost(message, repeated, tag = "3")]
-    pub headers: Vec<Header>,
     /// `header_map` (sent instead with `encode_raw_headers: true`).
     #[prost(message, optional, tag = "13")]
     pub header_map: Option<HeaderMap>,
@@ -98,6 +106,123 @@ pub struct Http {
     /// `raw_body`.
     #[prost(bytes = "vec", tag = "12")]
     pub raw_body: Vec<u8>,
+}
+
+/// `AttributeContext.HttpRequest.headers`.
+const TAG_HEADERS: u32 = 3;
+
+impl Message for Http {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        self.fields.encode_raw(buf);
+        prost::encoding::message::encode_repeated(TAG_HEADERS, &self.headers, buf);
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        if tag == TAG_HEADERS {
+            merge_header(&mut self.headers, wire_type, buf, ctx)
+        } else {
+            self.fields.merge_field(tag, wire_type, buf, ctx)
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.fields.encoded_len()
+            + prost::encoding::message::encoded_len_repeated(TAG_HEADERS, &self.headers)
+    }
+
+    fn clear(&mut self) {
+        self.headers.clear();
+        self.fields.clear();
+    }
+}
+
+/// Reads one entry of the header map. An entry as Envoy writes it, exactly
+/// `{1: key, 2: value}` in that order, is read here straight from the
+/// buffer: two slices of it, where prost's generic path (a default message,
+/// its field loop, a key, a length and a `Bytes` per field, a recursion
+/// check) cost about 850 instructions an entry, the largest part of
+/// decoding. Anything else (another order, a missing, repeated or unknown
+/// field, a non-minimal key, an entry across buffer chunks, a wrong wire
+/// type) goes to prost untouched, which reads or refuses it as it always has.
+fn merge_header(
+    headers: &mut Vec<Header>,
+    wire_type: WireType,
+    buf: &mut impl Buf,
+    ctx: DecodeContext,
+) -> Result<(), DecodeError> {
+    if wire_type == WireType::LengthDelimited
+        && let Some(entry) = EntryShape::of(buf.chunk())
+    {
+        buf.advance(entry.key_start);
+        let key = buf.copy_to_bytes(entry.key_len);
+        buf.advance(entry.value_start - entry.key_start - entry.key_len);
+        let value = buf.copy_to_bytes(entry.value_len);
+        headers.push(Header { key, value });
+        return Ok(());
+    }
+    prost::encoding::message::merge_repeated(wire_type, headers, buf, ctx).map_err(|mut e| {
+        // Where, as prost's derived code says it.
+        e.push("Http", "headers");
+        e
+    })
+}
+
+/// Where the key and the value of a `{1: key, 2: value}` entry are, counted
+/// from the entry's length prefix.
+#[derive(Debug, PartialEq, Eq)]
+struct EntryShape {
+    key_start: usize,
+    key_len: usize,
+    value_start: usize,
+    value_len: usize,
+}
+
+impl EntryShape {
+    /// The shape of the length-delimited entry at the start of `chunk`, when
+    /// it is exactly key then value and lies wholly in `chunk`.
+    fn of(chunk: &[u8]) -> Option<Self> {
+        let (len, at) = varint(chunk)?;
+        let end = at.checked_add(len)?;
+        let entry = chunk.get(..end)?;
+        let (key_start, key_len) = field(entry, at, 0x0a)?;
+        let (value_start, value_len) = field(entry, key_start + key_len, 0x12)?;
+        (value_start + value_len == end).then_some(Self {
+            key_start,
+            key_len,
+            value_start,
+            value_len,
+        })
+    }
+}
+
+/// The content (start, length) of the length-delimited field at `at` in
+/// `entry`, when its key is the one byte `key`.
+fn field(entry: &[u8], at: usize, key: u8) -> Option<(usize, usize)> {
+    if *entry.get(at)? != key {
+        return None;
+    }
+    let (len, n) = varint(entry.get(at + 1..)?)?;
+    let start = at + 1 + n;
+    (start.checked_add(len)? <= entry.len()).then_some((start, len))
+}
+
+/// A length varint at the start of `bytes` and its size in bytes; `None`
+/// past 4 bytes (256 MiB: more than a Check may hold), which prost then reads.
+fn varint(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut value = 0usize;
+    for (i, &b) in bytes.iter().take(4).enumerate() {
+        value |= usize::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            return Some((value, i + 1));
+        }
+    }
+    None
 }
 
 /// One entry of the `headers` map (`string` keys and values on the wire;
@@ -152,6 +277,7 @@ mod tests {
     use std::collections::HashMap;
 
     use envoy_types::pb::envoy::service::auth::v3::attribute_context;
+    use proptest::prelude::*;
 
     use super::*;
     use crate::wire::testkit::check_of;
@@ -169,8 +295,8 @@ mod tests {
         };
         let wire = WireCheckRequest::from(&check_of(http));
         let mut http = wire.attributes.unwrap().request.unwrap().http.unwrap();
-        assert_eq!(http.path, "/v1/x");
-        assert_eq!(http.raw_body, b"{}");
+        assert_eq!(http.fields.path, "/v1/x");
+        assert_eq!(http.fields.raw_body, b"{}");
         let headers: Vec<(Bytes, Bytes)> = http
             .flat_headers()
             .into_iter()
@@ -214,5 +340,161 @@ mod tests {
         let bytes = [0x12, 0x01, 0xff];
         assert!(attribute_context::HttpRequest::decode(&bytes[..]).is_err());
         assert!(Http::decode(&bytes[..]).is_err());
+    }
+
+    /// `AttributeContext.HttpRequest` read by prost's generic path alone (as
+    /// [`Http`] was derived before it read the header map by hand): what
+    /// [`Http`] must read every input as.
+    #[derive(Clone, PartialEq, Message)]
+    struct PlainHttp {
+        #[prost(message, repeated, tag = "3")]
+        headers: Vec<Header>,
+        #[prost(string, tag = "1")]
+        id: String,
+        #[prost(string, tag = "2")]
+        method: String,
+        #[prost(message, optional, tag = "13")]
+        header_map: Option<HeaderMap>,
+        #[prost(string, tag = "4")]
+        path: String,
+        #[prost(string, tag = "5")]
+        host: String,
+        #[prost(string, tag = "6")]
+        scheme: String,
+        #[prost(string, tag = "7")]
+        query: String,
+        #[prost(string, tag = "11")]
+        body: String,
+        #[prost(bytes = "vec", tag = "12")]
+        raw_body: Vec<u8>,
+    }
+
+    type Read = Result<(Vec<Header>, HttpFields), String>;
+
+    fn read_both(bytes: &[u8]) -> (Read, Read) {
+        let ours = Http::decode(bytes).map(|h| (h.headers, h.fields));
+        // From `Bytes` too, as the server reads them (zero-copy slices).
+        let ours_bytes = Http::decode(Bytes::copy_from_slice(bytes)).map(|h| (h.headers, h.fields));
+        assert_eq!(
+            ours.as_ref().map_err(|e| e.to_string()),
+            ours_bytes.as_ref().map_err(|e| e.to_string())
+        );
+        let plain = PlainHttp::decode(bytes).map(|p| {
+            let fields = HttpFields {
+                id: p.id,
+                method: p.method,
+                header_map: p.header_map,
+                path: p.path,
+                host: p.host,
+                scheme: p.scheme,
+                query: p.query,
+                body: p.body,
+                raw_body: p.raw_body,
+            };
+            (p.headers, fields)
+        });
+        // The same error, whichever struct's name prost put before it.
+        let error = |e: DecodeError| e.to_string().rsplit(": ").next().unwrap().to_owned();
+        (ours.map_err(error), plain.map_err(error))
+    }
+
+    /// One map entry written in one of the ways protobuf allows (or not).
+    fn entry(key: &[u8], value: &[u8], way: u8) -> Vec<u8> {
+        let field = |tag: u8, b: &[u8]| {
+            let mut out = vec![tag];
+            prost::encoding::encode_varint(b.len() as u64, &mut out);
+            out.extend_from_slice(b);
+            out
+        };
+        let content = match way % 8 {
+            0 => [field(0x0a, key), field(0x12, value)].concat(),
+            1 => [field(0x12, value), field(0x0a, key)].concat(),
+            2 => field(0x0a, key),
+            3 => field(0x12, value),
+            4 => [field(0x0a, key), field(0x12, value), field(0x1a, b"x")].concat(),
+            5 => [field(0x0a, key), field(0x0a, value), field(0x12, key)].concat(),
+            // A non-minimal key for field 1 (0x8a 0x00).
+            6 => [
+                vec![0x8a, 0x00],
+                field(0x12, key)[1..].to_vec(),
+                field(0x12, value),
+            ]
+            .concat(),
+            _ => [field(0x0a, key), field(0x12, value)].concat()[..key.len() / 2].to_vec(),
+        };
+        let mut out = vec![0x1a];
+        if way >= 8 {
+            // The entry's length as a non-minimal varint.
+            out.extend_from_slice(&[(content.len() as u8 & 0x7f) | 0x80, 0x00]);
+        } else {
+            prost::encoding::encode_varint(content.len() as u64, &mut out);
+        }
+        out.extend_from_slice(&content);
+        out
+    }
+
+    #[test]
+    fn header_entries_as_envoy_writes_them_take_the_short_path() {
+        let bytes = entry(b"content-type", b"application/json", 0);
+        assert_eq!(
+            EntryShape::of(&bytes[1..]),
+            Some(EntryShape {
+                key_start: 3,
+                key_len: 12,
+                value_start: 17,
+                value_len: 16
+            })
+        );
+        for way in 1..8 {
+            assert_eq!(EntryShape::of(&entry(b"k", b"v", way)[1..]), None, "{way}");
+        }
+        // Cut short: not the short path, and prost refuses it.
+        assert_eq!(EntryShape::of(&bytes[1..bytes.len() - 1]), None);
+        let (ours, plain) = read_both(&bytes[..bytes.len() - 1]);
+        assert!(ours.is_err());
+        assert_eq!(ours, plain);
+    }
+
+    proptest! {
+        /// Every header map, written any way, reads as prost's generic path
+        /// reads it: the same entries, or refused both ways.
+        #[test]
+        fn header_entries_read_as_prost_reads_them(
+            entries in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 0..20),
+                 proptest::collection::vec(any::<u8>(), 0..200),
+                 0u8..16),
+                0..6),
+            cut in any::<prop::sample::Index>(),
+            tail in proptest::collection::vec(any::<u8>(), 0..4),
+        ) {
+            let mut bytes: Vec<u8> = entries.iter().flat_map(|(k, v, way)| entry(k, v, *way)).collect();
+            let (ours, plain) = read_both(&bytes);
+            prop_assert_eq!(ours, plain);
+            // Cut anywhere, and with trailing bytes.
+            let at = cut.index(bytes.len() + 1);
+            let (ours, plain) = read_both(&bytes[..at]);
+            prop_assert_eq!(ours, plain);
+            bytes.extend_from_slice(&tail);
+            let (ours, plain) = read_both(&bytes);
+            prop_assert_eq!(ours, plain);
+        }
+
+        #[test]
+        fn arbitrary_bytes_read_as_prost_reads_them(
+            bytes in proptest::collection::vec(any::<u8>(), 0..64),
+            entry_first in any::<bool>(),
+        ) {
+            let (ours, plain) = read_both(&bytes);
+            prop_assert_eq!(ours, plain);
+            // As the content of a header entry.
+            let mut input = vec![0x1a];
+            if entry_first {
+                prost::encoding::encode_varint(bytes.len() as u64, &mut input);
+            }
+            input.extend_from_slice(&bytes);
+            let (ours, plain) = read_both(&input);
+            prop_assert_eq!(ours, plain);
+        }
     }
 }

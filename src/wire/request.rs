@@ -48,36 +48,38 @@ impl TryFrom<WireCheckRequest> for HttpRequest {
             .and_then(|r| r.http)
             .ok_or(RequestError::NotHttp)?;
         // Checked before anything is copied or parsed (see the constants for why).
-        let path_len = http.path.len() + http.query.len();
+        let path_len = http.fields.path.len() + http.fields.query.len();
         if path_len > MAX_PATH_BYTES {
             return Err(RequestError::PathTooLong(path_len));
         }
-        if http.host.len() > MAX_HOST_BYTES {
-            return Err(RequestError::HostTooLong(http.host.len()));
+        if http.fields.host.len() > MAX_HOST_BYTES {
+            return Err(RequestError::HostTooLong(http.fields.host.len()));
         }
 
-        let (headers, repeated_headers) = headers(http.flat_headers(), http.header_map)?;
+        let flat = http.flat_headers();
+        let fields = http.fields;
+        let (headers, repeated_headers) = headers(flat, fields.header_map)?;
 
         // Envoy puts the path with query in `path`; split it off.
-        let (path, query) = match http.path.split_once('?') {
+        let (path, query) = match fields.path.split_once('?') {
             Some((p, q)) => (p.to_owned(), q.to_owned()),
-            None => (http.path, http.query),
+            None => (fields.path, fields.query),
         };
         let mut out = HttpRequest {
-            id: http.id,
-            method: http.method.to_ascii_uppercase(),
-            host: http.host,
+            id: fields.id,
+            method: fields.method.to_ascii_uppercase(),
+            host: fields.host,
             path,
             raw_path: String::new(),
             target_error: None,
             query,
-            scheme: http.scheme,
+            scheme: fields.scheme,
             headers,
             repeated_headers,
-            body: if http.raw_body.is_empty() {
-                http.body.into_bytes()
+            body: if fields.raw_body.is_empty() {
+                fields.body.into_bytes()
             } else {
-                http.raw_body
+                fields.raw_body
             },
             source: Peer {
                 ip,
