@@ -67,7 +67,7 @@ impl TryFrom<WireCheckRequest> for HttpRequest {
         };
         let mut out = HttpRequest {
             id: fields.id,
-            method: fields.method.to_ascii_uppercase(),
+            method: upper_case(fields.method),
             host: fields.host,
             path,
             raw_path: String::new(),
@@ -170,6 +170,12 @@ fn headers(
     Ok((headers, repeated))
 }
 
+/// `method` in upper case, in place.
+fn upper_case(mut method: String) -> String {
+    method.make_ascii_uppercase();
+    method
+}
+
 /// `name` in lower case, copied only when it is not already.
 fn lower_case(name: ByteString) -> ByteString {
     if name.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -182,13 +188,14 @@ fn lower_case(name: ByteString) -> ByteString {
 /// A header name from the wire: UTF-8, in lower case. Envoy sends names in
 /// lower case ASCII, which is taken as it is, without a copy.
 fn header_name(key: Bytes) -> Result<ByteString, RequestError> {
-    if key.iter().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
-        return ByteString::try_from(key.clone()).map_err(|_| not_utf8(&key));
+    if !key.iter().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+        return match std::str::from_utf8(&key) {
+            Ok(name) => Ok(name.to_ascii_lowercase().into()),
+            Err(_) => Err(not_utf8(&key)),
+        };
     }
-    match std::str::from_utf8(&key) {
-        Ok(name) => Ok(name.to_ascii_lowercase().into()),
-        Err(_) => Err(not_utf8(&key)),
-    }
+    // ASCII is UTF-8: this cannot fail.
+    ByteString::try_from(key).map_err(|_| not_utf8(b""))
 }
 
 fn not_utf8(key: &[u8]) -> RequestError {
