@@ -72,7 +72,7 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     let mut text = state.metrics.render();
     let snapshot = state.store.current();
     text.push_str(&crate::record::metrics::render_scrape_time(
-        snapshot.as_ref().map(|s| s.hash.as_str()),
+        snapshot.as_ref().map(|s| &*s.hash),
     ));
     let now = std::time::SystemTime::now();
     if let Some(c) = &state.credentials {

@@ -48,7 +48,7 @@ pub struct Outcome {
     /// Generation of the snapshot that decided.
     pub policy_generation: u64,
     /// Content hash of that snapshot.
-    pub policy_hash: String,
+    pub policy_hash: std::sync::Arc<str>,
     /// Whether the decision came from the cache.
     pub cache_hit: bool,
     /// Client-sent `x-cedar-gate-*` header names, to strip before upstream.

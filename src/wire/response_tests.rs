@@ -47,7 +47,7 @@ fn allow() -> Outcome {
         summary: None,
         batch: Vec::new(),
         policy_generation: 7,
-        policy_hash: String::new(),
+        policy_hash: "".into(),
         cache_hit: true,
         forged_headers: vec![PRINCIPAL_HEADER.into(), "x-cedar-gate-role".into()],
         shadow: None,

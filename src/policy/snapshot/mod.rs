@@ -55,8 +55,9 @@ pub struct Snapshot {
     authorizer: Authorizer,
     /// Monotonic number of this snapshot within the process (1 = first load).
     pub generation: u64,
-    /// SHA-256 over the policy directory's files (names and contents).
-    pub hash: String,
+    /// SHA-256 over the policy directory's files (names and contents),
+    /// shared with every decision's outcome.
+    pub hash: Arc<str>,
     /// When this snapshot was built.
     pub loaded_at: SystemTime,
     /// Validator warnings and lint findings; the snapshot is usable regardless.
@@ -152,7 +153,7 @@ impl Snapshot {
             shapes,
             authorizer: Authorizer::new(),
             generation,
-            hash,
+            hash: hash.into(),
             loaded_at: SystemTime::now(),
             warnings,
         }

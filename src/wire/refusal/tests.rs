@@ -27,7 +27,7 @@ fn outcome(protocol: Protocol, reason: Reason) -> Outcome {
         summary: None,
         batch: Vec::new(),
         policy_generation: 1,
-        policy_hash: String::new(),
+        policy_hash: "".into(),
         cache_hit: false,
         forged_headers: Vec::new(),
         shadow: None,
