@@ -33,9 +33,9 @@ pub fn run(data: &[u8]) {
         return;
     };
     let path = PATHS[usize::from(selector) % PATHS.len()];
-    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    let mut headers = vec![("content-type", "application/json")];
     if selector & 0x80 != 0 {
-        headers.push(("x-envoy-auth-partial-body".to_owned(), "true".to_owned()));
+        headers.push(("x-envoy-auth-partial-body", "true"));
     }
     // MCP 2026-07-28: the mirrored headers the body is checked against.
     if selector & 0x40 != 0 {
@@ -45,10 +45,10 @@ pub fn run(data: &[u8]) {
             ("mcp-name", "=?base64?cmVhZF9maWxl?="),
             ("mcp-param-region", "us-west1"),
         ] {
-            headers.push((k.to_owned(), v.to_owned()));
+            headers.push((k, v));
         }
     }
-    headers.sort();
+    let headers = cedar_gate::request::header_list(headers);
     let req = HttpRequest {
         id: "fuzz".into(),
         method: "POST".into(),

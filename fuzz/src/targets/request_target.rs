@@ -22,10 +22,11 @@ pub fn run(data: &[u8]) {
     };
     let raw = String::from_utf8_lossy(raw);
     let (path, query) = raw.split_once('?').unwrap_or((&raw, ""));
-    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    let mut headers = vec![("content-type", "application/json")];
     if selector & 0x80 != 0 {
-        headers.push(("x-http-method-override".to_owned(), "GET".to_owned()));
+        headers.push(("x-http-method-override", "GET"));
     }
+    let headers = cedar_gate::request::header_list(headers);
     let mut req = HttpRequest {
         id: "fuzz".into(),
         method: METHODS[usize::from(selector & 0x7f) % METHODS.len()].into(),
