@@ -17,19 +17,23 @@ pub fn rfc3339_seconds(t: SystemTime) -> String {
 
 /// RFC 3339 UTC with milliseconds, the form Cedar's `datetime` accepts.
 pub fn rfc3339(t: SystemTime) -> String {
+    let mut out = String::with_capacity(24);
+    push_rfc3339(&mut out, t);
+    out
+}
+
+/// Appends [`rfc3339`]'s text to `out`: the audit writer puts it straight
+/// into the line it is building.
+pub fn push_rfc3339(out: &mut String, t: SystemTime) {
     let millis = t
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_millis());
-    with_seconds(t, |seconds| {
-        let mut out = String::with_capacity(seconds.len() + 5);
-        out.push_str(seconds);
-        out.push('.');
-        for digit in [millis / 100, millis / 10 % 10, millis % 10] {
-            out.push(char::from_digit(digit, 10).unwrap_or('0'));
-        }
-        out.push('Z');
-        out
-    })
+    with_seconds(t, |seconds| out.push_str(seconds));
+    out.push('.');
+    for digit in [millis / 100, millis / 10 % 10, millis % 10] {
+        out.push(char::from_digit(digit, 10).unwrap_or('0'));
+    }
+    out.push('Z');
 }
 
 /// Calls `f` with `t` as `YYYY-MM-DDTHH:MM:SS` (UTC). Formatting a date costs
@@ -91,6 +95,9 @@ mod tests {
             "2025-11-24T16:02:04Z"
         );
         assert_eq!(rfc3339(at(0)), "1970-01-01T00:00:00.000Z");
+        let mut line = String::from("{\"time\":\"");
+        push_rfc3339(&mut line, at(1_764_000_124_007));
+        assert_eq!(line, "{\"time\":\"2025-11-24T16:02:04.007Z");
         // Before the epoch: formatted directly, not remembered.
         let before = SystemTime::UNIX_EPOCH - Duration::from_secs(1);
         assert_eq!(rfc3339_seconds(before), "1969-12-31T23:59:59Z");

@@ -6,9 +6,11 @@
 //! blocks rather than drop an event: an audit trail with holes is worse than
 //! back-pressure).
 
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::decide::Outcome;
 use crate::request::HttpRequest;
@@ -23,8 +25,9 @@ pub use log::AuditLog;
 /// One decision, as written to the audit log. Never a token, a cookie or a body.
 #[derive(Debug, Serialize)]
 pub struct AuditEvent<'a> {
-    /// RFC 3339 time of the decision.
-    pub time: String,
+    /// Time of the decision (RFC 3339 in the line).
+    #[serde(serialize_with = "rfc3339")]
+    pub time: SystemTime,
     /// Unique decision id (also in the response and upstream headers).
     pub decision_id: &'a str,
     /// `x-request-id`.
@@ -59,7 +62,8 @@ pub struct AuditEvent<'a> {
     /// How the request was understood.
     pub protocol: &'static str,
     /// Determining policies with their annotations.
-    pub policies: Vec<&'a DeterminingPolicy>,
+    #[serde(serialize_with = "policy_list")]
+    pub policies: &'a [Arc<DeterminingPolicy>],
     /// Snapshot generation that decided.
     pub policy_generation: u64,
     /// Snapshot content hash.
@@ -73,7 +77,7 @@ pub struct AuditEvent<'a> {
     pub latency_us: u64,
     /// Peer IP.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_ip: Option<String>,
+    pub source_ip: Option<IpAddr>,
     /// HTTP method.
     pub method: &'a str,
     /// Host.
@@ -125,7 +129,8 @@ pub struct ShadowAudit<'a> {
     /// Whether it differs from the enforced decision.
     pub disagrees: bool,
     /// Its determining policies with their annotations.
-    pub policies: Vec<&'a DeterminingPolicy>,
+    #[serde(serialize_with = "policy_list")]
+    pub policies: &'a [Arc<DeterminingPolicy>],
     /// Its evaluation errors.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     pub errors: &'a [String],
@@ -138,7 +143,7 @@ impl<'a> ShadowAudit<'a> {
             decision: if d.is_allow() { "allow" } else { "deny" },
             reason: d.reason.as_str(),
             disagrees: shadow.disagrees,
-            policies: d.policies.iter().map(|p| p.as_ref()).collect(),
+            policies: &d.policies,
             errors: &d.errors,
         }
     }
@@ -156,7 +161,7 @@ impl<'a> AuditEvent<'a> {
     ) -> Self {
         let workload = outcome.identity.workload.as_ref();
         Self {
-            time: crate::vocab::rfc3339(now),
+            time: now,
             decision_id: &outcome.decision_id,
             request_id: &req.id,
             decision: if outcome.decision.is_allow() {
@@ -182,18 +187,13 @@ impl<'a> AuditEvent<'a> {
             action: &outcome.action,
             resource: &outcome.resource,
             protocol: outcome.protocol.as_str(),
-            policies: outcome
-                .decision
-                .policies
-                .iter()
-                .map(|p| p.as_ref())
-                .collect(),
+            policies: &outcome.decision.policies,
             policy_generation: outcome.policy_generation,
             policy_hash: &outcome.policy_hash,
             errors: &outcome.decision.errors,
             cache_hit: outcome.cache_hit,
             latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
-            source_ip: req.source.ip.map(|ip| ip.to_string()),
+            source_ip: req.source.ip,
             method: &req.method,
             host: &req.host,
             path: &req.path,
@@ -220,8 +220,16 @@ impl AuditEvent<'_> {
     /// errors) still go through serde; policies are rendered once per
     /// snapshot ([`DeterminingPolicy::json`]).
     pub fn to_json(&self) -> String {
-        let mut o = JsonObject::with_capacity(1024);
-        o.str("time", &self.time);
+        let mut line = String::with_capacity(1024);
+        self.write_json(&mut line);
+        line
+    }
+
+    /// Appends [`AuditEvent::to_json`]'s line to `out` (the writer thread
+    /// reuses one buffer for every line).
+    pub fn write_json(&self, out: &mut String) {
+        let mut o = JsonObject::begin(out);
+        o.time("time", self.time);
         o.str("decision_id", self.decision_id);
         o.str("request_id", self.request_id);
         o.str("decision", self.decision);
@@ -248,7 +256,9 @@ impl AuditEvent<'_> {
         }
         o.bool("cache_hit", self.cache_hit);
         o.num("latency_us", self.latency_us);
-        o.opt_str("source_ip", self.source_ip.as_deref());
+        if let Some(ip) = self.source_ip {
+            o.ip("source_ip", ip);
+        }
         o.str("method", self.method);
         o.str("host", self.host);
         o.str("path", self.path);
@@ -275,8 +285,23 @@ impl AuditEvent<'_> {
         }
         o.opt_str("api_key_id", self.api_key_id);
         o.opt_str("credential", self.credential);
-        o.finish()
+        o.finish();
     }
+}
+
+/// `time` as the line carries it.
+fn rfc3339<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::vocab::rfc3339(*time))
+}
+
+/// The policies as a list of their values (serde has no `Arc` without its
+/// `rc` feature; the events borrow the decision's list rather than collect
+/// a new one per line).
+fn policy_list<S: Serializer>(
+    policies: &[Arc<DeterminingPolicy>],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(policies.iter().map(|p| p.as_ref()))
 }
 
 /// Who a token said the caller is.
