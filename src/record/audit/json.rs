@@ -6,11 +6,23 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+/// A field's key as [`JsonObject`] takes it: `,"name":`, punctuation and
+/// all, joined at compile time, so that starting a field is one copy (four
+/// separate pushes per key were a fifth of the line's cost).
+macro_rules! key {
+    ($name:literal) => {
+        concat!(",\"", $name, "\":")
+    };
+}
+pub(super) use key;
+
 /// A JSON object written field by field at the end of a caller's buffer.
-/// Keys are trusted literals; values are escaped as serde_json escapes them.
+/// Keys are trusted literals made by [`key!`]; values are escaped as
+/// serde_json escapes them.
 pub(super) struct JsonObject<'b> {
     out: &'b mut String,
-    /// Where the object starts in `out` (`{`): a field after it takes a comma.
+    /// Where the object's `{` is in `out`: the field right after it drops
+    /// its key's leading comma.
     start: usize,
 }
 
@@ -21,13 +33,15 @@ impl<'b> JsonObject<'b> {
         Self { out, start }
     }
 
+    /// Starts a field; `key` is [`key!`]'s `,"name":`.
     pub(super) fn key(&mut self, key: &str) {
-        if self.out.len() > self.start + 1 {
-            self.out.push(',');
-        }
-        self.out.push('"');
+        debug_assert!(key.starts_with(",\"") && key.ends_with("\":"), "{key}");
+        let key = if self.out.len() == self.start + 1 {
+            key.strip_prefix(',').unwrap_or(key)
+        } else {
+            key
+        };
         self.out.push_str(key);
-        self.out.push_str("\":");
     }
 
     pub(super) fn str(&mut self, key: &str, value: &str) {
@@ -72,7 +86,7 @@ impl<'b> JsonObject<'b> {
                     if i > 0 {
                         self.out.push('.');
                     }
-                    push_u64(self.out, u64::from(octet));
+                    push_u8(self.out, octet);
                 }
             }
             IpAddr::V6(v6) => {
@@ -124,6 +138,17 @@ fn push_u64(out: &mut String, mut n: u64) {
     for &d in &digits[at..] {
         out.push(char::from(d));
     }
+}
+
+/// Appends `n` in decimal (an IPv4 octet): no loop, no 64-bit division.
+fn push_u8(out: &mut String, n: u8) {
+    if n >= 100 {
+        out.push(char::from(b'0' + n / 100));
+    }
+    if n >= 10 {
+        out.push(char::from(b'0' + n / 10 % 10));
+    }
+    out.push(char::from(b'0' + n % 10));
 }
 
 /// Appends `s` as a JSON string, escaped exactly as serde_json escapes it
@@ -216,7 +241,7 @@ mod tests {
 
     use std::net::IpAddr;
 
-    use super::{ESCAPE, JsonObject, escape_mask, push_json_str, push_u64};
+    use super::{ESCAPE, JsonObject, escape_mask, push_json_str, push_u8, push_u64};
 
     fn escaped(s: &str) -> String {
         let mut out = String::new();
@@ -327,6 +352,31 @@ mod tests {
     }
 
     #[test]
+    fn octets_are_written_as_serde_json_writes_them() {
+        for n in 0..=u8::MAX {
+            let mut out = String::new();
+            push_u8(&mut out, n);
+            assert_eq!(out, serde_json::to_string(&n).unwrap());
+        }
+    }
+
+    /// Only the first field goes without a comma, also when the object
+    /// does not start the buffer.
+    #[test]
+    fn fields_are_separated_by_commas() {
+        let mut out = String::from("{\"before\":0}\n");
+        let mut o = JsonObject::begin(&mut out);
+        o.num(key!("a"), 1);
+        o.bool(key!("b"), true);
+        o.str(key!("c"), "x");
+        o.finish();
+        assert_eq!(out, "{\"before\":0}\n{\"a\":1,\"b\":true,\"c\":\"x\"}");
+        let mut empty = String::new();
+        JsonObject::begin(&mut empty).finish();
+        assert_eq!(empty, "{}");
+    }
+
+    #[test]
     fn addresses_are_written_as_serde_json_writes_them() {
         for ip in [
             "10.0.0.1",
@@ -342,7 +392,7 @@ mod tests {
             let ip: IpAddr = ip.parse().unwrap();
             let mut out = String::new();
             let mut o = JsonObject::begin(&mut out);
-            o.ip("ip", ip);
+            o.ip(key!("ip"), ip);
             o.finish();
             let serde = serde_json::json!({ "ip": ip }).to_string();
             assert_eq!(out, serde);

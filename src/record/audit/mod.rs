@@ -19,7 +19,7 @@ use crate::vocab::DeterminingPolicy;
 mod json;
 mod log;
 
-use json::JsonObject;
+use json::{JsonObject, key};
 pub use log::AuditLog;
 
 /// One decision, as written to the audit log. Never a token, a cookie or a body.
@@ -229,62 +229,62 @@ impl AuditEvent<'_> {
     /// reuses one buffer for every line).
     pub fn write_json(&self, out: &mut String) {
         let mut o = JsonObject::begin(out);
-        o.time("time", self.time);
-        o.str("decision_id", self.decision_id);
-        o.str("request_id", self.request_id);
-        o.str("decision", self.decision);
-        o.str("reason", self.reason);
-        o.str("principal", self.principal);
-        o.opt_str("spiffe_id", self.spiffe_id);
+        o.time(key!("time"), self.time);
+        o.str(key!("decision_id"), self.decision_id);
+        o.str(key!("request_id"), self.request_id);
+        o.str(key!("decision"), self.decision);
+        o.str(key!("reason"), self.reason);
+        o.str(key!("principal"), self.principal);
+        o.opt_str(key!("spiffe_id"), self.spiffe_id);
         if let Some(source) = self.workload_source {
-            o.serde("workload_source", &source);
+            o.str(key!("workload_source"), source.as_str());
         }
-        o.opt_str("identity_error", self.identity_error);
-        o.opt_str("identity_reason", self.identity_reason);
-        o.str("auth_method", self.auth_method);
+        o.opt_str(key!("identity_error"), self.identity_error);
+        o.opt_str(key!("identity_reason"), self.identity_reason);
+        o.str(key!("auth_method"), self.auth_method);
         if let Some(token) = &self.token {
-            o.serde("token", token);
+            o.serde(key!("token"), token);
         }
-        o.str("action", self.action);
-        o.str("resource", self.resource);
-        o.str("protocol", self.protocol);
-        o.raw_list("policies", self.policies.iter().map(|p| p.json()));
-        o.num("policy_generation", self.policy_generation);
-        o.str("policy_hash", self.policy_hash);
+        o.str(key!("action"), self.action);
+        o.str(key!("resource"), self.resource);
+        o.str(key!("protocol"), self.protocol);
+        o.raw_list(key!("policies"), self.policies.iter().map(|p| p.json()));
+        o.num(key!("policy_generation"), self.policy_generation);
+        o.str(key!("policy_hash"), self.policy_hash);
         if !self.errors.is_empty() {
-            o.serde("errors", &self.errors);
+            o.serde(key!("errors"), &self.errors);
         }
-        o.bool("cache_hit", self.cache_hit);
-        o.num("latency_us", self.latency_us);
+        o.bool(key!("cache_hit"), self.cache_hit);
+        o.num(key!("latency_us"), self.latency_us);
         if let Some(ip) = self.source_ip {
-            o.ip("source_ip", ip);
+            o.ip(key!("source_ip"), ip);
         }
-        o.str("method", self.method);
-        o.str("host", self.host);
-        o.str("path", self.path);
-        o.opt_str("raw_path", self.raw_path);
-        o.opt_str("model", self.model);
-        o.opt_str("tool", self.tool);
+        o.str(key!("method"), self.method);
+        o.str(key!("host"), self.host);
+        o.str(key!("path"), self.path);
+        o.opt_str(key!("raw_path"), self.raw_path);
+        o.opt_str(key!("model"), self.model);
+        o.opt_str(key!("tool"), self.tool);
         if let Some(n) = self.operations {
-            o.num("operations", n as u64);
+            o.num(key!("operations"), n as u64);
         }
         if let Some(summary) = self.summary {
-            o.serde("summary", summary);
+            o.serde(key!("summary"), summary);
         }
         if !self.batch.is_empty() {
-            o.serde("batch", &self.batch);
+            o.serde(key!("batch"), &self.batch);
         }
         if let Some(shadow) = &self.shadow {
-            o.serde("shadow", shadow);
+            o.serde(key!("shadow"), shadow);
         }
         if !self.required_scopes.is_empty() {
-            o.serde("required_scopes", &self.required_scopes);
+            o.serde(key!("required_scopes"), &self.required_scopes);
         }
         if let Some(list_filter) = self.list_filter {
-            o.serde("list_filter", list_filter);
+            o.serde(key!("list_filter"), list_filter);
         }
-        o.opt_str("api_key_id", self.api_key_id);
-        o.opt_str("credential", self.credential);
+        o.opt_str(key!("api_key_id"), self.api_key_id);
+        o.opt_str(key!("credential"), self.credential);
         o.finish();
     }
 }

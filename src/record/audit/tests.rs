@@ -117,7 +117,11 @@ fn to_json_is_serdes() {
     let empty = event(&[], &[]);
     let mut v6 = event(&[], &[]);
     v6.source_ip = Some("2001:db8::7334".parse().unwrap());
-    for e in [plain, odd, empty, v6] {
+    let mut certificate = event(&[], &[]);
+    certificate.workload_source = Some(crate::identity::WorkloadSource::PeerCertificate);
+    let mut principal = event(&[], &[]);
+    principal.workload_source = Some(crate::identity::WorkloadSource::PeerPrincipal);
+    for e in [plain, odd, empty, v6, certificate, principal] {
         assert_eq!(e.to_json(), serde_json::to_string(&e).unwrap());
     }
 }
