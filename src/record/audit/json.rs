@@ -175,17 +175,37 @@ fn push_json_str(out: &mut String, s: &str) {
 fn find_escape(bytes: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     while let Some(word) = bytes.get(at..).and_then(|rest| rest.first_chunk::<8>()) {
-        let mask = escape_mask(u64::from_le_bytes(*word));
-        if mask != 0 {
-            // Little-endian: the lowest flagged byte is the first in the text.
-            return Some(at + (mask.trailing_zeros() / 8) as usize);
+        if let Some(i) = first_flagged(escape_mask(u64::from_le_bytes(*word))) {
+            return Some(at + i);
         }
         at += 8;
     }
-    let tail = bytes.get(at..)?;
-    tail.iter()
-        .position(|&b| ESCAPE[usize::from(b)] != 0)
-        .map(|i| at + i)
+    let rest = bytes.len().checked_sub(at).filter(|&n| n > 0)?;
+    match bytes.last_chunk::<8>() {
+        // The last word overlaps bytes already scanned: shift them out and
+        // fill the top with clean bytes (masking them instead would not do:
+        // a flagged byte can flag the one above it).
+        Some(last) => {
+            let shift = 8 * (8 - rest) as u32;
+            let word = (u64::from_le_bytes(*last) >> shift) | (CLEAN << (64 - shift));
+            first_flagged(escape_mask(word)).map(|i| at + i)
+        }
+        // Shorter than a word.
+        None => bytes
+            .get(at..)?
+            .iter()
+            .position(|&b| ESCAPE[usize::from(b)] != 0)
+            .map(|i| at + i),
+    }
+}
+
+/// Eight bytes that need no escape (`a`).
+const CLEAN: u64 = 0x6161_6161_6161_6161;
+
+/// The index of the lowest byte [`escape_mask`] flagged: little-endian, the
+/// first in the text.
+fn first_flagged(mask: u64) -> Option<usize> {
+    (mask != 0).then(|| (mask.trailing_zeros() / 8) as usize)
 }
 
 /// The high bit of each byte of `word` that JSON escapes (below 0x20, `"`
@@ -317,6 +337,32 @@ mod tests {
                         let found = (mask != 0).then(|| (mask.trailing_zeros() / 8) as usize);
                         assert_eq!(found, first, "{word:x?}");
                     }
+                }
+            }
+        }
+    }
+
+    /// Every length around the word size, with one escaped byte at every
+    /// position (the last word overlaps bytes already scanned).
+    #[test]
+    fn every_length_and_position_is_escaped_as_serde_json_escapes_it() {
+        for len in 0..=26 {
+            let clean = "x".repeat(len);
+            assert_eq!(escaped(&clean), serde_json::to_string(&clean).unwrap());
+            for at in 0..len {
+                for special in ["\"", "\\", "\u{0}", "\u{1f}", "\n"] {
+                    let case = format!("{}{special}{}", &clean[..at], &clean[at + 1..]);
+                    assert_eq!(
+                        escaped(&case),
+                        serde_json::to_string(&case).unwrap(),
+                        "{case:?}"
+                    );
+                    let twice = format!("{special}{case}{special}");
+                    assert_eq!(
+                        escaped(&twice),
+                        serde_json::to_string(&twice).unwrap(),
+                        "{twice:?}"
+                    );
                 }
             }
         }
