@@ -16,6 +16,7 @@ use crate::decide::Outcome;
 use crate::request::HttpRequest;
 use crate::vocab::DeterminingPolicy;
 
+mod escape;
 mod json;
 mod log;
 
