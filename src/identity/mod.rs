@@ -52,6 +52,17 @@ pub enum WorkloadSource {
     Xfcc,
 }
 
+impl WorkloadSource {
+    /// The name serde writes for it (the audit line's `workload_source`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadSource::PeerPrincipal => "peer_principal",
+            WorkloadSource::PeerCertificate => "peer_certificate",
+            WorkloadSource::Xfcc => "xfcc",
+        }
+    }
+}
+
 impl std::fmt::Display for WorkloadSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

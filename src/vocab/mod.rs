@@ -13,5 +13,5 @@ mod value;
 pub use decision::{AuthzRequest, Decision, DeterminingPolicy, Effect, PrincipalSpec, Reason};
 pub use id::decision_id;
 pub use names::*;
-pub use time::{rfc3339, rfc3339_seconds};
+pub use time::{push_rfc3339, rfc3339, rfc3339_seconds};
 pub use value::*;

@@ -37,11 +37,15 @@ struct CheckRecord {
 // === impl Pending ===
 
 impl Pending {
-    fn into_line(self) -> String {
+    /// Appends the line, with its newline, to `out`.
+    fn write_line(self, out: &mut String) {
         match self {
-            Self::Line(line) => line,
-            Self::Check(c) => AuditEvent::new(&c.outcome, &c.request, c.now, c.latency).to_json(),
+            Self::Line(line) => out.push_str(&line),
+            Self::Check(c) => {
+                AuditEvent::new(&c.outcome, &c.request, c.now, c.latency).write_json(out);
+            }
         }
+        out.push('\n');
     }
 }
 
@@ -136,16 +140,28 @@ impl AuditLog {
 /// `recv` and costs nothing.
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
 
-fn write_loop(rx: Receiver<Pending>, out: Box<dyn Write + Send>) {
+/// The writer's buffer is written out once it holds this much (and at the
+/// end of every batch).
+const BUFFER_BYTES: usize = 64 * 1024;
+
+/// Lines are formatted straight into one buffer, kept across batches, that
+/// is written out in large pieces: no string per line, no `fmt`.
+fn write_loop(rx: Receiver<Pending>, mut out: Box<dyn Write + Send>) {
     use std::sync::mpsc::TryRecvError;
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
-    while let Ok(line) = rx.recv() {
-        let mut ok = writeln!(out, "{}", line.into_line()).is_ok();
+    let mut buf = String::with_capacity(BUFFER_BYTES + 4096);
+    while let Ok(first) = rx.recv() {
+        first.write_line(&mut buf);
         std::thread::sleep(BATCH_WINDOW);
+        let mut ok = true;
         let mut open = true;
         loop {
             match rx.try_recv() {
-                Ok(line) => ok &= writeln!(out, "{}", line.into_line()).is_ok(),
+                Ok(pending) => {
+                    pending.write_line(&mut buf);
+                    if buf.len() >= BUFFER_BYTES {
+                        ok &= drain(&mut out, &mut buf);
+                    }
+                }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     open = false;
@@ -153,7 +169,7 @@ fn write_loop(rx: Receiver<Pending>, out: Box<dyn Write + Send>) {
                 }
             }
         }
-        ok &= out.flush().is_ok();
+        ok &= drain(&mut out, &mut buf) && out.flush().is_ok();
         if !ok {
             tracing::error!(target: "cedar_gate::audit", "cannot write audit events");
         }
@@ -161,5 +177,59 @@ fn write_loop(rx: Receiver<Pending>, out: Box<dyn Write + Send>) {
             break;
         }
     }
-    let _ = out.flush();
+}
+
+/// Writes out and empties `buf`. On a failed write the lines are dropped:
+/// keeping them would grow the buffer without bound behind a broken sink.
+fn drain(out: &mut dyn Write, buf: &mut String) -> bool {
+    let ok = out.write_all(buf.as_bytes()).is_ok();
+    buf.clear();
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::io::Write;
+    use std::sync::{Arc, Mutex, mpsc::sync_channel};
+
+    use super::{BUFFER_BYTES, Pending, write_loop};
+
+    /// A sink the test reads after the writer has stopped.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Every line arrives whole, in order, one per line, also when a batch
+    /// is larger than the buffer.
+    #[test]
+    fn lines_are_written_in_order_across_buffer_drains() {
+        let sink = Shared::default();
+        let (tx, rx) = sync_channel(16);
+        let out = sink.clone();
+        let writer = std::thread::spawn(move || write_loop(rx, Box::new(out)));
+        let lines: Vec<String> = (0..(3 * BUFFER_BYTES / 100))
+            .map(|i| format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(90)))
+            .collect();
+        for line in &lines {
+            tx.send(Pending::Line(line.clone())).unwrap();
+        }
+        drop(tx);
+        writer.join().unwrap();
+        let written = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            written,
+            lines.iter().map(|l| format!("{l}\n")).collect::<String>()
+        );
+    }
 }

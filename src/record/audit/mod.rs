@@ -6,25 +6,29 @@
 //! blocks rather than drop an event: an audit trail with holes is worse than
 //! back-pressure).
 
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::decide::Outcome;
 use crate::request::HttpRequest;
 use crate::vocab::DeterminingPolicy;
 
+mod escape;
 mod json;
 mod log;
 
-use json::JsonObject;
+use json::{JsonObject, key};
 pub use log::AuditLog;
 
 /// One decision, as written to the audit log. Never a token, a cookie or a body.
 #[derive(Debug, Serialize)]
 pub struct AuditEvent<'a> {
-    /// RFC 3339 time of the decision.
-    pub time: String,
+    /// Time of the decision (RFC 3339 in the line).
+    #[serde(serialize_with = "rfc3339")]
+    pub time: SystemTime,
     /// Unique decision id (also in the response and upstream headers).
     pub decision_id: &'a str,
     /// `x-request-id`.
@@ -59,7 +63,8 @@ pub struct AuditEvent<'a> {
     /// How the request was understood.
     pub protocol: &'static str,
     /// Determining policies with their annotations.
-    pub policies: Vec<&'a DeterminingPolicy>,
+    #[serde(serialize_with = "policy_list")]
+    pub policies: &'a [Arc<DeterminingPolicy>],
     /// Snapshot generation that decided.
     pub policy_generation: u64,
     /// Snapshot content hash.
@@ -73,7 +78,7 @@ pub struct AuditEvent<'a> {
     pub latency_us: u64,
     /// Peer IP.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_ip: Option<String>,
+    pub source_ip: Option<IpAddr>,
     /// HTTP method.
     pub method: &'a str,
     /// Host.
@@ -125,7 +130,8 @@ pub struct ShadowAudit<'a> {
     /// Whether it differs from the enforced decision.
     pub disagrees: bool,
     /// Its determining policies with their annotations.
-    pub policies: Vec<&'a DeterminingPolicy>,
+    #[serde(serialize_with = "policy_list")]
+    pub policies: &'a [Arc<DeterminingPolicy>],
     /// Its evaluation errors.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     pub errors: &'a [String],
@@ -138,7 +144,7 @@ impl<'a> ShadowAudit<'a> {
             decision: if d.is_allow() { "allow" } else { "deny" },
             reason: d.reason.as_str(),
             disagrees: shadow.disagrees,
-            policies: d.policies.iter().map(|p| p.as_ref()).collect(),
+            policies: &d.policies,
             errors: &d.errors,
         }
     }
@@ -156,7 +162,7 @@ impl<'a> AuditEvent<'a> {
     ) -> Self {
         let workload = outcome.identity.workload.as_ref();
         Self {
-            time: crate::vocab::rfc3339(now),
+            time: now,
             decision_id: &outcome.decision_id,
             request_id: &req.id,
             decision: if outcome.decision.is_allow() {
@@ -182,18 +188,13 @@ impl<'a> AuditEvent<'a> {
             action: &outcome.action,
             resource: &outcome.resource,
             protocol: outcome.protocol.as_str(),
-            policies: outcome
-                .decision
-                .policies
-                .iter()
-                .map(|p| p.as_ref())
-                .collect(),
+            policies: &outcome.decision.policies,
             policy_generation: outcome.policy_generation,
             policy_hash: &outcome.policy_hash,
             errors: &outcome.decision.errors,
             cache_hit: outcome.cache_hit,
             latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
-            source_ip: req.source.ip.map(|ip| ip.to_string()),
+            source_ip: req.source.ip,
             method: &req.method,
             host: &req.host,
             path: &req.path,
@@ -220,63 +221,88 @@ impl AuditEvent<'_> {
     /// errors) still go through serde; policies are rendered once per
     /// snapshot ([`DeterminingPolicy::json`]).
     pub fn to_json(&self) -> String {
-        let mut o = JsonObject::with_capacity(1024);
-        o.str("time", &self.time);
-        o.str("decision_id", self.decision_id);
-        o.str("request_id", self.request_id);
-        o.str("decision", self.decision);
-        o.str("reason", self.reason);
-        o.str("principal", self.principal);
-        o.opt_str("spiffe_id", self.spiffe_id);
+        let mut line = String::with_capacity(1024);
+        self.write_json(&mut line);
+        line
+    }
+
+    /// Appends [`AuditEvent::to_json`]'s line to `out` (the writer thread
+    /// reuses one buffer for every line).
+    pub fn write_json(&self, out: &mut String) {
+        let mut o = JsonObject::begin(out);
+        o.time(key!("time"), self.time);
+        o.str(key!("decision_id"), self.decision_id);
+        o.str(key!("request_id"), self.request_id);
+        o.str(key!("decision"), self.decision);
+        o.str(key!("reason"), self.reason);
+        o.str(key!("principal"), self.principal);
+        o.opt_str(key!("spiffe_id"), self.spiffe_id);
         if let Some(source) = self.workload_source {
-            o.serde("workload_source", &source);
+            o.str(key!("workload_source"), source.as_str());
         }
-        o.opt_str("identity_error", self.identity_error);
-        o.opt_str("identity_reason", self.identity_reason);
-        o.str("auth_method", self.auth_method);
+        o.opt_str(key!("identity_error"), self.identity_error);
+        o.opt_str(key!("identity_reason"), self.identity_reason);
+        o.str(key!("auth_method"), self.auth_method);
         if let Some(token) = &self.token {
-            o.serde("token", token);
+            o.serde(key!("token"), token);
         }
-        o.str("action", self.action);
-        o.str("resource", self.resource);
-        o.str("protocol", self.protocol);
-        o.raw_list("policies", self.policies.iter().map(|p| p.json()));
-        o.num("policy_generation", self.policy_generation);
-        o.str("policy_hash", self.policy_hash);
+        o.str(key!("action"), self.action);
+        o.str(key!("resource"), self.resource);
+        o.str(key!("protocol"), self.protocol);
+        o.raw_list(key!("policies"), self.policies.iter().map(|p| p.json()));
+        o.num(key!("policy_generation"), self.policy_generation);
+        o.str(key!("policy_hash"), self.policy_hash);
         if !self.errors.is_empty() {
-            o.serde("errors", &self.errors);
+            o.serde(key!("errors"), &self.errors);
         }
-        o.bool("cache_hit", self.cache_hit);
-        o.num("latency_us", self.latency_us);
-        o.opt_str("source_ip", self.source_ip.as_deref());
-        o.str("method", self.method);
-        o.str("host", self.host);
-        o.str("path", self.path);
-        o.opt_str("raw_path", self.raw_path);
-        o.opt_str("model", self.model);
-        o.opt_str("tool", self.tool);
+        o.bool(key!("cache_hit"), self.cache_hit);
+        o.num(key!("latency_us"), self.latency_us);
+        if let Some(ip) = self.source_ip {
+            o.ip(key!("source_ip"), ip);
+        }
+        o.str(key!("method"), self.method);
+        o.str(key!("host"), self.host);
+        o.str(key!("path"), self.path);
+        o.opt_str(key!("raw_path"), self.raw_path);
+        o.opt_str(key!("model"), self.model);
+        o.opt_str(key!("tool"), self.tool);
         if let Some(n) = self.operations {
-            o.num("operations", n as u64);
+            o.num(key!("operations"), n as u64);
         }
         if let Some(summary) = self.summary {
-            o.serde("summary", summary);
+            o.serde(key!("summary"), summary);
         }
         if !self.batch.is_empty() {
-            o.serde("batch", &self.batch);
+            o.serde(key!("batch"), &self.batch);
         }
         if let Some(shadow) = &self.shadow {
-            o.serde("shadow", shadow);
+            o.serde(key!("shadow"), shadow);
         }
         if !self.required_scopes.is_empty() {
-            o.serde("required_scopes", &self.required_scopes);
+            o.serde(key!("required_scopes"), &self.required_scopes);
         }
         if let Some(list_filter) = self.list_filter {
-            o.serde("list_filter", list_filter);
+            o.serde(key!("list_filter"), list_filter);
         }
-        o.opt_str("api_key_id", self.api_key_id);
-        o.opt_str("credential", self.credential);
-        o.finish()
+        o.opt_str(key!("api_key_id"), self.api_key_id);
+        o.opt_str(key!("credential"), self.credential);
+        o.finish();
     }
+}
+
+/// `time` as the line carries it.
+fn rfc3339<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::vocab::rfc3339(*time))
+}
+
+/// The policies as a list of their values (serde has no `Arc` without its
+/// `rc` feature; the events borrow the decision's list rather than collect
+/// a new one per line).
+fn policy_list<S: Serializer>(
+    policies: &[Arc<DeterminingPolicy>],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(policies.iter().map(|p| p.as_ref()))
 }
 
 /// Who a token said the caller is.

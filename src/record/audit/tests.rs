@@ -7,7 +7,9 @@ use crate::vocab::DeterminingPolicy;
 
 fn event<'a>(policies: &'a [Arc<DeterminingPolicy>], errors: &'a [String]) -> AuditEvent<'a> {
     AuditEvent {
-        time: "2026-11-29T15:17:28.652Z".into(),
+        // 2026-11-29T15:17:28.652Z
+        time: std::time::SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_millis(1_795_965_448_652),
         decision_id: "01a227e1-f1cc-76c0-afe4-8032bea7f193",
         request_id: "bench-0",
         decision: "allow",
@@ -22,13 +24,13 @@ fn event<'a>(policies: &'a [Arc<DeterminingPolicy>], errors: &'a [String]) -> Au
         action: "Action::\"chat\"",
         resource: "Model::\"gpt-4o\"",
         protocol: "openai",
-        policies: policies.iter().map(|p| p.as_ref()).collect(),
+        policies,
         policy_generation: 7,
         policy_hash: "13140f3bf17c",
         errors,
         cache_hit: true,
         latency_us: 12,
-        source_ip: Some("10.0.0.1".into()),
+        source_ip: Some([10, 0, 0, 1].into()),
         method: "POST",
         host: "models.example.com",
         path: "/v1/chat/completions",
@@ -113,7 +115,23 @@ fn to_json_is_serdes() {
     };
     odd.list_filter = Some(&list_filter);
     let empty = event(&[], &[]);
-    for e in [plain, odd, empty] {
+    let mut v6 = event(&[], &[]);
+    v6.source_ip = Some("2001:db8::7334".parse().unwrap());
+    let mut certificate = event(&[], &[]);
+    certificate.workload_source = Some(crate::identity::WorkloadSource::PeerCertificate);
+    let mut principal = event(&[], &[]);
+    principal.workload_source = Some(crate::identity::WorkloadSource::PeerPrincipal);
+    for e in [plain, odd, empty, v6, certificate, principal] {
         assert_eq!(e.to_json(), serde_json::to_string(&e).unwrap());
     }
+}
+
+/// The writer formats each line after the ones before it in one buffer.
+#[test]
+fn write_json_appends_to_the_buffer() {
+    let e = event(&[], &[]);
+    let mut buf = String::from("{\"earlier\":1}\n");
+    e.write_json(&mut buf);
+    let serde = serde_json::to_string(&e).unwrap();
+    assert_eq!(buf, format!("{{\"earlier\":1}}\n{serde}"));
 }
