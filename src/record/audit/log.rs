@@ -144,22 +144,35 @@ const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// end of every batch).
 const BUFFER_BYTES: usize = 64 * 1024;
 
+/// Lines a failing sink has not taken are kept, and retried, up to this
+/// much; past it the writer stops taking lines until the sink takes them
+/// again, so the channel fills and Checks wait (back-pressure, never holes).
+const BACKLOG_BYTES: usize = 16 * 1024 * 1024;
+
+/// How long the writer waits between retries of a sink that refuses writes
+/// while the backlog is full.
+const RETRY_WAIT: Duration = Duration::from_secs(1);
+
 /// Lines are formatted straight into one buffer, kept across batches, that
 /// is written out in large pieces: no string per line, no `fmt`.
-fn write_loop(rx: Receiver<Pending>, mut out: Box<dyn Write + Send>) {
+fn write_loop(rx: Receiver<Pending>, out: Box<dyn Write + Send>) {
     use std::sync::mpsc::TryRecvError;
+    let mut sink = Sink {
+        out,
+        backlog: Vec::new(),
+        failing: false,
+    };
     let mut buf = String::with_capacity(BUFFER_BYTES + 4096);
     while let Ok(first) = rx.recv() {
         first.write_line(&mut buf);
         std::thread::sleep(BATCH_WINDOW);
-        let mut ok = true;
         let mut open = true;
         loop {
             match rx.try_recv() {
                 Ok(pending) => {
                     pending.write_line(&mut buf);
                     if buf.len() >= BUFFER_BYTES {
-                        ok &= drain(&mut out, &mut buf);
+                        sink.write(&mut buf);
                     }
                 }
                 Err(TryRecvError::Empty) => break,
@@ -169,22 +182,102 @@ fn write_loop(rx: Receiver<Pending>, mut out: Box<dyn Write + Send>) {
                 }
             }
         }
-        ok &= drain(&mut out, &mut buf) && out.flush().is_ok();
-        if !ok {
-            tracing::error!(target: "cedar_gate::audit", "cannot write audit events");
-        }
+        sink.write(&mut buf);
+        sink.flush();
         if !open {
             break;
         }
     }
+    sink.close();
 }
 
-/// Writes out and empties `buf`. On a failed write the lines are dropped:
-/// keeping them would grow the buffer without bound behind a broken sink.
-fn drain(out: &mut dyn Write, buf: &mut String) -> bool {
-    let ok = out.write_all(buf.as_bytes()).is_ok();
-    buf.clear();
-    ok
+/// The audit sink, with what it has not taken yet.
+struct Sink {
+    out: Box<dyn Write + Send>,
+    /// Bytes a failed write left over, written before anything newer.
+    backlog: Vec<u8>,
+    /// Whether the last write failed (the error is logged once per outage).
+    failing: bool,
+}
+
+impl Sink {
+    /// Writes out and empties `buf`, after any backlog. What the sink does
+    /// not take is kept; while the backlog is over [`BACKLOG_BYTES`], this
+    /// retries until the sink takes it.
+    fn write(&mut self, buf: &mut String) {
+        if self.backlog.is_empty() {
+            let written = write_prefix(&mut *self.out, buf.as_bytes());
+            self.backlog.extend_from_slice(&buf.as_bytes()[written..]);
+        } else {
+            self.backlog.extend_from_slice(buf.as_bytes());
+            let written = write_prefix(&mut *self.out, &self.backlog);
+            self.backlog.drain(..written);
+        }
+        buf.clear();
+        while self.backlog.len() > BACKLOG_BYTES {
+            self.report(false);
+            std::thread::sleep(RETRY_WAIT);
+            let written = write_prefix(&mut *self.out, &self.backlog);
+            self.backlog.drain(..written);
+        }
+        self.report(self.backlog.is_empty());
+    }
+
+    /// At shutdown: a few more tries for a backlog, then it is reported lost.
+    fn close(&mut self) {
+        for _ in 0..10 {
+            if self.backlog.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            let written = write_prefix(&mut *self.out, &self.backlog);
+            self.backlog.drain(..written);
+        }
+        if self.backlog.is_empty() {
+            self.flush();
+        } else {
+            tracing::error!(
+                target: "cedar_gate::audit",
+                lost_bytes = self.backlog.len(),
+                "audit sink still refusing writes at shutdown; events lost"
+            );
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.backlog.is_empty() {
+            let ok = self.out.flush().is_ok();
+            self.report(ok);
+        }
+    }
+
+    /// Logs the start and the end of an outage, not every failed write.
+    fn report(&mut self, ok: bool) {
+        if ok && self.failing {
+            tracing::warn!(target: "cedar_gate::audit", "audit sink writable again; backlog written");
+        } else if !ok && !self.failing {
+            tracing::error!(
+                target: "cedar_gate::audit",
+                backlog_bytes = self.backlog.len(),
+                "cannot write audit events; keeping them and retrying"
+            );
+        }
+        self.failing = !ok;
+    }
+}
+
+/// Writes as much of `bytes` as the sink takes; how many bytes it took.
+fn write_prefix(out: &mut dyn Write, bytes: &[u8]) -> usize {
+    let mut written = 0;
+    while written < bytes.len() {
+        match out.write(&bytes[written..]) {
+            Ok(0) => break,
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    written
 }
 
 #[cfg(test)]
@@ -231,5 +324,57 @@ mod tests {
             written,
             lines.iter().map(|l| format!("{l}\n")).collect::<String>()
         );
+    }
+
+    /// A sink that refuses the first `fail` writes, and takes at most 1000
+    /// bytes a write after that.
+    #[derive(Clone, Default)]
+    struct Flaky {
+        taken: Shared,
+        fail: Arc<Mutex<usize>>,
+    }
+
+    impl Write for Flaky {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut fail = self.fail.lock().unwrap();
+            if *fail > 0 {
+                *fail -= 1;
+                return Err(std::io::Error::other("disk full"));
+            }
+            let n = buf.len().min(1000);
+            self.taken.write(&buf[..n])
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Lines a failing sink refused are kept and written, whole and in
+    /// order, once it takes writes again (here: with the next batch).
+    #[test]
+    fn a_failing_sink_loses_no_line() {
+        let sink = Flaky {
+            fail: Arc::new(Mutex::new(3)),
+            ..Default::default()
+        };
+        let (tx, rx) = sync_channel(16);
+        let out = sink.clone();
+        let writer = std::thread::spawn(move || write_loop(rx, Box::new(out)));
+        let lines: Vec<String> = (0..400).map(|i| format!("{{\"n\":{i}}}")).collect();
+        for (i, line) in lines.iter().enumerate() {
+            tx.send(Pending::Line(line.clone())).unwrap();
+            if i % 100 == 99 {
+                // Separate batches (the writer gathers for 5 ms).
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        drop(tx);
+        writer.join().unwrap();
+        let written = String::from_utf8(sink.taken.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            written,
+            lines.iter().map(|l| format!("{l}\n")).collect::<String>()
+        );
+        assert_eq!(*sink.fail.lock().unwrap(), 0);
     }
 }
