@@ -141,12 +141,20 @@ fn is_plainly_canonical(path: &str) -> bool {
                     | b'='
             )
     };
-    bytes.iter().all(plain)
-        && !path.contains("//")
-        && path
-            .split('/')
-            .skip(1)
-            .all(|segment| segment != "." && segment != "..")
+    // One pass: every byte plain, no segment empty (but the last) or a dot segment.
+    let dot = |segment: &[u8]| segment == b"." || segment == b"..";
+    let mut start = 1;
+    for (i, b) in bytes.iter().enumerate().skip(1) {
+        if *b == b'/' {
+            if i == start || dot(&bytes[start..i]) {
+                return false;
+            }
+            start = i + 1;
+        } else if !plain(b) {
+            return false;
+        }
+    }
+    !dot(&bytes[start..])
 }
 
 fn slow_canonical_path(path: &str) -> Result<String, TargetError> {
@@ -279,7 +287,7 @@ pub fn canonical_host(host: &str) -> Result<Cow<'_, str>, TargetError> {
     if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
-        || name.contains("..")
+        || name.as_bytes().windows(2).any(|w| w == b"..")
         || name.starts_with('.')
     {
         return Err(TargetError::Host);
