@@ -137,7 +137,7 @@ pub enum RequestError {
     /// One header (name plus value) longer than [`MAX_HEADER_BYTES`].
     #[error("request header `{name}` is {len} bytes, more than the {MAX_HEADER_BYTES} allowed")]
     HeaderTooLong {
-        /// The header name, cut to its first 64 characters.
+        /// The header name, cut to its first 64 bytes, `?` for anything but printable ASCII.
         name: String,
         /// Name plus value, in bytes.
         len: usize,
@@ -145,13 +145,13 @@ pub enum RequestError {
     /// A header name or value that is not UTF-8 (a `string` in the protobuf).
     #[error("request header `{name}` is not UTF-8")]
     HeaderNotUtf8 {
-        /// The header name, cut to its first 64 characters, `?` for anything
+        /// The header name, cut to its first 64 bytes, `?` for anything
         /// but printable ASCII.
         name: String,
     },
 }
 
-/// `name` cut to 64 characters, with `?` for anything but printable ASCII:
+/// `name` cut to 64 bytes, with `?` for anything but printable ASCII:
 /// what an error may echo of a header name (in a 400 and the log).
 pub(crate) fn printable_name(name: &[u8]) -> String {
     name.iter()

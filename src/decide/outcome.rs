@@ -52,7 +52,9 @@ pub struct Outcome {
     /// Whether the decision came from the cache.
     pub cache_hit: bool,
     /// Client-sent `x-cedar-gate-*` header names, to strip before upstream.
-    pub forged_headers: Vec<crate::request::ByteString>,
+    /// Copies, not slices of the request's buffer: the outcome goes on to the
+    /// audit queue, which must hold no request buffers.
+    pub forged_headers: Vec<String>,
     /// The shadow set's decision, when the snapshot has `@shadow` policies.
     pub shadow: Option<ShadowOutcome>,
     /// The provider credential injected on allow ([`crate::credentials`]).
@@ -177,7 +179,7 @@ impl Outcome {
                 .headers
                 .iter()
                 .filter(|(k, _)| k.starts_with(HEADER_PREFIX))
-                .map(|(k, _)| k.clone())
+                .map(|(k, _)| k.to_string())
                 .collect(),
             shadow: verdict.shadow,
             refusal_body: verdict.refusal_body,

@@ -148,7 +148,7 @@ fn removed_headers<'a>(
     let forged = outcome
         .forged_headers
         .iter()
-        .map(|h| &**h)
+        .map(String::as_str)
         .filter(|h| *h != PRINCIPAL_HEADER && *h != DECISION_ID_HEADER);
     let configured = cfg.remove_headers.iter().map(|h| h.as_str());
     let provider = outcome

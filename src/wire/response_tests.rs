@@ -49,7 +49,7 @@ fn allow() -> Outcome {
         policy_generation: 7,
         policy_hash: "".into(),
         cache_hit: true,
-        forged_headers: vec![PRINCIPAL_HEADER.into(), "x-cedar-gate-role".into()],
+        forged_headers: vec![PRINCIPAL_HEADER.to_owned(), "x-cedar-gate-role".to_owned()],
         shadow: None,
         credential: None,
         refusal_body: None,
