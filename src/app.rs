@@ -111,7 +111,10 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
     let prometheus = metrics::install();
     let config = Arc::new(settings.config);
     register_issuers(&config);
-    let store = Arc::new(PolicyStore::new(&settings.policy_dir));
+    let store = Arc::new(
+        PolicyStore::new(&settings.policy_dir)
+            .with_principal_entities(config.cache.principal_entities),
+    );
     let audit = AuditLog::open(&config.audit).map_err(AppError::Audit)?;
     // Checked before binding: bad certificate files stop start-up, never
     // degrade to plaintext.

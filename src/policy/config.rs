@@ -38,6 +38,11 @@ pub struct CacheConfig {
     /// Longest an entry lives, in seconds (default 60).
     #[serde(default = "default_cache_ttl")]
     pub ttl_seconds: u64,
+    /// Entities the per-principal caches of one policy snapshot may hold
+    /// (what a decision-cache miss reuses of a principal seen before; about
+    /// 30 for a workload in one group). 0 turns them off.
+    #[serde(default = "default_principal_entities")]
+    pub principal_entities: u64,
 }
 
 impl Default for CacheConfig {
@@ -46,6 +51,7 @@ impl Default for CacheConfig {
             enabled: true,
             max_entries: default_cache_entries(),
             ttl_seconds: default_cache_ttl(),
+            principal_entities: default_principal_entities(),
         }
     }
 }
@@ -82,6 +88,14 @@ fn default_cache_entries() -> u64 {
 
 fn default_cache_ttl() -> u64 {
     60
+}
+
+/// The default of `cache.principal_entities`: some 8,000 one-group
+/// workloads, at a few hundred bytes an entity some tens of MB at most.
+pub const DEFAULT_PRINCIPAL_ENTITIES: u64 = 262_144;
+
+fn default_principal_entities() -> u64 {
+    DEFAULT_PRINCIPAL_ENTITIES
 }
 
 fn default_debounce_ms() -> u64 {

@@ -12,6 +12,7 @@ use cedar_policy::{Entities, PolicyId, PolicySet, Schema, ValidationMode, Valida
 use sha2::{Digest, Sha256};
 
 use crate::identity::spiffe::{SpiffeId, workload_attrs};
+use crate::policy::config::DEFAULT_PRINCIPAL_ENTITIES;
 use crate::policy::diagnostic::{Diagnostic, EntityAt, entities_error};
 use crate::policy::snapshot::{Parts, Snapshot};
 use crate::vocab::{MODEL, WORKLOAD};
@@ -67,11 +68,21 @@ struct Files {
 }
 
 /// Reads, parses and validates a policy directory. `generation` is recorded
-/// in the snapshot.
+/// in the snapshot. Its per-principal caches get the default size.
 pub fn load_dir(dir: &Path, generation: u64) -> Result<Snapshot, PolicyLoadError> {
+    load_dir_with(dir, generation, DEFAULT_PRINCIPAL_ENTITIES)
+}
+
+/// [`load_dir`], with per-principal caches of at most `principal_entities`
+/// entities (`cache.principal_entities`; 0: none).
+pub fn load_dir_with(
+    dir: &Path,
+    generation: u64,
+    principal_entities: u64,
+) -> Result<Snapshot, PolicyLoadError> {
     let files = read_files(dir)?;
     let parts = build(files)?;
-    Ok(Snapshot::new(parts, generation))
+    Ok(Snapshot::new(parts, generation, principal_entities))
 }
 
 fn read_files(dir: &Path) -> Result<Files, PolicyLoadError> {

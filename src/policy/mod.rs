@@ -15,6 +15,6 @@ pub mod testkit;
 pub mod watch;
 
 pub use config::{AuthorizationConfig, CacheConfig, OnPolicyError, PolicyReloadConfig};
-pub use load::{PolicyLoadError, load_dir};
+pub use load::{PolicyLoadError, load_dir, load_dir_with};
 pub use snapshot::Snapshot;
 pub use store::PolicyStore;

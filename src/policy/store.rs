@@ -12,8 +12,9 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwapOption;
 
+use crate::policy::config::DEFAULT_PRINCIPAL_ENTITIES;
 use crate::policy::diagnostic::Diagnostic;
-use crate::policy::load::{PolicyLoadError, load_dir};
+use crate::policy::load::{PolicyLoadError, load_dir_with};
 use crate::policy::snapshot::Snapshot;
 
 /// The outcome of the latest reload attempt, for `/status` and logs.
@@ -31,6 +32,8 @@ pub struct ReloadStatus {
 #[derive(Debug)]
 pub struct PolicyStore {
     dir: PathBuf,
+    /// `cache.principal_entities` of every snapshot loaded.
+    principal_entities: u64,
     current: ArcSwapOption<Snapshot>,
     generation: AtomicU64,
     last: Mutex<Option<ReloadStatus>>,
@@ -45,11 +48,19 @@ impl PolicyStore {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
+            principal_entities: DEFAULT_PRINCIPAL_ENTITIES,
             current: ArcSwapOption::empty(),
             generation: AtomicU64::new(0),
             last: Mutex::new(None),
             reload_lock: Mutex::new(()),
         }
+    }
+
+    /// Snapshots with per-principal caches of at most `entities` entities
+    /// (`cache.principal_entities`).
+    pub fn with_principal_entities(mut self, entities: u64) -> Self {
+        self.principal_entities = entities;
+        self
     }
 
     /// The policy directory.
@@ -74,7 +85,7 @@ impl PolicyStore {
     pub fn reload(&self) -> Result<Arc<Snapshot>, PolicyLoadError> {
         let _serial = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let next = self.generation.load(Ordering::Acquire) + 1;
-        let result = load_dir(&self.dir, next).map(Arc::new);
+        let result = load_dir_with(&self.dir, next, self.principal_entities).map(Arc::new);
         let at_unix = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())

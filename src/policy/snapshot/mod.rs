@@ -86,7 +86,9 @@ pub(crate) struct Parts {
 // === impl Snapshot ===
 
 impl Snapshot {
-    pub(crate) fn new(parts: Parts, generation: u64) -> Self {
+    /// A snapshot of `parts`; its per-principal caches hold at most
+    /// `principal_entities` entities (`cache.principal_entities`).
+    pub(crate) fn new(parts: Parts, generation: u64, principal_entities: u64) -> Self {
         let Parts {
             schema,
             policies,
@@ -149,7 +151,7 @@ impl Snapshot {
             always: closed,
             info,
             slicer,
-            principals: PrincipalCache::new(principal::PRINCIPAL_CACHE_WEIGHT),
+            principals: PrincipalCache::new(principal_entities),
             shapes,
             authorizer: Authorizer::new(),
             generation,

@@ -16,9 +16,11 @@
 //! - lives inside the [`Snapshot`](super::Snapshot) it was computed from: a
 //!   reload (new policies, schema or `entities.json`) builds a new snapshot with
 //!   an empty cache, so no entry ever outlives the data it was computed from;
-//! - is bounded by weight (about one unit per entity held, counting the
-//!   [`STORES_PER_PRINCIPAL`] entity stores it may keep; see
-//!   [`PRINCIPAL_CACHE_WEIGHT`]);
+//! - is bounded by weight: about one unit per entity or uid held (own
+//!   entities, reachable stored entities, ancestors, scope keys, and room for
+//!   [`STORES_PER_PRINCIPAL`] entity stores, counted whether built or not),
+//!   `cache.principal_entities` in all
+//!   ([`DEFAULT_PRINCIPAL_ENTITIES`](crate::policy::config::DEFAULT_PRINCIPAL_ENTITIES));
 //! - never holds a failure (an attribute Cedar refuses): that is recomputed,
 //!   and refused, every time.
 
@@ -29,14 +31,6 @@ use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
 
 use crate::policy::slice::{ScopeKeys, Slicer};
 use crate::vocab::PrincipalSpec;
-
-/// Total weight of the principal parts one snapshot keeps: about one unit per
-/// entity or uid held (own entities, reachable stored entities, ancestors,
-/// scope keys, and room for [`STORES_PER_PRINCIPAL`] entity stores, counted
-/// whether built or not). A workload in one group weighs about 30, so this
-/// keeps some 8,000 principals; at a few hundred bytes a unit, some tens of
-/// MB at most.
-pub(super) const PRINCIPAL_CACHE_WEIGHT: u64 = 262_144;
 
 /// Entity stores kept per principal (one per action and stored resource it
 /// asked about last; the oldest is replaced first).

@@ -187,6 +187,30 @@ fn decide_on(store: &crate::policy::PolicyStore, req: &AuthzRequest) -> Decision
     store.current().unwrap().decide(req, OnPolicyError::Deny)
 }
 
+/// `cache.principal_entities` reaches the store's snapshots: 0 keeps no
+/// principal's parts and decides exactly as with them.
+#[test]
+fn principal_entities_bounds_the_parts_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dir(dir.path(), GROUP_POLICY, "g1", serde_json::json!({}));
+    let off = crate::policy::PolicyStore::new(dir.path()).with_principal_entities(0);
+    let on = crate::policy::PolicyStore::new(dir.path());
+    off.reload().unwrap();
+    on.reload().unwrap();
+    for (w, action) in [
+        (0, "http"),
+        (0, "http"),
+        (1, "http"),
+        (0, "other"),
+        (2, "http"),
+    ] {
+        let req = request(w, &[], action, Value::str("/v1/x"));
+        assert_eq!(decide_on(&off, &req), decide_on(&on, &req), "{w} {action}");
+    }
+    assert_eq!(off.current().unwrap().principals.entry_count(), 0);
+    assert!(on.current().unwrap().principals.entry_count() > 0);
+}
+
 /// A reload that moves a principal to another group, changes a stored
 /// attribute it is judged by, or changes a policy, bites on the very next
 /// decision for that principal, though its parts were cached.
