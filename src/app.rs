@@ -106,15 +106,18 @@ impl Running {
     }
 }
 
+/// The policy store for `dir`, nothing loaded yet.
+fn policy_store(dir: &std::path::Path, config: &Config) -> Arc<PolicyStore> {
+    let store = PolicyStore::new(dir).with_principal_entities(config.cache.principal_entities);
+    Arc::new(store)
+}
+
 /// Starts everything and returns once both listeners are bound.
 pub async fn start(settings: Settings) -> Result<Running, AppError> {
     let prometheus = metrics::install();
     let config = Arc::new(settings.config);
     register_issuers(&config);
-    let store = Arc::new(
-        PolicyStore::new(&settings.policy_dir)
-            .with_principal_entities(config.cache.principal_entities),
-    );
+    let store = policy_store(&settings.policy_dir, &config);
     let audit = AuditLog::open(&config.audit).map_err(AppError::Audit)?;
     // Checked before binding: bad certificate files stop start-up, never
     // degrade to plaintext.
