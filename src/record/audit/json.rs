@@ -59,7 +59,7 @@ impl<'b> JsonObject<'b> {
 
     pub(super) fn num(&mut self, key: &str, value: u64) {
         self.key(key);
-        push_u64(self.out, value);
+        push_int(self.out, value);
     }
 
     pub(super) fn bool(&mut self, key: &str, value: bool) {
@@ -88,7 +88,7 @@ impl<'b> JsonObject<'b> {
                     if i > 0 {
                         self.out.push('.');
                     }
-                    push_u8(self.out, octet);
+                    push_int(self.out, octet);
                 }
             }
             IpAddr::V6(v6) => {
@@ -124,33 +124,9 @@ impl<'b> JsonObject<'b> {
     }
 }
 
-/// Appends `n` in decimal, as serde_json (and `Display`) write it.
-fn push_u64(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        // `n % 10` is a single digit: the cast cannot truncate.
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
-}
-
-/// Appends `n` in decimal (an IPv4 octet): no loop, no 64-bit division.
-fn push_u8(out: &mut String, n: u8) {
-    if n >= 100 {
-        out.push(char::from(b'0' + n / 100));
-    }
-    if n >= 10 {
-        out.push(char::from(b'0' + n / 10 % 10));
-    }
-    out.push(char::from(b'0' + n % 10));
+/// Appends `n` in decimal, as serde_json writes it (with the same crate).
+fn push_int(out: &mut String, n: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 #[cfg(test)]
@@ -159,7 +135,7 @@ mod tests {
 
     use std::net::IpAddr;
 
-    use super::{JsonObject, push_u8, push_u64};
+    use super::{JsonObject, push_int};
 
     #[test]
     fn numbers_are_written_as_serde_json_writes_them() {
@@ -176,7 +152,7 @@ mod tests {
             u64::MAX,
         ] {
             let mut out = String::new();
-            push_u64(&mut out, n);
+            push_int(&mut out, n);
             assert_eq!(out, serde_json::to_string(&n).unwrap());
         }
     }
@@ -185,7 +161,7 @@ mod tests {
     fn octets_are_written_as_serde_json_writes_them() {
         for n in 0..=u8::MAX {
             let mut out = String::new();
-            push_u8(&mut out, n);
+            push_int(&mut out, n);
             assert_eq!(out, serde_json::to_string(&n).unwrap());
         }
     }

@@ -210,15 +210,13 @@ impl Sink {
             self.backlog.extend_from_slice(&buf.as_bytes()[written..]);
         } else {
             self.backlog.extend_from_slice(buf.as_bytes());
-            let written = write_prefix(&mut *self.out, &self.backlog);
-            self.backlog.drain(..written);
+            self.retry();
         }
         buf.clear();
         while self.backlog.len() > BACKLOG_BYTES {
             self.report(false);
             std::thread::sleep(RETRY_WAIT);
-            let written = write_prefix(&mut *self.out, &self.backlog);
-            self.backlog.drain(..written);
+            self.retry();
         }
         self.report(self.backlog.is_empty());
     }
@@ -230,8 +228,7 @@ impl Sink {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));
-            let written = write_prefix(&mut *self.out, &self.backlog);
-            self.backlog.drain(..written);
+            self.retry();
         }
         if self.backlog.is_empty() {
             self.flush();
@@ -242,6 +239,12 @@ impl Sink {
                 "audit sink still refusing writes at shutdown; events lost"
             );
         }
+    }
+
+    /// Writes what the sink takes of the backlog.
+    fn retry(&mut self) {
+        let written = write_prefix(&mut *self.out, &self.backlog);
+        self.backlog.drain(..written);
     }
 
     fn flush(&mut self) {
