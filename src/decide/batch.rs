@@ -10,7 +10,7 @@ use cedar_policy::EntityUid;
 use crate::classify::Operation;
 use crate::decide::raw::RawQuestion;
 use crate::policy::OnPolicyError;
-use crate::policy::cache::{self, Decided, DecisionCache};
+use crate::policy::cache::{self, Decided, DecisionCache, Memo};
 use crate::policy::snapshot::Snapshot;
 use crate::record::metrics;
 use crate::vocab::{AuthzRequest, Decision, Reason};
@@ -45,6 +45,9 @@ pub struct BatchDecision<'o> {
     /// Step-up: the scopes that would permit the denied operation (reason
     /// `insufficient_scope`, see [`crate::decide::stepup`]); empty otherwise.
     pub required_scopes: Vec<String>,
+    /// The cached decision's memo, when the batch is one operation decided
+    /// from the cache.
+    pub memo: Option<Memo>,
 }
 
 // === impl Batch ===
@@ -67,9 +70,11 @@ impl Batch<'_> {
         let mut shadow: Option<Decision> = None;
         let mut cache_hit = false;
         let mut all_hits = true;
+        let mut memo = None;
         for op in ops {
             let decided = self.evaluate(op, principal, &mut key, &mut question);
             all_hits &= decided.cache_hit;
+            memo = decided.memo.filter(|_| ops.len() == 1);
             cache_hit = all_hits;
             if let Some(s) = decided.shadow {
                 fold_shadow(&mut shadow, s);
@@ -86,6 +91,7 @@ impl Batch<'_> {
                     cache_hit,
                     shadow,
                     required_scopes: Vec::new(),
+                    memo,
                 };
             }
             match &mut allowed {
@@ -102,6 +108,7 @@ impl Batch<'_> {
             cache_hit,
             shadow,
             required_scopes: Vec::new(),
+            memo,
         }
     }
 

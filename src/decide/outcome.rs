@@ -4,6 +4,7 @@
 use crate::classify::{self, Operation, Protocol, Refusal};
 use crate::decide::batch::BatchDecision;
 use crate::identity::{Identity, IdentityRejection, Rejection};
+use crate::policy::cache::Memo;
 use crate::policy::shadow::ShadowOutcome;
 use crate::policy::snapshot::Snapshot;
 use crate::record::metrics::CheckFigures;
@@ -67,6 +68,9 @@ pub struct Outcome {
     pub required_scopes: Vec<String>,
     /// ext_proc list filtering (`wire::extproc`); `None` on Checks.
     pub list_filter: Option<ListFilterAudit>,
+    /// The cached decision's memo, when one operation was decided from the
+    /// cache: where the wire layer keeps the answer it wrote for it.
+    pub memo: Option<Memo>,
 }
 
 /// The audit record of a list filtered by ext_proc.
@@ -123,6 +127,7 @@ struct Verdict<'o> {
     shadow: Option<ShadowOutcome>,
     refusal_body: Option<String>,
     required_scopes: Vec<String>,
+    memo: Option<Memo>,
 }
 
 // === impl Outcome ===
@@ -186,6 +191,7 @@ impl Outcome {
             required_scopes: verdict.required_scopes,
             list_filter: None,
             credential: None,
+            memo: verdict.memo,
         }
     }
 
@@ -228,6 +234,7 @@ impl<'o> Answer<'o> {
                 shadow: None,
                 refusal_body: None,
                 required_scopes: Vec::new(),
+                memo: None,
             },
             Answer::Unreadable {
                 identity,
@@ -243,6 +250,7 @@ impl<'o> Answer<'o> {
                 shadow: None,
                 refusal_body: refusal.error.body(),
                 required_scopes: Vec::new(),
+                memo: None,
             },
             Answer::Decided {
                 identity,
@@ -263,6 +271,7 @@ impl<'o> Answer<'o> {
                     shadow,
                     required_scopes: batch.required_scopes,
                     refusal_body: None,
+                    memo: batch.memo,
                 }
             }
         }

@@ -10,6 +10,8 @@
 //! write for the same message (up to the order of map entries, which
 //! protobuf leaves free); `response` tests decode them with prost.
 
+use std::ops::Range;
+
 use prost::encoding::{WireType, encoded_len_varint, key_len};
 
 /// A `google.protobuf.Value` of the metadata.
@@ -21,6 +23,41 @@ pub(super) enum Val<'a> {
     Num(f64),
     /// `bool_value` (field 4).
     Bool(bool),
+}
+
+/// Where the writers below put each value they were given, in order, when
+/// asked to note it (`response`'s kept answers: see `response::Kept`).
+#[derive(Debug, Default)]
+pub(super) struct Spans(Option<Vec<Range<usize>>>);
+
+impl Spans {
+    /// Spans that note where each value goes.
+    pub(super) fn noting() -> Self {
+        Self(Some(Vec::new()))
+    }
+
+    /// The last `len` bytes of `out` hold the value just written.
+    fn note(&mut self, out: &[u8], len: usize) {
+        if let Some(spans) = &mut self.0 {
+            spans.push(out.len() - len..out.len());
+        }
+    }
+
+    /// The spans noted, in writing order.
+    pub(super) fn into_inner(self) -> Vec<Range<usize>> {
+        self.0.unwrap_or_default()
+    }
+}
+
+impl Val<'_> {
+    /// Whether `written` is this value as [`put_struct`] writes its content.
+    pub(super) fn written_as(self, written: &[u8]) -> bool {
+        match self {
+            Val::Str(s) => s.as_bytes() == written,
+            Val::Num(n) => n.to_le_bytes() == written,
+            Val::Bool(b) => [u8::from(b)] == written,
+        }
+    }
 }
 
 /// Bytes of a length-delimited field whose content is `len` bytes.
@@ -74,6 +111,12 @@ pub(super) fn put_str(tag: u32, s: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// [`put_str`], noting where `s` went.
+pub(super) fn put_str_noted(tag: u32, s: &str, out: &mut Vec<u8>, spans: &mut Spans) {
+    put_str(tag, s, out);
+    spans.note(out, s.len());
+}
+
 /// Writes a proto3 `string` field (nothing when empty).
 pub(super) fn put_string(tag: u32, s: &str, out: &mut Vec<u8>) {
     if !s.is_empty() {
@@ -112,23 +155,29 @@ pub(super) fn struct_len(fields: &[(&str, Val<'_>)]) -> usize {
 }
 
 /// Writes the content of a `Struct` with `fields` (its key and length first:
-/// [`put_delimited`] with [`struct_len`]).
-pub(super) fn put_struct(fields: &[(&str, Val<'_>)], out: &mut Vec<u8>) {
+/// [`put_delimited`] with [`struct_len`]), noting where each value went.
+pub(super) fn put_struct(fields: &[(&str, Val<'_>)], out: &mut Vec<u8>, spans: &mut Spans) {
     for &(k, v) in fields {
         put_delimited(1, entry_len(k, v), out);
         put_string(1, k, out);
         put_delimited(2, value_len(v), out);
-        match v {
-            Val::Str(s) => put_str(3, s, out),
+        let len = match v {
+            Val::Str(s) => {
+                put_str(3, s, out);
+                s.len()
+            }
             Val::Num(n) => {
                 encode_key(2, WireType::SixtyFourBit, out);
                 out.extend_from_slice(&n.to_le_bytes());
+                8
             }
             Val::Bool(b) => {
                 encode_key(4, WireType::Varint, out);
                 out.push(u8::from(b));
+                1
             }
-        }
+        };
+        spans.note(out, len);
     }
 }
 
@@ -144,10 +193,16 @@ pub(super) fn header_option_len(key: &str, value: &str, action: i32) -> usize {
     delimited_len(1, header_value_len(key, value)) + int_len(3, action)
 }
 
-/// Writes the content of a `HeaderValueOption`.
-pub(super) fn put_header_option(key: &str, value: &str, action: i32, out: &mut Vec<u8>) {
+/// Writes the content of a `HeaderValueOption`, noting where the value went.
+pub(super) fn put_header_option(
+    (key, value): (&str, &str),
+    action: i32,
+    out: &mut Vec<u8>,
+    spans: &mut Spans,
+) {
     put_delimited(1, header_value_len(key, value), out);
     put_string(1, key, out);
     put_string(2, value, out);
+    spans.note(out, value.len());
     put_int(3, action, out);
 }

@@ -28,8 +28,9 @@
 //!
 //! [`VOLATILE_CONTEXT`]: crate::policy::reads::VOLATILE_CONTEXT
 
-use std::sync::Arc;
+use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use moka::Expiry;
@@ -42,7 +43,7 @@ use crate::vocab::Value;
 use crate::vocab::{AuthzRequest, Decision, Reason};
 
 /// A decision and, when the snapshot has `@shadow` policies, the shadow set's.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Decided {
     /// The enforced decision.
     pub decision: Decision,
@@ -50,6 +51,35 @@ pub struct Decided {
     pub shadow: Option<Decision>,
     /// Whether this came from the cache.
     pub cache_hit: bool,
+    /// The entry's [`Memo`], on a hit.
+    pub memo: Option<Memo>,
+}
+
+/// What an upper layer derives from a cached decision and keeps with it for
+/// the decision's later hits: the wire layer's encoded answer (issue 17: an
+/// answer written once per cached decision, each hit writing only its own
+/// decision id). Set at most once, and gone with the entry, so it never
+/// outlives the decision (reload, credential expiry, TTL, eviction). What it
+/// holds is the upper layer's to check against each hit before use.
+#[derive(Clone, Default)]
+pub struct Memo(Arc<OnceLock<Box<dyn Any + Send + Sync>>>);
+
+// === impl Memo ===
+
+impl Memo {
+    /// What was kept, or `init`'s value kept now; `None` when a value of
+    /// another type was kept first.
+    pub fn get_or_init<T: Any + Send + Sync>(&self, init: impl FnOnce() -> T) -> Option<&T> {
+        self.0.get_or_init(|| Box::new(init())).downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memo")
+            .field("set", &self.0.get().is_some())
+            .finish()
+    }
 }
 
 /// Decides without any cache.
@@ -59,6 +89,7 @@ pub fn evaluate(snapshot: &Snapshot, req: &AuthzRequest, on_error: OnPolicyError
         decision,
         shadow,
         cache_hit: false,
+        memo: None,
     }
 }
 
@@ -101,6 +132,8 @@ struct Entry {
     valid_until: Option<SystemTime>,
     /// How long moka keeps the entry.
     ttl: Duration,
+    /// Kept by an upper layer on the first hit (see [`Memo`]).
+    memo: Memo,
 }
 
 struct PerEntryTtl;
@@ -249,6 +282,7 @@ impl<R: RawKey> DecisionCache<R> {
                     ),
                     shadow: None,
                     cache_hit: false,
+                    memo: None,
                 };
             }
         };
@@ -319,6 +353,7 @@ impl<R: RawKey> DecisionCache<R> {
                 decision: hit.decision.clone(),
                 shadow: hit.shadow.clone(),
                 cache_hit: true,
+                memo: Some(hit.memo.clone()),
             });
         }
         metrics::record_cache_lookup(Some(false));
@@ -341,6 +376,7 @@ impl<R: RawKey> DecisionCache<R> {
                     shadow: decided.shadow.clone(),
                     valid_until,
                     ttl,
+                    memo: Memo::default(),
                 }),
             );
             metrics::record_cache_entries(self.cache.entry_count());

@@ -35,6 +35,7 @@ fn outcome(protocol: Protocol, reason: Reason) -> Outcome {
         refusal_body: None,
         required_scopes: Vec::new(),
         list_filter: None,
+        memo: None,
     }
 }
 
