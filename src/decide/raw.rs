@@ -49,7 +49,8 @@ pub struct RawQuestion {
 
 /// One operation's question, borrowed from the request: what a cache hit is
 /// looked up with (nothing cloned); [`RawQuestion`] is made from it on a miss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Compared field by field; hashed by less (see its `Hash`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawView<'a> {
     /// Whether the token subject is the principal when both a workload and a
     /// token are present (`identity.principal: token`).
@@ -98,6 +99,29 @@ impl<'a> RawView<'a> {
             resource: &op.resource,
             context: &op.context,
         }
+    }
+}
+
+/// Hashes a part of each field that equal views always share, chosen to be
+/// cheap yet to tell apart the keys that differ in practice: the entity ids
+/// without their types (Cedar's `EntityUid` hash walks type, namespace and id),
+/// a token's subject and lifetime rather than every claim, an API key's id.
+/// Equality still compares everything, so a collision costs a comparison,
+/// never a wrong hit; every input a caller can vary freely (path, host,
+/// context) is hashed whole.
+impl std::hash::Hash for RawView<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.token_principal.hash(state);
+        (self.method, self.host, self.path, self.scheme).hash(state);
+        self.source_ip.hash(state);
+        self.workload.map(SpiffeId::as_str).hash(state);
+        self.token
+            .map(|t| (&t.subject, t.expires_at, t.issued_at))
+            .hash(state);
+        self.api_key.map(|k| &k.id).hash(state);
+        self.action.id().unescaped().hash(state);
+        self.resource.id().unescaped().hash(state);
+        self.context.hash(state);
     }
 }
 
