@@ -40,7 +40,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use cedar_gate::classify::{self, Operation};
 use cedar_gate::config::Config;
-use cedar_gate::decide::raw::RawQuestion;
+use cedar_gate::decide::raw::RawView;
 use cedar_gate::decide::{Gate, Outcome, question};
 use cedar_gate::identity::{Identity, Resolver};
 use cedar_gate::policy::PolicyStore;
@@ -197,20 +197,21 @@ fn stage_05_identity(b: &Bench, reqs: &[HttpRequest]) -> Vec<Identity> {
         .collect()
 }
 
-/// The decision cache key: the request's own inputs (`cache::RawQuestion`). Before
+/// The decision cache key: the request's own inputs, borrowed (`raw::RawView`). Before
 /// issue 17 the key was the whole Cedar request (principal, context), built on every
-/// Check; now that is built on a miss only (inside stage 07).
+/// Check; now that is built on a miss only (inside stage 07), as is the owned key
+/// (`raw::RawQuestion`) that a miss inserts.
 #[inline(never)]
-fn stage_06_cache_key(
+fn stage_06_cache_key<'a>(
     b: &Bench,
-    reqs: &[HttpRequest],
-    ids: &[Identity],
-    ops: &[Operation],
-) -> Vec<RawQuestion> {
+    reqs: &'a [HttpRequest],
+    ids: &'a [Identity],
+    ops: &'a [Operation],
+) -> Vec<RawView<'a>> {
     reqs.iter()
         .zip(ids)
         .zip(ops)
-        .map(|((r, id), op)| RawQuestion::new(r, id, op, b.config.identity.principal))
+        .map(|((r, id), op)| RawView::new(r, id, op, b.config.identity.principal))
         .collect()
 }
 
@@ -219,7 +220,7 @@ fn stage_06_cache_key(
 #[inline(never)]
 fn stage_07_decision_cache(
     b: &Bench,
-    keys: Vec<RawQuestion>,
+    keys: Vec<RawView<'_>>,
     reqs: &[HttpRequest],
     ids: &[Identity],
     ops: &[Operation],
@@ -233,7 +234,7 @@ fn stage_07_decision_cache(
         .map(|(k, (((r, id), op), uid))| {
             c.decide_raw(
                 &b.snapshot,
-                k,
+                &k,
                 uid,
                 || question::authz_request_for(r, id, op, b.now, choice),
                 on_error,

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 use cedar_policy::EntityUid;
 
 use crate::classify::Operation;
-use crate::decide::raw::RawQuestion;
+use crate::decide::raw::{RawQuestion, RawView};
 use crate::policy::OnPolicyError;
 use crate::policy::cache::{self, Decided, DecisionCache, Memo};
 use crate::policy::snapshot::Snapshot;
@@ -57,13 +57,13 @@ impl Batch<'_> {
     /// first denial. `anonymous`: the caller presented no credentials, so a
     /// missing permit asks for them (`unauthenticated`). `question` builds each
     /// operation's Cedar question (principal specs included), on a cache miss
-    /// only; `key` is its cache key, from the request's inputs.
-    pub fn decide<'o>(
+    /// only; `key` is its cache key, borrowed from the request's inputs.
+    pub fn decide<'o: 'k, 'k>(
         &self,
         ops: &'o [Operation],
         principal: &EntityUid,
         anonymous: bool,
-        mut key: impl FnMut(&Operation) -> RawQuestion,
+        mut key: impl FnMut(&'k Operation) -> RawView<'k>,
         mut question: impl FnMut(&Operation) -> AuthzRequest,
     ) -> BatchDecision<'o> {
         let mut allowed: Option<Decision> = None;
@@ -114,18 +114,18 @@ impl Batch<'_> {
 
     /// One question, from the cache when it can be (keyed by the request's
     /// inputs: the Cedar question is built on a miss only).
-    fn evaluate(
+    fn evaluate<'k>(
         &self,
-        op: &Operation,
+        op: &'k Operation,
         principal: &EntityUid,
-        key: &mut impl FnMut(&Operation) -> RawQuestion,
+        key: &mut impl FnMut(&'k Operation) -> RawView<'k>,
         question: &mut impl FnMut(&Operation) -> AuthzRequest,
     ) -> Decided {
         let started = Instant::now();
         let decided = match self.cache {
             Some(c) => c.decide_raw(
                 self.snapshot,
-                key(op),
+                &key(op),
                 principal,
                 || question(op),
                 self.on_error,

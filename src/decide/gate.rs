@@ -11,7 +11,7 @@ use crate::decide::batch::Batch;
 use crate::decide::credentials;
 use crate::decide::outcome::{Answer, Outcome};
 use crate::decide::question;
-use crate::decide::raw::RawQuestion;
+use crate::decide::raw::{RawQuestion, RawView};
 use crate::decide::stepup;
 use crate::identity::jwt::TokenError;
 use crate::identity::keys::ApiKeys;
@@ -171,7 +171,7 @@ impl Gate {
             ops,
             &principal,
             identity.is_anonymous(),
-            |op| RawQuestion::new(req, &identity, op, choice),
+            |op| RawView::new(req, &identity, op, choice),
             |op| {
                 question::ask(
                     req,

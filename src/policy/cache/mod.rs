@@ -96,16 +96,46 @@ pub fn evaluate(snapshot: &Snapshot, req: &AuthzRequest, on_error: OnPolicyError
 /// A question in the request's own terms, which must determine the Cedar
 /// request built from it up to the volatile context (the decision core's
 /// `decide::raw::RawQuestion` is the one in use; see
-/// [`DecisionCache::decide_raw`]).
-pub trait RawKey: std::fmt::Debug + Clone + Eq + std::hash::Hash + Send + Sync + 'static {}
+/// [`DecisionCache::decide_raw`]). Held in the cache; a hit is looked up with
+/// a [`RawProbe`] borrowed from the request instead, so the key is compared
+/// and hashed through its [`RawKey::View`] only: a probe finds exactly the
+/// entries whose view equals its own.
+pub trait RawKey: std::fmt::Debug + Send + Sync + 'static {
+    /// The question as borrowed fields: what equality and the hash are of.
+    type View<'a>: std::fmt::Debug + Eq + std::hash::Hash
+    where
+        Self: 'a;
+
+    /// This question's view.
+    fn view(&self) -> Self::View<'_>;
+}
+
+/// A raw question borrowed from the request: a hit needs nothing owned, and
+/// the owned [`RawKey`] is built on a miss only (to be inserted).
+pub trait RawProbe {
+    /// The owned question.
+    type Key: RawKey;
+
+    /// This question's view; must equal the view of [`RawProbe::to_key`].
+    fn view(&self) -> <Self::Key as RawKey>::View<'_>;
+
+    /// The owned question, for a miss.
+    fn to_key(&self) -> Self::Key;
+}
 
 /// The raw key of a cache that is only asked Cedar requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NoRaw {}
 
-impl RawKey for NoRaw {}
+impl RawKey for NoRaw {
+    type View<'a> = NoRaw;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    fn view(&self) -> NoRaw {
+        *self
+    }
+}
+
+#[derive(Debug)]
 struct Key<R> {
     generation: u64,
     on_error: OnPolicyError,
@@ -115,13 +145,122 @@ struct Key<R> {
 /// What a decision is cached under. Not boxed: the raw key in use is about
 /// as large, and a box would cost an allocation per lookup.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug)]
 enum Question<R> {
     /// The whole Cedar request, volatile context blanked.
     Cedar(AuthzRequest),
     /// The request's inputs (only when no policy that can apply to the
     /// principal reads volatile context).
     Raw(R),
+}
+
+/// What a key is compared and hashed by, owned ([`Key`]) or borrowed
+/// ([`Probe`]) alike: one definition keeps the two forms in step, so a
+/// probe's hash and equality are exactly its owned key's.
+type Parts<'a, R> = (u64, OnPolicyError, QuestionRef<'a, R>);
+
+/// A [`Question`] borrowed, the raw one as its view.
+enum QuestionRef<'a, R: RawKey + 'a> {
+    Cedar(&'a AuthzRequest),
+    Raw(R::View<'a>),
+}
+
+impl<R: RawKey> PartialEq for QuestionRef<'_, R> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Cedar(a), Self::Cedar(b)) => a == b,
+            (Self::Raw(a), Self::Raw(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl<R: RawKey> std::hash::Hash for QuestionRef<'_, R> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            Self::Cedar(req) => {
+                state.write_u8(0);
+                req.hash(state);
+            }
+            Self::Raw(view) => {
+                state.write_u8(1);
+                view.hash(state);
+            }
+        }
+    }
+}
+
+impl<R: RawKey> Key<R> {
+    fn parts(&self) -> Parts<'_, R> {
+        let question = match &self.question {
+            Question::Cedar(req) => QuestionRef::Cedar(req),
+            Question::Raw(raw) => QuestionRef::Raw(raw.view()),
+        };
+        (self.generation, self.on_error, question)
+    }
+}
+
+impl<R: RawKey> PartialEq for Key<R> {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl<R: RawKey> Eq for Key<R> {}
+
+impl<R: RawKey> std::hash::Hash for Key<R> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+/// A raw key as a hit is looked up with: the question borrowed, nothing
+/// cloned (see [`Parts`]).
+struct Probe<'p, P> {
+    generation: u64,
+    on_error: OnPolicyError,
+    raw: &'p P,
+}
+
+impl<P: RawProbe> Probe<'_, P> {
+    fn parts(&self) -> Parts<'_, P::Key> {
+        let question = QuestionRef::Raw(self.raw.view());
+        (self.generation, self.on_error, question)
+    }
+}
+
+impl<P: RawProbe> std::hash::Hash for Probe<'_, P> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl<P: RawProbe> moka::Equivalent<Key<P::Key>> for Probe<'_, P> {
+    fn equivalent(&self, key: &Key<P::Key>) -> bool {
+        self.parts() == key.parts()
+    }
+}
+
+/// For the tests of a [`RawKey`] (the decision core's): `probe` looked up
+/// against `key` stored, as the cache does it: the probe's hash, the stored
+/// key's hash, and whether the probe finds the key.
+#[cfg(test)]
+pub(crate) fn probe_against<P: RawProbe>(probe: &P, key: P::Key) -> (u64, u64, bool) {
+    use std::hash::BuildHasher;
+    let state = foldhash::quality::FixedState::with_seed(17);
+    let (generation, on_error) = (1, OnPolicyError::Deny);
+    let probe = Probe {
+        generation,
+        on_error,
+        raw: probe,
+    };
+    let key = Key {
+        generation,
+        on_error,
+        question: Question::Raw(key),
+    };
+    let finds = moka::Equivalent::equivalent(&probe, &key);
+    (state.hash_one(&probe), state.hash_one(&key), finds)
 }
 
 #[derive(Debug)]
@@ -290,16 +429,17 @@ impl<R: RawKey> DecisionCache<R> {
         decided
     }
 
-    /// [`DecisionCache::decide_owned`] keyed by the request's inputs: `build`
-    /// makes the Cedar request, called on a miss only. `principal` is the uid
+    /// [`DecisionCache::decide_owned`] keyed by the request's inputs, borrowed
+    /// (`raw`; the owned key is built on a miss only): `build` makes the Cedar
+    /// request, called on a miss only. `principal` is the uid
     /// `build` puts in it. Falls back to the Cedar-request key when some policy
     /// that can apply to that principal reads volatile context (the raw key
     /// leaves it out, so it must not matter).
     #[allow(clippy::too_many_arguments)]
-    pub fn decide_raw(
+    pub fn decide_raw<P: RawProbe<Key = R>>(
         &self,
         snapshot: &Snapshot,
-        raw: R,
+        raw: &P,
         principal: &cedar_policy::EntityUid,
         build: impl FnOnce() -> AuthzRequest,
         on_error: OnPolicyError,
@@ -317,15 +457,20 @@ impl<R: RawKey> DecisionCache<R> {
         let Some(remaining) = self.remaining(valid_until, now) else {
             return evaluate(snapshot, &build(), on_error);
         };
-        let key = Key {
+        let probe = Probe {
             generation: snapshot.generation,
             on_error,
-            question: Question::Raw(raw),
+            raw,
         };
-        if let Some(hit) = self.lookup(&key, now) {
+        if let Some(hit) = self.lookup(&probe, now) {
             return hit;
         }
         let decided = evaluate(snapshot, &build(), on_error);
+        let key = Key {
+            generation: snapshot.generation,
+            on_error,
+            question: Question::Raw(raw.to_key()),
+        };
         self.store(key, &decided, valid_until, remaining);
         decided
     }
@@ -342,9 +487,12 @@ impl<R: RawKey> DecisionCache<R> {
         }
     }
 
-    /// A live entry for `key` (its credential still valid at `now`), recording
-    /// the lookup either way.
-    fn lookup(&self, key: &Key<R>, now: SystemTime) -> Option<Decided> {
+    /// A live entry for `key` (owned, or a [`Probe`]; its credential still
+    /// valid at `now`), recording the lookup either way.
+    fn lookup<Q>(&self, key: &Q, now: SystemTime) -> Option<Decided>
+    where
+        Q: moka::Equivalent<Key<R>> + std::hash::Hash,
+    {
         if let Some(hit) = self.cache.get(key)
             && hit.valid_until.is_none_or(|t| now < t)
         {
