@@ -1,6 +1,10 @@
 //! Plain HTTP: every method is action `http` (the method is in the context),
 //! and the resource is `Route::"<path>"`, the path without its query string.
 
+use std::sync::LazyLock;
+
+use cedar_policy::EntityUid;
+
 use crate::classify::{Operation, Protocol};
 use crate::request::HttpRequest;
 use crate::vocab::{EntityType, builtin_uid};
@@ -16,9 +20,13 @@ pub fn classify(req: &HttpRequest) -> Operation {
 /// Plain HTTP on a route of another protocol (a path that protocol does not
 /// know, such as file uploads on an OpenAI route): still `Action::"http"`.
 pub fn classify_as(req: &HttpRequest, protocol: Protocol) -> Operation {
+    // Built once: cloning the uid (a reference count and two inline
+    // strings) costs a third of building it, and every plain Check needs it.
+    static ACTION: LazyLock<EntityUid> =
+        LazyLock::new(|| builtin_uid(EntityType::Action, ACTION_HTTP));
     Operation::new(
         protocol,
-        builtin_uid(EntityType::Action, ACTION_HTTP),
+        ACTION.clone(),
         builtin_uid(EntityType::Route, &req.path),
     )
 }

@@ -225,17 +225,23 @@ impl TryFrom<String> for WorkloadId {
 /// domain's length when `rest` is a trust domain of `[a-z0-9._-]` and a
 /// path of non-empty, non-dot segments of `[a-zA-Z0-9._-]`; `None` for
 /// anything else, which [`SpiffeId::refusal`] then names. Every Check of an
-/// mTLS workload parses its id: this is the path they take.
+/// mTLS workload parses its id: this is the path they take, a table lookup
+/// per byte.
 fn well_formed(rest: &str) -> Option<usize> {
     let bytes = rest.as_bytes();
     let td_end = bytes.iter().position(|&b| b == b'/').unwrap_or(bytes.len());
     let (td, path) = bytes.split_at(td_end);
-    let td_byte = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(b);
-    if td.is_empty() || td.len() > MAX_TRUST_DOMAIN_BYTES || !td.iter().all(td_byte) {
+    let td_ok = td.iter().fold(TD, |ok, &b| ok & CLASS[usize::from(b)]) == TD;
+    if td.is_empty() || td.len() > MAX_TRUST_DOMAIN_BYTES || !td_ok {
         return None;
     }
-    let path_byte = |b: &u8| b.is_ascii_alphanumeric() || b"._-".contains(b);
-    let segment_ok = |s: &[u8]| !s.is_empty() && s != b"." && s != b".." && s.iter().all(path_byte);
+    // `/` passes here; the segments it separates are checked next.
+    if path.iter().fold(PATH, |ok, &b| ok & CLASS[usize::from(b)]) != PATH {
+        return None;
+    }
+    // Of these bytes, a segment is empty, `.` or `..` when it has at most
+    // two bytes, all dots.
+    let segment_ok = |s: &[u8]| !(s.len() <= 2 && s.iter().all(|&b| b == b'.'));
     match path.split_first() {
         None => Some(td_end),
         Some((_slash, segments)) => segments
@@ -244,6 +250,27 @@ fn well_formed(rest: &str) -> Option<usize> {
             .then_some(td_end),
     }
 }
+
+/// [`CLASS`] bit of the bytes of a trust domain ([`is_trust_domain_char`]).
+const TD: u8 = 1;
+/// [`CLASS`] bit of the bytes of a path: [`is_path_char`], and `/`.
+const PATH: u8 = 2;
+/// The [`TD`] and [`PATH`] bits of every byte.
+const CLASS: [u8; 256] = {
+    let mut class = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8 as char;
+        if is_trust_domain_char(c) {
+            class[b] |= TD;
+        }
+        if is_path_char(c) || c == '/' {
+            class[b] |= PATH;
+        }
+        b += 1;
+    }
+    class
+};
 
 fn validate_trust_domain(td: &str) -> Result<(), SpiffeIdError> {
     if td.is_empty() {
@@ -289,11 +316,11 @@ fn validate_path(path: &str) -> Result<(), SpiffeIdError> {
     Ok(())
 }
 
-fn is_trust_domain_char(c: char) -> bool {
+const fn is_trust_domain_char(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_')
 }
 
-fn is_path_char(c: char) -> bool {
+const fn is_path_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')
 }
 
@@ -536,7 +563,7 @@ mod tests {
         /// refusal accepts (which names the error of everything else).
         #[test]
         fn the_fast_check_agrees_with_the_detailed_one(
-            rest in "[a-zA-Z0-9._:@/?#%-]{0,16}|[a-z0-9.-]{1,6}(/[a-zA-Z0-9.]{0,3}){0,4}/?"
+            rest in "[a-zA-Z0-9._:@/?#%-]{0,16}|[a-z0-9.-]{1,6}(/[a-zA-Z0-9.]{0,3}){0,4}/?|[a-z_]{0,3}(/[.]{0,3}[a-z_]?){0,4}|[\\x00-\\x7f]{0,12}(/[\\x00-\\x7f]{0,6}){0,3}|\\PC{0,6}(/\\PC{0,4}){0,3}"
         ) {
             prop_assert_eq!(well_formed(&rest), SpiffeId::refusal(&rest).ok());
         }
@@ -581,6 +608,31 @@ mod tests {
             &format!("{long_td}a"),
             &format!("{long_td}/a"),
         ] {
+            assert_eq!(well_formed(rest), SpiffeId::refusal(rest).ok(), "{rest:?}");
+        }
+        // Every byte, in the trust domain and in a path segment; dot
+        // segments at every position, and ids past the widths the byte
+        // classes may be tested at a time, with the bad byte last.
+        let mut more: Vec<String> = Vec::new();
+        for b in 0u8..=0x7f {
+            let c = b as char;
+            more.extend([format!("t{c}d/a"), format!("td/a{c}b"), format!("td/{c}")]);
+        }
+        for dots in [
+            "td/.", "td/..", "td/...", "td/a/.", "td/a/..", "td/./..", "td/.x", "td/x.",
+        ] {
+            more.push(dots.to_owned());
+        }
+        for n in 1..70 {
+            let good = "a".repeat(n);
+            more.extend([
+                good.clone(),
+                format!("{good}A"),
+                format!("td/{good}"),
+                format!("td/{good}%"),
+            ]);
+        }
+        for rest in &more {
             assert_eq!(well_formed(rest), SpiffeId::refusal(rest).ok(), "{rest:?}");
         }
     }
