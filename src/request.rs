@@ -193,10 +193,10 @@ impl HttpRequest {
     }
 }
 
-/// `a.cmp(b)`, deciding by the first byte where it can: most names probed
-/// differ there, and the general comparison is a `memcmp` call (several per
-/// lookup, a few lookups per Check).
-fn name_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+/// `a.cmp(b)`, deciding by the first byte where it can: most header names
+/// compared differ there, and the general comparison is a `memcmp` call
+/// (several per lookup, dozens per sort of a request's headers).
+pub fn name_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     match (a.first(), b.first()) {
         (Some(x), Some(y)) if x != y => x.cmp(y),
         _ => a.cmp(b),

@@ -22,6 +22,8 @@ use prost::bytes::{Buf, BufMut, Bytes};
 use prost::encoding::{DecodeContext, WireType};
 use prost::{DecodeError, Message};
 
+use crate::request::name_order;
+
 /// `envoy.service.auth.v3.CheckRequest`.
 #[derive(Clone, PartialEq, Message)]
 pub struct WireCheckRequest {
@@ -246,7 +248,7 @@ impl Http {
         let mut headers = std::mem::take(&mut self.headers);
         if headers.len() > 1 {
             // Stable: equal names keep their wire order, so the last is last.
-            headers.sort_by(|a, b| a.key.cmp(&b.key));
+            headers.sort_by(|a, b| name_order(&a.key, &b.key));
             headers.dedup_by(|later, earlier| {
                 if later.key == earlier.key {
                     std::mem::swap(&mut earlier.value, &mut later.value);

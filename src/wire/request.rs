@@ -6,7 +6,7 @@ use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 
 use crate::request::{
     ByteString, HttpRequest, MAX_HEADER_BYTES, MAX_HEADERS, MAX_HOST_BYTES, MAX_PATH_BYTES, Peer,
-    RequestError, printable_name,
+    RequestError, name_order, printable_name,
 };
 use crate::wire::lean::{Header, WireCheckRequest};
 use prost::bytes::Bytes;
@@ -150,8 +150,8 @@ fn headers(
     }
     // Envoy's map arrives sorted by `flat_headers`, and Envoy sends names in
     // lower case: sorting again is for raw header maps and odd callers.
-    if !headers.is_sorted_by(|a, b| a.0 <= b.0) {
-        headers.sort_by(|a, b| a.0.cmp(&b.0));
+    if !headers.is_sorted_by(|a, b| name_order(a.0.as_bytes(), b.0.as_bytes()).is_le()) {
+        headers.sort_by(|a, b| name_order(a.0.as_bytes(), b.0.as_bytes()));
     }
     // Join repeated names (raw header maps may repeat them), and remember
     // which: some protocols refuse a repeated header outright.
