@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_stream::StreamExt as _;
 use tonic::transport::server::TcpIncoming;
 use tonic_reflection::server::{v1, v1alpha};
 
@@ -17,6 +18,7 @@ use crate::policy::PolicyStore;
 use crate::policy::watch::{PolicyWatcher, ReloadTrigger};
 use crate::record::audit::AuditLog;
 use crate::record::metrics;
+use crate::wire::conn::Coalescing;
 use crate::wire::extproc::{ExternalProcessorServer, ListFilterService};
 use crate::wire::service::AuthzService;
 use crate::wire::tls::{ReloadingTls, TlsError};
@@ -355,7 +357,9 @@ fn spawn_grpc(
             None => {
                 // `Server::tcp_nodelay` is ignored for a caller-supplied listener; without
                 // TCP_NODELAY, Nagle + delayed ACK add ~40 ms to many answers.
-                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                let incoming = TcpIncoming::from(listener)
+                    .with_nodelay(Some(true))
+                    .map(|conn| conn.map(Coalescing));
                 router.serve_with_incoming_shutdown(incoming, stopped).await
             }
         };

@@ -2,6 +2,7 @@
 //! health, the answer to Envoy (with refusals in the caller's protocol), server
 //! reflection, and the server's TLS.
 
+pub mod conn;
 pub mod extproc;
 pub mod health;
 pub mod lean;

@@ -27,6 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::config::TlsConfig;
 use crate::record::metrics;
+use crate::wire::conn::Coalescing;
 
 /// A client that does not finish its handshake in this time is dropped, so
 /// half-open connections cannot pile up.
@@ -252,11 +253,11 @@ fn leaf_not_after(leaf: &CertificateDer<'_>) -> Option<i64> {
 
 /// Accepts TCP connections on `listener` and yields those that complete a TLS
 /// handshake, for `serve_with_incoming_shutdown`. The loop ends when the
-/// server drops the stream.
+/// server drops the stream. Each is [`Coalescing`] (see [`super::conn`]).
 pub fn incoming(
     listener: TcpListener,
     tls: Arc<ReloadingTls>,
-) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+) -> ReceiverStream<Result<Coalescing<TlsStream<TcpStream>>, std::io::Error>> {
     let (tx, rx) = mpsc::channel(ACCEPT_BACKLOG);
     let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
     tokio::spawn(async move {
@@ -292,7 +293,7 @@ pub fn incoming(
                 drop(permit);
                 match handshake {
                     Ok(Ok(stream)) => {
-                        let _ = tx.send(Ok(stream)).await;
+                        let _ = tx.send(Ok(Coalescing(stream))).await;
                     }
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
