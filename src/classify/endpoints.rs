@@ -309,7 +309,7 @@ pub fn find<'a>(table: &'static [Endpoint], method: &str, path: &'a str) -> Opti
         e.segments <= path_segments
             && (last.starts_with('{') || last.len() == path_last.len())
             && e.method == method
-            && (last == "{model+}" || segment(last, path_last).is_some())
+            && last_fits(last, path_last)
     };
     table.iter().filter(fits).find_map(|e| {
         let (model, start) = match_pattern(e, path)?;
@@ -326,6 +326,18 @@ pub fn find<'a>(table: &'static [Endpoint], method: &str, path: &'a str) -> Opti
             prefix: path[..prefix.min(path.len())].trim_end_matches('/'),
         })
     })
+}
+
+/// Whether a row's last pattern segment can match the path's last segment:
+/// `{model+}`, or what [`segment`] says. A literal (every pattern segment
+/// that does not start with `{`) is compared directly: `segment` would first
+/// rule out each placeholder spelling, for every row tried on every Check.
+fn last_fits(last: &str, seg: &str) -> bool {
+    if last.starts_with('{') {
+        last == "{model+}" || segment(last, seg).is_some()
+    } else {
+        !seg.is_empty() && seg.eq_ignore_ascii_case(last)
+    }
 }
 
 /// Whether a row of `table` other than the model listings matches: the
@@ -638,6 +650,29 @@ mod tests {
         words.dedup();
         prop::collection::vec(prop::sample::select(words), 0..8)
             .prop_map(|segs| format!("/{}", segs.join("/")))
+    }
+
+    proptest::proptest! {
+        /// `last_fits` is the test it replaced in `find`, for every last
+        /// segment of the tables and arbitrary ones, on arbitrary segments.
+        #[test]
+        fn last_fits_is_the_segment_test(
+            pick in proptest::prelude::any::<proptest::sample::Index>(),
+            own in "[{}a-zA-Z:+-]{0,12}",
+            use_own in proptest::prelude::any::<bool>(),
+            seg in "[{}a-zA-Z:+é-]{0,14}",
+        ) {
+            let lasts: Vec<&str> = [OPENAI, ANTHROPIC, GEMINI, BEDROCK]
+                .iter()
+                .flat_map(|t| t.iter())
+                .map(|e| e.pattern.get(e.last..).unwrap_or_default())
+                .collect();
+            let last = if use_own { own.as_str() } else { lasts[pick.index(lasts.len())] };
+            for seg in [seg.as_str(), last, &last.to_ascii_uppercase()] {
+                let before = last == "{model+}" || segment(last, seg).is_some();
+                proptest::prop_assert_eq!(last_fits(last, seg), before, "{:?} {:?}", last, seg);
+            }
+        }
     }
 
     proptest::proptest! {

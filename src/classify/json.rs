@@ -58,8 +58,26 @@ impl<'a> Json<'a> {
     /// Parses a whole body strictly (see the module doc). The error is
     /// serde_json's message: it names a position, never content, except a
     /// duplicate key, quoted truncated.
+    ///
+    /// A body that is UTF-8 as a whole is read as text: serde_json's byte
+    /// reader checks the UTF-8 of every string on its own (a call per key
+    /// and value, most of them a few bytes), its text reader only what an
+    /// escape decodes, which it refuses unless it is a whole character. One
+    /// check of the whole body replaces them; every other step (syntax,
+    /// escapes, numbers, depth, positions in messages) is the same code. A
+    /// body that is not UTF-8 cannot be JSON: the byte reader refuses it
+    /// where and as it always did.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, serde_json::Error> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Self::read(serde_json::Deserializer::from_str(text)),
+            Err(_) => Self::read(serde_json::Deserializer::from_slice(bytes)),
+        }
+    }
+
+    /// One whole value from a reader, nothing after it but whitespace.
+    fn read<R: serde_json::de::Read<'a>>(
+        mut de: serde_json::Deserializer<R>,
+    ) -> Result<Self, serde_json::Error> {
         let v = Strict.deserialize(&mut de)?;
         de.end()?;
         Ok(v)

@@ -328,3 +328,150 @@ proptest! {
         assert_same(&body);
     }
 }
+
+/// The reader `Json::parse` used for every body before it read UTF-8 bodies
+/// as text: serde_json's byte reader, which checks each string's UTF-8.
+fn by_bytes(bytes: &[u8]) -> Result<Json<'_>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v = Strict.deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
+}
+
+/// `body` reads through `Json::parse` exactly as through the byte reader:
+/// the same value, the same borrowing, or the same message.
+fn assert_as_by_bytes(body: &[u8]) {
+    let borrowed = |j: &Json<'_>| {
+        fn walk(j: &Json<'_>, out: &mut Vec<bool>) {
+            match j {
+                Json::String(s) => out.push(matches!(s, Cow::Borrowed(_))),
+                Json::Array(items) => items.iter().for_each(|x| walk(x, out)),
+                Json::Object(entries) => entries.iter().for_each(|(k, v)| {
+                    out.push(matches!(k, Cow::Borrowed(_)));
+                    walk(v, out);
+                }),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(j, &mut out);
+        out
+    };
+    let shown = String::from_utf8_lossy(body);
+    match (Json::parse(body), by_bytes(body)) {
+        (Ok(new), Ok(old)) => {
+            assert_eq!(new, old, "{shown}");
+            assert_eq!(borrowed(&new), borrowed(&old), "{shown}");
+        }
+        (Err(new), Err(old)) => assert_eq!(new.to_string(), old.to_string(), "{shown}"),
+        (new, old) => panic!("{shown}: new {new:?}, old {old:?}"),
+    }
+}
+
+#[test]
+fn tricky_bodies_read_as_the_byte_reader_reads_them() {
+    let mut bodies = written_bodies();
+    bodies.extend([
+        b"[\"\xff\"]".to_vec(),
+        b"{\"\xc3\":1}".to_vec(),
+        b"{\"a\":\"\xed\xa0\x80\"}".to_vec(),
+        b"{\"a\":\"\xf4\x90\x80\x80\"}".to_vec(),
+        b"{\"a\":\"\xc0\xaf\"}".to_vec(),
+        b"\xff{}".to_vec(),
+        b"{}\xff".to_vec(),
+        b"{} \xc3".to_vec(),
+        b"{\"a\":1,\"a\":\"\xff\"}".to_vec(),
+        b"{\"a\":\"\xff\",\"a\":1}".to_vec(),
+        b"{\"a\\u0000\":\"\xe2\x82\"}".to_vec(),
+        b"\xef\xbb\xbf{\"model\":\"a\"}".to_vec(),
+        b"{\0\"\0a\0\"\0:\x001\0}\0".to_vec(),
+        "{\"é\":\"\u{1F600}\\ud83d\\ude00\",\"\\u00e9\":1}"
+            .as_bytes()
+            .to_vec(),
+        "[\"\\ud83d\u{e9}\"]".as_bytes().to_vec(),
+        "[\"\\ud83d\\u00e9\"]".as_bytes().to_vec(),
+    ]);
+    // Huge strings, with and without escapes and multibyte characters.
+    for unit in ["a", "é", "\\n", "\u{1F600}", "\\u00e9"] {
+        bodies.push(format!("{{\"model\":\"{}\"}}", unit.repeat(70_000)).into_bytes());
+    }
+    for body in &bodies {
+        assert_as_by_bytes(body);
+        // Every prefix: a body cut anywhere, also inside a character.
+        for cut in (0..body.len()).filter(|&i| i < 300) {
+            assert_as_by_bytes(&body[..cut]);
+        }
+    }
+}
+
+/// A JSON text with multibyte characters in keys and strings, raw and escaped.
+fn unicode_json_text() -> impl Strategy<Value = String> {
+    let key = prop_oneof![
+        Just("model".to_owned()),
+        Just("m\\u00e9".to_owned()),
+        Just("mé".to_owned()),
+        Just("\\ud83d\\ude00".to_owned()),
+        Just("\u{1F600}".to_owned()),
+        "\\PC{0,3}".prop_map(|s| serde_json::to_string(&s)
+            .unwrap()
+            .trim_matches('"')
+            .to_owned()),
+    ];
+    let leaf = prop_oneof![
+        "\\PC{0,12}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+        "[\\u{80}-\\u{10FFFF}]{0,6}".prop_map(|s| format!("\"{s}\"")),
+        Just("\"\\ud83d\\ude00\\u00e9é\"".to_owned()),
+        any::<i64>().prop_map(|n| n.to_string()),
+    ];
+    leaf.prop_recursive(3, 32, 8, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5)
+                .prop_map(|items| format!("[{}]", items.join(","))),
+            prop::collection::vec((key.clone(), inner), 0..8).prop_map(|entries| {
+                let entries: Vec<String> = entries
+                    .into_iter()
+                    .map(|(k, v)| format!("\"{k}\":{v}"))
+                    .collect();
+                format!("{{{}}}", entries.join(","))
+            }),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn generated_json_reads_as_the_byte_reader_reads_it(
+        text in prop_oneof![json_text(), unicode_json_text()],
+        ws in prop::sample::select(vec!["", " ", "\n\t", "\u{feff}", "\u{a0}"]),
+    ) {
+        assert_as_by_bytes(text.as_bytes());
+        assert_as_by_bytes(format!("{ws}{text}{ws}").as_bytes());
+    }
+
+    #[test]
+    fn arbitrary_bytes_read_as_the_byte_reader_reads_them(
+        body in prop::collection::vec(any::<u8>(), 0..256),
+    ) {
+        assert_as_by_bytes(&body);
+    }
+
+    #[test]
+    fn mangled_json_reads_as_the_byte_reader_reads_it(
+        text in prop_oneof![json_text(), unicode_json_text()],
+        at in any::<prop::sample::Index>(),
+        cut in any::<prop::sample::Index>(),
+        bytes in prop::collection::vec(any::<u8>(), 1..4),
+    ) {
+        // Bytes replaced (invalid UTF-8, a split character, a new duplicate,
+        // a quote or backslash), then the body cut short.
+        let mut body = text.into_bytes();
+        if !body.is_empty() {
+            let i = at.index(body.len());
+            let end = (i + bytes.len()).min(body.len());
+            body.splice(i..end, bytes);
+            body.truncate(cut.index(body.len() + 1));
+        }
+        assert_as_by_bytes(&body);
+        assert_same(&body);
+    }
+}

@@ -321,23 +321,29 @@ impl Route {
                     && (p.ends_with('/')
                         || matches!(req.path.as_bytes().get(p.len()), None | Some(b'/')))
             }
-            PathMatch::Pattern { segments, rest } => {
-                let Some(path) = req.path.strip_prefix('/') else {
-                    return false;
-                };
-                let mut parts = path.split('/');
-                for seg in segments {
-                    match (seg, parts.next()) {
-                        (Segment::Literal(l), Some(p)) if p.eq_ignore_ascii_case(l) => {}
-                        (Segment::Any, Some(p)) if !p.is_empty() => {}
-                        _ => return false,
-                    }
-                }
-                // One trailing slash is the same route.
-                *rest || matches!((parts.next(), parts.next()), (None | Some(""), None))
-            }
+            PathMatch::Pattern { segments, rest } => pattern_matches(segments, *rest, &req.path),
         }
     }
+}
+
+/// Whether a path matches a compiled `path` pattern. The path is split on the
+/// byte `/` (ASCII: the pieces are those of `str::split('/')`), without the
+/// char searcher `str::split` sets up per call: every Check tries each
+/// pattern route before the one it is on.
+fn pattern_matches(segments: &[Segment], rest: bool, path: &str) -> bool {
+    let Some(path) = path.strip_prefix('/') else {
+        return false;
+    };
+    let mut parts = path.as_bytes().split(|&b| b == b'/');
+    for seg in segments {
+        match (seg, parts.next()) {
+            (Segment::Literal(l), Some(p)) if p.eq_ignore_ascii_case(l.as_bytes()) => {}
+            (Segment::Any, Some(p)) if !p.is_empty() => {}
+            _ => return false,
+        }
+    }
+    // One trailing slash is the same route.
+    rest || matches!((parts.next(), parts.next()), (None | Some([]), None))
 }
 
 // === impl HostMatch ===
@@ -520,6 +526,44 @@ mod tests {
             "- {protocol: http, extra: 1}",
         ] {
             assert!(routes(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The pattern matcher `pattern_matches` replaced (`str::split`).
+    fn pattern_matches_by_str_split(segments: &[Segment], rest: bool, path: &str) -> bool {
+        let Some(path) = path.strip_prefix('/') else {
+            return false;
+        };
+        let mut parts = path.split('/');
+        for seg in segments {
+            match (seg, parts.next()) {
+                (Segment::Literal(l), Some(p)) if p.eq_ignore_ascii_case(l) => {}
+                (Segment::Any, Some(p)) if !p.is_empty() => {}
+                _ => return false,
+            }
+        }
+        rest || matches!((parts.next(), parts.next()), (None | Some(""), None))
+    }
+
+    proptest::proptest! {
+        /// Byte splitting matches what `str::split` matched, for every
+        /// pattern that compiles, on paths near it and arbitrary ones
+        /// (non-ASCII, empty segments, trailing slashes, case).
+        #[test]
+        fn pattern_matches_is_str_split(
+            pattern in "(/([aAé]|b[bB]?|\\*|\\*\\*|\\{x\\}|)){0,5}",
+            path in "(/([aAéÉ]|[bB]{1,2}|c|)){0,6}/?",
+            any_path in "\\PC{0,16}",
+        ) {
+            if let Ok(PathMatch::Pattern { segments, rest }) = compile_pattern(&pattern) {
+                for path in [path.as_str(), any_path.as_str(), pattern.as_str()] {
+                    proptest::prop_assert_eq!(
+                        pattern_matches(&segments, rest, path),
+                        pattern_matches_by_str_split(&segments, rest, path),
+                        "{:?} {:?}", pattern, path
+                    );
+                }
+            }
         }
     }
 
