@@ -12,6 +12,7 @@
 use std::net::SocketAddr;
 
 use anyhow::bail;
+use cedar_gate::wire::conn::Coalescing;
 use clap::Parser;
 use envoy_types::ext_authz::v3::pb::{
     Authorization, AuthorizationServer, CheckRequest, CheckResponse,
@@ -19,6 +20,7 @@ use envoy_types::ext_authz::v3::pb::{
 use envoy_types::pb::envoy::service::auth::v3::OkHttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::google::rpc::Status as RpcStatus;
+use tokio_stream::StreamExt as _;
 use tonic::{Request, Response, Status};
 
 /// Answer every ext_authz Check with OK.
@@ -28,6 +30,10 @@ struct Args {
     /// Listen address (loopback only).
     #[arg(long, default_value = "127.0.0.1:9292")]
     listen: SocketAddr,
+    /// Wrap connections as cedar-gate does (`wire::conn::Coalescing`): for a side
+    /// measurement only; the benchmark's floor is the stock tonic server.
+    #[arg(long)]
+    coalesce: bool,
 }
 
 #[derive(Debug, Default)]
@@ -65,17 +71,25 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         eprintln!("null-authz listening on {}", listener.local_addr()?);
-        tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .tcp_nodelay(true)
-            .add_service(AuthorizationServer::new(NullAuthz))
-            .serve_with_incoming_shutdown(
-                // As in cedar-gate's app.rs: the builder's tcp_nodelay does not reach this listener.
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-                async {
-                    let _ = tokio::signal::ctrl_c().await;
-                },
-            )
-            .await?;
+            .add_service(AuthorizationServer::new(NullAuthz));
+        let stopped = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        // As in cedar-gate's app.rs: the builder's tcp_nodelay does not reach this listener.
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        if args.coalesce {
+            let incoming = incoming.map(|conn| conn.map(Coalescing));
+            router
+                .serve_with_incoming_shutdown(incoming, stopped)
+                .await?;
+        } else {
+            router
+                .serve_with_incoming_shutdown(incoming, stopped)
+                .await?;
+        }
         anyhow::Ok(())
     })
 }
