@@ -284,11 +284,23 @@ fn json_text() -> impl Strategy<Value = String> {
         Just(r#""\ud800""#.to_owned()),
         Just(r#""\u00e9\n""#.to_owned()),
     ];
-    leaf.prop_recursive(4, 64, 24, move |inner| {
+    nested(leaf.boxed(), key.boxed(), (4, 64), (6, 24))
+}
+
+/// JSON texts of `leaf` values nested in arrays (up to `items` long) and
+/// objects (up to `entries` entries keyed by `key`), `depth` deep and about
+/// `size` nodes in all.
+fn nested(
+    leaf: BoxedStrategy<String>,
+    key: BoxedStrategy<String>,
+    (depth, size): (u32, u32),
+    (items, entries): (usize, usize),
+) -> impl Strategy<Value = String> {
+    leaf.prop_recursive(depth, size, entries as u32, move |inner| {
         prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6)
+            prop::collection::vec(inner.clone(), 0..items)
                 .prop_map(|items| format!("[{}]", items.join(","))),
-            prop::collection::vec((key.clone(), inner), 0..24).prop_map(|entries| {
+            prop::collection::vec((key.clone(), inner), 0..entries).prop_map(|entries| {
                 let entries: Vec<String> = entries
                     .into_iter()
                     .map(|(k, v)| format!("\"{k}\":{v}"))
@@ -423,19 +435,7 @@ fn unicode_json_text() -> impl Strategy<Value = String> {
         Just("\"\\ud83d\\ude00\\u00e9é\"".to_owned()),
         any::<i64>().prop_map(|n| n.to_string()),
     ];
-    leaf.prop_recursive(3, 32, 8, move |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..5)
-                .prop_map(|items| format!("[{}]", items.join(","))),
-            prop::collection::vec((key.clone(), inner), 0..8).prop_map(|entries| {
-                let entries: Vec<String> = entries
-                    .into_iter()
-                    .map(|(k, v)| format!("\"{k}\":{v}"))
-                    .collect();
-                format!("{{{}}}", entries.join(","))
-            }),
-        ]
-    })
+    nested(leaf.boxed(), key.boxed(), (3, 32), (5, 8))
 }
 
 proptest! {
