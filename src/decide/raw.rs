@@ -152,8 +152,9 @@ impl RawProbe for RawView<'_> {
 
 // === impl RawQuestion ===
 
+#[cfg(test)]
 impl RawQuestion {
-    /// [`RawView::new`], owned.
+    /// [`RawView::new`], owned (tests; the cache makes its keys from views).
     pub fn new(
         req: &HttpRequest,
         identity: &Identity,
