@@ -6,6 +6,7 @@
 //! number of entities. That store is complete by construction: every entity a
 //! policy can reach from the request is in it (see [`Snapshot::reach`]).
 
+mod context;
 mod principal;
 mod shape;
 
@@ -372,7 +373,7 @@ impl Snapshot {
     /// anew (the oracle of the cache equivalence tests).
     #[cfg(test)]
     fn decide_fresh(&self, req: &AuthzRequest, on_error: OnPolicyError) -> Decision {
-        let request = cedar_context(req).and_then(|context| {
+        let request = context_by_expr(req).and_then(|context| {
             Request::new(
                 req.principal.uid.clone(),
                 req.action.clone(),
@@ -415,8 +416,18 @@ impl Snapshot {
     }
 }
 
-/// The Cedar context of `req`.
+/// The Cedar context of `req`: built directly ([`context::direct`]), or by
+/// Cedar from expressions where that could differ (and is refused with
+/// Cedar's own error).
 fn cedar_context(req: &AuthzRequest) -> Result<Context, RequestError> {
+    match context::direct(&req.context) {
+        Some(context) => Ok(context),
+        None => context_by_expr(req),
+    }
+}
+
+/// The Cedar context of `req`, as `Context::from_pairs` builds it.
+fn context_by_expr(req: &AuthzRequest) -> Result<Context, RequestError> {
     Context::from_pairs(
         req.context
             .iter()
