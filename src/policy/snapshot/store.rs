@@ -126,5 +126,5 @@ pub(super) fn build(entities: Vec<Arc<ast::Entity>>, closed: bool) -> Result<Sto
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests;

@@ -269,3 +269,89 @@ proptest! {
         }
     }
 }
+
+fn parts(snapshot: &Snapshot, req: &AuthzRequest) -> PrincipalParts {
+    let stored = Stored {
+        entities: &snapshot.entities,
+        reach: &snapshot.reach,
+        slicer: &snapshot.slicer,
+        shadow: None,
+        hierarchy: &snapshot.hierarchy,
+    };
+    PrincipalParts::build(&stored, &req.principal, &req.extra).unwrap()
+}
+
+fn in_nodes(parents: &[u8]) -> Option<StoredSpec> {
+    Some(StoredSpec {
+        parents: parents.to_vec(),
+        tag: None,
+        link: None,
+    })
+}
+
+/// `n0` (think `Agent::"a"`) with `n1` (a tool) in it, `n2` in nothing, and a
+/// request for principal `n0` with the request-time parent `n5`, about `res`.
+fn agent_request(res: u8, parents: &[u8]) -> (Snapshot, AuthzRequest) {
+    let nodes = [
+        in_nodes(&[]),
+        in_nodes(&[0]),
+        in_nodes(&[]),
+        None,
+        None,
+        None,
+    ];
+    let policy = r#"permit (principal, action, resource in Node::"n5");"#;
+    let snapshot = snapshot(&nodes, &[], true, policy);
+    let req = AuthzRequest {
+        principal: PrincipalSpec {
+            uid: node(0),
+            attrs: Vec::new(),
+            parents: parents.iter().copied().map(node).collect(),
+        },
+        extra: Vec::new(),
+        action: uid("Action", "act".to_owned()),
+        resource: node(res),
+        context: Vec::new(),
+    };
+    (snapshot, req)
+}
+
+/// A stored entity below the principal gets the principal's request-time
+/// parents as ancestors, as Cedar's closure gives them: that store is closed
+/// by Cedar; one without such an entity is built as is.
+#[test]
+fn stored_entity_below_an_own_uid_is_closed_by_cedar() {
+    let (snapshot, req) = agent_request(1, &[5]);
+    let parts = parts(&snapshot, &req);
+    assert!(parts.closed);
+    assert_eq!(parts.below, vec![node(0)]);
+    assert!(!snapshot.store_entities(&req, &parts).1);
+    let store = snapshot.build_entities(&req, &parts).unwrap();
+    let tool = match store.entity(node(1).as_ref()) {
+        core::Dereference::Data(tool) => tool,
+        _ => panic!("no tool in {store}"),
+    };
+    assert!(tool.is_descendant_of(node(5).as_ref()));
+    assert!(snapshot.decide(&req, OnPolicyError::Deny).is_allow());
+
+    let (snapshot, req) = agent_request(2, &[5]);
+    let parts = self::parts(&snapshot, &req);
+    assert!(snapshot.store_entities(&req, &parts).1);
+}
+
+/// A cycle through the request's own entity (`n1` in `n0` stored, `n0` in
+/// `n1` from the request) is refused, as Cedar's closure refuses it.
+#[test]
+fn cycle_through_an_own_uid_is_refused() {
+    let (snapshot, req) = agent_request(2, &[1]);
+    let parts = parts(&snapshot, &req);
+    assert!(!parts.closed);
+    let refused = snapshot.decide(&req, OnPolicyError::Deny);
+    assert_eq!(refused.reason, crate::vocab::Reason::InvalidRequest);
+    assert!(
+        refused.errors[0].contains("transitive closure"),
+        "{:?}",
+        refused.errors
+    );
+    assert_eq!(refused, snapshot.decide_fresh(&req, OnPolicyError::Deny));
+}
