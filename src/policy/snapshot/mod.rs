@@ -27,7 +27,7 @@ use crate::policy::slice::{ScopeKeys, Slicer};
 use crate::vocab::{AuthzRequest, Decision, DeterminingPolicy, Effect, Reason};
 use principal::{PrincipalCache, PrincipalParts, Stored};
 use shape::Shapes;
-use store::{Hierarchy, Store};
+use store::{Hierarchy, Shared, Store};
 
 /// A loaded, validated policy directory. Never mutated after construction;
 /// reloads build a new one and swap it in whole.
@@ -46,6 +46,8 @@ pub struct Snapshot {
     /// For each stored entity: every other stored entity reachable from it
     /// through parents or entity-typed attributes, transitively.
     reach: HashMap<EntityUid, Vec<EntityUid>>,
+    /// The stored entities, shared with the request stores.
+    shared: Shared,
     /// Whether request stores may skip Cedar's closure (see [`store`]).
     hierarchy: Hierarchy,
     /// Entities that policies name literally and dereference
@@ -102,6 +104,7 @@ impl Snapshot {
             hash,
             warnings,
         } = parts;
+        let (entities, shared) = store::share(entities);
         let reach = reach_map(&entities);
         let hierarchy = Hierarchy::new(&entities);
         let (policies, shadow) = split_shadow(policies);
@@ -155,6 +158,7 @@ impl Snapshot {
             volatile_scoped,
             entities,
             reach,
+            shared,
             hierarchy,
             always: closed,
             info,
@@ -309,6 +313,7 @@ impl Snapshot {
             reach: &self.reach,
             slicer: &self.slicer,
             shadow: self.shadow.as_ref().map(|(_, slicer)| slicer),
+            shared: &self.shared,
             hierarchy: &self.hierarchy,
         };
         self.principals.get(&stored, &req.principal, &req.extra)
@@ -406,6 +411,7 @@ impl Snapshot {
             reach: &self.reach,
             slicer: &self.slicer,
             shadow: None,
+            shared: &self.shared,
             hierarchy: &self.hierarchy,
         };
         let parts = match PrincipalParts::build(&stored, &req.principal, &req.extra) {
@@ -478,9 +484,8 @@ impl Snapshot {
     ) -> Result<Store, String> {
         // Only a stored resource adds to the store (see `build_entities`).
         let resource = self
-            .entities
-            .get(&req.resource)
-            .is_some()
+            .shared
+            .contains_key(&req.resource)
             .then_some(&req.resource);
         if let Some(entities) = parts.store(&req.action, resource) {
             return Ok(entities);
@@ -511,7 +516,7 @@ impl Snapshot {
         out.extend(parts.reached.iter().cloned());
         let mut closed = parts.closed;
         let mut needed: Vec<&EntityUid> = Vec::with_capacity(8);
-        if self.entities.get(&req.resource).is_some() {
+        if self.shared.contains_key(&req.resource) {
             needed.push(&req.resource);
             needed.extend(self.reach.get(&req.resource).into_iter().flatten());
         }
@@ -522,10 +527,9 @@ impl Snapshot {
             if parts.held.contains(uid) || !seen.insert(uid) {
                 continue;
             }
-            if let Some(e) = self.entities.get(uid) {
-                let e: &ast::Entity = e.as_ref();
+            if let Some(e) = self.shared.get(uid) {
                 closed = closed && !store::has_ancestor_in(e, &parts.below);
-                out.push(Arc::new(e.clone()));
+                out.push(e.clone());
             }
         }
         (out, closed)

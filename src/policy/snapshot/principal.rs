@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
 use cedar_policy_core::ast;
 
-use super::store::{Hierarchy, Store, has_ancestor_in};
+use super::store::{Hierarchy, Shared, Store, has_ancestor_in};
 use crate::policy::slice::{ScopeKeys, Slicer};
 use crate::vocab::PrincipalSpec;
 
@@ -90,6 +90,8 @@ pub(super) struct Stored<'a> {
     pub reach: &'a HashMap<EntityUid, Vec<EntityUid>>,
     pub slicer: &'a Slicer,
     pub shadow: Option<&'a Slicer>,
+    /// The stored entities, shared.
+    pub shared: &'a Shared,
     pub hierarchy: &'a Hierarchy,
 }
 
@@ -165,9 +167,9 @@ impl PrincipalParts {
             if held.contains(uid) {
                 continue;
             }
-            if let Some(e) = stored.entities.get(uid) {
+            if let Some(e) = stored.shared.get(uid) {
                 held.insert(uid.clone());
-                reached.push(Arc::new(AsRef::<ast::Entity>::as_ref(e).clone()));
+                reached.push(e.clone());
             }
         }
         let below: Vec<EntityUid> = stored.hierarchy.below(own_uids.iter()).cloned().collect();

@@ -33,7 +33,7 @@
 //! which 1 rules out for stored entities and 2 for own ones. Duplicate uids
 //! are merged or refused before closure, by the same code either way.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use cedar_policy::{Entities, EntityUid};
@@ -46,6 +46,34 @@ use ref_cast::RefCast;
 /// evaluations that use it (`cedar_policy::Entities::ref_cast` lends it to
 /// the authorizer).
 pub(super) type Store = Arc<core::Entities>;
+
+/// The snapshot's stored entities, each behind one `Arc` that the snapshot's
+/// store and every request store share: a stored entity costs a request
+/// store a reference count, not a copy.
+pub(super) type Shared = HashMap<EntityUid, Arc<ast::Entity>>;
+
+/// `entities` rebuilt around shared entities (the same entities, hierarchy
+/// and all), with the index of them.
+pub(super) fn share(entities: Entities) -> (Entities, Shared) {
+    let list: Vec<Arc<ast::Entity>> = (entities.as_ref().iter())
+        .map(|e| Arc::new(e.clone()))
+        .collect();
+    let shared = (list.iter())
+        .map(|e| (EntityUid::from(e.uid().clone()), e.clone()))
+        .collect();
+    let rebuilt = core::Entities::new().add_entities(
+        list,
+        None::<&NoEntitiesSchema>,
+        TCComputation::AssumeAlreadyComputed,
+        Extensions::all_available(),
+    );
+    match rebuilt {
+        Ok(rebuilt) => (Entities::from(rebuilt), shared),
+        // Only a duplicate uid fails, and a store has none; were it to
+        // happen, the copies in `shared` are still the same entities.
+        Err(_) => (entities, shared),
+    }
+}
 
 /// What the snapshot's stored hierarchy allows, worked out once per snapshot.
 #[derive(Debug)]

@@ -224,6 +224,7 @@ fn check(snapshot: &Snapshot, req: &AuthzRequest) -> Result<(), TestCaseError> {
         reach: &snapshot.reach,
         slicer: &snapshot.slicer,
         shadow: None,
+        shared: &snapshot.shared,
         hierarchy: &snapshot.hierarchy,
     };
     if let Ok(parts) = PrincipalParts::build(&stored, &req.principal, &req.extra) {
@@ -276,6 +277,7 @@ fn parts(snapshot: &Snapshot, req: &AuthzRequest) -> PrincipalParts {
         reach: &snapshot.reach,
         slicer: &snapshot.slicer,
         shadow: None,
+        shared: &snapshot.shared,
         hierarchy: &snapshot.hierarchy,
     };
     PrincipalParts::build(&stored, &req.principal, &req.extra).unwrap()
