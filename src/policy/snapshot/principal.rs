@@ -157,11 +157,7 @@ impl PrincipalParts {
             }
             own.push(Arc::new(AsRef::<ast::Entity>::as_ref(&entity).clone()));
         }
-        let own_uids: Vec<EntityUid> = std::iter::once(&principal.uid)
-            .chain(extra.iter().map(|s| &s.uid))
-            .filter(|uid| held.contains(*uid))
-            .cloned()
-            .collect();
+        let own_uids: Vec<EntityUid> = held.iter().cloned().collect();
         let mut reached = Vec::with_capacity(needed.len());
         for uid in needed {
             if held.contains(uid) {

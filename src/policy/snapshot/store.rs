@@ -32,6 +32,11 @@
 //! adds none, and finds a cycle only where an entity is its own ancestor,
 //! which 1 rules out for stored entities and 2 for own ones. Duplicate uids
 //! are merged or refused before closure, by the same code either way.
+//!
+//! The stored entities a store holds are the snapshot's own ([`Shared`]), and
+//! a store is kept with the principal's parts and lent to Cedar as is
+//! ([`Store`]): building one copies no entity, evaluating with one copies no
+//! store.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -55,10 +60,13 @@ pub(super) type Shared = HashMap<EntityUid, Arc<ast::Entity>>;
 /// `entities` rebuilt around shared entities (the same entities, hierarchy
 /// and all), with the index of them.
 pub(super) fn share(entities: Entities) -> (Entities, Shared) {
-    let list: Vec<Arc<ast::Entity>> = (entities.as_ref().iter())
+    let list: Vec<Arc<ast::Entity>> = entities
+        .as_ref()
+        .iter()
         .map(|e| Arc::new(e.clone()))
         .collect();
-    let shared = (list.iter())
+    let shared = list
+        .iter()
         .map(|e| (EntityUid::from(e.uid().clone()), e.clone()))
         .collect();
     let rebuilt = core::Entities::new().add_entities(
