@@ -9,15 +9,18 @@
 mod context;
 mod principal;
 mod shape;
+mod store;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use cedar_policy::{
-    Authorizer, Context, Entities, Entity, EntityUid, PolicyId, PolicySet, Request,
-    RequestValidationError, Schema,
+    Authorizer, Context, Entities, EntityUid, PolicyId, PolicySet, Request, RequestValidationError,
+    Schema,
 };
+use cedar_policy_core::ast;
+use ref_cast::RefCast;
 
 use crate::policy::OnPolicyError;
 use crate::policy::diagnostic::Diagnostic;
@@ -25,6 +28,7 @@ use crate::policy::slice::{ScopeKeys, Slicer};
 use crate::vocab::{AuthzRequest, Decision, DeterminingPolicy, Effect, Reason};
 use principal::{PrincipalCache, PrincipalParts, Stored};
 use shape::Shapes;
+use store::{Hierarchy, Shared, Store};
 
 /// A loaded, validated policy directory. Never mutated after construction;
 /// reloads build a new one and swap it in whole.
@@ -43,6 +47,10 @@ pub struct Snapshot {
     /// For each stored entity: every other stored entity reachable from it
     /// through parents or entity-typed attributes, transitively.
     reach: HashMap<EntityUid, Vec<EntityUid>>,
+    /// The stored entities, shared with the request stores.
+    shared: Shared,
+    /// Whether request stores may skip Cedar's closure (see [`store`]).
+    hierarchy: Hierarchy,
     /// Entities that policies name literally and dereference
     /// (`Group::"x".owner`), with their reach: needed by every request.
     always: Vec<EntityUid>,
@@ -97,7 +105,9 @@ impl Snapshot {
             hash,
             warnings,
         } = parts;
+        let (entities, shared) = store::share(entities);
         let reach = reach_map(&entities);
+        let hierarchy = Hierarchy::new(&entities);
         let (policies, shadow) = split_shadow(policies);
         let volatile_scoped = crate::policy::reads::scoped_volatile_reads(
             shadow.as_ref().unwrap_or(&policies).policies(),
@@ -149,6 +159,8 @@ impl Snapshot {
             volatile_scoped,
             entities,
             reach,
+            shared,
+            hierarchy,
             always: closed,
             info,
             slicer,
@@ -302,6 +314,8 @@ impl Snapshot {
             reach: &self.reach,
             slicer: &self.slicer,
             shadow: self.shadow.as_ref().map(|(_, slicer)| slicer),
+            shared: &self.shared,
+            hierarchy: &self.hierarchy,
         };
         self.principals.get(&stored, &req.principal, &req.extra)
     }
@@ -317,6 +331,7 @@ impl Snapshot {
             request, entities, ..
         } = prepared;
         let slice = slicer.slice_for(keys, &req.action, &self.entities);
+        let entities = Entities::ref_cast(entities);
         let response = self.authorizer.is_authorized(request, &slice, entities);
         let diagnostics = response.diagnostics();
         let errors: Vec<String> = diagnostics.errors().map(|e| e.to_string()).collect();
@@ -397,12 +412,16 @@ impl Snapshot {
             reach: &self.reach,
             slicer: &self.slicer,
             shadow: None,
+            shared: &self.shared,
+            hierarchy: &self.hierarchy,
         };
         let parts = match PrincipalParts::build(&stored, &req.principal, &req.extra) {
             Ok(parts) => Arc::new(parts),
             Err(msg) => return Decision::deny(Reason::InvalidRequest, vec![msg]),
         };
-        let entities = match self.build_entities(req, &parts) {
+        // Always with Cedar's closure, as every store was built before.
+        let (list, _) = self.store_entities(req, &parts);
+        let entities = match store::build(list, false) {
             Ok(e) => e,
             Err(msg) => return Decision::deny(Reason::InvalidRequest, vec![msg]),
         };
@@ -463,7 +482,7 @@ impl Snapshot {
         let entities = self.request_entities(req, &parts).ok()?;
         Some(
             self.authorizer
-                .is_authorized(&request, &self.policies, &entities),
+                .is_authorized(&request, &self.policies, Entities::ref_cast(&entities)),
         )
     }
 
@@ -473,12 +492,11 @@ impl Snapshot {
         &self,
         req: &AuthzRequest,
         parts: &PrincipalParts,
-    ) -> Result<Entities, String> {
+    ) -> Result<Store, String> {
         // Only a stored resource adds to the store (see `build_entities`).
         let resource = self
-            .entities
-            .get(&req.resource)
-            .is_some()
+            .shared
+            .contains_key(&req.resource)
             .then_some(&req.resource);
         if let Some(entities) = parts.store(&req.action, resource) {
             return Ok(entities);
@@ -490,17 +508,26 @@ impl Snapshot {
 
     /// Builds the small per-request entity store: the principal's parts, the
     /// resource with what it reaches, the action, and the entities policies
-    /// dereference by name.
-    fn build_entities(
+    /// dereference by name; without Cedar's closure when it would add nothing.
+    fn build_entities(&self, req: &AuthzRequest, parts: &PrincipalParts) -> Result<Store, String> {
+        let (list, closed) = self.store_entities(req, parts);
+        store::build(list, closed)
+    }
+
+    /// The entities of the request's store, and whether they need no closure
+    /// (the conditions of [`store`]: the principal's parts need none, and no
+    /// stored entity added here has an own uid among its ancestors).
+    fn store_entities(
         &self,
         req: &AuthzRequest,
         parts: &PrincipalParts,
-    ) -> Result<Entities, String> {
-        let mut out: Vec<Entity> = Vec::with_capacity(parts.held.len() + 8);
+    ) -> (Vec<Arc<ast::Entity>>, bool) {
+        let mut out: Vec<Arc<ast::Entity>> = Vec::with_capacity(parts.held.len() + 8);
         out.extend(parts.own.iter().cloned());
         out.extend(parts.reached.iter().cloned());
+        let mut closed = parts.closed;
         let mut needed: Vec<&EntityUid> = Vec::with_capacity(8);
-        if self.entities.get(&req.resource).is_some() {
+        if self.shared.contains_key(&req.resource) {
             needed.push(&req.resource);
             needed.extend(self.reach.get(&req.resource).into_iter().flatten());
         }
@@ -511,11 +538,12 @@ impl Snapshot {
             if parts.held.contains(uid) || !seen.insert(uid) {
                 continue;
             }
-            if let Some(e) = self.entities.get(uid) {
+            if let Some(e) = self.shared.get(uid) {
+                closed = closed && !store::has_ancestor_in(e, &parts.below);
                 out.push(e.clone());
             }
         }
-        Entities::from_entities(out, None).map_err(|e| format!("entities: {e}"))
+        (out, closed)
     }
 }
 
@@ -527,7 +555,8 @@ enum RequestError {
 /// What one evaluation needs, built once per request.
 struct Prepared {
     request: Request,
-    entities: Entities,
+    /// The entity store, shared with the principal's cache.
+    entities: Store,
     /// The principal's parts (its slice keys select the policies).
     parts: Arc<PrincipalParts>,
 }

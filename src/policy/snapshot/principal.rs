@@ -28,7 +28,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
+use cedar_policy_core::ast;
 
+use super::store::{Hierarchy, Shared, Store, has_ancestor_in};
 use crate::policy::slice::{ScopeKeys, Slicer};
 use crate::vocab::PrincipalSpec;
 
@@ -53,10 +55,10 @@ pub(super) struct PrincipalParts {
     /// The request's own entities (principal first, then the extra ones,
     /// each uid once): request-time attributes over the stored ones, parents
     /// flattened with their stored ancestors.
-    pub own: Vec<Entity>,
+    pub own: Vec<Arc<ast::Entity>>,
     /// Stored entities reachable from the own ones (not themselves own),
     /// each once.
-    pub reached: Vec<Entity>,
+    pub reached: Vec<Arc<ast::Entity>>,
     /// The uids of `own` and `reached`.
     pub held: HashSet<EntityUid>,
     /// The principal's ancestors, exactly those its entity is given.
@@ -65,8 +67,15 @@ pub(super) struct PrincipalParts {
     pub keys: ScopeKeys,
     /// Scope keys of the shadow slicer, when there is one.
     pub shadow_keys: Option<ScopeKeys>,
+    /// Whether the own and reached entities need no closure: the snapshot's
+    /// hierarchy is closed, no own entity has an own uid among its
+    /// ancestors, no reached entity has one (see [`super::store`]).
+    pub closed: bool,
+    /// The own uids some stored entity has among its ancestors (almost
+    /// always none): a store holding such an entity needs closure.
+    pub below: Vec<EntityUid>,
     /// The last entity stores built for this principal.
-    stores: Mutex<VecDeque<(StoreKey, Entities)>>,
+    stores: Mutex<VecDeque<(StoreKey, Store)>>,
 }
 
 /// The per-snapshot cache of [`PrincipalParts`] (see the module docs).
@@ -81,6 +90,9 @@ pub(super) struct Stored<'a> {
     pub reach: &'a HashMap<EntityUid, Vec<EntityUid>>,
     pub slicer: &'a Slicer,
     pub shadow: Option<&'a Slicer>,
+    /// The stored entities, shared.
+    pub shared: &'a Shared,
+    pub hierarchy: &'a Hierarchy,
 }
 
 // === impl PrincipalCache ===
@@ -131,7 +143,7 @@ impl PrincipalParts {
         principal: &PrincipalSpec,
         extra: &[PrincipalSpec],
     ) -> Result<Self, String> {
-        let mut own: Vec<Entity> = Vec::with_capacity(1 + extra.len());
+        let mut own: Vec<Arc<ast::Entity>> = Vec::with_capacity(1 + extra.len());
         let mut needed: Vec<&EntityUid> = Vec::with_capacity(16);
         let mut held: HashSet<EntityUid> = HashSet::new();
         let mut ancestors = HashSet::new();
@@ -143,18 +155,23 @@ impl PrincipalParts {
             if spec.uid == principal.uid {
                 ancestors = parents;
             }
-            own.push(entity);
+            own.push(Arc::new(AsRef::<ast::Entity>::as_ref(&entity).clone()));
         }
+        let own_uids: Vec<EntityUid> = held.iter().cloned().collect();
         let mut reached = Vec::with_capacity(needed.len());
         for uid in needed {
             if held.contains(uid) {
                 continue;
             }
-            if let Some(e) = stored.entities.get(uid) {
+            if let Some(e) = stored.shared.get(uid) {
                 held.insert(uid.clone());
                 reached.push(e.clone());
             }
         }
+        let below: Vec<EntityUid> = stored.hierarchy.below(own_uids.iter()).cloned().collect();
+        let closed = stored.hierarchy.closed()
+            && !own.iter().any(|e| has_ancestor_in(e, &own_uids))
+            && !reached.iter().any(|e| has_ancestor_in(e, &below));
         let keys = stored.slicer.keys(&principal.uid, &ancestors);
         let shadow_keys = stored.shadow.map(|s| s.keys(&principal.uid, &ancestors));
         Ok(Self {
@@ -164,17 +181,15 @@ impl PrincipalParts {
             ancestors,
             keys,
             shadow_keys,
+            closed,
+            below,
             stores: Mutex::new(VecDeque::with_capacity(STORES_PER_PRINCIPAL)),
         })
     }
 
     /// The entity store kept for `action` and the stored `resource` (`None`:
     /// the resource is not a stored entity), if one is.
-    pub(super) fn store(
-        &self,
-        action: &EntityUid,
-        resource: Option<&EntityUid>,
-    ) -> Option<Entities> {
+    pub(super) fn store(&self, action: &EntityUid, resource: Option<&EntityUid>) -> Option<Store> {
         let stores = self.stores.lock().ok()?;
         stores
             .iter()
@@ -188,7 +203,7 @@ impl PrincipalParts {
         &self,
         action: &EntityUid,
         resource: Option<&EntityUid>,
-        entities: Entities,
+        entities: Store,
     ) {
         // A poisoned lock only costs the cache.
         if let Ok(mut stores) = self.stores.lock() {
