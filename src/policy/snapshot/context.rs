@@ -53,8 +53,9 @@ fn record(fields: &[(String, Value)]) -> Option<ast::Value> {
     }
 }
 
-/// What Cedar's interpreter makes of `v`'s expression.
-fn value(v: &Value) -> Result<ast::Value, ()> {
+/// What Cedar's interpreter makes of `v`'s expression; `Err` where the
+/// interpreter could make something else of it (see the module docs).
+pub(super) fn value(v: &Value) -> Result<ast::Value, ()> {
     Ok(match v {
         Value::Str(s) => ast::Value::from(s.as_str()),
         Value::Long(n) => ast::Value::from(*n),
@@ -125,7 +126,7 @@ impl LastExtension {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use cedar_policy::{EntityUid, RestrictedExpression};
     use proptest::prelude::*;
@@ -179,7 +180,9 @@ mod tests {
         ]
     }
 
-    fn value() -> impl Strategy<Value = Value> {
+    /// Arbitrary values: every kind, extension arguments Cedar takes and
+    /// some it refuses, records that may hold a key twice.
+    pub(in crate::policy::snapshot) fn value() -> impl Strategy<Value = Value> {
         // Keys from a small alphabet, so some records hold a key twice.
         leaf().prop_recursive(4, 40, 5, |inner| {
             prop_oneof![

@@ -24,11 +24,15 @@
 //! - never holds a failure (an attribute Cedar refuses): that is recomputed,
 //!   and refused, every time.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
-use cedar_policy_core::ast;
+use cedar_policy_core::ast::{self, PartialValue};
+use ref_cast::RefCast;
+use smol_str::SmolStr;
+
+use super::context;
 
 use super::store::{Hierarchy, Shared, Store, has_ancestor_in};
 use crate::policy::slice::{ScopeKeys, Slicer};
@@ -155,7 +159,7 @@ impl PrincipalParts {
             if spec.uid == principal.uid {
                 ancestors = parents;
             }
-            own.push(Arc::new(AsRef::<ast::Entity>::as_ref(&entity).clone()));
+            own.push(Arc::new(entity));
         }
         let own_uids: Vec<EntityUid> = held.iter().cloned().collect();
         let mut reached = Vec::with_capacity(needed.len());
@@ -230,22 +234,27 @@ impl PrincipalParts {
 }
 
 /// The request's own entity for `spec`: its request-time attributes over the
-/// stored ones, and its parents flattened with their stored ancestors. Pushes
-/// the stored entities it can reach onto `needed`.
-fn own_entity<'a>(
+/// stored ones (its stored tags kept), and its parents flattened with their
+/// stored ancestors. Pushes the stored entities it can reach onto `needed`.
+///
+/// Built from values: the stored entity's attributes as they are, the
+/// request's as [`context::value`] makes them, where cedar-policy's
+/// `Entity::into_inner` / `Entity::new` would copy both into expressions and
+/// interpret them back. A request attribute that could come out otherwise (a
+/// key twice in a record, an extension argument refused) takes that path, so
+/// that it is refused with Cedar's own error.
+pub(super) fn own_entity<'a>(
     stored: &Stored<'a>,
     spec: &'a PrincipalSpec,
     needed: &mut Vec<&'a EntityUid>,
-) -> Result<(Entity, HashSet<EntityUid>), String> {
+) -> Result<(ast::Entity, HashSet<EntityUid>), String> {
     let mut parents: HashSet<EntityUid> = HashSet::new();
-    let mut attrs: HashMap<String, RestrictedExpression> = HashMap::new();
-    if let Some(entity) = stored.entities.get(&spec.uid) {
-        let (_, stored_attrs, stored_parents) = entity.clone().into_inner();
-        attrs.extend(stored_attrs);
-        parents.extend(stored_parents);
-        if let Some(ancestors) = stored.entities.ancestors(&spec.uid) {
-            parents.extend(ancestors.cloned());
-        }
+    let mut attrs: BTreeMap<SmolStr, PartialValue> = BTreeMap::new();
+    let mut tags: Vec<(SmolStr, PartialValue)> = Vec::new();
+    if let Some(entity) = stored.shared.get(&spec.uid) {
+        attrs.extend(entity.attrs().map(|(k, v)| (k.clone(), v.clone())));
+        tags.extend(entity.tags().map(|(k, v)| (k.clone(), v.clone())));
+        parents.extend(entity.ancestors().map(|a| EntityUid::ref_cast(a).clone()));
         needed.extend(stored.reach.get(&spec.uid).into_iter().flatten());
     }
     for p in &spec.parents {
@@ -257,9 +266,59 @@ fn own_entity<'a>(
         needed.extend(stored.reach.get(p).into_iter().flatten());
     }
     for (k, v) in &spec.attrs {
+        match context::value(v) {
+            Ok(v) => attrs.insert(SmolStr::from(k.as_str()), PartialValue::Value(v)),
+            Err(()) => return own_entity_by_expr(stored, spec).map(|e| (e, parents)),
+        };
+    }
+    let entity = ast::Entity::new_with_attr_partial_value(
+        spec.uid.as_ref().clone(),
+        attrs,
+        HashSet::new(),
+        parents.iter().map(|p| p.as_ref().clone()).collect(),
+        tags,
+    );
+    Ok((entity, parents))
+}
+
+/// [`own_entity`]'s entity as cedar-policy's public API builds it: the
+/// stored attributes and the request's copied into expressions and
+/// interpreted by `Entity::new`, with the stored tags. Where
+/// [`context::value`] gives up, and the oracle of the tests.
+pub(super) fn own_entity_by_expr(
+    stored: &Stored<'_>,
+    spec: &PrincipalSpec,
+) -> Result<ast::Entity, String> {
+    let mut parents: HashSet<EntityUid> = HashSet::new();
+    let mut attrs: HashMap<String, RestrictedExpression> = HashMap::new();
+    let mut tags: Vec<(SmolStr, PartialValue)> = Vec::new();
+    if let Some(entity) = stored.entities.get(&spec.uid) {
+        let core: &ast::Entity = entity.as_ref();
+        tags.extend(core.tags().map(|(k, v)| (k.clone(), v.clone())));
+        let (_, stored_attrs, stored_parents) = entity.clone().into_inner();
+        attrs.extend(stored_attrs);
+        parents.extend(stored_parents);
+        if let Some(ancestors) = stored.entities.ancestors(&spec.uid) {
+            parents.extend(ancestors.cloned());
+        }
+    }
+    for p in &spec.parents {
+        parents.insert(p.clone());
+        if let Some(ancestors) = stored.entities.ancestors(p) {
+            parents.extend(ancestors.cloned());
+        }
+    }
+    for (k, v) in &spec.attrs {
         attrs.insert(k.clone(), v.to_expr().map_err(|e| e.to_string())?);
     }
-    let entity = Entity::new(spec.uid.clone(), attrs, parents.clone())
+    let entity = Entity::new(spec.uid.clone(), attrs, parents)
         .map_err(|e| format!("entity `{}`: {e}", spec.uid))?;
-    Ok((entity, parents))
+    let built: &ast::Entity = entity.as_ref();
+    Ok(ast::Entity::new_with_attr_partial_value(
+        built.uid().clone(),
+        built.attrs().map(|(k, v)| (k.clone(), v.clone())),
+        built.indirect_ancestors().cloned().collect(),
+        built.parents().cloned().collect(),
+        tags,
+    ))
 }

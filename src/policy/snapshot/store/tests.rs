@@ -12,12 +12,12 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::policy::OnPolicyError;
-use crate::policy::snapshot::principal::{PrincipalParts, Stored};
+use crate::policy::snapshot::principal::{PrincipalParts, Stored, own_entity, own_entity_by_expr};
 use crate::policy::snapshot::{Parts, Snapshot};
 use crate::vocab::{AuthzRequest, PrincipalSpec, Value};
 
 const SCHEMA: &str = r#"
-entity Node in [Node] { tag?: String, link?: Node };
+entity Node in [Node] { tag?: String, link?: Node } tags String;
 entity Res in [Node] { owner?: Node };
 action "grp";
 action act appliesTo { principal: [Node], resource: [Res, Node], context: {} };
@@ -78,7 +78,9 @@ fn stored_entity(uid: EntityUid, spec: &StoredSpec, link_attr: &str) -> Entity {
         );
     }
     let parents: HashSet<EntityUid> = spec.parents.iter().map(|p| node(*p)).collect();
-    Entity::new(uid, attrs, parents).unwrap()
+    // A node's tag is a Cedar tag too (own entities keep their stored tags).
+    let tags = attrs.get("tag").map(|t| ("t".to_owned(), t.clone()));
+    Entity::new_with_tags(uid, attrs, parents, tags).unwrap()
 }
 
 /// The snapshot's store: closed by Cedar when `close` (and the graph has no
@@ -129,6 +131,7 @@ const POLICIES: &[&str] = &[
     r#"forbid (principal in Node::"n{g}", action, resource) when { principal has tag && principal.tag == "x" };"#,
     r#"permit (principal, action, resource) when { Node::"n{g}".tag == "x" };"#,
     r#"forbid (principal, action == Action::"sub", resource is Res) when { resource in Node::"n{g}" };"#,
+    r#"forbid (principal in Node::"n{g}", action, resource) when { principal.hasTag("t") && principal.getTag("t") == "x" };"#,
 ];
 
 fn policies() -> impl Strategy<Value = String> {
@@ -356,4 +359,44 @@ fn cycle_through_an_own_uid_is_refused() {
         refused.errors
     );
     assert_eq!(refused, snapshot.decide_fresh(&req, OnPolicyError::Deny));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    /// A request's own entity built from values is the one cedar-policy's
+    /// `Entity::new` builds from expressions (stored attributes under the
+    /// request's, any kind of value), or fails with its error.
+    #[test]
+    fn own_entity_equals_cedars(
+        nodes in proptest::collection::vec(stored_spec(), 6),
+        spec in principal_spec(),
+        more in proptest::collection::vec(("[a-z]{1,2}|tag|link", crate::policy::snapshot::context::tests::value()), 0..4),
+    ) {
+        let snapshot = snapshot(&nodes, &[], true, r#"permit (principal, action, resource);"#);
+        let stored = Stored {
+            entities: &snapshot.entities,
+            reach: &snapshot.reach,
+            slicer: &snapshot.slicer,
+            shadow: None,
+            shared: &snapshot.shared,
+            hierarchy: &snapshot.hierarchy,
+        };
+        let mut spec = spec;
+        spec.attrs.extend(more);
+        let ours = own_entity(&stored, &spec, &mut Vec::new()).map(|(e, _)| e);
+        match (ours, own_entity_by_expr(&stored, &spec)) {
+            (Ok(ours), Ok(cedar)) => {
+                let ancestors = |e: &ast::Entity| e.ancestors().cloned().collect::<HashSet<_>>();
+                prop_assert!(ours.deep_eq(&cedar), "ours: {ours:?}\ncedar's: {cedar:?}");
+                prop_assert_eq!(ancestors(&ours), ancestors(&cedar));
+            }
+            // With two refused attributes, which one Cedar names depends on
+            // the order of its `HashMap`, on either path.
+            (Err(ours), Err(cedar)) => {
+                let about = format!("entity `{}`: in attribute `", spec.uid);
+                prop_assert!(ours == cedar || (ours.starts_with(&about) && cedar.starts_with(&about)), "ours: {ours}\ncedar's: {cedar}");
+            }
+            (ours, cedar) => prop_assert!(false, "ours: {ours:?}\ncedar's: {cedar:?}"),
+        }
+    }
 }
