@@ -153,14 +153,21 @@ impl AiInfo {
 }
 
 /// `obj[k0][k1]...`, with `null` read as absent.
-pub fn nested<'a, 'b>(obj: &'a Json<'b>, keys: &[&str]) -> Option<&'a Json<'b>> {
-    keys.iter().try_fold(obj, |cur, key| get(cur, key))
+pub fn nested<'a, 'b>(obj: &'a Json<'b>, keys: &[&str]) -> Result<Option<&'a Json<'b>>, BodyError> {
+    let mut cur = obj;
+    for key in keys {
+        match get(cur, key)? {
+            Some(v) => cur = v,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(cur))
 }
 
 /// A thinking budget or count at a nested path, typed.
 pub fn nested_count(obj: &Json<'_>, keys: &[&str]) -> Result<Option<i64>, BodyError> {
     match keys.split_last() {
-        Some((last, parents)) => match nested(obj, parents) {
+        Some((last, parents)) => match nested(obj, parents)? {
             Some(parent) if parent.is_object() => opt_count(parent, last),
             Some(_) => Err(BodyError::field(&parents.join("."), "an object")),
             None => Ok(None),
@@ -172,7 +179,7 @@ pub fn nested_count(obj: &Json<'_>, keys: &[&str]) -> Result<Option<i64>, BodyEr
 /// A string at a nested path, typed, lower-cased.
 pub fn nested_lower(obj: &Json<'_>, keys: &[&str]) -> Result<Option<String>, BodyError> {
     match keys.split_last() {
-        Some((last, parents)) => match nested(obj, parents) {
+        Some((last, parents)) => match nested(obj, parents)? {
             Some(parent) if parent.is_object() => {
                 Ok(opt_str(parent, last)?.map(|s| s.to_lowercase()))
             }
@@ -201,14 +208,25 @@ pub fn from_body(
     }
 }
 
-/// `obj[key]`, with `null` read as absent.
-pub fn get<'a, 'b>(obj: &'a Json<'b>, key: &str) -> Option<&'a Json<'b>> {
-    obj.get(key).filter(|v| !v.is_null())
+/// `obj[key]`, with `null` read as absent. A key that case-insensitive
+/// readers take for `key` (`"Model"`, `"MAX_TOKENS"`, see [`Json::lookup`])
+/// is refused: some upstream reads it, and what it says is not decided on.
+pub fn get<'a, 'b>(obj: &'a Json<'b>, key: &str) -> Result<Option<&'a Json<'b>>, BodyError> {
+    match obj.lookup(key) {
+        Ok(v) => Ok(v.filter(|v| !v.is_null())),
+        Err(variant) => {
+            let shown: String = variant.chars().take(64).collect();
+            Err(BodyError::Invalid(format!(
+                "the key `{}` is `{key}` to case-insensitive JSON readers (Go's encoding/json)",
+                shown.escape_debug()
+            )))
+        }
+    }
 }
 
 /// A string field, if present.
 pub fn opt_str(obj: &Json<'_>, key: &str) -> Result<Option<String>, BodyError> {
-    match get(obj, key) {
+    match get(obj, key)? {
         None => Ok(None),
         Some(Json::String(s)) => Ok(Some(s.as_ref().to_owned())),
         Some(_) => Err(BodyError::field(key, "a string")),
@@ -217,7 +235,7 @@ pub fn opt_str(obj: &Json<'_>, key: &str) -> Result<Option<String>, BodyError> {
 
 /// A boolean field, absent = false.
 pub fn opt_bool(obj: &Json<'_>, key: &str) -> Result<bool, BodyError> {
-    match get(obj, key) {
+    match get(obj, key)? {
         None => Ok(false),
         Some(Json::Bool(b)) => Ok(*b),
         Some(_) => Err(BodyError::field(key, "a boolean")),
@@ -227,7 +245,7 @@ pub fn opt_bool(obj: &Json<'_>, key: &str) -> Result<bool, BodyError> {
 /// A count such as `max_tokens`: fractions round up and anything beyond 64
 /// bits saturates, so a cap is never evaded by the number's form.
 pub fn opt_count(obj: &Json<'_>, key: &str) -> Result<Option<i64>, BodyError> {
-    match get(obj, key) {
+    match get(obj, key)? {
         None => Ok(None),
         Some(Json::Number(n)) => Ok(Some(match (n.as_i64(), n.as_u64(), n.as_f64()) {
             (Some(i), _, _) => i,
@@ -242,7 +260,7 @@ pub fn opt_count(obj: &Json<'_>, key: &str) -> Result<Option<i64>, BodyError> {
 
 /// A fraction such as `temperature`, × 1000 and rounded.
 pub fn opt_milli(obj: &Json<'_>, key: &str) -> Result<Option<i64>, BodyError> {
-    match get(obj, key) {
+    match get(obj, key)? {
         None => Ok(None),
         Some(Json::Number(n)) => Ok(n.as_f64().map(|f| (f * 1000.0).round() as i64)),
         Some(_) => Err(BodyError::field(key, "a number")),
@@ -251,7 +269,7 @@ pub fn opt_milli(obj: &Json<'_>, key: &str) -> Result<Option<i64>, BodyError> {
 
 /// An array field, if present.
 pub fn opt_array<'a, 'b>(obj: &'a Json<'b>, key: &str) -> Result<&'a [Json<'b>], BodyError> {
-    match get(obj, key) {
+    match get(obj, key)? {
         None => Ok(&[]),
         Some(Json::Array(items)) => Ok(items),
         Some(_) => Err(BodyError::field(key, "an array")),
@@ -297,20 +315,21 @@ pub fn text_chars(v: &Json<'_>) -> i64 {
 
 /// Tool names from a `tools` array whose elements hold the name at one of
 /// `paths` (each a list of keys), e.g. `["function", "name"]`.
-pub fn tool_names(info: &mut AiInfo, tools: &[Json<'_>], paths: &[&[&str]]) {
+pub fn tool_names(
+    info: &mut AiInfo,
+    tools: &[Json<'_>],
+    paths: &[&[&str]],
+) -> Result<(), BodyError> {
     for tool in tools {
         info.has_tools = true;
         for path in paths {
-            let mut cur = Some(tool);
-            for key in *path {
-                cur = cur.and_then(|c| get(c, key));
-            }
-            if let Some(Json::String(name)) = cur {
+            if let Some(Json::String(name)) = nested(tool, path)? {
                 info.add_tool(name);
                 break;
             }
         }
     }
+    Ok(())
 }
 
 /// `i64` from a length.

@@ -785,3 +785,101 @@ proptest! {
         }
     }
 }
+
+/// A key that Go's `encoding/json` takes for one the gate reads (it folds
+/// case, also U+212A KELVIN SIGN to `k` and U+017F LONG S to `s`, and keeps
+/// the last match) is refused: a Go upstream (Ollama, Go MCP servers, Go
+/// OpenAI-compatible gateways) would run the other model, tool or limit.
+#[test]
+fn keys_go_reads_as_another_are_refused() {
+    let routes = shipped_routes();
+    for (path, body) in [
+        // Two spellings of one field: Go keeps the last.
+        (
+            "/v1/chat/completions",
+            r#"{"model":"gpt-4o-mini","Model":"o1","messages":[]}"#,
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"MODEL":"o1","model":"gpt-4o-mini","messages":[]}"#,
+        ),
+        // One spelling the gate does not read: Go sets the field from it.
+        (
+            "/v1/chat/completions",
+            r#"{"model":"gpt-4o-mini","messages":[],"MAX_TOKENS":100000}"#,
+        ),
+        (
+            "/v1/chat/completions",
+            "{\"model\":\"gpt-4o-mini\",\"messages\":[],\"max_to\u{212A}ens\":100000}",
+        ),
+        (
+            "/v1/chat/completions",
+            "{\"model\":\"gpt-4o-mini\",\"messages\":[],\"\u{17F}tream\":true}",
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model":"gpt-4o-mini","messages":[],"n":1,"N":50}"#,
+        ),
+        ("/v1/threads/t1/runs", r#"{"Model":"gpt-4o-mini"}"#),
+        (
+            "/v1/messages",
+            r#"{"model":"claude-3-5-haiku-latest","max_tokens":100,"Max_Tokens":100000,"messages":[]}"#,
+        ),
+        (
+            "/v1beta/models/gemini-2.0-flash:generateContent",
+            r#"{"contents":[],"generationConfig":{"maxOutputTokens":100,"MaxOutputTokens":100000}}"#,
+        ),
+        (
+            "/model/anthropic.claude-3-haiku-20240307-v1:0/converse",
+            r#"{"messages":[],"inferenceConfig":{"maxTokens":100,"MaxTokens":100000}}"#,
+        ),
+        // MCP: the tool, the method, the params.
+        (
+            "/mcp/github",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_code","Name":"delete_repository"}}"#,
+        ),
+        (
+            "/mcp/github",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","Method":"tools/call","params":{"name":"delete_repository"}}"#,
+        ),
+        (
+            "/mcp/github",
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"search_code\"},\"param\u{17F}\":{\"name\":\"delete_repository\"}}",
+        ),
+        (
+            "/mcp/github",
+            r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping","METHOD":"tools/call","params":{"name":"delete_repository"}}]"#,
+        ),
+    ] {
+        let got = outcome(&request("POST", path, body, &[]), &routes);
+        assert_eq!(got, Err(Reason::BodyInvalid), "{path} {body}");
+    }
+    // Objects the gate does not read keep whatever keys they have.
+    for (path, body, expected) in [
+        (
+            "/v1/chat/completions",
+            r#"{"model":"gpt-4o-mini","messages":[],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"Name":{},"name":{}}}}}]}"#,
+            r#"Model::"gpt-4o-mini""#,
+        ),
+        (
+            "/mcp/github",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_code","arguments":{"Path":"a","path":"b"}}}"#,
+            r#"Tool::"github/search_code""#,
+        ),
+    ] {
+        let got = outcome(&request("POST", path, body, &[]), &routes).unwrap();
+        assert_eq!(got[0].1, expected, "{path} {body}");
+    }
+    // Off every route, `jsonrpc` spelled with U+017F is still an MCP message.
+    let got = outcome(
+        &request(
+            "POST",
+            "/agent/rpc",
+            "{\"j\u{17F}onrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"x\"}}",
+            &[],
+        ),
+        &routes,
+    )
+    .unwrap();
+    assert_eq!(got[0].0, r#"Action::"unclassified""#);
+}

@@ -4,7 +4,7 @@
 //! model to its one entity ([`model`]). A request no row matches is
 //! `unclassified`, never plain `http`.
 
-use crate::classify::ai::{self, AiInfo, get, object};
+use crate::classify::ai::{self, AiInfo, object};
 use crate::classify::body::{BodyError, BodyReader};
 use crate::classify::endpoints::{self, Endpoint, Fill, ModelFrom};
 use crate::classify::json::Json;
@@ -178,23 +178,17 @@ fn body_model(from: ModelFrom) -> Option<(&'static [&'static str], bool)> {
 fn read_body(e: &Endpoint, info: &mut AiInfo, json: &Json<'_>) -> Result<(), BodyError> {
     let obj = object(json)?;
     match body_model(e.model) {
-        Some((keys, required)) => {
-            let mut cur = Some(obj);
-            for key in keys {
-                cur = cur.and_then(|c| get(c, key));
+        Some((keys, required)) => match ai::nested(obj, keys)? {
+            Some(Json::String(m)) if !m.is_empty() => info.model = Some(m.as_ref().to_owned()),
+            None if !required => {}
+            Some(Json::String(_)) | None => {
+                return Err(BodyError::Invalid(format!(
+                    "`{}` is required",
+                    keys.join(".")
+                )));
             }
-            match cur {
-                Some(Json::String(m)) if !m.is_empty() => info.model = Some(m.as_ref().to_owned()),
-                None if !required => {}
-                Some(Json::String(_)) | None => {
-                    return Err(BodyError::Invalid(format!(
-                        "`{}` is required",
-                        keys.join(".")
-                    )));
-                }
-                Some(_) => return Err(BodyError::field(&keys.join("."), "a string")),
-            }
-        }
+            Some(_) => return Err(BodyError::field(&keys.join("."), "a string")),
+        },
         // The model is in the path; the upstream ignores a body `model`, but a
         // malformed one is still refused.
         None => {

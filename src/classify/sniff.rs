@@ -18,8 +18,9 @@
 //! Looks like a model call or an MCP message:
 //! - the body is JSON (whatever the `content-type`: Go and many Python
 //!   servers ignore it) whose top-level object, or a batch's first object,
-//!   has a key `model`, `modelId` or `jsonrpc`, compared ignoring ASCII case
-//!   (Go's `encoding/json` matches keys that way), escapes decoded;
+//!   has a key `model`, `modelId` or `jsonrpc`, compared as Go's
+//!   `encoding/json` matches keys (case folded: `JSONRPC`, and `jſonrpc`
+//!   with U+017F, count), escapes decoded;
 //! - the body is a form with a `model` field (urlencoded, or multipart,
 //!   where a part named `model` in any case, or named with RFC 2231
 //!   `name*=`, counts);
@@ -37,6 +38,7 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::classify::body::BodyError;
+use crate::classify::json::folds_to;
 use crate::classify::{ClassifyError, form, provider};
 use crate::request::HttpRequest;
 
@@ -178,7 +180,7 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            if MODEL_KEYS.iter().any(|k| k.eq_ignore_ascii_case(&key)) {
+            if MODEL_KEYS.iter().any(|k| *k == key || folds_to(&key, k)) {
                 self.found.ai = true;
                 let model = map.next_value::<serde_json::Value>()?;
                 match model {
@@ -192,7 +194,7 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
                 }
                 continue;
             }
-            if key.eq_ignore_ascii_case(RPC_KEY) {
+            if key == RPC_KEY || folds_to(&key, RPC_KEY) {
                 self.found.ai = true;
             }
             map.next_value::<IgnoredAny>()?;
