@@ -243,14 +243,21 @@ pub fn opt_bool(obj: &Json<'_>, key: &str) -> Result<bool, BodyError> {
 }
 
 /// A count such as `max_tokens`: fractions round up and anything beyond 64
-/// bits saturates, so a cap is never evaded by the number's form.
+/// bits saturates, so a cap is never evaded by the number's form. A negative
+/// count is read as no limit at all (`i64::MAX`): that is what it means to
+/// the servers that take it (Ollama's and llama.cpp's `-1` and `-2`, LM
+/// Studio's `max_tokens: -1`, Gemini's `thinkingBudget: -1`), and the
+/// servers that do not refuse it.
 pub fn opt_count(obj: &Json<'_>, key: &str) -> Result<Option<i64>, BodyError> {
     match get(obj, key)? {
         None => Ok(None),
         Some(Json::Number(n)) => Ok(Some(match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) if i < 0 => i64::MAX,
             (Some(i), _, _) => i,
             (None, Some(_), _) => i64::MAX,
-            // `as` saturates (and maps NaN to 0; JSON has no NaN).
+            // `as` saturates (and maps NaN to 0; JSON has no NaN); `-0.5`
+            // rounds up to 0.
+            (None, None, Some(f)) if f.ceil() < 0.0 => i64::MAX,
             (None, None, Some(f)) => f.ceil() as i64,
             (None, None, None) => i64::MAX,
         })),
@@ -351,7 +358,8 @@ mod tests {
     #[test]
     fn counts_saturate_and_round_up() {
         let body = bytes(
-            json!({"a": 10, "b": 1.5, "c": 1e300, "d": 18446744073709551615u64, "e": "9", "f": -3}),
+            json!({"a": 10, "b": 1.5, "c": 1e300, "d": 18446744073709551615u64, "e": "9", "f": -3,
+                   "g": -1.5, "h": -0.5, "i": -1e300, "j": 0}),
         );
         let v = Json::parse(&body).unwrap();
         assert_eq!(opt_count(&v, "a").unwrap(), Some(10));
@@ -359,7 +367,12 @@ mod tests {
         assert_eq!(opt_count(&v, "c").unwrap(), Some(i64::MAX));
         assert_eq!(opt_count(&v, "d").unwrap(), Some(i64::MAX));
         assert!(opt_count(&v, "e").is_err());
-        assert_eq!(opt_count(&v, "f").unwrap(), Some(-3));
+        // Negative: no limit to the servers that take it.
+        assert_eq!(opt_count(&v, "f").unwrap(), Some(i64::MAX));
+        assert_eq!(opt_count(&v, "g").unwrap(), Some(i64::MAX));
+        assert_eq!(opt_count(&v, "h").unwrap(), Some(0));
+        assert_eq!(opt_count(&v, "i").unwrap(), Some(i64::MAX));
+        assert_eq!(opt_count(&v, "j").unwrap(), Some(0));
         assert_eq!(opt_count(&v, "zz").unwrap(), None);
     }
 

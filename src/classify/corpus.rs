@@ -723,6 +723,27 @@ fn prompt_controls_that_multiply() {
         ),
         (Some(3), Some(i64::MAX), None, None)
     );
+    // A negative limit is no limit where a server takes it (Ollama,
+    // llama.cpp, LM Studio `-1`; Gemini's dynamic `thinkingBudget: -1`):
+    // never under a cap, and never hiding a smaller field's limit.
+    assert_eq!(
+        ai("/v1/chat/completions", r#"{"model":"m","max_tokens":-1}"#),
+        (Some(1), Some(i64::MAX), None, None)
+    );
+    assert_eq!(
+        ai(
+            "/v1/chat/completions",
+            r#"{"model":"m","max_tokens":100,"max_completion_tokens":-2}"#
+        ),
+        (Some(1), Some(i64::MAX), None, None)
+    );
+    assert_eq!(
+        ai(
+            "/v1beta/models/g:generateContent",
+            r#"{"generationConfig":{"maxOutputTokens":100,"thinkingConfig":{"thinkingBudget":-1}}}"#
+        ),
+        (Some(1), Some(100), Some(i64::MAX), None)
+    );
     // Mistyped multipliers are refused, not ignored.
     for body in [
         r#"{"model":"m","n":"50"}"#,
