@@ -904,3 +904,40 @@ fn keys_go_reads_as_another_are_refused() {
     .unwrap();
     assert_eq!(got[0].0, r#"Action::"unclassified""#);
 }
+
+/// Models a server falls back to when the request's model fails (OpenRouter
+/// `models`, LiteLLM `fallbacks`) must be the request's model: a caller can
+/// make the first one fail on purpose.
+#[test]
+fn fallback_models_must_be_the_request_model() {
+    let routes = shipped_routes();
+    for body in [
+        r#"{"model":"gpt-4o-mini","messages":[],"models":["gpt-4o-mini","o1"]}"#,
+        r#"{"model":"gpt-4o-mini","messages":[],"fallbacks":["o1"],"mock_testing_fallbacks":true}"#,
+        r#"{"model":"gpt-4o-mini","messages":[],"fallbacks":[{"model":"o1"}]}"#,
+    ] {
+        let got = outcome(&request("POST", "/v1/chat/completions", body, &[]), &routes);
+        assert_eq!(got, Err(Reason::ModelAmbiguous), "{body}");
+    }
+    for body in [
+        r#"{"model":"gpt-4o-mini","messages":[],"models":"o1"}"#,
+        r#"{"model":"gpt-4o-mini","messages":[],"fallbacks":[{"name":"o1"}]}"#,
+        r#"{"model":"gpt-4o-mini","messages":[],"fallbacks":[1]}"#,
+    ] {
+        let got = outcome(&request("POST", "/v1/chat/completions", body, &[]), &routes);
+        assert_eq!(got, Err(Reason::BodyInvalid), "{body}");
+    }
+    for (path, body) in [
+        (
+            "/v1/chat/completions",
+            r#"{"model":"gpt-4o-mini","messages":[],"models":["GPT-4o-mini"],"fallbacks":[]}"#,
+        ),
+        (
+            "/openai/deployments/gpt-4o-mini-prod/chat/completions",
+            r#"{"messages":[],"fallbacks":["gpt-4o-mini"]}"#,
+        ),
+    ] {
+        let got = outcome(&request("POST", path, body, &[]), &routes).unwrap();
+        assert_eq!(got[0].1, r#"Model::"gpt-4o-mini""#, "{body}");
+    }
+}

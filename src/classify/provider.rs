@@ -43,13 +43,32 @@ pub fn parse(
         ModelFrom::QueryOrOpaque(key) => query_param(&req.query, key)?,
         _ => None,
     };
+    let mut fallbacks = Vec::new();
     let info = if e.fill == Fill::None {
         base
     } else if let Some(boundary) = upload_boundary(body, e)? {
         openai::multipart(body, boundary, base, body_model(e.model).is_some())?
     } else {
-        ai::from_body(body, base, |info, json| read_body(e, info, json))?
+        ai::from_body(body, base, |info, json| {
+            read_body(e, info, json)?;
+            if e.fill == Fill::Openai {
+                fallbacks = fallback_models(json)?;
+            }
+            Ok(())
+        })?
     };
+    // Models a server runs when the request's model fails (OpenRouter
+    // `models`, LiteLLM `fallbacks`): a caller can make the first one fail on
+    // purpose, so each must be the request's model.
+    for (key, sent) in fallbacks {
+        let same = info.model.as_deref().is_some_and(|m| {
+            model::canonical(protocol, m, &route.model_aliases).ok()
+                == model::canonical(protocol, &sent, &route.model_aliases).ok()
+        });
+        if !same {
+            return Err(ModelError::Fallback(key).into());
+        }
+    }
     // A model named in the query as well must be the same model: some servers
     // read the query, others the body (a run with `?model=o1` and no body model).
     if let Some((key, sent)) = query_model {
@@ -159,11 +178,41 @@ pub enum ModelError {
         "the path names a model (`{0}/…`) before the endpoint: a server that reads it would run another model than the one decided on"
     )]
     InPrefix(String),
+    /// The body names a fallback model other than the request's.
+    #[error(
+        "the body's `{0}` names another model than the request's, which some servers run when the first one fails: which one runs depends on the server"
+    )]
+    Fallback(&'static str),
     /// A request no provider table reads names several different models.
     #[error(
         "the request names several different models (body, form or query) on an endpoint cedar-gate does not recognise: which one runs depends on the server"
     )]
     Several,
+}
+
+/// Top-level fields of an OpenAI-compatible body naming models a server
+/// falls back to: OpenRouter's `models` (strings), LiteLLM's `fallbacks`
+/// (strings, or objects with a `model`).
+const FALLBACK_FIELDS: [&str; 2] = ["models", "fallbacks"];
+
+/// The models an OpenAI-compatible body names as fallbacks, with the field
+/// naming each. A field of another shape is refused: it could name a model.
+fn fallback_models(json: &Json<'_>) -> Result<Vec<(&'static str, String)>, BodyError> {
+    let mut out = Vec::new();
+    for key in FALLBACK_FIELDS {
+        for item in ai::opt_array(json, key)? {
+            let model = match item {
+                Json::String(m) => Some(m.as_ref()),
+                Json::Object(_) => ai::get(item, "model")?.and_then(Json::as_str),
+                _ => None,
+            };
+            let model = model.ok_or_else(|| {
+                BodyError::field(key, "an array of model names (or objects with a `model`)")
+            })?;
+            out.push((key, model.to_owned()));
+        }
+    }
+    Ok(out)
 }
 
 /// The body field naming the model, if the row reads one.
