@@ -217,7 +217,7 @@ pub fn get<'a, 'b>(obj: &'a Json<'b>, key: &str) -> Result<Option<&'a Json<'b>>,
         Err(variant) => {
             let shown: String = variant.chars().take(64).collect();
             Err(BodyError::Invalid(format!(
-                "the key `{}` is `{key}` to case-insensitive JSON readers (Go's encoding/json)",
+                "the key `{}` is `{key}` to case-insensitive JSON readers (Go's encoding/json, ASP.NET Core)",
                 shown.escape_debug()
             )))
         }

@@ -841,6 +841,10 @@ fn keys_go_reads_as_another_are_refused() {
             "/v1/chat/completions",
             r#"{"model":"gpt-4o-mini","messages":[],"n":1,"N":50}"#,
         ),
+        (
+            "/v1/chat/completions",
+            "{\"model\":\"gpt-4o-mini\",\"messages\":[],\"max_complet\u{131}on_tokens\":100000}",
+        ),
         ("/v1/threads/t1/runs", r#"{"Model":"gpt-4o-mini"}"#),
         (
             "/v1/messages",

@@ -97,8 +97,9 @@ impl<'a> Json<'a> {
     /// `self[key]` of an object as [`Json::get`], unless the object also has
     /// a key that case-insensitive JSON readers take for `key`: then `Err`
     /// with that key. Go's `encoding/json` (Ollama, Go MCP servers, Go
-    /// OpenAI-compatible gateways) fills a struct field from any key equal to
-    /// its name under Unicode case folding, the last one winning, so
+    /// OpenAI-compatible gateways; ASP.NET Core's defaults alike) fills a
+    /// struct field from any key equal to its name under case folding, the
+    /// last one winning, so
     /// `{"model":"small","Model":"frontier"}` runs `frontier` there, and a
     /// lone `"MAX_TOKENS"` or `"max_to\u212Aens"` (KELVIN SIGN) sets
     /// `max_tokens`; Python and Rust readers see only the exact key. Both
@@ -167,11 +168,14 @@ impl<'a> Json<'a> {
     }
 }
 
-/// Whether `k` (a key from a body) names the ASCII `key` to Go's
-/// `encoding/json` (`key` itself included): equal under simple case
-/// folding, where the only characters outside ASCII that fold to an ASCII
-/// letter are U+212A KELVIN SIGN (`k`) and U+017F LATIN SMALL LETTER LONG S
-/// (`s`).
+/// Whether `k` (a key from a body) names the ASCII `key` to a
+/// case-insensitive JSON reader (`key` itself included): equal ignoring
+/// ASCII case, where a character outside ASCII also counts as the ASCII
+/// letter some reader folds it to: U+212A KELVIN SIGN `k` and U+017F LONG S
+/// `s` (Go's `encoding/json`, simple case folding), U+0131 DOTLESS I `i`
+/// (.NET's invariant upper case, ASP.NET Core's case-insensitive JSON; also
+/// `s` for U+017F) and U+0130 CAPITAL I WITH DOT `i` (Java's
+/// `equalsIgnoreCase`).
 pub fn folds_to(k: &str, key: &str) -> bool {
     if k.len() == key.len() {
         // The common case, and the only one for ASCII keys.
@@ -186,6 +190,7 @@ pub fn folds_to(k: &str, key: &str) -> bool {
             Some(c) if c.eq_ignore_ascii_case(&want) => true,
             Some('\u{212A}') => want.eq_ignore_ascii_case(&'k'),
             Some('\u{17F}') => want.eq_ignore_ascii_case(&'s'),
+            Some('\u{130}' | '\u{131}') => want.eq_ignore_ascii_case(&'i'),
             _ => false,
         };
         if !folds {
