@@ -126,12 +126,18 @@ impl AiInfo {
         Value::Record(fields)
     }
 
-    /// Adds tool names (bounded).
-    pub fn add_tool(&mut self, name: &str) {
+    /// Adds a tool name. More than [`MAX_TOOL_NAMES`] different names are
+    /// refused, not cut: a policy on `tool_names` must see every tool the
+    /// model is offered (OpenAI itself takes at most 128).
+    pub fn add_tool(&mut self, name: &str) -> Result<(), BodyError> {
         self.has_tools = true;
-        if self.tool_names.len() < MAX_TOOL_NAMES {
-            self.tool_names.insert(name.to_owned());
+        if self.tool_names.len() >= MAX_TOOL_NAMES && !self.tool_names.contains(name) {
+            return Err(BodyError::Invalid(format!(
+                "more than {MAX_TOOL_NAMES} different tools are offered to the model"
+            )));
         }
+        self.tool_names.insert(name.to_owned());
+        Ok(())
     }
 
     /// The operation: `action` on `Model::"<model>"`, or on `Route::"<path>"`
@@ -331,7 +337,7 @@ pub fn tool_names(
         info.has_tools = true;
         for path in paths {
             if let Some(Json::String(name)) = nested(tool, path)? {
-                info.add_tool(name);
+                info.add_tool(name)?;
                 break;
             }
         }

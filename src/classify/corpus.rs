@@ -945,3 +945,54 @@ fn fallback_models_must_be_the_request_model() {
         assert_eq!(got[0].1, r#"Model::"gpt-4o-mini""#, "{body}");
     }
 }
+
+/// Names a policy looks for are never cut off: more tools offered, or more
+/// MCP argument names, than the context holds are refused, so a `path`
+/// argument or a forbidden tool cannot hide behind 128 others.
+#[test]
+fn names_past_the_bound_are_refused_not_cut() {
+    let routes = shipped_routes();
+    let tools = |n: usize| {
+        (0..n)
+            .map(|i| format!(r#"{{"type":"function","function":{{"name":"t{i}"}}}}"#))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let chat = |n| {
+        format!(
+            r#"{{"model":"gpt-4o-mini","messages":[],"tools":[{}]}}"#,
+            tools(n)
+        )
+    };
+    let ok = outcome(
+        &request("POST", "/v1/chat/completions", &chat(128), &[]),
+        &routes,
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+    assert_eq!(
+        outcome(
+            &request("POST", "/v1/chat/completions", &chat(129), &[]),
+            &routes
+        ),
+        Err(Reason::BodyInvalid)
+    );
+    let args = |n: usize| {
+        (0..n)
+            .map(|i| format!(r#""a{i:03}":1"#))
+            .chain(std::iter::once(r#""path":"/etc/passwd""#.to_owned()))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let call = |n| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"search_code","arguments":{{{}}}}}}}"#,
+            args(n)
+        )
+    };
+    let ok = classify(&request("POST", "/mcp/github", &call(127), &[]), &routes).unwrap();
+    assert!(ok[0].strings("argument_names").contains(&"path".to_owned()));
+    assert_eq!(
+        outcome(&request("POST", "/mcp/github", &call(128), &[]), &routes),
+        Err(Reason::BodyInvalid)
+    );
+}

@@ -94,12 +94,12 @@ pub fn fill(info: &mut AiInfo, obj: &Json<'_>) -> Result<(), BodyError> {
                 };
                 for f in functions {
                     if let Some(name) = opt_str(f, "name")? {
-                        info.add_tool(&name);
+                        info.add_tool(&name)?;
                     }
                 }
             } else {
                 // Built-in tools: `googleSearch`, `codeExecution`, `urlContext`, ...
-                info.add_tool(kind);
+                info.add_tool(kind)?;
             }
         }
     }

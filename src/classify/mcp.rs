@@ -30,10 +30,11 @@ use crate::vocab::{EntityType, Value, builtin_uid};
 
 /// Most elements in one JSON-RPC batch.
 pub const MAX_BATCH: usize = 64;
-/// Most argument names kept in `context.mcp.argument_names`.
+/// Most argument names in `context.mcp.argument_names`; a call with more is
+/// refused (a name past a cut could be the one a policy looks for).
 const MAX_ARGUMENT_NAMES: usize = 128;
-/// Most keys kept from `params.inputResponses` (an MRTR retry), and most
-/// resource URIs kept from a `subscriptions/listen` filter.
+/// Most keys of `params.inputResponses` (an MRTR retry), and most resource
+/// URIs of a `subscriptions/listen` filter; more are refused.
 const MAX_KEYS: usize = 64;
 /// The `subscriptions/listen` filter flags (2026-07-28).
 const LISTEN_FLAGS: [&str; 3] = [
@@ -327,11 +328,11 @@ fn message(
 fn input_responses(params: &Json<'_>) -> Result<Option<BTreeSet<String>>, BodyError> {
     match get(params, "inputResponses")? {
         None => Ok(None),
+        Some(Json::Object(map)) if map.len() > MAX_KEYS => Err(BodyError::Invalid(format!(
+            "`params.inputResponses` has more than {MAX_KEYS} keys"
+        ))),
         Some(Json::Object(map)) => Ok(Some(
-            map.iter()
-                .take(MAX_KEYS)
-                .map(|(k, _)| k.as_ref().to_owned())
-                .collect(),
+            map.iter().map(|(k, _)| k.as_ref().to_owned()).collect(),
         )),
         Some(_) => Err(BodyError::field("params.inputResponses", "an object")),
     }
@@ -394,11 +395,10 @@ fn required_name(params: &Json<'_>, key: &str) -> Result<String, BodyError> {
 fn argument_names(params: &Json<'_>) -> Result<BTreeSet<String>, BodyError> {
     match get(params, "arguments")? {
         None => Ok(BTreeSet::new()),
-        Some(Json::Object(args)) => Ok(args
-            .iter()
-            .take(MAX_ARGUMENT_NAMES)
-            .map(|(k, _)| k.as_ref().to_owned())
-            .collect()),
+        Some(Json::Object(args)) if args.len() > MAX_ARGUMENT_NAMES => Err(BodyError::Invalid(
+            format!("`params.arguments` has more than {MAX_ARGUMENT_NAMES} names"),
+        )),
+        Some(Json::Object(args)) => Ok(args.iter().map(|(k, _)| k.as_ref().to_owned()).collect()),
         Some(_) => Err(BodyError::field("params.arguments", "an object")),
     }
 }
