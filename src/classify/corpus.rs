@@ -996,3 +996,30 @@ fn names_past_the_bound_are_refused_not_cut() {
         Err(Reason::BodyInvalid)
     );
 }
+
+/// A model named in the query or an urlencoded form in a spelling some
+/// servers read and others do not (`;` separators: python-multipart behind
+/// Starlette forms, Rack 2, old Go; `model[]`: PHP, Rails) is refused.
+#[test]
+fn query_models_servers_read_differently_are_refused() {
+    let routes = shipped_routes();
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    for (path, body, headers) in [
+        ("/api/chat?a=1;model=o1", r#"{"messages":[]}"#, &[][..]),
+        ("/v1/realtime?x=1;model=o1", "", &[][..]),
+        (
+            "/v1/chat/completions?model[]=o1",
+            r#"{"model":"gpt-4o-mini","messages":[]}"#,
+            &[][..],
+        ),
+        ("/agent/upload", "a=1;model=o1", &form[..]),
+    ] {
+        let method = if path.starts_with("/v1/realtime") {
+            "GET"
+        } else {
+            "POST"
+        };
+        let got = outcome(&request(method, path, body, headers), &routes);
+        assert_eq!(got, Err(Reason::ModelAmbiguous), "{path} {body}");
+    }
+}

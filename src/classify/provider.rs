@@ -152,14 +152,21 @@ fn query_model(
     Ok(None)
 }
 
-/// `(name, value)` pairs of a query string, percent-decoded (`+` is a space in
-/// values); undecodable pairs are kept as sent.
-fn query_params(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| decode_segment(s).unwrap_or_else(|| s.to_owned());
-        (decode(k), decode(&v.replace('+', " ")))
-    })
+/// `(name, value)` pairs of a query string split at `separators`,
+/// percent-decoded (`+` is a space in values); undecodable pairs are kept as
+/// sent.
+fn query_params<'q>(
+    query: &'q str,
+    separators: &'q [char],
+) -> impl Iterator<Item = (String, String)> + 'q {
+    query
+        .split(separators)
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| decode_segment(s).unwrap_or_else(|| s.to_owned());
+            (decode(k), decode(&v.replace('+', " ")))
+        })
 }
 
 /// A model named where the classifier cannot take it as the request's model.
@@ -170,6 +177,11 @@ pub enum ModelError {
         "the query parameter `{0}` names another model than the request, or the request names none: which one runs depends on the server"
     )]
     QueryDisagrees(&'static str),
+    /// The query names a model in a form servers read differently.
+    #[error(
+        "the query or form names a model in a form servers read differently (`;` separators, `model[]`): which one runs depends on the server"
+    )]
+    QuerySpelling,
     /// The query names a model on an endpoint cedar-gate does not recognise.
     #[error("the query names a model on an endpoint cedar-gate does not recognise")]
     QueryOnUnknownEndpoint,
@@ -280,13 +292,31 @@ fn finish(
 /// One query parameter (name compared ignoring ASCII case), percent-decoded;
 /// a parameter sent twice is refused (which one the upstream keeps is not
 /// ours to guess).
+///
+/// Read the way every server reads it, or refused: a parameter some servers
+/// find and others do not, or read with another value, is ambiguous. Some
+/// split at `;` as well as `&` (python-multipart, behind Starlette's and
+/// FastAPI's urlencoded forms; Rack before 3; Go before 1.17), and PHP and
+/// Rails read `model[]=o1` and `model[0]=o1` as `model`.
 pub(crate) fn query_param(query: &str, key: &str) -> Result<Option<String>, ClassifyError> {
-    let mut values = query_params(query)
+    let mut values = query_params(query, &['&'])
         .filter(|(k, _)| k.eq_ignore_ascii_case(key))
         .map(|(_, v)| v);
     let first = values.next();
     if values.next().is_some() {
         return Err(ModelError::QueryDisagrees("model").into());
+    }
+    if query.contains([';', '[']) {
+        let array_key = |k: &str| {
+            k.split_once('[')
+                .is_some_and(|(k, _)| k.eq_ignore_ascii_case(key))
+        };
+        let mut loose = query_params(query, &['&', ';'])
+            .filter(|(k, _)| k.eq_ignore_ascii_case(key) || array_key(k))
+            .map(|(_, v)| v);
+        if loose.next() != first || loose.next().is_some() {
+            return Err(ModelError::QuerySpelling.into());
+        }
     }
     Ok(first.filter(|v| !v.is_empty()))
 }
@@ -354,5 +384,32 @@ mod tests {
         assert!(query_param("MODEL=a&model=b", "model").is_err());
         assert_eq!(query_param("", "model").unwrap(), None);
         assert!(query_param("model=a&model=b", "model").is_err());
+        // Read alike by every server, or refused.
+        for query in [
+            "a=1;model=o1",
+            "model=gpt-4o-mini;model=o1",
+            "model=o1;x=1",
+            "model[]=o1",
+            "Model[0]=o1",
+            "model=gpt-4o-mini&model[]=o1",
+            "x=1%3Bmodel%3Do1;model=o1",
+        ] {
+            assert_eq!(
+                query_param(query, "model"),
+                Err(ModelError::QuerySpelling.into()),
+                "{query}"
+            );
+        }
+        for (query, want) in [
+            ("a=1;b=2&model=o1", Some("o1")),
+            ("models[]=x&model=o1", Some("o1")),
+            ("a[b]=c", None),
+        ] {
+            assert_eq!(
+                query_param(query, "model").unwrap().as_deref(),
+                want,
+                "{query}"
+            );
+        }
     }
 }
