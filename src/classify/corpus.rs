@@ -762,6 +762,7 @@ fn provider_or_mcp_path() -> impl Strategy<Value = String> {
         "/V1/",
         "/openai/",
         "/v1beta/",
+        "/v1alpha/",
         "/v1/projects/p/",
         "/v1beta1/",
         "/model/",
@@ -1021,5 +1022,26 @@ fn query_models_servers_read_differently_are_refused() {
         };
         let got = outcome(&request(method, path, body, headers), &routes);
         assert_eq!(got, Err(Reason::ModelAmbiguous), "{path} {body}");
+    }
+}
+
+/// Gemini's `v1alpha` is a provider route: a method cedar-gate does not know
+/// there is `unclassified`, never plain `http`.
+#[test]
+fn gemini_v1alpha_is_a_provider_route() {
+    let routes = shipped_routes();
+    for (path, action) in [
+        ("/v1alpha/models/o1:generateContent", r#"Action::"chat""#),
+        (
+            "/v1alpha/models/o1:generateAnswer",
+            r#"Action::"unclassified""#,
+        ),
+        (
+            "/v1alpha/models/o1:bidiGenerateContent",
+            r#"Action::"unclassified""#,
+        ),
+    ] {
+        let got = outcome(&request("POST", path, GEMINI, &[]), &routes).unwrap();
+        assert_eq!(got[0].0, action, "{path}");
     }
 }
