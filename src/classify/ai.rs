@@ -126,12 +126,18 @@ impl AiInfo {
         Value::Record(fields)
     }
 
-    /// Adds tool names (bounded).
-    pub fn add_tool(&mut self, name: &str) {
+    /// Adds a tool name. More than [`MAX_TOOL_NAMES`] different names are
+    /// refused, not cut: a policy on `tool_names` must see every tool the
+    /// model is offered (OpenAI itself takes at most 128).
+    pub fn add_tool(&mut self, name: &str) -> Result<(), BodyError> {
         self.has_tools = true;
-        if self.tool_names.len() < MAX_TOOL_NAMES {
-            self.tool_names.insert(name.to_owned());
+        if self.tool_names.len() >= MAX_TOOL_NAMES && !self.tool_names.contains(name) {
+            return Err(BodyError::Invalid(format!(
+                "more than {MAX_TOOL_NAMES} different tools are offered to the model"
+            )));
         }
+        self.tool_names.insert(name.to_owned());
+        Ok(())
     }
 
     /// The operation: `action` on `Model::"<model>"`, or on `Route::"<path>"`
@@ -153,14 +159,21 @@ impl AiInfo {
 }
 
 /// `obj[k0][k1]...`, with `null` read as absent.
-pub fn nested<'a, 'b>(obj: &'a Json<'b>, keys: &[&str]) -> Option<&'a Json<'b>> {
-    keys.iter().try_fold(obj, |cur, key| get(cur, key))
+pub fn nested<'a, 'b>(obj: &'a Json<'b>, keys: &[&str]) -> Result<Option<&'a Json<'b>>, BodyError> {
+    let mut cur = obj;
+    for key in keys {
+        match get(cur, key)? {
+            Some(v) => cur = v,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(cur))
 }
 
 /// A thinking budget or count at a nested path, typed.
 pub fn nested_count(obj: &Json<'_>, keys: &[&str]) -> Result<Option<i64>, BodyError> {
     match keys.split_last() {
-        Some((last, parents)) => match nested(obj, parents) {
+        Some((last, parents)) => match nested(obj, parents)? {
             Some(parent) if parent.is_object() => opt_count(parent, last),
             Some(_) => Err(BodyError::field(&parents.join("."), "an object")),
             None => Ok(None),
@@ -172,7 +185,7 @@ pub fn nested_count(obj: &Json<'_>, keys: &[&str]) -> Result<Option<i64>, BodyEr
 /// A string at a nested path, typed, lower-cased.
 pub fn nested_lower(obj: &Json<'_>, keys: &[&str]) -> Result<Option<String>, BodyError> {
     match keys.split_last() {
-        Some((last, parents)) => match nested(obj, parents) {
+        Some((last, parents)) => match nested(obj, parents)? {
             Some(parent) if parent.is_object() => {
                 Ok(opt_str(parent, last)?.map(|s| s.to_lowercase()))
             }
@@ -201,14 +214,25 @@ pub fn from_body(
     }
 }
 
-/// `obj[key]`, with `null` read as absent.
-pub fn get<'a, 'b>(obj: &'a Json<'b>, key: &str) -> Option<&'a Json<'b>> {
-    obj.get(key).filter(|v| !v.is_null())
+/// `obj[key]`, with `null` read as absent. A key that case-insensitive
+/// readers take for `key` (`"Model"`, `"MAX_TOKENS"`, see [`Json::lookup`])
+/// is refused: some upstream reads it, and what it says is not decided on.
+pub fn get<'a, 'b>(obj: &'a Json<'b>, key: &str) -> Result<Option<&'a Json<'b>>, BodyError> {
+    match obj.lookup(key) {
+        Ok(v) => Ok(v.filter(|v| !v.is_null())),
+        Err(variant) => {
+            let shown: String = variant.chars().take(64).collect();
+            Err(BodyError::Invalid(format!(
+                "the key `{}` is `{key}` to case-insensitive JSON readers (Go's encoding/json, ASP.NET Core)",
+                shown.escape_debug()
+            )))
+        }
+    }
 }
 
 /// A string field, if present.
 pub fn opt_str(obj: &Json<'_>, key: &str) -> Result<Option<String>, BodyError> {
-    match get(obj, key) {
+    match get(obj, key)? {
         None => Ok(None),
         Some(Json::String(s)) => Ok(Some(s.as_ref().to_owned())),
         Some(_) => Err(BodyError::field(key, "a string")),
@@ -217,7 +241,7 @@ pub fn opt_str(obj: &Json<'_>, key: &str) -> Result<Option<String>, BodyError> {
 
 /// A boolean field, absent = false.
 pub fn opt_bool(obj: &Json<'_>, key: &str) -> Result<bool, BodyError> {
-    match get(obj, key) {
+    match get(obj, key)? {
         None => Ok(false),
         Some(Json::Bool(b)) => Ok(*b),
         Some(_) => Err(BodyError::field(key, "a boolean")),
@@ -225,14 +249,21 @@ pub fn opt_bool(obj: &Json<'_>, key: &str) -> Result<bool, BodyError> {
 }
 
 /// A count such as `max_tokens`: fractions round up and anything beyond 64
-/// bits saturates, so a cap is never evaded by the number's form.
+/// bits saturates, so a cap is never evaded by the number's form. A negative
+/// count is read as no limit at all (`i64::MAX`): that is what it means to
+/// the servers that take it (Ollama's and llama.cpp's `-1` and `-2`, LM
+/// Studio's `max_tokens: -1`, Gemini's `thinkingBudget: -1`), and the
+/// servers that do not refuse it.
 pub fn opt_count(obj: &Json<'_>, key: &str) -> Result<Option<i64>, BodyError> {
-    match get(obj, key) {
+    match get(obj, key)? {
         None => Ok(None),
         Some(Json::Number(n)) => Ok(Some(match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) if i < 0 => i64::MAX,
             (Some(i), _, _) => i,
             (None, Some(_), _) => i64::MAX,
-            // `as` saturates (and maps NaN to 0; JSON has no NaN).
+            // `as` saturates (and maps NaN to 0; JSON has no NaN); `-0.5`
+            // rounds up to 0.
+            (None, None, Some(f)) if f.ceil() < 0.0 => i64::MAX,
             (None, None, Some(f)) => f.ceil() as i64,
             (None, None, None) => i64::MAX,
         })),
@@ -242,7 +273,7 @@ pub fn opt_count(obj: &Json<'_>, key: &str) -> Result<Option<i64>, BodyError> {
 
 /// A fraction such as `temperature`, × 1000 and rounded.
 pub fn opt_milli(obj: &Json<'_>, key: &str) -> Result<Option<i64>, BodyError> {
-    match get(obj, key) {
+    match get(obj, key)? {
         None => Ok(None),
         Some(Json::Number(n)) => Ok(n.as_f64().map(|f| (f * 1000.0).round() as i64)),
         Some(_) => Err(BodyError::field(key, "a number")),
@@ -251,7 +282,7 @@ pub fn opt_milli(obj: &Json<'_>, key: &str) -> Result<Option<i64>, BodyError> {
 
 /// An array field, if present.
 pub fn opt_array<'a, 'b>(obj: &'a Json<'b>, key: &str) -> Result<&'a [Json<'b>], BodyError> {
-    match get(obj, key) {
+    match get(obj, key)? {
         None => Ok(&[]),
         Some(Json::Array(items)) => Ok(items),
         Some(_) => Err(BodyError::field(key, "an array")),
@@ -297,20 +328,21 @@ pub fn text_chars(v: &Json<'_>) -> i64 {
 
 /// Tool names from a `tools` array whose elements hold the name at one of
 /// `paths` (each a list of keys), e.g. `["function", "name"]`.
-pub fn tool_names(info: &mut AiInfo, tools: &[Json<'_>], paths: &[&[&str]]) {
+pub fn tool_names(
+    info: &mut AiInfo,
+    tools: &[Json<'_>],
+    paths: &[&[&str]],
+) -> Result<(), BodyError> {
     for tool in tools {
         info.has_tools = true;
         for path in paths {
-            let mut cur = Some(tool);
-            for key in *path {
-                cur = cur.and_then(|c| get(c, key));
-            }
-            if let Some(Json::String(name)) = cur {
-                info.add_tool(name);
+            if let Some(Json::String(name)) = nested(tool, path)? {
+                info.add_tool(name)?;
                 break;
             }
         }
     }
+    Ok(())
 }
 
 /// `i64` from a length.
@@ -332,7 +364,8 @@ mod tests {
     #[test]
     fn counts_saturate_and_round_up() {
         let body = bytes(
-            json!({"a": 10, "b": 1.5, "c": 1e300, "d": 18446744073709551615u64, "e": "9", "f": -3}),
+            json!({"a": 10, "b": 1.5, "c": 1e300, "d": 18446744073709551615u64, "e": "9", "f": -3,
+                   "g": -1.5, "h": -0.5, "i": -1e300, "j": 0}),
         );
         let v = Json::parse(&body).unwrap();
         assert_eq!(opt_count(&v, "a").unwrap(), Some(10));
@@ -340,7 +373,12 @@ mod tests {
         assert_eq!(opt_count(&v, "c").unwrap(), Some(i64::MAX));
         assert_eq!(opt_count(&v, "d").unwrap(), Some(i64::MAX));
         assert!(opt_count(&v, "e").is_err());
-        assert_eq!(opt_count(&v, "f").unwrap(), Some(-3));
+        // Negative: no limit to the servers that take it.
+        assert_eq!(opt_count(&v, "f").unwrap(), Some(i64::MAX));
+        assert_eq!(opt_count(&v, "g").unwrap(), Some(i64::MAX));
+        assert_eq!(opt_count(&v, "h").unwrap(), Some(0));
+        assert_eq!(opt_count(&v, "i").unwrap(), Some(i64::MAX));
+        assert_eq!(opt_count(&v, "j").unwrap(), Some(0));
         assert_eq!(opt_count(&v, "zz").unwrap(), None);
     }
 

@@ -24,7 +24,7 @@ pub fn fill(info: &mut AiInfo, obj: &Json<'_>) -> Result<(), BodyError> {
     info.message_count = len(messages.len());
     info.prompt_chars = messages.iter().map(text_chars).fold(0, i64::saturating_add);
     for key in ["system", "prompt"] {
-        match get(obj, key) {
+        match get(obj, key)? {
             None => {}
             Some(v @ (Json::String(_) | Json::Array(_))) => {
                 info.prompt_chars = info.prompt_chars.saturating_add(text_chars(v));
@@ -34,6 +34,6 @@ pub fn fill(info: &mut AiInfo, obj: &Json<'_>) -> Result<(), BodyError> {
     }
     // Client tools have a `name`; server tools (web search, code execution)
     // also carry a `type`.
-    tool_names(info, opt_array(obj, "tools")?, &[&["name"], &["type"]]);
+    tool_names(info, opt_array(obj, "tools")?, &[&["name"], &["type"]])?;
     Ok(())
 }

@@ -37,13 +37,13 @@ pub fn fill_converse(info: &mut AiInfo, obj: &Json<'_>) -> Result<(), BodyError>
         .chain(opt_array(obj, "system")?)
         .map(text_chars)
         .fold(0, i64::saturating_add);
-    if let Some(config) = get(obj, "inferenceConfig") {
+    if let Some(config) = get(obj, "inferenceConfig")? {
         let config = object(config)?;
         info.max_output_tokens = opt_count(config, "maxTokens")?;
         info.temperature_milli = opt_milli(config, "temperature")?;
     }
-    if let Some(tools) = get(obj, "toolConfig") {
-        tool_names(info, opt_array(tools, "tools")?, &[&["toolSpec", "name"]]);
+    if let Some(tools) = get(obj, "toolConfig")? {
+        tool_names(info, opt_array(tools, "tools")?, &[&["toolSpec", "name"]])?;
     }
     // Model-specific fields pass through `additionalModelRequestFields`.
     let extra = ["additionalModelRequestFields"];
@@ -69,7 +69,7 @@ pub fn fill_invoke(info: &mut AiInfo, obj: &Json<'_>) -> Result<(), BodyError> {
         ("textGenerationConfig", ["maxTokenCount", "maxTokenCount"]),
         ("inferenceConfig", ["max_new_tokens", "maxTokens"]),
     ] {
-        if let Some(config) = get(obj, section) {
+        if let Some(config) = get(obj, section)? {
             let config = object(config)?;
             for key in keys {
                 max = max.max(opt_count(config, key)?);
@@ -85,14 +85,14 @@ pub fn fill_invoke(info: &mut AiInfo, obj: &Json<'_>) -> Result<(), BodyError> {
     for key in ["n", "num_generations"] {
         info.add_choices(opt_count(obj, key)?);
     }
-    if let Some(config) = get(obj, "textGenerationConfig") {
+    if let Some(config) = get(obj, "textGenerationConfig")? {
         info.add_choices(opt_count(config, "numberOfResults")?);
     }
     let messages = opt_array(obj, "messages")?;
     info.message_count = len(messages.len());
     info.prompt_chars = messages.iter().map(text_chars).fold(0, i64::saturating_add);
     for key in ["system", "prompt", "inputText"] {
-        match get(obj, key) {
+        match get(obj, key)? {
             None => {}
             Some(v @ (Json::String(_) | Json::Array(_))) => {
                 if key != "system" {
@@ -107,6 +107,6 @@ pub fn fill_invoke(info: &mut AiInfo, obj: &Json<'_>) -> Result<(), BodyError> {
         info,
         opt_array(obj, "tools")?,
         &[&["name"], &["toolSpec", "name"]],
-    );
+    )?;
     Ok(())
 }

@@ -723,6 +723,27 @@ fn prompt_controls_that_multiply() {
         ),
         (Some(3), Some(i64::MAX), None, None)
     );
+    // A negative limit is no limit where a server takes it (Ollama,
+    // llama.cpp, LM Studio `-1`; Gemini's dynamic `thinkingBudget: -1`):
+    // never under a cap, and never hiding a smaller field's limit.
+    assert_eq!(
+        ai("/v1/chat/completions", r#"{"model":"m","max_tokens":-1}"#),
+        (Some(1), Some(i64::MAX), None, None)
+    );
+    assert_eq!(
+        ai(
+            "/v1/chat/completions",
+            r#"{"model":"m","max_tokens":100,"max_completion_tokens":-2}"#
+        ),
+        (Some(1), Some(i64::MAX), None, None)
+    );
+    assert_eq!(
+        ai(
+            "/v1beta/models/g:generateContent",
+            r#"{"generationConfig":{"maxOutputTokens":100,"thinkingConfig":{"thinkingBudget":-1}}}"#
+        ),
+        (Some(1), Some(100), Some(i64::MAX), None)
+    );
     // Mistyped multipliers are refused, not ignored.
     for body in [
         r#"{"model":"m","n":"50"}"#,
@@ -741,6 +762,7 @@ fn provider_or_mcp_path() -> impl Strategy<Value = String> {
         "/V1/",
         "/openai/",
         "/v1beta/",
+        "/v1alpha/",
         "/v1/projects/p/",
         "/v1beta1/",
         "/model/",
@@ -783,5 +805,243 @@ proptest! {
             prop_assert_eq!(&again.path, &req.path);
             prop_assert!(again.target_error.is_none());
         }
+    }
+}
+
+/// A key that Go's `encoding/json` takes for one the gate reads (it folds
+/// case, also U+212A KELVIN SIGN to `k` and U+017F LONG S to `s`, and keeps
+/// the last match) is refused: a Go upstream (Ollama, Go MCP servers, Go
+/// OpenAI-compatible gateways) would run the other model, tool or limit.
+#[test]
+fn keys_go_reads_as_another_are_refused() {
+    let routes = shipped_routes();
+    for (path, body) in [
+        // Two spellings of one field: Go keeps the last.
+        (
+            "/v1/chat/completions",
+            r#"{"model":"gpt-4o-mini","Model":"o1","messages":[]}"#,
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"MODEL":"o1","model":"gpt-4o-mini","messages":[]}"#,
+        ),
+        // One spelling the gate does not read: Go sets the field from it.
+        (
+            "/v1/chat/completions",
+            r#"{"model":"gpt-4o-mini","messages":[],"MAX_TOKENS":100000}"#,
+        ),
+        (
+            "/v1/chat/completions",
+            "{\"model\":\"gpt-4o-mini\",\"messages\":[],\"max_to\u{212A}ens\":100000}",
+        ),
+        (
+            "/v1/chat/completions",
+            "{\"model\":\"gpt-4o-mini\",\"messages\":[],\"\u{17F}tream\":true}",
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model":"gpt-4o-mini","messages":[],"n":1,"N":50}"#,
+        ),
+        (
+            "/v1/chat/completions",
+            "{\"model\":\"gpt-4o-mini\",\"messages\":[],\"max_complet\u{131}on_tokens\":100000}",
+        ),
+        ("/v1/threads/t1/runs", r#"{"Model":"gpt-4o-mini"}"#),
+        (
+            "/v1/messages",
+            r#"{"model":"claude-3-5-haiku-latest","max_tokens":100,"Max_Tokens":100000,"messages":[]}"#,
+        ),
+        (
+            "/v1beta/models/gemini-2.0-flash:generateContent",
+            r#"{"contents":[],"generationConfig":{"maxOutputTokens":100,"MaxOutputTokens":100000}}"#,
+        ),
+        (
+            "/model/anthropic.claude-3-haiku-20240307-v1:0/converse",
+            r#"{"messages":[],"inferenceConfig":{"maxTokens":100,"MaxTokens":100000}}"#,
+        ),
+        // MCP: the tool, the method, the params.
+        (
+            "/mcp/github",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_code","Name":"delete_repository"}}"#,
+        ),
+        (
+            "/mcp/github",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","Method":"tools/call","params":{"name":"delete_repository"}}"#,
+        ),
+        (
+            "/mcp/github",
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"search_code\"},\"param\u{17F}\":{\"name\":\"delete_repository\"}}",
+        ),
+        (
+            "/mcp/github",
+            r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping","METHOD":"tools/call","params":{"name":"delete_repository"}}]"#,
+        ),
+    ] {
+        let got = outcome(&request("POST", path, body, &[]), &routes);
+        assert_eq!(got, Err(Reason::BodyInvalid), "{path} {body}");
+    }
+    // Objects the gate does not read keep whatever keys they have.
+    for (path, body, expected) in [
+        (
+            "/v1/chat/completions",
+            r#"{"model":"gpt-4o-mini","messages":[],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"Name":{},"name":{}}}}}]}"#,
+            r#"Model::"gpt-4o-mini""#,
+        ),
+        (
+            "/mcp/github",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_code","arguments":{"Path":"a","path":"b"}}}"#,
+            r#"Tool::"github/search_code""#,
+        ),
+    ] {
+        let got = outcome(&request("POST", path, body, &[]), &routes).unwrap();
+        assert_eq!(got[0].1, expected, "{path} {body}");
+    }
+    // Off every route, `jsonrpc` spelled with U+017F is still an MCP message.
+    let got = outcome(
+        &request(
+            "POST",
+            "/agent/rpc",
+            "{\"j\u{17F}onrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"x\"}}",
+            &[],
+        ),
+        &routes,
+    )
+    .unwrap();
+    assert_eq!(got[0].0, r#"Action::"unclassified""#);
+}
+
+/// Models a server falls back to when the request's model fails (OpenRouter
+/// `models`, LiteLLM `fallbacks`) must be the request's model: a caller can
+/// make the first one fail on purpose.
+#[test]
+fn fallback_models_must_be_the_request_model() {
+    let routes = shipped_routes();
+    for body in [
+        r#"{"model":"gpt-4o-mini","messages":[],"models":["gpt-4o-mini","o1"]}"#,
+        r#"{"model":"gpt-4o-mini","messages":[],"fallbacks":["o1"],"mock_testing_fallbacks":true}"#,
+        r#"{"model":"gpt-4o-mini","messages":[],"fallbacks":[{"model":"o1"}]}"#,
+    ] {
+        let got = outcome(&request("POST", "/v1/chat/completions", body, &[]), &routes);
+        assert_eq!(got, Err(Reason::ModelAmbiguous), "{body}");
+    }
+    for body in [
+        r#"{"model":"gpt-4o-mini","messages":[],"models":"o1"}"#,
+        r#"{"model":"gpt-4o-mini","messages":[],"fallbacks":[{"name":"o1"}]}"#,
+        r#"{"model":"gpt-4o-mini","messages":[],"fallbacks":[1]}"#,
+    ] {
+        let got = outcome(&request("POST", "/v1/chat/completions", body, &[]), &routes);
+        assert_eq!(got, Err(Reason::BodyInvalid), "{body}");
+    }
+    for (path, body) in [
+        (
+            "/v1/chat/completions",
+            r#"{"model":"gpt-4o-mini","messages":[],"models":["GPT-4o-mini"],"fallbacks":[]}"#,
+        ),
+        (
+            "/openai/deployments/gpt-4o-mini-prod/chat/completions",
+            r#"{"messages":[],"fallbacks":["gpt-4o-mini"]}"#,
+        ),
+    ] {
+        let got = outcome(&request("POST", path, body, &[]), &routes).unwrap();
+        assert_eq!(got[0].1, r#"Model::"gpt-4o-mini""#, "{body}");
+    }
+}
+
+/// Names a policy looks for are never cut off: more tools offered, or more
+/// MCP argument names, than the context holds are refused, so a `path`
+/// argument or a forbidden tool cannot hide behind 128 others.
+#[test]
+fn names_past_the_bound_are_refused_not_cut() {
+    let routes = shipped_routes();
+    let tools = |n: usize| {
+        (0..n)
+            .map(|i| format!(r#"{{"type":"function","function":{{"name":"t{i}"}}}}"#))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let chat = |n| {
+        format!(
+            r#"{{"model":"gpt-4o-mini","messages":[],"tools":[{}]}}"#,
+            tools(n)
+        )
+    };
+    let ok = outcome(
+        &request("POST", "/v1/chat/completions", &chat(128), &[]),
+        &routes,
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+    assert_eq!(
+        outcome(
+            &request("POST", "/v1/chat/completions", &chat(129), &[]),
+            &routes
+        ),
+        Err(Reason::BodyInvalid)
+    );
+    let args = |n: usize| {
+        (0..n)
+            .map(|i| format!(r#""a{i:03}":1"#))
+            .chain(std::iter::once(r#""path":"/etc/passwd""#.to_owned()))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let call = |n| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"search_code","arguments":{{{}}}}}}}"#,
+            args(n)
+        )
+    };
+    let ok = classify(&request("POST", "/mcp/github", &call(127), &[]), &routes).unwrap();
+    assert!(ok[0].strings("argument_names").contains(&"path".to_owned()));
+    assert_eq!(
+        outcome(&request("POST", "/mcp/github", &call(128), &[]), &routes),
+        Err(Reason::BodyInvalid)
+    );
+}
+
+/// A model named in the query or an urlencoded form in a spelling some
+/// servers read and others do not (`;` separators: python-multipart behind
+/// Starlette forms, Rack 2, old Go; `model[]`: PHP, Rails) is refused.
+#[test]
+fn query_models_servers_read_differently_are_refused() {
+    let routes = shipped_routes();
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    for (path, body, headers) in [
+        ("/api/chat?a=1;model=o1", r#"{"messages":[]}"#, &[][..]),
+        ("/v1/realtime?x=1;model=o1", "", &[][..]),
+        (
+            "/v1/chat/completions?model[]=o1",
+            r#"{"model":"gpt-4o-mini","messages":[]}"#,
+            &[][..],
+        ),
+        ("/agent/upload", "a=1;model=o1", &form[..]),
+    ] {
+        let method = if path.starts_with("/v1/realtime") {
+            "GET"
+        } else {
+            "POST"
+        };
+        let got = outcome(&request(method, path, body, headers), &routes);
+        assert_eq!(got, Err(Reason::ModelAmbiguous), "{path} {body}");
+    }
+}
+
+/// Gemini's `v1alpha` is a provider route: a method cedar-gate does not know
+/// there is `unclassified`, never plain `http`.
+#[test]
+fn gemini_v1alpha_is_a_provider_route() {
+    let routes = shipped_routes();
+    for (path, action) in [
+        ("/v1alpha/models/o1:generateContent", r#"Action::"chat""#),
+        (
+            "/v1alpha/models/o1:generateAnswer",
+            r#"Action::"unclassified""#,
+        ),
+        (
+            "/v1alpha/models/o1:bidiGenerateContent",
+            r#"Action::"unclassified""#,
+        ),
+    ] {
+        let got = outcome(&request("POST", path, GEMINI, &[]), &routes).unwrap();
+        assert_eq!(got[0].0, action, "{path}");
     }
 }

@@ -15,7 +15,7 @@ use crate::classify::json::Json;
 /// A field in camelCase or snake_case. Both at once is refused: which one
 /// the upstream keeps is not ours to guess.
 fn either<'a>(obj: &Json<'_>, camel: &'a str, snake: &'a str) -> Result<&'a str, BodyError> {
-    match (get(obj, camel).is_some(), get(obj, snake).is_some()) {
+    match (get(obj, camel)?.is_some(), get(obj, snake)?.is_some()) {
         (true, true) => Err(BodyError::Invalid(format!(
             "both `{camel}` and `{snake}` are set"
         ))),
@@ -38,7 +38,7 @@ pub fn fill(info: &mut AiInfo, obj: &Json<'_>) -> Result<(), BodyError> {
         "content",
         either(obj, "systemInstruction", "system_instruction")?,
     ] {
-        match get(obj, key) {
+        match get(obj, key)? {
             None => {}
             Some(v @ Json::Object(_)) => {
                 info.prompt_chars = info.prompt_chars.saturating_add(text_chars(v));
@@ -49,7 +49,7 @@ pub fn fill(info: &mut AiInfo, obj: &Json<'_>) -> Result<(), BodyError> {
             Some(_) => return Err(BodyError::field(key, "an object")),
         }
     }
-    if let Some(config) = get(obj, either(obj, "generationConfig", "generation_config")?) {
+    if let Some(config) = get(obj, either(obj, "generationConfig", "generation_config")?)? {
         let config = object(config)?;
         info.max_output_tokens = opt_count(
             config,
@@ -64,7 +64,7 @@ pub fn fill(info: &mut AiInfo, obj: &Json<'_>) -> Result<(), BodyError> {
             config,
             either(config, "candidateCount", "candidate_count")?,
         )?);
-        if let Some(thinking) = get(config, either(config, "thinkingConfig", "thinking_config")?) {
+        if let Some(thinking) = get(config, either(config, "thinkingConfig", "thinking_config")?)? {
             let thinking = object(thinking)?;
             info.thinking_budget_tokens = opt_count(
                 thinking,
@@ -78,7 +78,7 @@ pub fn fill(info: &mut AiInfo, obj: &Json<'_>) -> Result<(), BodyError> {
         }
     }
     // `:predict` bodies (Imagen, Veo, embeddings): `parameters.sampleCount`.
-    if let Some(parameters) = get(obj, "parameters") {
+    if let Some(parameters) = get(obj, "parameters")? {
         let parameters = object(parameters)?;
         info.add_choices(opt_count(parameters, "sampleCount")?);
     }
@@ -94,12 +94,12 @@ pub fn fill(info: &mut AiInfo, obj: &Json<'_>) -> Result<(), BodyError> {
                 };
                 for f in functions {
                     if let Some(name) = opt_str(f, "name")? {
-                        info.add_tool(&name);
+                        info.add_tool(&name)?;
                     }
                 }
             } else {
                 // Built-in tools: `googleSearch`, `codeExecution`, `urlContext`, ...
-                info.add_tool(kind);
+                info.add_tool(kind)?;
             }
         }
     }

@@ -94,6 +94,32 @@ impl<'a> Json<'a> {
         }
     }
 
+    /// `self[key]` of an object as [`Json::get`], unless the object also has
+    /// a key that case-insensitive JSON readers take for `key`: then `Err`
+    /// with that key. Go's `encoding/json` (Ollama, Go MCP servers, Go
+    /// OpenAI-compatible gateways; ASP.NET Core's defaults alike) fills a
+    /// struct field from any key equal to its name under case folding, the
+    /// last one winning, so
+    /// `{"model":"small","Model":"frontier"}` runs `frontier` there, and a
+    /// lone `"MAX_TOKENS"` or `"max_to\u212Aens"` (KELVIN SIGN) sets
+    /// `max_tokens`; Python and Rust readers see only the exact key. Both
+    /// readings cannot be authorized at once, so the readers refuse it.
+    /// `key` is ASCII (every key a reader asks for).
+    pub fn lookup(&self, key: &str) -> Result<Option<&Json<'a>>, &str> {
+        let Json::Object(entries) = self else {
+            return Ok(None);
+        };
+        let mut found = None;
+        for (k, v) in entries {
+            if k.as_ref() == key {
+                found = Some(v);
+            } else if folds_to(k, key) {
+                return Err(k.as_ref());
+            }
+        }
+        Ok(found)
+    }
+
     /// The string, if it is one.
     pub fn as_str(&self) -> Option<&str> {
         match self {
@@ -140,6 +166,38 @@ impl<'a> Json<'a> {
             ),
         }
     }
+}
+
+/// Whether `k` (a key from a body) names the ASCII `key` to a
+/// case-insensitive JSON reader (`key` itself included): equal ignoring
+/// ASCII case, where a character outside ASCII also counts as the ASCII
+/// letter some reader folds it to: U+212A KELVIN SIGN `k` and U+017F LONG S
+/// `s` (Go's `encoding/json`, simple case folding), U+0131 DOTLESS I `i`
+/// (.NET's invariant upper case, ASP.NET Core's case-insensitive JSON; also
+/// `s` for U+017F) and U+0130 CAPITAL I WITH DOT `i` (Java's
+/// `equalsIgnoreCase`).
+pub fn folds_to(k: &str, key: &str) -> bool {
+    if k.len() == key.len() {
+        // The common case, and the only one for ASCII keys.
+        return k.eq_ignore_ascii_case(key);
+    }
+    if k.is_ascii() || k.len() > key.len() * 3 {
+        return false;
+    }
+    let mut ours = k.chars();
+    for want in key.chars() {
+        let folds = match ours.next() {
+            Some(c) if c.eq_ignore_ascii_case(&want) => true,
+            Some('\u{212A}') => want.eq_ignore_ascii_case(&'k'),
+            Some('\u{17F}') => want.eq_ignore_ascii_case(&'s'),
+            Some('\u{130}' | '\u{131}') => want.eq_ignore_ascii_case(&'i'),
+            _ => false,
+        };
+        if !folds {
+            return false;
+        }
+    }
+    ours.next().is_none()
 }
 
 /// The strict value visitor: a `Json`, refusing duplicate keys.

@@ -475,3 +475,26 @@ proptest! {
         assert_same(&body);
     }
 }
+
+#[test]
+fn lookup_refuses_keys_go_folds_to_the_key() {
+    assert!(folds_to("Model", "model"));
+    assert!(folds_to("MAX_TOKENS", "max_tokens"));
+    assert!(folds_to("max_to\u{212A}ens", "max_tokens"));
+    assert!(folds_to("\u{17F}tream", "stream"));
+    assert!(folds_to("\u{17F}TREAM", "stream"));
+    assert!(folds_to("model", "model"));
+    assert!(!folds_to("mode", "model"));
+    assert!(!folds_to("models", "model"));
+    assert!(!folds_to("m\u{f6}del", "model"));
+    assert!(folds_to("\u{130}d", "id"));
+    assert!(folds_to("\u{131}D", "id"));
+    assert!(!folds_to("\u{130}d", "od"));
+    assert!(!folds_to("\u{212A}", "s"));
+    let body = br#"{"model":"a","Model":"b","stream":true}"#;
+    let json = Json::parse(body).unwrap();
+    assert_eq!(json.lookup("model"), Err("Model"));
+    assert_eq!(json.lookup("stream"), Ok(Some(&Json::Bool(true))));
+    assert_eq!(json.lookup("n"), Ok(None));
+    assert_eq!(Json::Null.lookup("model"), Ok(None));
+}

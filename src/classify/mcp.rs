@@ -30,10 +30,11 @@ use crate::vocab::{EntityType, Value, builtin_uid};
 
 /// Most elements in one JSON-RPC batch.
 pub const MAX_BATCH: usize = 64;
-/// Most argument names kept in `context.mcp.argument_names`.
+/// Most argument names in `context.mcp.argument_names`; a call with more is
+/// refused (a name past a cut could be the one a policy looks for).
 const MAX_ARGUMENT_NAMES: usize = 128;
-/// Most keys kept from `params.inputResponses` (an MRTR retry), and most
-/// resource URIs kept from a `subscriptions/listen` filter.
+/// Most keys of `params.inputResponses` (an MRTR retry), and most resource
+/// URIs of a `subscriptions/listen` filter; more are refused.
 const MAX_KEYS: usize = 64;
 /// The `subscriptions/listen` filter flags (2026-07-28).
 const LISTEN_FLAGS: [&str; 3] = [
@@ -208,6 +209,8 @@ pub fn parse(
 fn message_id(json: &Json<'_>) -> Option<serde_json::Value> {
     match json {
         Json::Object(_) => get(json, "id")
+            .ok()
+            .flatten()
             .filter(|v| v.is_string() || v.is_number())
             .map(Json::to_value),
         _ => None,
@@ -260,7 +263,7 @@ fn message(
     if !msg.is_object() {
         return Err(BodyError::Invalid("a JSON-RPC message must be an object".to_owned()).into());
     }
-    if get(msg, "jsonrpc").is_some_and(|v| v.as_str() != Some("2.0")) {
+    if get(msg, "jsonrpc")?.is_some_and(|v| v.as_str() != Some("2.0")) {
         return Err(BodyError::Invalid("`jsonrpc` must be \"2.0\"".to_owned()).into());
     }
     let mut info = McpInfo {
@@ -269,7 +272,7 @@ fn message(
         ..Default::default()
     };
     let Some(method) = opt_str(msg, "method")? else {
-        if get(msg, "result").is_some() || get(msg, "error").is_some() {
+        if get(msg, "result")?.is_some() || get(msg, "error")?.is_some() {
             info.method = "response".to_owned();
             return Ok((info, "response"));
         }
@@ -278,7 +281,7 @@ fn message(
         )
         .into());
     };
-    let params = match get(msg, "params") {
+    let params = match get(msg, "params")? {
         None => &Json::Null,
         Some(p @ Json::Object(_)) => p,
         Some(_) => return Err(BodyError::field("params", "an object").into()),
@@ -323,13 +326,13 @@ fn message(
 /// The keys of `params.inputResponses`: the client answering the server's
 /// `inputRequests` on a retry (MRTR, 2026-07-28).
 fn input_responses(params: &Json<'_>) -> Result<Option<BTreeSet<String>>, BodyError> {
-    match get(params, "inputResponses") {
+    match get(params, "inputResponses")? {
         None => Ok(None),
+        Some(Json::Object(map)) if map.len() > MAX_KEYS => Err(BodyError::Invalid(format!(
+            "`params.inputResponses` has more than {MAX_KEYS} keys"
+        ))),
         Some(Json::Object(map)) => Ok(Some(
-            map.iter()
-                .take(MAX_KEYS)
-                .map(|(k, _)| k.as_ref().to_owned())
-                .collect(),
+            map.iter().map(|(k, _)| k.as_ref().to_owned()).collect(),
         )),
         Some(_) => Err(BodyError::field("params.inputResponses", "an object")),
     }
@@ -337,7 +340,7 @@ fn input_responses(params: &Json<'_>) -> Result<Option<BTreeSet<String>>, BodyEr
 
 /// `subscriptions/listen`: which change notifications, which resources.
 fn listen_filter(params: &Json<'_>, info: &mut McpInfo) -> Result<(), BodyError> {
-    let filter = match get(params, "notifications") {
+    let filter = match get(params, "notifications")? {
         None => &Json::Null,
         Some(f @ Json::Object(_)) => f,
         Some(_) => return Err(BodyError::field("params.notifications", "an object")),
@@ -348,7 +351,7 @@ fn listen_filter(params: &Json<'_>, info: &mut McpInfo) -> Result<(), BodyError>
             flags.insert(flag.to_owned());
         }
     }
-    let uris = match get(filter, "resourceSubscriptions") {
+    let uris = match get(filter, "resourceSubscriptions")? {
         None => BTreeSet::new(),
         Some(Json::Array(items)) if items.len() > MAX_KEYS => {
             return Err(BodyError::Invalid(format!(
@@ -390,13 +393,12 @@ fn required_name(params: &Json<'_>, key: &str) -> Result<String, BodyError> {
 }
 
 fn argument_names(params: &Json<'_>) -> Result<BTreeSet<String>, BodyError> {
-    match get(params, "arguments") {
+    match get(params, "arguments")? {
         None => Ok(BTreeSet::new()),
-        Some(Json::Object(args)) => Ok(args
-            .iter()
-            .take(MAX_ARGUMENT_NAMES)
-            .map(|(k, _)| k.as_ref().to_owned())
-            .collect()),
+        Some(Json::Object(args)) if args.len() > MAX_ARGUMENT_NAMES => Err(BodyError::Invalid(
+            format!("`params.arguments` has more than {MAX_ARGUMENT_NAMES} names"),
+        )),
+        Some(Json::Object(args)) => Ok(args.iter().map(|(k, _)| k.as_ref().to_owned()).collect()),
         Some(_) => Err(BodyError::field("params.arguments", "an object")),
     }
 }

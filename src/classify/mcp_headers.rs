@@ -34,10 +34,17 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use crate::classify::ai::get;
 use crate::classify::json::Json as BodyJson;
 use crate::request::HttpRequest;
 use crate::vocab::Reason;
+
+/// `obj[key]` for the header checks. A key that case-insensitive readers
+/// take for `key` is refused by the message's classification
+/// (`classify::mcp`), which reads every field compared here; here it is
+/// absent.
+fn get<'a, 'b>(obj: &'a BodyJson<'b>, key: &str) -> Option<&'a BodyJson<'b>> {
+    crate::classify::ai::get(obj, key).ok().flatten()
+}
 
 /// `MCP-Protocol-Version` (header names are lower case here).
 pub const VERSION_HEADER: &str = "mcp-protocol-version";

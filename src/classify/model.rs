@@ -15,6 +15,10 @@
 //!   provisioned or custom models) stay whole: map them with `model_aliases`.
 //! - Gemini / Vertex: `models/`, `publishers/{p}/models/` and the
 //!   OpenAI-compatible `{publisher}/` prefix are dropped.
+//! - Other protocols (OpenAI-compatible, Anthropic, and requests on no
+//!   route; Ollama serves the first two): Ollama's defaults are dropped
+//!   (`:latest`, `library/`, `registry.ollama.ai/`), so `llama3:latest` is
+//!   `llama3` ([`crate::vocab::without_ollama_defaults`]).
 //! - Then the route's `model_aliases` (Azure deployment names, inference
 //!   profile ARNs) map a spelling to its model.
 
@@ -83,7 +87,7 @@ pub fn canonical(
     let id = match protocol {
         Protocol::Bedrock => bedrock(&lower),
         Protocol::Gemini => gemini(&lower),
-        _ => &lower,
+        _ => crate::vocab::without_ollama_defaults(&lower),
     };
     Ok(aliases.get(id).map_or_else(|| id.to_owned(), Clone::clone))
 }
@@ -158,6 +162,28 @@ mod tests {
             id(Protocol::Gemini, "tunedModels/x").unwrap(),
             "tunedmodels/x"
         );
+        for sent in [
+            "llama3",
+            "llama3:latest",
+            "Llama3:Latest",
+            "library/llama3",
+            "library/llama3:latest",
+            "registry.ollama.ai/library/llama3:latest",
+            "registry.ollama.ai/library/llama3",
+        ] {
+            for protocol in [Protocol::Openai, Protocol::Anthropic, Protocol::Http] {
+                assert_eq!(id(protocol, sent).unwrap(), "llama3", "{sent}");
+            }
+        }
+        assert_eq!(id(Protocol::Openai, "llama3:8b").unwrap(), "llama3:8b");
+        assert_eq!(
+            id(Protocol::Openai, "registry.ollama.ai/user/m:latest").unwrap(),
+            "user/m"
+        );
+        assert_eq!(id(Protocol::Openai, "library/a/b").unwrap(), "library/a/b");
+        assert_eq!(id(Protocol::Openai, ":latest").unwrap(), ":latest");
+        assert_eq!(id(Protocol::Openai, "library/").unwrap(), "library/");
+        assert_eq!(id(Protocol::Openai, "GPT4-Prod:latest").unwrap(), "gpt-4o");
         assert_eq!(id(Protocol::Openai, "GPT4-Prod").unwrap(), "gpt-4o");
         assert_eq!(
             id(Protocol::Openai, "meta-llama/Llama-3").unwrap(),

@@ -6,8 +6,8 @@
 //! body's `model` (or the query, for realtime WebSockets).
 
 use crate::classify::ai::{
-    AiInfo, get, len, nested_lower, opt_array, opt_bool, opt_count, opt_milli, opt_str, text_chars,
-    tool_names,
+    AiInfo, get, len, nested, nested_lower, opt_array, opt_bool, opt_count, opt_milli, opt_str,
+    text_chars, tool_names,
 };
 use crate::classify::body::{BodyError, BodyReader};
 use crate::classify::json::Json;
@@ -48,7 +48,7 @@ pub fn fill(info: &mut AiInfo, obj: &Json<'_>, endpoint: &str) -> Result<(), Bod
         _ => &["input"],
     };
     for key in prompt_keys {
-        match get(obj, key) {
+        match get(obj, key)? {
             None => {}
             Some(Json::Array(items)) => {
                 info.message_count = info.message_count.saturating_add(len(items.len()));
@@ -71,14 +71,14 @@ pub fn fill(info: &mut AiInfo, obj: &Json<'_>, endpoint: &str) -> Result<(), Bod
         info,
         opt_array(obj, "tools")?,
         &[&["function", "name"], &["name"], &["type"]],
-    );
-    tool_names(info, opt_array(obj, "functions")?, &[&["name"]]);
-    info.response_format = match get(obj, "response_format") {
+    )?;
+    tool_names(info, opt_array(obj, "functions")?, &[&["name"]])?;
+    info.response_format = match get(obj, "response_format")? {
         None => None,
         Some(Json::String(s)) => Some(s.as_ref().to_owned()),
         Some(f) => Some(opt_str(f, "type")?.unwrap_or_default()),
     };
-    if let Some(format) = get(obj, "text").and_then(|t| get(t, "format")) {
+    if let Some(format) = nested(obj, &["text", "format"])? {
         info.response_format = opt_str(format, "type")?;
     }
     Ok(())

@@ -4,7 +4,7 @@
 //! model to its one entity ([`model`]). A request no row matches is
 //! `unclassified`, never plain `http`.
 
-use crate::classify::ai::{self, AiInfo, get, object};
+use crate::classify::ai::{self, AiInfo, object};
 use crate::classify::body::{BodyError, BodyReader};
 use crate::classify::endpoints::{self, Endpoint, Fill, ModelFrom};
 use crate::classify::json::Json;
@@ -43,13 +43,32 @@ pub fn parse(
         ModelFrom::QueryOrOpaque(key) => query_param(&req.query, key)?,
         _ => None,
     };
+    let mut fallbacks = Vec::new();
     let info = if e.fill == Fill::None {
         base
     } else if let Some(boundary) = upload_boundary(body, e)? {
         openai::multipart(body, boundary, base, body_model(e.model).is_some())?
     } else {
-        ai::from_body(body, base, |info, json| read_body(e, info, json))?
+        ai::from_body(body, base, |info, json| {
+            read_body(e, info, json)?;
+            if e.fill == Fill::Openai {
+                fallbacks = fallback_models(json)?;
+            }
+            Ok(())
+        })?
     };
+    // Models a server runs when the request's model fails (OpenRouter
+    // `models`, LiteLLM `fallbacks`): a caller can make the first one fail on
+    // purpose, so each must be the request's model.
+    for (key, sent) in fallbacks {
+        let same = info.model.as_deref().is_some_and(|m| {
+            model::canonical(protocol, m, &route.model_aliases).ok()
+                == model::canonical(protocol, &sent, &route.model_aliases).ok()
+        });
+        if !same {
+            return Err(ModelError::Fallback(key).into());
+        }
+    }
     // A model named in the query as well must be the same model: some servers
     // read the query, others the body (a run with `?model=o1` and no body model).
     if let Some((key, sent)) = query_model {
@@ -133,14 +152,21 @@ fn query_model(
     Ok(None)
 }
 
-/// `(name, value)` pairs of a query string, percent-decoded (`+` is a space in
-/// values); undecodable pairs are kept as sent.
-fn query_params(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| decode_segment(s).unwrap_or_else(|| s.to_owned());
-        (decode(k), decode(&v.replace('+', " ")))
-    })
+/// `(name, value)` pairs of a query string split at `separators`,
+/// percent-decoded (`+` is a space in values); undecodable pairs are kept as
+/// sent.
+fn query_params<'q>(
+    query: &'q str,
+    separators: &'q [char],
+) -> impl Iterator<Item = (String, String)> + 'q {
+    query
+        .split(separators)
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| decode_segment(s).unwrap_or_else(|| s.to_owned());
+            (decode(k), decode(&v.replace('+', " ")))
+        })
 }
 
 /// A model named where the classifier cannot take it as the request's model.
@@ -151,6 +177,11 @@ pub enum ModelError {
         "the query parameter `{0}` names another model than the request, or the request names none: which one runs depends on the server"
     )]
     QueryDisagrees(&'static str),
+    /// The query names a model in a form servers read differently.
+    #[error(
+        "the query or form names a model in a form servers read differently (`;` separators, `model[]`): which one runs depends on the server"
+    )]
+    QuerySpelling,
     /// The query names a model on an endpoint cedar-gate does not recognise.
     #[error("the query names a model on an endpoint cedar-gate does not recognise")]
     QueryOnUnknownEndpoint,
@@ -159,11 +190,41 @@ pub enum ModelError {
         "the path names a model (`{0}/…`) before the endpoint: a server that reads it would run another model than the one decided on"
     )]
     InPrefix(String),
+    /// The body names a fallback model other than the request's.
+    #[error(
+        "the body's `{0}` names another model than the request's, which some servers run when the first one fails: which one runs depends on the server"
+    )]
+    Fallback(&'static str),
     /// A request no provider table reads names several different models.
     #[error(
         "the request names several different models (body, form or query) on an endpoint cedar-gate does not recognise: which one runs depends on the server"
     )]
     Several,
+}
+
+/// Top-level fields of an OpenAI-compatible body naming models a server
+/// falls back to: OpenRouter's `models` (strings), LiteLLM's `fallbacks`
+/// (strings, or objects with a `model`).
+const FALLBACK_FIELDS: [&str; 2] = ["models", "fallbacks"];
+
+/// The models an OpenAI-compatible body names as fallbacks, with the field
+/// naming each. A field of another shape is refused: it could name a model.
+fn fallback_models(json: &Json<'_>) -> Result<Vec<(&'static str, String)>, BodyError> {
+    let mut out = Vec::new();
+    for key in FALLBACK_FIELDS {
+        for item in ai::opt_array(json, key)? {
+            let model = match item {
+                Json::String(m) => Some(m.as_ref()),
+                Json::Object(_) => ai::get(item, "model")?.and_then(Json::as_str),
+                _ => None,
+            };
+            let model = model.ok_or_else(|| {
+                BodyError::field(key, "an array of model names (or objects with a `model`)")
+            })?;
+            out.push((key, model.to_owned()));
+        }
+    }
+    Ok(out)
 }
 
 /// The body field naming the model, if the row reads one.
@@ -178,23 +239,17 @@ fn body_model(from: ModelFrom) -> Option<(&'static [&'static str], bool)> {
 fn read_body(e: &Endpoint, info: &mut AiInfo, json: &Json<'_>) -> Result<(), BodyError> {
     let obj = object(json)?;
     match body_model(e.model) {
-        Some((keys, required)) => {
-            let mut cur = Some(obj);
-            for key in keys {
-                cur = cur.and_then(|c| get(c, key));
+        Some((keys, required)) => match ai::nested(obj, keys)? {
+            Some(Json::String(m)) if !m.is_empty() => info.model = Some(m.as_ref().to_owned()),
+            None if !required => {}
+            Some(Json::String(_)) | None => {
+                return Err(BodyError::Invalid(format!(
+                    "`{}` is required",
+                    keys.join(".")
+                )));
             }
-            match cur {
-                Some(Json::String(m)) if !m.is_empty() => info.model = Some(m.as_ref().to_owned()),
-                None if !required => {}
-                Some(Json::String(_)) | None => {
-                    return Err(BodyError::Invalid(format!(
-                        "`{}` is required",
-                        keys.join(".")
-                    )));
-                }
-                Some(_) => return Err(BodyError::field(&keys.join("."), "a string")),
-            }
-        }
+            Some(_) => return Err(BodyError::field(&keys.join("."), "a string")),
+        },
         // The model is in the path; the upstream ignores a body `model`, but a
         // malformed one is still refused.
         None => {
@@ -237,13 +292,31 @@ fn finish(
 /// One query parameter (name compared ignoring ASCII case), percent-decoded;
 /// a parameter sent twice is refused (which one the upstream keeps is not
 /// ours to guess).
+///
+/// Read the way every server reads it, or refused: a parameter some servers
+/// find and others do not, or read with another value, is ambiguous. Some
+/// split at `;` as well as `&` (python-multipart, behind Starlette's and
+/// FastAPI's urlencoded forms; Rack before 3; Go before 1.17), and PHP and
+/// Rails read `model[]=o1` and `model[0]=o1` as `model`.
 pub(crate) fn query_param(query: &str, key: &str) -> Result<Option<String>, ClassifyError> {
-    let mut values = query_params(query)
+    let mut values = query_params(query, &['&'])
         .filter(|(k, _)| k.eq_ignore_ascii_case(key))
         .map(|(_, v)| v);
     let first = values.next();
     if values.next().is_some() {
         return Err(ModelError::QueryDisagrees("model").into());
+    }
+    if query.contains([';', '[']) {
+        let array_key = |k: &str| {
+            k.split_once('[')
+                .is_some_and(|(k, _)| k.eq_ignore_ascii_case(key))
+        };
+        let mut loose = query_params(query, &['&', ';'])
+            .filter(|(k, _)| k.eq_ignore_ascii_case(key) || array_key(k))
+            .map(|(_, v)| v);
+        if loose.next() != first || loose.next().is_some() {
+            return Err(ModelError::QuerySpelling.into());
+        }
     }
     Ok(first.filter(|v| !v.is_empty()))
 }
@@ -311,5 +384,32 @@ mod tests {
         assert!(query_param("MODEL=a&model=b", "model").is_err());
         assert_eq!(query_param("", "model").unwrap(), None);
         assert!(query_param("model=a&model=b", "model").is_err());
+        // Read alike by every server, or refused.
+        for query in [
+            "a=1;model=o1",
+            "model=gpt-4o-mini;model=o1",
+            "model=o1;x=1",
+            "model[]=o1",
+            "Model[0]=o1",
+            "model=gpt-4o-mini&model[]=o1",
+            "x=1%3Bmodel%3Do1;model=o1",
+        ] {
+            assert_eq!(
+                query_param(query, "model"),
+                Err(ModelError::QuerySpelling.into()),
+                "{query}"
+            );
+        }
+        for (query, want) in [
+            ("a=1;b=2&model=o1", Some("o1")),
+            ("models[]=x&model=o1", Some("o1")),
+            ("a[b]=c", None),
+        ] {
+            assert_eq!(
+                query_param(query, "model").unwrap().as_deref(),
+                want,
+                "{query}"
+            );
+        }
     }
 }

@@ -18,8 +18,11 @@
 //! Looks like a model call or an MCP message:
 //! - the body is JSON (whatever the `content-type`: Go and many Python
 //!   servers ignore it) whose top-level object, or a batch's first object,
-//!   has a key `model`, `modelId` or `jsonrpc`, compared ignoring ASCII case
-//!   (Go's `encoding/json` matches keys that way), escapes decoded;
+//!   has a key `model`, `modelId` or `jsonrpc`, compared as Go's
+//!   `encoding/json` matches keys (case folded: `JSONRPC`, and `jſonrpc`
+//!   with U+017F, count), escapes decoded; or any later object of a batch
+//!   has a key `jsonrpc` (a JSON-RPC 2.0 server runs the valid elements of
+//!   a batch whatever the invalid ones are);
 //! - the body is a form with a `model` field (urlencoded, or multipart,
 //!   where a part named `model` in any case, or named with RFC 2231
 //!   `name*=`, counts);
@@ -37,6 +40,7 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::classify::body::BodyError;
+use crate::classify::json::folds_to;
 use crate::classify::{ClassifyError, form, provider};
 use crate::request::HttpRequest;
 
@@ -178,7 +182,7 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            if MODEL_KEYS.iter().any(|k| k.eq_ignore_ascii_case(&key)) {
+            if MODEL_KEYS.iter().any(|k| *k == key || folds_to(&key, k)) {
                 self.found.ai = true;
                 let model = map.next_value::<serde_json::Value>()?;
                 match model {
@@ -192,7 +196,7 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
                 }
                 continue;
             }
-            if key.eq_ignore_ascii_case(RPC_KEY) {
+            if key == RPC_KEY || folds_to(&key, RPC_KEY) {
                 self.found.ai = true;
             }
             map.next_value::<IgnoredAny>()?;
@@ -201,12 +205,18 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        // A JSON-RPC batch: its first element is read like the top level.
+        // A JSON-RPC batch: its first element is read like the top level, and
+        // every later one for the JSON-RPC marker. A server following
+        // JSON-RPC 2.0 answers an invalid element (`{}`, `1`) with an error
+        // and still runs the others, so a first element that is no message
+        // says nothing about the rest.
         if seq
             .next_element_seed(TopLevel { found: self.found })?
             .is_some()
         {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            while let Some(rpc) = seq.next_element_seed(RpcMarker)? {
+                self.found.ai |= rpc;
+            }
         }
         Ok(())
     }
@@ -228,6 +238,59 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
     }
     fn visit_unit<E>(self) -> Result<(), E> {
         Ok(())
+    }
+}
+
+/// Whether a later element of a batch is an object with a JSON-RPC marker
+/// (other values are skipped).
+struct RpcMarker;
+
+impl<'de> DeserializeSeed<'de> for RpcMarker {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RpcMarker {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let mut rpc = false;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            rpc |= key == RPC_KEY || folds_to(&key, RPC_KEY);
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(rpc)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
     }
 }
 
@@ -424,6 +487,19 @@ mod tests {
                 Sniffed::default(),
                 "{body}"
             );
+        }
+    }
+
+    #[test]
+    fn a_json_rpc_message_anywhere_in_a_batch_looks_like_ai() {
+        for body in [
+            r#"[{}, {"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}]"#,
+            r#"[1, [], {"JSONRPC":"2.0","id":1,"method":"tools/call"}]"#,
+            "[null, {\"j\u{17F}onrpc\":\"2.0\",\"method\":\"tools/call\"}]",
+        ] {
+            let found = sniff(&post(body, &[])).unwrap();
+            assert!(found.ai, "{body}");
+            assert!(found.models.is_empty(), "{body}");
         }
     }
 

@@ -295,11 +295,7 @@ fn check_model_ids(policies: &PolicySet, origin: &Origin, diags: &mut Vec<Diagno
                     .unwrap_or(".");
                 diags.push(Diagnostic::file(
                     file,
-                    format!(
-                        "policy `{}` names `Model::\"{id}\"`: model ids are lower case (cedar-gate resolves every spelling to `Model::\"{}\"`), so this one never matches",
-                        policy.id(),
-                        id.to_lowercase()
-                    ),
+                    format!("policy `{}` names {}", policy.id(), model_id_problem(&id)),
                 ));
             }
         }
@@ -357,18 +353,38 @@ fn load_entities(text: Option<&str>, schema: &Schema, diags: &mut Vec<Diagnostic
     for e in entities.iter() {
         let uid = e.uid();
         let id = uid.id().unescaped();
-        if uid.type_name().to_string() == MODEL && id != id.to_lowercase() {
+        if uid.type_name().to_string() == MODEL && !is_canonical_model_id(id) {
             diags.push(Diagnostic::file(
                 ENTITIES_FILE,
-                format!(
-                    "entity `Model::\"{id}\"`: model ids are lower case (cedar-gate resolves every spelling to `Model::\"{}\"`), so this one never matches",
-                    id.to_lowercase()
-                ),
+                format!("entity {}", model_id_problem(id)),
             ));
         }
     }
 
     entities
+}
+
+/// Whether a `Model` id is one cedar-gate can resolve a request to: lower
+/// case, and without Ollama's default registry, namespace or tag
+/// (`classify::model`).
+fn is_canonical_model_id(id: &str) -> bool {
+    id == id.to_lowercase() && crate::vocab::without_ollama_defaults(id) == id
+}
+
+/// Why a `Model` id never matches (see [`is_canonical_model_id`]).
+fn model_id_problem(id: &str) -> String {
+    let lower = id.to_lowercase();
+    if id != lower {
+        format!(
+            "`Model::\"{id}\"`: model ids are lower case (cedar-gate resolves every spelling to `Model::\"{}\"`), so this one never matches",
+            crate::vocab::without_ollama_defaults(&lower)
+        )
+    } else {
+        format!(
+            "`Model::\"{id}\"`: model ids drop Ollama's default `registry.ollama.ai/`, `library/` and `:latest` (cedar-gate resolves every spelling to `Model::\"{}\"`), so this one never matches",
+            crate::vocab::without_ollama_defaults(id)
+        )
+    }
 }
 
 /// `Model` entity ids in a policy's JSON form (scope constraints and literals) that are
@@ -382,7 +398,7 @@ fn non_canonical_model_ids(json: &serde_json::Value) -> Vec<String> {
                 if let (Some(serde_json::Value::String(ty)), Some(serde_json::Value::String(id))) =
                     (map.get("type"), map.get("id"))
                     && ty == MODEL
-                    && *id != id.to_lowercase()
+                    && !is_canonical_model_id(id)
                 {
                     out.push(id.clone());
                 }
@@ -519,6 +535,20 @@ mod tests {
         ] {
             let err = load(policy, entities).unwrap_err().to_string();
             assert!(err.contains("model ids are lower case"), "{err}");
+        }
+        for (policy, entities) in [
+            (
+                r#"forbid (principal, action, resource == Model::"llama3:latest");"#,
+                "[]",
+            ),
+            (
+                ok,
+                r#"[{"uid":{"type":"Model","id":"library/llama3"},"attrs":{},"parents":[]}]"#,
+            ),
+        ] {
+            let err = load(policy, entities).unwrap_err().to_string();
+            assert!(err.contains("drop Ollama's default"), "{err}");
+            assert!(err.contains(r#"Model::"llama3""#), "{err}");
         }
     }
 }

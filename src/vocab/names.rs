@@ -16,6 +16,28 @@ pub const ROUTE: &str = "Route";
 pub const ACTION: &str = "Action";
 /// Entity type of models (id: the canonical model id, see `classify::model`).
 pub const MODEL: &str = "Model";
+/// A lower-case model id without the defaults Ollama fills in for a name it
+/// is not given (`registry.ollama.ai/`, `library/`, `:latest`): `llama3`,
+/// `llama3:latest`, `library/llama3` and
+/// `registry.ollama.ai/library/llama3:latest` are one model to Ollama, and
+/// no other server takes them for different models. Used by
+/// `classify::model` (every protocol but Bedrock's and Gemini's, whose ids
+/// never carry them) and by the policy loader, which refuses a `Model` id
+/// that never matches.
+pub fn without_ollama_defaults(id: &str) -> &str {
+    let short = id.strip_prefix("registry.ollama.ai/").unwrap_or(id);
+    let short = match short.strip_prefix("library/") {
+        Some(rest) if !rest.contains('/') => rest,
+        _ => short,
+    };
+    let short = short.strip_suffix(":latest").unwrap_or(short);
+    if short.is_empty() || short.ends_with('/') {
+        id
+    } else {
+        short
+    }
+}
+
 /// Entity type of MCP tools (id: `<server>/<tool>`).
 pub const TOOL: &str = "Tool";
 /// Entity type of MCP servers (id: the route's `server`); the resource of every
