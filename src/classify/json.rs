@@ -111,9 +111,16 @@ impl<'a> Json<'a> {
         };
         let mut found = None;
         for (k, v) in entries {
-            if k.as_ref() == key {
-                found = Some(v);
-            } else if folds_to(k, key) {
+            // By length first: most keys are neither `key` nor can fold to it.
+            let folds = match k.len().cmp(&key.len()) {
+                std::cmp::Ordering::Less => false,
+                std::cmp::Ordering::Equal if k.as_ref() == key => {
+                    found = Some(v);
+                    false
+                }
+                _ => folds_to(k, key),
+            };
+            if folds {
                 return Err(k.as_ref());
             }
         }
@@ -181,7 +188,10 @@ pub fn folds_to(k: &str, key: &str) -> bool {
         // The common case, and the only one for ASCII keys.
         return k.eq_ignore_ascii_case(key);
     }
-    if k.is_ascii() || k.len() > key.len() * 3 {
+    // A folding character is two or three bytes for the one ASCII letter it
+    // stands for: only a longer key, not all ASCII, can fold (most keys are
+    // ruled out by their length alone).
+    if k.len() < key.len() || k.len() > key.len() * 3 || k.is_ascii() {
         return false;
     }
     let mut ours = k.chars();
