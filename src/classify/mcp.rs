@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 
 use crate::classify::ai::{get, len, opt_str};
 use crate::classify::body::{BodyError, BodyReader};
-use crate::classify::json::Json;
+use crate::classify::json::{Json, folded};
 use crate::classify::mcp_headers::{self, McpRefusal};
 use crate::classify::model::check_name;
 use crate::classify::routes::Route;
@@ -398,9 +398,23 @@ fn argument_names(params: &Json<'_>) -> Result<BTreeSet<String>, BodyError> {
         Some(Json::Object(args)) if args.len() > MAX_ARGUMENT_NAMES => Err(BodyError::Invalid(
             format!("`params.arguments` has more than {MAX_ARGUMENT_NAMES} names"),
         )),
-        Some(Json::Object(args)) => Ok(args.iter().map(|(k, _)| k.as_ref().to_owned()).collect()),
+        Some(Json::Object(args)) => Ok(with_folded(args.iter().map(|(k, _)| k.as_ref()))),
         Some(_) => Err(BodyError::field("params.arguments", "an object")),
     }
+}
+
+/// Each argument name as sent and, where it differs, as case-insensitive
+/// readers take it ([`folded`]): a Go typed handler fills its `path` field
+/// from `"Path"` or `"PAT\u{212A}"`, so a policy's
+/// `argument_names.contains("path")` must see those too. Write argument
+/// names in policies in lower case.
+fn with_folded<'k>(names: impl Iterator<Item = &'k str>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for name in names {
+        out.insert(folded(name).into_owned());
+        out.insert(name.to_owned());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -422,6 +436,17 @@ mod tests {
         assert_eq!(o[0].resource.to_string(), r#"Tool::"files/read_file""#);
         assert_eq!(o[0].action.to_string(), r#"Action::"call_tool""#);
         assert_eq!(o[0].tool.as_deref(), Some("files/read_file"));
+    }
+
+    #[test]
+    fn argument_names_hold_what_case_insensitive_readers_read() {
+        let o = ops(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"Path":"/etc/passwd","dry_run":true,"\u017Fize":1,"Fil\u212Aey":2,"m\u00f6de":3}}}"#).unwrap();
+        assert_eq!(
+            o[0].strings("argument_names"),
+            ["Fil\u{212A}ey", "Path", "dry_run", "filkey", "m\u{f6}de", "path", "size", "\u{17F}ize"]
+        );
+        let o = ops(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"p","arguments":{"PATH":"x"}}}"#).unwrap();
+        assert_eq!(o[0].strings("argument_names"), ["PATH", "path"]);
     }
 
     #[test]
