@@ -158,6 +158,25 @@ const SAMPLES: &[(&str, &str, &str, &str, &str)] = &[
     ("POST", "/model/arn:aws:bedrock:us-east-1:1:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0/converse-stream", CONVERSE, "chat", r#"Model::"anthropic.claude-3-haiku-20240307-v1:0""#),
     ("POST", "/model/anthropic.claude-3-haiku-20240307-v1:0/count-tokens", r#"{"input":{}}"#, "count_tokens", r#"Model::"anthropic.claude-3-haiku-20240307-v1:0""#),
     ("POST", "/async-invoke", r#"{"modelId":"amazon.nova-reel-v1:0","modelInput":{},"outputDataConfig":{}}"#, "chat", r#"Model::"amazon.nova-reel-v1:0""#),
+    // Model servers (no shipped route: on no route, read as on an `openai`
+    // route; or under `/openai/` and `/v1/`, which are `openai` routes).
+    ("POST", "/v2/models/resnet50/infer", r#"{"inputs":[]}"#, "predict", r#"Model::"resnet50""#),
+    ("POST", "/v1/v2/models/resnet50/versions/2/infer", r#"{"inputs":[]}"#, "predict", r#"Model::"resnet50""#),
+    ("POST", "/v2/models/llama-3-8b/generate", r#"{"text_input":"hi"}"#, "complete", r#"Model::"llama-3-8b""#),
+    ("POST", "/v2/models/llama-3-8b/versions/1/generate", r#"{"text_input":"hi"}"#, "complete", r#"Model::"llama-3-8b""#),
+    ("POST", "/v2/models/llama-3-8b/generate_stream", r#"{"text_input":"hi"}"#, "complete", r#"Model::"llama-3-8b""#),
+    ("POST", "/openai/v2/models/llama-3-8b/versions/1/generate_stream", r#"{"text_input":"hi"}"#, "complete", r#"Model::"llama-3-8b""#),
+    ("POST", "/kserve/v1/models/sklearn-iris:explain", r#"{"instances":[]}"#, "predict", r#"Model::"sklearn-iris""#),
+    ("POST", "/predictions/densenet161", "\u{89}PNG", "predict", r#"Model::"densenet161""#),
+    ("POST", "/predictions/densenet161/2.0", "x", "predict", r#"Model::"densenet161""#),
+    ("PUT", "/predictions/densenet161", "x", "predict", r#"Model::"densenet161""#),
+    ("PUT", "/predictions/densenet161/2.0", "x", "predict", r#"Model::"densenet161""#),
+    ("POST", "/explanations/densenet161", "x", "predict", r#"Model::"densenet161""#),
+    ("POST", "/explanations/densenet161/2.0", "x", "predict", r#"Model::"densenet161""#),
+    ("POST", "/endpoints/llm-prod/invocations", r#"{"inputs":"hi"}"#, "predict", r#"Model::"llm-prod""#),
+    ("POST", "/endpoints/llm-prod/invocations-response-stream", r#"{"inputs":"hi"}"#, "predict", r#"Model::"llm-prod""#),
+    ("POST", "/openai/endpoints/gpt-4o-mini-prod/async-invocations", "", "predict", r#"Model::"gpt-4o-mini""#),
+    ("POST", "/client/v4/accounts/0123abc/ai/run/@cf/meta/llama-3-8b-instruct", r#"{"prompt":"hi"}"#, "predict", r#"Model::"@cf/meta/llama-3-8b-instruct""#),
 ];
 
 #[test]
@@ -178,6 +197,18 @@ fn every_endpoint_row_has_a_sample() {
             });
             assert!(covered, "no sample for {row:?}");
         }
+    }
+    // The model servers have no shipped route: a sample on no route (read as
+    // on an `openai` route) covers a row as well.
+    for row in endpoints::SERVING {
+        let covered = SAMPLES.iter().any(|(m, p, ..)| {
+            let req = request(m, p, "", &[]);
+            // By value: a `const` table used in two places need not be one
+            // array in memory, and no two rows are equal.
+            endpoints::find(endpoints::SERVING, &req.method, &req.path)
+                .is_some_and(|found| found.endpoint == row)
+        });
+        assert!(covered, "no sample for {row:?}");
     }
 }
 
@@ -1044,4 +1075,100 @@ fn gemini_v1alpha_is_a_provider_route() {
         let got = outcome(&request("POST", path, GEMINI, &[]), &routes).unwrap();
         assert_eq!(got[0].0, action, "{path}");
     }
+}
+
+/// A model server's path names its model on any route and off every route:
+/// the row's method is classified on it; any other method, or the path on a
+/// route of another protocol, is `unclassified` on that model (a deny-list's
+/// forbid on the model holds); a model named elsewhere as well must agree.
+#[test]
+fn model_servers_paths_name_their_model() {
+    let routes = shipped_routes();
+    let run =
+        |method: &str, path: &str, body: &str| outcome(&request(method, path, body, &[]), &routes);
+    let unclassified = |model: &str| {
+        Ok(vec![(
+            "Action::\"unclassified\"".to_owned(),
+            format!("Model::\"{model}\""),
+        )])
+    };
+    for (method, path, body, model) in [
+        // Methods no row lists.
+        ("GET", "/predictions/densenet161", "", "densenet161"),
+        ("PATCH", "/v2/models/resnet50/infer", "{}", "resnet50"),
+        ("DELETE", "/endpoints/llm-prod/invocations", "", "llm-prod"),
+        ("PUT", "/v1/v2/models/Resnet50/infer", "{}", "resnet50"),
+        // On a `gemini` route (`/v1/models/*`), whose table has no `:explain`.
+        (
+            "POST",
+            "/v1/models/sklearn-iris:explain",
+            r#"{"instances":[]}"#,
+            "sklearn-iris",
+        ),
+        // On an `anthropic` route.
+        ("POST", "/v1/messages/predictions/o1", "{}", "o1"),
+        // Encoded, cased, doubled slashes, trailing slash: one model.
+        ("GET", "//predictions//%64ensenet161/", "", "densenet161"),
+        (
+            "GET",
+            "/AI/RUN/@CF/Meta/Llama-3-8b-Instruct",
+            "",
+            "@cf/meta/llama-3-8b-instruct",
+        ),
+    ] {
+        assert_eq!(
+            run(method, path, body),
+            unclassified(model),
+            "{method} {path}"
+        );
+    }
+    // The path's model and another one: refused, whichever a server reads.
+    for (method, path, body) in [
+        ("POST", "/v2/models/resnet50/infer?model=o1", "{}"),
+        ("GET", "/predictions/densenet161", r#"{"model":"o1"}"#),
+        (
+            "POST",
+            "/v1/models/sklearn-iris:explain",
+            r#"{"model":"o1"}"#,
+        ),
+        // A model server's model before another endpoint.
+        ("POST", "/ai/run/@cf/x/chat/completions", CHAT),
+        ("POST", "/predictions/a/predictions/b", "x"),
+        ("POST", "/v2/models/a/versions/1/x/models/b/infer", "x"),
+    ] {
+        assert_eq!(
+            run(method, path, body),
+            Err(Reason::ModelAmbiguous),
+            "{method} {path}"
+        );
+    }
+    // Plain paths that only resemble them stay plain HTTP.
+    for (method, path) in [
+        ("GET", "/v2/models/resnet50"),
+        ("GET", "/v2/models/resnet50/ready"),
+        ("POST", "/ai/run"),
+        ("GET", "/predictions"),
+    ] {
+        let got = run(method, path, "").unwrap();
+        assert_eq!(got[0].0, "Action::\"http\"", "{method} {path}");
+    }
+    // `context.ai.provider` names the server's API.
+    let ops = classify(
+        &request(
+            "POST",
+            "/endpoints/llm-prod/invocations-response-stream",
+            "{}",
+            &[],
+        ),
+        &routes,
+    )
+    .unwrap();
+    assert_eq!(ops[0].text("provider").as_deref(), Some("sagemaker"));
+    assert_eq!(ops[0].flag("stream"), Some(true));
+    let ops = classify(
+        &request("POST", "/ai/run/@cf/meta/llama-3-8b-instruct", "{}", &[]),
+        &routes,
+    )
+    .unwrap();
+    assert_eq!(ops[0].text("provider").as_deref(), Some("cloudflare"));
 }

@@ -206,7 +206,12 @@ pub fn folds_to(k: &str, key: &str) -> bool {
 /// ASCII `key`, `folds_to(k, key)` exactly when `folded(k)` is `key` in
 /// lower case. Borrowed when `k` is already folded.
 pub fn folded(k: &str) -> Cow<'_, str> {
-    let folds = |c: char| matches!(c, 'A'..='Z' | '\u{212A}' | '\u{17F}' | '\u{130}' | '\u{131}');
+    let folds = |c: char| {
+        matches!(
+            c,
+            'A'..='Z' | '\u{212A}' | '\u{17F}' | '\u{130}' | '\u{131}'
+        )
+    };
     if !k.chars().any(folds) {
         return Cow::Borrowed(k);
     }

@@ -443,7 +443,16 @@ mod tests {
         let o = ops(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"Path":"/etc/passwd","dry_run":true,"\u017Fize":1,"Fil\u212Aey":2,"m\u00f6de":3}}}"#).unwrap();
         assert_eq!(
             o[0].strings("argument_names"),
-            ["Fil\u{212A}ey", "Path", "dry_run", "filkey", "m\u{f6}de", "path", "size", "\u{17F}ize"]
+            [
+                "Fil\u{212A}ey",
+                "Path",
+                "dry_run",
+                "filkey",
+                "m\u{f6}de",
+                "path",
+                "size",
+                "\u{17F}ize"
+            ]
         );
         let o = ops(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"p","arguments":{"PATH":"x"}}}"#).unwrap();
         assert_eq!(o[0].strings("argument_names"), ["PATH", "path"]);

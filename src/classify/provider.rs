@@ -15,15 +15,15 @@ use crate::classify::{
 use crate::request::HttpRequest;
 use crate::target::{decode_segment, ends_with_ignore_case, starts_with_ignore_case};
 
-/// Classifies a request on a provider route with the protocol's table.
+/// Classifies a request on a provider route with the protocol's tables.
 pub fn parse(
     req: &HttpRequest,
     route: &Route,
     body: &BodyReader<'_>,
-    table: &'static [Endpoint],
+    tables: &[&'static [Endpoint]],
 ) -> Result<Operation, ClassifyError> {
     let protocol = route.protocol;
-    let found = endpoints::find(table, &req.method, &req.path);
+    let found = endpoints::find_in(tables, &req.method, &req.path);
     let query_model = query_model(&req.query, found.as_ref().map(|f| f.endpoint.model))?;
     let Some(found) = found else {
         if query_model.is_some() {
@@ -33,7 +33,8 @@ pub fn parse(
     };
     model_in_prefix(found.prefix, route.own_segments())?;
     let e = found.endpoint;
-    let mut base = AiInfo::new(provider(req, route), e.endpoint);
+    let vendor = e.vendor.unwrap_or_else(|| provider(req, route));
+    let mut base = AiInfo::new(vendor, e.endpoint);
     base.stream = e.stream;
     base.model = match e.model {
         ModelFrom::Path => {
@@ -97,15 +98,18 @@ fn upload_boundary<'a>(body: &BodyReader<'a>, e: &Endpoint) -> Result<Option<&'a
 /// Path segments after which some server reads the next segment as the
 /// model: LiteLLM's `/engines/{model}/…` and `/openai/deployments/{model:path}/…`
 /// (where the path wins over the body), Azure deployments, Gemini and Vertex
-/// `models/` and `tunedModels/`, Vertex `endpoints/{id}` (a deployed model),
-/// Bedrock `model/`.
-const MODEL_CONTAINERS: [&str; 6] = [
+/// `models/` and `tunedModels/`, KServe `models/`, Vertex `endpoints/{id}`
+/// (a deployed model) and SageMaker `endpoints/{name}`, Bedrock `model/`,
+/// TorchServe `predictions/` and `explanations/`.
+const MODEL_CONTAINERS: [&str; 8] = [
     "engines",
     "deployments",
     "models",
     "model",
     "tunedmodels",
     "endpoints",
+    "predictions",
+    "explanations",
 ];
 
 /// The part of the path before the recognised endpoint must not name a model
@@ -119,11 +123,17 @@ fn model_in_prefix(prefix: &str, own_segments: usize) -> Result<(), ModelError> 
         .filter(|s| !s.is_empty())
         .skip(own_segments)
         .peekable();
+    let mut previous = "";
     while let Some(seg) = segments.next() {
-        if segments.peek().is_some() && MODEL_CONTAINERS.iter().any(|c| seg.eq_ignore_ascii_case(c))
-        {
+        let more = segments.peek().is_some();
+        if more && MODEL_CONTAINERS.iter().any(|c| seg.eq_ignore_ascii_case(c)) {
             return Err(ModelError::InPrefix(seg.to_ascii_lowercase()));
         }
+        // Workers AI: `ai/run/` and the rest of the path is the model.
+        if more && previous.eq_ignore_ascii_case("ai") && seg.eq_ignore_ascii_case("run") {
+            return Err(ModelError::InPrefix("ai/run".to_owned()));
+        }
+        previous = seg;
     }
     Ok(())
 }

@@ -26,7 +26,11 @@
 //! - the body is a form with a `model` field (urlencoded, or multipart,
 //!   where a part named `model` in any case, or named with RFC 2231
 //!   `name*=`, counts);
-//! - the query names a model (`model`, `deployment`, `modelId`, `model_id`).
+//! - the query names a model (`model`, `deployment`, `modelId`, `model_id`);
+//! - the path is a model server's that names its model
+//!   ([`endpoints::SERVING`]: `/predictions/{model}`, `/v2/models/{model}/infer`,
+//!   ...), whatever the method: TorchServe runs `PUT` too, and a server may
+//!   take a method its row does not list.
 //!
 //! Refused (`body_invalid`): a body that starts like JSON but cannot be read
 //! to its end (cut by Envoy at `max_request_bytes`, padded, malformed), a
@@ -41,8 +45,9 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 
 use crate::classify::body::BodyError;
 use crate::classify::json::folds_to;
-use crate::classify::{ClassifyError, form, provider};
+use crate::classify::{ClassifyError, NameError, endpoints, form, provider};
 use crate::request::HttpRequest;
+use crate::target::decode_segment;
 
 /// Top-level JSON keys that name a model.
 const MODEL_KEYS: &[&str] = &["model", "modelId"];
@@ -81,6 +86,14 @@ pub fn sniff(req: &HttpRequest) -> Result<Sniffed, ClassifyError> {
         None => json(&req.body, &mut found)?,
     }
     forms(req, &mut found)?;
+    // A model server's path (`/predictions/{model}`) names its model for any
+    // method; the row's own method is classified before this is asked.
+    if let Some(raw) = endpoints::serving_model(&req.path) {
+        found.ai = true;
+        found
+            .models
+            .push(decode_segment(raw).ok_or(NameError::NotUtf8("model"))?);
+    }
     for key in provider::QUERY_MODEL_KEYS {
         if let Some(model) = provider::query_param(&req.query, key)? {
             found.ai = true;
