@@ -62,6 +62,8 @@ const VERTEX_ANTHROPIC: &str = r#"{"anthropic_version":"vertex-2023-10-16","max_
 const CONVERSE: &str = r#"{"messages":[{"role":"user","content":[{"text":"hi"}]}],"inferenceConfig":{"maxTokens":100}}"#;
 const INVOKE: &str = r#"{"anthropic_version":"bedrock-2023-05-31","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#;
 const HAIKU: &str = "anthropic.claude-3-haiku-20240307-v1:0";
+const RAG: &str = r#"{"input":{"text":"hi"},"retrieveAndGenerateConfiguration":{"type":"KNOWLEDGE_BASE","knowledgeBaseConfiguration":{"knowledgeBaseId":"KB1","modelArn":"arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"}}}"#;
+const RAG_EXTERNAL: &str = r#"{"input":{"text":"hi"},"retrieveAndGenerateConfiguration":{"type":"EXTERNAL_SOURCES","externalSourcesConfiguration":{"modelArn":"us.anthropic.claude-3-haiku-20240307-v1:0","sources":[]}}}"#;
 
 /// One sample per endpoint row: method, path, body, expected action and
 /// resource.
@@ -158,6 +160,9 @@ const SAMPLES: &[(&str, &str, &str, &str, &str)] = &[
     ("POST", "/model/arn:aws:bedrock:us-east-1:1:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0/converse-stream", CONVERSE, "chat", r#"Model::"anthropic.claude-3-haiku-20240307-v1:0""#),
     ("POST", "/model/anthropic.claude-3-haiku-20240307-v1:0/count-tokens", r#"{"input":{}}"#, "count_tokens", r#"Model::"anthropic.claude-3-haiku-20240307-v1:0""#),
     ("POST", "/async-invoke", r#"{"modelId":"amazon.nova-reel-v1:0","modelInput":{},"outputDataConfig":{}}"#, "chat", r#"Model::"amazon.nova-reel-v1:0""#),
+    // Bedrock Agent Runtime (no shipped route: read as on a `bedrock` route).
+    ("POST", "/retrieveAndGenerate", RAG, "chat", r#"Model::"anthropic.claude-3-haiku-20240307-v1:0""#),
+    ("POST", "/retrieveAndGenerateStream", RAG_EXTERNAL, "chat", r#"Model::"anthropic.claude-3-haiku-20240307-v1:0""#),
     // Model servers (no shipped route: on no route, read as on an `openai`
     // route; or under `/openai/` and `/v1/`, which are `openai` routes).
     ("POST", "/v2/models/resnet50/infer", r#"{"inputs":[]}"#, "predict", r#"Model::"resnet50""#),
@@ -189,9 +194,12 @@ fn every_endpoint_row_has_a_sample() {
         endpoints::BEDROCK,
     ] {
         for row in table {
+            // Bedrock Agent Runtime has no shipped route: off every route it
+            // is read as on a `bedrock` route.
+            let unrouted = row.endpoint.starts_with("retrieveAndGenerate");
             let covered = SAMPLES.iter().any(|(m, p, ..)| {
                 let req = request(m, p, "", &[]);
-                routes.find(&req).is_some()
+                (unrouted || routes.find(&req).is_some())
                     && endpoints::find(table, &req.method, &req.path)
                         .is_some_and(|found| std::ptr::eq(found.endpoint, row))
             });
@@ -1171,4 +1179,69 @@ fn model_servers_paths_name_their_model() {
     )
     .unwrap();
     assert_eq!(ops[0].text("provider").as_deref(), Some("cloudflare"));
+}
+
+/// Bedrock `retrieveAndGenerate` names its model in a nested configuration:
+/// read on its path, found by the sniffer on any other, and refused when two
+/// configurations disagree.
+#[test]
+fn retrieve_and_generate_names_its_model() {
+    let routes = shipped_routes();
+    let run = |path: &str, body: &str| outcome(&request("POST", path, body, &[]), &routes);
+    let both = |kb: &str, ext: &str| {
+        format!(
+            r#"{{"input":{{"text":"hi"}},"retrieveAndGenerateConfiguration":{{"type":"KNOWLEDGE_BASE","knowledgeBaseConfiguration":{{"knowledgeBaseId":"K","modelArn":"{kb}"}},"externalSourcesConfiguration":{{"modelArn":"{ext}","sources":[]}}}}}}"#
+        )
+    };
+    let haiku = || {
+        Ok(vec![(
+            "Action::\"chat\"".to_owned(),
+            format!("Model::\"{HAIKU}\""),
+        )])
+    };
+    // The same model twice, in two spellings: one model.
+    let same = both(
+        HAIKU,
+        &format!("arn:aws:bedrock:us-east-1::foundation-model/{HAIKU}"),
+    );
+    assert_eq!(run("/retrieveAndGenerate", &same), haiku());
+    assert_eq!(run("/agent-runtime/retrieveAndGenerate", RAG), haiku());
+    // Two models: refused, whichever the configuration's `type` selects.
+    let two = both(HAIKU, "anthropic.claude-3-opus-20240229-v1:0");
+    assert_eq!(
+        run("/retrieveAndGenerate", &two),
+        Err(Reason::ModelAmbiguous)
+    );
+    // No model, or one of the wrong type, or spelled as Go would read it.
+    for body in [
+        r#"{"input":{"text":"hi"},"retrieveAndGenerateConfiguration":{"type":"KNOWLEDGE_BASE","knowledgeBaseConfiguration":{"knowledgeBaseId":"K"}}}"#,
+        r#"{"retrieveAndGenerateConfiguration":{"knowledgeBaseConfiguration":{"modelArn":7}}}"#,
+        r#"{"retrieveAndGenerateConfiguration":{"knowledgeBaseConfiguration":{"modelArn":"a","ModelArn":"b"}}}"#,
+    ] {
+        assert_eq!(
+            run("/retrieveAndGenerate", body),
+            Err(Reason::BodyInvalid),
+            "{body}"
+        );
+    }
+    // On a path no table knows, the sniffer finds the nested model.
+    let unclassified = |model: &str| {
+        Ok(vec![(
+            "Action::\"unclassified\"".to_owned(),
+            format!("Model::\"{model}\""),
+        )])
+    };
+    // As on a `bedrock` route, the ARN and the inference profile are the model.
+    assert_eq!(run("/rag", RAG), unclassified(HAIKU));
+    assert_eq!(run("/rag", RAG_EXTERNAL), unclassified(HAIKU));
+    assert_eq!(run("/rag", &two), Err(Reason::ModelAmbiguous));
+    for body in [
+        r#"{"retrieveAndGenerateConfiguration":{"knowledgeBaseConfiguration":{"modelArn":7}}}"#,
+        r#"{"retrieveAndGenerateConfiguration":{"knowledgeBaseConfiguration":{"modelArn":"a","modelArn":"b"}}}"#,
+        r#"{"retrieveAndGenerateConfiguration":{"knowledgeBaseConfiguration":{"modelArn":"a","MODELARN":"b"}}}"#,
+    ] {
+        assert_eq!(run("/rag", body), Err(Reason::BodyInvalid), "{body}");
+    }
+    let got = run("/rag", r#"{"RetrieveAndGenerateConfiguration":{}}"#).unwrap();
+    assert_eq!(got[0].0, "Action::\"unclassified\"");
 }

@@ -32,6 +32,11 @@ pub enum ModelFrom {
     /// cannot see (an assistant's, a default), so the action becomes
     /// `opaque_inference` on the route.
     BodyOrOpaque(&'static [&'static str]),
+    /// Body fields of which the request may send several (Bedrock
+    /// `retrieveAndGenerate`'s knowledge-base and external-sources
+    /// configurations): one at least, and every one sent names the same
+    /// model (else `model_ambiguous`).
+    Bodies(&'static [&'static [&'static str]]),
     /// A query parameter, else `opaque_inference`.
     QueryOrOpaque(&'static str),
     /// Never visible: `opaque_inference` on the route.
@@ -287,7 +292,25 @@ pub const BEDROCK: &[Endpoint] = &[
     streamed(row("POST", "model/{model+}/converse-stream", "chat", "converse-stream", PATH, Fill::BedrockConverse)),
     row("POST", "model/{model+}/count-tokens", "count_tokens", "count-tokens", PATH, Fill::None),
     row("POST", "async-invoke", "chat", "async-invoke", ModelFrom::Body(&["modelId"]), Fill::ModelOnly),
+    // Bedrock Agent Runtime: the model generating the answer is nested.
+    row("POST", "retrieveAndGenerate", "chat", "retrieveAndGenerate", RAG_MODEL, Fill::ModelOnly),
+    streamed(row("POST", "retrieveAndGenerateStream", "chat", "retrieveAndGenerateStream", RAG_MODEL, Fill::ModelOnly)),
 ];
+
+/// Where `retrieveAndGenerate` names its model: the knowledge base's or the
+/// external sources' configuration.
+const RAG_MODEL: ModelFrom = ModelFrom::Bodies(&[
+    &[
+        "retrieveAndGenerateConfiguration",
+        "knowledgeBaseConfiguration",
+        "modelArn",
+    ],
+    &[
+        "retrieveAndGenerateConfiguration",
+        "externalSourcesConfiguration",
+        "modelArn",
+    ],
+]);
 
 /// Model servers whose path names the model they run: KServe v2 and Triton
 /// (`/v2/models/{model}/infer`), KServe v1's `:explain` (its `:predict` is

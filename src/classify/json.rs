@@ -228,7 +228,7 @@ pub fn folded(k: &str) -> Cow<'_, str> {
 }
 
 /// The strict value visitor: a `Json`, refusing duplicate keys.
-struct Strict;
+pub(crate) struct Strict;
 
 impl<'de> DeserializeSeed<'de> for Strict {
     type Value = Json<'de>;

@@ -45,6 +45,7 @@ pub fn parse(
         _ => None,
     };
     let mut fallbacks = Vec::new();
+    let mut named = Vec::new();
     let info = if e.fill == Fill::None {
         base
     } else if let Some(boundary) = upload_boundary(body, e)? {
@@ -52,6 +53,10 @@ pub fn parse(
     } else {
         ai::from_body(body, base, |info, json| {
             read_body(e, info, json)?;
+            if let ModelFrom::Bodies(fields) = e.model {
+                named = body_models(json, fields)?;
+                info.model = named.first().map(|(_, m)| m.clone());
+            }
             if e.fill == Fill::Openai {
                 fallbacks = fallback_models(json)?;
             }
@@ -68,6 +73,17 @@ pub fn parse(
         });
         if !same {
             return Err(ModelError::Fallback(key).into());
+        }
+    }
+    // Every field naming the model names the same one: the server reads the
+    // one its configuration `type` selects, which the gate does not follow.
+    for (key, sent) in named.iter().skip(1) {
+        let same = info.model.as_deref().is_some_and(|m| {
+            model::canonical(protocol, m, &route.model_aliases).ok()
+                == model::canonical(protocol, sent, &route.model_aliases).ok()
+        });
+        if !same {
+            return Err(ModelError::FieldsDisagree(key.clone()).into());
         }
     }
     // A model named in the query as well must be the same model: some servers
@@ -205,6 +221,11 @@ pub enum ModelError {
         "the body's `{0}` names another model than the request's, which some servers run when the first one fails: which one runs depends on the server"
     )]
     Fallback(&'static str),
+    /// The body names the model in two fields, differently.
+    #[error(
+        "the body's `{0}` names another model than the request's: which one runs depends on the server"
+    )]
+    FieldsDisagree(String),
     /// A request no provider table reads names several different models.
     #[error(
         "the request names several different models (body, form or query) on an endpoint cedar-gate does not recognise: which one runs depends on the server"
@@ -233,6 +254,32 @@ fn fallback_models(json: &Json<'_>) -> Result<Vec<(&'static str, String)>, BodyE
             })?;
             out.push((key, model.to_owned()));
         }
+    }
+    Ok(out)
+}
+
+/// The models the body names in `fields` (each a path of keys), with the
+/// field naming each; one at least.
+fn body_models(json: &Json<'_>, fields: &[&[&str]]) -> Result<Vec<(String, String)>, BodyError> {
+    let obj = object(json)?;
+    let mut out = Vec::new();
+    for keys in fields {
+        let key = keys.join(".");
+        match ai::nested(obj, keys)? {
+            None => {}
+            Some(Json::String(m)) if !m.is_empty() => out.push((key, m.as_ref().to_owned())),
+            Some(_) => return Err(BodyError::field(&key, "a non-empty string")),
+        }
+    }
+    if out.is_empty() {
+        let keys: Vec<String> = fields
+            .iter()
+            .map(|k| format!("`{}`", k.join(".")))
+            .collect();
+        return Err(BodyError::Invalid(format!(
+            "{} is required",
+            keys.join(" or ")
+        )));
     }
     Ok(out)
 }
@@ -291,7 +338,15 @@ fn finish(
             info.model_as_sent = (id != sent).then_some(sent);
             info.model = Some(id);
         }
-        (None, ModelFrom::Opaque | ModelFrom::BodyOrOpaque(_) | ModelFrom::QueryOrOpaque(_)) => {
+        // `Bodies` without a model: a `body: optional` route that could not
+        // read the body; the server runs a model the gate did not see.
+        (
+            None,
+            ModelFrom::Opaque
+            | ModelFrom::BodyOrOpaque(_)
+            | ModelFrom::QueryOrOpaque(_)
+            | ModelFrom::Bodies(_),
+        ) => {
             action = OPAQUE_INFERENCE;
         }
         (None, _) => {}

@@ -30,7 +30,11 @@
 //! - the path is a model server's that names its model
 //!   ([`endpoints::SERVING`]: `/predictions/{model}`, `/v2/models/{model}/infer`,
 //!   ...), whatever the method: TorchServe runs `PUT` too, and a server may
-//!   take a method its row does not list.
+//!   take a method its row does not list;
+//! - the body is a Bedrock `retrieveAndGenerate` request: a top-level
+//!   `retrieveAndGenerateConfiguration`, whose
+//!   `knowledgeBaseConfiguration.modelArn` and
+//!   `externalSourcesConfiguration.modelArn` are the models it names.
 //!
 //! Refused (`body_invalid`): a body that starts like JSON but cannot be read
 //! to its end (cut by Envoy at `max_request_bytes`, padded, malformed), a
@@ -39,13 +43,15 @@
 //! closed.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use crate::classify::ai;
 use crate::classify::body::BodyError;
-use crate::classify::json::folds_to;
-use crate::classify::{ClassifyError, NameError, endpoints, form, provider};
+use crate::classify::json::{Json, Strict, folds_to};
+use crate::classify::{ClassifyError, NameError, Protocol, endpoints, form, model, provider};
 use crate::request::HttpRequest;
 use crate::target::decode_segment;
 
@@ -53,6 +59,10 @@ use crate::target::decode_segment;
 const MODEL_KEYS: &[&str] = &["model", "modelId"];
 /// The top-level JSON key of a JSON-RPC message.
 const RPC_KEY: &str = "jsonrpc";
+/// The top-level key of a Bedrock `retrieveAndGenerate` request, and where
+/// under it the model is named.
+const RAG_KEY: &str = "retrieveAndGenerateConfiguration";
+const RAG_MODELS: [&str; 2] = ["knowledgeBaseConfiguration", "externalSourcesConfiguration"];
 
 /// What a request not read by any provider table names.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -212,6 +222,12 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
             if key == RPC_KEY || folds_to(&key, RPC_KEY) {
                 self.found.ai = true;
             }
+            if folds_to(&key, RAG_KEY) {
+                self.found.ai = true;
+                let config = map.next_value_seed(Strict)?;
+                rag_models(&config, &mut self.found.models).map_err(serde::de::Error::custom)?;
+                continue;
+            }
             map.next_value::<IgnoredAny>()?;
         }
         Ok(())
@@ -252,6 +268,28 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
     fn visit_unit<E>(self) -> Result<(), E> {
         Ok(())
     }
+}
+
+/// The models a Bedrock `retrieveAndGenerateConfiguration` names
+/// (`knowledgeBaseConfiguration.modelArn`, `externalSourcesConfiguration.modelArn`),
+/// read as the provider readers read them: a duplicate key, a key that
+/// case-insensitive readers take for one of these, or a `modelArn` that is
+/// not a string is an error (it could name a model).
+fn rag_models(config: &Json<'_>, models: &mut Vec<String>) -> Result<(), BodyError> {
+    for part in RAG_MODELS {
+        match ai::nested(config, &[part, "modelArn"])? {
+            None => {}
+            // A Bedrock model: its ARN or inference profile is the model
+            // id it names, as on a `bedrock` route, whatever route it is
+            // read on (a bad name is refused there).
+            Some(Json::String(m)) => models.push(
+                model::canonical(Protocol::Bedrock, m, &BTreeMap::new())
+                    .unwrap_or_else(|_| m.as_ref().to_owned()),
+            ),
+            Some(_) => return Err(BodyError::field(&format!("{part}.modelArn"), "a string")),
+        }
+    }
+    Ok(())
 }
 
 /// Whether a later element of a batch is an object with a JSON-RPC marker
