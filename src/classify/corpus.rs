@@ -1245,3 +1245,72 @@ fn retrieve_and_generate_names_its_model() {
     let got = run("/rag", r#"{"RetrieveAndGenerateConfiguration":{}}"#).unwrap();
     assert_eq!(got[0].0, "Action::\"unclassified\"");
 }
+
+/// A REST bridge's MCP tool call (LiteLLM `/mcp-rest/tools/call`): on an MCP
+/// route, `call_tool` on the tool it names (argument names as for JSON-RPC);
+/// another server selected in the body, or off every route, `unclassified`.
+#[test]
+fn rest_tool_calls_are_tool_calls() {
+    let routes = shipped_routes();
+    let run = |path: &str, body: &str| outcome(&request("POST", path, body, &[]), &routes);
+    let call = r#"{"name":"delete_repository","arguments":{"Repo":"x"}}"#;
+    let want = Ok(vec![(
+        "Action::\"call_tool\"".to_owned(),
+        "Tool::\"github/delete_repository\"".to_owned(),
+    )]);
+    for path in [
+        "/mcp/github/mcp-rest/tools/call",
+        "/mcp/github/MCP-REST/Tools/Call/",
+        "/mcp/github//mcp-rest/%74ools/call",
+        "/mcp/github/mcp/call_tool",
+    ] {
+        assert_eq!(run(path, call), want, "{path}");
+    }
+    let same_server = r#"{"server_id":"github","name":"delete_repository","arguments":{}}"#;
+    assert_eq!(run("/mcp/github/mcp-rest/tools/call", same_server), want);
+    let ops = classify(
+        &request("POST", "/mcp/github/mcp-rest/tools/call", call, &[]),
+        &routes,
+    )
+    .unwrap();
+    assert_eq!(ops[0].strings("argument_names"), ["Repo", "repo"]);
+    // Another server's tool: which one runs is the bridge's choice.
+    let other = r#"{"server_id":"3f2a-uuid","name":"delete_repository","arguments":{}}"#;
+    let got = run("/mcp/github/mcp-rest/tools/call", other).unwrap();
+    assert_eq!(
+        got,
+        [(
+            "Action::\"unclassified\"".to_owned(),
+            "McpServer::\"github\"".to_owned()
+        )]
+    );
+    // Read two ways, or without a tool: refused.
+    for body in [
+        r#"{"jsonrpc":"2.0","method":"tools/list","name":"delete_repository","arguments":{}}"#,
+        r#"{"method":"x","name":"delete_repository"}"#,
+        r#"{"arguments":{}}"#,
+        r#"{"name":"delete_repository","arguments":[]}"#,
+        r#"{"name":"delete_repository","Name":"list_repos"}"#,
+        r#"[{"name":"delete_repository"}]"#,
+    ] {
+        assert_eq!(
+            run("/mcp/github/mcp-rest/tools/call", body),
+            Err(Reason::BodyInvalid),
+            "{body}"
+        );
+    }
+    // Off every route the server cannot be known: unclassified, never http.
+    for (path, body) in [
+        ("/mcp-rest/tools/call", call),
+        ("/MCP-REST//TOOLS/CALL/", call),
+        ("/mcp-rest/tools/call", "{}"),
+        ("/mcp/call_tool", ""),
+        ("/bridge/run", call),
+        ("/bridge/run", r#"{"NAME":"x","Arguments":null}"#),
+    ] {
+        let got = run(path, body).unwrap();
+        assert_eq!(got[0].0, "Action::\"unclassified\"", "{path} {body}");
+    }
+    let got = run("/api/users", r#"{"name":"x","email":"y"}"#).unwrap();
+    assert_eq!(got[0].0, "Action::\"http\"");
+}

@@ -22,6 +22,7 @@ use crate::classify::ai::{get, len, opt_str};
 use crate::classify::body::{BodyError, BodyReader};
 use crate::classify::json::{Json, folded};
 use crate::classify::mcp_headers::{self, McpRefusal};
+use crate::classify::mcp_rest;
 use crate::classify::model::check_name;
 use crate::classify::routes::Route;
 use crate::classify::{ClassifyError, Operation, Protocol, UNCLASSIFIED, action, unclassified};
@@ -177,7 +178,15 @@ pub fn parse(
     let Some(json) = body.json()? else {
         return Ok(vec![unclassified(req, Protocol::Mcp)]);
     };
-    let infos = match infos(&json, &route.server) {
+    // A REST bridge's tool call (LiteLLM `/mcp-rest/tools/call`): no
+    // JSON-RPC envelope, so no mirrored headers to check either.
+    let rest = mcp_rest::is_tool_call_path(&req.path);
+    let read = if rest {
+        mcp_rest::tool_call(&json, &route.server).map(|call| vec![call])
+    } else {
+        infos(&json, &route.server)
+    };
+    let infos = match read {
         // A bad tool name is refused whatever the body mode.
         Err(ClassifyError::Name(e)) => return Err(e.into()),
         Err(ClassifyError::Body(e)) => body.lenient(Err(e))?,
@@ -188,7 +197,11 @@ pub fn parse(
     };
     // The headers are checked against a body that parsed: what the upstream
     // runs is the body, so the body's own errors come first.
-    let params = mcp_headers::check(req, &era, &json).map_err(|e| refuse(e, message_id(&json)))?;
+    let params = if rest {
+        Vec::new()
+    } else {
+        mcp_headers::check(req, &era, &json).map_err(|e| refuse(e, message_id(&json)))?
+    };
     if era.is_modern() && infos.iter().any(|(i, _)| i.method == "response") {
         return Err(BodyError::Invalid(
             "a client declaring MCP 2026-07-28 or later sends no JSON-RPC responses".to_owned(),
@@ -383,7 +396,7 @@ fn listen_filter(params: &Json<'_>, info: &mut McpInfo) -> Result<(), BodyError>
     Ok(())
 }
 
-fn required_name(params: &Json<'_>, key: &str) -> Result<String, BodyError> {
+pub(super) fn required_name(params: &Json<'_>, key: &str) -> Result<String, BodyError> {
     match opt_str(params, key) {
         Ok(Some(s)) if !s.is_empty() => Ok(s),
         _ => Err(BodyError::Invalid(format!(
@@ -392,7 +405,7 @@ fn required_name(params: &Json<'_>, key: &str) -> Result<String, BodyError> {
     }
 }
 
-fn argument_names(params: &Json<'_>) -> Result<BTreeSet<String>, BodyError> {
+pub(super) fn argument_names(params: &Json<'_>) -> Result<BTreeSet<String>, BodyError> {
     match get(params, "arguments")? {
         None => Ok(BTreeSet::new()),
         Some(Json::Object(args)) if args.len() > MAX_ARGUMENT_NAMES => Err(BodyError::Invalid(

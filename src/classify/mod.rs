@@ -17,6 +17,7 @@ pub mod http;
 pub mod json;
 pub mod mcp;
 pub mod mcp_headers;
+pub mod mcp_rest;
 pub mod model;
 pub mod openai;
 pub mod provider;

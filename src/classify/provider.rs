@@ -63,39 +63,30 @@ pub fn parse(
             Ok(())
         })?
     };
-    // Models a server runs when the request's model fails (OpenRouter
-    // `models`, LiteLLM `fallbacks`): a caller can make the first one fail on
-    // purpose, so each must be the request's model.
-    for (key, sent) in fallbacks {
-        let same = info.model.as_deref().is_some_and(|m| {
-            model::canonical(protocol, m, &route.model_aliases).ok()
-                == model::canonical(protocol, &sent, &route.model_aliases).ok()
-        });
-        if !same {
-            return Err(ModelError::Fallback(key).into());
-        }
-    }
-    // Every field naming the model names the same one: the server reads the
-    // one its configuration `type` selects, which the gate does not follow.
-    for (key, sent) in named.iter().skip(1) {
-        let same = info.model.as_deref().is_some_and(|m| {
+    // Every other place the request names a model must name the request's
+    // model (compared as entities: spellings of one model agree).
+    let same = |sent: &str| {
+        info.model.as_deref().is_some_and(|m| {
             model::canonical(protocol, m, &route.model_aliases).ok()
                 == model::canonical(protocol, sent, &route.model_aliases).ok()
-        });
-        if !same {
-            return Err(ModelError::FieldsDisagree(key.clone()).into());
-        }
+        })
+    };
+    // Models a server runs when the request's model fails (OpenRouter
+    // `models`, LiteLLM `fallbacks`): a caller can make the first one fail on
+    // purpose.
+    if let Some((key, _)) = fallbacks.iter().find(|(_, sent)| !same(sent)) {
+        return Err(ModelError::Fallback(key).into());
     }
-    // A model named in the query as well must be the same model: some servers
-    // read the query, others the body (a run with `?model=o1` and no body model).
-    if let Some((key, sent)) = query_model {
-        let same = info.model.as_deref().is_some_and(|m| {
-            model::canonical(protocol, m, &route.model_aliases).ok()
-                == model::canonical(protocol, &sent, &route.model_aliases).ok()
-        });
-        if !same {
-            return Err(ModelError::QueryDisagrees(key).into());
-        }
+    // Fields naming the model (Bedrock `retrieveAndGenerate`): the server
+    // reads the one its configuration `type` selects, which the gate does not
+    // follow.
+    if let Some((key, _)) = named.iter().skip(1).find(|(_, sent)| !same(sent)) {
+        return Err(ModelError::FieldsDisagree(key.clone()).into());
+    }
+    // The query: some servers read it, others the body (a run with
+    // `?model=o1` and no body model).
+    if let Some((key, _)) = query_model.filter(|(_, sent)| !same(sent)) {
+        return Err(ModelError::QueryDisagrees(key).into());
     }
     finish(info, e, route, req)
 }

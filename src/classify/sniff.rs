@@ -31,6 +31,9 @@
 //!   ([`endpoints::SERVING`]: `/predictions/{model}`, `/v2/models/{model}/infer`,
 //!   ...), whatever the method: TorchServe runs `PUT` too, and a server may
 //!   take a method its row does not list;
+//! - the JSON body's top-level object has the keys `name` and `arguments` (a
+//!   tool call without a JSON-RPC envelope), or the path is a REST bridge's
+//!   tool call (`…/tools/call`, `…/call_tool`: LiteLLM's `/mcp-rest/tools/call`);
 //! - the body is a Bedrock `retrieveAndGenerate` request: a top-level
 //!   `retrieveAndGenerateConfiguration`, whose
 //!   `knowledgeBaseConfiguration.modelArn` and
@@ -51,7 +54,9 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use crate::classify::ai;
 use crate::classify::body::BodyError;
 use crate::classify::json::{Json, Strict, folds_to};
-use crate::classify::{ClassifyError, NameError, Protocol, endpoints, form, model, provider};
+use crate::classify::{
+    ClassifyError, NameError, Protocol, endpoints, form, mcp_rest, model, provider,
+};
 use crate::request::HttpRequest;
 use crate::target::decode_segment;
 
@@ -96,6 +101,11 @@ pub fn sniff(req: &HttpRequest) -> Result<Sniffed, ClassifyError> {
         None => json(&req.body, &mut found)?,
     }
     forms(req, &mut found)?;
+    // A REST bridge's MCP tool call (LiteLLM `/mcp-rest/tools/call`) runs a
+    // tool on a server only the bridge knows.
+    if mcp_rest::is_tool_call_path(&req.path) {
+        found.ai = true;
+    }
     // A model server's path (`/predictions/{model}`) names its model for any
     // method; the row's own method is classified before this is asked.
     if let Some(raw) = endpoints::serving_model(&req.path) {
@@ -204,7 +214,13 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // `name` with `arguments`: a tool call without a JSON-RPC envelope
+        // (a REST bridge's `{"name": ..., "arguments": {...}}`).
+        let (mut name, mut arguments) = (false, false);
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            name |= folds_to(&key, "name");
+            arguments |= folds_to(&key, "arguments");
+            self.found.ai |= name && arguments;
             if MODEL_KEYS.iter().any(|k| *k == key || folds_to(&key, k)) {
                 self.found.ai = true;
                 let model = map.next_value::<serde_json::Value>()?;
