@@ -171,6 +171,7 @@ const SAMPLES: &[(&str, &str, &str, &str, &str)] = &[
     ("POST", "/v2/models/llama-3-8b/versions/1/generate", r#"{"text_input":"hi"}"#, "complete", r#"Model::"llama-3-8b""#),
     ("POST", "/v2/models/llama-3-8b/generate_stream", r#"{"text_input":"hi"}"#, "complete", r#"Model::"llama-3-8b""#),
     ("POST", "/openai/v2/models/llama-3-8b/versions/1/generate_stream", r#"{"text_input":"hi"}"#, "complete", r#"Model::"llama-3-8b""#),
+    ("POST", "/openai/v1/models/sklearn-iris:predict", r#"{"instances":[]}"#, "predict", r#"Model::"sklearn-iris""#),
     ("POST", "/kserve/v1/models/sklearn-iris:explain", r#"{"instances":[]}"#, "predict", r#"Model::"sklearn-iris""#),
     ("POST", "/predictions/densenet161", "\u{89}PNG", "predict", r#"Model::"densenet161""#),
     ("POST", "/predictions/densenet161/2.0", "x", "predict", r#"Model::"densenet161""#),
@@ -1160,6 +1161,40 @@ fn model_servers_paths_name_their_model() {
         let got = run(method, path, "").unwrap();
         assert_eq!(got[0].0, "Action::\"http\"", "{method} {path}");
     }
+    // A SageMaker header selecting a model inside the endpoint: refused, as
+    // the model that runs is not the one the path names.
+    for header in [
+        "X-Amzn-SageMaker-Target-Model",
+        "x-amzn-sagemaker-inference-component",
+    ] {
+        let req = request(
+            "POST",
+            "/endpoints/llm-prod/invocations",
+            "{}",
+            &[(header, "m2.tar.gz")],
+        );
+        assert_eq!(
+            outcome(&req, &routes),
+            Err(Reason::ModelAmbiguous),
+            "{header}"
+        );
+    }
+    // KServe v1 on an `openai` route; off every route, Gemini's row (the same
+    // operation); `GET /v1/models/{m}` stays OpenAI's model lookup.
+    assert_eq!(
+        run("POST", "/kserve/v1/models/Sklearn-Iris:predict", "{}"),
+        Ok(vec![(
+            "Action::\"predict\"".to_owned(),
+            "Model::\"sklearn-iris\"".to_owned()
+        )])
+    );
+    assert_eq!(
+        run("GET", "/v1/models/gpt-4o", ""),
+        Ok(vec![(
+            "Action::\"get_model\"".to_owned(),
+            "Model::\"gpt-4o\"".to_owned()
+        )])
+    );
     // `context.ai.provider` names the server's API.
     let ops = classify(
         &request(

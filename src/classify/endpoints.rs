@@ -313,10 +313,10 @@ const RAG_MODEL: ModelFrom = ModelFrom::Bodies(&[
 ]);
 
 /// Model servers whose path names the model they run: KServe v2 and Triton
-/// (`/v2/models/{model}/infer`), KServe v1's `:explain` (its `:predict` is
-/// Gemini's row), TorchServe (`/predictions/{model}`), SageMaker runtime
+/// (`/v2/models/{model}/infer`), KServe v1 (`/v1/models/{model}:predict`,
+/// `:explain`), TorchServe (`/predictions/{model}`), SageMaker runtime
 /// (`/endpoints/{name}/invocations`, a deployment name that `model_aliases`
-/// maps, as an Azure deployment's) and Cloudflare Workers AI
+/// maps, as an Azure deployment's; see [`MODEL_HEADERS`]) and Cloudflare Workers AI
 /// (`/ai/run/@cf/meta/llama-3-8b-instruct`). Read on OpenAI-compatible
 /// routes after [`OPENAI`], and off every route. The body is not read: it is
 /// a tensor, an image or the model's own format, and the server runs the
@@ -329,6 +329,9 @@ pub const SERVING: &[Endpoint] = &[
     served_by("kserve", row("POST", "models/{model}/versions/{id}/generate", "complete", "generate", PATH, Fill::None)),
     served_by("kserve", streamed(row("POST", "models/{model}/generate_stream", "complete", "generate_stream", PATH, Fill::None))),
     served_by("kserve", streamed(row("POST", "models/{model}/versions/{id}/generate_stream", "complete", "generate_stream", PATH, Fill::None))),
+    // KServe v1: also Gemini's `:predict` row, which is read first off every
+    // route and on `gemini` routes; this one serves `openai` routes.
+    served_by("kserve", row("POST", "models/{model}:predict", "predict", "predict", PATH, Fill::None)),
     served_by("kserve", row("POST", "models/{model}:explain", "predict", "explain", PATH, Fill::None)),
     // TorchServe takes `PUT` as well (`curl -T`). The versioned row first:
     // TorchServe reads `/predictions/a/b` as model `a`, version `b`.
@@ -343,6 +346,17 @@ pub const SERVING: &[Endpoint] = &[
     served_by("sagemaker", row("POST", "endpoints/{model}/async-invocations", "predict", "async-invocations", PATH, Fill::None)),
     // `/client/v4/accounts/{account}/ai/run/{model}` and a Worker's `/ai/run/`.
     served_by("cloudflare", row("POST", "ai/run/{model+}", "predict", "run", PATH, Fill::None)),
+];
+
+/// Headers with which a model server runs another model than its path
+/// names: SageMaker's multi-model (`Target-Model`), inference component and
+/// production variant selectors. The gate cannot tell that model, so a
+/// request carrying one on such a row is refused (`model_ambiguous`).
+pub const MODEL_HEADERS: &[(&str, &str)] = &[
+    ("sagemaker", "x-amzn-sagemaker-target-model"),
+    ("sagemaker", "x-amzn-sagemaker-inference-component"),
+    ("sagemaker", "x-amzn-sagemaker-target-variant"),
+    ("sagemaker", "x-amzn-sagemaker-target-container-hostname"),
 ];
 
 /// The tables an `openai` route reads, in order.

@@ -33,6 +33,12 @@ pub fn parse(
     };
     model_in_prefix(found.prefix, route.own_segments())?;
     let e = found.endpoint;
+    if let Some((_, header)) = endpoints::MODEL_HEADERS
+        .iter()
+        .find(|(vendor, h)| e.vendor == Some(*vendor) && req.header(h).is_some())
+    {
+        return Err(ModelError::InHeader(header).into());
+    }
     let vendor = e.vendor.unwrap_or_else(|| provider(req, route));
     let mut base = AiInfo::new(vendor, e.endpoint);
     base.stream = e.stream;
@@ -212,6 +218,9 @@ pub enum ModelError {
         "the body's `{0}` names another model than the request's, which some servers run when the first one fails: which one runs depends on the server"
     )]
     Fallback(&'static str),
+    /// A header makes the server run another model than the path names.
+    #[error("the header `{0}` selects a model inside the endpoint, which cedar-gate cannot tell")]
+    InHeader(&'static str),
     /// The body names the model in two fields, differently.
     #[error(
         "the body's `{0}` names another model than the request's: which one runs depends on the server"
