@@ -18,7 +18,8 @@
 //! Looks like a model call or an MCP message:
 //! - the body is JSON (whatever the `content-type`: Go and many Python
 //!   servers ignore it) whose top-level object, or a batch's first object,
-//!   has a key `model`, `modelId` or `jsonrpc`, compared as Go's
+//!   has a key `model`, `modelId`, `foundationModel` (Bedrock
+//!   `invokeInlineAgent`) or `jsonrpc`, compared as Go's
 //!   `encoding/json` matches keys (case folded: `JSONRPC`, and `jſonrpc`
 //!   with U+017F, count), escapes decoded; or any later object of a batch
 //!   has a key `jsonrpc` (a JSON-RPC 2.0 server runs the valid elements of
@@ -60,8 +61,9 @@ use crate::classify::{
 use crate::request::HttpRequest;
 use crate::target::decode_segment;
 
-/// Top-level JSON keys that name a model.
-const MODEL_KEYS: &[&str] = &["model", "modelId"];
+/// Top-level JSON keys that name a model (`foundationModel`: Bedrock Agent
+/// Runtime's `invokeInlineAgent`).
+const MODEL_KEYS: &[&str] = &["model", "modelId", "foundationModel"];
 /// The top-level JSON key of a JSON-RPC message.
 const RPC_KEY: &str = "jsonrpc";
 /// The top-level key of a Bedrock `retrieveAndGenerate` request, and where
@@ -451,6 +453,16 @@ mod tests {
             (r#"  {"stream":false,"MODEL":"llama3"}"#, vec!["llama3"]),
             (r#"{"mod\u0065l":"bge"}"#, vec!["bge"]),
             ("\u{FEFF}{\"modelId\":\"m\"}", vec!["m"]),
+            (
+                "{\"FoundationModel\":\"m\",\"instruction\":\"x\"}",
+                vec!["m"],
+            ),
+            (
+                r#"{"retrieveAndGenerateConfiguration":{"externalSourcesConfiguration":{"modelArn":"arn:aws:bedrock:us-east-1::foundation-model/Meta.X"}}}"#,
+                vec!["meta.x"],
+            ),
+            (r#"{"name":"delete_repository","arguments":{}}"#, vec![]),
+            (r#"{"Arguments":{},"NAME":"t"}"#, vec![]),
             (r#"{"model":"a","Model":"b"}"#, vec!["a", "b"]),
             (r#"{"model":null,"jsonrpc":"2.0"}"#, vec![]),
             (
