@@ -1,5 +1,6 @@
 //! Every model-provider endpoint cedar-gate recognises, as data: one table
-//! per protocol, one row per endpoint, first match wins. A request on a
+//! per protocol (and [`SERVING`], the model servers whose path names the
+//! model, read with OpenAI's), one row per endpoint, first match wins. A request on a
 //! provider route that no row matches is `Action::"unclassified"` (see
 //! [`super::unclassified`]): the table is an allow-list of understood
 //! spellings, never a deny-list.
@@ -15,7 +16,7 @@
 //! - `{model}:verb`: a Gemini / Vertex method segment, the model before `:`.
 //!
 //! Sources per provider are listed in docs/ai-traffic.md; every row has a
-//! fixture in `classify::fixtures`.
+//! sample in `classify::corpus`.
 
 use crate::target::ends_with_ignore_case;
 

@@ -14,7 +14,8 @@
 //! `body: optional`, an unreadable body is `unclassified`, as are other HTTP
 //! methods and JSON-RPC methods this module does not know (never plain
 //! `http`). Tool names with control characters or surrounding whitespace are
-//! refused (`name_invalid`).
+//! refused (`name_invalid`). A REST bridge's tool call without the JSON-RPC
+//! envelope (LiteLLM `/mcp-rest/tools/call`) is read by [`super::mcp_rest`].
 
 use std::collections::BTreeSet;
 
