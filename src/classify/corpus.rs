@@ -62,6 +62,8 @@ const VERTEX_ANTHROPIC: &str = r#"{"anthropic_version":"vertex-2023-10-16","max_
 const CONVERSE: &str = r#"{"messages":[{"role":"user","content":[{"text":"hi"}]}],"inferenceConfig":{"maxTokens":100}}"#;
 const INVOKE: &str = r#"{"anthropic_version":"bedrock-2023-05-31","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#;
 const HAIKU: &str = "anthropic.claude-3-haiku-20240307-v1:0";
+const RAG: &str = r#"{"input":{"text":"hi"},"retrieveAndGenerateConfiguration":{"type":"KNOWLEDGE_BASE","knowledgeBaseConfiguration":{"knowledgeBaseId":"KB1","modelArn":"arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"}}}"#;
+const RAG_EXTERNAL: &str = r#"{"input":{"text":"hi"},"retrieveAndGenerateConfiguration":{"type":"EXTERNAL_SOURCES","externalSourcesConfiguration":{"modelArn":"us.anthropic.claude-3-haiku-20240307-v1:0","sources":[]}}}"#;
 
 /// One sample per endpoint row: method, path, body, expected action and
 /// resource.
@@ -158,6 +160,29 @@ const SAMPLES: &[(&str, &str, &str, &str, &str)] = &[
     ("POST", "/model/arn:aws:bedrock:us-east-1:1:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0/converse-stream", CONVERSE, "chat", r#"Model::"anthropic.claude-3-haiku-20240307-v1:0""#),
     ("POST", "/model/anthropic.claude-3-haiku-20240307-v1:0/count-tokens", r#"{"input":{}}"#, "count_tokens", r#"Model::"anthropic.claude-3-haiku-20240307-v1:0""#),
     ("POST", "/async-invoke", r#"{"modelId":"amazon.nova-reel-v1:0","modelInput":{},"outputDataConfig":{}}"#, "chat", r#"Model::"amazon.nova-reel-v1:0""#),
+    // Bedrock Agent Runtime (no shipped route: read as on a `bedrock` route).
+    ("POST", "/retrieveAndGenerate", RAG, "chat", r#"Model::"anthropic.claude-3-haiku-20240307-v1:0""#),
+    ("POST", "/retrieveAndGenerateStream", RAG_EXTERNAL, "chat", r#"Model::"anthropic.claude-3-haiku-20240307-v1:0""#),
+    // Model servers (no shipped route: on no route, read as on an `openai`
+    // route; or under `/openai/` and `/v1/`, which are `openai` routes).
+    ("POST", "/v2/models/resnet50/infer", r#"{"inputs":[]}"#, "predict", r#"Model::"resnet50""#),
+    ("POST", "/v1/v2/models/resnet50/versions/2/infer", r#"{"inputs":[]}"#, "predict", r#"Model::"resnet50""#),
+    ("POST", "/v2/models/llama-3-8b/generate", r#"{"text_input":"hi"}"#, "complete", r#"Model::"llama-3-8b""#),
+    ("POST", "/v2/models/llama-3-8b/versions/1/generate", r#"{"text_input":"hi"}"#, "complete", r#"Model::"llama-3-8b""#),
+    ("POST", "/v2/models/llama-3-8b/generate_stream", r#"{"text_input":"hi"}"#, "complete", r#"Model::"llama-3-8b""#),
+    ("POST", "/openai/v2/models/llama-3-8b/versions/1/generate_stream", r#"{"text_input":"hi"}"#, "complete", r#"Model::"llama-3-8b""#),
+    ("POST", "/openai/v1/models/sklearn-iris:predict", r#"{"instances":[]}"#, "predict", r#"Model::"sklearn-iris""#),
+    ("POST", "/kserve/v1/models/sklearn-iris:explain", r#"{"instances":[]}"#, "predict", r#"Model::"sklearn-iris""#),
+    ("POST", "/predictions/densenet161", "\u{89}PNG", "predict", r#"Model::"densenet161""#),
+    ("POST", "/predictions/densenet161/2.0", "x", "predict", r#"Model::"densenet161""#),
+    ("PUT", "/predictions/densenet161", "x", "predict", r#"Model::"densenet161""#),
+    ("PUT", "/predictions/densenet161/2.0", "x", "predict", r#"Model::"densenet161""#),
+    ("POST", "/explanations/densenet161", "x", "predict", r#"Model::"densenet161""#),
+    ("POST", "/explanations/densenet161/2.0", "x", "predict", r#"Model::"densenet161""#),
+    ("POST", "/endpoints/llm-prod/invocations", r#"{"inputs":"hi"}"#, "predict", r#"Model::"llm-prod""#),
+    ("POST", "/endpoints/llm-prod/invocations-response-stream", r#"{"inputs":"hi"}"#, "predict", r#"Model::"llm-prod""#),
+    ("POST", "/openai/endpoints/gpt-4o-mini-prod/async-invocations", "", "predict", r#"Model::"gpt-4o-mini""#),
+    ("POST", "/client/v4/accounts/0123abc/ai/run/@cf/meta/llama-3-8b-instruct", r#"{"prompt":"hi"}"#, "predict", r#"Model::"@cf/meta/llama-3-8b-instruct""#),
 ];
 
 #[test]
@@ -170,14 +195,29 @@ fn every_endpoint_row_has_a_sample() {
         endpoints::BEDROCK,
     ] {
         for row in table {
+            // Bedrock Agent Runtime has no shipped route: off every route it
+            // is read as on a `bedrock` route.
+            let unrouted = row.endpoint.starts_with("retrieveAndGenerate");
             let covered = SAMPLES.iter().any(|(m, p, ..)| {
                 let req = request(m, p, "", &[]);
-                routes.find(&req).is_some()
+                (unrouted || routes.find(&req).is_some())
                     && endpoints::find(table, &req.method, &req.path)
                         .is_some_and(|found| std::ptr::eq(found.endpoint, row))
             });
             assert!(covered, "no sample for {row:?}");
         }
+    }
+    // The model servers have no shipped route: a sample on no route (read as
+    // on an `openai` route) covers a row as well.
+    for row in endpoints::SERVING {
+        let covered = SAMPLES.iter().any(|(m, p, ..)| {
+            let req = request(m, p, "", &[]);
+            // By value: a `const` table used in two places need not be one
+            // array in memory, and no two rows are equal.
+            endpoints::find(endpoints::SERVING, &req.method, &req.path)
+                .is_some_and(|found| found.endpoint == row)
+        });
+        assert!(covered, "no sample for {row:?}");
     }
 }
 
@@ -1044,4 +1084,268 @@ fn gemini_v1alpha_is_a_provider_route() {
         let got = outcome(&request("POST", path, GEMINI, &[]), &routes).unwrap();
         assert_eq!(got[0].0, action, "{path}");
     }
+}
+
+/// A model server's path names its model on any route and off every route:
+/// the row's method is classified on it; any other method, or the path on a
+/// route of another protocol, is `unclassified` on that model (a deny-list's
+/// forbid on the model holds); a model named elsewhere as well must agree.
+#[test]
+fn model_servers_paths_name_their_model() {
+    let routes = shipped_routes();
+    let run =
+        |method: &str, path: &str, body: &str| outcome(&request(method, path, body, &[]), &routes);
+    let unclassified = |model: &str| {
+        Ok(vec![(
+            "Action::\"unclassified\"".to_owned(),
+            format!("Model::\"{model}\""),
+        )])
+    };
+    for (method, path, body, model) in [
+        // Methods no row lists.
+        ("GET", "/predictions/densenet161", "", "densenet161"),
+        ("PATCH", "/v2/models/resnet50/infer", "{}", "resnet50"),
+        ("DELETE", "/endpoints/llm-prod/invocations", "", "llm-prod"),
+        ("PUT", "/v1/v2/models/Resnet50/infer", "{}", "resnet50"),
+        // On a `gemini` route (`/v1/models/*`), whose table has no `:explain`.
+        (
+            "POST",
+            "/v1/models/sklearn-iris:explain",
+            r#"{"instances":[]}"#,
+            "sklearn-iris",
+        ),
+        // On an `anthropic` route.
+        ("POST", "/v1/messages/predictions/o1", "{}", "o1"),
+        // Encoded, cased, doubled slashes, trailing slash: one model.
+        ("GET", "//predictions//%64ensenet161/", "", "densenet161"),
+        (
+            "GET",
+            "/AI/RUN/@CF/Meta/Llama-3-8b-Instruct",
+            "",
+            "@cf/meta/llama-3-8b-instruct",
+        ),
+    ] {
+        assert_eq!(
+            run(method, path, body),
+            unclassified(model),
+            "{method} {path}"
+        );
+    }
+    // The path's model and another one: refused, whichever a server reads.
+    for (method, path, body) in [
+        ("POST", "/v2/models/resnet50/infer?model=o1", "{}"),
+        ("GET", "/predictions/densenet161", r#"{"model":"o1"}"#),
+        (
+            "POST",
+            "/v1/models/sklearn-iris:explain",
+            r#"{"model":"o1"}"#,
+        ),
+        // A model server's model before another endpoint.
+        ("POST", "/ai/run/@cf/x/chat/completions", CHAT),
+        ("POST", "/predictions/a/predictions/b", "x"),
+        ("POST", "/v2/models/a/versions/1/x/models/b/infer", "x"),
+    ] {
+        assert_eq!(
+            run(method, path, body),
+            Err(Reason::ModelAmbiguous),
+            "{method} {path}"
+        );
+    }
+    // Plain paths that only resemble them stay plain HTTP.
+    for (method, path) in [
+        ("GET", "/v2/models/resnet50"),
+        ("GET", "/v2/models/resnet50/ready"),
+        ("POST", "/ai/run"),
+        ("GET", "/predictions"),
+    ] {
+        let got = run(method, path, "").unwrap();
+        assert_eq!(got[0].0, "Action::\"http\"", "{method} {path}");
+    }
+    // A SageMaker header selecting a model inside the endpoint: refused, as
+    // the model that runs is not the one the path names.
+    for header in [
+        "X-Amzn-SageMaker-Target-Model",
+        "x-amzn-sagemaker-inference-component",
+    ] {
+        let req = request(
+            "POST",
+            "/endpoints/llm-prod/invocations",
+            "{}",
+            &[(header, "m2.tar.gz")],
+        );
+        assert_eq!(
+            outcome(&req, &routes),
+            Err(Reason::ModelAmbiguous),
+            "{header}"
+        );
+    }
+    // KServe v1 on an `openai` route; off every route, Gemini's row (the same
+    // operation); `GET /v1/models/{m}` stays OpenAI's model lookup.
+    assert_eq!(
+        run("POST", "/kserve/v1/models/Sklearn-Iris:predict", "{}"),
+        Ok(vec![(
+            "Action::\"predict\"".to_owned(),
+            "Model::\"sklearn-iris\"".to_owned()
+        )])
+    );
+    assert_eq!(
+        run("GET", "/v1/models/gpt-4o", ""),
+        Ok(vec![(
+            "Action::\"get_model\"".to_owned(),
+            "Model::\"gpt-4o\"".to_owned()
+        )])
+    );
+    // `context.ai.provider` names the server's API.
+    let ops = classify(
+        &request(
+            "POST",
+            "/endpoints/llm-prod/invocations-response-stream",
+            "{}",
+            &[],
+        ),
+        &routes,
+    )
+    .unwrap();
+    assert_eq!(ops[0].text("provider").as_deref(), Some("sagemaker"));
+    assert_eq!(ops[0].flag("stream"), Some(true));
+    let ops = classify(
+        &request("POST", "/ai/run/@cf/meta/llama-3-8b-instruct", "{}", &[]),
+        &routes,
+    )
+    .unwrap();
+    assert_eq!(ops[0].text("provider").as_deref(), Some("cloudflare"));
+}
+
+/// Bedrock `retrieveAndGenerate` names its model in a nested configuration:
+/// read on its path, found by the sniffer on any other, and refused when two
+/// configurations disagree.
+#[test]
+fn retrieve_and_generate_names_its_model() {
+    let routes = shipped_routes();
+    let run = |path: &str, body: &str| outcome(&request("POST", path, body, &[]), &routes);
+    let both = |kb: &str, ext: &str| {
+        format!(
+            r#"{{"input":{{"text":"hi"}},"retrieveAndGenerateConfiguration":{{"type":"KNOWLEDGE_BASE","knowledgeBaseConfiguration":{{"knowledgeBaseId":"K","modelArn":"{kb}"}},"externalSourcesConfiguration":{{"modelArn":"{ext}","sources":[]}}}}}}"#
+        )
+    };
+    let haiku = || {
+        Ok(vec![(
+            "Action::\"chat\"".to_owned(),
+            format!("Model::\"{HAIKU}\""),
+        )])
+    };
+    // The same model twice, in two spellings: one model.
+    let same = both(
+        HAIKU,
+        &format!("arn:aws:bedrock:us-east-1::foundation-model/{HAIKU}"),
+    );
+    assert_eq!(run("/retrieveAndGenerate", &same), haiku());
+    assert_eq!(run("/agent-runtime/retrieveAndGenerate", RAG), haiku());
+    // Two models: refused, whichever the configuration's `type` selects.
+    let two = both(HAIKU, "anthropic.claude-3-opus-20240229-v1:0");
+    assert_eq!(
+        run("/retrieveAndGenerate", &two),
+        Err(Reason::ModelAmbiguous)
+    );
+    // No model, or one of the wrong type, or spelled as Go would read it.
+    for body in [
+        r#"{"input":{"text":"hi"},"retrieveAndGenerateConfiguration":{"type":"KNOWLEDGE_BASE","knowledgeBaseConfiguration":{"knowledgeBaseId":"K"}}}"#,
+        r#"{"retrieveAndGenerateConfiguration":{"knowledgeBaseConfiguration":{"modelArn":7}}}"#,
+        r#"{"retrieveAndGenerateConfiguration":{"knowledgeBaseConfiguration":{"modelArn":"a","ModelArn":"b"}}}"#,
+    ] {
+        assert_eq!(
+            run("/retrieveAndGenerate", body),
+            Err(Reason::BodyInvalid),
+            "{body}"
+        );
+    }
+    // On a path no table knows, the sniffer finds the nested model.
+    let unclassified = |model: &str| {
+        Ok(vec![(
+            "Action::\"unclassified\"".to_owned(),
+            format!("Model::\"{model}\""),
+        )])
+    };
+    // As on a `bedrock` route, the ARN and the inference profile are the model.
+    assert_eq!(run("/rag", RAG), unclassified(HAIKU));
+    assert_eq!(run("/rag", RAG_EXTERNAL), unclassified(HAIKU));
+    assert_eq!(run("/rag", &two), Err(Reason::ModelAmbiguous));
+    for body in [
+        r#"{"retrieveAndGenerateConfiguration":{"knowledgeBaseConfiguration":{"modelArn":7}}}"#,
+        r#"{"retrieveAndGenerateConfiguration":{"knowledgeBaseConfiguration":{"modelArn":"a","modelArn":"b"}}}"#,
+        r#"{"retrieveAndGenerateConfiguration":{"knowledgeBaseConfiguration":{"modelArn":"a","MODELARN":"b"}}}"#,
+    ] {
+        assert_eq!(run("/rag", body), Err(Reason::BodyInvalid), "{body}");
+    }
+    let got = run("/rag", r#"{"RetrieveAndGenerateConfiguration":{}}"#).unwrap();
+    assert_eq!(got[0].0, "Action::\"unclassified\"");
+}
+
+/// A REST bridge's MCP tool call (LiteLLM `/mcp-rest/tools/call`): on an MCP
+/// route, `call_tool` on the tool it names (argument names as for JSON-RPC);
+/// another server selected in the body, or off every route, `unclassified`.
+#[test]
+fn rest_tool_calls_are_tool_calls() {
+    let routes = shipped_routes();
+    let run = |path: &str, body: &str| outcome(&request("POST", path, body, &[]), &routes);
+    let call = r#"{"name":"delete_repository","arguments":{"Repo":"x"}}"#;
+    let want = Ok(vec![(
+        "Action::\"call_tool\"".to_owned(),
+        "Tool::\"github/delete_repository\"".to_owned(),
+    )]);
+    for path in [
+        "/mcp/github/mcp-rest/tools/call",
+        "/mcp/github/MCP-REST/Tools/Call/",
+        "/mcp/github//mcp-rest/%74ools/call",
+        "/mcp/github/mcp/call_tool",
+    ] {
+        assert_eq!(run(path, call), want, "{path}");
+    }
+    let same_server = r#"{"server_id":"github","name":"delete_repository","arguments":{}}"#;
+    assert_eq!(run("/mcp/github/mcp-rest/tools/call", same_server), want);
+    let ops = classify(
+        &request("POST", "/mcp/github/mcp-rest/tools/call", call, &[]),
+        &routes,
+    )
+    .unwrap();
+    assert_eq!(ops[0].strings("argument_names"), ["Repo", "repo"]);
+    // Another server's tool: which one runs is the bridge's choice.
+    let other = r#"{"server_id":"3f2a-uuid","name":"delete_repository","arguments":{}}"#;
+    let got = run("/mcp/github/mcp-rest/tools/call", other).unwrap();
+    assert_eq!(
+        got,
+        [(
+            "Action::\"unclassified\"".to_owned(),
+            "McpServer::\"github\"".to_owned()
+        )]
+    );
+    // Read two ways, or without a tool: refused.
+    for body in [
+        r#"{"jsonrpc":"2.0","method":"tools/list","name":"delete_repository","arguments":{}}"#,
+        r#"{"method":"x","name":"delete_repository"}"#,
+        r#"{"arguments":{}}"#,
+        r#"{"name":"delete_repository","arguments":[]}"#,
+        r#"{"name":"delete_repository","Name":"list_repos"}"#,
+        r#"[{"name":"delete_repository"}]"#,
+    ] {
+        assert_eq!(
+            run("/mcp/github/mcp-rest/tools/call", body),
+            Err(Reason::BodyInvalid),
+            "{body}"
+        );
+    }
+    // Off every route the server cannot be known: unclassified, never http.
+    for (path, body) in [
+        ("/mcp-rest/tools/call", call),
+        ("/MCP-REST//TOOLS/CALL/", call),
+        ("/mcp-rest/tools/call", "{}"),
+        ("/mcp/call_tool", ""),
+        ("/bridge/run", call),
+        ("/bridge/run", r#"{"NAME":"x","Arguments":null}"#),
+    ] {
+        let got = run(path, body).unwrap();
+        assert_eq!(got[0].0, "Action::\"unclassified\"", "{path} {body}");
+    }
+    let got = run("/api/users", r#"{"name":"x","email":"y"}"#).unwrap();
+    assert_eq!(got[0].0, "Action::\"http\"");
 }

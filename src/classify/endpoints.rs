@@ -1,5 +1,6 @@
 //! Every model-provider endpoint cedar-gate recognises, as data: one table
-//! per protocol, one row per endpoint, first match wins. A request on a
+//! per protocol (and [`SERVING`], the model servers whose path names the
+//! model, read with OpenAI's), one row per endpoint, first match wins. A request on a
 //! provider route that no row matches is `Action::"unclassified"` (see
 //! [`super::unclassified`]): the table is an allow-list of understood
 //! spellings, never a deny-list.
@@ -15,7 +16,7 @@
 //! - `{model}:verb`: a Gemini / Vertex method segment, the model before `:`.
 //!
 //! Sources per provider are listed in docs/ai-traffic.md; every row has a
-//! fixture in `classify::fixtures`.
+//! sample in `classify::corpus`.
 
 use crate::target::ends_with_ignore_case;
 
@@ -32,6 +33,11 @@ pub enum ModelFrom {
     /// cannot see (an assistant's, a default), so the action becomes
     /// `opaque_inference` on the route.
     BodyOrOpaque(&'static [&'static str]),
+    /// Body fields of which the request may send several (Bedrock
+    /// `retrieveAndGenerate`'s knowledge-base and external-sources
+    /// configurations): one at least, and every one sent names the same
+    /// model (else `model_ambiguous`).
+    Bodies(&'static [&'static [&'static str]]),
     /// A query parameter, else `opaque_inference`.
     QueryOrOpaque(&'static str),
     /// Never visible: `opaque_inference` on the route.
@@ -76,6 +82,9 @@ pub struct Endpoint {
     pub stream: bool,
     /// Whether `multipart/form-data` is accepted (file uploads).
     pub upload: bool,
+    /// `context.ai.provider` when the row names it (a model server's API),
+    /// instead of the one told by protocol, host and path.
+    pub vendor: Option<&'static str>,
     /// The pattern's segments: a path with fewer cannot match (every pattern
     /// segment, `{model+}` included, takes at least one path segment).
     segments: usize,
@@ -102,6 +111,7 @@ const fn row(
         fill,
         stream: false,
         upload: false,
+        vendor: None,
         segments: segments(pattern),
         plus: contains(pattern, "{model+}"),
         last: last_segment(pattern),
@@ -155,6 +165,11 @@ const fn streamed(mut e: Endpoint) -> Endpoint {
 
 const fn upload(mut e: Endpoint) -> Endpoint {
     e.upload = true;
+    e
+}
+
+const fn served_by(vendor: &'static str, mut e: Endpoint) -> Endpoint {
+    e.vendor = Some(vendor);
     e
 }
 
@@ -278,7 +293,75 @@ pub const BEDROCK: &[Endpoint] = &[
     streamed(row("POST", "model/{model+}/converse-stream", "chat", "converse-stream", PATH, Fill::BedrockConverse)),
     row("POST", "model/{model+}/count-tokens", "count_tokens", "count-tokens", PATH, Fill::None),
     row("POST", "async-invoke", "chat", "async-invoke", ModelFrom::Body(&["modelId"]), Fill::ModelOnly),
+    // Bedrock Agent Runtime: the model generating the answer is nested.
+    row("POST", "retrieveAndGenerate", "chat", "retrieveAndGenerate", RAG_MODEL, Fill::ModelOnly),
+    streamed(row("POST", "retrieveAndGenerateStream", "chat", "retrieveAndGenerateStream", RAG_MODEL, Fill::ModelOnly)),
 ];
+
+/// Where `retrieveAndGenerate` names its model: the knowledge base's or the
+/// external sources' configuration.
+const RAG_MODEL: ModelFrom = ModelFrom::Bodies(&[
+    &[
+        "retrieveAndGenerateConfiguration",
+        "knowledgeBaseConfiguration",
+        "modelArn",
+    ],
+    &[
+        "retrieveAndGenerateConfiguration",
+        "externalSourcesConfiguration",
+        "modelArn",
+    ],
+]);
+
+/// Model servers whose path names the model they run: KServe v2 and Triton
+/// (`/v2/models/{model}/infer`), KServe v1 (`/v1/models/{model}:predict`,
+/// `:explain`), TorchServe (`/predictions/{model}`), SageMaker runtime
+/// (`/endpoints/{name}/invocations`, a deployment name that `model_aliases`
+/// maps, as an Azure deployment's; see [`MODEL_HEADERS`]) and Cloudflare Workers AI
+/// (`/ai/run/@cf/meta/llama-3-8b-instruct`). Read on OpenAI-compatible
+/// routes after [`OPENAI`], and off every route. The body is not read: it is
+/// a tensor, an image or the model's own format, and the server runs the
+/// path's model whatever it says.
+#[rustfmt::skip]
+pub const SERVING: &[Endpoint] = &[
+    served_by("kserve", row("POST", "models/{model}/infer", "predict", "infer", PATH, Fill::None)),
+    served_by("kserve", row("POST", "models/{model}/versions/{id}/infer", "predict", "infer", PATH, Fill::None)),
+    served_by("kserve", row("POST", "models/{model}/generate", "complete", "generate", PATH, Fill::None)),
+    served_by("kserve", row("POST", "models/{model}/versions/{id}/generate", "complete", "generate", PATH, Fill::None)),
+    served_by("kserve", streamed(row("POST", "models/{model}/generate_stream", "complete", "generate_stream", PATH, Fill::None))),
+    served_by("kserve", streamed(row("POST", "models/{model}/versions/{id}/generate_stream", "complete", "generate_stream", PATH, Fill::None))),
+    // KServe v1: also Gemini's `:predict` row, which is read first off every
+    // route and on `gemini` routes; this one serves `openai` routes.
+    served_by("kserve", row("POST", "models/{model}:predict", "predict", "predict", PATH, Fill::None)),
+    served_by("kserve", row("POST", "models/{model}:explain", "predict", "explain", PATH, Fill::None)),
+    // TorchServe takes `PUT` as well (`curl -T`). The versioned row first:
+    // TorchServe reads `/predictions/a/b` as model `a`, version `b`.
+    served_by("torchserve", row("POST", "predictions/{model}/{id}", "predict", "predictions", PATH, Fill::None)),
+    served_by("torchserve", row("POST", "predictions/{model}", "predict", "predictions", PATH, Fill::None)),
+    served_by("torchserve", row("PUT", "predictions/{model}/{id}", "predict", "predictions", PATH, Fill::None)),
+    served_by("torchserve", row("PUT", "predictions/{model}", "predict", "predictions", PATH, Fill::None)),
+    served_by("torchserve", row("POST", "explanations/{model}/{id}", "predict", "explanations", PATH, Fill::None)),
+    served_by("torchserve", row("POST", "explanations/{model}", "predict", "explanations", PATH, Fill::None)),
+    served_by("sagemaker", row("POST", "endpoints/{model}/invocations", "predict", "invocations", PATH, Fill::None)),
+    served_by("sagemaker", streamed(row("POST", "endpoints/{model}/invocations-response-stream", "predict", "invocations-response-stream", PATH, Fill::None))),
+    served_by("sagemaker", row("POST", "endpoints/{model}/async-invocations", "predict", "async-invocations", PATH, Fill::None)),
+    // `/client/v4/accounts/{account}/ai/run/{model}` and a Worker's `/ai/run/`.
+    served_by("cloudflare", row("POST", "ai/run/{model+}", "predict", "run", PATH, Fill::None)),
+];
+
+/// Headers with which a model server runs another model than its path
+/// names: SageMaker's multi-model (`Target-Model`), inference component and
+/// production variant selectors. The gate cannot tell that model, so a
+/// request carrying one on such a row is refused (`model_ambiguous`).
+pub const MODEL_HEADERS: &[(&str, &str)] = &[
+    ("sagemaker", "x-amzn-sagemaker-target-model"),
+    ("sagemaker", "x-amzn-sagemaker-inference-component"),
+    ("sagemaker", "x-amzn-sagemaker-target-variant"),
+    ("sagemaker", "x-amzn-sagemaker-target-container-hostname"),
+];
+
+/// The tables an `openai` route reads, in order.
+pub const OPENAI_TABLES: &[&[Endpoint]] = &[OPENAI, SERVING];
 
 /// What a matched row captured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -294,6 +377,31 @@ pub struct Matched<'a> {
 
 /// The first row of `table` matching the method and canonical path.
 pub fn find<'a>(table: &'static [Endpoint], method: &str, path: &'a str) -> Option<Matched<'a>> {
+    find_row(table, Some(method), path)
+}
+
+/// The first row of the first of `tables` that has one (see [`find`]).
+pub fn find_in<'a>(
+    tables: &[&'static [Endpoint]],
+    method: &str,
+    path: &'a str,
+) -> Option<Matched<'a>> {
+    tables.iter().find_map(|table| find(table, method, path))
+}
+
+/// The model a model server's path names ([`SERVING`]), whatever the
+/// method: a server may run it for a method its row does not list, so a
+/// request cedar-gate does not classify still names it (still encoded).
+pub fn serving_model(path: &str) -> Option<&str> {
+    find_row(SERVING, None, path).and_then(|m| m.model)
+}
+
+/// [`find`], for one method or any.
+fn find_row<'a>(
+    table: &'static [Endpoint],
+    method: Option<&str>,
+    path: &'a str,
+) -> Option<Matched<'a>> {
     let path = path.strip_suffix('/').unwrap_or(path);
     let path = path.strip_prefix('/').unwrap_or(path);
     // Rows with more segments than the path are skipped before any pattern is
@@ -308,7 +416,7 @@ pub fn find<'a>(table: &'static [Endpoint], method: &str, path: &'a str) -> Opti
         // matches only a path segment of its length.
         e.segments <= path_segments
             && (last.starts_with('{') || last.len() == path_last.len())
-            && e.method == method
+            && method.is_none_or(|m| e.method == m)
             && last_fits(last, path_last)
     };
     table.iter().filter(fits).find_map(|e| {
@@ -340,10 +448,10 @@ fn last_fits(last: &str, seg: &str) -> bool {
     }
 }
 
-/// Whether a row of `table` other than the model listings matches: the
+/// Whether a row of `tables` other than the model listings matches: the
 /// request runs a model, or configures or batches one.
-pub fn runs_a_model(table: &'static [Endpoint], method: &str, path: &str) -> bool {
-    find(table, method, path)
+pub fn runs_a_model(tables: &[&'static [Endpoint]], method: &str, path: &str) -> bool {
+    find_in(tables, method, path)
         .is_some_and(|m| !matches!(m.endpoint.action, "list_models" | "get_model"))
 }
 
@@ -587,8 +695,83 @@ mod tests {
     }
 
     #[test]
+    fn model_servers_name_the_model_in_the_path() {
+        for (method, path, want) in [
+            ("POST", "/v2/models/resnet/infer", ("predict", "resnet")),
+            (
+                "POST",
+                "/v2/models/resnet/versions/3/infer",
+                ("predict", "resnet"),
+            ),
+            ("POST", "/v2/models/llama/generate", ("complete", "llama")),
+            (
+                "POST",
+                "/v2/models/llama/versions/1/generate_stream",
+                ("complete", "llama"),
+            ),
+            (
+                "POST",
+                "/v1/models/sklearn-iris:explain",
+                ("predict", "sklearn-iris"),
+            ),
+            ("POST", "/predictions/densenet", ("predict", "densenet")),
+            ("PUT", "/predictions/densenet/2.0", ("predict", "densenet")),
+            (
+                "POST",
+                "/predictions/predictions/2.0",
+                ("predict", "predictions"),
+            ),
+            ("POST", "/explanations/densenet", ("predict", "densenet")),
+            (
+                "POST",
+                "/endpoints/prod-llm/invocations",
+                ("predict", "prod-llm"),
+            ),
+            (
+                "POST",
+                "/endpoints/prod-llm/invocations-response-stream",
+                ("predict", "prod-llm"),
+            ),
+            (
+                "POST",
+                "/ai/run/@cf/meta/llama-3-8b-instruct",
+                ("predict", "@cf/meta/llama-3-8b-instruct"),
+            ),
+            (
+                "POST",
+                "/client/v4/accounts/0123abc/ai/run/@cf/meta/llama-3-8b-instruct/",
+                ("predict", "@cf/meta/llama-3-8b-instruct"),
+            ),
+        ] {
+            let (action, m) = want;
+            assert_eq!(
+                model(SERVING, method, path),
+                Some((action, Some(m.to_owned()))),
+                "{method} {path}"
+            );
+            assert_eq!(serving_model(path), Some(m), "{path}");
+        }
+        // Any method names the model; only the rows' methods classify.
+        assert_eq!(serving_model("/predictions/densenet"), Some("densenet"));
+        assert_eq!(model(SERVING, "GET", "/predictions/densenet"), None);
+        for path in [
+            "/v2/models/m",
+            "/v2/models/m/ready",
+            "/ai/run",
+            "/ai/run/",
+            "/predictions",
+        ] {
+            assert_eq!(serving_model(path), None, "{path}");
+        }
+        assert_eq!(
+            find(SERVING, "POST", "/client/v4/accounts/a/ai/run/@cf/m").map(|m| m.prefix),
+            Some("client/v4/accounts/a")
+        );
+    }
+
+    #[test]
     fn every_row_is_well_formed() {
-        for table in [OPENAI, ANTHROPIC, GEMINI, BEDROCK] {
+        for table in [OPENAI, ANTHROPIC, GEMINI, BEDROCK, SERVING] {
             for e in table {
                 let captures = e.pattern.matches("{model").count();
                 assert_eq!(e.segments, e.pattern.split('/').count(), "{e:?}");
@@ -599,7 +782,13 @@ mod tests {
                     "{e:?}"
                 );
                 assert_eq!(captures == 1, e.model == ModelFrom::Path, "{e:?}");
-                assert!(e.method == "GET" || e.method == "POST", "{e:?}");
+                // `PUT` only where a model server takes it (TorchServe).
+                assert!(
+                    e.method == "GET"
+                        || e.method == "POST"
+                        || (e.method == "PUT" && e.vendor.is_some()),
+                    "{e:?}"
+                );
                 assert!(
                     !e.pattern.starts_with('/') && !e.pattern.ends_with('/'),
                     "{e:?}"
@@ -635,7 +824,7 @@ mod tests {
     /// that most of them match some row, or nearly.
     fn table_path() -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
-        let mut words: Vec<String> = [OPENAI, ANTHROPIC, GEMINI, BEDROCK]
+        let mut words: Vec<String> = [OPENAI, ANTHROPIC, GEMINI, BEDROCK, SERVING]
             .iter()
             .flat_map(|t| t.iter())
             .flat_map(|e| e.pattern.split('/'))
@@ -662,7 +851,7 @@ mod tests {
             use_own in proptest::prelude::any::<bool>(),
             seg in "[{}a-zA-Z:+é-]{0,14}",
         ) {
-            let lasts: Vec<&str> = [OPENAI, ANTHROPIC, GEMINI, BEDROCK]
+            let lasts: Vec<&str> = [OPENAI, ANTHROPIC, GEMINI, BEDROCK, SERVING]
                 .iter()
                 .flat_map(|t| t.iter())
                 .map(|e| e.pattern.get(e.last..).unwrap_or_default())
@@ -684,7 +873,7 @@ mod tests {
             post in proptest::prelude::any::<bool>(),
         ) {
             let method = if post { "POST" } else { "GET" };
-            for table in [OPENAI, ANTHROPIC, GEMINI, BEDROCK] {
+            for table in [OPENAI, ANTHROPIC, GEMINI, BEDROCK, SERVING] {
                 let trimmed = path.strip_suffix('/').unwrap_or(&path);
                 let trimmed = trimmed.strip_prefix('/').unwrap_or(trimmed);
                 let every_row = table

@@ -210,8 +210,35 @@ pub fn folds_to(k: &str, key: &str) -> bool {
     ours.next().is_none()
 }
 
+/// `k` as case-insensitive JSON readers take it: ASCII lower case, and the
+/// characters outside ASCII that [`folds_to`] counts as an ASCII letter
+/// replaced by it (U+212A `k`, U+017F `s`, U+0130 and U+0131 `i`). For an
+/// ASCII `key`, `folds_to(k, key)` exactly when `folded(k)` is `key` in
+/// lower case. Borrowed when `k` is already folded.
+pub fn folded(k: &str) -> Cow<'_, str> {
+    let folds = |c: char| {
+        matches!(
+            c,
+            'A'..='Z' | '\u{212A}' | '\u{17F}' | '\u{130}' | '\u{131}'
+        )
+    };
+    if !k.chars().any(folds) {
+        return Cow::Borrowed(k);
+    }
+    Cow::Owned(
+        k.chars()
+            .map(|c| match c {
+                '\u{212A}' => 'k',
+                '\u{17F}' => 's',
+                '\u{130}' | '\u{131}' => 'i',
+                c => c.to_ascii_lowercase(),
+            })
+            .collect(),
+    )
+}
+
 /// The strict value visitor: a `Json`, refusing duplicate keys.
-struct Strict;
+pub(crate) struct Strict;
 
 impl<'de> DeserializeSeed<'de> for Strict {
     type Value = Json<'de>;

@@ -498,3 +498,33 @@ fn lookup_refuses_keys_go_folds_to_the_key() {
     assert_eq!(json.lookup("n"), Ok(None));
     assert_eq!(Json::Null.lookup("model"), Ok(None));
 }
+
+#[test]
+fn folded_is_what_folds_to_compares() {
+    for (k, want) in [
+        ("path", "path"),
+        ("Path", "path"),
+        ("PATH", "path"),
+        ("pat\u{212A}", "patk"),
+        ("\u{17F}ize", "size"),
+        ("F\u{130}LE", "file"),
+        ("f\u{131}le", "file"),
+        ("p\u{e4}th", "p\u{e4}th"),
+    ] {
+        assert_eq!(folded(k), want, "{k:?}");
+    }
+    assert!(matches!(folded("path"), std::borrow::Cow::Borrowed(_)));
+}
+
+proptest! {
+    /// For an ASCII key, `folds_to` holds exactly when `folded` is the key
+    /// in lower case.
+    #[test]
+    fn folds_to_is_folded_equality(
+        k in "[a-zA-Z_\u{212A}\u{17F}\u{130}\u{131}\u{e4}]{0,6}",
+        key in "[a-zA-Z_]{0,6}",
+    ) {
+        prop_assert_eq!(folds_to(&k, &key), folded(&k) == key.to_ascii_lowercase());
+        prop_assert!(folds_to(&k, &folded(&k)) || !folded(&k).is_ascii());
+    }
+}

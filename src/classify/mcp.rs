@@ -14,14 +14,16 @@
 //! `body: optional`, an unreadable body is `unclassified`, as are other HTTP
 //! methods and JSON-RPC methods this module does not know (never plain
 //! `http`). Tool names with control characters or surrounding whitespace are
-//! refused (`name_invalid`).
+//! refused (`name_invalid`). A REST bridge's tool call without the JSON-RPC
+//! envelope (LiteLLM `/mcp-rest/tools/call`) is read by [`super::mcp_rest`].
 
 use std::collections::BTreeSet;
 
 use crate::classify::ai::{get, len, opt_str};
 use crate::classify::body::{BodyError, BodyReader};
-use crate::classify::json::Json;
+use crate::classify::json::{Json, folded};
 use crate::classify::mcp_headers::{self, McpRefusal};
+use crate::classify::mcp_rest;
 use crate::classify::model::check_name;
 use crate::classify::routes::Route;
 use crate::classify::{ClassifyError, Operation, Protocol, UNCLASSIFIED, action, unclassified};
@@ -177,7 +179,15 @@ pub fn parse(
     let Some(json) = body.json()? else {
         return Ok(vec![unclassified(req, Protocol::Mcp)]);
     };
-    let infos = match infos(&json, &route.server) {
+    // A REST bridge's tool call (LiteLLM `/mcp-rest/tools/call`): no
+    // JSON-RPC envelope, so no mirrored headers to check either.
+    let rest = mcp_rest::is_tool_call_path(&req.path);
+    let read = if rest {
+        mcp_rest::tool_call(&json, &route.server).map(|call| vec![call])
+    } else {
+        infos(&json, &route.server)
+    };
+    let infos = match read {
         // A bad tool name is refused whatever the body mode.
         Err(ClassifyError::Name(e)) => return Err(e.into()),
         Err(ClassifyError::Body(e)) => body.lenient(Err(e))?,
@@ -188,7 +198,11 @@ pub fn parse(
     };
     // The headers are checked against a body that parsed: what the upstream
     // runs is the body, so the body's own errors come first.
-    let params = mcp_headers::check(req, &era, &json).map_err(|e| refuse(e, message_id(&json)))?;
+    let params = if rest {
+        Vec::new()
+    } else {
+        mcp_headers::check(req, &era, &json).map_err(|e| refuse(e, message_id(&json)))?
+    };
     if era.is_modern() && infos.iter().any(|(i, _)| i.method == "response") {
         return Err(BodyError::Invalid(
             "a client declaring MCP 2026-07-28 or later sends no JSON-RPC responses".to_owned(),
@@ -383,7 +397,7 @@ fn listen_filter(params: &Json<'_>, info: &mut McpInfo) -> Result<(), BodyError>
     Ok(())
 }
 
-fn required_name(params: &Json<'_>, key: &str) -> Result<String, BodyError> {
+pub(super) fn required_name(params: &Json<'_>, key: &str) -> Result<String, BodyError> {
     match opt_str(params, key) {
         Ok(Some(s)) if !s.is_empty() => Ok(s),
         _ => Err(BodyError::Invalid(format!(
@@ -392,15 +406,29 @@ fn required_name(params: &Json<'_>, key: &str) -> Result<String, BodyError> {
     }
 }
 
-fn argument_names(params: &Json<'_>) -> Result<BTreeSet<String>, BodyError> {
+pub(super) fn argument_names(params: &Json<'_>) -> Result<BTreeSet<String>, BodyError> {
     match get(params, "arguments")? {
         None => Ok(BTreeSet::new()),
         Some(Json::Object(args)) if args.len() > MAX_ARGUMENT_NAMES => Err(BodyError::Invalid(
             format!("`params.arguments` has more than {MAX_ARGUMENT_NAMES} names"),
         )),
-        Some(Json::Object(args)) => Ok(args.iter().map(|(k, _)| k.as_ref().to_owned()).collect()),
+        Some(Json::Object(args)) => Ok(with_folded(args.iter().map(|(k, _)| k.as_ref()))),
         Some(_) => Err(BodyError::field("params.arguments", "an object")),
     }
+}
+
+/// Each argument name as sent and, where it differs, as case-insensitive
+/// readers take it ([`folded`]): a Go typed handler fills its `path` field
+/// from `"Path"` or `"PAT\u{212A}"`, so a policy's
+/// `argument_names.contains("path")` must see those too. Write argument
+/// names in policies in lower case.
+fn with_folded<'k>(names: impl Iterator<Item = &'k str>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for name in names {
+        out.insert(folded(name).into_owned());
+        out.insert(name.to_owned());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -422,6 +450,26 @@ mod tests {
         assert_eq!(o[0].resource.to_string(), r#"Tool::"files/read_file""#);
         assert_eq!(o[0].action.to_string(), r#"Action::"call_tool""#);
         assert_eq!(o[0].tool.as_deref(), Some("files/read_file"));
+    }
+
+    #[test]
+    fn argument_names_hold_what_case_insensitive_readers_read() {
+        let o = ops(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"Path":"/etc/passwd","dry_run":true,"\u017Fize":1,"Fil\u212Aey":2,"m\u00f6de":3}}}"#).unwrap();
+        assert_eq!(
+            o[0].strings("argument_names"),
+            [
+                "Fil\u{212A}ey",
+                "Path",
+                "dry_run",
+                "filkey",
+                "m\u{f6}de",
+                "path",
+                "size",
+                "\u{17F}ize"
+            ]
+        );
+        let o = ops(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"p","arguments":{"PATH":"x"}}}"#).unwrap();
+        assert_eq!(o[0].strings("argument_names"), ["PATH", "path"]);
     }
 
     #[test]

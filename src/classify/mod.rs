@@ -17,6 +17,7 @@ pub mod http;
 pub mod json;
 pub mod mcp;
 pub mod mcp_headers;
+pub mod mcp_rest;
 pub mod model;
 pub mod openai;
 pub mod provider;
@@ -378,16 +379,16 @@ pub fn classify(req: &HttpRequest, routes: &Routes) -> Result<Vec<Operation>, Re
     let result = match route.protocol {
         Protocol::Http => Ok(vec![http::classify(req)]),
         Protocol::Openai => {
-            provider::parse(req, route, &body, endpoints::OPENAI).map(|op| vec![op])
+            provider::parse(req, route, &body, endpoints::OPENAI_TABLES).map(|op| vec![op])
         }
         Protocol::Anthropic => {
-            provider::parse(req, route, &body, endpoints::ANTHROPIC).map(|op| vec![op])
+            provider::parse(req, route, &body, &[endpoints::ANTHROPIC]).map(|op| vec![op])
         }
         Protocol::Gemini => {
-            provider::parse(req, route, &body, endpoints::GEMINI).map(|op| vec![op])
+            provider::parse(req, route, &body, &[endpoints::GEMINI]).map(|op| vec![op])
         }
         Protocol::Bedrock => {
-            provider::parse(req, route, &body, endpoints::BEDROCK).map(|op| vec![op])
+            provider::parse(req, route, &body, &[endpoints::BEDROCK]).map(|op| vec![op])
         }
         Protocol::Mcp => mcp::parse(req, route, &body),
     };
@@ -467,16 +468,17 @@ fn name_the_model(op: &mut Operation, sent: &[String], route: &Route) -> Result<
 /// The provider whose table has a row for this request that runs a model,
 /// for a request no route matches. The tables whose paths are specific
 /// (`v1/messages`, `models/{model}:verb`, `model/{model+}/invoke`) are tried
-/// before OpenAI's, whose rows are the shortest suffixes.
+/// before OpenAI's, whose rows are the shortest suffixes; the model servers'
+/// ([`endpoints::SERVING`]) are read with OpenAI's, as on an `openai` route.
 fn inferred_protocol(req: &HttpRequest) -> Option<Protocol> {
     [
-        (Protocol::Anthropic, endpoints::ANTHROPIC),
-        (Protocol::Gemini, endpoints::GEMINI),
-        (Protocol::Bedrock, endpoints::BEDROCK),
-        (Protocol::Openai, endpoints::OPENAI),
+        (Protocol::Anthropic, &[endpoints::ANTHROPIC][..]),
+        (Protocol::Gemini, &[endpoints::GEMINI]),
+        (Protocol::Bedrock, &[endpoints::BEDROCK]),
+        (Protocol::Openai, endpoints::OPENAI_TABLES),
     ]
     .into_iter()
-    .find(|(_, table)| endpoints::runs_a_model(table, &req.method, &req.path))
+    .find(|(_, tables)| endpoints::runs_a_model(tables, &req.method, &req.path))
     .map(|(protocol, _)| protocol)
 }
 

@@ -15,15 +15,15 @@ use crate::classify::{
 use crate::request::HttpRequest;
 use crate::target::{decode_segment, ends_with_ignore_case, starts_with_ignore_case};
 
-/// Classifies a request on a provider route with the protocol's table.
+/// Classifies a request on a provider route with the protocol's tables.
 pub fn parse(
     req: &HttpRequest,
     route: &Route,
     body: &BodyReader<'_>,
-    table: &'static [Endpoint],
+    tables: &[&'static [Endpoint]],
 ) -> Result<Operation, ClassifyError> {
     let protocol = route.protocol;
-    let found = endpoints::find(table, &req.method, &req.path);
+    let found = endpoints::find_in(tables, &req.method, &req.path);
     let query_model = query_model(&req.query, found.as_ref().map(|f| f.endpoint.model))?;
     let Some(found) = found else {
         if query_model.is_some() {
@@ -33,7 +33,14 @@ pub fn parse(
     };
     model_in_prefix(found.prefix, route.own_segments())?;
     let e = found.endpoint;
-    let mut base = AiInfo::new(provider(req, route), e.endpoint);
+    if let Some((_, header)) = endpoints::MODEL_HEADERS
+        .iter()
+        .find(|(vendor, h)| e.vendor == Some(*vendor) && req.header(h).is_some())
+    {
+        return Err(ModelError::InHeader(header).into());
+    }
+    let vendor = e.vendor.unwrap_or_else(|| provider(req, route));
+    let mut base = AiInfo::new(vendor, e.endpoint);
     base.stream = e.stream;
     base.model = match e.model {
         ModelFrom::Path => {
@@ -44,6 +51,7 @@ pub fn parse(
         _ => None,
     };
     let mut fallbacks = Vec::new();
+    let mut named = Vec::new();
     let info = if e.fill == Fill::None {
         base
     } else if let Some(boundary) = upload_boundary(body, e)? {
@@ -51,34 +59,40 @@ pub fn parse(
     } else {
         ai::from_body(body, base, |info, json| {
             read_body(e, info, json)?;
+            if let ModelFrom::Bodies(fields) = e.model {
+                named = body_models(json, fields)?;
+                info.model = named.first().map(|(_, m)| m.clone());
+            }
             if e.fill == Fill::Openai {
                 fallbacks = fallback_models(json)?;
             }
             Ok(())
         })?
     };
+    // Every other place the request names a model must name the request's
+    // model (compared as entities: spellings of one model agree).
+    let same = |sent: &str| {
+        info.model.as_deref().is_some_and(|m| {
+            model::canonical(protocol, m, &route.model_aliases).ok()
+                == model::canonical(protocol, sent, &route.model_aliases).ok()
+        })
+    };
     // Models a server runs when the request's model fails (OpenRouter
     // `models`, LiteLLM `fallbacks`): a caller can make the first one fail on
-    // purpose, so each must be the request's model.
-    for (key, sent) in fallbacks {
-        let same = info.model.as_deref().is_some_and(|m| {
-            model::canonical(protocol, m, &route.model_aliases).ok()
-                == model::canonical(protocol, &sent, &route.model_aliases).ok()
-        });
-        if !same {
-            return Err(ModelError::Fallback(key).into());
-        }
+    // purpose.
+    if let Some((key, _)) = fallbacks.iter().find(|(_, sent)| !same(sent)) {
+        return Err(ModelError::Fallback(key).into());
     }
-    // A model named in the query as well must be the same model: some servers
-    // read the query, others the body (a run with `?model=o1` and no body model).
-    if let Some((key, sent)) = query_model {
-        let same = info.model.as_deref().is_some_and(|m| {
-            model::canonical(protocol, m, &route.model_aliases).ok()
-                == model::canonical(protocol, &sent, &route.model_aliases).ok()
-        });
-        if !same {
-            return Err(ModelError::QueryDisagrees(key).into());
-        }
+    // Fields naming the model (Bedrock `retrieveAndGenerate`): the server
+    // reads the one its configuration `type` selects, which the gate does not
+    // follow.
+    if let Some((key, _)) = named.iter().skip(1).find(|(_, sent)| !same(sent)) {
+        return Err(ModelError::FieldsDisagree(key.clone()).into());
+    }
+    // The query: some servers read it, others the body (a run with
+    // `?model=o1` and no body model).
+    if let Some((key, _)) = query_model.filter(|(_, sent)| !same(sent)) {
+        return Err(ModelError::QueryDisagrees(key).into());
     }
     finish(info, e, route, req)
 }
@@ -97,15 +111,18 @@ fn upload_boundary<'a>(body: &BodyReader<'a>, e: &Endpoint) -> Result<Option<&'a
 /// Path segments after which some server reads the next segment as the
 /// model: LiteLLM's `/engines/{model}/…` and `/openai/deployments/{model:path}/…`
 /// (where the path wins over the body), Azure deployments, Gemini and Vertex
-/// `models/` and `tunedModels/`, Vertex `endpoints/{id}` (a deployed model),
-/// Bedrock `model/`.
-const MODEL_CONTAINERS: [&str; 6] = [
+/// `models/` and `tunedModels/`, KServe `models/`, Vertex `endpoints/{id}`
+/// (a deployed model) and SageMaker `endpoints/{name}`, Bedrock `model/`,
+/// TorchServe `predictions/` and `explanations/`.
+const MODEL_CONTAINERS: [&str; 8] = [
     "engines",
     "deployments",
     "models",
     "model",
     "tunedmodels",
     "endpoints",
+    "predictions",
+    "explanations",
 ];
 
 /// The part of the path before the recognised endpoint must not name a model
@@ -119,11 +136,17 @@ fn model_in_prefix(prefix: &str, own_segments: usize) -> Result<(), ModelError> 
         .filter(|s| !s.is_empty())
         .skip(own_segments)
         .peekable();
+    let mut previous = "";
     while let Some(seg) = segments.next() {
-        if segments.peek().is_some() && MODEL_CONTAINERS.iter().any(|c| seg.eq_ignore_ascii_case(c))
-        {
+        let more = segments.peek().is_some();
+        if more && MODEL_CONTAINERS.iter().any(|c| seg.eq_ignore_ascii_case(c)) {
             return Err(ModelError::InPrefix(seg.to_ascii_lowercase()));
         }
+        // Workers AI: `ai/run/` and the rest of the path is the model.
+        if more && previous.eq_ignore_ascii_case("ai") && seg.eq_ignore_ascii_case("run") {
+            return Err(ModelError::InPrefix("ai/run".to_owned()));
+        }
+        previous = seg;
     }
     Ok(())
 }
@@ -195,6 +218,14 @@ pub enum ModelError {
         "the body's `{0}` names another model than the request's, which some servers run when the first one fails: which one runs depends on the server"
     )]
     Fallback(&'static str),
+    /// A header makes the server run another model than the path names.
+    #[error("the header `{0}` selects a model inside the endpoint, which cedar-gate cannot tell")]
+    InHeader(&'static str),
+    /// The body names the model in two fields, differently.
+    #[error(
+        "the body's `{0}` names another model than the request's: which one runs depends on the server"
+    )]
+    FieldsDisagree(String),
     /// A request no provider table reads names several different models.
     #[error(
         "the request names several different models (body, form or query) on an endpoint cedar-gate does not recognise: which one runs depends on the server"
@@ -223,6 +254,32 @@ fn fallback_models(json: &Json<'_>) -> Result<Vec<(&'static str, String)>, BodyE
             })?;
             out.push((key, model.to_owned()));
         }
+    }
+    Ok(out)
+}
+
+/// The models the body names in `fields` (each a path of keys), with the
+/// field naming each; one at least.
+fn body_models(json: &Json<'_>, fields: &[&[&str]]) -> Result<Vec<(String, String)>, BodyError> {
+    let obj = object(json)?;
+    let mut out = Vec::new();
+    for keys in fields {
+        let key = keys.join(".");
+        match ai::nested(obj, keys)? {
+            None => {}
+            Some(Json::String(m)) if !m.is_empty() => out.push((key, m.as_ref().to_owned())),
+            Some(_) => return Err(BodyError::field(&key, "a non-empty string")),
+        }
+    }
+    if out.is_empty() {
+        let keys: Vec<String> = fields
+            .iter()
+            .map(|k| format!("`{}`", k.join(".")))
+            .collect();
+        return Err(BodyError::Invalid(format!(
+            "{} is required",
+            keys.join(" or ")
+        )));
     }
     Ok(out)
 }
@@ -281,7 +338,15 @@ fn finish(
             info.model_as_sent = (id != sent).then_some(sent);
             info.model = Some(id);
         }
-        (None, ModelFrom::Opaque | ModelFrom::BodyOrOpaque(_) | ModelFrom::QueryOrOpaque(_)) => {
+        // `Bodies` without a model: a `body: optional` route that could not
+        // read the body; the server runs a model the gate did not see.
+        (
+            None,
+            ModelFrom::Opaque
+            | ModelFrom::BodyOrOpaque(_)
+            | ModelFrom::QueryOrOpaque(_)
+            | ModelFrom::Bodies(_),
+        ) => {
             action = OPAQUE_INFERENCE;
         }
         (None, _) => {}

@@ -18,7 +18,8 @@
 //! Looks like a model call or an MCP message:
 //! - the body is JSON (whatever the `content-type`: Go and many Python
 //!   servers ignore it) whose top-level object, or a batch's first object,
-//!   has a key `model`, `modelId` or `jsonrpc`, compared as Go's
+//!   has a key `model`, `modelId`, `foundationModel` (Bedrock
+//!   `invokeInlineAgent`) or `jsonrpc`, compared as Go's
 //!   `encoding/json` matches keys (case folded: `JSONRPC`, and `jſonrpc`
 //!   with U+017F, count), escapes decoded; or any later object of a batch
 //!   has a key `jsonrpc` (a JSON-RPC 2.0 server runs the valid elements of
@@ -26,7 +27,18 @@
 //! - the body is a form with a `model` field (urlencoded, or multipart,
 //!   where a part named `model` in any case, or named with RFC 2231
 //!   `name*=`, counts);
-//! - the query names a model (`model`, `deployment`, `modelId`, `model_id`).
+//! - the query names a model (`model`, `deployment`, `modelId`, `model_id`);
+//! - the path is a model server's that names its model
+//!   ([`endpoints::SERVING`]: `/predictions/{model}`, `/v2/models/{model}/infer`,
+//!   ...), whatever the method: TorchServe runs `PUT` too, and a server may
+//!   take a method its row does not list;
+//! - the JSON body's top-level object has the keys `name` and `arguments` (a
+//!   tool call without a JSON-RPC envelope), or the path is a REST bridge's
+//!   tool call (`…/tools/call`, `…/call_tool`: LiteLLM's `/mcp-rest/tools/call`);
+//! - the body is a Bedrock `retrieveAndGenerate` request: a top-level
+//!   `retrieveAndGenerateConfiguration`, whose
+//!   `knowledgeBaseConfiguration.modelArn` and
+//!   `externalSourcesConfiguration.modelArn` are the models it names.
 //!
 //! Refused (`body_invalid`): a body that starts like JSON but cannot be read
 //! to its end (cut by Envoy at `max_request_bytes`, padded, malformed), a
@@ -35,19 +47,29 @@
 //! closed.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use crate::classify::ai;
 use crate::classify::body::BodyError;
-use crate::classify::json::folds_to;
-use crate::classify::{ClassifyError, form, provider};
+use crate::classify::json::{Json, Strict, folds_to};
+use crate::classify::{
+    ClassifyError, NameError, Protocol, endpoints, form, mcp_rest, model, provider,
+};
 use crate::request::HttpRequest;
+use crate::target::decode_segment;
 
-/// Top-level JSON keys that name a model.
-const MODEL_KEYS: &[&str] = &["model", "modelId"];
+/// Top-level JSON keys that name a model (`foundationModel`: Bedrock Agent
+/// Runtime's `invokeInlineAgent`).
+const MODEL_KEYS: &[&str] = &["model", "modelId", "foundationModel"];
 /// The top-level JSON key of a JSON-RPC message.
 const RPC_KEY: &str = "jsonrpc";
+/// The top-level key of a Bedrock `retrieveAndGenerate` request, and where
+/// under it the model is named.
+const RAG_KEY: &str = "retrieveAndGenerateConfiguration";
+const RAG_MODELS: [&str; 2] = ["knowledgeBaseConfiguration", "externalSourcesConfiguration"];
 
 /// What a request not read by any provider table names.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -81,6 +103,19 @@ pub fn sniff(req: &HttpRequest) -> Result<Sniffed, ClassifyError> {
         None => json(&req.body, &mut found)?,
     }
     forms(req, &mut found)?;
+    // A REST bridge's MCP tool call (LiteLLM `/mcp-rest/tools/call`) runs a
+    // tool on a server only the bridge knows.
+    if mcp_rest::is_tool_call_path(&req.path) {
+        found.ai = true;
+    }
+    // A model server's path (`/predictions/{model}`) names its model for any
+    // method; the row's own method is classified before this is asked.
+    if let Some(raw) = endpoints::serving_model(&req.path) {
+        found.ai = true;
+        found
+            .models
+            .push(decode_segment(raw).ok_or(NameError::NotUtf8("model"))?);
+    }
     for key in provider::QUERY_MODEL_KEYS {
         if let Some(model) = provider::query_param(&req.query, key)? {
             found.ai = true;
@@ -181,7 +216,13 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // `name` with `arguments`: a tool call without a JSON-RPC envelope
+        // (a REST bridge's `{"name": ..., "arguments": {...}}`).
+        let (mut name, mut arguments) = (false, false);
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            name |= folds_to(&key, "name");
+            arguments |= folds_to(&key, "arguments");
+            self.found.ai |= name && arguments;
             if MODEL_KEYS.iter().any(|k| *k == key || folds_to(&key, k)) {
                 self.found.ai = true;
                 let model = map.next_value::<serde_json::Value>()?;
@@ -198,6 +239,12 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
             }
             if key == RPC_KEY || folds_to(&key, RPC_KEY) {
                 self.found.ai = true;
+            }
+            if folds_to(&key, RAG_KEY) {
+                self.found.ai = true;
+                let config = map.next_value_seed(Strict)?;
+                rag_models(&config, &mut self.found.models).map_err(serde::de::Error::custom)?;
+                continue;
             }
             map.next_value::<IgnoredAny>()?;
         }
@@ -239,6 +286,28 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
     fn visit_unit<E>(self) -> Result<(), E> {
         Ok(())
     }
+}
+
+/// The models a Bedrock `retrieveAndGenerateConfiguration` names
+/// (`knowledgeBaseConfiguration.modelArn`, `externalSourcesConfiguration.modelArn`),
+/// read as the provider readers read them: a duplicate key, a key that
+/// case-insensitive readers take for one of these, or a `modelArn` that is
+/// not a string is an error (it could name a model).
+fn rag_models(config: &Json<'_>, models: &mut Vec<String>) -> Result<(), BodyError> {
+    for part in RAG_MODELS {
+        match ai::nested(config, &[part, "modelArn"])? {
+            None => {}
+            // A Bedrock model: its ARN or inference profile is the model
+            // id it names, as on a `bedrock` route, whatever route it is
+            // read on (a bad name is refused there).
+            Some(Json::String(m)) => models.push(
+                model::canonical(Protocol::Bedrock, m, &BTreeMap::new())
+                    .unwrap_or_else(|_| m.as_ref().to_owned()),
+            ),
+            Some(_) => return Err(BodyError::field(&format!("{part}.modelArn"), "a string")),
+        }
+    }
+    Ok(())
 }
 
 /// Whether a later element of a batch is an object with a JSON-RPC marker
@@ -384,6 +453,16 @@ mod tests {
             (r#"  {"stream":false,"MODEL":"llama3"}"#, vec!["llama3"]),
             (r#"{"mod\u0065l":"bge"}"#, vec!["bge"]),
             ("\u{FEFF}{\"modelId\":\"m\"}", vec!["m"]),
+            (
+                "{\"FoundationModel\":\"m\",\"instruction\":\"x\"}",
+                vec!["m"],
+            ),
+            (
+                r#"{"retrieveAndGenerateConfiguration":{"externalSourcesConfiguration":{"modelArn":"arn:aws:bedrock:us-east-1::foundation-model/Meta.X"}}}"#,
+                vec!["meta.x"],
+            ),
+            (r#"{"name":"delete_repository","arguments":{}}"#, vec![]),
+            (r#"{"Arguments":{},"NAME":"t"}"#, vec![]),
             (r#"{"model":"a","Model":"b"}"#, vec!["a", "b"]),
             (r#"{"model":null,"jsonrpc":"2.0"}"#, vec![]),
             (
