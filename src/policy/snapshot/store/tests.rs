@@ -219,17 +219,22 @@ fn same_store(ours: &core::Entities, cedar: &core::Entities) -> bool {
         })
 }
 
-/// Checks one request on `snapshot`: the store equals Cedar's (or fails with
-/// its error), and the decision equals the uncached oracle's.
-fn check(snapshot: &Snapshot, req: &AuthzRequest) -> Result<(), TestCaseError> {
-    let stored = Stored {
+/// What `snapshot`'s principal parts are built from (no shadow slicer).
+fn stored_in(snapshot: &Snapshot) -> Stored<'_> {
+    Stored {
         entities: &snapshot.entities,
         reach: &snapshot.reach,
         slicer: &snapshot.slicer,
         shadow: None,
         shared: &snapshot.shared,
         hierarchy: &snapshot.hierarchy,
-    };
+    }
+}
+
+/// Checks one request on `snapshot`: the store equals Cedar's (or fails with
+/// its error), and the decision equals the uncached oracle's.
+fn check(snapshot: &Snapshot, req: &AuthzRequest) -> Result<(), TestCaseError> {
+    let stored = stored_in(snapshot);
     if let Ok(parts) = PrincipalParts::build(&stored, &req.principal, &req.extra) {
         let (list, _) = snapshot.store_entities(req, &parts);
         let ours = snapshot.build_entities(req, &parts);
@@ -275,14 +280,7 @@ proptest! {
 }
 
 fn parts(snapshot: &Snapshot, req: &AuthzRequest) -> PrincipalParts {
-    let stored = Stored {
-        entities: &snapshot.entities,
-        reach: &snapshot.reach,
-        slicer: &snapshot.slicer,
-        shadow: None,
-        shared: &snapshot.shared,
-        hierarchy: &snapshot.hierarchy,
-    };
+    let stored = stored_in(snapshot);
     PrincipalParts::build(&stored, &req.principal, &req.extra).unwrap()
 }
 
@@ -373,14 +371,7 @@ proptest! {
         more in proptest::collection::vec(("[a-z]{1,2}|tag|link", crate::policy::snapshot::context::tests::value()), 0..4),
     ) {
         let snapshot = snapshot(&nodes, &[], true, r#"permit (principal, action, resource);"#);
-        let stored = Stored {
-            entities: &snapshot.entities,
-            reach: &snapshot.reach,
-            slicer: &snapshot.slicer,
-            shadow: None,
-            shared: &snapshot.shared,
-            hierarchy: &snapshot.hierarchy,
-        };
+        let stored = stored_in(&snapshot);
         let mut spec = spec;
         spec.attrs.extend(more);
         let ours = own_entity(&stored, &spec, &mut Vec::new()).map(|(e, _)| e);
