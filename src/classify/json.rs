@@ -194,20 +194,10 @@ pub fn folds_to(k: &str, key: &str) -> bool {
     if k.len() < key.len() || k.len() > key.len() * 3 || k.is_ascii() {
         return false;
     }
-    let mut ours = k.chars();
-    for want in key.chars() {
-        let folds = match ours.next() {
-            Some(c) if c.eq_ignore_ascii_case(&want) => true,
-            Some('\u{212A}') => want.eq_ignore_ascii_case(&'k'),
-            Some('\u{17F}') => want.eq_ignore_ascii_case(&'s'),
-            Some('\u{130}' | '\u{131}') => want.eq_ignore_ascii_case(&'i'),
-            _ => false,
-        };
-        if !folds {
-            return false;
-        }
-    }
-    ours.next().is_none()
+    let mut ours = k.chars().map(fold_char);
+    key.chars()
+        .all(|want| ours.next() == Some(want.to_ascii_lowercase()))
+        && ours.next().is_none()
 }
 
 /// `k` as case-insensitive JSON readers take it: ASCII lower case, and the
@@ -216,25 +206,22 @@ pub fn folds_to(k: &str, key: &str) -> bool {
 /// ASCII `key`, `folds_to(k, key)` exactly when `folded(k)` is `key` in
 /// lower case. Borrowed when `k` is already folded.
 pub fn folded(k: &str) -> Cow<'_, str> {
-    let folds = |c: char| {
-        matches!(
-            c,
-            'A'..='Z' | '\u{212A}' | '\u{17F}' | '\u{130}' | '\u{131}'
-        )
-    };
-    if !k.chars().any(folds) {
+    if k.chars().all(|c| fold_char(c) == c) {
         return Cow::Borrowed(k);
     }
-    Cow::Owned(
-        k.chars()
-            .map(|c| match c {
-                '\u{212A}' => 'k',
-                '\u{17F}' => 's',
-                '\u{130}' | '\u{131}' => 'i',
-                c => c.to_ascii_lowercase(),
-            })
-            .collect(),
-    )
+    Cow::Owned(k.chars().map(fold_char).collect())
+}
+
+/// The character case-insensitive readers take `c` for: an ASCII letter in
+/// lower case, U+212A KELVIN SIGN `k`, U+017F LONG S `s`, U+0130 and U+0131
+/// `i`; any other character itself.
+fn fold_char(c: char) -> char {
+    match c {
+        '\u{212A}' => 'k',
+        '\u{17F}' => 's',
+        '\u{130}' | '\u{131}' => 'i',
+        c => c.to_ascii_lowercase(),
+    }
 }
 
 /// The strict value visitor: a `Json`, refusing duplicate keys.
